@@ -1,0 +1,38 @@
+"""Errors that end a run, each carrying the exit code DESIGN.md assigns to it.
+
+Only the CLI turns these into an exit code; the library raises them so that the HTTP hook and the
+Python API can map the same conditions onto their own contracts (status codes, exceptions).
+"""
+
+from __future__ import annotations
+
+
+class CompatcheckError(Exception):
+    """Base class: ``str(err)`` is the one line a person reads on stderr."""
+
+    exit_code = 2
+
+
+class UsageError(CompatcheckError):
+    """Bad command line, config, policy or input file: the user must fix something (exit 2)."""
+
+    exit_code = 2
+
+
+class InputError(UsageError):
+    """An input file or URL could not be read or parsed; the message names the input (exit 2)."""
+
+
+class UnavailableError(CompatcheckError):
+    """Something compatcheck needed could not be reached or evaluated (exit 3)."""
+
+    exit_code = 3
+
+
+class ExpositionError(ValueError):
+    """A metrics exposition is malformed; ``line`` is 1-based, 0 when not tied to one line."""
+
+    def __init__(self, message: str, line: int = 0) -> None:
+        self.reason = message
+        self.line = line
+        super().__init__(f"line {line}: {message}" if line else message)

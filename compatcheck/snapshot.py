@@ -1,0 +1,112 @@
+"""Snapshots: the recorded contract of one release (``compatcheck.snapshot/v1``).
+
+A snapshot is what a release pipeline stores so that a rollback during an incident compares two
+JSON files instead of starting two services. Slots that a capture did not fill stay ``None`` (not
+captured) rather than empty (captured, found nothing): the checks must tell the two apart.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compatcheck import __version__
+from compatcheck.errors import InputError
+from compatcheck.model import MetricsSchema
+
+SNAPSHOT_SCHEMA = "compatcheck.snapshot/v1"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One version's contract: metrics schema plus readiness, build info, Alembic head, artifact."""
+
+    label: str = ""
+    source: str = ""
+    captured_at: str = ""
+    tool_version: str = __version__
+    metrics: MetricsSchema | None = None
+    #: Probe results keyed by path: ``{"/readyz": {"status": 200, "json": {...}, "ready": true}}``.
+    readiness: Mapping[str, Any] | None = None
+    #: ``version``/``revision``/... labels of ``*_build_info`` or ``target_info``.
+    build: Mapping[str, str] = field(default_factory=dict)
+    alembic_head: str | None = None
+    #: Image reference, digest and OCI labels, or a release path and its sha256.
+    artifact: Mapping[str, Any] | None = None
+    #: Why a part could not be captured (``{"metrics": "connection refused"}``): becomes
+    #: ``check/unavailable`` instead of a silent pass.
+    unavailable: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SNAPSHOT_SCHEMA,
+            "label": self.label,
+            "source": self.source,
+            "captured_at": self.captured_at,
+            "tool_version": self.tool_version,
+            "metrics": self.metrics.to_json() if self.metrics is not None else None,
+            "readiness": self.readiness,
+            "build": dict(self.build),
+            "alembic_head": self.alembic_head,
+            "artifact": self.artifact,
+            "unavailable": dict(self.unavailable),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Snapshot:
+        metrics = data.get("metrics")
+        return cls(
+            label=data.get("label", ""),
+            source=data.get("source", ""),
+            captured_at=data.get("captured_at", ""),
+            tool_version=data.get("tool_version", ""),
+            metrics=MetricsSchema.from_json(metrics) if metrics is not None else None,
+            readiness=data.get("readiness"),
+            build=dict(data.get("build") or {}),
+            alembic_head=data.get("alembic_head"),
+            artifact=data.get("artifact"),
+            unavailable=dict(data.get("unavailable") or {}),
+        )
+
+
+def dump_snapshot(snapshot: Snapshot) -> str:
+    """Serialise deterministically (sorted keys) so stored snapshots diff cleanly in git."""
+    return json.dumps(snapshot.to_json(), indent=2, sort_keys=True) + "\n"
+
+
+def is_snapshot_document(data: object) -> bool:
+    return isinstance(data, dict) and data.get("schema") == SNAPSHOT_SCHEMA
+
+
+def parse_snapshot(text: str, name: str) -> Snapshot:
+    """Parse and validate a snapshot document; errors name the input and the problem."""
+    from compatcheck.schemas import validate
+
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{name}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    if not is_snapshot_document(data):
+        raise InputError(f"{name}: not a compatcheck snapshot (expected schema {SNAPSHOT_SCHEMA!r})")
+    problem = validate(data, "snapshot")
+    if problem:
+        raise InputError(f"{name}: invalid snapshot: {problem}")
+    return Snapshot.from_json(data)
+
+
+def load_snapshot(path: str | Path) -> Snapshot:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{p}: is a directory, expected a snapshot file") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{p}: not UTF-8 text") from None
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read: {exc.strerror}") from None
+    return parse_snapshot(text, str(p))
