@@ -1,0 +1,111 @@
+"""The finding catalogue (``rules/default.yaml``): every kind, its default severity and its docs.
+
+One central catalogue, as oasdiff keeps ``checker/rules.go``: the CLI's ``rules``/``explain``, the
+README table and the policy layer all read it, and a test checks that the code emits exactly the
+kinds it lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from compatcheck.errors import UsageError
+
+SEVERITIES = ("off", "info", "warning", "error")
+SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+_DOC_KEYS = ("summary", "why", "example", "fix")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One catalogue entry."""
+
+    kind: str
+    severity: str
+    summary: str
+    why: str
+    example: str
+    fix: str
+    #: Severity when consumer files were given and none uses the finding's object; None = same.
+    without_consumers: str | None = None
+
+    @property
+    def area(self) -> str:
+        return self.kind.split("/", 1)[0]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "severity": self.severity,
+            "without_consumers": self.without_consumers,
+            "summary": self.summary,
+            "why": self.why,
+            "example": self.example,
+            "fix": self.fix,
+        }
+
+
+def rules_path() -> Path:
+    """Where ``default.yaml`` lives: shipped in the wheel as ``_rules/``, or the repo's ``rules/``."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_rules" / "default.yaml", here.parent / "rules" / "default.yaml"):
+        if candidate.is_file():
+            return candidate
+    raise UsageError("rules/default.yaml not found: the compatcheck installation is incomplete")
+
+
+def _parse(data: Any, name: str) -> dict[str, Rule]:
+    if not isinstance(data, Mapping) or not isinstance(data.get("kinds"), Mapping):
+        raise UsageError(f"{name}: expected a mapping with a `kinds` key")
+    out: dict[str, Rule] = {}
+    for kind, entry in data["kinds"].items():
+        if not isinstance(entry, Mapping):
+            raise UsageError(f"{name}: {kind}: expected a mapping")
+        sev = entry.get("severity")
+        if sev not in SEVERITIES:
+            raise UsageError(f"{name}: {kind}: severity must be one of {', '.join(SEVERITIES)}")
+        wo = entry.get("without_consumers")
+        if wo is not None and wo not in SEVERITIES:
+            raise UsageError(f"{name}: {kind}: without_consumers must be a severity")
+        missing = [k for k in _DOC_KEYS if not entry.get(k)]
+        if missing:
+            raise UsageError(f"{name}: {kind}: missing {', '.join(missing)}")
+        out[kind] = Rule(kind, sev, *(str(entry[k]) for k in _DOC_KEYS), without_consumers=wo)
+    return out
+
+
+@lru_cache(maxsize=1)
+def load_catalogue() -> Mapping[str, Rule]:
+    """The catalogue, keyed by kind, in file order (areas grouped as the docs present them)."""
+    path = rules_path()
+    return _parse(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+
+
+def get_rule(kind: str) -> Rule:
+    """The rule for ``kind``; a kind missing from the catalogue is a bug, reported as usage error."""
+    catalogue = load_catalogue()
+    if kind not in catalogue:
+        raise UsageError(f"unknown finding kind {kind!r}: see `compatcheck rules`")
+    return catalogue[kind]
+
+
+def render_markdown_table(catalogue: Mapping[str, Rule] | None = None) -> str:
+    """The README's finding table, generated so that it can never drift from the catalogue."""
+    cat = catalogue if catalogue is not None else load_catalogue()
+    lines = [
+        "| kind | default severity | what it means |",
+        "|---|---|---|",
+    ]
+    for rule in cat.values():
+        sev = rule.severity
+        if rule.without_consumers:
+            sev += f" ({rule.without_consumers} when nothing uses it)"
+        summary = rule.summary.replace("|", "\\|")
+        lines.append(f"| `{rule.kind}` | {sev} | {summary} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,346 @@
+"""Metrics checks: what a transition takes away from dashboards, alerts and recording rules.
+
+Pure functions over two :class:`~compatcheck.model.MetricsSchema` values, ``before`` (what runs now)
+and ``after`` (what the transition moves to). In a rollback ``before`` is NEW and ``after`` is OLD,
+so "removed" means "NEW has it and OLD does not": exactly what breaks consumers written against NEW.
+
+Every finding's evidence carries ``family`` (the family's name in ``before``, the name consumers use
+today); the consumers layer relies on it to attach alerts and panels to findings.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from compatcheck.model import Finding, MetricFamily, MetricsSchema, format_bound
+
+#: Suffixes that carry a unit or a sample kind; a rename that only swaps one of these (``_seconds``
+#: → ``_milliseconds``, adding ``_total``) is the most common kind of metric rename.
+UNIT_SUFFIXES = (
+    "total",
+    "seconds",
+    "milliseconds",
+    "microseconds",
+    "nanoseconds",
+    "ms",
+    "bytes",
+    "kilobytes",
+    "megabytes",
+    "ratio",
+    "percent",
+    "count",
+    "info",
+    "created",
+    "celsius",
+    "meters",
+    "volts",
+    "amperes",
+    "joules",
+    "grams",
+)
+
+#: Minimum character similarity for a rename that is not a suffix or single-token change.
+RENAME_SIMILARITY = 0.85
+
+_BUILD_INFO_LABELS = ("version", "revision")
+
+
+def _tokens(name: str) -> list[str]:
+    return [t for t in re.split(r"[_.:]+", name.lower()) if t]
+
+
+def _stem(name: str) -> list[str]:
+    """Name tokens without trailing unit/sample suffixes (``http_request_seconds_total`` → http, request)."""
+    toks = _tokens(name)
+    while len(toks) > 1 and toks[-1] in UNIT_SUFFIXES:
+        toks.pop()
+    return toks
+
+
+def _token_edit_distance_at_most_one(a: Sequence[str], b: Sequence[str]) -> bool:
+    """True when ``b`` is ``a`` with one token inserted, removed or substituted (or equal)."""
+    if a == b:
+        return True
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) <= 1
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return any(list(long_[:i]) + list(long_[i + 1 :]) == list(short) for i in range(len(long_)))
+
+
+def rename_score(old: str, new: str) -> float:
+    """How plausible it is that ``old`` was renamed to ``new``; 0.0 means not a rename.
+
+    Ordered so that the strongest explanation wins when several candidates exist: a pure unit or
+    suffix change (1.0) beats a one-token edit (0.9) beats a close spelling (its similarity).
+    """
+    if old == new:
+        return 0.0
+    s_old, s_new = _stem(old), _stem(new)
+    if s_old == s_new:
+        return 1.0
+    ratio = difflib.SequenceMatcher(None, old, new).ratio()
+    if len(s_old) >= 2 and len(s_new) >= 2 and _token_edit_distance_at_most_one(s_old, s_new):
+        return 0.9 + ratio / 100
+    if ratio >= RENAME_SIMILARITY:
+        return ratio * 0.89
+    return 0.0
+
+
+def _labels_compatible(a: MetricFamily, b: MetricFamily) -> bool:
+    """Label keys compatible enough for a rename: one set contains the other, or they mostly overlap."""
+    la, lb = set(a.labels), set(b.labels)
+    if la <= lb or lb <= la:
+        return True
+    return len(la & lb) / len(la | lb) >= 0.5
+
+
+@dataclass(frozen=True)
+class RenamePair:
+    before: MetricFamily
+    after: MetricFamily
+    score: float
+
+
+def detect_renames(
+    removed: Iterable[MetricFamily], added: Iterable[MetricFamily]
+) -> list[RenamePair]:
+    """Pair families only in ``before`` with families only in ``after`` that look like renames.
+
+    Greedy one-to-one matching on the best score, ties broken by name, so the result is
+    deterministic and one family is never reported as the rename of two others.
+    """
+    candidates: list[RenamePair] = []
+    added_list = list(added)
+    for b in removed:
+        for a in added_list:
+            if a.type != b.type or not _labels_compatible(a, b):
+                continue
+            score = rename_score(b.name, a.name)
+            if score > 0:
+                candidates.append(RenamePair(b, a, score))
+    candidates.sort(key=lambda p: (-p.score, p.before.name, p.after.name))
+    used_before: set[str] = set()
+    used_after: set[str] = set()
+    pairs: list[RenamePair] = []
+    for p in candidates:
+        if p.before.name in used_before or p.after.name in used_after:
+            continue
+        used_before.add(p.before.name)
+        used_after.add(p.after.name)
+        pairs.append(p)
+    return pairs
+
+
+def _fmt_list(values: Iterable[str]) -> str:
+    return ", ".join(f"`{v}`" for v in values)
+
+
+def _is_intermittent(fam: MetricFamily, label: str, value: str | None = None) -> bool:
+    """Labels or values seen only in some scrapes are noise, not contract (see capture)."""
+    if label in fam.intermittent:
+        return True
+    return value is not None and f"{label}={value}" in fam.intermittent
+
+
+def compare_family(
+    b: MetricFamily, a: MetricFamily, *, subject: str | None = None
+) -> list[Finding]:
+    """Findings for one family present on both sides (or a rename pair), by ``before``'s name."""
+    name = subject or b.name
+    out: list[Finding] = []
+    ev = {"family": name}
+    if b.type != a.type:
+        out.append(
+            Finding(
+                "metrics/type-changed",
+                name,
+                f"`{name}` changes type: {b.type} → {a.type}.",
+                {**ev, "before": b.type, "after": a.type},
+            )
+        )
+    if b.unit and a.unit and b.unit != a.unit:
+        out.append(
+            Finding(
+                "metrics/unit-changed",
+                name,
+                f"`{name}` changes unit: `{b.unit}` → `{a.unit}`.",
+                {**ev, "before": b.unit, "after": a.unit},
+            )
+        )
+    if b.help and a.help and b.help != a.help:
+        out.append(
+            Finding(
+                "metrics/help-changed",
+                name,
+                f"`{name}` changes help: `{b.help}` → `{a.help}`.",
+                {**ev, "before": b.help, "after": a.help},
+            )
+        )
+    # Label sets are only known from samples: a family exposed with metadata only (a labelled
+    # metric nobody has touched yet) says nothing about its labels.
+    if b.has_samples and a.has_samples:
+        out.extend(_compare_labels(name, b, a))
+    out.extend(_compare_bounds(name, b, a))
+    return out
+
+
+def _compare_labels(name: str, b: MetricFamily, a: MetricFamily) -> list[Finding]:
+    out: list[Finding] = []
+    lb, la = set(b.labels), set(a.labels)
+    for label in sorted(lb - la):
+        if _is_intermittent(b, label):
+            continue
+        out.append(
+            Finding(
+                "metrics/label-removed",
+                f"{name}{{{label}}}",
+                f"`{name}` loses label `{label}`.",
+                {"family": name, "label": label},
+            )
+        )
+    for label in sorted(la - lb):
+        if _is_intermittent(a, label):
+            continue
+        out.append(
+            Finding(
+                "metrics/label-added",
+                f"{name}{{{label}}}",
+                f"`{name}` gains label `{label}`.",
+                {"family": name, "label": label},
+            )
+        )
+    for label in sorted(lb & la):
+        if label in b.high_cardinality or label in a.high_cardinality:
+            continue
+        vb = {v for v in b.label_values.get(label, ()) if not _is_intermittent(b, label, v)}
+        va = set(a.label_values.get(label, ()))
+        gone = sorted(vb - va)
+        if not gone:
+            continue
+        new = sorted(va - vb)
+        out.append(
+            Finding(
+                "metrics/label-values-changed",
+                f"{name}{{{label}}}",
+                f"`{name}{{{label}}}` loses values {_fmt_list(gone)}"
+                + (f" (gains {_fmt_list(new)})." if new else "."),
+                {"family": name, "label": label, "removed": gone, "added": new},
+            )
+        )
+    return out
+
+
+def _compare_bounds(name: str, b: MetricFamily, a: MetricFamily) -> list[Finding]:
+    out: list[Finding] = []
+    for kind, attr, noun in (
+        ("metrics/buckets-changed", "buckets", "buckets"),
+        ("metrics/quantiles-changed", "quantiles", "quantiles"),
+    ):
+        sb: set[float] = set(getattr(b, attr))
+        sa: set[float] = set(getattr(a, attr))
+        if not sb or not sa or sb == sa:
+            continue
+        gone = [format_bound(x) for x in sorted(sb - sa)]
+        new = [format_bound(x) for x in sorted(sa - sb)]
+        parts = []
+        if gone:
+            parts.append(f"loses {noun} {', '.join(gone)}")
+        if new:
+            parts.append(f"gains {', '.join(new)}")
+        out.append(
+            Finding(
+                kind,
+                name,
+                f"`{name}` {' and '.join(parts)}.",
+                {
+                    "family": name,
+                    "removed": gone,
+                    "added": new,
+                    "before": [format_bound(x) for x in sorted(sb)],
+                    "after": [format_bound(x) for x in sorted(sa)],
+                },
+            )
+        )
+    return out
+
+
+def _has_build_info(schema: MetricsSchema) -> bool:
+    for fam in schema.families.values():
+        if (fam.name.endswith("_build_info") or fam.name == "target_info") and any(
+            lbl in fam.labels for lbl in _BUILD_INFO_LABELS
+        ):
+            return True
+    return False
+
+
+def check_metrics(
+    before: MetricsSchema, after: MetricsSchema, *, rollback: bool = True
+) -> list[Finding]:
+    """All ``metrics/*`` findings for the transition ``before`` → ``after`` (unsorted).
+
+    ``rollback`` only names the versions in evidence (``old_name``/``new_name``): in a rollback
+    ``after`` is OLD, in a deploy it is NEW.
+    """
+    out: list[Finding] = []
+    bf, af = before.families, after.families
+    only_b = [bf[n] for n in sorted(bf.keys() - af.keys())]
+    only_a = [af[n] for n in sorted(af.keys() - bf.keys())]
+    pairs = detect_renames(only_b, only_a)
+    renamed_b = {p.before.name for p in pairs}
+    renamed_a = {p.after.name for p in pairs}
+
+    for p in pairs:
+        out.append(
+            Finding(
+                "metrics/renamed",
+                p.before.name,
+                f"`{p.before.name}` is named `{p.after.name}` after the transition.",
+                {
+                    "family": p.before.name,
+                    "renamed_to": p.after.name,
+                    "old_name": p.after.name if rollback else p.before.name,
+                    "new_name": p.before.name if rollback else p.after.name,
+                },
+            )
+        )
+        out.extend(compare_family(p.before, p.after))
+    for fam in only_b:
+        if fam.name in renamed_b:
+            continue
+        out.append(
+            Finding(
+                "metrics/family-removed",
+                fam.name,
+                f"`{fam.name}` ({fam.type}) disappears.",
+                {"family": fam.name, "type": fam.type, "labels": list(fam.labels)},
+            )
+        )
+    for fam in only_a:
+        if fam.name in renamed_a:
+            continue
+        out.append(
+            Finding(
+                "metrics/family-added",
+                fam.name,
+                f"`{fam.name}` ({fam.type}) appears.",
+                {"family": fam.name, "type": fam.type, "labels": list(fam.labels)},
+            )
+        )
+    for name in sorted(bf.keys() & af.keys()):
+        out.extend(compare_family(bf[name], af[name]))
+    if not _has_build_info(before) and not _has_build_info(after):
+        out.append(
+            Finding(
+                "metrics/build-info-missing",
+                "build_info",
+                "Neither version exposes a `*_build_info` or `target_info` family with "
+                "`version`/`revision` labels.",
+                {},
+            )
+        )
+    return out

@@ -1,0 +1,170 @@
+"""``evaluate()``: the one path from two snapshots to a report.
+
+The CLI, the HTTP hook and the Python API all call :func:`evaluate`; nothing else decides a
+verdict. Capture (starting services, scraping, running migrations) happens before, and hands in
+snapshots plus the findings and sections it produced itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compatcheck.catalogue import SEVERITIES
+from compatcheck.checks.metrics import check_metrics
+from compatcheck.errors import UsageError
+from compatcheck.model import Finding, sort_findings
+from compatcheck.policy import Policy, default_policy, rate_findings
+from compatcheck.report import RatedFinding, Report, VersionInfo
+from compatcheck.snapshot import Snapshot
+
+DIRECTIONS = ("rollback", "deploy")
+
+SnapshotCheck = Callable[[Snapshot, Snapshot], list[Finding]]
+
+#: Pure checks over the two snapshots, called as ``check(before, after)``.
+SNAPSHOT_CHECKS: list[SnapshotCheck] = []
+
+#: Findings that only matter for one rollback plan. When another plan is safe they stay in the
+#: report (so the person knows) but do not block: a destructive downgrade is irrelevant when the
+#: old code runs fine on the new schema.
+PLAN_KINDS: Mapping[str, frozenset[str]] = {
+    "code-only": frozenset({"migrations/old-code-incompatible"}),
+    "downgrade": frozenset(
+        {
+            "migrations/path-missing",
+            "migrations/downgrade-missing",
+            "migrations/downgrade-not-implemented",
+            "migrations/downgrade-incomplete",
+            "migrations/downgrade-destructive",
+            "migrations/upgrade-destructive",
+            "migrations/downgrade-failed",
+            "migrations/roundtrip-mismatch",
+            "migrations/data-lost",
+            "migrations/non-transactional",
+        }
+    ),
+}
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """How to judge two snapshots. Defaults: a rollback judged by the catalogue's severities."""
+
+    direction: str = "rollback"
+    policy: Policy | None = None
+    #: Rule files, dashboards, folders: the alerts and panels whose breakage is named.
+    consumers: Sequence[str | Path] = ()
+    fail_on: str = "error"
+    #: Findings produced during capture (readiness expectations, migrations, unavailable...).
+    extra_findings: Sequence[Finding] = ()
+    #: The report's ``migrations`` section, when migrations were inspected.
+    migrations: Mapping[str, Any] | None = None
+    timings: Mapping[str, float] = field(default_factory=dict)
+    extras: Mapping[str, Any] = field(default_factory=dict)
+    today: dt.date | None = None
+
+
+def _unavailable_findings(role: str, snap: Snapshot) -> list[Finding]:
+    out = []
+    for part, reason in sorted(snap.unavailable.items()):
+        out.append(
+            Finding(
+                "check/unavailable",
+                f"{role}:{part}",
+                f"{role.upper()} {part} could not be checked: {reason}",
+                {"version": role, "part": part, "reason": reason, "source": snap.source},
+            )
+        )
+    if snap.metrics is not None and snap.metrics.errors:
+        out.append(
+            Finding(
+                "metrics/exposition-invalid",
+                role,
+                f"{role.upper()} exposition `{snap.source}` is invalid: {snap.metrics.errors[0]}",
+                {"version": role, "source": snap.source, "errors": list(snap.metrics.errors)},
+            )
+        )
+    return out
+
+
+def _metrics_comparable(snap: Snapshot) -> bool:
+    return snap.metrics is not None and not snap.metrics.errors
+
+
+def _non_blocking_kinds(plans: Sequence[Mapping[str, Any]]) -> frozenset[str]:
+    safe = {p.get("name") for p in plans if p.get("safe")}
+    if not safe:
+        return frozenset()
+    out: set[str] = set()
+    for name, kinds in PLAN_KINDS.items():
+        if name not in safe:
+            out |= kinds
+    # A kind that also matters for a safe plan stays blocking.
+    for name in safe:
+        out -= PLAN_KINDS.get(str(name), frozenset())
+    return frozenset(out)
+
+
+def evaluate(old: Snapshot, new: Snapshot, options: EvaluateOptions | None = None) -> Report:
+    """Judge the transition NEW → OLD (rollback) or OLD → NEW (deploy) and return the report."""
+    opts = options or EvaluateOptions()
+    if opts.direction not in DIRECTIONS:
+        raise UsageError(f"unknown direction {opts.direction!r} (expected rollback or deploy)")
+    if opts.fail_on not in SEVERITIES or opts.fail_on == "off":
+        raise UsageError(f"--fail-on must be error, warning or info, got {opts.fail_on!r}")
+    started = time.perf_counter()
+    rollback = opts.direction == "rollback"
+    before, after = (new, old) if rollback else (old, new)
+
+    findings: list[Finding] = []
+    findings += _unavailable_findings("old", old)
+    findings += _unavailable_findings("new", new)
+    metric_findings: list[Finding] = []
+    if _metrics_comparable(before) and _metrics_comparable(after):
+        assert before.metrics is not None and after.metrics is not None
+        metric_findings = check_metrics(before.metrics, after.metrics, rollback=rollback)
+    for check in SNAPSHOT_CHECKS:
+        findings += check(before, after)
+    findings += opts.extra_findings
+
+    consumers_known = bool(opts.consumers)
+    if consumers_known and before.metrics is not None and after.metrics is not None:
+        from compatcheck.consumers import check_consumers, load_consumers
+
+        consumer_set = load_consumers(opts.consumers)
+        findings += check_consumers(consumer_set, before.metrics, after.metrics, metric_findings)
+    else:
+        findings += metric_findings
+
+    ordered = sort_findings(findings)
+    policy = opts.policy or default_policy()
+    outcome = rate_findings(ordered, policy, consumers_known=consumers_known, today=opts.today)
+    plans = tuple((opts.migrations or {}).get("plans", ()))
+    relaxed = _non_blocking_kinds(plans)
+    rated = tuple(
+        RatedFinding(f, r.severity, r.waiver, blocking=f.kind not in relaxed)
+        for f, r in zip(ordered, outcome.ratings, strict=True)
+    )
+    verdict = "no-go" if any(rf.counts_against(opts.fail_on) for rf in rated) else "go"
+    timings = dict(opts.timings)
+    timings["evaluate"] = time.perf_counter() - started
+    return Report(
+        verdict=verdict,
+        direction=opts.direction,
+        old=VersionInfo(old.label or "old", old.source, old.build),
+        new=VersionInfo(new.label or "new", new.source, new.build),
+        findings=rated,
+        fail_on=opts.fail_on,
+        migrations=opts.migrations,
+        plans=plans,
+        timings=timings,
+        expired_waivers=tuple(outcome.expired_waivers),
+        unused_waivers=tuple(outcome.unused_waivers),
+        extras=opts.extras,
+    )
+
