@@ -22,6 +22,15 @@ SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 _DOC_KEYS = ("summary", "why", "example", "fix")
 
 
+def normalize_severity(value: Any) -> Any:
+    """Map YAML's reading of a bare ``off`` back to the severity name.
+
+    Trap: YAML 1.1 (PyYAML) reads an unquoted ``off`` as ``False``, so ``severity: off`` arrives
+    as a boolean. Anything else is returned unchanged for the caller to validate.
+    """
+    return "off" if value is False else value
+
+
 @dataclass(frozen=True)
 class Rule:
     """One catalogue entry."""
@@ -67,10 +76,10 @@ def _parse(data: Any, name: str) -> dict[str, Rule]:
     for kind, entry in data["kinds"].items():
         if not isinstance(entry, Mapping):
             raise UsageError(f"{name}: {kind}: expected a mapping")
-        sev = entry.get("severity")
+        sev = normalize_severity(entry.get("severity"))
         if sev not in SEVERITIES:
             raise UsageError(f"{name}: {kind}: severity must be one of {', '.join(SEVERITIES)}")
-        wo = entry.get("without_consumers")
+        wo = normalize_severity(entry.get("without_consumers"))
         if wo is not None and wo not in SEVERITIES:
             raise UsageError(f"{name}: {kind}: without_consumers must be a severity")
         missing = [k for k in _DOC_KEYS if not entry.get(k)]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compatcheck.catalogue import SEVERITIES, load_catalogue
+from compatcheck.catalogue import SEVERITIES, load_catalogue, normalize_severity
 from compatcheck.errors import UsageError
 from compatcheck.model import Finding
 from compatcheck.yamlfile import LineDict, LineList, load_yaml_file
@@ -138,7 +138,10 @@ def load_policy(paths: Iterable[str | Path], base: Policy | None = None) -> Poli
         if not isinstance(data, LineDict):
             raise UsageError(f"{name}:1: a policy file must be a mapping with `severity`/`waivers`")
         _unknown_keys(data, _TOP_KEYS, name, "policy")
-        sev = data.get("severity") or {}
+        sev = data.get("severity")
+        if sev is None:
+            sev = LineDict()
+            sev.line, sev.key_lines = data.line, {}
         if not isinstance(sev, LineDict):
             raise UsageError(f"{name}:{data.line_of('severity')}: `severity` must be a mapping")
         for kind, value in sev.items():
@@ -146,9 +149,10 @@ def load_policy(paths: Iterable[str | Path], base: Policy | None = None) -> Poli
             _check_kind(kind, name, line)
             if isinstance(value, LineDict):
                 _unknown_keys(value, _SEVERITY_KEYS, name, f"severity of `{kind}`")
-                main, alt = value.get("severity", severities[kind]), value.get("without_consumers")
+                main = normalize_severity(value.get("severity", severities[kind]))
+                alt = normalize_severity(value.get("without_consumers"))
             else:
-                main, alt = value, without[kind]
+                main, alt = normalize_severity(value), without[kind]
             for s in (main, alt):
                 if s is not None and s not in SEVERITIES:
                     raise UsageError(
@@ -156,7 +160,10 @@ def load_policy(paths: Iterable[str | Path], base: Policy | None = None) -> Poli
                         f"{', '.join(SEVERITIES)}, got {s!r}"
                     )
             severities[kind], without[kind] = main, alt
-        raw_waivers = data.get("waivers") or []
+        raw_waivers = data.get("waivers")
+        if raw_waivers is None:
+            raw_waivers = LineList()
+            raw_waivers.line, raw_waivers.item_lines = data.line, []
         if not isinstance(raw_waivers, LineList):
             raise UsageError(f"{name}:{data.line_of('waivers')}: `waivers` must be a list")
         for item, line in zip(raw_waivers, raw_waivers.item_lines, strict=True):

@@ -1,0 +1,232 @@
+"""The command line: the only module that prints to the terminal and chooses an exit code.
+
+Exit codes (DESIGN.md): 0 go · 1 no-go · 2 usage/config error · 3 could not evaluate.
+Every error a user can cause ends in one line on stderr, never a traceback; set
+``COMPATCHECK_DEBUG=1`` to see the traceback of an internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any, NoReturn
+
+from compatcheck import __version__
+from compatcheck.errors import CompatcheckError, UsageError
+
+EXIT_GO, EXIT_NO_GO, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+REPORT_FORMATS = ("text", "json", "markdown", "junit", "sarif", "github")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (with the usual exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _add_report_options(p: argparse.ArgumentParser, *, consumers: bool = True) -> None:
+    g = p.add_argument_group("report")
+    g.add_argument("--format", choices=REPORT_FORMATS, default="text", help="report format")
+    g.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE")
+    g.add_argument(
+        "--policy", action="append", default=[], metavar="FILE", help="policy file (repeatable)"
+    )
+    g.add_argument(
+        "--fail-on",
+        choices=("error", "warning", "info"),
+        default="error",
+        help="lowest severity that makes the verdict no-go (default: error)",
+    )
+    g.add_argument(
+        "--direction",
+        choices=("rollback", "deploy"),
+        default="rollback",
+        help="rollback judges NEW → OLD (default); deploy judges OLD → NEW",
+    )
+    g.add_argument("--no-color", action="store_true", help="never colour the text report")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    if consumers:
+        g.add_argument(
+            "--consumers",
+            action="append",
+            default=[],
+            metavar="PATH",
+            help="rule files, dashboards or folders whose breakage to name (repeatable)",
+        )
+        g.add_argument(
+            "--emit-bridge-rules",
+            metavar="FILE",
+            help="write a Prometheus rule file that bridges renamed metrics",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="compatcheck",
+        description="Is rolling back from NEW to OLD safe, and if not, exactly what breaks?",
+    )
+    parser.add_argument("--version", action="version", version=f"compatcheck {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("diff", help="compare two versions: URLs, exposition files or snapshots")
+    p.add_argument("old", metavar="OLD", help="the release rolled back to")
+    p.add_argument("new", metavar="NEW", help="the release running now")
+    p.add_argument("--old-label", default="", help="label shown for OLD")
+    p.add_argument("--new-label", default="", help="label shown for NEW")
+    p.add_argument("--timeout", type=float, default=10.0, help="scrape timeout in seconds")
+    _add_report_options(p)
+
+    p = sub.add_parser("rules", help="print the finding catalogue")
+    p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+
+    p = sub.add_parser("explain", help="explain one finding kind")
+    p.add_argument("kind", metavar="KIND")
+    return parser
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def _cmd_rules(args: argparse.Namespace, out: IO[str]) -> int:
+    import json
+
+    from compatcheck.catalogue import load_catalogue, render_markdown_table
+
+    cat = load_catalogue()
+    if args.format == "json":
+        out.write(json.dumps([r.to_json() for r in cat.values()], indent=2) + "\n")
+    elif args.format == "markdown":
+        out.write(render_markdown_table(cat))
+    else:
+        width = max(len(k) for k in cat)
+        for rule in cat.values():
+            out.write(f"{rule.kind:<{width}}  {rule.severity:<7}  {rule.summary}\n")
+    return EXIT_GO
+
+
+def _cmd_explain(args: argparse.Namespace, out: IO[str]) -> int:
+    from compatcheck.catalogue import get_rule
+
+    rule = get_rule(args.kind)
+    sev = rule.severity + (
+        f" ({rule.without_consumers} when nothing uses it)" if rule.without_consumers else ""
+    )
+    out.write(
+        f"{rule.kind}  [default severity: {sev}]\n\n"
+        f"{rule.summary}\n\n"
+        f"Why it matters for a rollback:\n  {rule.why}\n\n"
+        f"Example:\n  {rule.example}\n\n"
+        f"Fix:\n  {rule.fix}\n"
+    )
+    return EXIT_GO
+
+
+def _options(args: argparse.Namespace, **extra: Any) -> Any:
+    from compatcheck.engine import EvaluateOptions
+    from compatcheck.policy import load_policy
+
+    return EvaluateOptions(
+        direction=args.direction,
+        policy=load_policy(args.policy),
+        consumers=tuple(getattr(args, "consumers", ()) or ()),
+        fail_on=args.fail_on,
+        **extra,
+    )
+
+
+def _cmd_diff(args: argparse.Namespace, out: IO[str]) -> int:
+    from compatcheck.engine import evaluate
+    from compatcheck.sources import load_source
+
+    options = _options(args)  # policy errors surface before any scrape
+    old = load_source(args.old, label=args.old_label, timeout=args.timeout)
+    new = load_source(args.new, label=args.new_label, timeout=args.timeout)
+    report = evaluate(old, new, options)
+    _write_bridge(args, report, old, new)
+    return _finish(args, report, out)
+
+
+# -- output -----------------------------------------------------------------------------------
+
+
+def _write_bridge(args: argparse.Namespace, report: Any, old: Any, new: Any) -> None:
+    """Write the bridge rule file from the report's findings and the two metrics schemas."""
+    target = getattr(args, "emit_bridge_rules", None)
+    if not target:
+        return
+    from compatcheck.consumers import render_bridge_rules
+
+    before, after = (new, old) if args.direction == "rollback" else (old, new)
+    if before.metrics is None or after.metrics is None:
+        raise UsageError(f"{target}: no bridge rules: the metrics of both versions are needed")
+    findings = [rf.finding for rf in report.findings]
+    _write_file(target, render_bridge_rules(findings, before.metrics, after.metrics))
+
+
+def _write_file(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write: {exc.strerror}") from None
+
+
+def _use_color(args: argparse.Namespace, stream: IO[str]) -> bool:
+    if args.no_color or os.environ.get("NO_COLOR") or getattr(args, "output", None):
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def _finish(args: argparse.Namespace, report: Any, out: IO[str]) -> int:
+    from compatcheck.reporters import render
+
+    text = render(report, args.format, color=_use_color(args, out))
+    if args.output:
+        _write_file(args.output, text)
+    else:
+        out.write(text)
+    if report.unavailable:
+        for rf in report.findings:
+            if rf.finding.kind in ("check/unavailable", "metrics/exposition-invalid"):
+                print(f"compatcheck: could not evaluate: {rf.finding.message}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    if args.output and not args.quiet:
+        counts = report.counts
+        print(
+            f"compatcheck: {report.verdict.upper()} ({counts['error']} errors, "
+            f"{counts['warning']} warnings, {counts['info']} info) → {args.output}",
+            file=sys.stderr,
+        )
+    return EXIT_GO if report.go else EXIT_NO_GO
+
+
+COMMANDS = {"diff": _cmd_diff, "rules": _cmd_rules, "explain": _cmd_explain}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``compatcheck`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args, sys.stdout)
+    except CompatcheckError as exc:
+        print(f"compatcheck: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("compatcheck: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_GO
+    except Exception as exc:  # one line for the person, the traceback only on request
+        if os.environ.get("COMPATCHECK_DEBUG"):
+            raise
+        print(
+            f"compatcheck: internal error: {type(exc).__name__}: {exc} "
+            "(set COMPATCHECK_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_UNAVAILABLE

@@ -1,0 +1,92 @@
+"""Turn what a user names on the command line (URL, exposition file, snapshot) into a Snapshot.
+
+``compatcheck diff OLD NEW`` accepts any mix of the three; this module decides which one an
+argument is, without the user saying so: an ``http(s)://`` URL is scraped, a JSON document with
+the snapshot schema id is a snapshot, anything else is read as an exposition.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from compatcheck.errors import ExpositionError, InputError, UnavailableError
+from compatcheck.model import MetricsSchema
+from compatcheck.scrape import mask_url
+from compatcheck.snapshot import Snapshot, is_snapshot_document, parse_snapshot
+
+_SNIFF_BYTES = 4096
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
+
+def is_url(arg: str) -> bool:
+    return arg.startswith(("http://", "https://"))
+
+
+def snapshot_from_metrics_url(
+    url: str, *, label: str = "", timeout: float = 10.0, max_bytes: int | None = None
+) -> Snapshot:
+    """Scrape ``url`` into a snapshot; failures become data (``unavailable``/``errors``), not raises.
+
+    A diff must still render a report (exit 3) naming what could not be read, rather than die.
+    """
+    from compatcheck.scrape import DEFAULT_MAX_BYTES, scrape_metrics
+
+    shown = mask_url(url)
+    try:
+        schema = scrape_metrics(url, timeout=timeout, max_bytes=max_bytes or DEFAULT_MAX_BYTES)
+    except UnavailableError as exc:
+        return Snapshot(label=label, source=shown, captured_at=_now(), unavailable={"metrics": str(exc)})
+    except ExpositionError as exc:
+        schema = MetricsSchema(errors=(str(exc),))
+    return Snapshot(label=label, source=shown, captured_at=_now(), metrics=schema)
+
+
+def snapshot_from_exposition_file(path: Path, *, label: str = "") -> Snapshot:
+    from compatcheck.exposition import read_exposition_file
+
+    try:
+        schema = read_exposition_file(path)
+    except ExpositionError as exc:
+        schema = MetricsSchema(errors=(str(exc),))
+    return Snapshot(label=label or path.stem, source=str(path), captured_at=_now(), metrics=schema)
+
+
+def _looks_like_json(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(_SNIFF_BYTES).lstrip()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, expected a file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    return head.startswith(b"{")
+
+
+def load_source(arg: str, *, label: str = "", timeout: float = 10.0) -> Snapshot:
+    """Resolve one ``diff`` argument; a missing file or directory is an :class:`InputError`."""
+    if is_url(arg):
+        return snapshot_from_metrics_url(arg, label=label or mask_url(arg), timeout=timeout)
+    path = Path(arg)
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected an exposition or snapshot file")
+    if _looks_like_json(path):
+        try:
+            text = path.read_text(encoding="utf-8")
+            doc = json.loads(text)
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: not UTF-8 text") from None
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        if is_snapshot_document(doc):
+            snap = parse_snapshot(text, str(path))
+            return replace(snap, label=label) if label else snap
+        raise InputError(f"{path}: JSON but not a compatcheck snapshot")
+    return snapshot_from_exposition_file(path, label=label)

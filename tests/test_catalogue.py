@@ -1,0 +1,78 @@
+"""The catalogue, the code, DESIGN.md's pinned ids and the README table must agree."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from compatcheck.catalogue import SEVERITIES, load_catalogue, render_markdown_table
+from compatcheck.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+KIND_RE = re.compile(r"^(metrics|readiness|migrations|consumers|artifact|check)/[a-z0-9-]+$")
+
+#: The ids DESIGN.md pins (public: never renamed, never dropped).
+DESIGN_KINDS = {
+    *(f"metrics/{k}" for k in (
+        "family-removed family-added type-changed unit-changed help-changed label-removed "
+        "label-added label-values-changed buckets-changed quantiles-changed renamed "
+        "build-info-missing exposition-invalid"
+    ).split()),
+    *(f"readiness/{k}" for k in
+      "not-ready endpoint-missing status-changed field-missing contract-violated".split()),
+    *(f"migrations/{k}" for k in (
+        "path-missing multiple-heads downgrade-missing downgrade-not-implemented "
+        "downgrade-incomplete downgrade-destructive upgrade-destructive downgrade-failed "
+        "roundtrip-mismatch data-lost old-code-incompatible non-transactional"
+    ).split()),
+    "consumers/query-broken", "consumers/bucket-dependent", "consumers/parse-error",
+    "artifact/not-pinned", "artifact/metadata-missing", "artifact/version-mismatch",
+    "check/unavailable",
+}
+
+
+def _kinds_in_code() -> set[str]:
+    """Every string literal in the package that looks like a finding kind."""
+    found: set[str] = set()
+    for path in (REPO / "compatcheck").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if KIND_RE.match(node.value):
+                    found.add(node.value)
+    return found
+
+
+def test_catalogue_has_every_design_kind() -> None:
+    assert DESIGN_KINDS <= set(load_catalogue())
+
+
+def test_code_and_catalogue_agree() -> None:
+    assert _kinds_in_code() == set(load_catalogue())
+
+
+def test_every_rule_is_documented() -> None:
+    for rule in load_catalogue().values():
+        assert rule.severity in SEVERITIES
+        assert rule.summary.endswith(".") and rule.why and rule.example and rule.fix
+
+
+def test_readme_table_is_generated_from_catalogue() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    start, end = "<!-- findings-table:start -->\n", "<!-- findings-table:end -->"
+    assert start in readme and end in readme, "README lacks the generated finding table markers"
+    table = readme.split(start, 1)[1].split(end, 1)[0]
+    assert table == render_markdown_table(), (
+        "README finding table is stale: run `compatcheck rules --format markdown`"
+    )
+
+
+def test_rules_and_explain_commands(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["rules"]) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) == len(load_catalogue())
+    assert main(["explain", "metrics/renamed"]) == 0
+    out = capsys.readouterr().out
+    assert "metrics/renamed" in out and "Why it matters" in out
+    assert main(["explain", "metrics/nope"]) == 2
+    assert "unknown finding kind 'metrics/nope'" in capsys.readouterr().err
