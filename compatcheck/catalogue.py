@@ -61,7 +61,7 @@ class Rule:
 
 
 def rules_path() -> Path:
-    """Where ``default.yaml`` lives: shipped in the wheel as ``_rules/``, or the repo's ``rules/``."""
+    """Where ``default.yaml`` lives: in the wheel as ``_rules/``, or the repo's ``rules/``."""
     here = Path(__file__).resolve().parent
     for candidate in (here / "_rules" / "default.yaml", here.parent / "rules" / "default.yaml"):
         if candidate.is_file():
@@ -85,7 +85,8 @@ def _parse(data: Any, name: str) -> dict[str, Rule]:
         missing = [k for k in _DOC_KEYS if not entry.get(k)]
         if missing:
             raise UsageError(f"{name}: {kind}: missing {', '.join(missing)}")
-        out[kind] = Rule(kind, sev, *(str(entry[k]) for k in _DOC_KEYS), without_consumers=wo)
+        summary, why, example, fix = (str(entry[k]) for k in _DOC_KEYS)
+        out[kind] = Rule(kind, sev, summary, why, example, fix, without_consumers=wo)
     return out
 
 
@@ -97,7 +98,7 @@ def load_catalogue() -> Mapping[str, Rule]:
 
 
 def get_rule(kind: str) -> Rule:
-    """The rule for ``kind``; a kind missing from the catalogue is a bug, reported as usage error."""
+    """The rule for ``kind``; an unknown kind is a usage error (a typo in a command or policy)."""
     catalogue = load_catalogue()
     if kind not in catalogue:
         raise UsageError(f"unknown finding kind {kind!r}: see `compatcheck rules`")

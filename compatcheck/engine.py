@@ -97,7 +97,7 @@ def _metrics_comparable(snap: Snapshot) -> bool:
 
 
 def _non_blocking_kinds(plans: Sequence[Mapping[str, Any]]) -> frozenset[str]:
-    safe = {p.get("name") for p in plans if p.get("safe")}
+    safe = {str(p.get("name")) for p in plans if p.get("safe")}
     if not safe:
         return frozenset()
     out: set[str] = set()
@@ -106,7 +106,7 @@ def _non_blocking_kinds(plans: Sequence[Mapping[str, Any]]) -> frozenset[str]:
             out |= kinds
     # A kind that also matters for a safe plan stays blocking.
     for name in safe:
-        out -= PLAN_KINDS.get(str(name), frozenset())
+        out -= PLAN_KINDS.get(name, frozenset())
     return frozenset(out)
 
 
@@ -167,4 +167,3 @@ def evaluate(old: Snapshot, new: Snapshot, options: EvaluateOptions | None = Non
         unused_waivers=tuple(outcome.unused_waivers),
         extras=opts.extras,
     )
-

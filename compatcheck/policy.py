@@ -95,9 +95,7 @@ def default_policy() -> Policy:
     )
 
 
-def _unknown_keys(
-    data: LineDict, allowed: Sequence[str], name: str, where: str
-) -> None:
+def _unknown_keys(data: LineDict, allowed: Sequence[str], name: str, where: str) -> None:
     for key in data:
         if key not in allowed:
             raise UsageError(
@@ -114,7 +112,9 @@ def _parse_date(value: Any, name: str, line: int) -> dt.date:
     try:
         return dt.date.fromisoformat(str(value))
     except ValueError:
-        raise UsageError(f"{name}:{line}: `expires` must be a date (YYYY-MM-DD), got {value!r}") from None
+        raise UsageError(
+            f"{name}:{line}: `expires` must be a date (YYYY-MM-DD), got {value!r}"
+        ) from None
 
 
 def _check_kind(kind: Any, name: str, line: int) -> str:

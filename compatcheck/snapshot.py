@@ -90,7 +90,9 @@ def parse_snapshot(text: str, name: str) -> Snapshot:
     except json.JSONDecodeError as exc:
         raise InputError(f"{name}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
     if not is_snapshot_document(data):
-        raise InputError(f"{name}: not a compatcheck snapshot (expected schema {SNAPSHOT_SCHEMA!r})")
+        raise InputError(
+            f"{name}: not a compatcheck snapshot (expected schema {SNAPSHOT_SCHEMA!r})"
+        )
     problem = validate(data, "snapshot")
     if problem:
         raise InputError(f"{name}: invalid snapshot: {problem}")

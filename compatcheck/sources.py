@@ -31,7 +31,7 @@ def is_url(arg: str) -> bool:
 def snapshot_from_metrics_url(
     url: str, *, label: str = "", timeout: float = 10.0, max_bytes: int | None = None
 ) -> Snapshot:
-    """Scrape ``url`` into a snapshot; failures become data (``unavailable``/``errors``), not raises.
+    """Scrape ``url`` into a snapshot; failures become data (``unavailable``/``errors``).
 
     A diff must still render a report (exit 3) naming what could not be read, rather than die.
     """
@@ -41,7 +41,9 @@ def snapshot_from_metrics_url(
     try:
         schema = scrape_metrics(url, timeout=timeout, max_bytes=max_bytes or DEFAULT_MAX_BYTES)
     except UnavailableError as exc:
-        return Snapshot(label=label, source=shown, captured_at=_now(), unavailable={"metrics": str(exc)})
+        return Snapshot(
+            label=label, source=shown, captured_at=_now(), unavailable={"metrics": str(exc)}
+        )
     except ExpositionError as exc:
         schema = MetricsSchema(errors=(str(exc),))
     return Snapshot(label=label, source=shown, captured_at=_now(), metrics=schema)

@@ -39,7 +39,9 @@ def _convert(node: yaml.Node, name: str) -> Any:
         for key_node, value_node in node.value:
             key = _convert(key_node, name)
             if not isinstance(key, str | int | float | bool) and key is not None:
-                raise UsageError(f"{name}:{key_node.start_mark.line + 1}: mapping keys must be scalars")
+                raise UsageError(
+                    f"{name}:{key_node.start_mark.line + 1}: mapping keys must be scalars"
+                )
             skey = str(key)
             if skey in out:
                 raise UsageError(f"{name}:{key_node.start_mark.line + 1}: duplicate key `{skey}`")

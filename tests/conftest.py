@@ -15,7 +15,9 @@ FIXTURES = REPO / "fixtures"
 POSTGRES_URL = os.environ.get(
     "COMPATCHECK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-MYSQL_URL = os.environ.get("COMPATCHECK_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/mysql")
+MYSQL_URL = os.environ.get(
+    "COMPATCHECK_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/mysql"
+)
 
 
 def _reachable(host: str, port: int) -> bool:

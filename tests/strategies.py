@@ -13,9 +13,7 @@ names = st.from_regex(r"[a-z][a-z0-9_]{0,14}", fullmatch=True)
 label_names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True).filter(
     lambda s: s not in ("le", "quantile")
 )
-label_values = st.text(
-    st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12
-)
+label_values = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
 finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12)
 bounds = st.lists(st.one_of(finite, st.just(math.inf)), max_size=6, unique=True).map(
     lambda xs: tuple(sorted(xs))
@@ -64,5 +62,7 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
         build=draw(st.dictionaries(st.sampled_from(["version", "revision"]), st.text(max_size=8))),
         alembic_head=draw(st.one_of(st.none(), st.from_regex(r"[0-9a-f]{12}", fullmatch=True))),
         artifact=None,
-        unavailable=draw(st.dictionaries(st.sampled_from(["metrics", "readiness"]), st.text(max_size=20))),
+        unavailable=draw(
+            st.dictionaries(st.sampled_from(["metrics", "readiness"]), st.text(max_size=20))
+        ),
     )

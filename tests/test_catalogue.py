@@ -12,24 +12,25 @@ from compatcheck.cli import main
 REPO = Path(__file__).resolve().parent.parent
 KIND_RE = re.compile(r"^(metrics|readiness|migrations|consumers|artifact|check)/[a-z0-9-]+$")
 
-#: The ids DESIGN.md pins (public: never renamed, never dropped).
-DESIGN_KINDS = {
-    *(f"metrics/{k}" for k in (
-        "family-removed family-added type-changed unit-changed help-changed label-removed "
-        "label-added label-values-changed buckets-changed quantiles-changed renamed "
-        "build-info-missing exposition-invalid"
-    ).split()),
-    *(f"readiness/{k}" for k in
-      "not-ready endpoint-missing status-changed field-missing contract-violated".split()),
-    *(f"migrations/{k}" for k in (
-        "path-missing multiple-heads downgrade-missing downgrade-not-implemented "
-        "downgrade-incomplete downgrade-destructive upgrade-destructive downgrade-failed "
-        "roundtrip-mismatch data-lost old-code-incompatible non-transactional"
-    ).split()),
-    "consumers/query-broken", "consumers/bucket-dependent", "consumers/parse-error",
-    "artifact/not-pinned", "artifact/metadata-missing", "artifact/version-mismatch",
-    "check/unavailable",
-}
+#: The ids DESIGN.md pins (public: never renamed, never dropped), copied from its table.
+DESIGN_KINDS = set(
+    """
+    metrics/family-removed metrics/family-added metrics/type-changed metrics/unit-changed
+    metrics/help-changed metrics/label-removed metrics/label-added metrics/label-values-changed
+    metrics/buckets-changed metrics/quantiles-changed metrics/renamed metrics/build-info-missing
+    metrics/exposition-invalid
+    readiness/not-ready readiness/endpoint-missing readiness/status-changed
+    readiness/field-missing readiness/contract-violated
+    migrations/path-missing migrations/multiple-heads migrations/downgrade-missing
+    migrations/downgrade-not-implemented migrations/downgrade-incomplete
+    migrations/downgrade-destructive migrations/upgrade-destructive migrations/downgrade-failed
+    migrations/roundtrip-mismatch migrations/data-lost migrations/old-code-incompatible
+    migrations/non-transactional
+    consumers/query-broken consumers/bucket-dependent consumers/parse-error
+    artifact/not-pinned artifact/metadata-missing artifact/version-mismatch
+    check/unavailable
+    """.split()
+)
 
 
 def _kinds_in_code() -> set[str]:
@@ -37,14 +38,14 @@ def _kinds_in_code() -> set[str]:
     found: set[str] = set()
     for path in (REPO / "compatcheck").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                if KIND_RE.match(node.value):
-                    found.add(node.value)
+            is_str = isinstance(node, ast.Constant) and isinstance(node.value, str)
+            if is_str and KIND_RE.match(node.value):
+                found.add(node.value)
     return found
 
 
 def test_catalogue_has_every_design_kind() -> None:
-    assert DESIGN_KINDS <= set(load_catalogue())
+    assert set(load_catalogue()) >= DESIGN_KINDS
 
 
 def test_code_and_catalogue_agree() -> None:

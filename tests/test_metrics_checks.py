@@ -43,7 +43,9 @@ def test_what_one_direction_removes_the_other_adds(a: MetricsSchema, b: MetricsS
             assert (MIRROR[kind], fam, label) in bwd
 
 
-def fam(name: str, typ: str = "counter", labels: tuple[str, ...] = ("a",), **kw: object) -> MetricFamily:
+def fam(
+    name: str, typ: str = "counter", labels: tuple[str, ...] = ("a",), **kw: object
+) -> MetricFamily:
     return MetricFamily(
         name,
         typ,
@@ -68,9 +70,16 @@ def test_rename_scores_rank_unit_change_over_word_edit_over_spelling() -> None:
 
 def test_rename_requires_same_type_and_compatible_labels() -> None:
     removed = [fam("http_requests_total", labels=("code", "method"))]
-    assert detect_renames(removed, [fam("http_server_requests_total", "gauge", ("code", "method"))]) == []
-    assert detect_renames(removed, [fam("http_server_requests_total", labels=("pod", "zone"))]) == []
-    pairs = detect_renames(removed, [fam("http_server_requests_total", labels=("code", "method", "route"))])
+    assert (
+        detect_renames(removed, [fam("http_server_requests_total", "gauge", ("code", "method"))])
+        == []
+    )
+    assert (
+        detect_renames(removed, [fam("http_server_requests_total", labels=("pod", "zone"))]) == []
+    )
+    pairs = detect_renames(
+        removed, [fam("http_server_requests_total", labels=("code", "method", "route"))]
+    )
     assert [(p.before.name, p.after.name) for p in pairs] == [
         ("http_requests_total", "http_server_requests_total")
     ]
@@ -87,13 +96,40 @@ def test_rename_is_one_to_one_and_prefers_best_score() -> None:
 
 def test_label_values_only_compared_under_the_cardinality_cap() -> None:
     b = MetricsSchema({"x_total": fam("x_total", labels=("id",), high_cardinality=("id",))})
-    a = MetricsSchema({"x_total": MetricFamily("x_total", "counter", labels=("id",), label_values={"id": ("1",)}, has_samples=True)})
+    a = MetricsSchema(
+        {
+            "x_total": MetricFamily(
+                "x_total", "counter", labels=("id",), label_values={"id": ("1",)}, has_samples=True
+            )
+        }
+    )
     assert not [f for f in check_metrics(b, a) if f.kind == "metrics/label-values-changed"]
 
 
 def test_intermittent_labels_and_values_are_not_reported() -> None:
-    b = MetricsSchema({"x_total": MetricFamily("x_total", "counter", labels=("code", "pod"), label_values={"code": ("200", "503")}, has_samples=True, intermittent=("pod", "code=503"))})
-    a = MetricsSchema({"x_total": MetricFamily("x_total", "counter", labels=("code",), label_values={"code": ("200",)}, has_samples=True)})
+    b = MetricsSchema(
+        {
+            "x_total": MetricFamily(
+                "x_total",
+                "counter",
+                labels=("code", "pod"),
+                label_values={"code": ("200", "503")},
+                has_samples=True,
+                intermittent=("pod", "code=503"),
+            )
+        }
+    )
+    a = MetricsSchema(
+        {
+            "x_total": MetricFamily(
+                "x_total",
+                "counter",
+                labels=("code",),
+                label_values={"code": ("200",)},
+                has_samples=True,
+            )
+        }
+    )
     assert _pairs(b, a) == {("metrics/build-info-missing", "build_info")}
 
 

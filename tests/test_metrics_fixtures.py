@@ -17,7 +17,9 @@ from compatcheck.engine import EvaluateOptions, evaluate
 from compatcheck.schemas import validate
 from compatcheck.sources import load_source
 
-CASES = sorted(p for p in (Path(__file__).parent.parent / "fixtures" / "metrics").iterdir() if p.is_dir())
+CASES = sorted(
+    p for p in (Path(__file__).parent.parent / "fixtures" / "metrics").iterdir() if p.is_dir()
+)
 
 
 def _expected(case: Path) -> dict[str, object]:

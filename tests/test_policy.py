@@ -94,8 +94,14 @@ def test_waiver_by_glob_and_by_fingerprint_expired_and_unused(tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("severity:\n  metrics/no-such-kind: error\n", ":2: unknown finding kind `metrics/no-such-kind`"),
-        ("severity:\n  metrics/help-changed: loud\n", ":2: severity of `metrics/help-changed` must be"),
+        (
+            "severity:\n  metrics/no-such-kind: error\n",
+            ":2: unknown finding kind `metrics/no-such-kind`",
+        ),
+        (
+            "severity:\n  metrics/help-changed: loud\n",
+            ":2: severity of `metrics/help-changed` must be",
+        ),
         ("sevrity: {}\n", ":1: unknown key `sevrity` in policy"),
         (
             "waivers:\n  - kind: metrics/renamed\n    subject: x\n    expires: 2027-01-01\n",

@@ -53,7 +53,7 @@ def _tokens(name: str) -> list[str]:
 
 
 def _stem(name: str) -> list[str]:
-    """Name tokens without trailing unit/sample suffixes (``http_request_seconds_total`` → http, request)."""
+    """Name tokens minus trailing unit suffixes: ``http_request_seconds_total`` → http, request."""
     toks = _tokens(name)
     while len(toks) > 1 and toks[-1] in UNIT_SUFFIXES:
         toks.pop()
@@ -92,7 +92,7 @@ def rename_score(old: str, new: str) -> float:
 
 
 def _labels_compatible(a: MetricFamily, b: MetricFamily) -> bool:
-    """Label keys compatible enough for a rename: one set contains the other, or they mostly overlap."""
+    """Label keys close enough for a rename: one set contains the other, or most keys overlap."""
     la, lb = set(a.labels), set(b.labels)
     if la <= lb or lb <= la:
         return True

@@ -7,7 +7,7 @@ verdicts) are written against them, and every report the tests produce is valida
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ SCHEMA_DIR = Path(__file__).resolve().parent
 SCHEMA_FILES = {"snapshot": "snapshot.schema.json", "report": "report.schema.json"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((SCHEMA_DIR / SCHEMA_FILES[name]).read_text("utf-8"))
     return data
