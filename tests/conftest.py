@@ -40,7 +40,7 @@ def _server_or_skip(name: str, host: str, port: int) -> None:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
-    """SQLAlchemy URL of a PostgreSQL server's maintenance database (scratch DBs are made from it)."""
+    """SQLAlchemy URL of a PostgreSQL server's maintenance database (scratch DBs come from it)."""
     _server_or_skip("PostgreSQL", "127.0.0.1", 5432)
     return POSTGRES_URL
 
