@@ -16,6 +16,7 @@ from typing import Any
 
 from compatcheck.catalogue import SEVERITIES
 from compatcheck.checks.metrics import check_metrics
+from compatcheck.checks.readiness import check_readiness
 from compatcheck.errors import UsageError
 from compatcheck.model import Finding, sort_findings
 from compatcheck.policy import Policy, default_policy, rate_findings
@@ -27,7 +28,7 @@ DIRECTIONS = ("rollback", "deploy")
 SnapshotCheck = Callable[[Snapshot, Snapshot], list[Finding]]
 
 #: Pure checks over the two snapshots, called as ``check(before, after)``.
-SNAPSHOT_CHECKS: list[SnapshotCheck] = []
+SNAPSHOT_CHECKS: list[SnapshotCheck] = [check_readiness]
 
 #: Findings that only matter for one rollback plan. When another plan is safe they stay in the
 #: report (so the person knows) but do not block: a destructive downgrade is irrelevant when the

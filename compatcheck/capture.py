@@ -1,0 +1,697 @@
+"""Capture: bring OLD and NEW up, exercise them identically, record what each exposes.
+
+For every target, concurrently: (scratch database migrated to the release's own head) → launch →
+wait for readiness (recording time-to-ready) → the same warm-up requests → scrape ``/metrics``
+N times and merge → probe readiness and health twice (to spot values that change on every call)
+→ build info and Alembic head. The result is one :class:`Snapshot` per target plus the findings
+only capture can make (a target that never came up, a scrape that failed, a build that is not the
+one the config expects, the migrations inspection).
+
+Failures are findings, never silent passes: anything that stops a part of a target from being
+captured becomes ``check/unavailable`` with the reason and the log tail. Subjects: ``old`` / ``new``
+(the target as a whole: did not start, exited, never answered), ``old:/metrics`` (the scrape),
+``old:database`` (scratch database or its migration), ``migrations`` (the inspection).
+
+Merging several scrapes (``MetricFamily.intermittent``): a family absent from some scrapes gets
+``__name__``; a label key absent from some of the scrapes that had the family gets the key; a label
+value seen in only some of the scrapes that had the key gets ``key=value``. Checks ignore
+differences on intermittent names, keys and values: they are noise (lazily created series), not
+contract.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shlex
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from compatcheck.checks.build import check_expected_build, read_build_info
+from compatcheck.config import (
+    Config,
+    MetricsConfig,
+    ReadinessConfig,
+    TargetConfig,
+    target_script_location,
+)
+from compatcheck.errors import ExpositionError, UnavailableError, UsageError
+from compatcheck.model import LABEL_VALUE_CAP, Finding, MetricFamily, MetricsSchema
+from compatcheck.progress import Progress
+from compatcheck.scrape import ProbeResult, mask_url, probe, scrape_metrics
+from compatcheck.snapshot import Snapshot, load_snapshot
+from compatcheck.targets import (
+    RunningTarget,
+    Workspace,
+    migrate_to_head,
+    read_alembic_head,
+    script_heads,
+)
+
+FAMILY_INTERMITTENT = "__name__"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What ``compatcheck check`` hands to ``evaluate()``.
+
+    ``findings`` go in as ``EvaluateOptions.extra_findings``, ``migrations`` as the report's
+    migrations section, ``timings`` (seconds) into the report's timings.
+    """
+
+    old: Snapshot
+    new: Snapshot
+    findings: list[Finding]
+    migrations: dict[str, Any] | None
+    timings: dict[str, float]
+
+    @property
+    def unavailable(self) -> bool:
+        return any(f.kind == "check/unavailable" for f in self.findings)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
+
+# --- merging scrapes ---------------------------------------------------------------------------
+
+
+def merge_schemas(schemas: list[MetricsSchema]) -> MetricsSchema:
+    """Union of several scrapes of one target, with what came and went marked intermittent."""
+    if not schemas:
+        return MetricsSchema()
+    if len(schemas) == 1:
+        return schemas[0]
+    total = len(schemas)
+    names = sorted({n for s in schemas for n in s.families})
+    merged: dict[str, MetricFamily] = {}
+    for name in names:
+        fams = [s.families[name] for s in schemas if name in s.families]
+        present = len(fams)
+        intermittent: set[str] = set()
+        for f in fams:
+            intermittent.update(f.intermittent)
+        if present < total:
+            intermittent.add(FAMILY_INTERMITTENT)
+        labels = sorted({k for f in fams for k in f.labels})
+        for key in labels:
+            if sum(1 for f in fams if key in f.labels) < present:
+                intermittent.add(key)
+        high = {k for f in fams for k in f.high_cardinality}
+        values: dict[str, tuple[str, ...]] = {}
+        for key in labels:
+            if key in high:
+                continue
+            with_key = [f for f in fams if key in f.label_values]
+            union = sorted({v for f in with_key for v in f.label_values[key]})
+            if len(union) > LABEL_VALUE_CAP:
+                high.add(key)
+                continue
+            if union:
+                values[key] = tuple(union)
+            for v in union:
+                if sum(1 for f in with_key if v in f.label_values[key]) < len(with_key):
+                    intermittent.add(f"{key}={v}")
+        last = fams[-1]
+        merged[name] = replace(
+            last,
+            labels=tuple(labels),
+            label_values=values,
+            high_cardinality=tuple(sorted(high)),
+            buckets=tuple(sorted({b for f in fams for b in f.buckets})),
+            quantiles=tuple(sorted({q for f in fams for q in f.quantiles})),
+            series=max(f.series for f in fams),
+            has_samples=any(f.has_samples for f in fams),
+            intermittent=tuple(sorted(intermittent)),
+        )
+    errors: list[str] = []
+    for s in schemas:
+        errors.extend(e for e in s.errors if e not in errors)
+    return MetricsSchema(
+        families=merged, content_type=schemas[-1].content_type, errors=tuple(errors)
+    )
+
+
+# --- probing -----------------------------------------------------------------------------------
+
+
+def _volatile(first: Any, second: Any) -> list[str]:
+    """JSON pointers whose value differs between two calls of the same endpoint."""
+    if first is None or second is None:
+        return []
+    from deepdiff import DeepDiff
+
+    from compatcheck.checks.readiness import pointer
+
+    diff = DeepDiff(first, second, view="tree")
+    out = set()
+    for kind in ("values_changed", "type_changes"):
+        for item in diff.get(kind, []):
+            out.add(pointer(item.path(output_format="list")))
+    return sorted(out)
+
+
+def _entry(
+    role: str, first: ProbeResult | None, second: ProbeResult, **extra: Any
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "role": role,
+        "status": second.status,
+        "error": second.error,
+        "json": second.json,
+        "volatile": _volatile(first.json if first else None, second.json),
+    }
+    entry.update(extra)
+    return entry
+
+
+@dataclass
+class _Outcome:
+    snapshot: Snapshot
+    findings: list[Finding] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class _Capture:
+    """Captures one target. Every stage records its time and turns failure into a finding."""
+
+    def __init__(
+        self,
+        config: Config,
+        target: TargetConfig,
+        ws: Workspace | None,
+        progress: Progress,
+        db_done: threading.Event,
+    ) -> None:
+        self.config = config
+        self.target = target
+        self.ws = ws
+        self.progress = progress
+        self.db_done = db_done
+        self.who = f"{target.role} {target.label}"
+        self.timings: dict[str, float] = {}
+        self.findings: list[Finding] = []
+        self.running: RunningTarget | None = None
+        self.db_url: str | None = None
+
+    def say(self, message: str) -> None:
+        self.progress.step(self.who, message)
+
+    def _time(self, stage: str, start: float) -> float:
+        took = time.monotonic() - start
+        self.timings[f"{self.target.role}.{stage}"] = took
+        return took
+
+    def _unavailable(self, subject: str, reason: str, **evidence: Any) -> None:
+        ev: dict[str, Any] = {"target": self.target.role, "label": self.target.label}
+        ev["reason"] = reason
+        if self.running is not None:
+            ev["exit_code"] = self.running.exit_code()
+            ev["log_tail"] = self.running.log_tail()
+        ev.update(evidence)
+        self.findings.append(
+            Finding(
+                "check/unavailable",
+                subject,
+                f"{self.target.role.upper()} `{self.target.label}`: {reason}.",
+                ev,
+            )
+        )
+        self.say(f"unavailable: {reason}")
+
+    def run(self) -> _Outcome:
+        start = time.monotonic()
+        t = self.target
+        base = Snapshot(label=t.label, source=self._source(), captured_at=_now())
+        if t.kind == "snapshot":
+            self.db_done.set()
+            assert t.snapshot is not None
+            snap = load_snapshot(t.snapshot)
+            self.say(f"loaded snapshot {t.snapshot.name}")
+            return _Outcome(replace(snap, label=t.label or snap.label), [], {})
+        if t.kind == "exposition":
+            self.db_done.set()
+            from compatcheck.sources import snapshot_from_exposition_file
+
+            assert t.exposition is not None
+            snap = snapshot_from_exposition_file(t.exposition, label=t.label)
+            self.say(f"read exposition {t.exposition.name}")
+            return _Outcome(replace(snap, build=read_build_info(snap.metrics)), [], {})
+        try:
+            snap = self._live(base)
+        finally:
+            self.db_done.set()
+        self._time("total", start)
+        return _Outcome(snap, self.findings, self.timings)
+
+    def _source(self) -> str:
+        t = self.target
+        if t.command is not None:
+            cmd = " ".join(shlex.quote(a) for a in t.command)
+            return f"command: {cmd}" + (f" (cwd {t.cwd})" if t.cwd else "")
+        if t.url is not None:
+            return mask_url(t.url)
+        return str(t.snapshot or t.exposition)
+
+    # -- a live target (command or url) ---------------------------------------------------
+
+    def _live(self, snap: Snapshot) -> Snapshot:
+        t = self.target
+        alembic_head: str | None = None
+        if t.command is not None:
+            assert self.ws is not None
+            uses_db = any("{database_url}" in s for s in (*t.command, *t.env.values()))
+            database_url = ""
+            if uses_db:
+                t0 = time.monotonic()
+                try:
+                    alembic_head = self._database()
+                except UnavailableError as exc:
+                    self._unavailable(f"{t.role}:database", str(exc))
+                    return snap
+                finally:
+                    self.db_done.set()
+                database_url = self.db_url or ""
+                self._time("migrate", t0)
+            self.db_done.set()
+            self.running = self.ws.launch(t, database_url=database_url)
+            shown = " ".join(
+                ["python" if a == sys.executable else mask_url(a) for a in self.running.argv]
+            )
+            self.say(f"started `{shown}` (pid {self.running.process.pid})")
+            base_url = self.running.base_url
+            launched = self.running.started
+        else:
+            self.db_done.set()
+            assert t.url is not None
+            base_url = _base_of(t.url)
+            launched = time.monotonic()
+            self.say(f"using {mask_url(base_url)}")
+
+        with httpx.Client(timeout=httpx.Timeout(10.0, connect=2.0)) as client:
+            return self._exercise(snap, client, base_url, launched, alembic_head)
+
+    def _database(self) -> str | None:
+        assert self.ws is not None
+        mig = self.config.migrations
+        db = self.ws.scratch_database(self.target.role, mig.database if mig else "sqlite")
+        self.db_url = db.url
+        location = target_script_location(self.config, self.target)
+        if location is None:
+            return None
+        self.say(f"migrating scratch database ({db.kind}) to the release's head")
+        return migrate_to_head(location, db.url)
+
+    def _exercise(
+        self,
+        snap: Snapshot,
+        client: httpx.Client,
+        base_url: str,
+        launched: float,
+        alembic_head: str | None,
+    ) -> Snapshot:
+        t = self.target
+        rc = self.config.readiness
+        mc = self.config.metrics
+        ready_probe, ready, reason = self._wait_ready(client, base_url, rc, mc, launched)
+        waited = self._time("ready", launched)
+        expect: dict[str, Any] = {}
+        if rc.expect_status:
+            expect["status"] = list(rc.expect_status)
+        if rc.expect_json is not None:
+            expect["json"] = rc.expect_json
+        readiness: dict[str, Any] = {}
+        if ready_probe is None or (not ready and ready_probe.status != 404):
+            readiness[rc.path] = {
+                "role": "readiness",
+                "status": ready_probe.status if ready_probe else None,
+                "ready": False,
+                "error": reason,
+                "json": ready_probe.json if ready_probe else None,
+                "volatile": [],
+                "time_to_ready": None,
+                "waited": round(waited, 3),
+                **({"expect": expect} if expect else {}),
+            }
+            self._unavailable(t.role, reason or "never became ready")
+            return replace(snap, readiness=readiness)
+        self.say(
+            f"ready in {waited:.2f} s"
+            if ready
+            else f"up in {waited:.2f} s (`{rc.path}` answers 404)"
+        )
+        health_first = (
+            probe(base_url + rc.healthz, client=client, timeout=5.0) if rc.healthz else None
+        )
+
+        t0 = time.monotonic()
+        sent, failed = self._warmup(client, base_url)
+        self._time("warmup", t0)
+        if sent:
+            self.say(f"warm-up: {sent} requests" + (f", {failed} not 2xx" if failed else ""))
+
+        t0 = time.monotonic()
+        metrics = self._scrape(client, base_url, mc)
+        self._time("scrape", t0)
+
+        t0 = time.monotonic()
+        ready_second = probe(base_url + rc.path, client=client, timeout=5.0)
+        readiness[rc.path] = _entry(
+            "readiness",
+            ready_probe,
+            ready_second,
+            ready=ready and ready_second.ok,
+            time_to_ready=round(waited, 3) if ready else None,
+            waited=round(waited, 3),
+            **({"expect": expect} if expect else {}),
+        )
+        if rc.healthz:
+            health_second = probe(base_url + rc.healthz, client=client, timeout=5.0)
+            readiness[rc.healthz] = _entry("health", health_first, health_second)
+        self._time("probe", t0)
+
+        if self.db_url is not None:
+            alembic_head = read_alembic_head(self.db_url) or alembic_head
+        if self.running is not None and self.running.exit_code() is not None:
+            self._unavailable(
+                t.role, f"exited with code {self.running.exit_code()} during the capture"
+            )
+        build = read_build_info(metrics)
+        if build:
+            self.say(
+                "build "
+                + ", ".join(
+                    f"{k}={v}" for k, v in sorted(build.items()) if k in ("version", "revision")
+                )
+            )
+        return replace(
+            snap,
+            metrics=metrics,
+            readiness=readiness,
+            build=build,
+            alembic_head=alembic_head,
+            artifact={"image": t.image} if t.image else None,
+        )
+
+    def _wait_ready(
+        self,
+        client: httpx.Client,
+        base_url: str,
+        rc: ReadinessConfig,
+        mc: MetricsConfig,
+        launched: float,
+    ) -> tuple[ProbeResult | None, bool, str | None]:
+        """Poll the readiness path until 2xx, a definitive 404, exit, or the timeout.
+
+        A 404 is definitive when ``/metrics`` answers: the release is up and simply has no such
+        endpoint (``readiness/endpoint-missing``), which waiting will not change.
+        """
+        deadline = launched + rc.timeout
+        last: ProbeResult | None = None
+        url = base_url + rc.path
+        while True:
+            if self.running is not None:
+                code = self.running.exit_code()
+                if code is not None:
+                    return last, False, f"exited with code {code} before it was ready"
+            remaining = deadline - time.monotonic()
+            result = probe(url, client=client, timeout=max(0.2, min(2.0, remaining)))
+            if result.status is not None or last is None:
+                last = result
+            if result.ok:
+                return result, True, None
+            if result.status == 404:
+                m = probe(base_url + mc.path, client=client, timeout=max(0.2, min(2.0, remaining)))
+                if m.ok:
+                    return result, False, None
+            if time.monotonic() >= deadline:
+                seen = (
+                    f"last answer HTTP {last.status}"
+                    if last and last.status is not None
+                    else f"last error: {last.error if last else 'none'}"
+                )
+                return last, False, f"not ready within {rc.timeout:g} s ({seen})"
+            time.sleep(rc.interval)
+
+    def _warmup(self, client: httpx.Client, base_url: str) -> tuple[int, int]:
+        sent = failed = 0
+        for req in self.config.warmup:
+            for _ in range(req.repeat):
+                r = probe(
+                    base_url + req.path,
+                    method=req.method,
+                    headers=req.headers,
+                    json_body=req.json,
+                    client=client,
+                    timeout=5.0,
+                )
+                sent += 1
+                if not r.ok:
+                    failed += 1
+        return sent, failed
+
+    def _scrape(
+        self, client: httpx.Client, base_url: str, mc: MetricsConfig
+    ) -> MetricsSchema | None:
+        url = base_url + mc.path
+        scrapes: list[MetricsSchema] = []
+        for i in range(mc.scrapes):
+            if i:
+                time.sleep(mc.interval)
+            try:
+                scrapes.append(
+                    scrape_metrics(url, timeout=mc.timeout, max_bytes=mc.max_bytes, client=client)
+                )
+            except UnavailableError as exc:
+                self._unavailable(f"{self.target.role}:{mc.path}", str(exc), url=mask_url(url))
+                return None
+            except ExpositionError as exc:
+                self.say(f"invalid exposition: {exc}")
+                return MetricsSchema(errors=(str(exc),))
+        merged = merge_schemas(scrapes)
+        self.say(
+            f"scraped {mc.path} {mc.scrapes}× ({len(merged.families)} families, "
+            f"{merged.content_type.split(';')[0] or 'no content type'})"
+        )
+        return merged
+
+
+def _base_of(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "", "", "")).rstrip("/")
+
+
+# --- public entry points ---------------------------------------------------------------------
+
+
+def _run_threads(jobs: Mapping[str, Callable[[], Any]]) -> dict[str, Any]:
+    """Run jobs in daemon threads; re-raise the first exception in the caller's thread.
+
+    Joins with a timeout loop so Ctrl-C/SIGTERM reach the main thread promptly; daemon threads
+    do not hold up interpreter exit once the workspace has killed what they were talking to.
+    """
+    results: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def wrap(name: str, job: Callable[[], Any]) -> None:
+        try:
+            results[name] = job()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=wrap, args=(n, j), name=f"compatcheck-{n}", daemon=True)
+        for n, j in jobs.items()
+    ]
+    for th in threads:
+        th.start()
+    for th in threads:
+        while th.is_alive():
+            th.join(0.05)
+    if errors:
+        raise errors[0]
+    return results
+
+
+def run_check(config: Config, *, progress: Progress | None = None) -> CheckResult:
+    """Launch/capture OLD and NEW concurrently, inspect migrations, tear everything down."""
+    progress = progress or Progress(quiet=True)
+    started = time.monotonic()
+    events = {"old": threading.Event(), "new": threading.Event()}
+    captures: dict[str, _Capture] = {}
+    findings: list[Finding] = []
+    migrations_section: dict[str, Any] | None = None
+    with Workspace(grace=config.grace) as ws:
+        for role in ("old", "new"):
+            target = config.target(role)
+            captures[role] = _Capture(config, target, ws, progress, events[role])
+        jobs: dict[str, Callable[[], Any]] = {
+            "old": captures["old"].run,
+            "new": captures["new"].run,
+        }
+        inspect = _migrations_job(config, events, captures, progress)
+        if inspect is not None:
+            jobs["migrations"] = inspect
+        results = _run_threads(jobs)
+        t0 = time.monotonic()
+        progress.step(None, "stopping targets")
+    teardown = time.monotonic() - t0
+    old: _Outcome = results["old"]
+    new: _Outcome = results["new"]
+    findings += old.findings + new.findings
+    for role, outcome in (("old", old), ("new", new)):
+        target = config.target(role)
+        expected = {"version": target.expect.version, "revision": target.expect.revision}
+        findings += check_expected_build(role, target.label, expected, outcome.snapshot.build)
+    timings: dict[str, float] = {}
+    timings.update(old.timings)
+    timings.update(new.timings)
+    if "migrations" in results:
+        mig_findings, migrations_section, timings["migrations"] = results["migrations"]
+        findings += mig_findings
+    timings["teardown"] = teardown
+    timings["capture"] = time.monotonic() - started
+    return CheckResult(old.snapshot, new.snapshot, findings, migrations_section, timings)
+
+
+def _migrations_job(
+    config: Config,
+    events: Mapping[str, threading.Event],
+    captures: Mapping[str, _Capture],
+    progress: Progress,
+) -> Callable[[], tuple[list[Finding], dict[str, Any] | None, float]] | None:
+    """The migrations inspection, run beside the captures once both scratch DBs are migrated.
+
+    Trap: waiting for the per-target upgrades is not politeness: Alembic's ``context`` proxy is
+    process-wide, so two ``env.py`` runs at once in two threads corrupt each other.
+    """
+    if config.migrations is None:
+        return None
+    old_loc = target_script_location(config, config.old)
+    new_loc = target_script_location(config, config.new)
+
+    def job() -> tuple[list[Finding], dict[str, Any] | None, float]:
+        for ev in events.values():
+            while not ev.wait(0.05):
+                pass
+        t0 = time.monotonic()
+        old_head = script_heads(old_loc) if old_loc and old_loc.is_dir() else None
+        new_head = script_heads(new_loc) if new_loc and new_loc.is_dir() else None
+        if old_head is None or new_head is None or new_loc is None:
+            return (
+                [
+                    _plain_unavailable(
+                        "migrations",
+                        "migrations not inspected: cannot determine both releases' Alembic heads "
+                        f"(old: {old_head or 'unknown'}, new: {new_head or 'unknown'})",
+                    )
+                ],
+                None,
+                0.0,
+            )
+        try:
+            from compatcheck.migrations import inspect_migrations  # type: ignore[attr-defined]
+        except ImportError:
+            return (
+                [
+                    _plain_unavailable(
+                        "migrations", "migrations not inspected: compatcheck.migrations is missing"
+                    )
+                ],
+                None,
+                0.0,
+            )
+        assert config.migrations is not None
+        db = config.migrations.database
+        progress.step(None, f"inspecting migrations {new_head} → {old_head}")
+        try:
+            result = inspect_migrations(
+                new_loc,
+                old_head,
+                new_head,
+                db_url=None if db == "sqlite" else db,
+                static=False,
+                progress=progress,
+            )
+        except UnavailableError as exc:
+            return [_plain_unavailable("migrations", str(exc))], None, time.monotonic() - t0
+        took = time.monotonic() - t0
+        progress.step(None, f"migrations inspected in {took:.2f} s")
+        section = result.section
+        return list(result.findings), dict(section) if section is not None else None, took
+
+    return job
+
+
+def _plain_unavailable(subject: str, reason: str) -> Finding:
+    return Finding("check/unavailable", subject, f"{reason}.", {"reason": reason})
+
+
+def capture_snapshot(config: Config, which: str, *, progress: Progress | None = None) -> Snapshot:
+    """Record one release's snapshot from its config target (``compatcheck snapshot -c``).
+
+    A snapshot is stored and trusted later, so a part that could not be captured is an error
+    (:class:`UnavailableError`, exit 3) rather than a hole in the file.
+    """
+    if which not in ("old", "new"):
+        raise UsageError(f"--target must be 'old' or 'new', got {which!r}")
+    progress = progress or Progress(quiet=True)
+    target = config.target(which)
+    with Workspace(grace=config.grace) as ws:
+        outcome = _Capture(config, target, ws, progress, threading.Event()).run()
+    problems = [f for f in outcome.findings if f.kind == "check/unavailable"]
+    if problems:
+        tail = problems[0].evidence.get("log_tail") or ""
+        last = tail.strip().splitlines()[-1] if tail.strip() else ""
+        raise UnavailableError(
+            f"cannot record a snapshot of {which.upper()} `{target.label}`: "
+            f"{problems[0].message.rstrip('.')}" + (f" (log: {last})" if last else "")
+        )
+    return outcome.snapshot
+
+
+def snapshot_from_url(
+    url: str,
+    *,
+    label: str = "",
+    readiness: ReadinessConfig | None = None,
+    metrics: MetricsConfig | None = None,
+    progress: Progress | None = None,
+) -> Snapshot:
+    """Record a running release: ``url`` is its base URL or its metrics URL.
+
+    ``http://host:9000`` scrapes ``/metrics``; ``http://host:9000/custom/metrics`` scrapes that
+    path. Readiness (default ``/readyz``) is probed on the same host; ``readiness.timeout`` bounds
+    the wait for it (default 10 s here: the release is supposed to be running already).
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(f"{mask_url(url)}: not an http(s) URL")
+    mc = metrics or MetricsConfig()
+    if parts.path not in ("", "/"):
+        mc = replace(mc, path=parts.path + (f"?{parts.query}" if parts.query else ""))
+    rc = readiness or ReadinessConfig(timeout=10.0)
+    target = TargetConfig(role="new", label=label or mask_url(url), url=_base_of(url))
+    config = Config(
+        path=Path.cwd() / "compatcheck.yaml",
+        service="",
+        old=target,
+        new=target,
+        readiness=rc,
+        metrics=mc,
+    )
+    outcome = _Capture(
+        config, target, None, progress or Progress(quiet=True), threading.Event()
+    ).run()
+    problems = [f for f in outcome.findings if f.kind == "check/unavailable"]
+    if problems:
+        raise UnavailableError(f"{mask_url(url)}: {problems[0].evidence.get('reason')}")
+    return replace(outcome.snapshot, source=mask_url(url))
