@@ -1,0 +1,192 @@
+"""What every reporter says the same way: the verdict line, areas, consumers, plan advice.
+
+Shared here so that the text output, the PR comment, the CI annotations and the JUnit file can
+never disagree about the verdict or about which plan to follow.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from compatcheck.model import Consumer
+from compatcheck.policy import Waiver
+from compatcheck.report import RatedFinding, Report
+
+#: Areas in the order DESIGN.md lists them; JUnit has one suite per area, in this order.
+AREAS = ("metrics", "readiness", "migrations", "consumers", "artifact", "check")
+
+#: Severities a person sees, most serious first (``off`` findings are never rendered).
+SHOWN_SEVERITIES = ("error", "warning", "info")
+
+#: What each rollback plan means, for the "which plan to follow" advice.
+PLAN_ACTIONS = {
+    "code-only": "deploy the OLD release and leave the database schema at the NEW head",
+    "downgrade": "run the Alembic downgrade to the OLD head, then deploy the OLD release",
+}
+
+#: Preference when several plans are safe: the one that touches no data comes first.
+PLAN_PREFERENCE = ("code-only", "downgrade")
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, keep: str = "") -> str:
+    """Show control characters as ``\\x1b`` instead of emitting them.
+
+    Trap: messages and evidence quote service logs and exception text, which carry ANSI escapes;
+    written raw they recolour or rewrite a terminal, break XML and split one-line formats.
+    ``keep`` names the control characters the caller's format can carry (``"\\n"``).
+    """
+    return _CONTROL.sub(
+        lambda m: m.group() if m.group() in keep else f"\\x{ord(m.group()):02x}", text
+    )
+
+
+def area_of(kind: str) -> str:
+    """``metrics/family-removed`` → ``metrics``."""
+    return kind.split("/", 1)[0]
+
+
+def plural(n: int, word: str) -> str:
+    """``1 error``, ``2 errors``; ``info`` has no plural."""
+    if n == 1 or word == "info":
+        return f"{n} {word}"
+    return f"{n} {word}s"
+
+
+def transition(report: Report) -> tuple[str, str]:
+    """Labels of (what runs now, what the transition moves to)."""
+    if report.direction == "rollback":
+        return report.new.label, report.old.label
+    return report.old.label, report.new.label
+
+
+def transition_text(report: Report) -> str:
+    """``rollback v1.5.0 → v1.4.2``: the direction and the two labels in the order things happen."""
+    before, after = transition(report)
+    return f"{report.direction} {before} → {after}"
+
+
+def waived_findings(report: Report) -> list[RatedFinding]:
+    return [rf for rf in report.visible() if rf.waived]
+
+
+def active_findings(report: Report) -> list[RatedFinding]:
+    """Visible, unwaived findings: exactly what :attr:`Report.counts` counts."""
+    return [rf for rf in report.visible() if not rf.waived]
+
+
+def by_severity(report: Report) -> list[tuple[str, list[RatedFinding]]]:
+    """Active findings grouped by severity, errors first; empty groups left out."""
+    active = active_findings(report)
+    out = []
+    for sev in SHOWN_SEVERITIES:
+        group = [rf for rf in active if rf.severity == sev]
+        if group:
+            out.append((sev, group))
+    return out
+
+
+def verdict_line(report: Report) -> str:
+    """``NO-GO: 2 errors, 1 warning, 4 info (rollback v1.5.0 → v1.4.2)``.
+
+    Waived findings are not in the counts (they do not decide anything) but their number is shown,
+    so that nobody mistakes a waived error for no error.
+    """
+    counts = report.counts
+    parts = [
+        plural(counts["error"], "error"),
+        plural(counts["warning"], "warning"),
+        plural(counts["info"], "info"),
+    ]
+    not_blocking = sum(1 for rf in active_findings(report) if not rf.blocking)
+    if not_blocking:
+        parts.append(f"{not_blocking} not blocking")
+    waived = len(waived_findings(report))
+    if waived:
+        parts.append(f"{waived} waived")
+    head = report.verdict.upper()
+    if report.fail_on != "error":
+        head += f" (fail on {report.fail_on})"
+    line = f"{head}: {', '.join(parts)} ({transition_text(report)})"
+    if report.unavailable:
+        line += "; some checks could not run"
+    return line
+
+
+def not_blocking_note(report: Report) -> str:
+    """Why a finding does not block: ``not blocking: the code-only plan is safe``."""
+    safe = [str(p.get("name")) for p in plans(report) if p.get("safe")]
+    if not safe:
+        return "not blocking: another rollback plan is safe"
+    names = " and ".join(f"the {n} plan" for n in safe)
+    return f"not blocking: {names} {'is' if len(safe) == 1 else 'are'} safe"
+
+
+def build_text(build: Mapping[str, str]) -> str:
+    """``version 1.5.0, revision e4f5a6b, branch main``: version and revision first."""
+    first = [k for k in ("version", "revision") if k in build]
+    keys = first + sorted(k for k in build if k not in first)
+    return ", ".join(f"{k} {build[k]}" for k in keys)
+
+
+def consumer_location(c: Consumer) -> str:
+    """``alerts.yml:12`` (or just the file when the line is unknown)."""
+    return f"{c.file}:{c.line}" if c.line is not None else c.file
+
+
+def consumer_text(c: Consumer) -> str:
+    """``alert HighErrorRate (alerts.yml:12)``; panels name their dashboard too."""
+    where = consumer_location(c)
+    name = c.name
+    if c.dashboard:
+        name = f"{name} in dashboard {c.dashboard}"
+    elif c.group:
+        name = f"{name} in group {c.group}"
+    return f"{c.type} {name} ({where})"
+
+
+def waiver_text(w: Waiver) -> str:
+    """``metrics/label-removed http_requests_total{route}``: what a waiver matches."""
+    target = w.subject if w.subject is not None else f"fingerprint {w.fingerprint}"
+    if w.subject is not None and w.fingerprint is not None:
+        target += f" (fingerprint {w.fingerprint})"
+    return f"{w.kind} {target}"
+
+
+def plans(report: Report) -> list[Mapping[str, Any]]:
+    """The rollback plans: the report's own, else the migrations section's."""
+    if report.plans:
+        return list(report.plans)
+    if report.migrations is not None:
+        return list(report.migrations.get("plans") or ())
+    return []
+
+
+def plan_advice(report: Report) -> str | None:
+    """Which plan to follow, as one sentence; None when no migrations were inspected."""
+    ps = plans(report)
+    if not ps:
+        return None
+    safe = [str(p.get("name")) for p in ps if p.get("safe")]
+    for name in PLAN_PREFERENCE:
+        if name in safe:
+            return f"follow the {name} plan: {PLAN_ACTIONS[name]}"
+    if safe:
+        return f"follow the {safe[0]} plan"
+    return "no rollback plan is safe: do not roll back before the reasons above are resolved"
+
+
+def downgrade_path_text(path: Sequence[Any]) -> str:
+    return " → ".join(str(r) for r in path) if path else "(none)"
+
+
+def short_json(value: Any, limit: int = 160) -> str:
+    """A compact, deterministic one-line rendering of an evidence value, cut at ``limit``."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,245 @@
+"""GitHub/GitLab-flavoured Markdown for a pull-request or merge-request comment.
+
+Messages are written with identifiers in backticks, so they are Markdown already; everything around
+the code spans is escaped so that a label value such as ``a|b`` or ``<none>`` cannot break the
+table or inject HTML, and unbalanced backticks are escaped instead of swallowing the rest of a cell.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+
+from compatcheck.report import RatedFinding, Report, VersionInfo
+from compatcheck.reporters._common import (
+    build_text,
+    by_severity,
+    consumer_text,
+    downgrade_path_text,
+    not_blocking_note,
+    plan_advice,
+    plans,
+    printable,
+    transition_text,
+    verdict_line,
+    waived_findings,
+    waiver_text,
+)
+
+#: Characters with a meaning in (GitHub-flavoured) Markdown text; backslash-escaped outside code.
+_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
+_BACKTICKS = re.compile(r"`+")
+
+
+def escape_text(text: str, *, table: bool = False) -> str:
+    """Escape plain text so it renders literally (newlines become spaces in a table cell)."""
+    out = _SPECIAL.sub(r"\\\1", printable(text, keep="\n"))
+    if table:
+        out = " ".join(out.splitlines())
+    return out
+
+
+def code(text: str, *, table: bool = False) -> str:
+    """``text`` as one code span, whatever backticks it contains (CommonMark: a longer fence).
+
+    Trap: inside a table even a code span ends at ``|``; GFM lets ``\\|`` stand for it there.
+    """
+    longest = max((len(m) for m in _BACKTICKS.findall(text)), default=0)
+    fence = "`" * (longest + 1)
+    body = " ".join(printable(text, keep="\n").splitlines())
+    if body.startswith("`") or body.endswith("`") or (body.startswith(" ") and body.strip()):
+        body = f" {body} "
+    if table:
+        body = body.replace("|", "\\|")
+    return f"{fence}{body}{fence}"
+
+
+def inline(text: str, *, table: bool = False) -> str:
+    """Render a message: its code spans stay code spans, the rest is escaped text.
+
+    A backtick run opens a code span only when a run of the same length closes it later
+    (CommonMark's rule); an unmatched run is escaped so it cannot swallow the rest of the cell.
+    """
+    out: list[str] = []
+    pos = 0
+    plain_start = 0
+    while pos < len(text):
+        if text[pos] != "`":
+            pos += 1
+            continue
+        run = len(text) - len(text[pos:].lstrip("`"))
+        n = run - pos
+        closing = re.compile(rf"(?<!`){'`' * n}(?!`)")
+        m = closing.search(text, run)
+        if m is None:
+            pos = run
+            continue
+        out.append(escape_text(text[plain_start:pos], table=table))
+        out.append(code(text[run : m.start()], table=table))
+        pos = plain_start = m.end()
+    out.append(escape_text(text[plain_start:], table=table))
+    return "".join(out)
+
+
+def _fence(content: str) -> str:
+    longest = max((len(m) for m in _BACKTICKS.findall(content)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def _details(summary: str, body: str, lang: str = "") -> list[str]:
+    fence = _fence(body)
+    return [
+        "<details>",
+        f"<summary>{html.escape(printable(summary))}</summary>",
+        "",
+        f"{fence}{lang}",
+        body,
+        fence,
+        "",
+        "</details>",
+    ]
+
+
+def _version_row(role: str, info: VersionInfo, note: str) -> str:
+    build = build_text(info.build)
+    source = code(info.source, table=True) if info.source else ""
+    label = code(info.label, table=True)
+    return f"| {role} ({note}) | {label} | {source} | {escape_text(build, table=True)} |"
+
+
+def _header(report: Report) -> list[str]:
+    verdict = "GO" if report.go else "NO-GO"
+    now, target = ("NEW", "OLD") if report.direction == "rollback" else ("OLD", "NEW")
+    info = {"OLD": report.old, "NEW": report.new}
+    return [
+        f"## compatcheck: {verdict} for {escape_text(transition_text(report))}",
+        "",
+        f"**{escape_text(verdict_line(report))}**",
+        "",
+        "| version | label | source | build |",
+        "|---|---|---|---|",
+        _version_row(now, info[now], "running now"),
+        _version_row(target, info[target], "target"),
+    ]
+
+
+def _consumers_cell(rf: RatedFinding) -> str:
+    return "<br>".join(escape_text(consumer_text(c), table=True) for c in rf.finding.consumers)
+
+
+def _row(rf: RatedFinding, severity: str, note: str) -> str:
+    f = rf.finding
+    message = inline(f.message, table=True)
+    if not rf.blocking:
+        message += f" ({escape_text(note, table=True)})"
+    return (
+        f"| {severity} | {code(f.kind, table=True)} | {code(f.subject, table=True)} | "
+        f"{message} | {_consumers_cell(rf)} |"
+    )
+
+
+def _evidence(rfs: list[RatedFinding]) -> list[str]:
+    out: list[str] = []
+    for rf in rfs:
+        if not rf.finding.evidence:
+            continue
+        body = json.dumps(rf.finding.to_json()["evidence"], indent=2, sort_keys=True)
+        out += ["", *_details(f"evidence: {rf.finding.kind} {rf.finding.subject}", body, "json")]
+    return out
+
+
+def _findings(report: Report) -> list[str]:
+    groups = by_severity(report)
+    if not groups:
+        return ["", "No findings."]
+    out = [
+        "",
+        "### Findings",
+        "",
+        "| severity | kind | subject | message | consumers |",
+        "|---|---|---|---|---|",
+    ]
+    ordered: list[RatedFinding] = []
+    for sev, group in groups:
+        for rf in group:
+            out.append(_row(rf, sev, not_blocking_note(report)))
+            ordered.append(rf)
+    return out + _evidence(ordered)
+
+
+def _waivers(report: Report) -> list[str]:
+    out: list[str] = []
+    waived = waived_findings(report)
+    if waived:
+        out += [
+            "",
+            "### Waived",
+            "",
+            "| severity | kind | subject | message | reason | expires |",
+            "|---|---|---|---|---|---|",
+        ]
+        for rf in waived:
+            f, w = rf.finding, rf.waiver
+            assert w is not None
+            out.append(
+                f"| {rf.severity} | {code(f.kind, table=True)} | {code(f.subject, table=True)} | "
+                f"{inline(f.message, table=True)} | {escape_text(w.reason, table=True)} | "
+                f"{w.expires.isoformat()} |"
+            )
+    if report.expired_waivers:
+        out += ["", "### Expired waivers", ""]
+        for w in report.expired_waivers:
+            out.append(
+                f"- {code(waiver_text(w))} expired {w.expires.isoformat()} "
+                f"({escape_text(w.reason)}, {code(w.source)}): the finding counts again"
+            )
+    if report.unused_waivers:
+        out += ["", "### Unused waivers", ""]
+        for w in report.unused_waivers:
+            out.append(
+                f"- {code(waiver_text(w))} matched no finding "
+                f"({escape_text(w.reason)}, {code(w.source)}): remove it"
+            )
+    return out
+
+
+def _migrations(report: Report) -> list[str]:
+    ps = plans(report)
+    mig = report.migrations
+    if mig is None and not ps:
+        return []
+    out = ["", "### Migrations", ""]
+    if mig is not None:
+        old_head, new_head = code(str(mig.get("old_head"))), code(str(mig.get("new_head")))
+        path = code(downgrade_path_text(mig.get("downgrade_path") or ()))
+        out.append(f"OLD head {old_head}, NEW head {new_head}; downgrade path: {path}")
+        out.append("")
+    if ps:
+        out += ["| plan | safe | reasons |", "|---|---|---|"]
+        for p in ps:
+            reasons = "<br>".join(inline(str(r), table=True) for r in p.get("reasons") or ())
+            safe = "yes" if p.get("safe") else "no"
+            out.append(f"| {code(str(p.get('name')), table=True)} | {safe} | {reasons} |")
+    advice = plan_advice(report)
+    if advice:
+        out += ["", f"**{escape_text(advice[0].upper() + advice[1:])}.**"]
+    return out
+
+
+def _extras(report: Report) -> list[str]:
+    out: list[str] = []
+    for key in sorted(report.extras):
+        body = json.dumps(report.extras[key], indent=2, sort_keys=True, default=str)
+        out += ["", *_details(key, body, "json")]
+    return out
+
+
+def render_markdown(report: Report, *, color: bool = False) -> str:
+    """A PR comment; no emoji, so the status reads the same in mail, chat and screen readers."""
+    lines = _header(report)
+    lines += _findings(report)
+    lines += _waivers(report)
+    lines += _migrations(report)
+    lines += _extras(report)
+    return "\n".join(lines) + "\n"
