@@ -112,7 +112,7 @@ def endless_url() -> Iterator[str]:
 
 def test_endless_response_hits_size_cap(endless_url: str) -> None:
     proc = run("diff", endless_url, str(GOOD), "--format", "json")
-    assert_one_line(proc, 3, "could not evaluate", "cap")
+    assert_one_line(proc, 3, "could not evaluate", "larger than 64 MiB")
 
 
 def test_unreachable_url() -> None:

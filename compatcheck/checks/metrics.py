@@ -47,6 +47,20 @@ RENAME_SIMILARITY = 0.85
 
 _BUILD_INFO_LABELS = ("version", "revision")
 
+#: Labels that identify a build; their values change with every release.
+IDENTITY_LABELS = frozenset(
+    {
+        "version",
+        "revision",
+        "commit",
+        "branch",
+        "goversion",
+        "build_date",
+        "builddate",
+        "build_user",
+    }
+)
+
 
 def _tokens(name: str) -> list[str]:
     return [t for t in re.split(r"[_.:]+", name.lower()) if t]
@@ -217,6 +231,10 @@ def _compare_labels(name: str, b: MetricFamily, a: MetricFamily) -> list[Finding
     for label in sorted(lb & la):
         if label in b.high_cardinality or label in a.high_cardinality:
             continue
+        # Trap: build identity labels (version, revision...) differ between releases by design;
+        # nobody selects on them, and a build-info family's values are all identity.
+        if label in IDENTITY_LABELS or _is_build_info(b):
+            continue
         vb = {v for v in b.label_values.get(label, ()) if not _is_intermittent(b, label, v)}
         va = set(a.label_values.get(label, ()))
         gone = sorted(vb - va)
@@ -269,13 +287,15 @@ def _compare_bounds(name: str, b: MetricFamily, a: MetricFamily) -> list[Finding
     return out
 
 
+def _is_build_info(fam: MetricFamily) -> bool:
+    return fam.name.endswith("_build_info") or fam.name == "target_info"
+
+
 def _has_build_info(schema: MetricsSchema) -> bool:
-    for fam in schema.families.values():
-        if (fam.name.endswith("_build_info") or fam.name == "target_info") and any(
-            lbl in fam.labels for lbl in _BUILD_INFO_LABELS
-        ):
-            return True
-    return False
+    return any(
+        _is_build_info(fam) and any(lbl in fam.labels for lbl in _BUILD_INFO_LABELS)
+        for fam in schema.families.values()
+    )
 
 
 def check_metrics(
