@@ -1,0 +1,88 @@
+"""Read-only counts on a live database: how much data the downgrade would destroy there.
+
+Safety (DESIGN.md): a read-only transaction with a statement timeout; nothing is written, the
+transaction is rolled back, and the URL is only ever shown with its password masked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.pool import NullPool
+
+from compatcheck.errors import InputError, UnavailableError
+from compatcheck.migrations.scratch import CONNECT_TIMEOUT, mask, one_line
+
+#: Milliseconds any one count may take on the live database.
+STATEMENT_TIMEOUT_MS = 5000
+
+
+def _read_only(conn: Connection) -> None:
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}")
+    elif dialect in ("mysql", "mariadb"):
+        conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
+        # MariaDB spells the timeout max_statement_time (seconds), MySQL max_execution_time (ms).
+        for stmt in (
+            f"SET SESSION max_statement_time = {STATEMENT_TIMEOUT_MS / 1000}",
+            f"SET SESSION max_execution_time = {STATEMENT_TIMEOUT_MS}",
+        ):
+            with contextlib.suppress(sa.exc.DBAPIError):
+                conn.exec_driver_sql(stmt)
+    elif dialect == "sqlite":
+        conn.exec_driver_sql("PRAGMA query_only = ON")
+
+
+def live_counts(url: str, objects: Iterable[str]) -> dict[str, int | None]:
+    """Rows per ``table`` and non-NULL values per ``table.column``; None when absent there."""
+    try:
+        parsed = make_url(url)
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        raise InputError(f"live database URL {mask(url)} is not valid: {exc}") from exc
+    args = {"connect_timeout": CONNECT_TIMEOUT} if parsed.get_backend_name() != "sqlite" else {}
+    engine = sa.create_engine(parsed, poolclass=NullPool, connect_args=args)
+    out: dict[str, int | None] = {}
+    try:
+        with engine.connect() as conn:
+            _read_only(conn)
+            insp = sa.inspect(conn)
+            tables = set(insp.get_table_names())
+            columns: dict[str, set[str]] = {}
+            for obj in sorted(set(objects)):
+                table, _, column = obj.partition(".")
+                if table not in tables:
+                    out[obj] = None
+                    continue
+                if table not in columns:
+                    columns[table] = {c["name"] for c in insp.get_columns(table)}
+                if column and column not in columns[table]:
+                    out[obj] = None
+                    continue
+                t = sa.table(table, *([sa.column(column)] if column else []))
+                what = sa.func.count(t.c[column]) if column else sa.func.count()
+                out[obj] = int(conn.execute(sa.select(what).select_from(t)).scalar_one())
+            conn.rollback()
+    except sa.exc.OperationalError as exc:
+        raise UnavailableError(
+            f"cannot read live database {mask(parsed)}: {one_line(exc)}"
+        ) from exc
+    except sa.exc.SQLAlchemyError as exc:
+        raise UnavailableError(
+            f"cannot read live database {mask(parsed)}: {one_line(exc)}"
+        ) from exc
+    finally:
+        engine.dispose()
+    return out
+
+
+def describe(obj: str, count: int | None) -> str:
+    """``users.phone: 12,345 non-NULL values`` / ``orders: 7 rows`` / ``... absent``."""
+    if count is None:
+        return f"`{obj}`: absent from the live database"
+    unit = "non-NULL values" if "." in obj else "rows"
+    return f"`{obj}`: {count:,} {unit}"
