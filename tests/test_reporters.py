@@ -652,7 +652,9 @@ def test_sarif_schema_check_can_fail() -> None:
 def test_sarif_levels_rules_and_suppressions(build: Callable[[str], Report]) -> None:
     log = sarif_log(build("nogo"))
     assert log["version"] == "2.1.0"
-    assert log["$schema"].endswith("sarif-2.1.0.json")
+    assert log["$schema"] == (
+        "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+    )
     (run,) = log["runs"]
     driver = run["tool"]["driver"]
     assert (driver["name"], driver["version"]) == ("compatcheck", __version__)
@@ -722,3 +724,51 @@ def test_sarif_locations(build: Callable[[str], Report]) -> None:
         "artifactLocation": {"uri": "monitoring/alerts.yml"},
         "region": {"startLine": 12},
     }
+
+
+# --- what every format leaves out or adds ----------------------------------------------------
+
+
+def test_off_findings_are_in_the_report_but_never_rendered(build: Callable[[str], Report]) -> None:
+    report = build("nogo")
+    off = [(rf.finding.kind, rf.severity) for rf in report.findings if rf.severity == "off"]
+    assert off == [("metrics/help-changed", "off")]
+    for fmt in FORMATS:
+        assert "help-changed" not in render(report, fmt), fmt
+
+
+def test_extras_are_rendered_as_is(build: Callable[[str], Report]) -> None:
+    extras = {"bridge_rules": {"file": "bridge.yml", "rules": 2}}
+    report = dataclasses.replace(build("go"), extras=extras)
+    assert '  bridge_rules: {"file": "bridge.yml", "rules": 2}\n' in render(report, "text")
+    md = render(report, "markdown")
+    assert '<summary>bridge_rules</summary>\n\n```json\n{\n  "file": "bridge.yml",' in md
+    assert json.loads(render(report, "json"))["bridge_rules"] == extras["bridge_rules"]
+
+
+def test_markdown_stays_under_the_comment_limit(build: Callable[[str], Report]) -> None:
+    from compatcheck.reporters.markdown import render_markdown
+
+    base = build("go")
+    rf = base.findings[0]
+    many = tuple(
+        dataclasses.replace(
+            rf,
+            finding=Finding(
+                "metrics/family-added", f"family_{i:04d}", f"`family_{i:04d}` appears.", {"n": i}
+            ),
+        )
+        for i in range(400)
+    )
+    report = dataclasses.replace(base, findings=many)
+    full = render_markdown(report, limit=10**9)
+    assert full.count("<details>") == 400
+    no_evidence = render_markdown(report, limit=len(full) - 1)
+    assert "<details>" not in no_evidence
+    assert no_evidence.count("| info | `metrics/family-added` |") == 400
+    small = render_markdown(report, limit=8_000)
+    assert len(small) <= 8_000
+    rows = small.count("| info | `metrics/family-added` |")
+    assert 0 < rows < 400
+    assert f"... and {400 - rows} more findings: see the JSON report." in small
+    assert "**GO: 0 errors, 0 warnings, 400 info (rollback v1.5.0 → v1.4.2)**" in small

@@ -13,6 +13,7 @@ import re
 
 from compatcheck.report import RatedFinding, Report, VersionInfo
 from compatcheck.reporters._common import (
+    active_findings,
     build_text,
     by_severity,
     consumer_text,
@@ -30,6 +31,9 @@ from compatcheck.reporters._common import (
 #: Characters with a meaning in (GitHub-flavoured) Markdown text; backslash-escaped outside code.
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
 _BACKTICKS = re.compile(r"`+")
+
+#: GitHub rejects comments over 65,536 characters; stay clear of it with room for a footer.
+COMMENT_LIMIT = 60_000
 
 
 def escape_text(text: str, *, table: bool = False) -> str:
@@ -149,7 +153,7 @@ def _evidence(rfs: list[RatedFinding]) -> list[str]:
     return out
 
 
-def _findings(report: Report) -> list[str]:
+def _findings(report: Report, *, evidence: bool, max_rows: int | None) -> list[str]:
     groups = by_severity(report)
     if not groups:
         return ["", "No findings."]
@@ -160,12 +164,14 @@ def _findings(report: Report) -> list[str]:
         "| severity | kind | subject | message | consumers |",
         "|---|---|---|---|---|",
     ]
-    ordered: list[RatedFinding] = []
-    for sev, group in groups:
-        for rf in group:
-            out.append(_row(rf, sev, not_blocking_note(report)))
-            ordered.append(rf)
-    return out + _evidence(ordered)
+    ordered = [(sev, rf) for sev, group in groups for rf in group]
+    shown = ordered if max_rows is None else ordered[:max_rows]
+    out += [_row(rf, sev, not_blocking_note(report)) for sev, rf in shown]
+    if len(shown) < len(ordered):
+        out += ["", f"... and {len(ordered) - len(shown)} more findings: see the JSON report."]
+    if evidence:
+        return out + _evidence([rf for _, rf in shown])
+    return [*out, "", "Evidence omitted to fit a comment: see the JSON report."]
 
 
 def _waivers(report: Report) -> list[str]:
@@ -235,11 +241,28 @@ def _extras(report: Report) -> list[str]:
     return out
 
 
-def render_markdown(report: Report, *, color: bool = False) -> str:
-    """A PR comment; no emoji, so the status reads the same in mail, chat and screen readers."""
+def _render(report: Report, *, evidence: bool, max_rows: int | None) -> str:
     lines = _header(report)
-    lines += _findings(report)
+    lines += _findings(report, evidence=evidence, max_rows=max_rows)
     lines += _waivers(report)
     lines += _migrations(report)
-    lines += _extras(report)
+    if evidence:
+        lines += _extras(report)
     return "\n".join(lines) + "\n"
+
+
+def render_markdown(report: Report, *, color: bool = False, limit: int = COMMENT_LIMIT) -> str:
+    """A PR comment; no emoji, so the status reads the same in mail, chat and screen readers.
+
+    Past ``limit`` characters the evidence blocks go first, then table rows from the end (info
+    before errors, since rows are ordered by severity); the verdict and counts always stay.
+    """
+    text = _render(report, evidence=True, max_rows=None)
+    if len(text) <= limit:
+        return text
+    rows = len(active_findings(report))
+    text = _render(report, evidence=False, max_rows=None)
+    while len(text) > limit and rows > 0:
+        rows = rows // 2 if len(text) > 2 * limit else rows - max(1, rows // 10)
+        text = _render(report, evidence=False, max_rows=rows)
+    return text

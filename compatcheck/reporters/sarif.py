@@ -20,7 +20,9 @@ from compatcheck.model import Consumer
 from compatcheck.report import RatedFinding, Report
 from compatcheck.reporters._common import area_of, consumer_text, verdict_line
 
-SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
+SARIF_SCHEMA_URI = (
+    "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+)
 SARIF_VERSION = "2.1.0"
 INFORMATION_URI = "https://compatcheck.dev"
 FINGERPRINT_KEY = "compatcheck/v1"
