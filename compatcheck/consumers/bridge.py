@@ -1,0 +1,184 @@
+"""The bridge: keep consumers working across a rename while a rollback is in effect.
+
+Two complementary fixes for a query that a rename breaks:
+
+* :func:`render_bridge_rules` writes a Prometheus rule file whose recording rules recreate the
+  series names of the running release (``before``) from the series of the target (``after``):
+  ``record: shop_http_server_requests_total`` / ``expr: shop_http_requests_total``. Loaded for the
+  rollback window, every alert and panel keeps working unchanged. A label renamed in place becomes
+  a ``label_replace`` rule. Labels the target does not have at all cannot be recreated; the file
+  says so in a comment next to the rule.
+* :func:`rewrite_query` gives the ``new or old`` form of one query, for consumers an SRE prefers to
+  edit: it returns data before and after the rollback.
+
+Renames come from ``metrics/renamed`` findings (the metrics checks decide what is a rename); the
+schemas decide which series each family has.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+from compatcheck.consumers.promql import PromQLError, parse_expression, rename_metrics
+from compatcheck.model import Finding, MetricFamily, MetricsSchema
+
+RENAMED = "metrics/renamed"
+_HISTOGRAMS = ("histogram", "gaugehistogram")
+_PLAIN_NAME = re.compile(r"^[A-Za-z_:][A-Za-z0-9_:]*$")
+
+
+def series_names(family: MetricFamily) -> tuple[str, ...]:
+    """The sample names PromQL can select for ``family`` (its ``name`` is the PromQL name).
+
+    Trap: a histogram's family name selects nothing by itself; its series are ``_bucket``,
+    ``_sum`` and ``_count`` (``_gsum``/``_gcount`` for a gauge histogram).
+    """
+    n = family.name
+    if family.type == "histogram":
+        return (f"{n}_bucket", f"{n}_sum", f"{n}_count")
+    if family.type == "gaugehistogram":
+        return (f"{n}_bucket", f"{n}_gsum", f"{n}_gcount")
+    if family.type == "summary":
+        return (n, f"{n}_sum", f"{n}_count")
+    return (n,)
+
+
+def family_renames(
+    findings: Iterable[Finding], before: MetricsSchema, after: MetricsSchema
+) -> dict[str, str]:
+    """``before`` family name → ``after`` family name, for each ``metrics/renamed`` finding that
+    the schemas confirm (the old name gone, the new one present)."""
+    out: dict[str, str] = {}
+    for f in findings:
+        if f.kind != RENAMED:
+            continue
+        src = str(f.evidence.get("family") or f.subject)
+        dst = f.evidence.get("renamed_to")
+        if not isinstance(dst, str):
+            continue
+        if src in before.families and dst in after.families and src not in after.families:
+            out[src] = dst
+    return out
+
+
+def series_renames(
+    families: Mapping[str, str], before: MetricsSchema, after: MetricsSchema
+) -> dict[str, str]:
+    """Expand family renames to sample names (``x_bucket`` → ``y_bucket``...)."""
+    out: dict[str, str] = {}
+    for src, dst in families.items():
+        bf, af = before.families[src], after.families[dst]
+        b_names, a_names = series_names(bf), series_names(af)
+        if len(b_names) == len(a_names):
+            out.update(zip(b_names, a_names, strict=True))
+        else:  # the type changed as well: only the bare names can be matched
+            out[src] = dst
+    return out
+
+
+def label_renames(before: MetricsSchema, after: MetricsSchema) -> list[tuple[str, str, str]]:
+    """``(family, label in before, label in after)`` for labels renamed in place.
+
+    Conservative on purpose: the family keeps its name, exactly one label disappears and exactly
+    one appears, and both carry the same non-empty set of values. Anything looser is a guess.
+    """
+    out: list[tuple[str, str, str]] = []
+    for name in sorted(set(before.families) & set(after.families)):
+        bf, af = before.families[name], after.families[name]
+        gone = set(bf.labels) - set(af.labels)
+        new = set(af.labels) - set(bf.labels)
+        if len(gone) != 1 or len(new) != 1:
+            continue
+        (b_label,), (a_label,) = gone, new
+        values = bf.label_values.get(b_label)
+        if values and values == af.label_values.get(a_label):
+            out.append((name, b_label, a_label))
+    return out
+
+
+def rewrite_query(text: str, renames: Mapping[str, str], grafana: bool = False) -> str | None:
+    """``(query) or (query with after's names)``: data on both sides of the transition.
+
+    ``renames`` maps sample names of ``before`` to those of ``after``. Returns None when nothing
+    in the query is renamed or when the rewrite does not parse (a scalar-valued query cannot be
+    joined with ``or``).
+    """
+    used = {
+        k: v for k, v in renames.items() if re.search(rf"(?<![\w:]){re.escape(k)}(?![\w:])", text)
+    }
+    if not used:
+        return None
+    old = rename_metrics(text, used)
+    if old == text:
+        return None
+    rewrite = f"({text.strip()}) or ({old.strip()})"
+    try:
+        parse_expression(rewrite, grafana)
+    except PromQLError:
+        return None
+    return rewrite
+
+
+def _yaml_scalar(text: str) -> str:
+    if _PLAIN_NAME.match(text):
+        return text
+    return "'" + text.replace("'", "''") + "'"
+
+
+def render_bridge_rules(
+    findings: Sequence[Finding], before: MetricsSchema, after: MetricsSchema
+) -> str:
+    """A rule file (``promtool check rules`` clean) that recreates ``before``'s series from
+    ``after``'s for every rename in ``findings`` and every in-place label rename of the schemas.
+
+    Also reads the ``renamed_to`` of ``consumers/query-broken`` problems, so a rename the
+    consumers hit is bridged even when only the consumer finding was kept.
+    """
+    fams = family_renames(findings, before, after)
+    pairs: dict[str, str] = dict(series_renames(fams, before, after))
+    for f in findings:
+        if f.kind != "consumers/query-broken":
+            continue
+        for p in f.evidence.get("problems", ()):
+            src, dst = p.get("missing_metric"), p.get("renamed_to")
+            if isinstance(src, str) and isinstance(dst, str):
+                pairs.setdefault(src, dst)
+
+    out = [
+        "# Generated by compatcheck: recording rules that recreate the running release's series",
+        "# from the rollback target's, so alerts, recording rules and dashboards written for the",
+        "# running release keep working during the rollback window. Remove once they are updated.",
+    ]
+    rules: list[str] = []
+    by_family: dict[str, list[tuple[str, str]]] = {}
+    for src, dst in sorted(pairs.items()):
+        fam = next((f for f, d in fams.items() if src in series_names(before.families[f])), src)
+        by_family.setdefault(fam, []).append((src, dst))
+    for fam, items in sorted(by_family.items()):
+        target = fams.get(fam)
+        rules.append(f"      # `{fam}` is `{target or items[0][1]}` in the target release")
+        if target is not None:
+            lost = sorted(set(before.families[fam].labels) - set(after.families[target].labels))
+            if lost:
+                rules.append(
+                    "      # not recoverable (the target has no such label): " + ", ".join(lost)
+                )
+        for src, dst in items:
+            rules.append(f"      - record: {src}")
+            rules.append(f"        expr: {_yaml_scalar(dst)}")
+    for fam, b_label, a_label in label_renames(before, after):
+        rules.append(f"      # `{fam}`: label `{b_label}` is `{a_label}` in the target release")
+        rules.append(
+            "      # (the scraped series keep their own name too: select on the label to avoid"
+            " counting twice)"
+        )
+        for name in series_names(after.families[fam]):
+            expr = f'label_replace({name}, "{b_label}", "$1", "{a_label}", "(.*)")'
+            rules.append(f"      - record: {name}")
+            rules.append(f"        expr: {_yaml_scalar(expr)}")
+    if not rules:
+        out.append("groups: []")
+        return "\n".join(out) + "\n"
+    out += ["groups:", "  - name: compatcheck-bridge", "    rules:", *rules]
+    return "\n".join(out) + "\n"
