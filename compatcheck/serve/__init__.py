@@ -1,0 +1,189 @@
+"""``compatcheck serve``: the policy hook other rollback tools call over HTTP.
+
+Built on Starlette + uvicorn (the optional extra ``compatcheck[serve]``) rather than a hand-written
+HTTP loop: HTTP/1.1 parsing, keep-alive, slow clients, graceful SIGTERM shutdown and request
+draining are exactly what a well-kept server already gets right. Starlette is the thinnest
+well-maintained ASGI toolkit (routing, request streaming, a real ``TestClient``) without a
+framework's validation layer we would not use; uvicorn is its reference server.
+
+Public entry points: :func:`create_app` (tests, embedding), :func:`add_serve_parser` and
+:func:`cmd_serve` (the CLI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from typing import IO, TYPE_CHECKING
+
+from compatcheck.errors import UsageError
+from compatcheck.serve.settings import TOKEN_ENV, ServeSettings, settings_from_args
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+
+def _missing_extra(exc: ImportError) -> UsageError:
+    return UsageError(
+        f"compatcheck serve needs the `serve` extra ({exc.name} is missing): "
+        "pip install 'compatcheck[serve]'"
+    )
+
+
+def create_app(settings: ServeSettings) -> Starlette:
+    """The ASGI application for ``settings`` (see :mod:`compatcheck.serve.app`)."""
+    try:
+        from compatcheck.serve.app import create_app as _create
+    except ImportError as exc:
+        raise _missing_extra(exc) from None
+    return _create(settings)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def add_serve_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``serve`` flags, on the CLI's subparser or on ``python -m compatcheck.serve``."""
+    p.add_argument(
+        "-c", "--config", metavar="FILE", help="compatcheck.yaml (snapshot_dir, policy, consumers)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument(
+        "--port", type=_port, default=8080, help="port (default: 8080; 0 picks a free one)"
+    )
+    p.add_argument(
+        "--snapshot-dir", metavar="DIR|URL", help="store of <service>/<version>.snapshot.json"
+    )
+    p.add_argument(
+        "--policy", action="append", default=[], metavar="FILE", help="policy file (repeatable)"
+    )
+    p.add_argument(
+        "--consumers",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="rule files, dashboards or folders whose breakage to name (repeatable)",
+    )
+    p.add_argument(
+        "--fail-on",
+        choices=("error", "warning", "info"),
+        default="error",
+        help="lowest severity that makes the verdict no-go (default: error)",
+    )
+    p.add_argument(
+        "--allow-url-targets",
+        action="store_true",
+        help='let callers give {"url": ...} targets to scrape (off: stored snapshots only)',
+    )
+    p.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help=f"bearer token callers must send (default: ${TOKEN_ENV}; none: loopback only)",
+    )
+    p.add_argument(
+        "--max-body",
+        type=_positive_int,
+        default=64 * 1024,
+        metavar="BYTES",
+        help="request body cap (default: 65536; 413 beyond)",
+    )
+    p.add_argument(
+        "--max-concurrent",
+        type=_positive_int,
+        default=4,
+        metavar="N",
+        help="checks evaluated at once (default: 4; 429 beyond)",
+    )
+    p.add_argument(
+        "--check-timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="per-check deadline (default: 30; 503 / TERMINAL beyond)",
+    )
+
+
+def add_serve_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``serve`` subcommand to the CLI's subparsers."""
+    p = subparsers.add_parser("serve", help="run the policy hook (HTTP) other tools call")
+    add_serve_arguments(p)
+
+
+def cmd_serve(args: argparse.Namespace, out: IO[str] | None = None) -> int:
+    """Run the hook until SIGTERM/SIGINT; uvicorn drains requests, then running checks end.
+
+    The listening socket is bound here (not by uvicorn) so that ``--port 0`` can announce the port
+    it got, on stderr, before serving: tests and supervisors read that line.
+    """
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise _missing_extra(exc) from None
+    settings = settings_from_args(args)
+    app = create_app(settings)
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    try:
+        sock = socket.create_server((settings.host, settings.port), family=family, backlog=2048)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
+        ) from None
+    port = sock.getsockname()[1]
+    auth = "bearer token" if settings.token else "no auth (loopback)"
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    print(
+        f"compatcheck serve: listening on http://{host}:{port} ({auth})",
+        file=sys.stderr,
+        flush=True,
+    )
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=int(settings.check_timeout) + 5,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    return 0
+
+
+__all__ = [
+    "ServeSettings",
+    "add_serve_arguments",
+    "add_serve_parser",
+    "cmd_serve",
+    "create_app",
+]

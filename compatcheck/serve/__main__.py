@@ -1,0 +1,28 @@
+"""``python -m compatcheck.serve``: the hook without the rest of the CLI (same flags as
+``compatcheck serve``), for a minimal container entry point."""
+
+from __future__ import annotations
+
+import sys
+
+from compatcheck.errors import CompatcheckError
+
+
+def main() -> int:
+    from compatcheck.cli import _Parser
+    from compatcheck.serve import add_serve_arguments, cmd_serve
+
+    parser = _Parser(prog="compatcheck serve", description="run the compatcheck policy hook")
+    add_serve_arguments(parser)
+    args = parser.parse_args()
+    try:
+        return cmd_serve(args)
+    except CompatcheckError as exc:
+        print(f"compatcheck: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,326 @@
+"""The policy hook's HTTP face: routes, auth, body cap, and the status codes each caller expects.
+
+Contracts of the callers, as they document them (and as the recipes' tests replay them):
+
+- Argo Rollouts' web metric provider treats any non-2xx as an *error* (not a failure) and reads
+  the verdict with ``jsonPath: "{$.go}"``: so ``/v1/check`` answers 200 with ``go`` for both go and
+  no-go, and a non-2xx only when it cannot tell (503), cannot accept (429) or the request is bad.
+- Flagger passes a webhook only on 200-202 and retries 429 and 5xx: so ``/v1/flagger`` answers 200
+  for go, 412 for no-go (a final "no"), and 503 only for "cannot tell yet".
+- Spinnaker's webhook stage retries 429 and 5xx and treats other 4xx as terminal: so
+  ``/v1/checks`` validates synchronously (400/404 end the stage with a reason) and the polled
+  status is RUNNING until SUCCEEDED (go) or TERMINAL (anything else).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from compatcheck.serve.checker import (
+    Checker,
+    CheckRequest,
+    HookError,
+    Outcome,
+    Prepared,
+    parse_check_request,
+    parse_flagger_request,
+)
+from compatcheck.serve.metrics import HookMetrics, endpoint_of
+from compatcheck.serve.settings import ServeSettings
+
+_OPEN_PATHS = frozenset({"/healthz", "/metrics"})
+JSON_TYPE = "application/json"
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    headers = {}
+    if "retry_after" in extra:
+        retry = extra.pop("retry_after")
+        if retry is not None:
+            headers["Retry-After"] = str(retry)
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="compatcheck"'
+    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+
+
+def _hook_error(exc: HookError) -> JSONResponse:
+    return _error(exc.status, exc.message, retry_after=exc.retry_after)
+
+
+class _Guard:
+    """Pure ASGI middleware: bearer-token auth and per-endpoint request counting.
+
+    Pure ASGI rather than ``BaseHTTPMiddleware`` so that a rejected request is answered before any
+    of its body is read, and nothing buffers a response.
+    """
+
+    def __init__(self, app: ASGIApp, token: str | None, metrics: HookMetrics) -> None:
+        self.app = app
+        self.token = token.encode() if token is not None else None
+        self.metrics = metrics
+
+    def _authorized(self, scope: Scope) -> bool:
+        if self.token is None or scope["path"] in _OPEN_PATHS:
+            return True
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                scheme, _, given = value.partition(b" ")
+                # Trap: compare_digest is constant-time only for equal lengths, which is fine:
+                # the length of a token is not the secret.
+                return scheme.lower() == b"bearer" and hmac.compare_digest(
+                    given.strip(), self.token
+                )
+        return False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        endpoint = endpoint_of(scope["path"])
+        status = {"code": 500}
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            if self._authorized(scope):
+                await self.app(scope, receive, counting_send)
+            else:
+                reason = "missing or wrong bearer token"
+                await _error(401, reason)(scope, receive, counting_send)
+        finally:
+            self.metrics.requests.labels(endpoint, str(status["code"])).inc()
+
+
+async def read_json(request: Request, max_body: int) -> object:
+    """The request body as JSON, capped at ``max_body`` bytes (413) both by the declared length
+    and by the bytes actually streamed (a lying or absent Content-Length is caught too)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise HookError(400, "invalid Content-Length header")
+        if int(declared) > max_body:
+            raise HookError(
+                413, f"request body of {declared} bytes is over the {max_body} byte cap"
+            )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_body:
+            raise HookError(413, f"request body is over the {max_body} byte cap")
+        chunks.append(chunk)
+    if not size:
+        raise HookError(400, "request body is empty (expected a JSON object)")
+    try:
+        return json.loads(b"".join(chunks))
+    except UnicodeDecodeError:
+        raise HookError(400, "request body is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise HookError(
+            400,
+            f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+        ) from None
+
+
+@dataclass
+class Job:
+    """An asynchronous check, polled by Spinnaker's monitored webhook stage."""
+
+    status: str = "RUNNING"  # RUNNING | SUCCEEDED | TERMINAL
+    outcome: Outcome | None = None
+    error: str | None = None
+    created: float = field(default_factory=time.monotonic)
+
+    def body(self) -> bytes:
+        go = "null" if self.outcome is None else json.dumps(self.outcome.go)
+        report = b"null" if self.outcome is None else self.outcome.report_json
+        head = f'{{"status":{json.dumps(self.status)},"go":{go},'
+        if self.error is not None:
+            head += f'"error":{json.dumps(self.error, ensure_ascii=False)},'
+        return head.encode() + b'"report":' + report + b"}"
+
+
+class Hook:
+    """State shared by the routes of one app: settings, the checker, the jobs."""
+
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings = settings
+        self.metrics = HookMetrics()
+        self.checker = Checker(settings, self.metrics)
+        self.jobs: OrderedDict[str, Job] = OrderedDict()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def count_verdict(self, outcome: Outcome) -> None:
+        self.metrics.verdicts.labels(
+            "unavailable" if outcome.unavailable else outcome.verdict
+        ).inc()
+
+    # -- routes ------------------------------------------------------------------------------
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", "checks_running": self.checker.running})
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    async def _request(
+        self, request: Request, parse: Callable[[object], CheckRequest]
+    ) -> CheckRequest:
+        return parse(await read_json(request, self.settings.max_body))
+
+    async def check(self, request: Request) -> Response:
+        try:
+            req = await self._request(
+                request, lambda b: parse_check_request(b, allow_url=self.settings.allow_url_targets)
+            )
+            outcome = await self.checker.check(req)
+        except HookError as exc:
+            return _hook_error(exc)
+        self.count_verdict(outcome)
+        if outcome.unavailable is not None:
+            body = (
+                f'{{"error":{json.dumps("cannot tell yet: " + outcome.unavailable)},'
+                f'"go":false,"report":'.encode()
+                + outcome.report_json
+                + b"}"
+            )
+            return Response(
+                body, status_code=503, media_type=JSON_TYPE, headers={"Retry-After": "30"}
+            )
+        return Response(outcome.report_json, media_type=JSON_TYPE)
+
+    async def flagger(self, request: Request) -> Response:
+        try:
+            req = await self._request(request, parse_flagger_request)
+            outcome = await self.checker.check(req)
+        except HookError as exc:
+            return _hook_error(exc)
+        self.count_verdict(outcome)
+        if outcome.unavailable is not None:
+            return _error(503, f"cannot tell yet: {outcome.unavailable}", retry_after=30)
+        if not outcome.go:
+            return _error(412, outcome.summary, go=False)
+        return JSONResponse({"go": True, "message": outcome.summary})
+
+    def _new_job(self, job: Job) -> str:
+        job_id = secrets.token_urlsafe(12)
+        self.jobs[job_id] = job
+        # Keep the newest; drop finished ones first (running ones are bounded by the slots).
+        while len(self.jobs) > self.settings.max_jobs:
+            victim = next((k for k, j in self.jobs.items() if j.status != "RUNNING"), None)
+            if victim is None:
+                break
+            del self.jobs[victim]
+        return job_id
+
+    def _finish(self, job: Job, outcome: Outcome) -> None:
+        self.count_verdict(outcome)
+        job.outcome = outcome
+        if outcome.unavailable is not None:
+            job.status, job.error = "TERMINAL", f"cannot tell: {outcome.unavailable}"
+        elif outcome.go:
+            job.status = "SUCCEEDED"
+        else:
+            job.status, job.error = "TERMINAL", outcome.summary
+
+    async def _run_job(self, job: Job, prep: Prepared) -> None:
+        try:
+            self._finish(job, await self.checker.run(prep))
+        except HookError as exc:
+            job.status, job.error = "TERMINAL", exc.message
+        except Exception as exc:  # the job must end even on a bug, never stay RUNNING
+            job.status, job.error = "TERMINAL", f"internal error: {type(exc).__name__}: {exc}"
+
+    async def start_check(self, request: Request) -> Response:
+        try:
+            req = await self._request(
+                request, lambda b: parse_check_request(b, allow_url=self.settings.allow_url_targets)
+            )
+            prep = await self.checker.prepare(req)
+            job = Job()
+            if prep.cached is not None:
+                self._finish(job, prep.cached)
+            else:
+                self.checker.acquire()
+        except HookError as exc:
+            return _hook_error(exc)
+        job_id = self._new_job(job)
+        if prep.cached is None:
+            task = asyncio.create_task(self._run_job(job, prep))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        location = f"/v1/checks/{job_id}"
+        return JSONResponse(
+            {"id": job_id, "status": job.status, "location": location},
+            status_code=202,
+            headers={"Location": location},
+        )
+
+    async def get_check(self, request: Request) -> Response:
+        job = self.jobs.get(request.path_params["id"])
+        if job is None:
+            return _error(404, "no such check (finished checks are kept for a while, then dropped)")
+        return Response(job.body(), media_type=JSON_TYPE)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            # Graceful shutdown: uvicorn has already drained in-flight requests; let background
+            # checks finish or reach their deadline, then drop the threads.
+            if self.tasks:
+                await asyncio.wait(set(self.tasks), timeout=self.settings.check_timeout + 1)
+            self.checker.close()
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 as the same one-line JSON as every other error."""
+    assert isinstance(exc, HTTPException)
+    return _error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
+
+
+def _route(path: str, endpoint: Callable[[Request], Awaitable[Response]], method: str) -> Route:
+    return Route(path, endpoint, methods=[method])
+
+
+def create_app(settings: ServeSettings) -> Starlette:
+    """The ASGI app for ``settings``; serve it with uvicorn (``cmd_serve``) or a TestClient."""
+    hook = Hook(settings)
+    routes = [
+        _route("/healthz", hook.healthz, "GET"),
+        _route("/metrics", hook.metrics_endpoint, "GET"),
+        _route("/v1/check", hook.check, "POST"),
+        _route("/v1/checks", hook.start_check, "POST"),
+        _route("/v1/checks/{id}", hook.get_check, "GET"),
+        _route("/v1/flagger", hook.flagger, "POST"),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=hook.lifespan,
+        exception_handlers={HTTPException: _http_exception},
+    )
+    app.state.hook = hook
+    app.add_middleware(_Guard, token=settings.token, metrics=hook.metrics)
+    return app

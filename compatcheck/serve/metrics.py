@@ -1,0 +1,68 @@
+"""The hook's own Prometheus metrics, in a private registry.
+
+A private :class:`~prometheus_client.CollectorRegistry` (not the global one) so that two apps in
+one process (tests, an embedding service) never collide and ``/metrics`` shows only the hook.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+#: Label value for paths the hook does not serve: unbounded paths must not become label values.
+OTHER_ENDPOINT = "other"
+ENDPOINTS = (
+    "/healthz",
+    "/metrics",
+    "/v1/check",
+    "/v1/checks",
+    "/v1/checks/{id}",
+    "/v1/flagger",
+)
+
+
+def endpoint_of(path: str) -> str:
+    """The route template for ``path`` (bounded label cardinality)."""
+    if path.startswith("/v1/checks/"):
+        return "/v1/checks/{id}"
+    return path if path in ENDPOINTS else OTHER_ENDPOINT
+
+
+class HookMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "compatcheck_hook_requests",
+            "HTTP requests answered by the policy hook, by endpoint and status code.",
+            ["endpoint", "code"],
+            registry=self.registry,
+        )
+        self.check_duration = Histogram(
+            "compatcheck_hook_check_duration_seconds",
+            "Time to judge one uncached check (loading, scraping, evaluating).",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.verdicts = Counter(
+            "compatcheck_hook_verdicts",
+            "Verdicts answered, cached or not: go, no-go, or unavailable (cannot tell).",
+            ["verdict"],
+            registry=self.registry,
+        )
+        self.cache_hits = Counter(
+            "compatcheck_hook_cache_hits",
+            "Checks answered from the verdict cache.",
+            registry=self.registry,
+        )
+        self.timeouts = Counter(
+            "compatcheck_hook_check_timeouts",
+            "Checks that ran past --check-timeout.",
+            registry=self.registry,
+        )
+        self.in_progress = Gauge(
+            "compatcheck_hook_checks_in_progress",
+            "Checks holding a slot right now (bounded by --max-concurrent).",
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

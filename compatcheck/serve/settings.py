@@ -1,0 +1,163 @@
+"""What the policy hook is allowed to do, fixed when it starts: :class:`ServeSettings`.
+
+Everything that could launch a process, name a file or reach a host comes from here (the operator's
+command line and config file), never from a request: callers only name a service and versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compatcheck.errors import UsageError
+
+TOKEN_ENV = "COMPATCHECK_TOKEN"
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Server configuration. ``token=None`` means no authentication (loopback only, see below)."""
+
+    snapshot_dir: str | None = None
+    policy: tuple[str, ...] = ()
+    consumers: tuple[str, ...] = ()
+    #: Let callers give ``{"url": ...}`` targets: the hook then scrapes hosts callers name, so it
+    #: is off unless the operator accepts that.
+    allow_url_targets: bool = False
+    max_body: int = 64 * 1024
+    max_concurrent: int = 4
+    check_timeout: float = 30.0
+    host: str = "127.0.0.1"
+    port: int = 8080
+    token: str | None = None
+    fail_on: str = "error"
+    #: Verdicts kept (LRU) and finished asynchronous checks kept for polling.
+    cache_size: int = 512
+    max_jobs: int = 1000
+    #: Per-scrape budget for URL targets (also bounded by ``check_timeout``).
+    scrape_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.max_body < 1:
+            raise UsageError(f"--max-body must be at least 1 byte, got {self.max_body}")
+        if self.max_concurrent < 1:
+            raise UsageError(f"--max-concurrent must be at least 1, got {self.max_concurrent}")
+        if self.check_timeout <= 0:
+            raise UsageError(f"--check-timeout must be positive, got {self.check_timeout}")
+        if self.cache_size < 0 or self.max_jobs < 1:
+            raise UsageError("cache and job limits must be positive")
+        if self.token is not None and not self.token:
+            raise UsageError("the bearer token is empty")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_token(token_file: str | None) -> str | None:
+    """The bearer token from ``--token-file`` (first line, stripped) or ``$COMPATCHECK_TOKEN``."""
+    if token_file:
+        try:
+            text = Path(token_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{token_file}: cannot read token file: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"{token_file}: token file is not UTF-8 text") from None
+        lines = text.strip().splitlines()
+        token = lines[0].strip() if lines else ""
+        if not token:
+            raise UsageError(f"{token_file}: token file is empty")
+        return token
+    env = os.environ.get(TOKEN_ENV, "").strip()
+    return env or None
+
+
+def _config_list(data: dict[str, Any], key: str, base: Path, name: str) -> list[str]:
+    value = data.get(key)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"{name}: `{key}` must be a path or a list of paths")
+    return [str(base / v) for v in value]
+
+
+def read_config(path: str) -> dict[str, Any]:
+    """The keys of ``compatcheck.yaml`` the hook uses: ``snapshot_dir``, ``policy``, ``consumers``.
+
+    Relative paths are relative to the config file, as in ``compatcheck check``. Other keys belong
+    to other commands and are ignored here.
+    """
+    import yaml
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read config: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: config is not UTF-8 text") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise UsageError(f"{path}{where}: invalid YAML") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: config must be a mapping")
+    base = p.resolve().parent
+    out: dict[str, Any] = {
+        "policy": _config_list(data, "policy", base, path),
+        "consumers": _config_list(data, "consumers", base, path),
+    }
+    snap = data.get("snapshot_dir")
+    if snap is not None:
+        if not isinstance(snap, str) or not snap:
+            raise UsageError(f"{path}: `snapshot_dir` must be a directory or an http(s) URL")
+        out["snapshot_dir"] = snap if snap.startswith(("http://", "https://")) else str(base / snap)
+    return out
+
+
+def settings_from_args(args: argparse.Namespace) -> ServeSettings:
+    """Merge ``-c`` config and flags (flags win; policy and consumer lists add up, config first).
+
+    Refuses to serve without a token anywhere but loopback: a hook that can veto rollbacks must not
+    be open to the network.
+    """
+    conf = read_config(args.config) if args.config else {}
+    token = read_token(args.token_file)
+    if token is None and not is_loopback(args.host):
+        raise UsageError(
+            f"refusing to listen on {args.host} without a token: "
+            f"give --token-file FILE or set {TOKEN_ENV}"
+        )
+    snapshot_dir = args.snapshot_dir or conf.get("snapshot_dir")
+    if not snapshot_dir and not args.allow_url_targets:
+        raise UsageError(
+            "nothing to check against: give --snapshot-dir DIR|URL or --allow-url-targets"
+        )
+    return ServeSettings(
+        snapshot_dir=snapshot_dir,
+        policy=(*conf.get("policy", []), *args.policy),
+        consumers=(*conf.get("consumers", []), *args.consumers),
+        allow_url_targets=args.allow_url_targets,
+        max_body=args.max_body,
+        max_concurrent=args.max_concurrent,
+        check_timeout=args.check_timeout,
+        host=args.host,
+        port=args.port,
+        token=token,
+        fail_on=args.fail_on,
+    )
