@@ -236,6 +236,10 @@ def inspect_migrations(
         "heads": heads,
         "mode": "static" if static or not has_env else "roundtrip",
     }
+    if not has_env:
+        section["roundtrip"] = {"status": "skipped", "why": "no env.py: a bare versions folder"}
+    elif static:
+        section["roundtrip"] = {"status": "skipped", "why": "static analysis only"}
 
     def missing(subject: str, message: str) -> MigrationsResult:
         findings.append(
@@ -282,8 +286,6 @@ def inspect_migrations(
             seed_sql=Path(seed_sql) if seed_sql is not None else None,
             say=say,
         )
-    elif not has_env:
-        section["roundtrip"] = {"status": "skipped", "why": "no env.py: a bare versions folder"}
     if live_db_url is not None:
         _live(coll, live_db_url, section)
     result = sort_findings(coll.findings())
