@@ -1,0 +1,106 @@
+"""Ctrl-C and SIGTERM during a round trip still drop the scratch database and temp files.
+
+A real child process runs ``inspect_migrations`` on a migration that sleeps; the test interrupts
+it while the migration runs and then looks for leftovers on disk and on the servers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+SLOW = Path(__file__).resolve().parent.parent / "fixtures" / "alembic" / "_slow"
+
+CHILD = """
+import sys
+from compatcheck.migrations import inspect_migrations
+url = sys.argv[2] if len(sys.argv) > 2 else None
+try:
+    inspect_migrations(sys.argv[1], "0001_users", "0002_slow", db_url=url,
+                       progress=lambda m: print(m, flush=True))
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(130)
+print("finished", flush=True)
+"""
+
+
+def interrupt(tmp: Path, sig: int, url: str | None) -> tuple[int, str]:
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    argv = [sys.executable, "-c", CHILD, str(SLOW), *([url] if url else [])]
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 30
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("upgrading to NEW's head"):
+                break
+            assert time.monotonic() < deadline, "child never reached the slow migration"
+        time.sleep(0.5)  # inside the migration's sleep now
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=30)
+        lines.append(out)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, "".join(lines)
+
+
+def leftover_databases(url: str) -> list[str]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                q = "SELECT datname FROM pg_database WHERE datname LIKE :p"
+            else:
+                q = "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :p"
+            return [r[0] for r in conn.execute(sa.text(q), {"p": "compatcheck%"})]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_removes_sqlite_scratch(tmp_path: Path, sig: int) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    code, out = interrupt(tmp, sig, None)
+    assert code == 130, out
+    assert "interrupted" in out
+    assert "finished" not in out
+    assert list(tmp.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_interrupt_drops_postgres_scratch(tmp_path: Path, postgres_url: str) -> None:
+    code, out = interrupt(tmp_path, signal.SIGINT, postgres_url)
+    assert code == 130, out
+    assert "scratch database: compatcheck_" in out
+    assert leftover_databases(postgres_url) == []
+
+
+@pytest.mark.slow
+@pytest.mark.mysql
+def test_interrupt_drops_mysql_scratch(tmp_path: Path, mysql_url: str) -> None:
+    code, out = interrupt(tmp_path, signal.SIGINT, mysql_url)
+    assert code == 130, out
+    assert "scratch database: compatcheck_" in out
+    assert leftover_databases(mysql_url) == []
