@@ -8,6 +8,7 @@ config file's folder, and a target's ``cwd`` too, so the file works from any wor
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -225,7 +226,7 @@ class _Loader:
     def path_in(self, value: Any, where: tuple[Any, ...], base: Path) -> Path:
         text = self.string(value, where)
         p = Path(text).expanduser()
-        return p if p.is_absolute() else (base / p)
+        return Path(os.path.normpath(p if p.is_absolute() else base / p))
 
     def http_path(self, value: Any, where: tuple[Any, ...]) -> str:
         text = self.string(value, where)

@@ -74,13 +74,21 @@ def _removed_fields(before: Any, after: Any, volatile: set[str]) -> list[str]:
     out: set[str] = set()
     for item in diff.get("dictionary_item_removed", []):
         out.add(pointer(item.path(output_format="list")))
-    # A member that turned from an object into a scalar loses all its fields at once.
-    for item in diff.get("type_changes", []):
-        if isinstance(item.t1, dict) and not isinstance(item.t2, dict):
-            base = item.path(output_format="list")
-            for key in item.t1:
-                out.add(pointer([*base, key]))
+    # Trap: deepdiff reports an object replaced wholesale (by ``{}`` or by a scalar) as one
+    # value or type change, not as removed members; expand those into the members lost.
+    for kind in ("values_changed", "type_changes"):
+        for item in diff.get(kind, []):
+            if isinstance(item.t1, dict):
+                _lost(item.t1, item.t2, list(item.path(output_format="list")), out)
     return sorted(p for p in out if not _covered(p, volatile))
+
+
+def _lost(before: dict[Any, Any], after: Any, base: list[Any], out: set[str]) -> None:
+    for key, value in before.items():
+        if not isinstance(after, dict) or key not in after:
+            out.add(pointer([*base, key]))
+        elif isinstance(value, dict):
+            _lost(value, after[key], [*base, key], out)
 
 
 def _flatten(expected: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[str, Any]]:
