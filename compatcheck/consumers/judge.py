@@ -381,7 +381,9 @@ def check_consumers(
         if r is None:
             r = judge.eval(e.node)
             node_memo[id(e.node)] = r
-        for p in r.problems:
+        for p in sorted(r.problems, key=lambda p: len(p.chain)):  # direct causes first
+            if e.subject in p.chain:
+                continue  # a record cycle leading back to this very consumer
             items = per_subject.setdefault(e.subject, [])
             if (e.text, p) not in ((x.text, y) for x, y in items):
                 items.append((e, p))

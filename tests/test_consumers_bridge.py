@@ -1,0 +1,145 @@
+"""The bridge rule file (checked by the real promtool) and the ``new or old`` rewrite."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from compatcheck.checks.metrics import check_metrics
+from compatcheck.consumers import render_bridge_rules, rewrite_query
+from compatcheck.model import Finding, MetricFamily, MetricsSchema
+from compatcheck.snapshot import load_snapshot
+
+ROOT = Path(__file__).resolve().parent.parent / "fixtures" / "consumers"
+
+
+def _promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        if os.environ.get("COMPATCHECK_REQUIRE_SERVERS") == "1":
+            pytest.fail("promtool is not installed and COMPATCHECK_REQUIRE_SERVERS=1")
+        pytest.skip("promtool is not installed (apt-get install prometheus)")
+    return path
+
+
+def _shop() -> tuple[MetricsSchema, MetricsSchema]:
+    v1 = load_snapshot(ROOT / "shop" / "v1.json").metrics
+    v2 = load_snapshot(ROOT / "shop" / "v2.json").metrics
+    assert v1 is not None and v2 is not None
+    return v2, v1
+
+
+def _rules(text: str) -> list[tuple[str, str]]:
+    doc = yaml.safe_load(text)
+    if not doc["groups"]:
+        return []
+    return [(r["record"], r["expr"]) for g in doc["groups"] for r in g["rules"]]
+
+
+def _schemas() -> dict[str, tuple[MetricsSchema, MetricsSchema]]:
+    hist_b = MetricFamily(
+        name="lat_seconds", type="histogram", labels=("route",), buckets=(0.1, math.inf)
+    )
+    hist_a = MetricFamily(
+        name="latency_seconds", type="histogram", labels=("route",), buckets=(0.1, math.inf)
+    )
+    return {
+        "shop": _shop(),
+        "histogram": (
+            MetricsSchema(families={"lat_seconds": hist_b}),
+            MetricsSchema(families={"latency_seconds": hist_a}),
+        ),
+        "empty": (MetricsSchema(), MetricsSchema()),
+    }
+
+
+def _renamed(src: str, dst: str) -> Finding:
+    """A metrics/renamed finding as the metrics checks write it (rollback: dst is OLD's name)."""
+    evidence = {"family": src, "renamed_to": dst, "old_name": dst, "new_name": src}
+    return Finding(
+        "metrics/renamed", src, f"`{src}` is named `{dst}` after the transition.", evidence
+    )
+
+
+def test_shop_bridge_recreates_the_running_names() -> None:
+    before, after = _shop()
+    text = render_bridge_rules(check_metrics(before, after), before, after)
+    assert _rules(text) == [
+        ("shop_http_server_requests_total", "shop_http_requests_total"),
+        ("shop_orders_created_total", "shop_orders_total"),
+    ]
+    assert "not recoverable (the target has no such label): payment_method" in text
+
+
+def test_histogram_rename_bridges_every_series() -> None:
+    before, after = _schemas()["histogram"]
+    findings = [_renamed("lat_seconds", "latency_seconds")]
+    assert _rules(render_bridge_rules(findings, before, after)) == [
+        ("lat_seconds_bucket", "latency_seconds_bucket"),
+        ("lat_seconds_count", "latency_seconds_count"),
+        ("lat_seconds_sum", "latency_seconds_sum"),
+    ]
+
+
+def test_label_rename_uses_label_replace() -> None:
+    old = load_snapshot(ROOT / "cases" / "old.json").metrics
+    new = load_snapshot(ROOT / "cases" / "new.json").metrics
+    assert old is not None and new is not None
+    text = render_bridge_rules(check_metrics(new, old), new, old)
+    assert _rules(text) == [
+        ("queue_depth", 'label_replace(queue_depth, "queue", "$1", "queue_name", "(.*)")')
+    ]
+
+
+@pytest.mark.parametrize("case", ["shop", "histogram", "empty", "labels"])
+def test_bridge_passes_promtool(case: str, tmp_path: Path) -> None:
+    promtool = _promtool()
+    if case == "labels":
+        old = load_snapshot(ROOT / "cases" / "old.json").metrics
+        new = load_snapshot(ROOT / "cases" / "new.json").metrics
+        assert old is not None and new is not None
+        before, after = new, old
+    else:
+        before, after = _schemas()[case]
+    findings = check_metrics(before, after)
+    if case == "histogram":
+        findings.append(_renamed("lat_seconds", "latency_seconds"))
+    f = tmp_path / "bridge.yml"
+    text = render_bridge_rules(findings, before, after)
+    assert len(_rules(text)) == {"shop": 2, "histogram": 3, "empty": 0, "labels": 1}[case]
+    f.write_text(text)
+    run = subprocess.run(
+        [promtool, "check", "rules", str(f)], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "SUCCESS" in run.stdout
+
+
+def test_bad_rule_file_fails_promtool(tmp_path: Path) -> None:
+    """The promtool test can fail: an invalid record name is rejected."""
+    promtool = _promtool()
+    f = tmp_path / "bad.yml"
+    f.write_text(
+        "groups:\n  - name: x\n    rules:\n      - record: 'not a name'\n        expr: up\n"
+    )
+    run = subprocess.run([promtool, "check", "rules", str(f)], capture_output=True, timeout=60)
+    assert run.returncode != 0
+
+
+def test_rewrite_query() -> None:
+    renames = {"a_total": "b_total"}
+    assert rewrite_query("sum(rate(a_total[5m])) > 1", renames) == (
+        "(sum(rate(a_total[5m])) > 1) or (sum(rate(b_total[5m])) > 1)"
+    )
+    assert rewrite_query("sum(rate(c_total[5m]))", renames) is None
+    assert rewrite_query("scalar(a_total) + 1", renames) is None  # `or` needs vectors
+    assert rewrite_query('a_total{x="$v"}[$__rate_interval]', renames, grafana=True) is None
+    assert rewrite_query('rate(a_total{x="$v"}[$__rate_interval])', renames, grafana=True) == (
+        '(rate(a_total{x="$v"}[$__rate_interval])) or (rate(b_total{x="$v"}[$__rate_interval]))'
+    )
