@@ -45,6 +45,15 @@ from compatcheck.serve.metrics import HookMetrics, endpoint_of
 from compatcheck.serve.settings import ServeSettings
 
 _OPEN_PATHS = frozenset({"/healthz", "/metrics"})
+FLAGGER_PATH = "/v1/flagger"
+#: Request state flag: the caller sent no Authorization header and must carry the token in the body.
+BODY_TOKEN_STATE = "compatcheck_body_token"
+
+
+def _has_authorization(scope: Scope) -> bool:
+    return any(name == b"authorization" for name, _ in scope.get("headers", ()))
+
+
 JSON_TYPE = "application/json"
 
 
@@ -102,6 +111,10 @@ class _Guard:
 
         try:
             if self._authorized(scope):
+                await self.app(scope, receive, counting_send)
+            elif scope["path"] == FLAGGER_PATH and not _has_authorization(scope):
+                # Flagger's webhooks cannot send headers: the handler checks `metadata.token`.
+                scope.setdefault("state", {})[BODY_TOKEN_STATE] = True
                 await self.app(scope, receive, counting_send)
             else:
                 reason = "missing or wrong bearer token"
@@ -210,9 +223,25 @@ class Hook:
             )
         return Response(outcome.report_json, media_type=JSON_TYPE)
 
+    def _flagger_body(self, request: Request) -> Callable[[object], CheckRequest]:
+        needs_token = bool(getattr(request.state, BODY_TOKEN_STATE, False))
+
+        def parse(body: object) -> CheckRequest:
+            if needs_token:
+                meta = body.get("metadata") if isinstance(body, dict) else None
+                given = meta.pop("token", None) if isinstance(meta, dict) else None
+                expected = self.settings.token or ""
+                if not isinstance(given, str) or not hmac.compare_digest(
+                    given.encode(), expected.encode()
+                ):
+                    raise HookError(401, "missing or wrong bearer token (or `metadata.token`)")
+            return parse_flagger_request(body)
+
+        return parse
+
     async def flagger(self, request: Request) -> Response:
         try:
-            req = await self._request(request, parse_flagger_request)
+            req = await self._request(request, self._flagger_body(request))
             outcome = await self.checker.check(req)
         except HookError as exc:
             return _hook_error(exc)

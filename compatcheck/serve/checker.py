@@ -212,7 +212,11 @@ class Checker:
 
         self.settings = settings
         self.metrics = metrics
-        self.store = SnapshotStore(settings.snapshot_dir) if settings.snapshot_dir else None
+        self.store = (
+            SnapshotStore(settings.snapshot_dir, timeout=min(10.0, settings.check_timeout))
+            if settings.snapshot_dir
+            else None
+        )
         self._digests = _FileDigests()
         self._policy_lock = threading.Lock()
         self._policy = load_policy(settings.policy)  # a broken policy stops the server starting
@@ -340,8 +344,11 @@ class Checker:
         from compatcheck.sources import snapshot_from_metrics_url
 
         assert target.url is not None
-        budget = min(self.settings.scrape_timeout, self.settings.check_timeout)
-        return snapshot_from_metrics_url(target.url, label=mask_url(target.url), timeout=budget)
+        # The scrape's own budget bounds how long the thread (and its slot) lives; the check's
+        # deadline, enforced by the caller, bounds how long the client waits.
+        return snapshot_from_metrics_url(
+            target.url, label=mask_url(target.url), timeout=self.settings.scrape_timeout
+        )
 
     def _judge(self, prep: Prepared) -> Outcome:
         from compatcheck.engine import EvaluateOptions, evaluate

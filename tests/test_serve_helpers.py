@@ -1,0 +1,158 @@
+"""Real servers on loopback for the hook's tests: a static file server (the snapshot store over
+HTTP), a metrics endpoint that answers when told to (a slow release), and the hook itself as a
+child process (``python -m compatcheck.serve``) that announces its port on stderr."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+SNAPSHOTS = REPO / "fixtures" / "snapshots"
+METRICS = REPO / "fixtures" / "metrics"
+TOKEN = "test-token-5f0c2d"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def body(service: str, old: str, new: str, **extra: Any) -> dict[str, Any]:
+    return {"service": service, "old": {"version": old}, "new": {"version": new}, **extra}
+
+
+class _Quiet(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:  # a client gave up: fine
+        pass
+
+
+@contextmanager
+def serve_http(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve ``handler`` on a free loopback port; yields the base URL."""
+    server = _Quiet(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def static_handler(root: Path) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+def metrics_handler(
+    exposition: Path, release: threading.Event | None = None, delay: float = 0.0
+) -> type[http.server.BaseHTTPRequestHandler]:
+    """A ``/metrics`` endpoint serving ``exposition``, after ``release`` is set or ``delay``."""
+    data = exposition.read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if release is not None:
+                release.wait(30)
+            if delay:
+                time.sleep(delay)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+class HookProcess:
+    """``python -m compatcheck.serve`` in its own process group, on a free port."""
+
+    def __init__(self, args: Sequence[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.log = log
+        full_env = {**os.environ, "COMPATCHECK_TOKEN": TOKEN, **(env or {})}
+        self._log_fh = log.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "compatcheck.serve", "--port", "0", *args],
+            stdout=self._log_fh,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=REPO,
+            start_new_session=True,
+        )
+        self.url = self._wait_listening()
+
+    def _wait_listening(self) -> str:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            text = self.log.read_text(errors="replace")
+            for line in text.splitlines():
+                if "listening on " in line:
+                    url = line.split("listening on ", 1)[1].split()[0]
+                    self._wait_healthy(url, deadline)
+                    return url
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hook exited {self.proc.returncode}: {text}")
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"hook did not start: {self.log.read_text(errors='replace')}")
+
+    @staticmethod
+    def _wait_healthy(url: str, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+    def terminate(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+
+    def stop(self, timeout: float = 20) -> int:
+        self.terminate()
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            code = self.proc.wait(5)
+        self._log_fh.close()
+        return code
+
+
+@contextmanager
+def hook_process(
+    args: Sequence[str], log: Path, env: dict[str, str] | None = None
+) -> Iterator[HookProcess]:
+    hook = HookProcess(args, log, env)
+    try:
+        yield hook
+    finally:
+        hook.stop()
