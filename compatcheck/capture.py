@@ -22,7 +22,6 @@ contract.
 from __future__ import annotations
 
 import datetime as dt
-import shlex
 import sys
 import threading
 import time
@@ -255,7 +254,7 @@ class _Capture:
     def _source(self) -> str:
         t = self.target
         if t.command is not None:
-            cmd = " ".join(shlex.quote(a) for a in t.command)
+            cmd = " ".join(t.command)
             return f"command: {cmd}" + (f" (cwd {t.cwd})" if t.cwd else "")
         if t.url is not None:
             return mask_url(t.url)
