@@ -181,7 +181,7 @@ def test_unknown_tag_lists_the_layout_tags(tmp_path: Path) -> None:
     msg = next(f.message for f in r.findings if f.kind == "check/unavailable")
     assert "no image tagged `v9` (tags: `v1`)" in msg
     assert r.section["rollback_command"] is None
-    assert "could not be resolved" in r.section["rollback_note"]
+    assert "could not be read" in r.section["rollback_note"]
 
 
 def test_index_without_amd64_names_its_platforms(tmp_path: Path) -> None:

@@ -230,7 +230,9 @@ def inspect_artifact(
                     {"reference": subject, "resolved_digest": digest},
                 )
             )
-        if ref is not None and digest is not None:
+        # The command is given only for a digest that was read and verified just now: a pinned
+        # reference the registry no longer serves would make a command that cannot succeed.
+        if ref is not None and digest is not None and info is not None:
             section["pinned_reference"] = ref.pinned_form(digest)
             if k8s is not None:
                 commands.append(kubectl_command(k8s, ref.pinned_form(digest)))
@@ -258,8 +260,8 @@ def inspect_artifact(
 def _no_command_reason(
     ref: ImageReference | None, has_k8s: bool, section: Mapping[str, Any]
 ) -> str:
-    if ref is not None and section.get("digest") is None:
-        return "the image's digest could not be resolved, so no pinned rollback command is given"
+    if ref is not None and section.get("source") is None:
+        return "the image could not be read, so no verified rollback command is given"
     if not has_k8s:
         return "no `kubernetes` target is configured; deploy `pinned_reference` by your own means"
     return "no rollback target is configured"
