@@ -25,6 +25,7 @@ from compatcheck.model import Finding, MetricFamily, MetricsSchema
 
 RENAMED = "metrics/renamed"
 _HISTOGRAMS = ("histogram", "gaugehistogram")
+_WORD = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
 _PLAIN_NAME = re.compile(r"^[A-Za-z_:][A-Za-z0-9_:]*$")
 
 
@@ -104,9 +105,8 @@ def rewrite_query(text: str, renames: Mapping[str, str], grafana: bool = False) 
     in the query is renamed or when the rewrite does not parse (a scalar-valued query cannot be
     joined with ``or``).
     """
-    used = {
-        k: v for k, v in renames.items() if re.search(rf"(?<![\w:]){re.escape(k)}(?![\w:])", text)
-    }
+    words = set(_WORD.findall(text))
+    used = {k: v for k, v in renames.items() if k in words}
     if not used:
         return None
     old = rename_metrics(text, used)

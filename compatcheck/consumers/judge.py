@@ -374,6 +374,7 @@ def check_consumers(
 
     per_subject: dict[str, list[tuple[Expression, Problem]]] = {}
     node_memo: dict[int, _Result] = {}
+    seen: set[tuple[str, str, Problem]] = set()
     for e in consumers.expressions:
         if e.node is None:
             continue
@@ -384,9 +385,9 @@ def check_consumers(
         for p in sorted(r.problems, key=lambda p: len(p.chain)):  # direct causes first
             if e.subject in p.chain:
                 continue  # a record cycle leading back to this very consumer
-            items = per_subject.setdefault(e.subject, [])
-            if (e.text, p) not in ((x.text, y) for x, y in items):
-                items.append((e, p))
+            if (e.subject, e.text, p) not in seen:
+                seen.add((e.subject, e.text, p))
+                per_subject.setdefault(e.subject, []).append((e, p))
 
     new: list[Finding] = []
     for subject, items in per_subject.items():

@@ -53,6 +53,8 @@ RULE_SUFFIXES = frozenset({".yml", ".yaml"})
 DASHBOARD_SUFFIXES = frozenset({".json"})
 TEXT_SUFFIXES = frozenset({".promql", ".txt"})
 
+# libyaml's composer is ~10x faster and keeps the same node marks (lines); pure Python otherwise.
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TEMPLATE_LABEL = re.compile(r"\$labels\.([A-Za-z_]\w*)|index\s+\$labels\s+\"([A-Za-z_]\w*)\"")
 _LABEL_VALUES = re.compile(
     r"^\s*label_values\s*\((?P<expr>.*),\s*(?P<label>[A-Za-z_]\w*)\s*\)\s*$", re.S
@@ -213,7 +215,7 @@ def _scalar(node: yaml.Node | None) -> str | None:
 
 
 def _documents(loader: _Loader, file: str, rel: str, text: str) -> Iterator[yaml.Node]:
-    stream = yaml.compose_all(text, Loader=yaml.SafeLoader)
+    stream = yaml.compose_all(text, Loader=_YAML_LOADER)
     while True:
         try:
             doc = next(stream)
