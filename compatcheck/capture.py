@@ -281,7 +281,11 @@ class _Capture:
                 database_url = self.db_url or ""
                 self._time("migrate", t0)
             self.db_done.set()
-            self.running = self.ws.launch(t, database_url=database_url)
+            try:
+                self.running = self.ws.launch(t, database_url=database_url)
+            except UnavailableError as exc:
+                self._unavailable(t.role, str(exc))
+                return snap
             shown = " ".join(
                 ["python" if a == sys.executable else mask_url(a) for a in self.running.argv]
             )

@@ -1,0 +1,118 @@
+"""Targets: ports, process groups, scratch databases, Alembic upgrades — all on real resources."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from compatcheck.capture import run_check
+from compatcheck.config import TargetConfig, load_config
+from compatcheck.errors import UnavailableError
+from compatcheck.targets import Workspace, free_port, migrate_to_head, script_heads, stop_groups
+
+SHOP = Path(__file__).resolve().parent.parent / "fixtures" / "services" / "shop"
+DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
+
+
+def test_free_port_is_bindable():
+    port = free_port()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+
+
+def test_workspace_removes_its_dir_and_stops_children(isolated_tmp):
+    target = TargetConfig(
+        role="old",
+        label="sleeper",
+        command=(
+            "{python}",
+            "-c",
+            "import sys, time; print(sys.argv[1]); time.sleep(60)",
+            "{port}",
+        ),
+    )
+    with Workspace(grace=1.0) as ws:
+        running = ws.launch(target)
+        assert running.process.poll() is None
+        assert ws.dir is not None and ws.dir.parent == isolated_tmp
+    assert running.process.returncode is not None
+    assert list(isolated_tmp.iterdir()) == []
+    with pytest.raises(UnavailableError, match="the run is shutting down"):
+        ws.launch(target)
+
+
+def test_missing_executable_is_a_finding_not_a_crash(tmp_path, isolated_tmp):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "old: {command: [/nonexistent/bin/app, '{port}']}\n"
+        "new: {command: [/nonexistent/bin/app, '{port}']}\n"
+        "readiness: {timeout: 1s}\n"
+    )
+    result = run_check(load_config(cfg))
+    assert [(f.kind, f.subject) for f in result.findings] == [
+        ("check/unavailable", "old"),
+        ("check/unavailable", "new"),
+    ]
+    assert "cannot start `/nonexistent/bin/app`" in result.findings[0].message
+    assert list(isolated_tmp.iterdir()) == []
+
+
+def test_stop_groups_on_already_exited_process():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
+    proc.wait()
+    stop_groups([proc], grace=0.1)  # no error, nothing to signal
+
+
+def test_migrate_scratch_sqlite_to_each_release_head(tmp_path):
+    heads = {}
+    for version in ("v1", "v2", "v3"):
+        url = f"sqlite:///{tmp_path / version}.sqlite"
+        heads[version] = migrate_to_head(SHOP / version / "migrations", url)
+        assert script_heads(SHOP / version / "migrations") == heads[version]
+    assert heads == {"v1": "1a0c0ffee001", "v2": "2b0c0ffee003", "v3": "3c0c0ffee004"}
+    engine = create_engine(f"sqlite:///{tmp_path / 'v2'}.sqlite")
+    with engine.connect() as conn:
+        cols = [r[1] for r in conn.execute(text("PRAGMA table_info(orders)"))]
+    engine.dispose()
+    assert "customer_name" in cols and "payment_method" in cols and "customer" not in cols
+
+
+def test_broken_script_location_is_unavailable(tmp_path):
+    with pytest.raises(UnavailableError, match="not an Alembic script location"):
+        migrate_to_head(tmp_path, f"sqlite:///{tmp_path}/x.sqlite")
+
+
+def _scratch_dbs(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT datname FROM pg_database WHERE datname LIKE 'compatcheck_%'")
+            )
+            return {r[0] for r in rows}
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_scratch_databases_on_a_postgres_server_are_dropped(tmp_path, isolated_tmp, postgres_url):
+    text_cfg = (DEMO / "compatcheck.yaml").read_text()
+    text_cfg = text_cfg.replace("cwd: ../", f"cwd: {DEMO}/../")
+    text_cfg = text_cfg.replace("database: sqlite", f"database: '{postgres_url}'")
+    text_cfg = text_cfg.replace("consumers: [../consumers/shop/]\n", "")
+    cfg = tmp_path / "pg.yaml"
+    cfg.write_text(text_cfg)
+    before = _scratch_dbs(postgres_url)
+    result = run_check(load_config(cfg))
+    assert [f for f in result.findings if f.kind == "check/unavailable"] == []
+    assert (result.old.alembic_head, result.new.alembic_head) == ("1a0c0ffee001", "2b0c0ffee003")
+    assert result.new.readiness is not None
+    assert result.new.readiness["/readyz"]["json"]["db_connected"] is True
+    assert _scratch_dbs(postgres_url) - before == set()
+    assert list(isolated_tmp.iterdir()) == []
