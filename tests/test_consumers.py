@@ -353,3 +353,33 @@ def test_record_cycle_terminates() -> None:
         for f in check_consumers(cs, before, after, [])
     }
     assert got == {("record:a:x", ()), ("record:b:x", ("record:a:x",))}
+
+
+def test_non_prometheus_targets_are_skipped(tmp_path: Path) -> None:
+    dash = {
+        "title": "Mixed",
+        "panels": [
+            {
+                "id": 1,
+                "title": "Logs",
+                "datasource": "Loki (prod)",
+                "targets": [{"expr": '{a="b"} |= "x"'}],
+            },
+            {
+                "id": 2,
+                "title": "Both",
+                "datasource": {"type": "datasource", "uid": "-- Mixed --"},
+                "targets": [
+                    {"expr": "rate(x_total[5m])", "datasource": {"type": "prometheus"}},
+                    {"expr": 'count_over_time({a="b"}[5m])', "datasource": {"type": "loki"}},
+                ],
+            },
+        ],
+    }
+    f = tmp_path / "mixed.json"
+    f.write_text(json.dumps(dash))
+    got = load_consumers([f])
+    assert [(e.subject, e.text) for e in got.expressions] == [
+        ("panel:Mixed/Both", "rate(x_total[5m])")
+    ]
+    assert got.findings == ()

@@ -143,3 +143,32 @@ def test_rewrite_query() -> None:
     assert rewrite_query('rate(a_total{x="$v"}[$__rate_interval])', renames, grafana=True) == (
         '(rate(a_total{x="$v"}[$__rate_interval])) or (rate(b_total{x="$v"}[$__rate_interval]))'
     )
+
+
+def test_cli_diff_names_the_broken_consumers_and_writes_a_valid_bridge(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`compatcheck diff v1 v2 --consumers DIR --emit-bridge-rules FILE` on the shop fixtures."""
+    import json
+
+    from compatcheck.cli import main
+
+    shop = ROOT / "shop"
+    bridge = tmp_path / "bridge.yml"
+    argv = ["diff", str(shop / "v1.json"), str(shop / "v2.json"), "--consumers", str(shop)]
+    code = main([*argv, "--format", "json", "--emit-bridge-rules", str(bridge)])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1 and report["verdict"] == "no-go"
+    expected = yaml.safe_load((shop / "expected.yaml").read_text())
+    got = {
+        (f["kind"], f["subject"]) for f in report["findings"] if f["kind"].startswith("consumers/")
+    }
+    assert got == {(row[0], row[1]) for row in expected["flagged"]}
+    assert _rules(bridge.read_text()) == [
+        ("shop_http_server_requests_total", "shop_http_requests_total"),
+        ("shop_orders_created_total", "shop_orders_total"),
+    ]
+    run = subprocess.run(
+        [_promtool(), "check", "rules", str(bridge)], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stdout + run.stderr

@@ -496,7 +496,7 @@ def _finding(
         renamed = f" (renamed → `{p.label_renamed_to}`)" if p.label_renamed_to else ""
         message = (
             f"{who} {_PHRASE[p.effect]}: `{p.family}` has no label `{p.label}`{renamed} "
-            f"in the target{via}{more}."
+            f"in the target (needed by `{p.reason}`){via}{more}."
         )
     else:
         renamed = f" (renamed → `{p.renamed_to}`)" if p.renamed_to else ""

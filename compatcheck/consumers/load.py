@@ -61,6 +61,7 @@ _LABEL_VALUES = re.compile(
 )
 _LABEL_VALUES_1 = re.compile(r"^\s*label_values\s*\(\s*[A-Za-z_]\w*\s*\)\s*$")
 _QUERY_RESULT = re.compile(r"^\s*query_result\s*\((?P<expr>.*)\)\s*$", re.S)
+_OTHER_DATASOURCE = re.compile(r"loki|tempo|elastic|influx|graphite|mysql|postgres|jaeger", re.I)
 _SKIPPED_VARIABLE_QUERY = re.compile(r"^\s*(metrics|label_names)\s*\(")
 
 
@@ -433,6 +434,8 @@ def _is_prometheus(ds: Any) -> bool:
     if isinstance(ds, dict):
         kind = ds.get("type")
         return not isinstance(kind, str) or "prometheus" in kind or kind in ("datasource", "")
+    if isinstance(ds, str):  # legacy: the data source's name; only an obvious other kind is skipped
+        return not _OTHER_DATASOURCE.search(ds)
     return True
 
 
