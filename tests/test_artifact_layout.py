@@ -160,8 +160,9 @@ def _unavailable(r: Any) -> str:
         ("check/unavailable", "old:artifact")
     }
     (f,) = [f for f in r.findings if f.kind == "check/unavailable"]
-    assert "\n" not in f.message
-    return f.message
+    message: str = f.message
+    assert "\n" not in message
+    return message
 
 
 def test_tampered_config_blob_is_unavailable(tmp_path: Path) -> None:

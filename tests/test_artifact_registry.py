@@ -32,7 +32,8 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 import pytest
 
-from compatcheck.artifact import inspect_artifact
+from compatcheck.artifact import inspect_artifact, parse_reference
+from compatcheck.artifact.oci import parse_challenge, registry_base_url
 from compatcheck.targets import free_port
 
 pytestmark = pytest.mark.slow
@@ -506,3 +507,33 @@ def test_free_port_really_refuses() -> None:
     """Guard for the unreachable-registry test: nothing listens on a fresh free port."""
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", free_port()), timeout=1):
         pass
+
+
+@pytest.mark.parametrize(
+    ("image", "override", "insecure", "base"),
+    [
+        ("busybox", None, False, "https://registry-1.docker.io"),
+        ("busybox", None, True, "https://registry-1.docker.io"),
+        ("reg.example:5000/a/b:v1", None, False, "https://reg.example:5000"),
+        ("reg.example:5000/a/b:v1", None, True, "http://reg.example:5000"),
+        ("localhost:5000/a/b:v1", None, False, "http://localhost:5000"),
+        ("[::1]:5000/a:v1", None, False, "http://[::1]:5000"),
+        ("reg.example/a:v1", "mirror.example", False, "https://mirror.example"),
+        ("reg.example/a:v1", "http://10.1.2.3:5000/", True, "http://10.1.2.3:5000"),
+    ],
+)
+def test_registry_base_url(image: str, override: str | None, insecure: bool, base: str) -> None:
+    assert registry_base_url(parse_reference(image), override, insecure) == base
+
+
+def test_parse_challenge_keeps_commas_inside_values() -> None:
+    assert parse_challenge(
+        'Bearer realm="https://auth.example/token",service="reg",scope="repository:a/b:pull,push"'
+    ) == (
+        "bearer",
+        {
+            "realm": "https://auth.example/token",
+            "service": "reg",
+            "scope": "repository:a/b:pull,push",
+        },
+    )

@@ -162,3 +162,17 @@ def test_kubectl_command_quotes_every_word() -> None:
         "-n",
         "team's ns",
     ]
+
+
+def test_current_that_is_a_real_directory_cannot_be_switched(tmp_path: Path) -> None:
+    binary = _release(tmp_path)
+    (tmp_path / "current").mkdir()
+    r = inspect_artifact({"release": {"path": str(binary), "sha256": SHA}})
+    assert _pairs(r) == {("check/unavailable", "old:artifact")}
+    assert r.findings[0].message == (
+        f"`{tmp_path / 'current'}` is a real directory or file, not a symlink; the switch "
+        "command cannot replace it."
+    )
+    # And indeed: the emitted command fails on it.
+    run = subprocess.run(["bash", "-c", r.section["rollback_command"]], capture_output=True)
+    assert run.returncode != 0

@@ -104,11 +104,20 @@ def inspect_release(spec: ReleaseSpec, role: str) -> tuple[list[Finding], dict[s
         "sha256": None,
         "executable": None,
     }
-    try:
+    section["current_target"] = None
+    if spec.current_link.is_symlink():
         section["current_target"] = os.readlink(spec.current_link)
-    except OSError:
-        section["current_target"] = None
+    elif spec.current_link.exists():
+        # rename(2) cannot replace a real directory with a symlink: `mv -T` would fail half-way
+        # through an incident. Say so now.
+        problem = (
+            f"`{spec.current_link}` is a real directory or file, not a symlink; the switch "
+            "command cannot replace it"
+        )
+        section["current_link_problem"] = problem
     findings: list[Finding] = []
+    if "current_link_problem" in section:
+        findings.append(_unavailable(role, section["current_link_problem"], subject))
     if spec.sha256 is None:
         findings.append(
             Finding(
