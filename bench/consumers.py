@@ -33,8 +33,8 @@ from compatcheck.consumers import check_consumers, load_consumers, render_bridge
 from compatcheck.consumers.promql import parse_expression
 from compatcheck.model import MetricFamily, MetricsSchema
 
-BUCKETS_NEW = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, math.inf)
-BUCKETS_OLD = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, math.inf)
+BUCKETS_NEW: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, math.inf)
+BUCKETS_OLD: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, math.inf)
 LABELS = ("method", "route", "status", "code", "queue", "pod", "team", "tenant")
 
 
