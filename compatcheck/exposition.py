@@ -222,6 +222,8 @@ class _Reader:
 
     openmetrics: bool
     content_type: str
+    #: Tests turn the fast path off to check that both paths build the same schema.
+    fast_path: bool = True
 
     def __post_init__(self) -> None:
         self.families: dict[str, _Family] = {}
@@ -411,7 +413,7 @@ class _Reader:
         sink = _Sink(fam, name, role)
         fam.sinks.append(sink)
         self.sinks[name] = sink
-        if _LEGACY_NAME_RE.match(name):
+        if self.fast_path and _LEGACY_NAME_RE.match(name):
             self.fast[name] = sink
         return sink
 
@@ -737,8 +739,12 @@ def parse_text(text: str, *, content_type: str = "") -> MetricsSchema:
     ``content_type`` is the negotiated Content-Type, if known; otherwise the format is sniffed
     (see :func:`is_openmetrics`). Raises :class:`ExpositionError` on the first invalid line.
     """
+    return _parse_text(text, content_type, fast_path=True)
+
+
+def _parse_text(text: str, content_type: str, fast_path: bool) -> MetricsSchema:
     openmetrics = is_openmetrics(content_type, text[:DETECT_BYTES] + "\n" + text[-512:])
-    reader = _Reader(openmetrics, content_type or _canonical(openmetrics))
+    reader = _Reader(openmetrics, content_type or _canonical(openmetrics), fast_path)
     if not text:
         return reader.finish()
     # The lines are text.split("\n") less the empty piece after a final newline.

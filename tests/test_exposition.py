@@ -1,0 +1,610 @@
+"""The exposition reader: every edge case with its exact schema, every error with its line."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from compatcheck import exposition
+from compatcheck.errors import ExpositionError, InputError
+from compatcheck.exposition import (
+    CONTENT_TYPE_OPENMETRICS,
+    CONTENT_TYPE_TEXT,
+    is_openmetrics,
+    parse_stream,
+    parse_text,
+    read_exposition_file,
+)
+from compatcheck.model import LABEL_VALUE_CAP, MetricFamily, MetricsSchema
+
+OM = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+INF = math.inf
+
+
+def both_paths(text: str, content_type: str = "") -> MetricsSchema:
+    """Parse with the fast path and with the slow path only; they must agree."""
+    fast = parse_text(text, content_type=content_type)
+    slow = exposition._parse_text(text, content_type, fast_path=False)
+    assert fast == slow
+    assert parse_stream([text.encode()], content_type=content_type) == fast
+    return fast
+
+
+def only(schema: MetricsSchema) -> MetricFamily:
+    assert len(schema.families) == 1, sorted(schema.families)
+    return next(iter(schema.families.values()))
+
+
+def error_of(text: str, content_type: str = "") -> tuple[int, str]:
+    with pytest.raises(ExpositionError) as info:
+        parse_text(text, content_type=content_type)
+    slow = pytest.raises(ExpositionError)
+    with slow as slow_info:
+        exposition._parse_text(text, content_type, fast_path=False)
+    assert (slow_info.value.line, slow_info.value.reason) == (info.value.line, info.value.reason)
+    return info.value.line, info.value.reason
+
+
+# -- families, names and types ------------------------------------------------------------------
+
+
+def test_counter_and_gauge_in_text_format() -> None:
+    schema = both_paths(
+        "# HELP http_requests_total Requests served.\n"
+        "# TYPE http_requests_total counter\n"
+        'http_requests_total{method="GET",code="200"} 1027\n'
+        'http_requests_total{method="POST",code="200"} 3\n'
+        'http_requests_total{method="GET",code="500"} 1\n'
+        "# TYPE temperature_celsius gauge\n"
+        "temperature_celsius 21.5\n"
+    )
+    assert schema.content_type == CONTENT_TYPE_TEXT
+    assert schema.families == {
+        "http_requests_total": MetricFamily(
+            name="http_requests_total",
+            type="counter",
+            help="Requests served.",
+            labels=("code", "method"),
+            label_values={"code": ("200", "500"), "method": ("GET", "POST")},
+            series=3,
+            has_samples=True,
+        ),
+        "temperature_celsius": MetricFamily(
+            name="temperature_celsius", type="gauge", series=1, has_samples=True
+        ),
+    }
+
+
+def test_text_counter_without_total_keeps_its_name() -> None:
+    # prometheus_client would call this family `jobs` and rename its samples `jobs_total`;
+    # PromQL selects `jobs`.
+    fam = only(both_paths("# TYPE jobs counter\njobs 3\n"))
+    assert (fam.name, fam.type, fam.series) == ("jobs", "counter", 1)
+
+
+def test_openmetrics_counter_is_selected_with_total_and_folds_created() -> None:
+    schema = both_paths(
+        "# TYPE requests counter\n"
+        "# UNIT requests requests\n"
+        "# HELP requests Requests served.\n"
+        'requests_total{path="/"} 4\n'
+        'requests_created{path="/"} 1.7e9\n'
+        'requests_total{path="/a"} 1\n'
+        'requests_created{path="/a"} 1.7e9\n'
+        "# EOF\n",
+        OM,
+    )
+    assert schema.families == {
+        "requests_total": MetricFamily(
+            name="requests_total",
+            type="counter",
+            unit="requests",
+            help="Requests served.",
+            labels=("path",),
+            label_values={"path": ("/", "/a")},
+            series=2,
+            has_samples=True,
+        )
+    }
+
+
+def test_text_created_sample_is_a_family_of_its_own() -> None:
+    # In 0.0.4, clients expose `_created` as its own gauge family; PromQL selects it as such.
+    schema = both_paths(
+        "# TYPE lat histogram\n"
+        'lat_bucket{le="+Inf"} 1\n'
+        "lat_count 1\n"
+        "lat_sum 0.5\n"
+        "# TYPE lat_created gauge\n"
+        "lat_created 1.7e9\n"
+    )
+    assert sorted(schema.families) == ["lat", "lat_created"]
+    assert schema.families["lat_created"].type == "gauge"
+    assert schema.families["lat"].buckets == (INF,)
+
+
+def test_histogram_buckets_series_and_labels() -> None:
+    text = "# HELP rpc_seconds RPC latency.\n# TYPE rpc_seconds histogram\n"
+    for method in ("Get", "Put", "Del"):
+        for le in ("0.1", "0.5", "1", "+Inf"):
+            text += f'rpc_seconds_bucket{{method="{method}",le="{le}"}} 3\n'
+        text += f'rpc_seconds_sum{{method="{method}"}} 1.5\n'
+        text += f'rpc_seconds_count{{method="{method}"}} 3\n'
+    assert only(both_paths(text)) == MetricFamily(
+        name="rpc_seconds",
+        type="histogram",
+        help="RPC latency.",
+        labels=("method",),
+        label_values={"method": ("Del", "Get", "Put")},
+        buckets=(0.1, 0.5, 1.0, INF),
+        series=3,
+        has_samples=True,
+    )
+
+
+def test_bucket_bounds_are_numbers_not_strings() -> None:
+    fam = only(
+        both_paths(
+            "# TYPE h histogram\n"
+            'h_bucket{a="x",le="1"} 1\n'
+            'h_bucket{a="x",le="+Inf"} 1\n'
+            'h_count{a="x"} 1\n'
+            'h_bucket{a="y",le="1.0"} 1\n'
+            'h_bucket{a="y",le="+Inf"} 1\n'
+            'h_count{a="y"} 1\n'
+            'h_bucket{a="z",le="1e0"} 1\n'
+            'h_bucket{a="z",le="Inf"} 1\n'
+            'h_count{a="z"} 1\n'
+        )
+    )
+    assert fam.buckets == (1.0, INF)
+    assert fam.series == 3
+
+
+def test_le_not_last_and_bucket_without_other_labels() -> None:
+    fam = only(
+        both_paths(
+            "# TYPE h histogram\n"
+            'h_bucket{le="0.5",job="a"} 1\n'
+            'h_bucket{job="a",le="+Inf"} 1\n'
+            'h_bucket{le="0.25"} 1\n'
+            'h_bucket{le="+Inf"} 1\n'
+        )
+    )
+    assert (fam.buckets, fam.labels, fam.series) == ((0.25, 0.5, INF), ("job",), 2)
+
+
+def test_summary_quantiles_and_series() -> None:
+    fam = only(
+        both_paths(
+            "# TYPE rpc summary\n"
+            'rpc{svc="a",quantile="0.5"} 1\n'
+            'rpc{svc="a",quantile="0.99"} 2\n'
+            'rpc_sum{svc="a"} 3\n'
+            'rpc_count{svc="a"} 4\n'
+            'rpc{svc="b",quantile="0.50"} NaN\n'
+            'rpc{svc="b",quantile="0.99"} NaN\n'
+            'rpc_sum{svc="b"} 0\n'
+            'rpc_count{svc="b"} 0\n'
+        )
+    )
+    assert fam == MetricFamily(
+        name="rpc",
+        type="summary",
+        labels=("svc",),
+        label_values={"svc": ("a", "b")},
+        quantiles=(0.5, 0.99),
+        series=2,
+        has_samples=True,
+    )
+
+
+def test_summary_without_quantiles() -> None:
+    fam = only(both_paths("# TYPE s summary\ns_sum 1\ns_count 2\n"))
+    assert (fam.quantiles, fam.series, fam.labels) == ((), 1, ())
+
+
+def test_openmetrics_info_stateset_gaugehistogram_unknown() -> None:
+    schema = both_paths(
+        "# TYPE build info\n"
+        'build_info{version="1.2.3",revision="abc"} 1\n'
+        "# TYPE state stateset\n"
+        'state{state="up"} 1\n'
+        'state{state="down"} 0\n'
+        "# TYPE queue_depth gaugehistogram\n"
+        'queue_depth_bucket{le="10"} 2\n'
+        'queue_depth_bucket{le="+Inf"} 3\n'
+        "queue_depth_gcount 3\n"
+        "queue_depth_gsum 12\n"
+        "# TYPE mystery unknown\n"
+        "mystery 1\n"
+        "# EOF\n"
+    )
+    assert schema.content_type == CONTENT_TYPE_OPENMETRICS  # detected: # EOF, OpenMetrics types
+    assert schema.families == {
+        "build_info": MetricFamily(
+            name="build_info",
+            type="info",
+            labels=("revision", "version"),
+            label_values={"revision": ("abc",), "version": ("1.2.3",)},
+            series=1,
+            has_samples=True,
+        ),
+        "state": MetricFamily(
+            name="state",
+            type="stateset",
+            labels=("state",),
+            label_values={"state": ("down", "up")},
+            series=2,
+            has_samples=True,
+        ),
+        "queue_depth": MetricFamily(
+            name="queue_depth",
+            type="gaugehistogram",
+            buckets=(10.0, INF),
+            series=1,
+            has_samples=True,
+        ),
+        "mystery": MetricFamily(name="mystery", type="unknown", series=1, has_samples=True),
+    }
+
+
+def test_untyped_samples_without_type() -> None:
+    schema = both_paths('a_thing 1\nother{x="1"} 2\nother{x="2"} 3\n')
+    assert schema.families == {
+        "a_thing": MetricFamily(name="a_thing", type="untyped", series=1, has_samples=True),
+        "other": MetricFamily(
+            name="other",
+            type="untyped",
+            labels=("x",),
+            label_values={"x": ("1", "2")},
+            series=2,
+            has_samples=True,
+        ),
+    }
+
+
+def test_openmetrics_sample_without_metadata_is_unknown() -> None:
+    fam = only(both_paths("loose 1\n# EOF\n", OM))
+    assert (fam.name, fam.type) == ("loose", "unknown")
+
+
+def test_sample_not_fitting_its_type_family_is_its_own_untyped_family() -> None:
+    schema = both_paths(
+        '# TYPE g gauge\ng 1\ng_extra 2\n# TYPE h histogram\nh_bucket{le="+Inf"} 1\nh_total 3\n'
+    )
+    assert {n: (f.type, f.series) for n, f in schema.families.items()} == {
+        "g": ("gauge", 1),
+        "g_extra": ("untyped", 1),
+        "h": ("histogram", 1),
+        "h_total": ("untyped", 1),
+    }
+
+
+def test_metadata_only_family_has_no_samples() -> None:
+    fam = only(both_paths("# HELP idle Never observed.\n# TYPE idle counter\n"))
+    assert fam == MetricFamily(name="idle", type="counter", help="Never observed.")
+
+
+def test_help_without_type_and_help_unescaping() -> None:
+    fam = only(both_paths('# HELP x A \\\\ path\\nsecond line \\"as is\\".\nx 1\n'))
+    # 0.0.4 HELP escapes are only \\ and \n; \" stays as written.
+    assert (fam.type, fam.help) == ("untyped", 'A \\ path\nsecond line \\"as is\\".')
+    fam = only(both_paths('# HELP x Say \\"hi\\" \\\\o/\nx 1\n# EOF\n', OM))
+    assert fam.help == 'Say "hi" \\o/'
+
+
+def test_repeated_help_and_type_merge() -> None:
+    fam = only(
+        both_paths(
+            '# HELP c First.\n# TYPE c counter\nc{a="1"} 1\n'
+            '# HELP c Second.\n# TYPE c counter\nc{a="2"} 1\n'
+        )
+    )
+    assert fam == MetricFamily(
+        name="c",
+        type="counter",
+        help="First.",
+        labels=("a",),
+        label_values={"a": ("1", "2")},
+        series=2,
+        has_samples=True,
+    )
+
+
+# -- label values ------------------------------------------------------------------------------
+
+
+def test_escaped_quotes_backslashes_newlines_in_label_values() -> None:
+    fam = only(
+        both_paths(
+            "# TYPE m gauge\n"
+            'm{v="say \\"hi\\""} 1\n'
+            'm{v="C:\\\\dir\\\\"} 1\n'
+            'm{v="two\\nlines"} 1\n'
+            'm{v="tab\\t kept"} 1\n'
+        )
+    )
+    assert fam.label_values == {"v": ("C:\\dir\\", 'say "hi"', "tab\\t kept", "two\nlines")}
+    assert fam.series == 4
+
+
+def test_braces_commas_equals_inside_quoted_values() -> None:
+    fam = only(
+        both_paths(
+            "# TYPE h histogram\n"
+            'h_bucket{path="/a/{id}",q="x=1,y=2}",le="1"} 1\n'
+            'h_bucket{path="/a/{id}",q="x=1,y=2}",le="+Inf"} 1\n'
+            'h_count{path="/a/{id}",q="x=1,y=2}"} 1\n'
+            'h_bucket{path="}",q="",le="1"} 1\n'
+        )
+    )
+    assert fam.label_values == {"path": ("/a/{id}", "}"), "q": ("", "x=1,y=2}")}
+    assert (fam.buckets, fam.series) == ((1.0, INF), 2)
+
+
+def test_trailing_comma_in_label_set_is_allowed_in_text_format() -> None:
+    fam = only(both_paths('m{a="1",} 1\nm{a="2",b="3",} 1\n'))
+    assert fam.label_values == {"a": ("1", "2"), "b": ("3",)}
+
+
+def test_whitespace_around_label_tokens() -> None:
+    fam = only(both_paths('m{ a = "1" , b="2" } 1\nm\t2\n'))
+    assert (fam.labels, fam.series) == (("a", "b"), 2)
+
+
+def test_label_value_cap_marks_high_cardinality() -> None:
+    lines = [f'm{{id="{i}",kind="k{i % 3}"}} 1' for i in range(LABEL_VALUE_CAP + 1)]
+    fam = only(both_paths("\n".join(lines) + "\n"))
+    assert fam.labels == ("id", "kind")
+    assert fam.high_cardinality == ("id",)
+    assert fam.label_values == {"kind": ("k0", "k1", "k2")}
+    assert fam.series == LABEL_VALUE_CAP + 1
+    # At the cap exactly, the values are kept.
+    fam = only(both_paths("\n".join(lines[:LABEL_VALUE_CAP]) + "\n"))
+    assert fam.high_cardinality == ()
+    assert len(fam.label_values["id"]) == LABEL_VALUE_CAP
+
+
+def test_high_cardinality_cache_eviction_keeps_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exposition, "HC_CACHE_LIMIT", 5)
+    lines = [f'm{{pod="p{i % 100}",a="x"}} 1' for i in range(300)]
+    lines += [f'n{{pod="p{i}",a="y"}} 1' for i in range(100)]
+    schema = both_paths("\n".join(lines) + "\n")
+    assert schema.families["m"].high_cardinality == ("pod",)
+    assert schema.families["m"].label_values == {"a": ("x",)}
+    assert schema.families["n"].high_cardinality == ("pod",)
+    assert schema.families["m"].series == 300
+
+
+# -- sample syntax -----------------------------------------------------------------------------
+
+
+def test_special_values_and_timestamps() -> None:
+    fam = only(
+        both_paths(
+            "# TYPE g gauge\n"
+            'g{k="nan"} NaN\n'
+            'g{k="pinf"} +Inf\n'
+            'g{k="ninf"} -Inf 1700000000000\n'
+            'g{k="exp"} 1.5e-3 -5\n'
+            "g 7 1700000000000\n"
+        )
+    )
+    assert fam.series == 5
+    fam = only(both_paths('g{k="a"} 1 1700000000.123\ng 2 1.7e9\n# EOF\n', OM))
+    assert fam.series == 2
+
+
+def test_openmetrics_exemplars() -> None:
+    fam = only(
+        both_paths(
+            "# TYPE h histogram\n"
+            'h_bucket{le="0.5"} 1 # {trace_id="KOO5S4vxi0o"} 0.67\n'
+            'h_bucket{le="+Inf"} 2 # {trace_id="oHg5SJYRHA0",span="x y"} 9.8 1520879607.789\n'
+            "h_count 2\n"
+            "h_sum 10.5\n"
+            "# EOF\n",
+            OM,
+        )
+    )
+    assert (fam.buckets, fam.series, fam.labels) == ((0.5, INF), 1, ())
+
+
+def test_blank_lines_and_crlf() -> None:
+    fam = only(both_paths('\r\n# TYPE g gauge\r\n\r\ng{a="1"} 1\r\n\n\ng{a="2"} 2\r\n'))
+    assert (fam.type, fam.label_values) == ("gauge", {"a": ("1", "2")})
+
+
+def test_quoted_utf8_metric_names() -> None:
+    schema = both_paths(
+        '# TYPE "my.histogram" histogram\n'
+        '{"my.histogram_bucket",le="1"} 1\n'
+        '{"my.histogram_bucket","service.name"="api",le="+Inf"} 1\n'
+        '{"my.histogram_count"} 1\n'
+        '# TYPE "my.gauge" gauge\n'
+        '{"my.gauge"} 1\n'
+        "# EOF\n",
+        OM,
+    )
+    assert schema.families == {
+        "my.histogram": MetricFamily(
+            name="my.histogram",
+            type="histogram",
+            labels=("service.name",),
+            label_values={"service.name": ("api",)},
+            buckets=(1.0, INF),
+            series=1,
+            has_samples=True,
+        ),
+        "my.gauge": MetricFamily(name="my.gauge", type="gauge", series=1, has_samples=True),
+    }
+
+
+def test_unicode_label_values_and_bom() -> None:
+    fam = only(both_paths('\ufeffm{city="Zürich",emoji="🚀"} 1\n'))
+    assert fam.label_values == {"city": ("Zürich",), "emoji": ("🚀",)}
+
+
+def test_empty_input_and_empty_label_set() -> None:
+    assert both_paths("") == MetricsSchema(content_type=CONTENT_TYPE_TEXT)
+    fam = only(both_paths("m{} 1\n"))
+    assert (fam.labels, fam.series) == ((), 1)
+
+
+# -- format selection --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content_type", "text", "expected"),
+    [
+        ("application/openmetrics-text; version=1.0.0", "m 1\n", True),
+        ("text/plain; version=0.0.4", "m 1\n# EOF\n", False),
+        ("text/plain", "# UNIT m seconds\n", False),
+        ("", "m 1\n# EOF", True),
+        ("", "# TYPE m_seconds gauge\n# UNIT m_seconds seconds\n", True),
+        ("", "# TYPE m info\n", True),
+        ("", "# TYPE m counter\nm_total 1\n", False),
+        ("", "# EOF is a comment here\nm 1\n", False),
+        ("application/octet-stream", "m 1\n# EOF\r\n", True),
+    ],
+)
+def test_is_openmetrics(content_type: str, text: str, expected: bool) -> None:
+    assert is_openmetrics(content_type, text) is expected
+
+
+def test_content_type_decides_over_detection() -> None:
+    # Read as 0.0.4, `# EOF` is a comment and the counter keeps its TYPE name.
+    schema = parse_text("# TYPE c counter\nc 1\n# EOF\n", content_type="text/plain; version=0.0.4")
+    assert sorted(schema.families) == ["c"]
+    assert schema.content_type == "text/plain; version=0.0.4"
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "reason"),
+    [
+        ('# TYPE m gauge\nm{a="1"} 1\nm{a="x} 1\n', 3, "unterminated label value of `a`"),
+        ("m 1\nm abc\n", 2, "invalid value `abc`"),
+        ('m 1\n\nm{a="1"}\n', 3, "missing value for `m`"),
+        ("m 1\nm\n", 2, "missing value for `m`"),
+        ("ok 1\n9m 1\n", 2, "invalid metric name `9m`"),
+        ("ok 1\nfoo-bar 1\n", 2, "invalid metric name `foo-bar`"),
+        ("ok 1\n\x00\x01\x02garbage 1\n", 2, "invalid metric name `\\x00\\x01\\x02garbage`"),
+        (
+            "# TYPE m counter\nm 1\n# TYPE m gauge\n",
+            3,
+            "contradictory # TYPE for `m`: `counter`, then `gauge`",
+        ),
+        ("m 1\n# TYPE m gauge\n", 2, "# TYPE for `m` comes after its samples"),
+        ("# TYPE m flux\n", 1, "unknown metric type `flux` (text format 0.0.4)"),
+        ('m{a="1",a="2"} 1\n', 1, "duplicate label `a`"),
+        ('m{a="1" b="2"} 1\n', 1, 'expected `,` or `}` in label set at `b="2"} 1`'),
+        ("m{a=1} 1\n", 1, "label value of `a` is not quoted"),
+        ('m{a="1"\n', 1, "unterminated label set (missing `}`)"),
+        ("m 1 2 3\n", 1, "unexpected text after the value: `3` (exemplars need OpenMetrics)"),
+        ("m 1 1.5\n", 1, "invalid timestamp `1.5`"),
+        ("m 1_000\n", 1, "invalid value `1_000`"),
+        (
+            '# TYPE h histogram\nh_bucket{a="1"} 1\n',
+            2,
+            "histogram bucket `h_bucket` has no `le` label",
+        ),
+        ('# TYPE h histogram\nh_bucket{le="x"} 1\n', 2, "invalid `le` value `x`"),
+        (
+            "# TYPE h histogram\nh 1\n",
+            2,
+            "sample `h` does not fit histogram `h` (expected `h_bucket`, `h_count`, `h_sum`)",
+        ),
+    ],
+)
+def test_text_format_errors_name_the_line(text: str, line: int, reason: str) -> None:
+    assert error_of(text) == (line, reason)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "reason"),
+    [
+        ("# TYPE m gauge\nm 1\n", 2, "truncated exposition: no # EOF"),
+        ("# TYPE m gauge\nm 1\n# EOF\nm 2\n", 4, "content after # EOF"),
+        ("m 1\n\n# EOF\n", 2, "blank line (OpenMetrics does not allow them)"),
+        ('m{a="1",} 1\n# EOF\n', 1, "trailing comma in label set (not allowed in OpenMetrics)"),
+        (
+            "# TYPE m gauge\n# UNIT m s\n# UNIT m ms\n# EOF\n",
+            3,
+            "contradictory # UNIT for `m`: `s`, then `ms`",
+        ),
+        ('m 1 # {a="1"}\n# EOF\n', 1, "exemplar without a valid value"),
+        ("m 1 # trace\n# EOF\n", 1, "unexpected text after the value: `# trace`"),
+        (
+            "# TYPE c counter\nc 1\n# EOF\n",
+            2,
+            "sample `c` does not fit counter `c` (expected `c_total`, `c_created`)",
+        ),
+    ],
+)
+def test_openmetrics_errors_name_the_line(text: str, line: int, reason: str) -> None:
+    assert error_of(text, OM) == (line, reason)
+
+
+def test_error_message_format() -> None:
+    with pytest.raises(ExpositionError, match=r"^line 2: invalid value `abc`$"):
+        parse_text("m 1\nm abc\n")
+
+
+def test_invalid_utf8_names_the_line() -> None:
+    data = b'm{a="ok"} 1\nm{a="\xff\xfe"} 2\n'
+    with pytest.raises(ExpositionError) as info:
+        parse_stream([data])
+    assert (info.value.line, info.value.reason) == (2, "invalid UTF-8 (bytes ff)")
+
+
+def test_error_line_numbers_across_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exposition, "BLOCK_CHARS", 50)
+    lines = [f'm{{i="{i % 10}"}} {i}' for i in range(500)]
+    lines[437] = "m{i=} 1"
+    text = "\n".join(lines) + "\n"
+    assert error_of(text) == (438, "label value of `i` is not quoted")
+    data = text.encode()
+    with pytest.raises(ExpositionError) as info:
+        parse_stream(data[i : i + 7] for i in range(0, len(data), 7))
+    assert info.value.line == 438
+    bad = text.replace('m{i="3"} 473', 'm{i="\udcff"} 473').encode("utf-8", "surrogateescape")
+    with pytest.raises(ExpositionError) as info:
+        parse_stream(bad[i : i + 13] for i in range(0, len(bad), 13))
+    assert (info.value.line, info.value.reason) == (474, "invalid UTF-8 (bytes ff)")
+
+
+# -- files -------------------------------------------------------------------------------------
+
+
+def test_read_exposition_file_detects_openmetrics_at_the_end(tmp_path: Path) -> None:
+    body = "".join(f'# TYPE c{i} counter\nc{i}_total{{a="{i}"}} 1\n' for i in range(5000))
+    path = tmp_path / "big.om"
+    path.write_text(body + "# EOF\n")
+    schema = read_exposition_file(path)
+    assert schema.content_type == CONTENT_TYPE_OPENMETRICS
+    assert len(schema.families) == 5000
+    assert schema.families["c4999_total"].label_values == {"a": ("4999",)}
+    assert schema == parse_text(body + "# EOF\n")
+
+
+def test_read_exposition_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"^.*missing\.prom: no such file$"):
+        read_exposition_file(tmp_path / "missing.prom")
+    with pytest.raises(InputError, match=r"is a directory, not an exposition file$"):
+        read_exposition_file(tmp_path)
+    bad = tmp_path / "bad.prom"
+    bad.write_bytes(b'm 1\nm{a="\xc3\x28"} 1\n')
+    with pytest.raises(ExpositionError) as info:
+        read_exposition_file(bad)
+    assert (info.value.line, info.value.reason) == (2, "invalid UTF-8 (bytes c3)")
+    truncated = tmp_path / "t.om"
+    truncated.write_text("# TYPE m gauge\n# UNIT m seconds\nm 1\n")
+    with pytest.raises(ExpositionError) as info:
+        read_exposition_file(truncated)
+    assert (info.value.line, info.value.reason) == (3, "truncated exposition: no # EOF")
