@@ -460,6 +460,14 @@ class Hostile:
             def do_GET(self) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", ML.OCI_MANIFEST)
+                if mode in ("liar", "claims"):
+                    # A well-formed manifest, but not the one addressed (or not the one claimed).
+                    body = ML.image(ML.FULL_LABELS)["manifest"]
+                    self.send_header("Content-Length", str(len(body)))
+                    self.send_header("Docker-Content-Digest", f"sha256:{'c' * 64}")
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 chunk = b"{" + b" " * 65535
@@ -487,17 +495,26 @@ class Hostile:
 
 @pytest.mark.parametrize(
     ("mode", "fragment"),
-    [("huge", "larger than the 4194304 byte cap"), ("trickle", "within the time limit")],
+    [
+        ("huge", "larger than the 4194304 byte cap"),
+        ("trickle", "within the time limit"),
+        ("liar", f"not `sha256:{'b' * 64}` as addressed"),
+        ("claims", f"but the registry claims `sha256:{'c' * 64}`"),
+    ],
 )
-def test_oversized_or_trickling_manifest_is_cut_off(mode: str, fragment: str) -> None:
+def test_oversized_trickling_or_wrong_manifest_is_refused(mode: str, fragment: str) -> None:
     server = Hostile(mode)
     try:
-        image = f"{server.host}/team/shop@sha256:{'b' * 64}"
+        ref = ":v1" if mode == "claims" else f"@sha256:{'b' * 64}"
+        image = f"{server.host}/team/shop{ref}"
         started = time.monotonic()
         r = inspect_artifact({"image": image}, timeout=1.5)
         elapsed = time.monotonic() - started
-        assert _pairs(r) == {("check/unavailable", "old:artifact")}
-        assert fragment in r.findings[0].message
+        unavailable = [f for f in r.findings if f.kind == "check/unavailable"]
+        assert _pairs(r) - {("artifact/not-pinned", image)} == {
+            ("check/unavailable", "old:artifact")
+        }
+        assert fragment in unavailable[0].message
         assert elapsed < 4
     finally:
         server.close()
