@@ -601,7 +601,7 @@ def _migrations_job(
                 0.0,
             )
         try:
-            from compatcheck.migrations import inspect_migrations  # type: ignore[attr-defined]
+            from compatcheck.migrations import inspect_migrations
         except ImportError:
             return (
                 [

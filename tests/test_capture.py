@@ -12,7 +12,7 @@ import pytest
 
 from compatcheck.capture import FAMILY_INTERMITTENT, capture_snapshot, merge_schemas, run_check
 from compatcheck.checks.readiness import check_readiness
-from compatcheck.config import load_config
+from compatcheck.config import ReadinessConfig, load_config
 from compatcheck.errors import UnavailableError
 from compatcheck.model import MetricFamily, MetricsSchema
 from compatcheck.scrape import PROMETHEUS_ACCEPT, mask_url, probe, scrape_metrics
@@ -199,4 +199,41 @@ def test_wrong_release_is_a_version_mismatch(tmp_path, isolated_tmp):
             "(expected `1a2b3c4`).",
         )
     ]
+    assert list(isolated_tmp.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_snapshot_from_url_of_a_running_release(tmp_path, isolated_tmp):
+    from compatcheck.capture import snapshot_from_url
+    from compatcheck.config import TargetConfig
+    from compatcheck.targets import Workspace, migrate_to_head
+
+    shop = DEMO.parent / "services" / "shop" / "v2"
+    db = f"sqlite:///{tmp_path / 'shop.sqlite'}"
+    migrate_to_head(shop / "migrations", db)
+    target = TargetConfig(
+        role="new",
+        label="v2",
+        command=("{python}", "-m", "shop", "--port", "{port}"),
+        cwd=shop,
+        env={"DATABASE_URL": db},
+    )
+    with Workspace(grace=1.0) as ws:
+        running = ws.launch(target)
+        snap = snapshot_from_url(running.base_url, label="v2")
+        metrics_only = snapshot_from_url(running.base_url + "/metrics")
+    assert snap.label == "v2"
+    assert snap.source == running.base_url
+    assert snap.build == {"version": "2.0.0", "revision": "2b3c4d5"}
+    assert snap.metrics is not None and "shop_db_pool_connections" in snap.metrics.families
+    assert snap.readiness is not None
+    assert snap.readiness["/readyz"]["json"]["db_connected"] is True
+    assert metrics_only.metrics is not None
+    assert sorted(metrics_only.metrics.families) == sorted(snap.metrics.families)
+    closed = free_port()
+    with pytest.raises(UnavailableError) as err:
+        snapshot_from_url(f"http://127.0.0.1:{closed}", readiness=ReadinessConfig(timeout=0.5))
+    assert str(err.value) == (
+        f"http://127.0.0.1:{closed}: not ready within 0.5 s (last error: connection refused)"
+    )
     assert list(isolated_tmp.iterdir()) == []
