@@ -13,6 +13,7 @@ Public entry points: :func:`create_app` (tests, embedding), :func:`add_serve_par
 from __future__ import annotations
 
 import argparse
+import signal
 import socket
 import sys
 from typing import IO, TYPE_CHECKING
@@ -173,11 +174,22 @@ def cmd_serve(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         server_header=False,
     )
     server = uvicorn.Server(config)
+    # Trap: after its graceful shutdown uvicorn re-raises the captured SIGTERM with the previous
+    # handler in place; with the default one the process dies "by signal" instead of exiting 0.
+    previous = signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         server.run(sockets=[sock])
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
     finally:
+        signal.signal(signal.SIGTERM, previous)
         sock.close()
     return 0
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 __all__ = [
