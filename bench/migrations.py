@@ -1,0 +1,141 @@
+"""Benchmark: compatcheck's migration round trip vs pytest-alembic's ``test_up_down_consistency``.
+
+Generates a 50-revision Alembic history in a temp folder (tables with foreign keys, added
+columns, indexes: every downgrade implemented) and, in the same run and on the same engine, times
+
+- ``inspect_migrations(dir, first, head)``: static analysis, upgrade to OLD, schema A, seed rows,
+  upgrade to NEW, schema B, NEW-era rows, downgrade 49 revisions one at a time, schema A', data
+  checks, re-upgrade, schema B', offline SQL rendering;
+- pytest-alembic's ``test_up_down_consistency``: up one revision at a time, down one at a time,
+  up again.
+
+Run: ``/tmp/venv/bin/python bench/migrations.py [--revisions 50] [--repeat 3] [--db-url URL]``.
+Target: ratio (compatcheck / pytest-alembic) <= 1.0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ENV_PY = (
+    Path(__file__).resolve().parent.parent / "fixtures" / "alembic" / "clean_reversible" / "env.py"
+)
+
+REVISION = '''"""Generated revision {n}."""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "{rev}"
+down_revision = {down!r}
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+{up}
+
+
+def downgrade() -> None:
+{down_body}
+'''
+
+
+def generate(folder: Path, count: int) -> list[str]:
+    """Write ``count`` revisions; every third creates a table referencing the previous one."""
+    (folder / "versions").mkdir(parents=True)
+    shutil.copy(ENV_PY, folder / "env.py")
+    revs = [f"r{n:03d}" for n in range(count)]
+    last_table = None
+    for n, rev in enumerate(revs):
+        kind = n % 3
+        if kind == 0 or last_table is None:
+            table = f"t{n:03d}"
+            fk = (
+                f'\n        sa.Column("parent_id", sa.Integer, sa.ForeignKey("{last_table}.id")),'
+                if last_table
+                else ""
+            )
+            up = textwrap.indent(
+                f'op.create_table(\n    "{table}",\n    sa.Column("id", sa.Integer, '
+                f'primary_key=True),\n    sa.Column("name", sa.String(40), nullable=False),'
+                f"{fk.replace(chr(10) + '        ', chr(10) + '    ')}\n)",
+                "    ",
+            )
+            down = f'    op.drop_table("{table}")'
+            last_table = table
+        elif kind == 1:
+            column = f'sa.Column("c{n:03d}", sa.Integer, nullable=True)'
+            up = f'    op.add_column("{last_table}", {column})'
+            down = f'    op.drop_column("{last_table}", "c{n:03d}")'
+        else:
+            up = f'    op.create_index("ix_{n:03d}", "{last_table}", ["name"])'
+            down = f'    op.drop_index("ix_{n:03d}", table_name="{last_table}")'
+        text = REVISION.format(n=n, rev=rev, down=revs[n - 1] if n else None, up=up, down_body=down)
+        (folder / "versions" / f"{rev}.py").write_text(text)
+    return revs
+
+
+def time_compatcheck(folder: Path, old: str, new: str, db_url: str | None) -> float:
+    from compatcheck.migrations import inspect_migrations
+
+    start = time.perf_counter()
+    result = inspect_migrations(folder, old, new, db_url=db_url)
+    elapsed = time.perf_counter() - start
+    status = result.section["roundtrip"]["status"]
+    unexpected = [f.kind for f in result.findings if f.kind != "migrations/downgrade-destructive"]
+    if status != "completed" or unexpected:
+        raise SystemExit(f"unexpected result: {status} {unexpected}")
+    return elapsed
+
+
+def time_pytest_alembic(folder: Path, db_url: str | None) -> float:
+    """pytest-alembic on a database of its own: a scratch one made the way compatcheck makes its."""
+    from pytest_alembic import runner
+    from pytest_alembic.config import Config
+    from pytest_alembic.tests.default import test_up_down_consistency
+
+    from compatcheck.migrations.scratch import scratch_database
+
+    with scratch_database(db_url) as scratch:
+        # Same engine settings as compatcheck's (for SQLite: no fsync per commit).
+        start = time.perf_counter()
+        config = Config(config_options={"script_location": str(folder)})
+        with runner(config=config, engine=scratch.engine) as alembic_runner:
+            test_up_down_consistency(alembic_runner)
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--revisions", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--db-url", default=None, help="PostgreSQL/MariaDB server URL (default: SQLite temp file)"
+    )
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="bench_history_")) / "migrations"
+    try:
+        revs = generate(folder, args.revisions)
+        ours: list[float] = []
+        theirs: list[float] = []
+        for _ in range(args.repeat):
+            ours.append(time_compatcheck(folder, revs[0], revs[-1], args.db_url))
+            theirs.append(time_pytest_alembic(folder, args.db_url))
+        a, b = statistics.median(ours), statistics.median(theirs)
+        print(f"history: {args.revisions} revisions, engine: {args.db_url or 'sqlite (temp)'}")
+        print(f"compatcheck round trip:                  {a:.3f}s (median of {args.repeat})")
+        print(f"pytest-alembic test_up_down_consistency: {b:.3f}s (median of {args.repeat})")
+        print(f"ratio: {a / b:.2f}")
+    finally:
+        shutil.rmtree(folder.parent, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
