@@ -8,6 +8,7 @@ Every error a user can cause ends in one line on stderr, never a traceback; set
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from compatcheck import __version__
-from compatcheck.errors import CompatcheckError, UsageError
+from compatcheck.errors import CompatcheckError, UnavailableError, UsageError
 
 EXIT_GO, EXIT_NO_GO, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 REPORT_FORMATS = ("text", "json", "markdown", "junit", "sarif", "github")
@@ -80,6 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--new-label", default="", help="label shown for NEW")
     p.add_argument("--timeout", type=float, default=10.0, help="scrape timeout in seconds")
     _add_report_options(p)
+
+    p = sub.add_parser("check", help="launch OLD and NEW from compatcheck.yaml, capture, compare")
+    p.add_argument("-c", "--config", default="compatcheck.yaml", metavar="FILE")
+    _add_report_options(p)
+
+    p = sub.add_parser(
+        "snapshot", help="record a release's contract (URL, exposition, -c --target)"
+    )
+    p.add_argument("source", nargs="?", metavar="SOURCE", help="URL or exposition file")
+    p.add_argument("-c", "--config", metavar="FILE", help="take the target from this config")
+    p.add_argument("--target", choices=("old", "new"), help="which config target to record")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="snapshot file to write")
+    p.add_argument("--label", default="", help="version label stored in the snapshot")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
     p = sub.add_parser("rules", help="print the finding catalogue")
     p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
@@ -151,6 +166,68 @@ def _cmd_diff(args: argparse.Namespace, out: IO[str]) -> int:
     return _finish(args, report, out)
 
 
+def _cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
+    from compatcheck.capture import run_check
+    from compatcheck.config import load_config
+    from compatcheck.engine import evaluate
+    from compatcheck.progress import Progress
+
+    config = load_config(args.config)
+    args.policy = [*args.policy, *map(str, config.policy)]
+    args.consumers = [*args.consumers, *(str(p) for p in config.consumers)]
+    options = _options(args)  # policy and consumer errors surface before anything starts
+    progress = Progress(quiet=args.quiet)
+    result = run_check(config, progress=progress)
+    progress.step(None, "comparing")
+    report = evaluate(
+        result.old,
+        result.new,
+        dataclasses.replace(
+            options,
+            extra_findings=tuple(result.findings),
+            migrations=result.migrations,
+            timings=result.timings,
+        ),
+    )
+    _write_bridge(args, report, result.old, result.new)
+    return _finish(args, report, out)
+
+
+def _cmd_snapshot(args: argparse.Namespace, out: IO[str]) -> int:
+    from compatcheck.progress import Progress
+    from compatcheck.snapshot import dump_snapshot
+
+    progress = Progress(quiet=args.quiet)
+    if args.config:
+        if args.source or not args.target:
+            raise UsageError("snapshot: give either SOURCE, or -c FILE --target old|new")
+        from compatcheck.capture import capture_snapshot
+        from compatcheck.config import load_config
+
+        snap = capture_snapshot(load_config(args.config), args.target, progress=progress)
+        if args.label:
+            snap = dataclasses.replace(snap, label=args.label)
+    elif args.source:
+        from compatcheck.sources import is_url, load_source
+
+        if is_url(args.source):
+            from compatcheck.capture import snapshot_from_url
+
+            snap = snapshot_from_url(args.source, label=args.label, progress=progress)
+        else:
+            snap = load_source(args.source, label=args.label)
+    else:
+        raise UsageError("snapshot: give SOURCE (URL or exposition file), or -c FILE --target")
+    problems = [*snap.unavailable.values(), *(snap.metrics.errors if snap.metrics else ())]
+    if problems:
+        raise UnavailableError(f"{args.source or args.config}: not recorded: {problems[0]}")
+    _write_file(args.output, dump_snapshot(snap))
+    if not args.quiet:
+        n = len(snap.metrics.families) if snap.metrics else 0
+        print(f"compatcheck: snapshot of {n} metric families → {args.output}", file=sys.stderr)
+    return EXIT_GO
+
+
 # -- output -----------------------------------------------------------------------------------
 
 
@@ -204,7 +281,13 @@ def _finish(args: argparse.Namespace, report: Any, out: IO[str]) -> int:
     return EXIT_GO if report.go else EXIT_NO_GO
 
 
-COMMANDS = {"diff": _cmd_diff, "rules": _cmd_rules, "explain": _cmd_explain}
+COMMANDS = {
+    "check": _cmd_check,
+    "diff": _cmd_diff,
+    "snapshot": _cmd_snapshot,
+    "rules": _cmd_rules,
+    "explain": _cmd_explain,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
