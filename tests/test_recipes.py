@@ -1,0 +1,416 @@
+"""Every recipe in ``recipes/`` replayed the way its tool runs it.
+
+CI recipes run their own shell lines (taken from the YAML, not retyped here) against the fixture
+expositions, with a ``compatcheck`` on PATH that is this checkout. Hook recipes build exactly the
+request their tool builds (Argo's ``jsonBody`` and headers, Flagger's webhook payload, Spinnaker's
+stage payload and Location polling) and send it to a real uvicorn hook on loopback, then judge the
+answer with the tool's own rule (Argo: jsonPath + successCondition, non-2xx = error; Flagger:
+200-202 passes; Spinnaker: statusJsonPath against success/terminal statuses).
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+import pytest
+import yaml
+
+from compatcheck.engine import evaluate
+from compatcheck.sources import load_source
+
+from .test_serve_helpers import METRICS, REPO, SNAPSHOTS, TOKEN, HookProcess, hook_process
+
+RECIPES = REPO / "recipes"
+CASES = {"compatible": 0, "renamed": 1}
+
+
+def blocking_of(case: str) -> set[tuple[str, str]]:
+    """(kind, subject) of the findings that make ``case`` a no-go, from the engine itself."""
+    old = load_source(str(METRICS / case / "old.prom"))
+    new = load_source(str(METRICS / case / "new.prom"))
+    report = evaluate(old, new)
+    return {
+        (rf.finding.kind, rf.finding.subject)
+        for rf in report.findings
+        if rf.counts_against(report.fail_on)
+    }
+
+
+@pytest.fixture
+def compatcheck_on_path(tmp_path: Path) -> dict[str, str]:
+    """Environment whose ``compatcheck`` is this checkout run by this interpreter."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    shim = bindir / "compatcheck"
+    shim.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m compatcheck "$@"\n')
+    shim.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+# -- GitHub Actions ------------------------------------------------------------------------------
+
+
+def gha_steps() -> dict[str, dict[str, Any]]:
+    data = yaml.safe_load((RECIPES / "github-actions.yml").read_text())
+    job = data["jobs"]["compatcheck"]
+    assert data["defaults"]["run"]["shell"] == "bash"
+    assert data["permissions"]["security-events"] == "write"
+    assert set(job["env"]) == {"OLD", "NEW"}
+    return {step.get("name", step.get("uses", "")): step for step in job["steps"]}
+
+
+def run_gha_step(step: dict[str, Any], env: dict[str, str], cwd: Path) -> int:
+    # GitHub runs `shell: bash` steps as `bash --noprofile --norc -eo pipefail {0}`.
+    script = cwd / "step.sh"
+    script.write_text(step["run"])
+    proc = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Traceback" not in proc.stderr
+    return proc.returncode
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_github_actions_recipe(
+    case: str, tmp_path: Path, compatcheck_on_path: dict[str, str]
+) -> None:
+    steps = gha_steps()
+    summary = tmp_path / "summary.md"
+    env = {
+        **compatcheck_on_path,
+        "OLD": str(METRICS / case / "old.prom"),
+        "NEW": str(METRICS / case / "new.prom"),
+        "GITHUB_STEP_SUMMARY": str(summary),
+    }
+    check = steps["Check the rollback"]
+    assert run_gha_step(check, env, tmp_path) == CASES[case]
+    assert run_gha_step(steps["Step summary"], env, tmp_path) == 0
+    assert steps["Step summary"]["if"] == "always()"
+
+    upload = steps["Upload SARIF"]
+    assert upload["uses"] == "github/codeql-action/upload-sarif@v3"
+    assert "always()" in upload["if"]
+    argv = shlex.split(check["run"])
+    sarif_path = tmp_path / argv[argv.index("--output") + 1]
+    assert upload["with"]["sarif_file"] == argv[argv.index("--output") + 1]
+    sarif = json.loads(sarif_path.read_text())
+    assert sarif["version"] == "2.1.0"
+    errors = sorted(r["ruleId"] for r in sarif["runs"][0]["results"] if r["level"] == "error")
+    assert errors == sorted(kind for kind, _ in blocking_of(case))
+
+    text = summary.read_text()
+    verdict = "NO-GO" if CASES[case] else "GO"
+    assert verdict in text
+    for kind, subject in blocking_of(case):
+        assert kind in text and subject in text
+
+
+def test_github_actions_recipe_fails_when_it_cannot_tell(
+    tmp_path: Path, compatcheck_on_path: dict[str, str]
+) -> None:
+    steps = gha_steps()
+    env = {
+        **compatcheck_on_path,
+        "OLD": str(METRICS / "exposition_invalid" / "old.prom"),
+        "NEW": str(METRICS / "exposition_invalid" / "new.prom"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+    }
+    assert run_gha_step(steps["Check the rollback"], env, tmp_path) == 3
+    # `|| [ $? -eq 1 ]` forgives only a no-go: this step fails too (the test's own exit 1).
+    assert run_gha_step(steps["Step summary"], env, tmp_path) == 1
+
+
+# -- GitLab CI -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_gitlab_recipe(case: str, tmp_path: Path, compatcheck_on_path: dict[str, str]) -> None:
+    job = yaml.safe_load((RECIPES / "gitlab-ci.yml").read_text())["rollback-compatibility"]
+    env = {
+        **compatcheck_on_path,
+        "OLD": str(METRICS / case / "old.prom"),
+        "NEW": str(METRICS / case / "new.prom"),
+    }
+    assert set(job["variables"]) == {"OLD", "NEW"}
+    # GitLab runs each `script` line in one shell and stops at the first non-zero exit.
+    code = 0
+    for line in job["script"]:
+        code = subprocess.run(
+            ["sh", "-c", line], env=env, cwd=tmp_path, timeout=120, capture_output=True
+        ).returncode
+        if code:
+            break
+    assert code == CASES[case]
+    assert job["artifacts"]["when"] == "always"
+    report = tmp_path / job["artifacts"]["reports"]["junit"]
+    root = ET.parse(report).getroot()
+    failed = {
+        tc.get("name")
+        for tc in root.iter("testcase")
+        if tc.find("failure") is not None or tc.find("error") is not None
+    }
+    assert failed == {f"{kind} {subject}" for kind, subject in blocking_of(case)}
+    assert int(root.get("failures", "0")) == len(blocking_of(case))
+
+
+# -- systemd -------------------------------------------------------------------------------------
+
+
+def unit_exec_start_pre() -> tuple[str, dict[str, str]]:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string((RECIPES / "compatcheck-preflight.service").read_text())
+    service = parser["Service"]
+    env = dict(kv.split("=", 1) for kv in service["Environment"].split())
+    return service["ExecStartPre"], env
+
+
+@pytest.mark.parametrize(
+    ("target", "running", "code"),
+    [("v1", "v2", 0), ("v3", "v4", 1), ("v9", "v4", 2), ("v0", "v1", 3)],
+)
+def test_systemd_exec_start_pre(target: str, running: str, code: int) -> None:
+    line, unit_env = unit_exec_start_pre()
+    # No "-" prefix: a failing ExecStartPre must keep the unit from starting.
+    assert line[0] not in "-@:+!", line
+    env = {**unit_env, "SNAPSHOTS": str(SNAPSHOTS / "shop"), "SHOP_TARGET": target}
+    env["SHOP_RUNNING"] = running
+    # systemd expands ${VAR} as one word, then splits like a shell.
+    expanded = re.sub(r"\$\{(\w+)\}", lambda m: env[m.group(1)], line)
+    argv = shlex.split(expanded)
+    assert argv[0] == "/usr/local/bin/compatcheck"
+    proc = subprocess.run(
+        [sys.executable, "-m", "compatcheck", *argv[1:]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# -- conftest / OPA Rego -------------------------------------------------------------------------
+
+
+def rego_eval(report: dict[str, Any], rule: str) -> set[str]:
+    regopy = pytest.importorskip("regopy", reason="regopy (a Rego interpreter) is not installed")
+    rego = regopy.Interpreter()
+    rego.add_module("compatcheck", (RECIPES / "policy" / "compatcheck.rego").read_text())
+    rego.set_input_term(json.dumps(report))
+    out = rego.query(f"x := data.main.{rule}")
+    assert out.ok(), str(out)
+    return set(json.loads(str(out.binding("x"))))
+
+
+@pytest.mark.parametrize("case", ["compatible", "renamed", "buckets_changed"])
+def test_conftest_policy_denies_exactly_the_blocking_findings(case: str, tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    subprocess.run(
+        [
+            sys.executable, "-m", "compatcheck", "diff",
+            str(METRICS / case / "old.prom"), str(METRICS / case / "new.prom"),
+            "--format", "json", "--output", str(out), "--quiet",
+        ],
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    report = json.loads(out.read_text())
+    expected_deny = {
+        f"{f['kind']} {f['subject']}: {f['message']}"
+        for f in report["findings"]
+        if f["severity"] == "error" and f["blocking"] and not f["waived"]
+    }
+    expected_warn = {
+        f"{f['kind']} {f['subject']}: {f['message']}"
+        for f in report["findings"]
+        if f["severity"] == "warning" and not f["waived"]
+    }
+    assert rego_eval(report, "deny") == expected_deny
+    assert rego_eval(report, "warn") == expected_warn
+    assert bool(expected_deny) == (report["go"] is False)
+
+
+def test_conftest_policy_fails_a_no_go_without_findings_and_foreign_documents() -> None:
+    nogo = {"schema": "compatcheck.report/v1", "go": False, "verdict": "no-go", "fail_on": "error",
+            "findings": []}  # fmt: skip
+    assert rego_eval(nogo, "deny") == {"verdict no-go"}
+    stricter = {"schema": "compatcheck.report/v1", "go": False, "verdict": "no-go",
+                "fail_on": "warning", "findings": [
+                    {"kind": "metrics/buckets-changed", "subject": "h", "message": "m",
+                     "severity": "warning", "waived": False, "blocking": True}]}  # fmt: skip
+    assert rego_eval(stricter, "deny") == {"metrics/buckets-changed h: m"}
+    assert rego_eval({"schema": "other"}, "deny") == {
+        "not a compatcheck report (schema other, expected compatcheck.report/v1)"
+    }
+
+
+# -- the hook recipes: a real uvicorn server ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HookProcess]:
+    log = tmp_path_factory.mktemp("hook") / "hook.log"
+    with hook_process(["--snapshot-dir", str(SNAPSHOTS)], log) as proc:
+        yield proc
+
+
+def on_hook(hook: HookProcess, url: str) -> str:
+    """The recipe's in-cluster URL, pointed at the test hook (same path and query)."""
+    parts = urlsplit(url)
+    return hook.url + parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def substitute(value: Any, pattern: str, args: dict[str, str]) -> Any:
+    """Replace the tool's placeholders (Argo ``{{args.x}}``, Spinnaker ``${parameters.x}``)."""
+    if isinstance(value, str):
+        return re.sub(pattern, lambda m: args[m.group(1)], value)
+    if isinstance(value, list):
+        return [substitute(v, pattern, args) for v in value]
+    if isinstance(value, dict):
+        return {k: substitute(v, pattern, args) for k, v in value.items()}
+    return value
+
+
+def json_path(doc: Any, path: str) -> Any:
+    """The ``$.a.b`` subset of JSONPath the recipes use (Argo wraps it in ``{...}``)."""
+    path = path.strip()
+    if path.startswith("{") and path.endswith("}"):
+        path = path[1:-1]
+    assert re.fullmatch(r"\$(\.\w+)+", path), path
+    for key in path[2:].split("."):
+        doc = doc[key]
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "phase"),
+    [
+        ("v1", "v2", "Successful"),
+        ("v3", "v4", "Failed"),
+        ("v0", "v1", "Error"),
+        ("v9", "v1", "Error"),
+    ],
+)
+def test_argo_analysis_template(hook: HookProcess, old: str, new: str, phase: str) -> None:
+    template = yaml.safe_load((RECIPES / "argo-analysistemplate.yaml").read_text())
+    assert template["kind"] == "AnalysisTemplate"
+    (metric,) = template["spec"]["metrics"]
+    args = {"service": "shop", "old-version": old, "new-version": new, "compatcheck-token": TOKEN}
+    assert {a["name"] for a in template["spec"]["args"]} == set(args)
+    web = substitute(metric["provider"]["web"], r"\{\{\s*args\.([\w-]+)\s*\}\}", args)
+    headers = {h["key"]: h["value"] for h in web["headers"]}
+    resp = httpx.request(
+        web["method"],
+        on_hook(hook, web["url"]),
+        headers=headers,
+        content=json.dumps(web["jsonBody"]),
+        timeout=web["timeoutSeconds"],
+    )
+    # Argo: a non-2xx answer is an Error measurement; otherwise jsonPath then successCondition.
+    if not 200 <= resp.status_code < 300:
+        got = "Error"
+    else:
+        result = json_path(resp.json(), web["jsonPath"])
+        assert metric["successCondition"] == "result == true"
+        got = "Successful" if result is True else "Failed"
+    assert got == phase
+
+
+def flagger_call(hook: HookProcess, old: str, new: str) -> httpx.Response:
+    canary = yaml.safe_load((RECIPES / "flagger-canary.yaml").read_text())
+    (webhook,) = canary["spec"]["analysis"]["webhooks"]
+    assert webhook["type"] == "pre-rollout"
+    metadata = {**webhook["metadata"], "old": old, "new": new, "token": TOKEN}
+    # Flagger's CanaryWebhookPayload, POSTed with only a Content-Type header.
+    payload = {
+        "name": canary["metadata"]["name"],
+        "namespace": canary["metadata"]["namespace"],
+        "phase": "Progressing",
+        "checksum": "7c9f5d8b6d",
+        "metadata": metadata,
+    }
+    return httpx.post(
+        on_hook(hook, webhook["url"]),
+        content=json.dumps(payload),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "status"), [("v1", "v2", 200), ("v3", "v4", 412), ("v0", "v1", 503)]
+)
+def test_flagger_webhook(hook: HookProcess, old: str, new: str, status: int) -> None:
+    resp = flagger_call(hook, old, new)
+    assert resp.status_code == status
+    passes = 200 <= resp.status_code <= 202  # Flagger's rule; it retries 429 and 5xx
+    assert passes == (status == 200)
+    if status == 412:
+        assert resp.json()["error"].startswith("no-go: rollback v4 → v3: ")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "final"),
+    [("v1", "v2", "SUCCEEDED"), ("v3", "v4", "TERMINAL"), ("v0", "v1", "TERMINAL")],
+)
+def test_spinnaker_monitored_webhook(hook: HookProcess, old: str, new: str, final: str) -> None:
+    stage = json.loads((RECIPES / "spinnaker-stage.json").read_text())
+    params = {"service": "shop", "oldVersion": old, "newVersion": new, "compatcheckToken": TOKEN}
+    stage = substitute(stage, r"\$\{parameters\.(\w+)\}", params)
+    assert stage["waitForCompletion"] is True
+    assert stage["statusUrlResolution"] == "locationHeader"
+    assert 429 in stage["retryStatusCodes"]
+    url = on_hook(hook, stage["url"])
+    resp = httpx.request(
+        stage["method"], url, headers=stage["customHeaders"], content=json.dumps(stage["payload"])
+    )
+    assert resp.status_code == 202
+    status_url = urljoin(url, resp.headers["Location"])  # orca resolves it against the stage URL
+    success = set(stage["successStatuses"].split(","))
+    terminal = set(stage["terminalStatuses"].split(","))
+    deadline = time.monotonic() + 20
+    while True:
+        poll = httpx.get(status_url, headers=stage["customHeaders"])
+        assert poll.status_code == 200
+        status = json_path(poll.json(), stage["statusJsonPath"])
+        if status in success | terminal or time.monotonic() > deadline:
+            break
+        assert status == "RUNNING"
+        time.sleep(0.05)
+    assert status == final
+    if final == "TERMINAL":
+        assert json_path(poll.json(), stage["progressJsonPath"])
+
+
+def test_spinnaker_unknown_version_fails_fast(hook: HookProcess) -> None:
+    stage = json.loads((RECIPES / "spinnaker-stage.json").read_text())
+    params = {"service": "shop", "oldVersion": "v9", "newVersion": "v1", "compatcheckToken": TOKEN}
+    stage = substitute(stage, r"\$\{parameters\.(\w+)\}", params)
+    resp = httpx.post(
+        on_hook(hook, stage["url"]),
+        headers=stage["customHeaders"],
+        content=json.dumps(stage["payload"]),
+    )
+    assert resp.status_code in stage["failFastStatusCodes"]
