@@ -207,7 +207,7 @@ def static_findings(history: History, path: DowngradePath) -> list[Finding]:
                     Finding(
                         "migrations/downgrade-destructive",
                         rev_id,
-                        f"The downgrade of `{rev_id}` removes data written since: "
+                        f"The downgrade of `{rev_id}` removes or overwrites data: "
                         f"{_ticks(lost['tables'] + lost['columns'])}.",
                         {"file": name, **lost},
                     )
