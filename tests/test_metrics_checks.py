@@ -150,3 +150,13 @@ def test_renamed_evidence_names_both_versions() -> None:
     assert deploy.subject == "orders_total"
     assert deploy.evidence["old_name"] == "orders_total"
     assert "`orders_total` is named `orders_created_total`" in deploy.message
+
+
+def test_intermittent_family_is_neither_removed_nor_added() -> None:
+    flaky = MetricFamily("gc_runs_total", "counter", has_samples=True, intermittent=("__name__",))
+    assert _pairs(MetricsSchema({"gc_runs_total": flaky}), MetricsSchema()) == {
+        ("metrics/build-info-missing", "build_info")
+    }
+    assert _pairs(MetricsSchema(), MetricsSchema({"gc_runs_total": flaky})) == {
+        ("metrics/build-info-missing", "build_info")
+    }

@@ -154,8 +154,16 @@ def _fmt_list(values: Iterable[str]) -> str:
     return ", ".join(f"`{v}`" for v in values)
 
 
+#: Marker in ``MetricFamily.intermittent`` for a family missing from some scrapes.
+NAME = "__name__"
+
+
 def _is_intermittent(fam: MetricFamily, label: str, value: str | None = None) -> bool:
-    """Labels or values seen only in some scrapes are noise, not contract (see capture)."""
+    """Families, labels or values seen only in some scrapes are noise, not contract.
+
+    ``intermittent`` holds ``__name__`` (the family), ``key`` (a label key) or ``key=value``
+    entries, as capture's scrape merge records them.
+    """
     if label in fam.intermittent:
         return True
     return value is not None and f"{label}={value}" in fam.intermittent
@@ -308,8 +316,10 @@ def check_metrics(
     """
     out: list[Finding] = []
     bf, af = before.families, after.families
-    only_b = [bf[n] for n in sorted(bf.keys() - af.keys())]
-    only_a = [af[n] for n in sorted(af.keys() - bf.keys())]
+    # A family seen in only some of several merged scrapes (``__name__`` intermittent) is noise:
+    # its presence is not a contract either way.
+    only_b = [bf[n] for n in sorted(bf.keys() - af.keys()) if not _is_intermittent(bf[n], NAME)]
+    only_a = [af[n] for n in sorted(af.keys() - bf.keys()) if not _is_intermittent(af[n], NAME)]
     pairs = detect_renames(only_b, only_a)
     renamed_b = {p.before.name for p in pairs}
     renamed_a = {p.after.name for p in pairs}
