@@ -33,6 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from compatcheck.artifact import inspect_artifact
 from compatcheck.checks.build import check_expected_build, read_build_info
 from compatcheck.config import (
     Config,
@@ -70,6 +71,8 @@ class CheckResult:
     findings: list[Finding]
     migrations: dict[str, Any] | None
     timings: dict[str, float]
+    #: Report sections beside the findings (``artifact``: reference, digest, rollback command).
+    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def unavailable(self) -> bool:
@@ -561,8 +564,16 @@ def run_check(config: Config, *, progress: Progress | None = None) -> CheckResul
         mig_findings, migrations_section, timings["migrations"] = results["migrations"]
         findings += mig_findings
     timings["teardown"] = teardown
+    extras: dict[str, Any] = {}
+    if config.old.artifact:
+        t0 = time.monotonic()
+        progress.step(f"old {config.old.label}", "inspecting the artifact")
+        art = inspect_artifact(config.old.artifact, build=old.snapshot.build, role="old")
+        findings += art.findings
+        extras["artifact"] = art.section
+        timings["artifact"] = time.monotonic() - t0
     timings["capture"] = time.monotonic() - started
-    return CheckResult(old.snapshot, new.snapshot, findings, migrations_section, timings)
+    return CheckResult(old.snapshot, new.snapshot, findings, migrations_section, timings, extras)
 
 
 def _migrations_job(

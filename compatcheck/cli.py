@@ -96,6 +96,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", default="", help="version label stored in the snapshot")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
+    p = sub.add_parser("migrations", help="judge the Alembic migrations between two heads")
+    p.add_argument(
+        "--script-location",
+        required=True,
+        metavar="DIR",
+        help="Alembic script location (env.py + versions/) or a bare versions folder",
+    )
+    p.add_argument("--old", required=True, metavar="REV", help="OLD's head (id, prefix, head)")
+    p.add_argument("--new", metavar="REV", help="NEW's head (default: the single head)")
+    p.add_argument(
+        "--db-url", metavar="URL", help="server for the scratch database (default: SQLite)"
+    )
+    p.add_argument("--static", action="store_true", help="read the scripts as source only")
+    p.add_argument(
+        "--allow-existing", action="store_true", help="run on a database that already has tables"
+    )
+    p.add_argument("--seed-sql", metavar="FILE", help="extra rows to seed before upgrading")
+    p.add_argument(
+        "--live-db-url", metavar="URL", help="count (read-only) the data a downgrade would destroy"
+    )
+    _add_report_options(p, consumers=False)
+
     p = sub.add_parser("rules", help="print the finding catalogue")
     p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
 
@@ -187,9 +209,41 @@ def _cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
             extra_findings=tuple(result.findings),
             migrations=result.migrations,
             timings=result.timings,
+            extras=result.extras,
         ),
     )
     _write_bridge(args, report, result.old, result.new)
+    return _finish(args, report, out)
+
+
+def _cmd_migrations(args: argparse.Namespace, out: IO[str]) -> int:
+    from compatcheck.engine import evaluate
+    from compatcheck.migrations import inspect_migrations
+    from compatcheck.progress import Progress
+    from compatcheck.snapshot import Snapshot
+
+    options = _options(args)
+    progress = Progress(quiet=args.quiet)
+    result = inspect_migrations(
+        args.script_location,
+        args.old,
+        args.new,
+        db_url=args.db_url,
+        static=args.static,
+        allow_existing=args.allow_existing,
+        seed_sql=args.seed_sql,
+        live_db_url=args.live_db_url,
+        progress=progress,
+    )
+    section = result.section
+    source = str(args.script_location)
+    old = Snapshot(label=str(section.get("old_head") or args.old), source=source)
+    new = Snapshot(label=str(section.get("new_head") or args.new or "head"), source=source)
+    report = evaluate(
+        old,
+        new,
+        dataclasses.replace(options, extra_findings=result.findings, migrations=section),
+    )
     return _finish(args, report, out)
 
 
@@ -285,6 +339,7 @@ COMMANDS = {
     "check": _cmd_check,
     "diff": _cmd_diff,
     "snapshot": _cmd_snapshot,
+    "migrations": _cmd_migrations,
     "rules": _cmd_rules,
     "explain": _cmd_explain,
 }

@@ -46,6 +46,9 @@ class TargetConfig:
     snapshot: Path | None = None
     exposition: Path | None = None
     image: str | None = None
+    #: What :func:`compatcheck.artifact.inspect_artifact` reads: ``image``, ``oci_layout``,
+    #: ``registry``, ``release`` and ``kubernetes``, paths resolved; empty when none is given.
+    artifact: Mapping[str, Any] = field(default_factory=dict)
     expect: Expect = Expect()
     #: Alembic script location of this release (default: ``migrations.script_location`` resolved
     #: against ``cwd``); its head is what the release's scratch database is upgraded to.
@@ -276,6 +279,10 @@ _TARGET_KEYS = (
     "snapshot",
     "exposition",
     "image",
+    "oci_layout",
+    "registry",
+    "release",
+    "kubernetes",
     "expect",
     "migrations",
 )
@@ -351,6 +358,22 @@ def _target(ld: _Loader, raw: Any, role: str) -> TargetConfig:
     if "migrations" in data:
         migrations = ld.path_in(data["migrations"], (*where, "migrations"), cwd or base)
     label = ld.string(data["label"], (*where, "label")) if "label" in data else role.upper()
+    artifact: dict[str, Any] = {}
+    for key in ("image", "registry"):
+        if key in data:
+            artifact[key] = ld.string(data[key], (*where, key))
+    if "oci_layout" in data:
+        artifact["oci_layout"] = str(ld.path_in(data["oci_layout"], (*where, "oci_layout"), base))
+    if "release" in data:
+        rel = ld.mapping(data["release"], (*where, "release"), ("path", "sha256", "current_link"))
+        artifact["release"] = {k: ld.string(v, (*where, "release", k)) for k, v in rel.items()}
+    if "kubernetes" in data:
+        k8s = ld.mapping(
+            data["kubernetes"], (*where, "kubernetes"), ("deployment", "container", "namespace")
+        )
+        artifact["kubernetes"] = {
+            k: ld.string(v, (*where, "kubernetes", k)) for k, v in k8s.items()
+        }
     return TargetConfig(
         role=role,
         label=label,
@@ -360,7 +383,8 @@ def _target(ld: _Loader, raw: Any, role: str) -> TargetConfig:
         url=url,
         snapshot=snapshot,
         exposition=exposition,
-        image=ld.string(data["image"], (*where, "image")) if "image" in data else None,
+        image=artifact.get("image"),
+        artifact=artifact,
         expect=expect,
         migrations=migrations,
         line=ld.line_of(where),
