@@ -1,0 +1,129 @@
+"""The public commands end to end through the console entry point: exit codes, JSON reports that
+validate, and files written. Real services, real Alembic, real child processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from compatcheck.schemas import validate
+from compatcheck.snapshot import load_snapshot
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "fixtures" / "demo"
+METRICS = REPO / "fixtures" / "metrics"
+ALEMBIC = REPO / "fixtures" / "alembic"
+
+
+def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "compatcheck", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=cwd,
+    )
+
+
+@pytest.mark.slow
+def test_demo_check_is_no_go_with_both_plans_and_a_bridge(tmp_path: Path) -> None:
+    bridge = tmp_path / "bridge.yml"
+    proc = run(
+        "check", "-c", str(DEMO / "compatcheck.yaml"), "--format", "json",
+        "--emit-bridge-rules", str(bridge), "-q",
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert validate(doc, "report") is None
+    assert doc["verdict"] == "no-go" and doc["go"] is False
+    kinds = {(f["kind"], f["subject"]) for f in doc["findings"]}
+    for must in [
+        ("metrics/renamed", "shop_orders_created_total"),
+        ("metrics/buckets-changed", "shop_request_duration_seconds"),
+        ("metrics/label-removed", "shop_orders_created_total{payment_method}"),
+        ("readiness/field-missing", "/readyz#/db_connected"),
+        ("migrations/old-code-incompatible", "2b0c0ffee002"),
+    ]:
+        assert must in kinds
+    assert {p["name"] for p in doc["migrations"]["plans"]} == {"code-only", "downgrade"}
+    assert doc["old"]["build"]["version"] == "1.0.0"
+    assert doc["new"]["build"]["version"] == "2.0.0"
+    assert proc.stderr == ""  # -q: no progress
+    assert "record: shop_orders_created_total" in bridge.read_text()
+
+
+@pytest.mark.slow
+def test_compatible_rollback_is_go_with_progress_on_stderr() -> None:
+    proc = run("check", "-c", str(DEMO / "compatible.yaml"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.rstrip().splitlines()[-1].startswith("GO:")
+    progress = proc.stderr
+    for stage in ("started", "ready in", "warm-up", "scraped /metrics", "comparing"):
+        assert stage in progress
+
+
+@pytest.mark.slow
+def test_snapshot_from_config_target_then_diff_starts_nothing(tmp_path: Path) -> None:
+    old = tmp_path / "v1.snapshot.json"
+    new = tmp_path / "v2.snapshot.json"
+    for target, out in (("old", old), ("new", new)):
+        proc = run(
+            "snapshot", "-c", str(DEMO / "compatcheck.yaml"), "--target", target, "-o", str(out)
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert f"→ {out}" in proc.stderr
+    snap = load_snapshot(old)
+    assert snap.label == "v1" and snap.build["version"] == "1.0.0"
+    assert snap.readiness is not None and "/readyz" in snap.readiness
+    proc = run("diff", str(old), str(new), "--format", "json")
+    assert proc.returncode == 1
+    doc = json.loads(proc.stdout)
+    kinds = {(f["kind"], f["subject"]) for f in doc["findings"]}
+    assert ("metrics/renamed", "shop_orders_created_total") in kinds
+    assert ("readiness/field-missing", "/readyz#/db_connected") in kinds
+
+
+def test_snapshot_of_an_exposition_file(tmp_path: Path) -> None:
+    out = tmp_path / "s.json"
+    proc = run("snapshot", str(METRICS / "renamed" / "old.prom"), "-o", str(out), "--label", "v1")
+    assert proc.returncode == 0, proc.stderr
+    snap = load_snapshot(out)
+    assert snap.label == "v1"
+    assert snap.metrics is not None and "http_requests_total" in snap.metrics.families
+
+
+def test_snapshot_refuses_to_record_an_invalid_exposition(tmp_path: Path) -> None:
+    out = tmp_path / "s.json"
+    proc = run("snapshot", str(METRICS / "exposition_invalid" / "old.prom"), "-o", str(out))
+    assert proc.returncode == 3
+    assert "not recorded" in proc.stderr and not out.exists()
+
+
+def test_snapshot_needs_a_source() -> None:
+    proc = run("snapshot", "-o", "x.json")
+    assert proc.returncode == 2 and "give SOURCE" in proc.stderr
+
+
+def test_migrations_static_names_the_raising_downgrade() -> None:
+    case = ALEMBIC / "raising_downgrade"
+    proc = run(
+        "migrations", "--script-location", str(case), "--old", "0001", "--static",
+        "--format", "json", "-q",
+    )  # fmt: skip
+    doc = json.loads(proc.stdout)
+    assert validate(doc, "report") is None
+    kinds = {f["kind"] for f in doc["findings"]}
+    assert "migrations/downgrade-not-implemented" in kinds
+    assert doc["migrations"]["mode"] == "static"
+    assert proc.returncode in (0, 1)
+    assert proc.returncode == (0 if doc["go"] else 1)
+
+
+def test_migrations_missing_folder_is_a_usage_error(tmp_path: Path) -> None:
+    proc = run("migrations", "--script-location", str(tmp_path / "nope"), "--old", "a")
+    assert proc.returncode == 2
+    assert str(tmp_path / "nope") in proc.stderr and "Traceback" not in proc.stderr
