@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--old-label", default="", help="label shown for OLD")
     p.add_argument("--new-label", default="", help="label shown for NEW")
     p.add_argument("--timeout", type=float, default=10.0, help="scrape timeout in seconds")
+    p.add_argument(
+        "--snapshot-dir",
+        metavar="DIR|URL",
+        help="stored release contracts: OLD/NEW may then be versions of --service",
+    )
+    p.add_argument("--service", metavar="NAME", help="service whose stored versions OLD/NEW name")
     _add_report_options(p)
 
     p = sub.add_parser("check", help="launch OLD and NEW from compatcheck.yaml, capture, compare")
@@ -178,11 +184,15 @@ def _options(args: argparse.Namespace, **extra: Any) -> Any:
 
 def _cmd_diff(args: argparse.Namespace, out: IO[str]) -> int:
     from compatcheck.engine import evaluate
-    from compatcheck.sources import load_source
 
     options = _options(args)  # policy errors surface before any scrape
-    old = load_source(args.old, label=args.old_label, timeout=args.timeout)
-    new = load_source(args.new, label=args.new_label, timeout=args.timeout)
+    store = None
+    if args.snapshot_dir:
+        from compatcheck.store import SnapshotStore
+
+        store = SnapshotStore(args.snapshot_dir)
+    old = _resolve(args.old, args.old_label, args, store)
+    new = _resolve(args.new, args.new_label, args, store)
     report = evaluate(old, new, options)
     _write_bridge(args, report, old, new)
     return _finish(args, report, out)
@@ -280,6 +290,17 @@ def _cmd_snapshot(args: argparse.Namespace, out: IO[str]) -> int:
         n = len(snap.metrics.families) if snap.metrics else 0
         print(f"compatcheck: snapshot of {n} metric families → {args.output}", file=sys.stderr)
     return EXIT_GO
+
+
+def _resolve(arg: str, label: str, args: argparse.Namespace, store: Any) -> Any:
+    """A stored version of ``--service`` when a store is given, else a URL or file."""
+    from compatcheck.sources import load_source
+    from compatcheck.store import resolve_version
+
+    snap = resolve_version(arg, store, args.service)
+    if snap is None:
+        return load_source(arg, label=label, timeout=args.timeout)
+    return dataclasses.replace(snap, label=label) if label else snap
 
 
 # -- output -----------------------------------------------------------------------------------

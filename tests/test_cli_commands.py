@@ -127,3 +127,24 @@ def test_migrations_missing_folder_is_a_usage_error(tmp_path: Path) -> None:
     proc = run("migrations", "--script-location", str(tmp_path / "nope"), "--old", "a")
     assert proc.returncode == 2
     assert str(tmp_path / "nope") in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_diff_of_stored_versions_with_snapshot_dir() -> None:
+    store = REPO / "fixtures" / "snapshots"
+    proc = run("diff", "v1", "v2", "--snapshot-dir", str(store), "--service", "shop", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert "rollback v2 → v1" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--service", "shop", "v1", "v9"], "no stored snapshot for service 'shop' version 'v9'"),
+        (["v1", "v2"], "--snapshot-dir needs --service NAME"),
+    ],
+)
+def test_stored_version_errors_are_one_line(extra: list[str], needle: str) -> None:
+    store = REPO / "fixtures" / "snapshots"
+    proc = run("diff", "--snapshot-dir", str(store), *extra)
+    assert proc.returncode == 2
+    assert needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
