@@ -120,11 +120,13 @@ def expositions(draw: st.DrawFn) -> Generated:
         if kind == "histogram":
             bounds = sorted(draw(st.sets(st.sampled_from(sorted(BOUND_SPELLINGS)), max_size=4)))
             spelled = [draw(st.sampled_from(BOUND_SPELLINGS[b])) for b in bounds] + ["+Inf"]
+            totals = draw(st.integers(0, 3)) > 0  # without them, labels come from buckets only
             for labels in series:
                 for le in spelled:
                     lines.append(f"{name}_bucket{_labels_text(draw, labels, ('le', le))} 1")
-                lines.append(f"{name}_sum{_labels_text(draw, labels, None)} {_value(draw)}")
-                lines.append(f"{name}_count{_labels_text(draw, labels, None)} 1")
+                if totals:
+                    lines.append(f"{name}_sum{_labels_text(draw, labels, None)} {_value(draw)}")
+                    lines.append(f"{name}_count{_labels_text(draw, labels, None)} 1")
         elif kind == "summary":
             qs = sorted(draw(st.sets(st.sampled_from(QUANTILES), max_size=3)))
             for labels in series:
