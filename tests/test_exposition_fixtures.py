@@ -125,7 +125,7 @@ def test_fixtures_match_prometheus_client() -> None:
         n: ("unknown" if f.type == "untyped" else f.type, list(f.labels)) for n, f in ours.items()
     } == ref_text
     ref_om = {}
-    for mf in om_families(OPENMETRICS.read_text()):
+    for mf in om_families(OPENMETRICS.read_text()):  # type: ignore[no-untyped-call]
         name = mf.name + {"counter": "_total", "info": "_info"}.get(mf.type, "")
         ref_om[name] = (
             mf.type,
