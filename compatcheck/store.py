@@ -143,21 +143,24 @@ class SnapshotStore:
         return b"".join(chunks)
 
     def load(self, service: str, version: str) -> tuple[Snapshot, str]:
-        """The snapshot and the sha256 of its bytes, from one read (what the hook's cache needs).
-
-        A snapshot recorded without a label is labelled with its version name, so reports say
-        ``v1`` rather than ``old``.
-        """
+        """The snapshot and the sha256 of its bytes, from one read."""
         data = self.read_bytes(service, version)
+        return self.parse(service, version, data), hashlib.sha256(data).hexdigest()
+
+    def parse(self, service: str, version: str, data: bytes) -> Snapshot:
+        """Parse bytes read by :meth:`read_bytes` (validated against the snapshot schema).
+
+        Separate from reading so that a caller holding a cached verdict for these bytes' digest
+        can skip parsing and validation altogether. A snapshot recorded without a label is
+        labelled with its version name, so reports say ``v1`` rather than ``old``.
+        """
         rel = self.relative(service, version)
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             raise InputError(f"{rel}: not UTF-8 text") from None
         snap = parse_snapshot(text, rel)
-        if not snap.label:
-            snap = replace(snap, label=version)
-        return snap, hashlib.sha256(data).hexdigest()
+        return snap if snap.label else replace(snap, label=version)
 
     def get(self, service: str, version: str) -> Snapshot:
         return self.load(service, version)[0]
