@@ -652,6 +652,15 @@ def test_real_server_answers_and_drains_on_sigterm(tmp_path: Path) -> None:
                 == 401
             )
 
+            # Keep-alive answers come back at once: TCP_NODELAY is set on accepted sockets
+            # (without it Nagle + delayed ACK add ~40 ms to each response).
+            times = []
+            for _ in range(11):
+                started = time.perf_counter()
+                assert http.get("/healthz").status_code == 200
+                times.append(time.perf_counter() - started)
+            assert sorted(times)[5] < 0.02, times
+
         answer: dict[str, Any] = {}
 
         def in_flight() -> None:
