@@ -503,6 +503,7 @@ def test_content_type_decides_over_detection() -> None:
         ("m 1\n# TYPE m gauge\n", 2, "# TYPE for `m` comes after its samples"),
         ("# TYPE m flux\n", 1, "unknown metric type `flux` (text format 0.0.4)"),
         ('m{a="1",a="2"} 1\n', 1, "duplicate label `a`"),
+        ('m{a="1"} 1\nm{__name__="m"} 1\n', 2, "label `__name__` is not allowed in a sample"),
         ('m{a="1" b="2"} 1\n', 1, 'expected `,` or `}` in label set at `b="2"} 1`'),
         ("m{a=1} 1\n", 1, "label value of `a` is not quoted"),
         ('m{a="1"\n', 1, "unterminated label set (missing `}`)"),
