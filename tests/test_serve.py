@@ -704,3 +704,25 @@ def test_cli_refuses_a_broken_policy_in_one_line(tmp_path: Path) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith(f"compatcheck: error: {bad}:2: unknown finding kind `metrics/nope`")
+
+
+def test_serve_subcommand_plugs_into_the_cli_parser() -> None:
+    from compatcheck.cli import _Parser
+    from compatcheck.serve import add_serve_parser, cmd_serve
+
+    parser = _Parser(prog="compatcheck")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    add_serve_parser(sub)
+    args = parser.parse_args(
+        ["serve", "--snapshot-dir", "s", "--policy", "a.yaml", "--policy", "b.yaml", "--port", "0"]
+    )
+    assert (args.command, args.snapshot_dir, args.policy, args.port) == (
+        "serve",
+        "s",
+        ["a.yaml", "b.yaml"],
+        0,
+    )
+    assert callable(cmd_serve)
+    with pytest.raises(SystemExit) as info:
+        parser.parse_args(["serve", "--max-concurrent", "0"])
+    assert info.value.code == 2

@@ -16,7 +16,7 @@ import argparse
 import signal
 import socket
 import sys
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from compatcheck.errors import UsageError
 from compatcheck.serve.settings import TOKEN_ENV, ServeSettings, settings_from_args
@@ -132,7 +132,7 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_serve_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_serve_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add the ``serve`` subcommand to the CLI's subparsers."""
     p = subparsers.add_parser("serve", help="run the policy hook (HTTP) other tools call")
     add_serve_arguments(p)
