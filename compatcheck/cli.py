@@ -17,6 +17,7 @@ from typing import IO, Any, NoReturn
 
 from compatcheck import __version__
 from compatcheck.errors import CompatcheckError, UnavailableError, UsageError
+from compatcheck.serve import cmd_serve
 
 EXIT_GO, EXIT_NO_GO, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 REPORT_FORMATS = ("text", "json", "markdown", "junit", "sarif", "github")
@@ -129,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("explain", help="explain one finding kind")
     p.add_argument("kind", metavar="KIND")
+
+    from compatcheck.serve import add_serve_parser
+
+    add_serve_parser(sub)
     return parser
 
 
@@ -363,6 +368,7 @@ COMMANDS = {
     "migrations": _cmd_migrations,
     "rules": _cmd_rules,
     "explain": _cmd_explain,
+    "serve": cmd_serve,
 }
 
 
