@@ -250,60 +250,65 @@ class _Reader:
         fast = self.fast
         tail_at = self.tail_re.match
         lineno = self.lines
+        # `name{` of the previous fast line and its sink: consecutive lines mostly share it.
+        # Reset after every slow line, the only place where metadata (and so sinks) change.
+        prev, prev_sink, prev_i = "\n", None, 0
         for line in block.split("\n"):
             lineno += 1
-            i = line.find("{")
-            if i > 0:
-                sink = fast.get(line[:i])
-                if sink is not None:
-                    j = line.rfind("}")
-                    # The tail is validated first: once it holds no `}`, the last `}` is the
-                    # closing brace whatever the label values contain.
-                    if j > i + 1 and line[j - 1] == '"' and tail_at(line, j + 1) is not None:
-                        body = line[i + 1 : j - 1]
-                        fam = sink.fam
-                        if sink.role:
-                            p = body.rfind(sink.bound_tag)
-                            if p >= 0:
-                                bound = body[p + len(sink.bound_tag) :]
-                                body = body[:p]
-                            elif body.startswith(sink.bound_tag[2:]):
-                                bound = body[len(sink.bound_tag) - 2 :]
-                                body = ""
-                            else:
-                                bound = ""
-                            if '"' in bound or (bound not in sink.bounds and not _is_number(bound)):
-                                # Bound not last, missing, escaped or invalid: exact path.
-                                self._slow(line, lineno)
+            if line.startswith(prev):
+                sink, i = prev_sink, prev_i
+            else:
+                i = line.find("{")
+                sink = fast.get(line[:i]) if i > 0 else None
+                if sink is None:
+                    if i < 0:
+                        sp = line.find(" ")
+                        if sp > 0:
+                            sink = fast.get(line[:sp])
+                            if sink is not None and sink.role == _PLAIN and tail_at(line, sp):
+                                sink.n += 1
                                 continue
-                            if body and body != fam.last:
-                                if not (
-                                    fam.pieces.issuperset(body.split('",'))
-                                    or self._add_pieces(fam, body)
-                                ):
-                                    self._slow(line, lineno)
-                                    continue
-                                fam.last = body
-                            sink.bounds[bound] = sink.bounds.get(bound, 0) + 1
+                    self._slow(line, lineno)
+                    prev = "\n"
+                    continue
+                prev, prev_sink, prev_i = line[: i + 1], sink, i
+            assert sink is not None
+            j = line.rfind("}")
+            # The tail is validated first: once it holds no `}`, the last `}` is the closing
+            # brace whatever the label values contain.
+            if j > i + 1 and line[j - 1] == '"' and tail_at(line, j + 1) is not None:
+                body = line[i + 1 : j - 1]
+                fam = sink.fam
+                if sink.role:
+                    tag = sink.bound_tag
+                    p = body.rfind(tag)
+                    if p >= 0:
+                        bound = body[p + len(tag) :]
+                        body = body[:p]
+                    elif body.startswith(tag[2:]):
+                        bound = body[len(tag) - 2 :]
+                        body = ""
+                    else:
+                        bound = ""
+                    bounds = sink.bounds
+                    if '"' not in bound and (bound in bounds or _is_number(bound)):
+                        if not body or body == fam.last:
+                            bounds[bound] = bounds.get(bound, 0) + 1
                             continue
-                        if body != fam.last:
-                            if not (
-                                fam.pieces.issuperset(body.split('",'))
-                                or self._add_pieces(fam, body)
-                            ):
-                                self._slow(line, lineno)
-                                continue
+                        if fam.pieces.issuperset(body.split('",')) or self._add_pieces(fam, body):
                             fam.last = body
-                        sink.n += 1
-                        continue
-            elif i < 0:
-                sp = line.find(" ")
-                if sp > 0:
-                    sink = fast.get(line[:sp])
-                    if sink is not None and sink.role == _PLAIN and tail_at(line, sp):
-                        sink.n += 1
-                        continue
+                            bounds[bound] = bounds.get(bound, 0) + 1
+                            continue
+                    # Bound not last, missing, escaped or invalid, or labels need the exact path.
+                elif body == fam.last:
+                    sink.n += 1
+                    continue
+                elif fam.pieces.issuperset(body.split('",')) or self._add_pieces(fam, body):
+                    fam.last = body
+                    sink.n += 1
+                    continue
             self._slow(line, lineno)
+            prev = "\n"
         self.lines = lineno
 
     def _add_pieces(self, fam: _Family, body: str) -> bool:
