@@ -21,6 +21,7 @@ contract.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sys
 import threading
@@ -28,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -49,13 +50,35 @@ from compatcheck.scrape import ProbeResult, mask_url, probe, scrape_metrics
 from compatcheck.snapshot import Snapshot, load_snapshot
 from compatcheck.targets import (
     RunningTarget,
+    ScratchDatabase,
     Workspace,
     migrate_to_head,
     read_alembic_head,
     script_heads,
 )
 
+if TYPE_CHECKING:
+    # Trap: importing anything under compatcheck.migrations imports the whole package
+    # (SQLAlchemy, Alembic: ~0.3 s); a check without migrations must not pay for it.
+    from compatcheck.migrations.plans import CodeOnlyTrial, Exchange
+
 FAMILY_INTERMITTENT = "__name__"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One warm-up request as sent and answered, plus what the target logged meanwhile."""
+
+    method: str
+    path: str
+    result: ProbeResult
+    #: The error line the target logged while serving it (only when asked for).
+    log: str = ""
+
+    def exchange(self) -> Exchange:
+        from compatcheck.migrations.plans import Exchange
+
+        return Exchange(self.method, self.path, self.result.status, self.result.error, self.log)
 
 
 @dataclass(frozen=True)
@@ -203,6 +226,10 @@ class _Capture:
         self.findings: list[Finding] = []
         self.running: RunningTarget | None = None
         self.db_url: str | None = None
+        #: The warm-up as sent and answered; None until the target was up to receive it.
+        self.answers: list[Answer] | None = None
+        #: Called with the scratch SQLite URL once migrated, before the release starts on it.
+        self.on_migrated: Callable[[str], None] | None = None
 
     def say(self, message: str) -> None:
         self.progress.step(self.who, message)
@@ -314,7 +341,10 @@ class _Capture:
         if location is None:
             return None
         self.say(f"migrating scratch database ({db.kind}) to the release's head")
-        return migrate_to_head(location, db.url)
+        head = migrate_to_head(location, db.url)
+        if self.on_migrated is not None and db.kind == "sqlite":
+            self.on_migrated(db.url)
+        return head
 
     def _exercise(
         self,
@@ -359,7 +389,8 @@ class _Capture:
         )
 
         t0 = time.monotonic()
-        sent, failed = self._warmup(client, base_url)
+        answers = self._warmup(client, base_url)
+        sent, failed = len(answers), sum(1 for a in answers if not a.result.ok)
         self._time("warmup", t0)
         if sent:
             self.say(f"warm-up: {sent} requests" + (f", {failed} not 2xx" if failed else ""))
@@ -447,10 +478,18 @@ class _Capture:
                 return last, False, f"not ready within {rc.timeout:g} s ({seen})"
             time.sleep(rc.interval)
 
-    def _warmup(self, client: httpx.Client, base_url: str) -> tuple[int, int]:
-        sent = failed = 0
+    def _warmup(
+        self, client: httpx.Client, base_url: str, *, with_log: bool = False
+    ) -> list[Answer]:
+        """Send the configured warm-up requests in order; every answer is kept.
+
+        ``with_log``: also keep the error line the target logged while serving each request
+        (what it appended to its log in the meantime), for the code-only trial's evidence.
+        """
+        answers: list[Answer] = []
         for req in self.config.warmup:
             for _ in range(req.repeat):
+                mark = self._log_size() if with_log else 0
                 r = probe(
                     base_url + req.path,
                     method=req.method,
@@ -459,10 +498,35 @@ class _Capture:
                     client=client,
                     timeout=5.0,
                 )
-                sent += 1
-                if not r.ok:
-                    failed += 1
-        return sent, failed
+                logged = ""
+                if with_log and not r.ok:
+                    from compatcheck.migrations.plans import error_line
+
+                    logged = error_line(self._log_since(mark))
+                answers.append(Answer(req.method, req.path, r, logged))
+        self.answers = answers
+        return answers
+
+    def _log_size(self) -> int:
+        if self.running is None:
+            return 0
+        try:
+            return self.running.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def _log_since(self, offset: int, cap: int = 65536) -> str:
+        """What the target wrote to its log after ``offset`` (at most the last ``cap`` bytes)."""
+        if self.running is None:
+            return ""
+        try:
+            with self.running.log_path.open("rb") as fh:
+                fh.seek(0, 2)
+                end = fh.tell()
+                fh.seek(max(offset, end - cap))
+                return fh.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
 
     def _scrape(
         self, client: httpx.Client, base_url: str, mc: MetricsConfig
@@ -490,6 +554,174 @@ class _Capture:
         return merged
 
 
+@dataclass
+class _TrialRun:
+    """What the code-only trial saw, before it is judged against OLD's own run."""
+
+    answers: list[Answer] = field(default_factory=list)
+    #: Set when the trial could not be carried out at all (not a verdict on the schema).
+    not_run: str | None = None
+    startup_error: str | None = None
+    startup_log: str = ""
+    exit_code: int | None = None
+    log_tail: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class _CodeOnlyTrial:
+    """The code-only plan, for real: OLD's code on a scratch database migrated to NEW's head.
+
+    Same launch, readiness wait and warm-up as OLD's own capture (it *is* a :class:`_Capture` of
+    OLD, on another database, with its own port, process group and log), then the process is
+    stopped at once: it has nothing to scrape. Runs beside the captures; the scratch database is
+    migrated once OLD's and NEW's are (one Alembic run at a time, see :func:`_migrations_job`),
+    and ``db_done`` tells the migrations inspection it may start.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        ws: Workspace,
+        progress: Progress,
+        wait_for: Mapping[str, threading.Event],
+        db_done: threading.Event,
+    ) -> None:
+        self.config = config
+        self.ws = ws
+        self.wait_for = wait_for
+        self.db_done = db_done
+        self.capture = _Capture(config, config.old, ws, progress, db_done)
+        self.capture.who = f"old {config.old.label} on NEW's schema"
+        self.copied: ScratchDatabase | None = None
+
+    def copy_new_database(self, url: str) -> None:
+        """Take a copy of NEW's scratch SQLite right after NEW's scripts migrated it to NEW's head.
+
+        Called in NEW's capture thread before NEW starts (so NEW has written nothing yet). It
+        gives the trial its database at NEW's head in milliseconds instead of a second Alembic
+        run, which would also have to queue for the process-wide Alembic lock. Any failure just
+        leaves the trial to migrate its own database.
+        """
+        import sqlite3
+
+        from sqlalchemy.engine import make_url
+
+        source = make_url(url).database
+        try:
+            dest = self.ws.scratch_database("code-only-copy", "sqlite")
+            target = make_url(dest.url).database
+            if not source or not target:
+                return
+            with (
+                contextlib.closing(sqlite3.connect(source)) as src,
+                contextlib.closing(sqlite3.connect(target)) as dst,
+            ):
+                src.backup(dst)
+        except (UnavailableError, sqlite3.Error, OSError):
+            return
+        self.copied = dest
+
+    def run(self) -> _TrialRun:
+        start = time.monotonic()
+        try:
+            out = self._run()
+        finally:
+            self.db_done.set()
+        out.details["seconds"] = round(time.monotonic() - start, 3)
+        return out
+
+    def _run(self) -> _TrialRun:
+        cap = self.capture
+        old = self.config.old
+        new_loc = target_script_location(self.config, self.config.new)
+        out = _TrialRun()
+        if new_loc is None or not (new_loc / "env.py").is_file():
+            out.not_run = f"NEW's migrations ({new_loc}) have no env.py to migrate a database with"
+            return out
+        # NEW's scratch database first: with SQLite, NEW's capture hands over a copy of it.
+        for role in ("new", "old"):
+            ev = self.wait_for[role]
+            while not ev.wait(0.05):
+                pass
+            if self.copied is not None:
+                break
+        t0 = time.monotonic()
+        if self.copied is not None:
+            db = self.copied
+            out.details.update(database=db.kind, prepared="copy of NEW's migrated database")
+            self.db_done.set()
+        else:
+            mig = self.config.migrations
+            database = mig.database if mig else "sqlite"
+            try:
+                db = self.ws.scratch_database("code-only", database)
+                out.details.update(database=db.kind, prepared="migrated with NEW's scripts")
+                cap.say(f"migrating a scratch database ({db.kind}) to NEW's head")
+                migrate_to_head(new_loc, db.url)
+            except UnavailableError as exc:
+                out.not_run = f"no scratch database at NEW's head: {exc}"
+                return out
+            finally:
+                self.db_done.set()
+        out.details["prepare_seconds"] = round(time.monotonic() - t0, 3)
+        try:
+            cap.running = self.ws.launch(old, database_url=db.url, name="code-only")
+        except UnavailableError as exc:
+            out.not_run = str(exc)
+            return out
+        running = cap.running
+        cap.say(f"started OLD's code on NEW's schema (pid {running.process.pid})")
+        try:
+            with httpx.Client(timeout=httpx.Timeout(10.0, connect=2.0)) as client:
+                rc, mc = self.config.readiness, self.config.metrics
+                _, _, reason = cap._wait_ready(client, running.base_url, rc, mc, running.started)
+                out.details["ready_seconds"] = round(time.monotonic() - running.started, 3)
+                if reason is not None:
+                    out.startup_error = reason
+                    out.startup_log = running.log_tail(lines=40)
+                    cap.say(f"never ready: {reason}")
+                else:
+                    out.answers = cap._warmup(client, running.base_url, with_log=True)
+                    out.exit_code = running.exit_code()
+                    broken = sum(1 for a in out.answers if not a.result.ok)
+                    cap.say(
+                        f"warm-up: {len(out.answers)} requests"
+                        + (f", {broken} not 2xx" if broken else "")
+                    )
+            out.log_tail = running.log_tail()
+        finally:
+            self.ws.stop(running)
+        return out
+
+
+def _judge_trial(baseline: list[Answer] | None, run: _TrialRun) -> CodeOnlyTrial:
+    from compatcheck.migrations.plans import CodeOnlyTrial, judge_trial
+
+    if run.not_run is not None:
+        return CodeOnlyTrial(verified=False, note=run.not_run, details=run.details)
+    exchanges = [a.exchange() for a in run.answers]
+    details = {**run.details, "requests": [e.as_dict() for e in exchanges]}
+    return judge_trial(
+        None if baseline is None else [a.exchange() for a in baseline],
+        exchanges,
+        startup_error=run.startup_error,
+        startup_log=run.startup_log,
+        exit_code=run.exit_code,
+        log_tail=run.log_tail,
+        details=details,
+    )
+
+
+def _code_only_unrunnable(config: Config) -> str | None:
+    """Why the code-only plan cannot be tried for real with this config (None: it can)."""
+    old = config.old
+    if old.command is None:
+        return f"OLD is a `{old.kind}` target: compatcheck has no command to start it with"
+    if not any("{database_url}" in s for s in (*old.command, *old.env.values())):
+        return "OLD's command and env take no `{database_url}`: it cannot be pointed elsewhere"
+    return None
+
+
 def _base_of(url: str) -> str:
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, "", "", "")).rstrip("/")
@@ -498,11 +730,14 @@ def _base_of(url: str) -> str:
 # --- public entry points ---------------------------------------------------------------------
 
 
-def _run_threads(jobs: Mapping[str, Callable[[], Any]]) -> dict[str, Any]:
+def _run_threads(
+    jobs: Mapping[str, Callable[[], Any]], started: list[threading.Thread] | None = None
+) -> dict[str, Any]:
     """Run jobs in daemon threads; re-raise the first exception in the caller's thread.
 
     Joins with a timeout loop so Ctrl-C/SIGTERM reach the main thread promptly; daemon threads
     do not hold up interpreter exit once the workspace has killed what they were talking to.
+    ``started`` receives the threads, for :func:`_drain` after an interrupt.
     """
     results: dict[str, Any] = {}
     errors: list[BaseException] = []
@@ -519,6 +754,8 @@ def _run_threads(jobs: Mapping[str, Callable[[], Any]]) -> dict[str, Any]:
     ]
     for th in threads:
         th.start()
+        if started is not None:
+            started.append(th)
     for th in threads:
         while th.is_alive():
             th.join(0.05)
@@ -527,28 +764,69 @@ def _run_threads(jobs: Mapping[str, Callable[[], Any]]) -> dict[str, Any]:
     return results
 
 
+#: How long an interrupted run waits for its workers to release what they hold.
+DRAIN_SECONDS = 30.0
+
+
+def _drain(threads: list[threading.Thread], progress: Progress) -> None:
+    """After an interrupt, once the workspace is closed: let the workers finish their cleanup.
+
+    Trap: the workers are daemon threads, and the interpreter kills daemon threads at exit
+    without unwinding them, so the migrations inspection's own ``with scratch_database(...)``
+    (a temp SQLite folder, or a ``compatcheck_*`` database on a server) would never be released.
+    With the processes gone the captures end at once; the inspection finishes its round trip.
+    A second Ctrl-C stops the wait.
+    """
+    alive = [th for th in threads if th.is_alive()]
+    if not alive:
+        return
+    progress.step(None, "interrupted: waiting for the workers to drop their scratch databases")
+    deadline = time.monotonic() + DRAIN_SECONDS
+    for th in alive:
+        while th.is_alive() and time.monotonic() < deadline:
+            th.join(0.05)
+
+
 def run_check(config: Config, *, progress: Progress | None = None) -> CheckResult:
-    """Launch/capture OLD and NEW concurrently, inspect migrations, tear everything down."""
+    """Launch/capture OLD and NEW concurrently, inspect migrations, tear everything down.
+
+    With migrations configured and OLD launched from a command, the code-only rollback plan is
+    also tried for real, concurrently (:class:`_CodeOnlyTrial`) and folded into the migrations
+    section (:func:`compatcheck.migrations.plans.verify_code_only`).
+    """
     progress = progress or Progress(quiet=True)
     started = time.monotonic()
     events = {"old": threading.Event(), "new": threading.Event()}
     captures: dict[str, _Capture] = {}
     findings: list[Finding] = []
     migrations_section: dict[str, Any] | None = None
-    with Workspace(grace=config.grace) as ws:
-        for role in ("old", "new"):
-            target = config.target(role)
-            captures[role] = _Capture(config, target, ws, progress, events[role])
-        jobs: dict[str, Callable[[], Any]] = {
-            "old": captures["old"].run,
-            "new": captures["new"].run,
-        }
-        inspect = _migrations_job(config, events, captures, progress)
-        if inspect is not None:
-            jobs["migrations"] = inspect
-        results = _run_threads(jobs)
-        t0 = time.monotonic()
-        progress.step(None, "stopping targets")
+    unrunnable = _code_only_unrunnable(config) if config.migrations is not None else None
+    threads: list[threading.Thread] = []
+    try:
+        with Workspace(grace=config.grace) as ws:
+            for role in ("old", "new"):
+                target = config.target(role)
+                captures[role] = _Capture(config, target, ws, progress, events[role])
+            jobs: dict[str, Callable[[], Any]] = {
+                "old": captures["old"].run,
+                "new": captures["new"].run,
+            }
+            if config.migrations is not None and unrunnable is None:
+                trial_db = threading.Event()
+                trial = _CodeOnlyTrial(config, ws, progress, dict(events), trial_db)
+                captures["new"].on_migrated = trial.copy_new_database
+                jobs["code-only"] = trial.run
+                # The inspection waits for this scratch database too (one Alembic run at a time).
+                events["code-only"] = trial_db
+            inspect = _migrations_job(config, events, captures, progress)
+            if inspect is not None:
+                jobs["migrations"] = inspect
+            results = _run_threads(jobs, threads)
+            t0 = time.monotonic()
+            progress.step(None, "stopping targets")
+    except BaseException:
+        _drain(threads, progress)
+        raise
     teardown = time.monotonic() - t0
     old: _Outcome = results["old"]
     new: _Outcome = results["new"]
@@ -562,6 +840,18 @@ def run_check(config: Config, *, progress: Progress | None = None) -> CheckResul
     timings.update(new.timings)
     if "migrations" in results:
         mig_findings, migrations_section, timings["migrations"] = results["migrations"]
+        if migrations_section is not None:
+            from compatcheck.migrations.plans import CodeOnlyTrial, verify_code_only
+
+            if "code-only" in results:
+                run: _TrialRun = results["code-only"]
+                judged = _judge_trial(captures["old"].answers, run)
+                timings["code_only"] = float(run.details.get("seconds", 0.0))
+            else:
+                judged = CodeOnlyTrial(verified=False, note=unrunnable or "not run")
+            mig_findings, migrations_section = verify_code_only(
+                mig_findings, migrations_section, judged
+            )
         findings += mig_findings
     timings["teardown"] = teardown
     extras: dict[str, Any] = {}

@@ -270,8 +270,13 @@ class Workspace:
         host: str = "127.0.0.1",
         port: int | None = None,
         database_url: str = "",
+        name: str | None = None,
     ) -> RunningTarget:
-        """Start a ``command`` target in its own session, output to a log in the temp dir."""
+        """Start a ``command`` target in its own session, output to a log in the temp dir.
+
+        ``name`` names the log (default: the role), so a second process of one release (OLD's
+        code on NEW's schema) does not write into the first one's log.
+        """
         assert target.command is not None
         port = port or free_port(host)
         values = {
@@ -287,7 +292,7 @@ class Workspace:
         env.setdefault("PYTHONUNBUFFERED", "1")
         with self._lock:
             base = self._register("start a process")
-            log_path = base / f"{target.role}.log"
+            log_path = base / f"{name or target.role}.log"
             with log_path.open("wb") as log:
                 try:
                     process = subprocess.Popen(
@@ -305,6 +310,21 @@ class Workspace:
                     ) from None
             self._processes.append(process)
         return RunningTarget(target.role, target.label, process, host, port, log_path, argv)
+
+    def stop(self, running: RunningTarget) -> None:
+        """Stop one process group before the run ends (its job is done; free the CPU).
+
+        Trap: the group is forgotten only once its leader is reaped, never before: a pgid that
+        stays listed after the group is gone could be reused by an unrelated process group and
+        be signalled by :meth:`close`.
+        """
+        with self._lock:
+            if running.process not in self._processes:
+                return
+        stop_groups([running.process], self.grace)
+        with self._lock:
+            if running.process.poll() is not None and not _group_alive(running.process.pid):
+                self._processes.remove(running.process)
 
 
 def _fill(template: str, values: Mapping[str, str]) -> str:

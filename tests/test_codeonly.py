@@ -1,0 +1,531 @@
+"""The code-only rollback plan, verified for real: OLD's code started on a database at NEW's head.
+
+Judging is pure (:func:`judge_trial`, :func:`judge_plans`, :func:`verify_code_only`) and tested on
+data first; then real runs: the README demo (v1 on v2's schema loses `orders.customer`), the
+compatible pair (v2 on v3's schema is fine), and a small stdlib service on purpose-built Alembic
+histories — a unique index that only the runtime trial can see, and an OLD that refuses to start
+on NEW's schema. Every real run also proves nothing is left behind (process table, TMPDIR).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from compatcheck.capture import CheckResult, run_check
+from compatcheck.config import load_config, parse_config
+from compatcheck.engine import EvaluateOptions, evaluate
+from compatcheck.migrations.plans import (
+    RUNTIME_FAILURE,
+    CodeOnlyTrial,
+    Exchange,
+    error_line,
+    judge_plans,
+    judge_trial,
+    verify_code_only,
+)
+from compatcheck.model import Finding
+from tests.test_reliability import _command, processes_with
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "fixtures" / "demo"
+SHOP_ENV = ROOT / "fixtures" / "services" / "shop" / "v1" / "migrations" / "env.py"
+
+STATIC = Finding(
+    "migrations/old-code-incompatible",
+    "2b0c0ffee002",
+    "OLD's code cannot run on the schema after `2b0c0ffee002`: column-renamed `orders.customer`.",
+    {"reason": "column-renamed", "columns": ["orders.customer"]},
+)
+SECTION = {"old_head": "a1", "new_head": "b2", "downgrade_path": ["b2"], "plans": []}
+
+
+def _ex(method: str, path: str, status: int | None, log: str = "") -> Exchange:
+    error = None if status is not None else "server closed the connection: Server disconnected"
+    return Exchange(method, path, status, error, log)
+
+
+# --- judging, on data -----------------------------------------------------------------------
+
+
+def test_only_2xx_that_breaks_server_side_counts_against_the_plan():
+    baseline = [
+        _ex("GET", "/a", 200),
+        _ex("POST", "/b", 201),
+        _ex("POST", "/b", 201),
+        _ex("POST", "/c", 422),  # rejected on OLD's own database too: not the schema's doing
+        _ex("GET", "/d", 500),  # broken on OLD's own database already
+        _ex("GET", "/e", 200),
+    ]
+    trial = [
+        _ex("GET", "/a", 200),
+        _ex("POST", "/b", 201),
+        _ex("POST", "/b", 500, "sqlite3.IntegrityError: UNIQUE constraint failed: t.x"),
+        _ex("POST", "/c", 500),
+        _ex("GET", "/d", 500),
+        _ex("GET", "/e", 404),  # OLD's own judgement (4xx), not a crash
+    ]
+    judged = judge_trial(baseline, trial, log_tail="tail")
+    assert judged.verified and not judged.safe
+    assert judged.failures == (
+        "OLD on NEW's schema: `POST /b` → 500 (1 of 2; "
+        "log: `sqlite3.IntegrityError: UNIQUE constraint failed: t.x`)",
+    )
+    assert judged.requests == (
+        {
+            "method": "POST",
+            "path": "/b",
+            "status": 500,
+            "log": "sqlite3.IntegrityError: UNIQUE constraint failed: t.x",
+            "own_database_status": 201,
+        },
+    )
+
+
+def test_no_answer_and_exit_during_warmup_are_failures():
+    judged = judge_trial([_ex("GET", "/a", 200)], [_ex("GET", "/a", None)], exit_code=1)
+    assert judged.failures == (
+        "OLD on NEW's schema: `GET /a` → connection closed without a response (1 of 1)",
+        "OLD on NEW's schema: exited with code 1 during the warm-up",
+    )
+
+
+def test_startup_failure_names_the_logged_error():
+    log = "Traceback (most recent call last):\n  File 'x'\nRuntimeError: no column items.name\n"
+    judged = judge_trial(
+        [], [], startup_error="exited with code 4 before it was ready", startup_log=log
+    )
+    assert judged.failures == (
+        "OLD on NEW's schema: exited with code 4 before it was ready "
+        "(log: `RuntimeError: no column items.name`)",
+    )
+
+
+def test_without_a_baseline_nothing_is_blamed_on_the_schema():
+    judged = judge_trial(None, [_ex("GET", "/a", None)], startup_error="exited with code 3")
+    assert (judged.verified, judged.failures) == (False, ())
+    assert judged.note.startswith("OLD did not come up on its own database")
+
+
+def test_error_line_prefers_the_exception_over_sqlalchemy_trailers():
+    chunk = (
+        "----------------------------------------\n"
+        "Traceback (most recent call last):\n"
+        '  File "/x.py", line 1, in f\n'
+        "sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) no such column: customer\n"
+        "[SQL: SELECT customer FROM orders]\n"
+        "(Background on this error at: https://sqlalche.me/e/20/e3q8)\n"
+        "----------------------------------------\n"
+    )
+    assert error_line(chunk) == (
+        "sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) no such column: customer"
+    )
+    assert error_line("listening\nshutting down\n") == "shutting down"
+    assert error_line("") == ""
+    assert error_line("E" * 300) == "E" * 199 + "…"
+
+
+def test_runtime_failure_becomes_a_finding_only_when_nothing_static_covers_it():
+    broken = CodeOnlyTrial(
+        verified=True,
+        failures=("OLD on NEW's schema: `POST /b` → 500 (1 of 2)",),
+        requests=({"method": "POST", "path": "/b", "status": 500, "own_database_status": 201},),
+        log_tail="sqlite3.IntegrityError: UNIQUE constraint failed: t.x",
+    )
+    findings, section = verify_code_only([], SECTION, broken)
+    assert [(f.kind, f.subject) for f in findings] == [("migrations/old-code-incompatible", "b2")]
+    assert findings[0].evidence == {
+        "reason": RUNTIME_FAILURE,
+        "failures": list(broken.failures),
+        "requests": list(broken.requests),
+        "log_tail": broken.log_tail,
+    }
+    assert findings[0].message == (
+        "OLD's code fails on NEW's schema at `b2` (runtime-failure): `POST /b` → 500 (1 of 2)."
+    )
+    assert section["plans"] == [
+        {"name": "code-only", "verified": True, "safe": False, "reasons": list(broken.failures)},
+        {"name": "downgrade", "safe": True, "reasons": []},
+    ]
+    assert section["recommended"] == "downgrade"
+    assert SECTION["plans"] == []  # the input section is not modified
+
+    findings, section = verify_code_only([STATIC], SECTION, broken)
+    assert findings == [STATIC]
+    assert section["plans"][0]["reasons"] == [
+        f"{STATIC.kind} {STATIC.subject}: {STATIC.message}",
+        *broken.failures,
+    ]
+
+
+def test_a_clean_trial_verifies_but_does_not_clear_a_static_concern():
+    clean = CodeOnlyTrial(verified=True)
+    _, section = verify_code_only([], SECTION, clean)
+    assert section["plans"][0] == {
+        "name": "code-only",
+        "verified": True,
+        "safe": True,
+        "reasons": [],
+    }
+    assert section["recommended"] == "code-only"
+    _, section = verify_code_only([STATIC], SECTION, clean)
+    assert section["plans"][0]["safe"] is False and section["plans"][0]["verified"] is True
+
+
+def test_an_untried_plan_says_why_and_keeps_its_static_judgement():
+    untried = CodeOnlyTrial(verified=False, note="OLD is a `url` target")
+    plans, recommended = judge_plans([], untried)
+    assert plans[0] == {
+        "name": "code-only",
+        "verified": False,
+        "verification": "OLD is a `url` target",
+        "safe": True,
+        "reasons": [],
+    }
+    assert recommended == "code-only"
+    # Without a trial (``compatcheck migrations``) the plan keeps its old shape.
+    assert judge_plans([])[0][0] == {"name": "code-only", "safe": True, "reasons": []}
+
+
+# --- the demo pairs, for real ---------------------------------------------------------------
+
+
+def _keys(findings: Any) -> set[tuple[str, str]]:
+    return {(f.kind, f.subject) for f in findings}
+
+
+@pytest.mark.slow
+def test_demo_code_only_plan_is_verified_unsafe(isolated_tmp):
+    result = run_check(load_config(DEMO / "compatcheck.yaml"))
+    assert result.migrations is not None
+    plans = {p["name"]: p for p in result.migrations["plans"]}
+    broken_post = (
+        "OLD on NEW's schema: `POST /orders` → connection closed without a response (2 of 3; "
+        "log: `sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) table orders has no "
+        "column named customer`)"
+    )
+    broken_get = (
+        "OLD on NEW's schema: `GET /orders` → connection closed without a response (1 of 1; "
+        "log: `sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) no such column: "
+        "customer`)"
+    )
+    assert plans["code-only"] == {
+        "name": "code-only",
+        "verified": True,
+        "safe": False,
+        "reasons": [
+            "migrations/old-code-incompatible 2b0c0ffee002: OLD's code cannot run on the schema "
+            "after `2b0c0ffee002`: column-renamed `orders.customer`.",
+            broken_post,
+            broken_get,
+        ],
+    }
+    assert plans["downgrade"]["safe"] is True
+    assert result.migrations["recommended"] == "downgrade"
+    trial = result.migrations["code_only_trial"]
+    assert trial["prepared"] == "copy of NEW's migrated database"
+    assert [(r["method"], r["path"], r["status"]) for r in trial["requests"]] == [
+        ("GET", "/products", 200),
+        ("POST", "/orders", None),
+        ("POST", "/orders", None),
+        ("POST", "/orders", 422),
+        ("GET", "/orders", None),
+    ]
+    # The static finding already covers it: no second finding for the same break.
+    migration_keys = {k for k in _keys(result.findings) if k[0].startswith("migrations/")}
+    assert migration_keys == {
+        ("migrations/old-code-incompatible", "2b0c0ffee002"),
+        ("migrations/downgrade-destructive", "2b0c0ffee002"),
+        ("migrations/downgrade-destructive", "2b0c0ffee003"),
+    }
+    assert result.timings["code_only"] > 0
+    assert list(isolated_tmp.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_compatible_pair_code_only_verified_safe_and_go(isolated_tmp):
+    config = load_config(DEMO / "compatible.yaml")
+    result = run_check(config)
+    assert result.migrations is not None
+    assert result.migrations["plans"][0] == {
+        "name": "code-only",
+        "verified": True,
+        "safe": True,
+        "reasons": [],
+    }
+    assert result.migrations["recommended"] == "code-only"
+    assert [r["status"] for r in result.migrations["code_only_trial"]["requests"]] == [
+        200,
+        201,
+        201,
+        422,
+        200,
+    ]
+    report = _evaluate(config, result)
+    assert report.verdict == "go"
+    assert list(isolated_tmp.iterdir()) == []
+
+
+def _evaluate(config: Any, result: CheckResult) -> Any:
+    return evaluate(
+        result.old,
+        result.new,
+        EvaluateOptions(
+            consumers=tuple(str(p) for p in config.consumers),
+            extra_findings=tuple(result.findings),
+            migrations=result.migrations,
+            timings=result.timings,
+        ),
+    )
+
+
+# --- a small service on purpose-built histories ---------------------------------------------
+
+SERVICE = '''
+"""items: a tiny release (stdlib only) for compatcheck's code-only tests."""
+import argparse, json, os, sqlite3, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+p = argparse.ArgumentParser()
+p.add_argument("--port", type=int, required=True)
+p.add_argument("--require-column", default="")
+p.add_argument("--unready-without", default="")
+p.add_argument("--ignore-duplicates", action="store_true")
+p.add_argument("--marker", default="")
+args = p.parse_args()
+path = os.environ["DATABASE_URL"].removeprefix("sqlite:///")
+if args.require_column:
+    table, column = args.require_column.split(".")
+    try:
+        with sqlite3.connect(path) as db:
+            db.execute(f"SELECT {column} FROM {table} LIMIT 1")
+    except sqlite3.Error as exc:
+        print(f"items: schema check failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(4)
+verb = "INSERT OR IGNORE" if args.ignore_duplicates else "INSERT"
+EXPOSITION = b"# HELP items_up Always 1.\\n# TYPE items_up gauge\\nitems_up 1\\n"
+
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def send(self, status, body, ctype="application/json"):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        if self.path == "/metrics":
+            return self.send(200, EXPOSITION, "text/plain; version=0.0.4")
+        if self.path == "/readyz":
+            if args.unready_without:
+                table, column = args.unready_without.split(".")
+                try:
+                    with sqlite3.connect(path) as db:
+                        db.execute(f"SELECT {column} FROM {table} LIMIT 1")
+                except sqlite3.Error:
+                    return self.send(503, b'{"status": "schema"}')
+            return self.send(200, b'{"status": "ready"}')
+        with sqlite3.connect(path) as db:
+            rows = db.execute("SELECT name FROM items ORDER BY id").fetchall()
+        self.send(200, json.dumps([r[0] for r in rows]).encode())
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        try:
+            with sqlite3.connect(path) as db:
+                db.execute(f"{verb} INTO items (name) VALUES (?)", (body["name"],))
+        except sqlite3.Error as exc:
+            print(f"sqlite3.{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            return self.send(500, b'{"error": "database"}')
+        self.send(201, b'{"status": "created"}')
+
+ThreadingHTTPServer(("127.0.0.1", args.port), H).serve_forever()
+'''
+
+CREATE = """
+revision = "a1"
+down_revision = None
+branch_labels = None
+depends_on = None
+import sqlalchemy as sa
+from alembic import op
+
+def upgrade():
+    op.create_table("items", sa.Column("id", sa.Integer, primary_key=True),
+                    sa.Column("name", sa.String(50)))
+
+def downgrade():
+    op.drop_table("items")
+"""
+
+UNIQUE = """
+revision = "b2"
+down_revision = "a1"
+branch_labels = None
+depends_on = None
+from alembic import op
+
+def upgrade():
+    op.create_index("ix_items_name", "items", ["name"], unique=True)
+
+def downgrade():
+    op.drop_index("ix_items_name", table_name="items")
+"""
+
+RENAME = """
+revision = "c2"
+down_revision = "a1"
+branch_labels = None
+depends_on = None
+from alembic import op
+
+def upgrade():
+    with op.batch_alter_table("items") as batch:
+        batch.alter_column("name", new_column_name="label")
+
+def downgrade():
+    with op.batch_alter_table("items") as batch:
+        batch.alter_column("label", new_column_name="name")
+"""
+
+
+def _history(base: Path, name: str, *revisions: str) -> Path:
+    loc = base / name / "migrations"
+    (loc / "versions").mkdir(parents=True)
+    shutil.copy(SHOP_ENV, loc / "env.py")
+    for i, source in enumerate(revisions):
+        (loc / "versions" / f"r{i}.py").write_text(textwrap.dedent(source), encoding="utf-8")
+    return loc
+
+
+def _items_config(tmp_path: Path, marker: str, new_revision: str, old_args: list[str]) -> str:
+    service = tmp_path / "items.py"
+    service.write_text(SERVICE, encoding="utf-8")
+    old_loc = _history(tmp_path, "old", CREATE)
+    new_loc = _history(tmp_path, "new", CREATE, new_revision)
+
+    def target(label: str, loc: Path, extra: list[str]) -> str:
+        argv = ["{python}", str(service), "--port", "{port}", *extra, "--marker", marker]
+        return json.dumps(
+            {
+                "label": label,
+                "command": argv,
+                "env": {"DATABASE_URL": "{database_url}"},
+                "migrations": str(loc),
+            }
+        )
+
+    text = (
+        f"old: {target('v1', old_loc, old_args)}\n"
+        f"new: {target('v2', new_loc, ['--ignore-duplicates'])}\n"
+        "readiness: {timeout: 10s, interval: 50ms}\n"
+        "warmup:\n"
+        "  - {method: POST, path: /items, json: {name: ada}, repeat: 2}\n"
+        "  - {method: GET, path: /items}\n"
+        "metrics: {scrapes: 1}\n"
+        "migrations: {script_location: migrations}\n"
+        "grace: 500ms\n"
+    )
+    return text
+
+
+def _items_check(tmp_path: Path, marker: str, new_revision: str, old_args: list[str]) -> Any:
+    text = _items_config(tmp_path, marker, new_revision, old_args)
+    return run_check(parse_config(text, tmp_path / "compatcheck.yaml"))
+
+
+@pytest.fixture
+def marker() -> str:
+    import uuid
+
+    return f"cc-codeonly-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.mark.slow
+def test_unique_index_only_the_runtime_trial_sees(tmp_path, isolated_tmp, marker):
+    result = _items_check(tmp_path, marker, UNIQUE, [])
+    assert result.migrations is not None
+    failure = (
+        "OLD on NEW's schema: `POST /items` → 500 (1 of 2; "
+        "log: `sqlite3.IntegrityError: UNIQUE constraint failed: items.name`)"
+    )
+    assert _keys(result.findings) == {("migrations/old-code-incompatible", "b2")}
+    (finding,) = result.findings
+    assert finding.evidence["reason"] == "runtime-failure"
+    assert finding.evidence["requests"] == [
+        {
+            "method": "POST",
+            "path": "/items",
+            "status": 500,
+            "log": "sqlite3.IntegrityError: UNIQUE constraint failed: items.name",
+            "own_database_status": 201,
+        }
+    ]
+    assert "UNIQUE constraint failed" in finding.evidence["log_tail"]
+    assert result.migrations["plans"] == [
+        {"name": "code-only", "verified": True, "safe": False, "reasons": [failure]},
+        {"name": "downgrade", "safe": True, "reasons": []},
+    ]
+    assert result.migrations["recommended"] == "downgrade"
+    assert processes_with(marker) == []
+    assert list(isolated_tmp.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_old_that_crashes_on_new_schema_makes_code_only_unsafe(tmp_path, isolated_tmp, marker):
+    result = _items_check(tmp_path, marker, RENAME, ["--require-column", "items.name"])
+    assert result.migrations is not None
+    crash = (
+        "OLD on NEW's schema: exited with code 4 before it was ready (log: "
+        "`items: schema check failed: OperationalError: no such column: name`)"
+    )
+    # OLD's own run was fine; the static rename finding covers the break: no second finding.
+    assert _keys(result.findings) == {("migrations/old-code-incompatible", "c2")}
+    code_only = result.migrations["plans"][0]
+    assert code_only["verified"] is True and code_only["safe"] is False
+    assert code_only["reasons"][-1] == crash
+    assert len(code_only["reasons"]) == 2
+    assert result.migrations["code_only_trial"]["requests"] == []
+    assert processes_with(marker) == []
+    assert list(isolated_tmp.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_sigterm_during_the_trial_tears_it_down(tmp_path, isolated_tmp, marker):
+    text = _items_config(tmp_path, marker, RENAME, ["--unready-without", "items.name"])
+    cfg = tmp_path / "compatcheck.yaml"
+    cfg.write_text(text.replace("timeout: 10s", "timeout: 60s"), encoding="utf-8")
+    env = dict(os.environ, TMPDIR=str(isolated_tmp))
+    proc = subprocess.Popen(
+        _command(cfg), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True
+    )
+    try:
+        assert proc.stderr is not None
+        seen = ""
+        deadline = time.monotonic() + 20
+        while seen.count("started ") < 3 and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen += line
+        assert "started OLD's code on NEW's schema" in seen, seen
+        assert seen.count("started `") == 2, seen
+        # OLD, NEW and OLD-on-NEW's-schema (which never gets ready: `items.name` is gone).
+        assert len(processes_with(marker)) == 3
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert processes_with(marker) == []
+    assert list(isolated_tmp.iterdir()) == []
