@@ -19,9 +19,11 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from compatcheck import exposition
+from compatcheck.errors import ExpositionError
 from compatcheck.exposition import parse_stream, parse_text
 from compatcheck.model import LABEL_VALUE_CAP, MetricFamily, MetricsSchema
 
+OM = "application/openmetrics-text; version=1.0.0"
 LABEL_KEYS = ("method", "path", "status", "instance", "pod", "a", "b_c")
 VALUE_CHARS = st.sampled_from([*list('ab/{}=, "\\\nZé.-_:'), "\\n", '\\"', "x"])
 SAMPLE_VALUES = ("0", "1", "-1.5", "1e3", "3.25", "NaN", "+Inf", "-Inf", "12345678")
@@ -233,3 +235,74 @@ def test_fast_and_slow_paths_agree(gen: Generated) -> None:
     assert fast == slow
     assert isinstance(fast, MetricsSchema)
     assert all(not math.isnan(b) for f in fast.families.values() for b in f.buckets)
+
+
+def _outcome(text: str, fast_path: bool, content_type: str) -> object:
+    try:
+        return exposition._parse_text(text, content_type, fast_path=fast_path)
+    except ExpositionError as err:
+        return ("error", err.line, err.reason)
+
+
+NOISY = st.sampled_from(
+    [
+        "m",
+        "m_total",
+        "{",
+        "}",
+        '"',
+        "\\",
+        "=",
+        ",",
+        " ",
+        "\t",
+        "\n",
+        "\r",
+        "#",
+        "# TYPE m ",
+        "counter",
+        "histogram",
+        "summary",
+        "le",
+        'le="1"',
+        'a="x"',
+        "1",
+        "NaN",
+        "+Inf",
+        "e",
+        ".",
+        "_bucket",
+        "_sum",
+        "_count",
+        "# EOF",
+        "# HELP m ",
+        "# {",
+        "é",
+        "\x00",
+        "_created",
+    ]
+)
+
+
+@settings(settings.get_profile("exposition"))
+@given(st.lists(NOISY, max_size=40).map("".join), st.sampled_from(["", "text/plain", OM]))
+def test_any_text_parses_or_fails_cleanly_and_paths_agree(text: str, content_type: str) -> None:
+    """Arbitrary input never raises anything but ExpositionError; both paths say the same."""
+    assert _outcome(text, True, content_type) == _outcome(text, False, content_type)
+
+
+@settings(settings.get_profile("exposition"))
+@given(
+    expositions(),
+    st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 2), NOISY), min_size=1, max_size=3),
+    st.sampled_from(["", "text/plain", OM]),
+)
+def test_mutated_expositions_fail_cleanly_and_paths_agree(
+    gen: Generated, edits: list[tuple[int, int, str]], content_type: str
+) -> None:
+    """Valid expositions with a few characters inserted or deleted: same verdict both ways."""
+    text = gen.text
+    for pos, deleted, inserted in edits:
+        at = pos % (len(text) + 1)
+        text = text[:at] + inserted + text[at + deleted :]
+    assert _outcome(text, True, content_type) == _outcome(text, False, content_type)
