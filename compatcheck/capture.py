@@ -12,6 +12,12 @@ captured becomes ``check/unavailable`` with the reason and the log tail. Subject
 (the target as a whole: did not start, exited, never answered), ``old:/metrics`` (the scrape),
 ``old:database`` (scratch database or its migration), ``migrations`` (the inspection).
 
+With migrations configured and OLD launched from a command, a third worker tries the *code-only*
+rollback plan for real: OLD's code on a scratch database at NEW's head (with SQLite, a copy of
+NEW's scratch database taken right after NEW's scripts migrated it; on a server, a database of its
+own migrated with NEW's scripts), the readiness wait and the same warm-up, judged against OLD's
+run on its own database (:mod:`compatcheck.migrations.plans`).
+
 Merging several scrapes (``MetricFamily.intermittent``): a family absent from some scrapes gets
 ``__name__``; a label key absent from some of the scrapes that had the family gets the key; a label
 value seen in only some of the scrapes that had the key gets ``key=value``. Checks ignore
@@ -656,6 +662,9 @@ class _CodeOnlyTrial:
             try:
                 db = self.ws.scratch_database("code-only", database)
                 out.details.update(database=db.kind, prepared="migrated with NEW's scripts")
+                if db.kind == "server":
+                    # The name only (``compatcheck_<random>``): the URL may hold credentials.
+                    out.details["database_name"] = db.shown.rsplit("/", 1)[-1].split("?")[0]
                 cap.say(f"migrating a scratch database ({db.kind}) to NEW's head")
                 migrate_to_head(new_loc, db.url)
             except UnavailableError as exc:

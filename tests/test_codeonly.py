@@ -529,3 +529,38 @@ def test_sigterm_during_the_trial_tears_it_down(tmp_path, isolated_tmp, marker):
             proc.wait()
     assert processes_with(marker) == []
     assert list(isolated_tmp.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_demo_on_postgresql_migrates_the_trial_database_and_drops_it(
+    tmp_path, isolated_tmp, postgres_url
+):
+    import sqlalchemy as sa
+
+    text = (DEMO / "compatcheck.yaml").read_text(encoding="utf-8")
+    text = text.replace("cwd: ../", f"cwd: {DEMO.parent}/").replace(
+        "database: sqlite", f'database: "{postgres_url}"'
+    )
+    result = run_check(parse_config(text, tmp_path / "compatcheck.yaml"))
+    assert result.migrations is not None
+    trial = result.migrations["code_only_trial"]
+    assert (trial["database"], trial["prepared"]) == ("server", "migrated with NEW's scripts")
+    assert trial["database_name"].startswith("compatcheck_")
+    # On PostgreSQL v1's `POST /orders` fails on its own database too (`lastrowid`): only the
+    # read that the rename breaks is blamed on the schema.
+    assert result.migrations["plans"][0]["reasons"][1:] == [
+        "OLD on NEW's schema: `GET /orders` → connection closed without a response (1 of 1; "
+        'log: `sqlalchemy.exc.ProgrammingError: (psycopg.errors.UndefinedColumn) column "customer" '
+        "does not exist`)"
+    ]
+    engine = sa.create_engine(postgres_url)
+    try:
+        with engine.connect() as conn:
+            left = conn.execute(
+                sa.text("SELECT count(*) FROM pg_database WHERE datname = :n"),
+                {"n": trial["database_name"]},
+            ).scalar()
+    finally:
+        engine.dispose()
+    assert left == 0
+    assert list(isolated_tmp.iterdir()) == []
