@@ -167,6 +167,19 @@ def plans(report: Report) -> list[Mapping[str, Any]]:
     return []
 
 
+def plan_verification(plan: Mapping[str, Any]) -> str:
+    """How a plan's verdict was reached: ``verified: OLD ran on NEW's schema`` or empty.
+
+    Only the code-only plan can be tried for real (OLD's code started on a database at NEW's
+    head); saying so tells the reader the verdict is observed, not inferred from source.
+    """
+    if plan.get("verified") is True:
+        return "verified: OLD ran on NEW's schema"
+    if plan.get("verified") is False and plan.get("verification"):
+        return f"not verified: {plan['verification']}"
+    return ""
+
+
 def plan_advice(report: Report) -> str | None:
     """Which plan to follow, as one sentence; None when no migrations were inspected."""
     ps = plans(report)

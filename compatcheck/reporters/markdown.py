@@ -20,6 +20,7 @@ from compatcheck.reporters._common import (
     downgrade_path_text,
     not_blocking_note,
     plan_advice,
+    plan_verification,
     plans,
     printable,
     transition_text,
@@ -226,6 +227,9 @@ def _migrations(report: Report) -> list[str]:
         for p in ps:
             reasons = "<br>".join(inline(str(r), table=True) for r in p.get("reasons") or ())
             safe = "yes" if p.get("safe") else "no"
+            how = plan_verification(p)
+            if how:
+                safe += f" ({escape_text(how)})"
             out.append(f"| {code(str(p.get('name')), table=True)} | {safe} | {reasons} |")
     advice = plan_advice(report)
     if advice:

@@ -19,6 +19,7 @@ from compatcheck.reporters._common import (
     downgrade_path_text,
     not_blocking_note,
     plan_advice,
+    plan_verification,
     plans,
     printable,
     short_json,
@@ -180,7 +181,8 @@ def _migrations(report: Report, paint: _Painter) -> list[str]:
         out.append(f"  downgrade path: {downgrade_path_text(mig.get('downgrade_path') or ())}")
     for p in ps:
         status = "safe" if p.get("safe") else "UNSAFE"
-        out.append(f"  plan {p.get('name')}: {status}")
+        how = plan_verification(p)
+        out.append(f"  plan {p.get('name')}: {status}" + (f" ({how})" if how else ""))
         out += [f"      {r}" for r in p.get("reasons") or ()]
     advice = plan_advice(report)
     if advice:

@@ -1,0 +1,30 @@
+"""Plans tried for real say so in the human formats; inferred ones stay plain."""
+
+from __future__ import annotations
+
+from compatcheck.engine import EvaluateOptions, evaluate
+from compatcheck.reporters import render
+from compatcheck.snapshot import Snapshot
+
+
+def _report(plan: dict[str, object]) -> object:
+    section = {"old_head": "a", "new_head": "b", "downgrade_path": ["b"], "plans": [plan]}
+    return evaluate(Snapshot(label="v1"), Snapshot(label="v2"), EvaluateOptions(migrations=section))
+
+
+def test_verified_code_only_plan_is_marked_in_text_and_markdown() -> None:
+    report = _report({"name": "code-only", "safe": False, "reasons": ["x"], "verified": True})
+    text = render(report, "text")  # type: ignore[arg-type]
+    assert "plan code-only: UNSAFE (verified: OLD ran on NEW's schema)" in text
+    md = render(report, "markdown")  # type: ignore[arg-type]
+    assert "| no (verified: OLD ran on NEW's schema) |" in md
+
+
+def test_unverified_plan_says_why_and_inferred_plan_says_nothing() -> None:
+    report = _report(
+        {"name": "code-only", "safe": True, "reasons": [], "verified": False,
+         "verification": "OLD never became ready on its own database"}
+    )  # fmt: skip
+    assert "(not verified: OLD never became ready on its own database)" in render(report, "text")  # type: ignore[arg-type]
+    plain = _report({"name": "downgrade", "safe": True, "reasons": []})
+    assert "plan downgrade: safe\n" in render(plain, "text")  # type: ignore[arg-type]
