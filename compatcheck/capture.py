@@ -272,6 +272,10 @@ class _Capture:
             snap = load_snapshot(t.snapshot)
             self.say(f"loaded snapshot {t.snapshot.name}")
             return _Outcome(replace(snap, label=t.label or snap.label), [], {})
+        if t.kind == "stored":
+            self.db_done.set()
+            snap = self._stored()
+            return _Outcome(replace(snap, label=t.label or snap.label), [], {})
         if t.kind == "exposition":
             self.db_done.set()
             from compatcheck.sources import snapshot_from_exposition_file
@@ -279,13 +283,29 @@ class _Capture:
             assert t.exposition is not None
             snap = snapshot_from_exposition_file(t.exposition, label=t.label)
             self.say(f"read exposition {t.exposition.name}")
-            return _Outcome(replace(snap, build=read_build_info(snap.metrics)), [], {})
+            return _Outcome(snap, [], {})
         try:
             snap = self._live(base)
         finally:
             self.db_done.set()
         self._time("total", start)
         return _Outcome(snap, self.findings, self.timings)
+
+    def _stored(self) -> Snapshot:
+        """The target's version from the snapshot store: a release contract recorded earlier."""
+        from compatcheck.store import SnapshotStore
+
+        t = self.target
+        assert t.stored is not None
+        if not self.config.snapshot_dir:
+            raise UsageError(
+                f"{self.config.path}: `{t.role}.stored` needs `snapshot_dir` or --snapshot-dir"
+            )
+        store = SnapshotStore(self.config.snapshot_dir)
+        snap = store.get(self.config.service, t.stored)
+        self.say(f"loaded stored snapshot {store.location(self.config.service, t.stored)}")
+        recorded = f" (recorded from {snap.source})" if snap.source else ""
+        return replace(snap, source=f"stored: {self.config.service}/{t.stored}{recorded}")
 
     def _source(self) -> str:
         t = self.target
@@ -294,6 +314,8 @@ class _Capture:
             return f"command: {cmd}" + (f" (cwd {t.cwd})" if t.cwd else "")
         if t.url is not None:
             return mask_url(t.url)
+        if t.stored is not None:
+            return f"stored: {self.config.service}/{t.stored}"
         return str(t.snapshot or t.exposition)
 
     # -- a live target (command or url) ---------------------------------------------------

@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="launch OLD and NEW from compatcheck.yaml, capture, compare")
     p.add_argument("-c", "--config", default="compatcheck.yaml", metavar="FILE")
+    p.add_argument(
+        "--snapshot-dir",
+        metavar="DIR|URL",
+        help="store of release contracts for `stored:` targets (overrides `snapshot_dir`)",
+    )
     _add_report_options(p)
 
     p = sub.add_parser(
@@ -210,6 +215,8 @@ def _cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
     from compatcheck.progress import Progress
 
     config = load_config(args.config)
+    if args.snapshot_dir:
+        config = dataclasses.replace(config, snapshot_dir=args.snapshot_dir)
     args.policy = [*args.policy, *map(str, config.policy)]
     args.consumers = [*args.consumers, *(str(p) for p in config.consumers)]
     options = _options(args)  # policy and consumer errors surface before anything starts

@@ -45,6 +45,9 @@ class TargetConfig:
     url: str | None = None
     snapshot: Path | None = None
     exposition: Path | None = None
+    #: A version name in the snapshot store (``snapshot_dir``/``--snapshot-dir``):
+    #: ``<store>/<service>/<stored>.snapshot.json``.
+    stored: str | None = None
     image: str | None = None
     #: What :func:`compatcheck.artifact.inspect_artifact` reads: ``image``, ``oci_layout``,
     #: ``registry``, ``release`` and ``kubernetes``, paths resolved; empty when none is given.
@@ -63,6 +66,8 @@ class TargetConfig:
             return "url"
         if self.snapshot is not None:
             return "snapshot"
+        if self.stored is not None:
+            return "stored"
         return "exposition"
 
 
@@ -121,6 +126,8 @@ class Config:
     policy: tuple[Path, ...] = ()
     #: Seconds between SIGTERM and SIGKILL when stopping a target.
     grace: float = 5.0
+    #: Store of release contracts (directory or http(s) base URL) for ``stored`` targets.
+    snapshot_dir: str | None = None
 
     @property
     def base_dir(self) -> Path:
@@ -269,6 +276,7 @@ _TOP_KEYS = (
     "consumers",
     "policy",
     "grace",
+    "snapshot_dir",
 )
 _TARGET_KEYS = (
     "label",
@@ -278,6 +286,7 @@ _TARGET_KEYS = (
     "url",
     "snapshot",
     "exposition",
+    "stored",
     "image",
     "oci_layout",
     "registry",
@@ -286,7 +295,7 @@ _TARGET_KEYS = (
     "expect",
     "migrations",
 )
-_SOURCE_KEYS = ("command", "url", "snapshot", "exposition")
+_SOURCE_KEYS = ("command", "url", "snapshot", "exposition", "stored")
 
 
 def _target(ld: _Loader, raw: Any, role: str) -> TargetConfig:
@@ -296,7 +305,8 @@ def _target(ld: _Loader, raw: Any, role: str) -> TargetConfig:
     if len(sources) != 1:
         problem = "has none" if not sources else "has " + ", ".join(f"`{s}`" for s in sources)
         raise ld.error(
-            where, f"`{role}` needs exactly one of command, url, snapshot, exposition ({problem})"
+            where,
+            f"`{role}` needs exactly one of command, url, snapshot, exposition, stored ({problem})",
         )
     base = ld.path.parent
     cwd = ld.path_in(data["cwd"], (*where, "cwd"), base) if "cwd" in data else None
@@ -383,12 +393,22 @@ def _target(ld: _Loader, raw: Any, role: str) -> TargetConfig:
         url=url,
         snapshot=snapshot,
         exposition=exposition,
+        stored=_stored_name(ld, data["stored"], (*where, "stored")) if "stored" in data else None,
         image=artifact.get("image"),
         artifact=artifact,
         expect=expect,
         migrations=migrations,
         line=ld.line_of(where),
     )
+
+
+def _stored_name(ld: _Loader, value: Any, where: tuple[Any, ...]) -> str:
+    from compatcheck.store import validate_name
+
+    try:
+        return validate_name(ld.string(value, where), "version")
+    except UsageError as exc:
+        raise ld.error(where, f"`{ld.dotted(where)}`: {exc}") from None
 
 
 def _check_placeholders(ld: _Loader, text: str, where: tuple[Any, ...]) -> None:
@@ -620,7 +640,16 @@ def parse_config(text: str, path: Path) -> Config:
         if "policy" in top
         else (),
         grace=ld.duration(top["grace"], ("grace",)) if "grace" in top else 5.0,
+        snapshot_dir=_snapshot_dir(ld, top["snapshot_dir"]) if "snapshot_dir" in top else None,
     )
+
+
+def _snapshot_dir(ld: _Loader, value: Any) -> str:
+    """A store is an http(s) base URL or a directory (relative to the config file)."""
+    text = ld.string(value, ("snapshot_dir",))
+    if text.startswith(("http://", "https://")):
+        return text
+    return str(ld.path_in(text, ("snapshot_dir",), ld.path.parent))
 
 
 def target_script_location(config: Config, target: TargetConfig) -> Path | None:

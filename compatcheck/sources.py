@@ -12,6 +12,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+from compatcheck.checks.build import read_build_info
 from compatcheck.errors import ExpositionError, InputError, UnavailableError
 from compatcheck.model import MetricsSchema
 from compatcheck.scrape import mask_url
@@ -46,7 +47,13 @@ def snapshot_from_metrics_url(
         )
     except ExpositionError as exc:
         schema = MetricsSchema(errors=(str(exc),))
-    return Snapshot(label=label, source=shown, captured_at=_now(), metrics=schema)
+    return Snapshot(
+        label=label,
+        source=shown,
+        captured_at=_now(),
+        metrics=schema,
+        build=read_build_info(schema),
+    )
 
 
 def snapshot_from_exposition_file(path: Path, *, label: str = "") -> Snapshot:
@@ -56,7 +63,13 @@ def snapshot_from_exposition_file(path: Path, *, label: str = "") -> Snapshot:
         schema = read_exposition_file(path)
     except ExpositionError as exc:
         schema = MetricsSchema(errors=(str(exc),))
-    return Snapshot(label=label or path.stem, source=str(path), captured_at=_now(), metrics=schema)
+    return Snapshot(
+        label=label or path.stem,
+        source=str(path),
+        captured_at=_now(),
+        metrics=schema,
+        build=read_build_info(schema),
+    )
 
 
 def _looks_like_json(path: Path) -> bool:

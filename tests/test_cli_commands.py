@@ -148,3 +148,39 @@ def test_stored_version_errors_are_one_line(extra: list[str], needle: str) -> No
     proc = run("diff", "--snapshot-dir", str(store), *extra)
     assert proc.returncode == 2
     assert needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def _stored_config(tmp_path: Path, *, with_dir: bool) -> Path:
+    cfg = tmp_path / "compatcheck.yaml"
+    store = REPO / "fixtures" / "snapshots"
+    cfg.write_text(
+        "service: shop\n"
+        + (f"snapshot_dir: {store}\n" if with_dir else "")
+        + "old: {label: v1, stored: v1}\nnew: {label: v4, stored: v4}\n"
+    )
+    return cfg
+
+
+def test_check_of_stored_versions_starts_nothing(tmp_path: Path) -> None:
+    proc = run("check", "-c", str(_stored_config(tmp_path, with_dir=True)), "--format", "json")
+    doc = json.loads(proc.stdout)
+    assert validate(doc, "report") is None
+    assert doc["old"]["source"].startswith("stored: shop/v1 (recorded from ")
+    assert proc.returncode == (0 if doc["go"] else 1)
+    assert "loaded stored snapshot" in proc.stderr
+
+
+def test_stored_target_needs_a_store(tmp_path: Path) -> None:
+    cfg = _stored_config(tmp_path, with_dir=False)
+    proc = run("check", "-c", str(cfg))
+    assert proc.returncode == 2 and "needs `snapshot_dir` or --snapshot-dir" in proc.stderr
+    store = REPO / "fixtures" / "snapshots"
+    proc = run("check", "-c", str(cfg), "--snapshot-dir", str(store), "-q")
+    assert proc.returncode in (0, 1), proc.stderr
+
+
+def test_stored_version_name_is_validated(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("service: shop\nold: {stored: ../etc}\nnew: {stored: v2}\n")
+    proc = run("check", "-c", str(cfg))
+    assert proc.returncode == 2 and f"{cfg}:2:" in proc.stderr
