@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
@@ -67,3 +69,49 @@ def isolated_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     yield tmp
+
+
+def scratch_databases(url: str) -> list[str]:
+    """Names of ``compatcheck*`` databases on the server behind ``url``."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                q = "SELECT datname FROM pg_database WHERE datname LIKE :p"
+            else:
+                q = "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :p"
+            return sorted(r[0] for r in conn.execute(sa.text(q), {"p": "compatcheck%"}))
+    finally:
+        engine.dispose()
+
+
+def _leftovers() -> set[str]:
+    """Everything compatcheck may leave behind: temp entries and scratch databases."""
+    found = {f"temp:{p.name}" for p in Path(tempfile.gettempdir()).glob("compatcheck*")}
+    for name, url, port in (("postgres", POSTGRES_URL, 5432), ("mariadb", MYSQL_URL, 3306)):
+        if _reachable("127.0.0.1", port):
+            found |= {f"{name}:{db}" for db in scratch_databases(url)}
+    return found
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_BEFORE] = _leftovers()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when any test left a scratch database or a temp file behind.
+
+    Per-test checks cover the cases that look for leftovers themselves; this catches every
+    other test, which is what "nothing left after any test" means.
+    """
+    before = session.config.stash.get(_BEFORE, set())
+    left = sorted(_leftovers() - before)
+    if left:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = "compatcheck left behind: " + ", ".join(left)
+        if reporter is not None:
+            reporter.write_line(message, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_BEFORE = pytest.StashKey[set[str]]()

@@ -18,6 +18,8 @@ from compatcheck.migrations import MigrationsResult, inspect_migrations
 from compatcheck.migrations.graph import downgrade_path, load_history, resolve
 from compatcheck.migrations.static import parse_sql, read_revision_file
 
+from .conftest import scratch_databases
+
 ALEMBIC = Path(__file__).resolve().parent.parent / "fixtures" / "alembic"
 CASES = sorted(p.name for p in ALEMBIC.iterdir() if (p / "expected.yaml").is_file())
 DYNAMIC = [
@@ -313,19 +315,6 @@ def test_unreachable_server_is_unavailable() -> None:
 
 
 # ---------------------------------------------------------------------------------- servers
-
-
-def scratch_databases(url: str) -> list[str]:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                q = "SELECT datname FROM pg_database WHERE datname LIKE :p"
-            else:
-                q = "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :p"
-            return [r[0] for r in conn.execute(sa.text(q), {"p": "compatcheck%"})]
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture
