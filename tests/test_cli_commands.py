@@ -184,3 +184,27 @@ def test_stored_version_name_is_validated(tmp_path: Path) -> None:
     cfg.write_text("service: shop\nold: {stored: ../etc}\nnew: {stored: v2}\n")
     proc = run("check", "-c", str(cfg))
     assert proc.returncode == 2 and f"{cfg}:2:" in proc.stderr
+
+
+@pytest.mark.slow
+def test_check_with_artifact_ends_with_the_rollback_command(tmp_path: Path) -> None:
+    cfg = DEMO / "with-artifact.yaml"
+    digest = "sha256:d7971b3f27ad34f5a90fe928ab7cfa4494025943679784bd01934ab9304b66cf"
+    command = f"kubectl set image deployment/shop app=registry.example/shop@{digest} -n prod"
+    proc = run("check", "-c", str(cfg), "--format", "json", "-q")
+    doc = json.loads(proc.stdout)
+    assert validate(doc, "report") is None
+    artifact = {
+        (f["kind"], f["subject"]) for f in doc["findings"] if f["kind"].startswith("artifact/")
+    }
+    # The layout's labels say revision 0123..., version 1.2.0; OLD reports 1a2b3c4 / 1.0.0.
+    assert artifact == {
+        ("artifact/not-pinned", "registry.example/shop:v1"),
+        ("artifact/version-mismatch", "registry.example/shop:v1"),
+    }
+    assert doc["artifact"]["rollback_command"] == command
+    text = run("check", "-c", str(cfg), "-q").stdout.rstrip().splitlines()
+    assert text[-3:-1] == [f"    {command}", ""]
+    assert text[-1].startswith("NO-GO:")
+    md = run("check", "-c", str(cfg), "-q", "--format", "markdown").stdout
+    assert f"```sh\n{command}\n```" in md

@@ -194,6 +194,27 @@ def plan_advice(report: Report) -> str | None:
     return "no rollback plan is safe: do not roll back before the reasons above are resolved"
 
 
+def artifact_summary(report: Report) -> tuple[str, list[str], str | None] | None:
+    """The artifact section as (what was verified, rollback commands, note); None without one.
+
+    The rollback command is the last thing a person needs: the exact, digest-pinned command for
+    the platform, or the note saying why none can be given.
+    """
+    art = report.extras.get("artifact")
+    if not isinstance(art, Mapping):
+        return None
+    ref = str(art.get("reference") or (art.get("release") or {}).get("path") or "")
+    pinned = art.get("pinned_reference")
+    what = ref + (f" → {pinned}" if pinned and pinned != ref else "")
+    if art.get("source"):
+        what += f" ({art['source']})"
+    commands = [str(c) for c in art.get("rollback_commands") or ()]
+    if not commands and art.get("rollback_command"):
+        commands = [str(art["rollback_command"])]
+    note = art.get("rollback_note")
+    return what, commands, str(note) if note else None
+
+
 def downgrade_path_text(path: Sequence[Any]) -> str:
     return " → ".join(str(r) for r in path) if path else "(none)"
 

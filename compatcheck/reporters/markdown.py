@@ -14,6 +14,7 @@ import re
 from compatcheck.report import RatedFinding, Report, VersionInfo
 from compatcheck.reporters._common import (
     active_findings,
+    artifact_summary,
     build_text,
     by_severity,
     consumer_text,
@@ -237,6 +238,19 @@ def _migrations(report: Report) -> list[str]:
     return out
 
 
+def _artifact(report: Report) -> list[str]:
+    summary = artifact_summary(report)
+    if summary is None:
+        return []
+    what, commands, note = summary
+    out = ["", "### Artifact", "", escape_text(what)]
+    if commands:
+        out += ["", "Rollback command:", "", "```sh", *commands, "```"]
+    if note:
+        out += ["", escape_text(note)]
+    return out
+
+
 def _extras(report: Report) -> list[str]:
     out: list[str] = []
     for key in sorted(report.extras):
@@ -250,6 +264,7 @@ def _render(report: Report, *, evidence: bool, max_rows: int | None) -> str:
     lines += _findings(report, evidence=evidence, max_rows=max_rows)
     lines += _waivers(report)
     lines += _migrations(report)
+    lines += _artifact(report)
     if evidence:
         lines += _extras(report)
     return "\n".join(lines) + "\n"

@@ -13,6 +13,7 @@ from typing import Any
 
 from compatcheck.report import RatedFinding, Report, VersionInfo
 from compatcheck.reporters._common import (
+    artifact_summary,
     build_text,
     by_severity,
     consumer_text,
@@ -190,11 +191,26 @@ def _migrations(report: Report, paint: _Painter) -> list[str]:
     return out
 
 
+def _artifact(report: Report, paint: _Painter) -> list[str]:
+    summary = artifact_summary(report)
+    if summary is None:
+        return []
+    what, commands, note = summary
+    out = ["", paint("bold", "ARTIFACT"), f"  {what}"]
+    if commands:
+        out.append("  rollback command:")
+        out += [f"    {c}" for c in commands]
+    if note:
+        out.append(f"  {note}")
+    return out
+
+
 def _extras(report: Report) -> list[str]:
-    if not report.extras:
+    others = [k for k in sorted(report.extras) if k != "artifact"]
+    if not others:
         return []
     out = ["", "MORE"]
-    for key in sorted(report.extras):
+    for key in others:
         text = json.dumps(report.extras[key], sort_keys=True, default=str)
         out.append(f"  {key}: {short_json(text, 300)}")
     return out
@@ -208,6 +224,7 @@ def render_text(report: Report, *, color: bool = False) -> str:
     lines += _waivers(report, paint)
     lines += _migrations(report, paint)
     lines += _extras(report)
+    lines += _artifact(report, paint)
     lines += ["", paint(report.verdict, verdict_line(report))]
     safe = [line if isinstance(line, _Painted) else printable(line, keep="\t") for line in lines]
     return "\n".join(safe) + "\n"
