@@ -8,16 +8,14 @@ config file's folder, and a target's ``cwd`` too, so the file works from any wor
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from compatcheck.errors import UsageError
+from compatcheck.yamlfile import YamlDocument, parse_yaml, read_text
 
 PLACEHOLDERS = ("port", "host", "database_url", "python")
 _PLACEHOLDER_RE = re.compile(r"\{([a-z_]*)\}")
@@ -159,84 +157,11 @@ def parse_duration(value: object) -> float:
     return number * scale
 
 
-# --- line tracking ---------------------------------------------------------------------------
+# --- validation ------------------------------------------------------------------------------
 
 
-def _index_lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
-            out[(*path, key)] = key_node.start_mark.line + 1
-            _index_lines(value_node, (*path, key, "="), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _index_lines(item, (*path, i), out)
-
-
-class _Loader:
-    """Validation helpers that turn a key path into ``file:line: problem``."""
-
-    def __init__(self, path: Path, lines: dict[tuple[Any, ...], int]) -> None:
-        self.path = path
-        self.lines = lines
-
-    def vpath(self, where: tuple[Any, ...]) -> tuple[Any, ...]:
-        """Key path → the path under which _index_lines stored nested values."""
-        out: list[Any] = []
-        for part in where:
-            out.append(part)
-            if isinstance(part, str):
-                out.append("=")
-        return tuple(out)
-
-    def error(self, where: tuple[Any, ...], problem: str) -> UsageError:
-        line = self.line_of(where)
-        return UsageError(f"{self.path}:{line}: {problem}")
-
-    def line_of(self, where: tuple[Any, ...]) -> int:
-        # Key position for mapping keys, element position for list items.
-        probe = where
-        while probe:
-            key_path = (*self.vpath(probe[:-1]), probe[-1])
-            if key_path in self.lines:
-                return self.lines[key_path]
-            if self.vpath(probe) in self.lines:
-                return self.lines[self.vpath(probe)]
-            probe = probe[:-1]
-        return 1
-
-    @staticmethod
-    def dotted(where: tuple[Any, ...]) -> str:
-        out = ""
-        for part in where:
-            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-        return out or "(top level)"
-
-    def mapping(
-        self, value: Any, where: tuple[Any, ...], allowed: tuple[str, ...]
-    ) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.error(where, f"`{self.dotted(where)}` must be a mapping")
-        for key in value:
-            if not isinstance(key, str):
-                raise self.error(where, f"`{self.dotted(where)}`: keys must be strings")
-            if key not in allowed:
-                hint = ", ".join(allowed)
-                raise self.error(
-                    (*where, key), f"unknown key `{self.dotted((*where, key))}` (allowed: {hint})"
-                )
-        return value
-
-    def string(self, value: Any, where: tuple[Any, ...]) -> str:
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise self.error(where, f"`{self.dotted(where)}` must be a string")
-        return str(value)
-
-    def path_in(self, value: Any, where: tuple[Any, ...], base: Path) -> Path:
-        text = self.string(value, where)
-        p = Path(text).expanduser()
-        return Path(os.path.normpath(p if p.is_absolute() else base / p))
+class _Loader(YamlDocument):
+    """Config-specific validators on top of the generic ones (HTTP paths, durations)."""
 
     def http_path(self, value: Any, where: tuple[Any, ...]) -> str:
         text = self.string(value, where)
@@ -249,18 +174,6 @@ class _Loader:
             return parse_duration(value)
         except ValueError as exc:
             raise self.error(where, f"`{self.dotted(where)}`: {exc}") from None
-
-    def integer(self, value: Any, where: tuple[Any, ...], minimum: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.error(where, f"`{self.dotted(where)}` must be an integer ≥ {minimum}")
-        return value
-
-    def string_list(self, value: Any, where: tuple[Any, ...]) -> list[str]:
-        if isinstance(value, str):
-            return [value]
-        if not isinstance(value, list):
-            raise self.error(where, f"`{self.dotted(where)}` must be a list of strings")
-        return [self.string(v, (*where, i)) for i, v in enumerate(value)]
 
 
 # --- sections --------------------------------------------------------------------------------
@@ -572,34 +485,14 @@ def _migrations(ld: _Loader, raw: Any) -> MigrationsConfig:
 def load_config(path: str | Path) -> Config:
     """Read and validate a config file; every problem is a UsageError ``file:line: problem``."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"{p}: no such config file") from None
-    except IsADirectoryError:
-        raise UsageError(f"{p}: is a directory, expected compatcheck.yaml") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{p}: not UTF-8 text") from None
-    except OSError as exc:
-        raise UsageError(f"{p}: cannot read: {exc.strerror}") from None
-    return parse_config(text, p)
+    return parse_config(read_text(p, "config file"), p)
 
 
 def parse_config(text: str, path: Path) -> Config:
     path = path.resolve()
-    try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = mark.line + 1 if mark is not None else 1
-        raise UsageError(f"{path}:{line}: invalid YAML: {exc.problem}") from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: invalid YAML: {exc}") from None
-    lines: dict[tuple[Any, ...], int] = {}
-    if node is not None:
-        _index_lines(node, (), lines)
-    ld = _Loader(path, lines)
+    doc = parse_yaml(text, path)
+    ld = _Loader(doc.path, doc.data, doc.lines)
+    data = doc.data
     if data is None:
         raise UsageError(f"{path}:1: empty config file")
     top = ld.mapping(data, (), _TOP_KEYS)

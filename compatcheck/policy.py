@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from compatcheck.catalogue import SEVERITIES, load_catalogue, normalize_severity
-from compatcheck.errors import UsageError
 from compatcheck.model import Finding
-from compatcheck.yamlfile import LineDict, LineList, load_yaml_file
+from compatcheck.yamlfile import YamlDocument, load_yaml_file
 
 _TOP_KEYS = ("severity", "waivers")
 _SEVERITY_KEYS = ("severity", "without_consumers")
@@ -95,16 +94,21 @@ def default_policy() -> Policy:
     )
 
 
-def _unknown_keys(data: LineDict, allowed: Sequence[str], name: str, where: str) -> None:
+Where = tuple[Any, ...]
+
+
+def _unknown_keys(
+    doc: YamlDocument, data: dict[str, Any], allowed: Sequence[str], where: Where, what: str
+) -> None:
     for key in data:
         if key not in allowed:
-            raise UsageError(
-                f"{name}:{data.line_of(key)}: unknown key `{key}` in {where} "
-                f"(expected one of: {', '.join(allowed)})"
+            raise doc.error(
+                (*where, key),
+                f"unknown key `{key}` in {what} (expected one of: {', '.join(allowed)})",
             )
 
 
-def _parse_date(value: Any, name: str, line: int) -> dt.date:
+def _parse_date(doc: YamlDocument, value: Any, where: Where) -> dt.date:
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
@@ -112,15 +116,22 @@ def _parse_date(value: Any, name: str, line: int) -> dt.date:
     try:
         return dt.date.fromisoformat(str(value))
     except ValueError:
-        raise UsageError(
-            f"{name}:{line}: `expires` must be a date (YYYY-MM-DD), got {value!r}"
-        ) from None
+        raise doc.error(where, f"`expires` must be a date (YYYY-MM-DD), got {value!r}") from None
 
 
-def _check_kind(kind: Any, name: str, line: int) -> str:
+def _check_kind(doc: YamlDocument, kind: Any, where: Where) -> str:
     if not isinstance(kind, str) or kind not in load_catalogue():
-        raise UsageError(f"{name}:{line}: unknown finding kind `{kind}` (see `compatcheck rules`)")
+        raise doc.error(where, f"unknown finding kind `{kind}` (see `compatcheck rules`)")
     return kind
+
+
+def _check_severity(doc: YamlDocument, value: Any, kind: str, where: Where) -> Any:
+    sev = normalize_severity(value)
+    if sev is not None and sev not in SEVERITIES:
+        raise doc.error(
+            where, f"severity of `{kind}` must be one of {', '.join(SEVERITIES)}, got {sev!r}"
+        )
+    return sev
 
 
 def load_policy(paths: Iterable[str | Path], base: Policy | None = None) -> Policy:
@@ -131,62 +142,57 @@ def load_policy(paths: Iterable[str | Path], base: Policy | None = None) -> Poli
     waivers = list(pol.waivers)
     sources = list(pol.sources)
     for path in paths:
-        name = str(path)
-        data = load_yaml_file(path, "policy file")
+        doc = load_yaml_file(path, "policy file")
+        data = doc.data
         if data is None:
             continue
-        if not isinstance(data, LineDict):
-            raise UsageError(f"{name}:1: a policy file must be a mapping with `severity`/`waivers`")
-        _unknown_keys(data, _TOP_KEYS, name, "policy")
-        sev = data.get("severity")
-        if sev is None:
-            sev = LineDict()
-            sev.line, sev.key_lines = data.line, {}
-        if not isinstance(sev, LineDict):
-            raise UsageError(f"{name}:{data.line_of('severity')}: `severity` must be a mapping")
+        if not isinstance(data, dict):
+            raise doc.error((), "a policy file must be a mapping with `severity`/`waivers`")
+        _unknown_keys(doc, data, _TOP_KEYS, (), "policy")
+        sev = data.get("severity") or {}
+        if not isinstance(sev, dict):
+            raise doc.error(("severity",), "`severity` must be a mapping")
         for kind, value in sev.items():
-            line = sev.line_of(kind)
-            _check_kind(kind, name, line)
-            if isinstance(value, LineDict):
-                _unknown_keys(value, _SEVERITY_KEYS, name, f"severity of `{kind}`")
-                main = normalize_severity(value.get("severity", severities[kind]))
-                alt = normalize_severity(value.get("without_consumers"))
+            where: Where = ("severity", kind)
+            _check_kind(doc, kind, where)
+            if isinstance(value, dict):
+                _unknown_keys(doc, value, _SEVERITY_KEYS, where, f"severity of `{kind}`")
+                main = _check_severity(doc, value.get("severity", severities[kind]), kind, where)
+                alt = _check_severity(doc, value.get("without_consumers"), kind, where)
             else:
-                main, alt = normalize_severity(value), without[kind]
-            for s in (main, alt):
-                if s is not None and s not in SEVERITIES:
-                    raise UsageError(
-                        f"{name}:{line}: severity of `{kind}` must be one of "
-                        f"{', '.join(SEVERITIES)}, got {s!r}"
-                    )
-            severities[kind], without[kind] = main, alt
-        raw_waivers = data.get("waivers")
-        if raw_waivers is None:
-            raw_waivers = LineList()
-            raw_waivers.line, raw_waivers.item_lines = data.line, []
-        if not isinstance(raw_waivers, LineList):
-            raise UsageError(f"{name}:{data.line_of('waivers')}: `waivers` must be a list")
-        for item, line in zip(raw_waivers, raw_waivers.item_lines, strict=True):
-            if not isinstance(item, LineDict):
-                raise UsageError(f"{name}:{line}: a waiver must be a mapping")
-            _unknown_keys(item, _WAIVER_KEYS, name, "waiver")
-            for required in ("kind", "reason", "expires"):
-                if not item.get(required):
-                    raise UsageError(f"{name}:{line}: waiver needs `{required}`")
-            if not item.get("subject") and not item.get("fingerprint"):
-                raise UsageError(f"{name}:{line}: waiver needs `subject` (a glob) or `fingerprint`")
-            waivers.append(
-                Waiver(
-                    kind=_check_kind(item["kind"], name, item.line_of("kind")),
-                    reason=str(item["reason"]),
-                    expires=_parse_date(item["expires"], name, item.line_of("expires")),
-                    source=f"{name}:{line}",
-                    subject=str(item["subject"]) if item.get("subject") else None,
-                    fingerprint=str(item["fingerprint"]) if item.get("fingerprint") else None,
+                main, alt = _check_severity(doc, value, kind, where), without[kind]
+            if main is None:
+                raise doc.error(
+                    where, f"severity of `{kind}` must be one of {', '.join(SEVERITIES)}"
                 )
-            )
-        sources.append(name)
+            severities[kind], without[kind] = main, alt
+        raw_waivers = data.get("waivers") or []
+        if not isinstance(raw_waivers, list):
+            raise doc.error(("waivers",), "`waivers` must be a list")
+        for i, item in enumerate(raw_waivers):
+            at: Where = ("waivers", i)
+            waivers.append(_waiver(doc, item, at))
+        sources.append(str(path))
     return Policy(severities, without, tuple(waivers), tuple(sources))
+
+
+def _waiver(doc: YamlDocument, item: Any, at: Where) -> Waiver:
+    if not isinstance(item, dict):
+        raise doc.error(at, "a waiver must be a mapping")
+    _unknown_keys(doc, item, _WAIVER_KEYS, at, "waiver")
+    for required in ("kind", "reason", "expires"):
+        if not item.get(required):
+            raise doc.error(at, f"waiver needs `{required}`")
+    if not item.get("subject") and not item.get("fingerprint"):
+        raise doc.error(at, "waiver needs `subject` (a glob) or `fingerprint`")
+    return Waiver(
+        kind=_check_kind(doc, item["kind"], (*at, "kind")),
+        reason=str(item["reason"]),
+        expires=_parse_date(doc, item["expires"], (*at, "expires")),
+        source=f"{doc.path}:{doc.line_of(at)}",
+        subject=str(item["subject"]) if item.get("subject") else None,
+        fingerprint=str(item["fingerprint"]) if item.get("fingerprint") else None,
+    )
 
 
 @dataclass(frozen=True)

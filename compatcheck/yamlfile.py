@@ -1,11 +1,15 @@
-"""YAML loading that remembers line numbers, so config and policy errors can say ``file:line``.
+"""YAML documents that remember where each key stands, so errors can say ``file:line: problem``.
 
-``yaml.safe_load`` drops positions; composing the node tree first keeps them. Mappings come back
-as :class:`LineDict`, a plain ``dict`` that also knows the line of each key.
+``yaml.safe_load`` drops positions, so :func:`parse_yaml` composes the node tree alongside and
+indexes the line of every key path. :class:`YamlDocument` then validates values by key path
+(``("old", "command", 2)``) and turns a problem into one ``UsageError`` line naming the file and
+the line: "unknown key `comand`" is useless without saying where. Config and policy files both
+use it.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,68 +18,11 @@ import yaml
 from compatcheck.errors import UsageError
 
 
-class LineDict(dict[str, Any]):
-    """A mapping from YAML that knows where it and each of its keys start (1-based lines)."""
-
-    line: int = 0
-    key_lines: dict[str, int]
-
-    def line_of(self, key: str) -> int:
-        return self.key_lines.get(key, self.line)
-
-
-class LineList(list[Any]):
-    """A sequence from YAML that knows the line of each item."""
-
-    line: int = 0
-    item_lines: list[int]
-
-
-def _convert(node: yaml.Node, name: str) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        out = LineDict()
-        out.line = node.start_mark.line + 1
-        out.key_lines = {}
-        for key_node, value_node in node.value:
-            key = _convert(key_node, name)
-            if not isinstance(key, str | int | float | bool) and key is not None:
-                raise UsageError(
-                    f"{name}:{key_node.start_mark.line + 1}: mapping keys must be scalars"
-                )
-            skey = str(key)
-            if skey in out:
-                raise UsageError(f"{name}:{key_node.start_mark.line + 1}: duplicate key `{skey}`")
-            out[skey] = _convert(value_node, name)
-            out.key_lines[skey] = key_node.start_mark.line + 1
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        seq = LineList(_convert(n, name) for n in node.value)
-        seq.line = node.start_mark.line + 1
-        seq.item_lines = [n.start_mark.line + 1 for n in node.value]
-        return seq
-    # Scalars: let the safe constructor resolve the tag (int, bool, date, null...).
-    return yaml.SafeLoader("").construct_object(node, deep=True)
-
-
-def parse_yaml(text: str, name: str) -> Any:
-    """Parse one YAML document safely, with line-aware mappings; errors are one line."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UsageError(f"{name}{where}: invalid YAML: {problem}") from None
-    if node is None:
-        return None
-    return _convert(node, name)
-
-
-def load_yaml_file(path: str | Path, what: str = "file") -> Any:
-    """Read and parse ``path``; a missing file or a directory is a one-line usage error."""
+def read_text(path: str | Path, what: str) -> str:
+    """Read a UTF-8 file; a missing file, a directory or bad bytes are one-line usage errors."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"{p}: no such {what}") from None
     except IsADirectoryError:
@@ -84,4 +31,115 @@ def load_yaml_file(path: str | Path, what: str = "file") -> Any:
         raise UsageError(f"{p}: not UTF-8 text") from None
     except OSError as exc:
         raise UsageError(f"{p}: cannot read: {exc.strerror}") from None
-    return parse_yaml(text, str(p))
+
+
+def _index_lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+            out[(*path, key)] = key_node.start_mark.line + 1
+            _index_lines(value_node, (*path, key, "="), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index_lines(item, (*path, i), out)
+
+
+class YamlDocument:
+    """One parsed YAML document: ``data`` (safe_load semantics) plus validators by key path."""
+
+    def __init__(self, path: Path, data: Any, lines: dict[tuple[Any, ...], int]) -> None:
+        self.path = path
+        self.data = data
+        self.lines = lines
+
+    def vpath(self, where: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Key path → the path under which _index_lines stored nested values."""
+        out: list[Any] = []
+        for part in where:
+            out.append(part)
+            if isinstance(part, str):
+                out.append("=")
+        return tuple(out)
+
+    def error(self, where: tuple[Any, ...], problem: str) -> UsageError:
+        line = self.line_of(where)
+        return UsageError(f"{self.path}:{line}: {problem}")
+
+    def line_of(self, where: tuple[Any, ...]) -> int:
+        # Key position for mapping keys, element position for list items.
+        probe = where
+        while probe:
+            key_path = (*self.vpath(probe[:-1]), probe[-1])
+            if key_path in self.lines:
+                return self.lines[key_path]
+            if self.vpath(probe) in self.lines:
+                return self.lines[self.vpath(probe)]
+            probe = probe[:-1]
+        return 1
+
+    @staticmethod
+    def dotted(where: tuple[Any, ...]) -> str:
+        out = ""
+        for part in where:
+            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        return out or "(top level)"
+
+    def mapping(
+        self, value: Any, where: tuple[Any, ...], allowed: tuple[str, ...]
+    ) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.error(where, f"`{self.dotted(where)}` must be a mapping")
+        for key in value:
+            if not isinstance(key, str):
+                raise self.error(where, f"`{self.dotted(where)}`: keys must be strings")
+            if key not in allowed:
+                hint = ", ".join(allowed)
+                raise self.error(
+                    (*where, key), f"unknown key `{self.dotted((*where, key))}` (allowed: {hint})"
+                )
+        return value
+
+    def string(self, value: Any, where: tuple[Any, ...]) -> str:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise self.error(where, f"`{self.dotted(where)}` must be a string")
+        return str(value)
+
+    def path_in(self, value: Any, where: tuple[Any, ...], base: Path) -> Path:
+        text = self.string(value, where)
+        p = Path(text).expanduser()
+        return Path(os.path.normpath(p if p.is_absolute() else base / p))
+
+    def integer(self, value: Any, where: tuple[Any, ...], minimum: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.error(where, f"`{self.dotted(where)}` must be an integer ≥ {minimum}")
+        return value
+
+    def string_list(self, value: Any, where: tuple[Any, ...]) -> list[str]:
+        if isinstance(value, str):
+            return [value]
+        if not isinstance(value, list):
+            raise self.error(where, f"`{self.dotted(where)}` must be a list of strings")
+        return [self.string(v, (*where, i)) for i, v in enumerate(value)]
+
+
+def parse_yaml(text: str, path: Path) -> YamlDocument:
+    """Parse one document safely; invalid YAML is a usage error naming the line."""
+    try:
+        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else 1
+        raise UsageError(f"{path}:{line}: invalid YAML: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path}: invalid YAML: {exc}") from None
+    lines: dict[tuple[Any, ...], int] = {}
+    if node is not None:
+        _index_lines(node, (), lines)
+    return YamlDocument(path, data, lines)
+
+
+def load_yaml_file(path: str | Path, what: str = "file") -> YamlDocument:
+    """Read and parse ``path`` (see :func:`read_text` and :func:`parse_yaml`)."""
+    return parse_yaml(read_text(path, what), Path(path))
