@@ -203,7 +203,9 @@ def _cmd_diff(args: argparse.Namespace, out: IO[str]) -> int:
         store = SnapshotStore(args.snapshot_dir)
     old = _resolve(args.old, args.old_label, args, store)
     new = _resolve(args.new, args.new_label, args, store)
-    report = evaluate(old, new, options)
+    local = [a for a in (args.new, args.old) if Path(a).is_file()]
+    anchor = local[0] if local else ""
+    report = evaluate(old, new, dataclasses.replace(options, anchor=anchor))
     _write_bridge(args, report, old, new)
     return _finish(args, report, out)
 
@@ -232,6 +234,7 @@ def _cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
             migrations=result.migrations,
             timings=result.timings,
             extras=result.extras,
+            anchor=args.config,
         ),
     )
     _write_bridge(args, report, result.old, result.new)

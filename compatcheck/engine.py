@@ -67,6 +67,8 @@ class EvaluateOptions:
     migrations: Mapping[str, Any] | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
     extras: Mapping[str, Any] = field(default_factory=dict)
+    #: See :attr:`compatcheck.report.Report.anchor`.
+    anchor: str = ""
     today: dt.date | None = None
 
 
@@ -167,4 +169,5 @@ def evaluate(old: Snapshot, new: Snapshot, options: EvaluateOptions | None = Non
         expired_waivers=tuple(outcome.expired_waivers),
         unused_waivers=tuple(outcome.unused_waivers),
         extras=opts.extras,
+        anchor=opts.anchor,
     )

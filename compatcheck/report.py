@@ -94,6 +94,9 @@ class Report:
     unused_waivers: tuple[Waiver, ...] = ()
     #: Extra sections other layers add (bridge rewrites, rollback command...), rendered as-is.
     extras: Mapping[str, Any] = field(default_factory=dict)
+    #: The file a finding without a location of its own points at (the config, NEW's exposition
+    #: or snapshot): code scanning and workflow annotations need a file for every result.
+    anchor: str = ""
 
     @property
     def go(self) -> bool:

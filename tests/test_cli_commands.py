@@ -208,3 +208,32 @@ def test_check_with_artifact_ends_with_the_rollback_command(tmp_path: Path) -> N
     assert text[-1].startswith("NO-GO:")
     md = run("check", "-c", str(cfg), "-q", "--format", "markdown").stdout
     assert f"```sh\n{command}\n```" in md
+
+
+def _physical_uris(sarif: dict[str, object]) -> list[str]:
+    results = sarif["runs"][0]["results"]  # type: ignore[index]
+    uris = []
+    for r in results:
+        locs = r["locations"]
+        assert locs, r  # GitHub code scanning rejects a result without a location
+        for loc in locs:
+            uris.append(loc["physicalLocation"]["artifactLocation"]["uri"])
+    return uris
+
+
+def test_every_sarif_result_points_at_a_file_for_code_scanning() -> None:
+    # Relative paths, as a CI job in the repository passes them: code scanning wants those.
+    case = "fixtures/metrics/renamed"
+    proc = run("diff", f"{case}/old.prom", f"{case}/new.prom", "--format", "sarif")
+    uris = _physical_uris(json.loads(proc.stdout))
+    assert uris and set(uris) == {f"{case}/new.prom"}
+
+
+def test_migration_findings_point_at_their_revision_file() -> None:
+    case = ALEMBIC / "raising_downgrade"
+    proc = run(
+        "migrations", "--script-location", str(case), "--old", "0001", "--static",
+        "--format", "github", "-q",
+    )  # fmt: skip
+    (line,) = [ln for ln in proc.stdout.splitlines() if "downgrade-not-implemented" in ln]
+    assert f"file={case}/versions/" in line and ",line=" in line

@@ -176,6 +176,7 @@ def static_findings(history: History, path: DowngradePath) -> list[Finding]:
     for rev_id in reversed(path.revisions):
         rev = history.revisions[rev_id]
         name = rev.path.name
+        where: dict[str, Any] = {"file": name, "path": str(rev.path)}
         up = rev.upgrade or s.FunctionInfo(empty=True, raises=False, ops=())
         down = rev.downgrade
         # A merge point or a no-op revision (empty upgrade) needs no downgrade either.
@@ -188,7 +189,7 @@ def static_findings(history: History, path: DowngradePath) -> list[Finding]:
                     "migrations/downgrade-missing",
                     rev_id,
                     f"Revision `{rev_id}` {what}, so a downgrade cannot undo it.",
-                    {"file": name},
+                    where,
                 )
             )
         elif down is not None and down.raises:
@@ -197,7 +198,7 @@ def static_findings(history: History, path: DowngradePath) -> list[Finding]:
                     "migrations/downgrade-not-implemented",
                     rev_id,
                     f"Revision `{rev_id}` has a `downgrade()` that always raises.",
-                    {"file": name, "line": down.line},
+                    {**where, "line": down.line},
                 )
             )
         elif down is not None and not down.empty:
@@ -209,7 +210,7 @@ def static_findings(history: History, path: DowngradePath) -> list[Finding]:
                         rev_id,
                         f"The downgrade of `{rev_id}` removes or overwrites data: "
                         f"{_ticks(lost['tables'] + lost['columns'])}.",
-                        {"file": name, **lost},
+                        {**where, **lost},
                     )
                 )
             left = leftovers(up, down)
@@ -221,7 +222,7 @@ def static_findings(history: History, path: DowngradePath) -> list[Finding]:
                         rev_id,
                         f"The downgrade of `{rev_id}` leaves what its upgrade added: "
                         f"{_ticks(flat)}.",
-                        {"file": name, **left},
+                        {**where, **left},
                     )
                 )
         destroyed = _destroyed(o for o in up.ops if o.op != s.UPDATE_ROWS)
@@ -233,7 +234,7 @@ def static_findings(history: History, path: DowngradePath) -> list[Finding]:
                     f"The upgrade of `{rev_id}` already destroyed "
                     f"{_ticks(destroyed['tables'] + destroyed['columns'])}; a downgrade restores "
                     "them empty at best.",
-                    {"file": name, **destroyed},
+                    {**where, **destroyed},
                 )
             )
         changes = _old_code_changes(up, created_tables, created_columns)
@@ -250,7 +251,7 @@ def static_findings(history: History, path: DowngradePath) -> list[Finding]:
                     )
                     + ".",
                     {
-                        "file": name,
+                        **where,
                         "reason": reasons[0],
                         "reasons": reasons,
                         "objects": objects,
@@ -276,7 +277,7 @@ def static_findings(history: History, path: DowngradePath) -> list[Finding]:
                     f"Revision `{rev_id}` runs work outside a transaction in "
                     f"{' and '.join(f'`{f}()`' for f in fns)}: a failure leaves the database "
                     "half-migrated.",
-                    {"file": name, "statements": nontx},
+                    {**where, "statements": nontx},
                 )
             )
         for op in up.ops:

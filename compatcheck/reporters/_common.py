@@ -134,6 +134,24 @@ def build_text(build: Mapping[str, str]) -> str:
     return ", ".join(f"{k} {build[k]}" for k in keys)
 
 
+def finding_location(rf: RatedFinding, report: Report) -> tuple[str, int | None] | None:
+    """The file (and line) a finding points at, for annotations and code scanning.
+
+    The first consumer it breaks when there is one, else the file the evidence names (a
+    migration's revision file), else the report's anchor (the config or NEW's input file).
+    """
+    f = rf.finding
+    if f.consumers:
+        return f.consumers[0].file, f.consumers[0].line
+    path = f.evidence.get("path")
+    if isinstance(path, str) and path:
+        line = f.evidence.get("line")
+        return path, line if isinstance(line, int) and line >= 1 else None
+    if report.anchor:
+        return report.anchor, None
+    return None
+
+
 def consumer_location(c: Consumer) -> str:
     """``alerts.yml:12`` (or just the file when the line is unknown)."""
     return f"{c.file}:{c.line}" if c.line is not None else c.file

@@ -8,7 +8,13 @@ stay visible without adding to the error count.
 from __future__ import annotations
 
 from compatcheck.report import RatedFinding, Report
-from compatcheck.reporters._common import consumer_text, not_blocking_note, printable, verdict_line
+from compatcheck.reporters._common import (
+    consumer_text,
+    finding_location,
+    not_blocking_note,
+    printable,
+    verdict_line,
+)
 
 #: compatcheck severity → workflow command.
 COMMANDS = {"error": "error", "warning": "warning", "info": "notice"}
@@ -25,14 +31,14 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def _command(rf: RatedFinding, note: str) -> str:
+def _command(rf: RatedFinding, note: str, report: Report) -> str:
     f = rf.finding
     props: list[tuple[str, str]] = []
-    if f.consumers:
-        first = f.consumers[0]
-        props.append(("file", first.file))
-        if first.line is not None:
-            props.append(("line", str(first.line)))
+    where = finding_location(rf, report)
+    if where is not None:
+        props.append(("file", where[0]))
+        if where[1] is not None:
+            props.append(("line", str(where[1])))
     props.append(("title", f.kind))
     lines = [f"{f.subject}: {f.message}"]
     lines += [f"used by {consumer_text(c)}" for c in f.consumers]
@@ -53,6 +59,6 @@ def _command(rf: RatedFinding, note: str) -> str:
 def render_github(report: Report, *, color: bool = False) -> str:
     """Workflow commands for ``$GITHUB_STEP`` output; ``color`` is ignored."""
     note = not_blocking_note(report)
-    lines = [_command(rf, note) for rf in report.visible()]
+    lines = [_command(rf, note, report) for rf in report.visible()]
     lines.append(f"compatcheck: {verdict_line(report)}")
     return "\n".join(lines) + "\n"

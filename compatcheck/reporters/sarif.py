@@ -18,7 +18,12 @@ from compatcheck import __version__
 from compatcheck.catalogue import load_catalogue
 from compatcheck.model import Consumer
 from compatcheck.report import RatedFinding, Report
-from compatcheck.reporters._common import area_of, consumer_text, verdict_line
+from compatcheck.reporters._common import (
+    area_of,
+    consumer_text,
+    finding_location,
+    verdict_line,
+)
 
 SARIF_SCHEMA_URI = (
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -62,22 +67,31 @@ def _consumer_location(c: Consumer) -> dict[str, Any]:
     }
 
 
-def _locations(rf: RatedFinding) -> list[dict[str, Any]]:
+def _locations(rf: RatedFinding, report: Report) -> list[dict[str, Any]]:
     f = rf.finding
     if f.consumers:
         return [_consumer_location(c) for c in f.consumers]
     kind = _LOGICAL_KINDS.get(area_of(f.kind), "resource")
-    return [{"logicalLocations": [{"name": f.subject, "kind": kind}]}]
+    location: dict[str, Any] = {"logicalLocations": [{"name": f.subject, "kind": kind}]}
+    # Trap: GitHub code scanning rejects a result without a physical location
+    # ("locationFromSarifResult: expected at least one location"), so point at a file.
+    where = finding_location(rf, report)
+    if where is not None:
+        physical: dict[str, Any] = {"artifactLocation": {"uri": _uri(where[0])}}
+        if where[1] is not None:
+            physical["region"] = {"startLine": where[1]}
+        location["physicalLocation"] = physical
+    return [location]
 
 
-def _result(rf: RatedFinding, rule_index: int) -> dict[str, Any]:
+def _result(rf: RatedFinding, rule_index: int, report: Report) -> dict[str, Any]:
     f = rf.finding
     result: dict[str, Any] = {
         "ruleId": f.kind,
         "ruleIndex": rule_index,
         "level": LEVELS[rf.severity],
         "message": {"text": f.message},
-        "locations": _locations(rf),
+        "locations": _locations(rf, report),
         "partialFingerprints": {FINGERPRINT_KEY: f.fingerprint},
         "properties": {
             "subject": f.subject,
@@ -137,7 +151,7 @@ def sarif_log(report: Report) -> dict[str, Any]:
                 "properties": {"verdict": report.verdict, "summary": verdict_line(report)},
             }
         ],
-        "results": [_result(rf, index[rf.finding.kind]) for rf in visible],
+        "results": [_result(rf, index[rf.finding.kind], report) for rf in visible],
         "properties": {
             "direction": report.direction,
             "old": report.old.to_json(),
