@@ -11,6 +11,7 @@ import datetime as dt
 import json
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from compatcheck.checks.build import read_build_info
 from compatcheck.errors import ExpositionError, InputError, UnavailableError
@@ -29,6 +30,21 @@ def is_url(arg: str) -> bool:
     return arg.startswith(("http://", "https://"))
 
 
+def metrics_url(url: str) -> str:
+    """``http://host:9000`` (or ``.../``) means the release's ``/metrics``; any other path is kept.
+
+    ``snapshot`` and ``check`` already read a bare base URL this way; a scrape of ``/`` itself
+    answers 404 or an index page on almost every service, never the exposition that was meant.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url  # the scrape names the malformed URL
+    if parts.path not in ("", "/"):
+        return url
+    return urlunsplit(parts._replace(path="/metrics"))
+
+
 def snapshot_from_metrics_url(
     url: str, *, label: str = "", timeout: float = 10.0, max_bytes: int | None = None
 ) -> Snapshot:
@@ -38,6 +54,7 @@ def snapshot_from_metrics_url(
     """
     from compatcheck.scrape import DEFAULT_MAX_BYTES, scrape_metrics
 
+    url = metrics_url(url)
     shown = mask_url(url)
     try:
         schema = scrape_metrics(url, timeout=timeout, max_bytes=max_bytes or DEFAULT_MAX_BYTES)

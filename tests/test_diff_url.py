@@ -65,3 +65,20 @@ def test_diff_two_live_services(servers: tuple[str, str], tmp_path: Path) -> Non
     }
     assert code == 1 and doc["verdict"] == "no-go"
     assert doc["old"]["source"] == servers[0]
+
+
+def test_diff_of_base_urls_scrapes_their_metrics(servers: tuple[str, str], tmp_path: Path) -> None:
+    """`diff http://host:port http://host:port/` reads `/metrics`, as `snapshot` and `check` do."""
+    old_base = servers[0].removesuffix("/metrics")
+    new_base = servers[1].removesuffix("metrics")  # trailing slash
+    out = tmp_path / "r.json"
+    code = main(["diff", old_base, new_base, "--format", "json", "-o", str(out), "-q"])
+    doc = json.loads(out.read_text())
+    assert validate(doc, "report") is None
+    assert {(f["kind"], f["subject"]) for f in doc["findings"]} == {
+        ("metrics/renamed", "shop_orders_created_total"),
+        ("metrics/buckets-changed", "shop_request_duration_seconds"),
+    }
+    assert code == 1
+    assert (doc["old"]["label"], doc["old"]["source"]) == (old_base, servers[0])
+    assert doc["new"]["source"] == servers[1]
