@@ -13,6 +13,7 @@ import yaml
 
 from compatcheck.checks.metrics import check_metrics
 from compatcheck.consumers import render_bridge_rules, rewrite_query
+from compatcheck.consumers.bridge import series_renames
 from compatcheck.model import Finding, MetricFamily, MetricsSchema
 from compatcheck.snapshot import load_snapshot
 
@@ -85,6 +86,47 @@ def test_histogram_rename_bridges_every_series() -> None:
         ("lat_seconds_count", "latency_seconds_count"),
         ("lat_seconds_sum", "latency_seconds_sum"),
     ]
+
+
+def test_unit_rename_converts_values_and_leaves_out_buckets(tmp_path: Path) -> None:
+    """`_seconds` recreated from `_milliseconds` is scaled; its `le` bounds cannot be, so no
+    `_bucket` rule (alerts on seconds would otherwise see values 1000 times too large)."""
+    hist_b = MetricFamily(name="lat_seconds", type="histogram", buckets=(0.1, math.inf))
+    hist_a = MetricFamily(name="lat_milliseconds", type="histogram", buckets=(100, math.inf))
+    size_b = MetricFamily(name="payload_bytes", type="gauge")
+    size_a = MetricFamily(name="payload_seconds", type="gauge")
+    before = MetricsSchema(families={"lat_seconds": hist_b, "payload_bytes": size_b})
+    after = MetricsSchema(families={"lat_milliseconds": hist_a, "payload_seconds": size_a})
+    findings = [
+        _renamed("lat_seconds", "lat_milliseconds"),
+        _renamed("payload_bytes", "payload_seconds"),
+    ]
+    text = render_bridge_rules(findings, before, after)
+    assert _rules(text) == [
+        ("lat_seconds_count", "lat_milliseconds_count"),
+        ("lat_seconds_sum", "lat_milliseconds_sum * 0.001"),
+    ]
+    assert "# not bridged: `lat_seconds_bucket`: its `le` bounds are in `milliseconds`" in text
+    assert "# not bridged: `payload_bytes`: `bytes` cannot be computed from `seconds`" in text
+    # The `new or old` rewrite of a query never pairs seconds with milliseconds either.
+    assert (
+        rewrite_query(
+            "rate(lat_seconds_sum[5m])",
+            series_renames({"lat_seconds": "lat_milliseconds"}, before, after),
+        )
+        is None
+    )
+    assert rewrite_query(
+        "rate(lat_seconds_count[5m])",
+        series_renames({"lat_seconds": "lat_milliseconds"}, before, after),
+    ) == ("(rate(lat_seconds_count[5m])) or (rate(lat_milliseconds_count[5m]))")
+    if shutil.which("promtool"):
+        f = tmp_path / "bridge.yml"
+        f.write_text(text)
+        run = subprocess.run(
+            ["promtool", "check", "rules", str(f)], capture_output=True, text=True, timeout=60
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
 
 
 def test_label_rename_uses_label_replace() -> None:

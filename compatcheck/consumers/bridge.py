@@ -24,6 +24,20 @@ from compatcheck.consumers.promql import PromQLError, parse_expression, rename_m
 from compatcheck.model import Finding, MetricFamily, MetricsSchema
 
 RENAMED = "metrics/renamed"
+
+#: Units a name suffix (or OpenMetrics ``# UNIT``) can carry, as (dimension, factor to the base).
+_UNIT_SCALES: dict[str, tuple[str, float]] = {
+    "seconds": ("time", 1.0),
+    "milliseconds": ("time", 1e-3),
+    "ms": ("time", 1e-3),
+    "microseconds": ("time", 1e-6),
+    "nanoseconds": ("time", 1e-9),
+    "bytes": ("size", 1.0),
+    "kilobytes": ("size", 1e3),
+    "megabytes": ("size", 1e6),
+    "ratio": ("ratio", 1.0),
+    "percent": ("ratio", 1e-2),
+}
 _HISTOGRAMS = ("histogram", "gaugehistogram")
 _WORD = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
 _PLAIN_NAME = re.compile(r"^[A-Za-z_:][A-Za-z0-9_:]*$")
@@ -45,6 +59,38 @@ def series_names(family: MetricFamily) -> tuple[str, ...]:
     return (n,)
 
 
+def unit_of(family: MetricFamily) -> str | None:
+    """The family's unit: its OpenMetrics ``# UNIT`` or the last unit word of its name."""
+    if family.unit in _UNIT_SCALES:
+        return family.unit
+    for token in reversed(re.split(r"[_:]+", family.name.lower())):
+        if token in _UNIT_SCALES:
+            return token
+    return None
+
+
+def _scaled(names: Sequence[str], family: MetricFamily) -> tuple[str, ...]:
+    """The sample names of ``family`` whose values are in its unit (``_count`` is a count)."""
+    if family.type in (*_HISTOGRAMS, "summary"):
+        return tuple(n for n in names if not n.endswith(("_count", "_gcount")))
+    return tuple(names)
+
+
+def unit_conversion(before: MetricFamily, after: MetricFamily) -> float | str | None:
+    """How ``after``'s values become ``before``'s: None (same unit), a factor, or why they can't.
+
+    Trap: a rename from ``_seconds`` to ``_milliseconds`` bridged name for name would feed every
+    alert written for seconds values 1000 times too large; such a rule is worse than none.
+    """
+    b, a = unit_of(before), unit_of(after)
+    if b is None or a is None or b == a:
+        return None
+    (b_dim, b_scale), (a_dim, a_scale) = _UNIT_SCALES[b], _UNIT_SCALES[a]
+    if b_dim != a_dim:
+        return f"`{b}` cannot be computed from `{a}`"
+    return a_scale / b_scale
+
+
 def family_renames(
     findings: Iterable[Finding], before: MetricsSchema, after: MetricsSchema
 ) -> dict[str, str]:
@@ -64,17 +110,28 @@ def family_renames(
 
 
 def series_renames(
-    families: Mapping[str, str], before: MetricsSchema, after: MetricsSchema
+    families: Mapping[str, str],
+    before: MetricsSchema,
+    after: MetricsSchema,
+    *,
+    same_unit_only: bool = True,
 ) -> dict[str, str]:
-    """Expand family renames to sample names (``x_bucket`` → ``y_bucket``...)."""
+    """Expand family renames to sample names (``x_bucket`` → ``y_bucket``...).
+
+    A series whose values are in a unit that the rename changes is not a name swap: it is left
+    out unless ``same_unit_only`` is false (the bridge, which converts what it can).
+    """
     out: dict[str, str] = {}
     for src, dst in families.items():
         bf, af = before.families[src], after.families[dst]
         b_names, a_names = series_names(bf), series_names(af)
         if len(b_names) == len(a_names):
-            out.update(zip(b_names, a_names, strict=True))
+            pairs = dict(zip(b_names, a_names, strict=True))
         else:  # the type changed as well: only the bare names can be matched
-            out[src] = dst
+            pairs = {src: dst}
+        if same_unit_only and unit_conversion(bf, af) is not None:
+            pairs = {b: a for b, a in pairs.items() if b not in _scaled(b_names, bf)}
+        out.update(pairs)
     return out
 
 
@@ -136,7 +193,7 @@ def render_bridge_rules(
     consumers hit is bridged even when only the consumer finding was kept.
     """
     fams = family_renames(findings, before, after)
-    pairs: dict[str, str] = dict(series_renames(fams, before, after))
+    pairs = series_renames(fams, before, after, same_unit_only=False)
     for f in findings:
         if f.kind != "consumers/query-broken":
             continue
@@ -158,15 +215,33 @@ def render_bridge_rules(
     for fam, items in sorted(by_family.items()):
         target = fams.get(fam)
         rules.append(f"      # `{fam}` is `{target or items[0][1]}` in the target release")
+        conversion: float | str | None = None
+        scaled: tuple[str, ...] = ()
         if target is not None:
-            lost = sorted(set(before.families[fam].labels) - set(after.families[target].labels))
+            bf, af = before.families[fam], after.families[target]
+            lost = sorted(set(bf.labels) - set(af.labels))
             if lost:
                 rules.append(
                     "      # not recoverable (the target has no such label): " + ", ".join(lost)
                 )
+            conversion = unit_conversion(bf, af)
+            scaled = _scaled(series_names(bf), bf)
         for src, dst in items:
+            expr = dst
+            if conversion is not None and src in scaled:
+                if isinstance(conversion, str):
+                    rules.append(f"      # not bridged: `{src}`: {conversion}")
+                    continue
+                if src.endswith("_bucket"):
+                    # `le` holds the target's unit; PromQL cannot rescale a label's value.
+                    rules.append(
+                        f"      # not bridged: `{src}`: its `le` bounds are in "
+                        f"`{unit_of(after.families[str(target)])}`"
+                    )
+                    continue
+                expr = f"{dst} * {conversion:g}"
             rules.append(f"      - record: {src}")
-            rules.append(f"        expr: {_yaml_scalar(dst)}")
+            rules.append(f"        expr: {_yaml_scalar(expr)}")
     for fam, b_label, a_label in label_renames(before, after):
         rules.append(f"      # `{fam}`: label `{b_label}` is `{a_label}` in the target release")
         rules.append(
