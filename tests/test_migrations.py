@@ -296,6 +296,30 @@ def test_seed_sql_and_live_counts(tmp_path: Path, isolated_tmp: Path) -> None:
     assert list(isolated_tmp.iterdir()) == []
 
 
+SHOP_V2 = Path(__file__).resolve().parent.parent / "fixtures/services/shop/v2/migrations"
+
+
+def _seeding(result: MigrationsResult) -> tuple[dict[str, int], dict[str, str]]:
+    roundtrip = result.section["roundtrip"]
+    return roundtrip["seeded"], roundtrip["seed_errors"]
+
+
+def test_seeds_above_the_rows_migrations_insert(isolated_tmp: Path) -> None:
+    """shop's first revision inserts products 1-3: the seeder's rows must not collide with them,
+    or `products` (and every NEW-era row that points at it) is never checked."""
+    result = inspect_migrations(SHOP_V2, "1a0c0ffee001", None)
+    assert _seeding(result) == ({"orders": 3, "products": 3}, {})
+    assert list(isolated_tmp.iterdir()) == []
+
+
+@pytest.mark.postgres
+def test_seeds_above_the_rows_migrations_insert_postgres(
+    postgres_url: str, no_leftovers: None
+) -> None:
+    result = inspect_migrations(SHOP_V2, "1a0c0ffee001", None, db_url=postgres_url)
+    assert _seeding(result) == ({"orders": 3, "products": 3}, {})
+
+
 def test_refuses_a_database_with_tables(tmp_path: Path) -> None:
     db = tmp_path / "mine.sqlite"
     with sqlite3.connect(db) as conn:

@@ -22,7 +22,7 @@ import decimal
 import io
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -316,6 +316,18 @@ def _table(schema: Schema, name: str, columns: Iterable[str] | None = None) -> s
     )
 
 
+def _unique_columns(schema: Schema, table: str) -> set[str]:
+    """Columns of the primary key, of a unique constraint or of a unique index."""
+    described = schema.tables[table]
+    out = set(schema.pks.get(table) or ())
+    for u in described["unique"]:
+        out.update(u.strip("()").split(","))
+    for i in described["indexes"]:
+        if i.endswith(" unique"):
+            out.update(i[i.index("(") + 1 : i.rindex(")")].split(","))
+    return out
+
+
 @dataclass
 class Seeder:
     """Type-aware, FK-ordered, unique-respecting rows; remembers what it wrote."""
@@ -326,7 +338,12 @@ class Seeder:
     written: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
 
     def _row(
-        self, schema: Schema, table: str, i: int, only: set[str] | None = None
+        self,
+        schema: Schema,
+        table: str,
+        i: int,
+        only: set[str] | None = None,
+        floors: Mapping[str, int] | None = None,
     ) -> dict[str, Any]:
         fk_of: dict[str, tuple[str, str]] = {}
         for fk in schema.fks.get(table, []):
@@ -346,7 +363,38 @@ class Seeder:
                     row[name] = None
                     continue
             row[name] = _value(col, i)
+            if floors and name in floors:
+                row[name] += floors[name]
         return row
+
+    def _floors(self, schema: Schema, table: str) -> dict[str, int]:
+        """The largest value of each unique integer column (key, unique constraint or index).
+
+        Trap: migrations insert rows of their own (a catalogue, a default tenant) with ids 1, 2,
+        3...; seeding the same ids fails on the primary key, and a table the seeder could not
+        fill is a table whose data the round trip never checks. Seeding above the maximum avoids
+        them all.
+        """
+        fk_cols = {c for fk in schema.fks.get(table, []) for c in fk["constrained_columns"]}
+        unique = _unique_columns(schema, table)
+        ints = [
+            c["name"]
+            for c in schema.raw[table]
+            if isinstance(c["type"], sa.Integer)
+            and not c.get("computed")
+            and c["name"] in unique
+            and c["name"] not in fk_cols
+        ]
+        if not ints:
+            return {}
+        t = _table(schema, table, ints)
+        try:
+            top = self.conn.execute(sa.select(*[sa.func.max(t.c[c]) for c in ints])).one()
+            self.conn.commit()
+        except sa.exc.SQLAlchemyError:
+            self.conn.rollback()
+            return {}
+        return {c: int(v) for c, v in zip(ints, top, strict=True) if v is not None}
 
     def insert(
         self, schema: Schema, tables: Iterable[str], start: int, count: int
@@ -354,7 +402,8 @@ class Seeder:
         """Insert ``count`` rows per table (FK order); returns rows inserted per table."""
         inserted: dict[str, int] = {}
         for table in _fk_order(schema, tables):
-            rows = [self._row(schema, table, i) for i in range(start, start + count)]
+            floors = self._floors(schema, table)
+            rows = [self._row(schema, table, i, floors=floors) for i in range(start, start + count)]
             try:
                 self.conn.execute(_table(schema, table).insert(), rows)
                 self.conn.commit()
