@@ -320,6 +320,20 @@ def test_seeds_above_the_rows_migrations_insert_postgres(
     assert _seeding(result) == ({"orders": 3, "products": 3}, {})
 
 
+@pytest.mark.mysql
+def test_shop_history_round_trips_on_mariadb(mysql_url: str, no_leftovers: None) -> None:
+    """The demo's rename runs on MariaDB too (CHANGE COLUMN needs the existing type), so the
+    same findings as on SQLite and PostgreSQL, nothing unavailable."""
+    result = inspect_migrations(SHOP_V2, "1a0c0ffee001", None, db_url=mysql_url)
+    assert result.section["roundtrip"]["status"] == "completed"
+    assert got(result) == {
+        ("migrations/old-code-incompatible", "2b0c0ffee002"),
+        ("migrations/downgrade-destructive", "2b0c0ffee002"),
+        ("migrations/downgrade-destructive", "2b0c0ffee003"),
+    }
+    assert _seeding(result) == ({"orders": 3, "products": 3}, {})
+
+
 def test_refuses_a_database_with_tables(tmp_path: Path) -> None:
     db = tmp_path / "mine.sqlite"
     with sqlite3.connect(db) as conn:
