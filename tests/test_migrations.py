@@ -136,6 +136,11 @@ def test_resolve_prefix_head_and_unknown() -> None:
     result = inspect_migrations(ALEMBIC / "destructive_downgrade", "0999_gone", "0003", static=True)
     assert got(result) == {("migrations/path-missing", "0999_gone")}
     assert [p["safe"] for p in result.section["plans"]] == [False, False]
+    # NEW's head is known even though OLD's is not: the report names both, never `None`.
+    unknown_old = inspect_migrations(ALEMBIC / "destructive_downgrade", "0999_gone", None)
+    assert got(unknown_old) == {("migrations/path-missing", "0999_gone")}
+    heads = (unknown_old.section["old_head"], unknown_old.section["new_head"])
+    assert heads == ("0999_gone", "0003_upper_names")
 
 
 def test_missing_and_non_alembic_folders(tmp_path: Path) -> None:

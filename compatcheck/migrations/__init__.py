@@ -257,6 +257,8 @@ def inspect_migrations(
         if new is not None:
             raise
         return missing("head", "NEW's head is ambiguous: the history has several heads.")
+    # Known before OLD is resolved, so a report about an unknown OLD still names NEW's head.
+    section["new_head"] = new_id
     try:
         old_id = resolve(history, old)
     except UnknownRevision:
