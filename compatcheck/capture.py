@@ -248,18 +248,19 @@ class _Capture:
     def _unavailable(self, subject: str, reason: str, **evidence: Any) -> None:
         ev: dict[str, Any] = {"target": self.target.role, "label": self.target.label}
         ev["reason"] = reason
+        message = f"{self.target.role.upper()} `{self.target.label}`: {reason}"
         if self.running is not None:
             ev["exit_code"] = self.running.exit_code()
             ev["log_tail"] = self.running.log_tail()
+            if ev["exit_code"] is not None:
+                from compatcheck.migrations.plans import error_line
+
+                # The person reads this line first (and often only): it must say why it died.
+                logged = error_line(ev["log_tail"])
+                if logged:
+                    message += f" (log: `{logged}`)"
         ev.update(evidence)
-        self.findings.append(
-            Finding(
-                "check/unavailable",
-                subject,
-                f"{self.target.role.upper()} `{self.target.label}`: {reason}.",
-                ev,
-            )
-        )
+        self.findings.append(Finding("check/unavailable", subject, f"{message}.", ev))
         self.say(f"unavailable: {reason}")
 
     def run(self) -> _Outcome:
@@ -984,12 +985,13 @@ def capture_snapshot(config: Config, which: str, *, progress: Progress | None = 
         outcome = _Capture(config, target, ws, progress, threading.Event()).run()
     problems = [f for f in outcome.findings if f.kind == "check/unavailable"]
     if problems:
+        who = f"{which.upper()} `{target.label}`"
+        reason = problems[0].message.rstrip(".").removeprefix(f"{who}: ")
         tail = problems[0].evidence.get("log_tail") or ""
         last = tail.strip().splitlines()[-1] if tail.strip() else ""
-        raise UnavailableError(
-            f"cannot record a snapshot of {which.upper()} `{target.label}`: "
-            f"{problems[0].message.rstrip('.')}" + (f" (log: {last})" if last else "")
-        )
+        if last and "(log: " not in reason:
+            reason += f" (log: {last})"
+        raise UnavailableError(f"cannot record a snapshot of {who}: {reason}")
     return outcome.snapshot
 
 

@@ -306,7 +306,7 @@ class Workspace:
                     )
                 except OSError as exc:
                     raise UnavailableError(
-                        f"{target.role}: cannot start `{argv[0]}`: {exc.strerror or exc}"
+                        f"cannot start `{argv[0]}`: {exc.strerror or exc}"
                     ) from None
             self._processes.append(process)
         return RunningTarget(target.role, target.label, process, host, port, log_path, argv)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from compatcheck.capture import run_check
+from compatcheck.capture import capture_snapshot, run_check
 from compatcheck.config import TargetConfig, load_config
 from compatcheck.errors import UnavailableError
 from compatcheck.targets import Workspace, free_port, migrate_to_head, script_heads, stop_groups
@@ -58,7 +58,34 @@ def test_missing_executable_is_a_finding_not_a_crash(tmp_path, isolated_tmp):
         ("check/unavailable", "old"),
         ("check/unavailable", "new"),
     ]
-    assert "cannot start `/nonexistent/bin/app`" in result.findings[0].message
+    assert [f.message for f in result.findings] == [
+        "OLD `OLD`: cannot start `/nonexistent/bin/app`: No such file or directory.",
+        "NEW `NEW`: cannot start `/nonexistent/bin/app`: No such file or directory.",
+    ]
+    assert list(isolated_tmp.iterdir()) == []
+
+
+def test_a_target_that_dies_says_why_in_its_one_line(tmp_path, isolated_tmp):
+    """The line on stderr carries the log line that explains the exit, not only the code."""
+    cfg = tmp_path / "c.yaml"
+    die = "import sys; print('starting', flush=True); sys.exit('No module named shopx')"
+    cfg.write_text(
+        f"old: {{label: v1, command: ['{{python}}', '-c', \"{die}\", '{{port}}']}}\n"
+        f"new: {{label: v2, command: ['{{python}}', '-c', \"{die}\", '{{port}}']}}\n"
+        "readiness: {timeout: 5s}\n"
+    )
+    result = run_check(load_config(cfg))
+    assert [f.message for f in result.findings] == [
+        "OLD `v1`: exited with code 1 before it was ready (log: `No module named shopx`).",
+        "NEW `v2`: exited with code 1 before it was ready (log: `No module named shopx`).",
+    ]
+    assert result.findings[0].evidence["log_tail"] == "starting\nNo module named shopx"
+    with pytest.raises(UnavailableError) as err:
+        capture_snapshot(load_config(cfg), "old")
+    assert str(err.value) == (
+        "cannot record a snapshot of OLD `v1`: "
+        "exited with code 1 before it was ready (log: `No module named shopx`)"
+    )
     assert list(isolated_tmp.iterdir()) == []
 
 
