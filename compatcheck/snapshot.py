@@ -18,6 +18,7 @@ from compatcheck.errors import InputError
 from compatcheck.model import MetricsSchema
 
 SNAPSHOT_SCHEMA = "compatcheck.snapshot/v1"
+_SNAPSHOT_FAMILY = "compatcheck.snapshot/"
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,12 @@ def is_snapshot_document(data: object) -> bool:
     return isinstance(data, dict) and data.get("schema") == SNAPSHOT_SCHEMA
 
 
+def claims_to_be_snapshot(data: object) -> bool:
+    """A snapshot of any format version (``compatcheck.snapshot/v...``), readable or not."""
+    schema = data.get("schema") if isinstance(data, dict) else None
+    return isinstance(schema, str) and schema.startswith(_SNAPSHOT_FAMILY)
+
+
 def parse_snapshot(text: str, name: str) -> Snapshot:
     """Parse and validate a snapshot document; errors name the input and the problem."""
     from compatcheck.schemas import validate
@@ -90,6 +97,15 @@ def parse_snapshot(text: str, name: str) -> Snapshot:
     except json.JSONDecodeError as exc:
         raise InputError(f"{name}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
     if not is_snapshot_document(data):
+        if claims_to_be_snapshot(data):
+            assert isinstance(data, dict)
+            schema = data["schema"]
+            # Recorded by another compatcheck release: say so, it is not a corrupt file.
+            raise InputError(
+                f"{name}: snapshot format {schema!r} is not one this compatcheck "
+                f"({__version__}) reads ({SNAPSHOT_SCHEMA!r}): record it again with this "
+                "release, or compare it with the release that wrote it"
+            )
         raise InputError(
             f"{name}: not a compatcheck snapshot (expected schema {SNAPSHOT_SCHEMA!r})"
         )

@@ -17,7 +17,7 @@ from compatcheck.checks.build import read_build_info
 from compatcheck.errors import ExpositionError, InputError, UnavailableError
 from compatcheck.model import MetricsSchema
 from compatcheck.scrape import mask_url
-from compatcheck.snapshot import Snapshot, is_snapshot_document, parse_snapshot
+from compatcheck.snapshot import Snapshot, claims_to_be_snapshot, parse_snapshot
 
 _SNIFF_BYTES = 4096
 
@@ -117,7 +117,7 @@ def load_source(arg: str, *, label: str = "", timeout: float = 10.0) -> Snapshot
             raise InputError(f"{path}: not UTF-8 text") from None
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
-        if is_snapshot_document(doc):
+        if claims_to_be_snapshot(doc):  # a format this release cannot read is named as such
             snap = parse_snapshot(text, str(path))
             return replace(snap, label=label) if label else snap
         raise InputError(f"{path}: JSON but not a compatcheck snapshot")
