@@ -382,8 +382,25 @@ COMMANDS = {
 }
 
 
+def _quiet_library_logging() -> None:
+    """Keep libraries' log records off stderr unless ``COMPATCHECK_DEBUG`` is set.
+
+    Trap: with no handler configured, Python prints any WARNING record through its last-resort
+    handler; psycopg logs ``error ignored terminating <psycopg.Pipeline ...>`` whenever a
+    batched insert fails, which compatcheck expects and reports itself. The person must see
+    compatcheck's lines only.
+    """
+    import logging
+
+    if os.environ.get("COMPATCHECK_DEBUG"):
+        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    else:
+        logging.getLogger().addHandler(logging.NullHandler())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``compatcheck`` console script."""
+    _quiet_library_logging()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

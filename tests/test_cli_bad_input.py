@@ -4,6 +4,7 @@ never a traceback. Runs the real console entry point in a child process."""
 from __future__ import annotations
 
 import http.server
+import os
 import subprocess
 import sys
 import threading
@@ -124,3 +125,26 @@ def test_unreachable_url() -> None:
     s.close()
     proc = run("diff", f"http://127.0.0.1:{port}/metrics", str(GOOD), "--format", "json")
     assert_one_line(proc, 3, "could not evaluate", f"127.0.0.1:{port}", "refused")
+
+
+def test_library_log_records_stay_off_stderr() -> None:
+    """Libraries log WARNING records that compatcheck already handles (psycopg logs `error
+    ignored terminating <psycopg.Pipeline ...>` when a batched insert fails; the seeder expects
+    that and reports it). Without a handler Python prints them to stderr; they must not appear
+    next to compatcheck's one line."""
+    code = (
+        "import logging, sys\n"
+        "from compatcheck import cli\n"
+        "def noisy(args, out):\n"
+        "    logging.getLogger('psycopg').warning('error ignored terminating pipeline')\n"
+        "    return 0\n"
+        "cli.COMMANDS['rules'] = noisy\n"
+        "sys.exit(cli.main(['rules']))\n"
+    )
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (quiet.returncode, quiet.stderr) == (0, "")
+    env = {**os.environ, "COMPATCHECK_DEBUG": "1"}
+    debug = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert debug.stderr == "psycopg: error ignored terminating pipeline\n"
