@@ -28,3 +28,34 @@ def test_unverified_plan_says_why_and_inferred_plan_says_nothing() -> None:
     assert "(not verified: OLD never became ready on its own database)" in render(report, "text")  # type: ignore[arg-type]
     plain = _report({"name": "downgrade", "safe": True, "reasons": []})
     assert "plan downgrade: safe\n" in render(plain, "text")  # type: ignore[arg-type]
+
+
+def test_downgrade_advice_is_the_command_to_type() -> None:
+    """The advice names the Alembic command and the revisions it undoes, in order: the path
+    alone (`c → b`) reads as "go to b" when the database ends at `a`."""
+    section = {
+        "old_head": "a",
+        "new_head": "c",
+        "downgrade_path": ["c", "b"],
+        "plans": [
+            {"name": "code-only", "safe": False, "reasons": ["x"]},
+            {"name": "downgrade", "safe": True, "reasons": []},
+        ],
+    }
+    report = evaluate(
+        Snapshot(label="v1"), Snapshot(label="v2"), EvaluateOptions(migrations=section)
+    )
+    advice = (
+        "→ follow the downgrade plan: run `alembic downgrade a` (undoes `c`, then `b`), "
+        "then deploy the OLD release"
+    )
+    assert advice in render(report, "text")
+    # Markdown shows the backticks literally (escaped inside its bold advice line).
+    md = render(report, "markdown")
+    assert "run \\`alembic downgrade a\\` (undoes \\`c\\`, then \\`b\\`)" in md
+    base = evaluate(
+        Snapshot(label="v1"),
+        Snapshot(label="v2"),
+        EvaluateOptions(migrations={**section, "old_head": None}),
+    )
+    assert "run `alembic downgrade base` (undoes `c`, then `b`)" in render(base, "text")

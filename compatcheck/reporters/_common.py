@@ -206,10 +206,29 @@ def plan_advice(report: Report) -> str | None:
     safe = [str(p.get("name")) for p in ps if p.get("safe")]
     for name in PLAN_PREFERENCE:
         if name in safe:
-            return f"follow the {name} plan: {PLAN_ACTIONS[name]}"
+            return f"follow the {name} plan: {_downgrade_command(report) or PLAN_ACTIONS[name]}"
     if safe:
         return f"follow the {safe[0]} plan"
     return "no rollback plan is safe: do not roll back before the reasons above are resolved"
+
+
+def _downgrade_command(report: Report) -> str | None:
+    """The downgrade plan as the command to type: ``alembic downgrade <OLD head>``, and what it
+    undoes, in the order it runs. None for the code-only plan or without a known path.
+
+    Trap: the downgrade path lists the revisions undone, not the one the database ends at; a
+    tired reader takes ``b → a`` for "go to a" unless the destination is spelled out.
+    """
+    mig = report.migrations
+    if report.direction != "rollback" or mig is None:
+        return None
+    path = [str(r) for r in mig.get("downgrade_path") or ()]
+    safe = [str(p.get("name")) for p in plans(report) if p.get("safe")]
+    if not path or "code-only" in safe or "downgrade" not in safe:
+        return None
+    target = mig.get("old_head") or "base"
+    undone = ", then ".join(f"`{r}`" for r in path)
+    return f"run `alembic downgrade {target}` (undoes {undone}), then deploy the OLD release"
 
 
 def artifact_summary(report: Report) -> tuple[str, list[str], str | None] | None:
