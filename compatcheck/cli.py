@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -408,9 +409,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CompatcheckError as exc:
         print(f"compatcheck: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("compatcheck: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        # 128 + the signal, as a shell reports it: 130 for Ctrl-C, 143 for SIGTERM (the
+        # migrations round trip turns SIGTERM into an interrupt so its databases are dropped).
+        signum = int(getattr(exc, "signum", signal.SIGINT))
+        word = "terminated" if signum == signal.SIGTERM else "interrupted"
+        print(f"compatcheck: {word}", file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:
         return EXIT_GO
     except Exception as exc:  # one line for the person, the traceback only on request

@@ -104,3 +104,37 @@ def test_interrupt_drops_mysql_scratch(tmp_path: Path, mysql_url: str) -> None:
     assert code == 130, out
     assert "scratch database: compatcheck_" in out
     assert leftover_databases(mysql_url) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "code", "said"), [
+    (signal.SIGINT, 130, "compatcheck: interrupted"),
+    (signal.SIGTERM, 143, "compatcheck: terminated"),
+])  # fmt: skip
+def test_cli_exit_code_is_the_signal_as_for_check(
+    tmp_path: Path, sig: int, code: int, said: str
+) -> None:
+    """`compatcheck migrations` exits 128 + signal like `compatcheck check` does: a supervisor
+    that stopped it with SIGTERM sees 143, not a Ctrl-C."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    argv = [sys.executable, "-m", "compatcheck", "migrations", "--script-location", str(SLOW),
+            "--old", "0001_users", "--new", "0002_slow", "--format", "json"]  # fmt: skip
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            env=env, start_new_session=True)  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 30
+        for line in proc.stderr:
+            if "upgrading to NEW's head" in line:
+                break
+            assert time.monotonic() < deadline, "never reached the slow migration"
+        time.sleep(0.5)
+        proc.send_signal(sig)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=30) == code, rest
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert rest.strip().splitlines() == [said]
+    assert list(tmp_path.iterdir()) == []

@@ -108,6 +108,12 @@ def _cleanup_shielded() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, unwinding like Ctrl-C; ``signum`` lets the CLI exit 143 rather than 130."""
+
+    signum = signal.SIGTERM
+
+
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """Turn SIGTERM into KeyboardInterrupt so ``finally`` blocks run (the default skips them)."""
@@ -116,7 +122,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
+        raise Terminated(f"signal {signum}")
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
