@@ -834,8 +834,9 @@ def run_check(config: Config, *, progress: Progress | None = None) -> CheckResul
     migrations_section: dict[str, Any] | None = None
     unrunnable = _code_only_unrunnable(config) if config.migrations is not None else None
     threads: list[threading.Thread] = []
+    workspace = Workspace(grace=config.grace)
     try:
-        with Workspace(grace=config.grace) as ws:
+        with workspace as ws:
             for role in ("old", "new"):
                 target = config.target(role)
                 captures[role] = _Capture(config, target, ws, progress, events[role])
@@ -858,6 +859,7 @@ def run_check(config: Config, *, progress: Progress | None = None) -> CheckResul
             progress.step(None, "stopping targets")
     except BaseException:
         _drain(threads, progress)
+        workspace.sweep()
         raise
     teardown = time.monotonic() - t0
     old: _Outcome = results["old"]

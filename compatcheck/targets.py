@@ -197,6 +197,16 @@ class Workspace:
             with contextlib.suppress(Exception):
                 atexit.unregister(self.close)
 
+    def sweep(self) -> None:
+        """Remove the temp dir once more, after the worker threads have ended.
+
+        Trap: after an interrupt, :meth:`close` runs while workers are still unwinding (a SQLite
+        journal, a copied database, a log); a file they create while ``rmtree`` runs makes the
+        final ``rmdir`` fail, and ``ignore_errors`` hides it. Call this after joining them.
+        """
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
     def _register(self, kind: str) -> Path:
         if self._closed:
             raise UnavailableError(f"cannot {kind}: the run is shutting down")
