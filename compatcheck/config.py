@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from compatcheck.errors import UsageError
 from compatcheck.yamlfile import YamlDocument, parse_yaml, read_text
@@ -280,7 +281,11 @@ def _target(ld: _Loader, raw: Any, role: str) -> TargetConfig:
     migrations = None
     if "migrations" in data:
         migrations = ld.path_in(data["migrations"], (*where, "migrations"), cwd or base)
-    label = ld.string(data["label"], (*where, "label")) if "label" in data else role.upper()
+    stored = _stored_name(ld, data["stored"], (*where, "stored")) if "stored" in data else None
+    if "label" in data:
+        label = ld.string(data["label"], (*where, "label"))
+    else:
+        label = _default_label(role, cwd=cwd, url=url, file=snapshot or exposition, stored=stored)
     artifact: dict[str, Any] = {}
     for key in ("image", "registry"):
         if key in data:
@@ -306,13 +311,29 @@ def _target(ld: _Loader, raw: Any, role: str) -> TargetConfig:
         url=url,
         snapshot=snapshot,
         exposition=exposition,
-        stored=_stored_name(ld, data["stored"], (*where, "stored")) if "stored" in data else None,
+        stored=stored,
         image=artifact.get("image"),
         artifact=artifact,
         expect=expect,
         migrations=migrations,
         line=ld.line_of(where),
     )
+
+
+def _default_label(
+    role: str, *, cwd: Path | None, url: str | None, file: Path | None, stored: str | None
+) -> str:
+    """A label that names the release when the config gives none: messages then read
+    "OLD `v1` ..." rather than "OLD `OLD` ..."."""
+    if stored:
+        return stored
+    if file is not None:
+        return file.name.removesuffix(".json").removesuffix(".snapshot").removesuffix(".prom")
+    if url is not None:
+        return urlsplit(url).netloc or url
+    if cwd is not None:
+        return cwd.name
+    return role.upper()
 
 
 def _stored_name(ld: _Loader, value: Any, where: tuple[Any, ...]) -> str:

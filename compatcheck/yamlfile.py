@@ -33,11 +33,35 @@ def read_text(path: str | Path, what: str) -> str:
         raise UsageError(f"{p}: cannot read: {exc.strerror}") from None
 
 
+_KINDS: dict[type, str] = {
+    list: "a list",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "nothing",
+}
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str, line: int) -> None:
+        self.key, self.line = key, line
+
+
 def _index_lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
+    """Record the line of every key path; a key given twice in one mapping is an error.
+
+    Trap: ``yaml.safe_load`` keeps the last of two equal keys without a word, so a second
+    ``old:`` would silently replace the first target.
+    """
     out[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+            if key in seen:
+                raise _DuplicateKey(key, key_node.start_mark.line + 1)
+            seen.add(key)
             out[(*path, key)] = key_node.start_mark.line + 1
             _index_lines(value_node, (*path, key, "="), out)
     elif isinstance(node, yaml.SequenceNode):
@@ -89,7 +113,10 @@ class YamlDocument:
         self, value: Any, where: tuple[Any, ...], allowed: tuple[str, ...]
     ) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise self.error(where, f"`{self.dotted(where)}` must be a mapping")
+            got = _KINDS.get(type(value), type(value).__name__)
+            if not where:
+                raise self.error(where, f"the file must be a mapping of keys (got {got})")
+            raise self.error(where, f"`{self.dotted(where)}` must be a mapping (got {got})")
         for key in value:
             if not isinstance(key, str):
                 raise self.error(where, f"`{self.dotted(where)}`: keys must be strings")
@@ -136,7 +163,10 @@ def parse_yaml(text: str, path: Path) -> YamlDocument:
         raise UsageError(f"{path}: invalid YAML: {exc}") from None
     lines: dict[tuple[Any, ...], int] = {}
     if node is not None:
-        _index_lines(node, (), lines)
+        try:
+            _index_lines(node, (), lines)
+        except _DuplicateKey as dup:
+            raise UsageError(f"{path}:{dup.line}: duplicate key `{dup.key}`") from None
     return YamlDocument(path, data, lines)
 
 

@@ -167,3 +167,32 @@ def test_missing_config_file(tmp_path):
     with pytest.raises(UsageError) as err:
         load_config(tmp_path / "nope.yaml")
     assert str(err.value) == f"{tmp_path / 'nope.yaml'}: no such config file"
+
+
+def test_duplicate_key_is_an_error_not_a_silent_override(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("old: {url: 'http://127.0.0.1:1'}\n" + OK_NEW + "old: {url: 'http://x:2'}\n")
+    with pytest.raises(UsageError) as exc:
+        load_config(cfg)
+    assert str(exc.value) == f"{cfg.resolve()}:3: duplicate key `old`"
+
+
+def test_a_list_instead_of_a_mapping_says_what_it_got(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("- old\n- new\n")
+    with pytest.raises(UsageError, match=r":1: the file must be a mapping of keys \(got a list\)"):
+        load_config(cfg)
+
+
+def test_labels_default_to_what_names_the_release(tmp_path):
+    (tmp_path / "releases" / "v1.4.2").mkdir(parents=True)
+    (tmp_path / "v1.5.0.snapshot.json").write_text("{}")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "old: {command: [app], cwd: releases/v1.4.2}\nnew: {snapshot: v1.5.0.snapshot.json}\n"
+    )
+    config = load_config(cfg)
+    assert (config.old.label, config.new.label) == ("v1.4.2", "v1.5.0")
+    cfg.write_text("old: {url: 'http://127.0.0.1:9000'}\nnew: {stored: v2, label: current}\n")
+    config = load_config(cfg)
+    assert (config.old.label, config.new.label) == ("127.0.0.1:9000", "current")
