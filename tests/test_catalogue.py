@@ -77,3 +77,10 @@ def test_rules_and_explain_commands(capsys) -> None:  # type: ignore[no-untyped-
     assert "metrics/renamed" in out and "Why it matters" in out
     assert main(["explain", "metrics/nope"]) == 2
     assert "unknown finding kind 'metrics/nope'" in capsys.readouterr().err
+
+
+def test_readme_shows_the_demo_config_as_it_is() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    cfg = (REPO / "fixtures" / "demo" / "compatcheck.yaml").read_text(encoding="utf-8")
+    body = "service: shop" + cfg.split("service: shop", 1)[1]
+    assert f"```yaml\n{body}```" in readme, "README's config example drifted from the demo"
