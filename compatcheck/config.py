@@ -16,7 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from compatcheck.errors import UsageError
-from compatcheck.yamlfile import YamlDocument, parse_yaml, read_text
+from compatcheck.files import read_text
+from compatcheck.yamlfile import YamlDocument, parse_yaml
 
 PLACEHOLDERS = ("port", "host", "database_url", "python")
 _PLACEHOLDER_RE = re.compile(r"\{([a-z_]*)\}")

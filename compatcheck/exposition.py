@@ -45,7 +45,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from compatcheck.errors import ExpositionError, InputError
+from compatcheck.errors import ExpositionError
+from compatcheck.files import reading
 from compatcheck.model import LABEL_VALUE_CAP, MetricFamily, MetricsSchema
 
 __all__ = [
@@ -852,32 +853,16 @@ def read_exposition_file(path: str | Path) -> MetricsSchema:
     invalid exposition raises :class:`ExpositionError` (``.line``, ``.reason``), whose message the
     caller prefixes with the file name.
     """
-    p = Path(path)
-    try:
-        fh = open(p, "rb")  # noqa: SIM115 - closed below; open errors mapped one by one
-    except FileNotFoundError:
-        raise InputError(f"{p}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{p}: is a directory, not an exposition file") from None
-    except PermissionError:
-        raise InputError(f"{p}: permission denied") from None
-    except OSError as err:
-        raise InputError(f"{p}: cannot read ({err.strerror or err})") from None
-    with fh:
-        try:
-            head = fh.read(DETECT_BYTES)
-            size = os.fstat(fh.fileno()).st_size
-            tail = b""
-            if size > len(head):
-                fh.seek(max(len(head), size - 512))
-                tail = fh.read()
-                fh.seek(len(head))
-            probe = (head + b"\n" + tail).decode("utf-8", "replace")
-            openmetrics = is_openmetrics("", probe)
-            reader = _Reader(openmetrics, _canonical(openmetrics))
-            _feed_bytes(reader, _prepend(head, iter(lambda: fh.read(BLOCK_CHARS), b"")))
-        except IsADirectoryError:
-            raise InputError(f"{p}: is a directory, not an exposition file") from None
-        except OSError as err:
-            raise InputError(f"{p}: cannot read ({err.strerror or err})") from None
+    with reading(path, "exposition file") as p, open(p, "rb") as fh:
+        head = fh.read(DETECT_BYTES)
+        size = os.fstat(fh.fileno()).st_size
+        tail = b""
+        if size > len(head):
+            fh.seek(max(len(head), size - 512))
+            tail = fh.read()
+            fh.seek(len(head))
+        probe = (head + b"\n" + tail).decode("utf-8", "replace")
+        openmetrics = is_openmetrics("", probe)
+        reader = _Reader(openmetrics, _canonical(openmetrics))
+        _feed_bytes(reader, _prepend(head, iter(lambda: fh.read(BLOCK_CHARS), b"")))
     return reader.finish()

@@ -116,15 +116,6 @@ def parse_snapshot(text: str, name: str) -> Snapshot:
 
 
 def load_snapshot(path: str | Path) -> Snapshot:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{p}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{p}: is a directory, expected a snapshot file") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{p}: not UTF-8 text") from None
-    except OSError as exc:
-        raise InputError(f"{p}: cannot read: {exc.strerror}") from None
-    return parse_snapshot(text, str(p))
+    from compatcheck.files import read_text
+
+    return parse_snapshot(read_text(path, "snapshot file"), str(path))

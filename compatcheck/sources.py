@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from compatcheck.checks.build import read_build_info
 from compatcheck.errors import ExpositionError, InputError, UnavailableError
+from compatcheck.files import reading
 from compatcheck.model import MetricsSchema
 from compatcheck.scrape import mask_url
 from compatcheck.snapshot import Snapshot, claims_to_be_snapshot, parse_snapshot
@@ -90,15 +91,8 @@ def snapshot_from_exposition_file(path: Path, *, label: str = "") -> Snapshot:
 
 
 def _looks_like_json(path: Path) -> bool:
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(_SNIFF_BYTES).lstrip()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, expected a file") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    with reading(path), path.open("rb") as fh:
+        head = fh.read(_SNIFF_BYTES).lstrip()
     return head.startswith(b"{")
 
 

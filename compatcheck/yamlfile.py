@@ -16,22 +16,7 @@ from typing import Any
 import yaml
 
 from compatcheck.errors import UsageError
-
-
-def read_text(path: str | Path, what: str) -> str:
-    """Read a UTF-8 file; a missing file, a directory or bad bytes are one-line usage errors."""
-    p = Path(path)
-    try:
-        return p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"{p}: no such {what}") from None
-    except IsADirectoryError:
-        raise UsageError(f"{p}: is a directory, expected a {what}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{p}: not UTF-8 text") from None
-    except OSError as exc:
-        raise UsageError(f"{p}: cannot read: {exc.strerror}") from None
-
+from compatcheck.files import read_text
 
 _KINDS: dict[type, str] = {
     list: "a list",

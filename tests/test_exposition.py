@@ -595,9 +595,9 @@ def test_read_exposition_file_detects_openmetrics_at_the_end(tmp_path: Path) -> 
 
 
 def test_read_exposition_file_errors(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match=r"^.*missing\.prom: no such file$"):
+    with pytest.raises(InputError, match=r"^.*missing\.prom: no such exposition file$"):
         read_exposition_file(tmp_path / "missing.prom")
-    with pytest.raises(InputError, match=r"is a directory, not an exposition file$"):
+    with pytest.raises(InputError, match=r"is a directory, expected an exposition file$"):
         read_exposition_file(tmp_path)
     bad = tmp_path / "bad.prom"
     bad.write_bytes(b'm 1\nm{a="\xc3\x28"} 1\n')
