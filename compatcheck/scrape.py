@@ -10,6 +10,7 @@ capped too).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 from collections.abc import Iterator, Mapping
@@ -37,6 +38,17 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 #: Probe and warm-up bodies are small JSON documents; a megabyte is generous.
 PROBE_MAX_BYTES = 1024 * 1024
 USER_AGENT = "compatcheck"
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost``, ``127.0.0.0/8`` or ``::1`` (brackets allowed): traffic that stays here."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def mask_url(url: str) -> str:

@@ -14,7 +14,6 @@ distribution project's own limit), configs at 8 MiB, and every registry call sha
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import re
 import time
@@ -33,6 +32,7 @@ from compatcheck.artifact.reference import (
     parse_digest,
 )
 from compatcheck.errors import UsageError
+from compatcheck.scrape import is_loopback
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -338,16 +338,6 @@ def read_layout(root: Path, image: ImageReference | None) -> ImageInfo:
 # --- Registry (OCI distribution API) ---------------------------------------------------------
 
 
-def _is_loopback(host: str) -> bool:
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def registry_base_url(image: ImageReference, override: str | None, insecure: bool) -> str:
     """``scheme://host[:port]`` to talk to. Plain HTTP only to loopback or when told ``insecure``.
 
@@ -359,7 +349,7 @@ def registry_base_url(image: ImageReference, override: str | None, insecure: boo
         parts = urlsplit(text)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UsageError(f"registry `{override}` is not an http(s) URL or host")
-        if parts.scheme == "http" and not (insecure or _is_loopback(parts.hostname)):
+        if parts.scheme == "http" and not (insecure or is_loopback(parts.hostname)):
             raise UsageError(
                 f"registry `{override}` uses plain http; allowed only for localhost or when "
                 "told insecure"
@@ -370,7 +360,7 @@ def registry_base_url(image: ImageReference, override: str | None, insecure: boo
     # Docker itself treats loopback registries as insecure (plain HTTP) by default.
     scheme = (
         "http"
-        if (_is_loopback(hostname) or insecure) and image.domain != DEFAULT_DOMAIN
+        if (is_loopback(hostname) or insecure) and image.domain != DEFAULT_DOMAIN
         else "https"
     )
     return f"{scheme}://{host}"
@@ -452,7 +442,7 @@ class RegistrySource:
         realm = urlsplit(params["realm"])
         if realm.scheme not in ("http", "https") or not realm.hostname:
             raise ArtifactUnavailable(f"{self.description} sent an invalid token realm")
-        if realm.scheme == "http" and not (self.insecure or _is_loopback(realm.hostname)):
+        if realm.scheme == "http" and not (self.insecure or is_loopback(realm.hostname)):
             raise ArtifactUnavailable(
                 f"{self.description} sent a plain-http token realm `{params['realm']}`"
             )

@@ -7,13 +7,13 @@ command line and config file), never from a request: callers only name a service
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from compatcheck.errors import UsageError
+from compatcheck.scrape import is_loopback
 
 TOKEN_ENV = "COMPATCHECK_TOKEN"
 
@@ -52,15 +52,6 @@ class ServeSettings:
             raise UsageError("cache and job limits must be positive")
         if self.token is not None and not self.token:
             raise UsageError("the bearer token is empty")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def read_token(token_file: str | None) -> str | None:
