@@ -14,6 +14,7 @@ from typing import Any
 
 from compatcheck.errors import UsageError
 from compatcheck.scrape import is_loopback
+from compatcheck.yamlfile import load_yaml_file
 
 TOKEN_ENV = "COMPATCHECK_TOKEN"
 
@@ -72,52 +73,34 @@ def read_token(token_file: str | None) -> str | None:
     return env or None
 
 
-def _config_list(data: dict[str, Any], key: str, base: Path, name: str) -> list[str]:
-    value = data.get(key)
-    if value is None:
-        return []
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise UsageError(f"{name}: `{key}` must be a path or a list of paths")
-    return [str(base / v) for v in value]
-
-
 def read_config(path: str) -> dict[str, Any]:
     """The keys of ``compatcheck.yaml`` the hook uses: ``snapshot_dir``, ``policy``, ``consumers``.
 
     Relative paths are relative to the config file, as in ``compatcheck check``. Other keys belong
-    to other commands and are ignored here.
+    to other commands and are ignored here (a hook's config need not describe launch targets).
     """
-    import yaml
-
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read config: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: config is not UTF-8 text") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise UsageError(f"{path}{where}: invalid YAML") from None
-    if data is None:
-        data = {}
+    doc = load_yaml_file(path, "config file")
+    data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):
-        raise UsageError(f"{path}: config must be a mapping")
-    base = p.resolve().parent
-    out: dict[str, Any] = {
-        "policy": _config_list(data, "policy", base, path),
-        "consumers": _config_list(data, "consumers", base, path),
-    }
-    snap = data.get("snapshot_dir")
-    if snap is not None:
-        if not isinstance(snap, str) or not snap:
-            raise UsageError(f"{path}: `snapshot_dir` must be a directory or an http(s) URL")
-        out["snapshot_dir"] = snap if snap.startswith(("http://", "https://")) else str(base / snap)
+        doc.mapping(data, (), ())  # raises the usual "the file must be a mapping" line
+    base = doc.path.resolve().parent
+
+    def paths(key: str) -> list[str]:
+        if key not in data:
+            return []
+        items = doc.string_list(data[key], (key,))
+        return [str(doc.path_in(v, (key, i), base)) for i, v in enumerate(items)]
+
+    out: dict[str, Any] = {"policy": paths("policy"), "consumers": paths("consumers")}
+    if "snapshot_dir" in data:
+        snap = doc.string(data["snapshot_dir"], ("snapshot_dir",))
+        if not snap:
+            raise doc.error(
+                ("snapshot_dir",), "`snapshot_dir` must be a directory or an http(s) URL"
+            )
+        out["snapshot_dir"] = (
+            snap if snap.startswith(("http://", "https://")) else str(doc.path_in(snap, (), base))
+        )
     return out
 
 
