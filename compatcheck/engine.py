@@ -135,11 +135,14 @@ def evaluate(old: Snapshot, new: Snapshot, options: EvaluateOptions | None = Non
         findings += check(before, after)
     findings += opts.extra_findings
 
-    consumers_known = bool(opts.consumers)
-    if consumers_known and before.metrics is not None and after.metrics is not None:
+    consumers_known = False
+    if opts.consumers and before.metrics is not None and after.metrics is not None:
         from compatcheck.consumers import check_consumers, load_consumers
 
         consumer_set = load_consumers(opts.consumers)
+        # "Nothing uses it" means something only when consumers were actually read: an empty or
+        # wrong folder must not turn every removed family into a mere warning.
+        consumers_known = bool(consumer_set.expressions)
         findings += check_consumers(consumer_set, before.metrics, after.metrics, metric_findings)
     else:
         findings += metric_findings

@@ -122,3 +122,16 @@ def test_off_findings_are_hidden_from_the_report_json() -> None:
     assert kinds(r) == {("metrics/help-changed", "x")}
     assert r.to_json()["findings"] == []
     assert r.verdict == "go"
+
+
+def test_an_empty_consumers_folder_does_not_soften_removals(tmp_path: Path) -> None:
+    empty = tmp_path / "monitoring"
+    empty.mkdir()
+    r = evaluate(snap(), snap(HIST), EvaluateOptions(consumers=(str(empty),)))
+    (rf,) = r.findings
+    assert (rf.finding.kind, rf.severity) == ("metrics/family-removed", "error")
+    rules = tmp_path / "rules.yml"
+    rules.write_text("groups:\n  - name: g\n    rules:\n      - record: r\n        expr: up\n")
+    r = evaluate(snap(), snap(HIST), EvaluateOptions(consumers=(str(rules),)))
+    (rf,) = r.findings
+    assert (rf.finding.kind, rf.severity) == ("metrics/family-removed", "warning")
