@@ -7,6 +7,7 @@ kinds it lists.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -101,8 +102,20 @@ def get_rule(kind: str) -> Rule:
     """The rule for ``kind``; an unknown kind is a usage error (a typo in a command or policy)."""
     catalogue = load_catalogue()
     if kind not in catalogue:
-        raise UsageError(f"unknown finding kind {kind!r}: see `compatcheck rules`")
+        hint = suggest_kind(kind)
+        did = f"did you mean `{hint}`? " if hint else ""
+        raise UsageError(f"unknown finding kind {kind!r}: {did}see `compatcheck rules`")
     return catalogue[kind]
+
+
+def suggest_kind(text: str) -> str | None:
+    """The kind someone probably meant: the same name without its area, or a close spelling."""
+    kinds = list(load_catalogue())
+    by_name = [k for k in kinds if k.split("/", 1)[1] == text]
+    if len(by_name) == 1:
+        return by_name[0]
+    close = difflib.get_close_matches(text, kinds, n=1, cutoff=0.75)
+    return close[0] if close else None
 
 
 def render_markdown_table(catalogue: Mapping[str, Rule] | None = None) -> str:

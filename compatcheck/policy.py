@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compatcheck.catalogue import SEVERITIES, load_catalogue, normalize_severity
+from compatcheck.catalogue import SEVERITIES, load_catalogue, normalize_severity, suggest_kind
 from compatcheck.model import Finding
 from compatcheck.yamlfile import YamlDocument, load_yaml_file
 
@@ -121,7 +121,9 @@ def _parse_date(doc: YamlDocument, value: Any, where: Where) -> dt.date:
 
 def _check_kind(doc: YamlDocument, kind: Any, where: Where) -> str:
     if not isinstance(kind, str) or kind not in load_catalogue():
-        raise doc.error(where, f"unknown finding kind `{kind}` (see `compatcheck rules`)")
+        hint = suggest_kind(str(kind))
+        did = f"did you mean `{hint}`? " if hint else ""
+        raise doc.error(where, f"unknown finding kind `{kind}` ({did}see `compatcheck rules`)")
     return kind
 
 

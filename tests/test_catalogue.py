@@ -77,6 +77,10 @@ def test_rules_and_explain_commands(capsys) -> None:  # type: ignore[no-untyped-
     assert "metrics/renamed" in out and "Why it matters" in out
     assert main(["explain", "metrics/nope"]) == 2
     assert "unknown finding kind 'metrics/nope'" in capsys.readouterr().err
+    assert main(["explain", "renamed"]) == 2
+    assert "did you mean `metrics/renamed`?" in capsys.readouterr().err
+    assert main(["explain", "metrics/familly-removed"]) == 2
+    assert "did you mean `metrics/family-removed`?" in capsys.readouterr().err
 
 
 def test_readme_shows_the_demo_config_as_it_is() -> None:

@@ -138,6 +138,12 @@ def test_invalid_policy_names_file_and_line(tmp_path: Path, text: str, message: 
     assert "\n" not in str(exc.value)
 
 
+def test_unknown_kind_suggests_the_one_meant(tmp_path: Path) -> None:
+    p = _write(tmp_path, "severity:\n  help-changed: info\n")
+    with pytest.raises(UsageError, match="did you mean `metrics/help-changed`"):
+        load_policy([p])
+
+
 def test_missing_policy_file(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no such policy file"):
         load_policy([tmp_path / "nope.yaml"])
