@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,10 @@ DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
 
 def test_free_port_is_bindable():
     port = free_port()
+    assert 1024 <= port <= 65535
     with socket.socket() as s:
-        s.bind(("127.0.0.1", port))
+        s.bind(("127.0.0.1", port))  # raises if the port were taken
+        assert s.getsockname()[1] == port
 
 
 def test_workspace_removes_its_dir_and_stops_children(isolated_tmp):
@@ -92,7 +95,10 @@ def test_a_target_that_dies_says_why_in_its_one_line(tmp_path, isolated_tmp):
 def test_stop_groups_on_already_exited_process():
     proc = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
     proc.wait()
-    stop_groups([proc], grace=0.1)  # no error, nothing to signal
+    started = time.monotonic()
+    stop_groups([proc], grace=5.0)  # no error, nothing to signal, no grace period waited
+    assert time.monotonic() - started < 1.0
+    assert proc.returncode == 0
 
 
 def test_migrate_scratch_sqlite_to_each_release_head(tmp_path):
