@@ -533,7 +533,7 @@ class _Analyser:
                     line=line,
                 )
             type_ = self._kw(call, "type_")
-            if type_ is not None:
+            if type_ is not None and not is_widening(self._kw(call, "existing_type"), type_):
                 yield Op(ALTER_TYPE, table=table, column=column, source=src, line=line)
                 for enum in (e for a in ast.walk(type_) if (e := self._enum_name(a, env))):
                     yield Op(
@@ -756,6 +756,53 @@ def _alter_actions(table: str | None, rest: str, src: str, line: int) -> Iterato
         if m:
             col = _norm(m.group(1) or m.group(2) or m.group(3))
             yield Op(ALTER_TYPE, table=table, column=col, source=src, line=line)
+
+
+_STRINGS = frozenset({"string", "varchar", "unicode", "nvarchar"})
+_TEXTS = frozenset({"text", "unicodetext"})
+_INT_WIDTH = {"smallinteger": 1, "integer": 2, "biginteger": 3}
+
+
+def _type_signature(node: ast.expr | None) -> tuple[str, tuple[int, ...]] | None:
+    """``sa.String(50)`` → ``("string", (50,))``; None when it is not a literal type expression."""
+    if node is None:
+        return None
+    call = node if isinstance(node, ast.Call) else None
+    target = call.func if call is not None else node
+    if isinstance(target, ast.Attribute):
+        name = target.attr
+    elif isinstance(target, ast.Name):
+        name = target.id
+    else:
+        return None
+    args: list[int] = []
+    if call is not None:
+        values = [*call.args, *(kw.value for kw in call.keywords if kw.arg in ("length",))]
+        for value in values:
+            if not (isinstance(value, ast.Constant) and isinstance(value.value, int)):
+                return None
+            args.append(value.value)
+    return name.lower(), tuple(args)
+
+
+def is_widening(existing: ast.expr | None, new: ast.expr) -> bool:
+    """True when ``alter_column(type_=new, existing_type=existing)`` only widens the column.
+
+    OLD's code keeps working on a wider column (``String(50)`` → ``String(100)`` or ``Text``,
+    ``Integer`` → ``BigInteger``), so such a change is no ``type-changed`` reason. Without a literal
+    ``existing_type`` nothing can be proven and the change counts.
+    """
+    old_sig, new_sig = _type_signature(existing), _type_signature(new)
+    if old_sig is None or new_sig is None:
+        return False
+    (old_name, old_args), (new_name, new_args) = old_sig, new_sig
+    if old_name in _STRINGS and new_name in _STRINGS | _TEXTS:
+        if new_name in _TEXTS or not new_args:
+            return True
+        return bool(old_args) and new_args[0] >= old_args[0] and old_name == new_name
+    if old_name in _INT_WIDTH and new_name in _INT_WIDTH:
+        return _INT_WIDTH[new_name] >= _INT_WIDTH[old_name]
+    return False
 
 
 def parse_sql(sql: str, line: int = 0) -> Iterator[Op]:
