@@ -30,27 +30,6 @@ SnapshotCheck = Callable[[Snapshot, Snapshot], list[Finding]]
 #: Pure checks over the two snapshots, called as ``check(before, after)``.
 SNAPSHOT_CHECKS: list[SnapshotCheck] = [check_readiness]
 
-#: Findings that only matter for one rollback plan. When another plan is safe they stay in the
-#: report (so the person knows) but do not block: a destructive downgrade is irrelevant when the
-#: old code runs fine on the new schema.
-PLAN_KINDS: Mapping[str, frozenset[str]] = {
-    "code-only": frozenset({"migrations/old-code-incompatible"}),
-    "downgrade": frozenset(
-        {
-            "migrations/path-missing",
-            "migrations/downgrade-missing",
-            "migrations/downgrade-not-implemented",
-            "migrations/downgrade-incomplete",
-            "migrations/downgrade-destructive",
-            "migrations/upgrade-destructive",
-            "migrations/downgrade-failed",
-            "migrations/roundtrip-mismatch",
-            "migrations/data-lost",
-            "migrations/non-transactional",
-        }
-    ),
-}
-
 
 @dataclass(frozen=True)
 class EvaluateOptions:
@@ -103,13 +82,17 @@ def _non_blocking_kinds(plans: Sequence[Mapping[str, Any]]) -> frozenset[str]:
     safe = {str(p.get("name")) for p in plans if p.get("safe")}
     if not safe:
         return frozenset()
+    from compatcheck.migrations.plans import CONCERNS
+
+    # Findings about a plan that is not needed, because another plan is safe, stay in the report
+    # but do not block: a destructive downgrade is irrelevant when OLD runs on NEW's schema.
     out: set[str] = set()
-    for name, kinds in PLAN_KINDS.items():
+    for name, kinds in CONCERNS.items():
         if name not in safe:
             out |= kinds
     # A kind that also matters for a safe plan stays blocking.
     for name in safe:
-        out -= PLAN_KINDS.get(name, frozenset())
+        out -= CONCERNS.get(name, frozenset())
     return frozenset(out)
 
 

@@ -59,3 +59,26 @@ def test_downgrade_advice_is_the_command_to_type() -> None:
         EvaluateOptions(migrations={**section, "old_head": None}),
     )
     assert "run `alembic downgrade base` (undoes `c`, then `b`)" in render(base, "text")
+
+
+def test_advice_follows_the_recommendation_the_migrations_section_made() -> None:
+    section = {
+        "old_head": "a",
+        "new_head": "b",
+        "downgrade_path": ["b"],
+        "plans": [
+            {"name": "code-only", "safe": True, "reasons": []},
+            {"name": "downgrade", "safe": True, "reasons": []},
+        ],
+        "recommended": "downgrade",
+    }
+    report = evaluate(
+        Snapshot(label="v1"), Snapshot(label="v2"), EvaluateOptions(migrations=section)
+    )
+    text = render(report, "text")
+    assert "→ follow the downgrade plan: run `alembic downgrade a` (undoes `b`)" in text
+    section["recommended"] = None
+    report = evaluate(
+        Snapshot(label="v1"), Snapshot(label="v2"), EvaluateOptions(migrations=section)
+    )
+    assert "no rollback plan is safe" in render(report, "text")

@@ -42,6 +42,16 @@ BLOCKERS: dict[str, frozenset[str]] = {
 #: Preference when both plans are safe: keeping the schema touches no data.
 ORDER = ("code-only", "downgrade")
 
+#: The kinds each plan is *about*: its blockers, plus what only matters if that plan is followed
+#: (a destructive or non-transactional downgrade does not make it unsafe, but it is the
+#: downgrade's data and the downgrade's risk). When another plan is safe, the engine marks these
+#: findings as not blocking.
+CONCERNS: dict[str, frozenset[str]] = {
+    "code-only": frozenset({"migrations/old-code-incompatible"}),
+    "downgrade": BLOCKERS["downgrade"]
+    | {"migrations/downgrade-destructive", "migrations/non-transactional"},
+}
+
 #: ``evidence.reason`` of a ``migrations/old-code-incompatible`` finding made by the runtime
 #: trial. DESIGN.md pins the static reasons (``column-dropped`` …); this one is our extension.
 RUNTIME_FAILURE = "runtime-failure"

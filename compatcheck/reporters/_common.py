@@ -27,9 +27,6 @@ PLAN_ACTIONS = {
     "downgrade": "run the Alembic downgrade to the OLD head, then deploy the OLD release",
 }
 
-#: Preference when several plans are safe: the one that touches no data comes first.
-PLAN_PREFERENCE = ("code-only", "downgrade")
-
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
@@ -198,23 +195,30 @@ def plan_verification(plan: Mapping[str, Any]) -> str:
     return ""
 
 
+def chosen_plan(report: Report) -> str | None:
+    """The plan to follow: the migrations section's ``recommended`` (decided where the plans are
+    judged), else the first safe plan in the order they are listed (most preferred first)."""
+    if report.migrations is not None and "recommended" in report.migrations:
+        rec = report.migrations["recommended"]
+        return str(rec) if rec else None
+    return next((str(p.get("name")) for p in plans(report) if p.get("safe")), None)
+
+
 def plan_advice(report: Report) -> str | None:
     """Which plan to follow, as one sentence; None when no migrations were inspected."""
-    ps = plans(report)
-    if not ps:
+    if not plans(report):
         return None
-    safe = [str(p.get("name")) for p in ps if p.get("safe")]
-    for name in PLAN_PREFERENCE:
-        if name in safe:
-            return f"follow the {name} plan: {_downgrade_command(report) or PLAN_ACTIONS[name]}"
-    if safe:
-        return f"follow the {safe[0]} plan"
-    return "no rollback plan is safe: do not roll back before the reasons above are resolved"
+    name = chosen_plan(report)
+    if name is None:
+        return "no rollback plan is safe: do not roll back before the reasons above are resolved"
+    downgrade = _downgrade_command(report) if name == "downgrade" else None
+    action = downgrade or PLAN_ACTIONS.get(name)
+    return f"follow the {name} plan" + (f": {action}" if action else "")
 
 
 def _downgrade_command(report: Report) -> str | None:
     """The downgrade plan as the command to type: ``alembic downgrade <OLD head>``, and what it
-    undoes, in the order it runs. None for the code-only plan or without a known path.
+    undoes, in the order it runs. None without a known path.
 
     Trap: the downgrade path lists the revisions undone, not the one the database ends at; a
     tired reader takes ``b → a`` for "go to a" unless the destination is spelled out.
@@ -223,8 +227,7 @@ def _downgrade_command(report: Report) -> str | None:
     if report.direction != "rollback" or mig is None:
         return None
     path = [str(r) for r in mig.get("downgrade_path") or ()]
-    safe = [str(p.get("name")) for p in plans(report) if p.get("safe")]
-    if not path or "code-only" in safe or "downgrade" not in safe:
+    if not path:
         return None
     target = mig.get("old_head") or "base"
     undone = ", then ".join(f"`{r}`" for r in path)
