@@ -49,9 +49,11 @@ from compatcheck.config import (
     TargetConfig,
     target_script_location,
 )
+from compatcheck.engine import EvaluateOptions, evaluate
 from compatcheck.errors import ExpositionError, UnavailableError, UsageError
 from compatcheck.model import LABEL_VALUE_CAP, Finding, MetricFamily, MetricsSchema
 from compatcheck.progress import Progress
+from compatcheck.report import Report
 from compatcheck.scrape import ProbeResult, mask_url, probe, scrape_metrics
 from compatcheck.snapshot import Snapshot, load_snapshot
 from compatcheck.targets import (
@@ -106,6 +108,24 @@ class CheckResult:
     @property
     def unavailable(self) -> bool:
         return any(f.kind == "check/unavailable" for f in self.findings)
+
+    def evaluate(self, options: EvaluateOptions | None = None) -> Report:
+        """Judge this run: the snapshots plus what capture found and measured, under ``options``.
+
+        The one way a check run becomes a report, for the CLI, the tests and API users alike.
+        """
+        opts = options or EvaluateOptions()
+        return evaluate(
+            self.old,
+            self.new,
+            replace(
+                opts,
+                extra_findings=(*opts.extra_findings, *self.findings),
+                migrations=self.migrations,
+                timings={**opts.timings, **self.timings},
+                extras={**opts.extras, **self.extras},
+            ),
+        )
 
 
 def _now() -> str:

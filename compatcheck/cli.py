@@ -214,7 +214,6 @@ def _cmd_diff(args: argparse.Namespace, out: IO[str]) -> int:
 def _cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
     from compatcheck.capture import run_check
     from compatcheck.config import load_config
-    from compatcheck.engine import evaluate
     from compatcheck.progress import Progress
 
     config = load_config(args.config)
@@ -226,18 +225,7 @@ def _cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
     progress = Progress(quiet=args.quiet)
     result = run_check(config, progress=progress)
     progress.step(None, "comparing")
-    report = evaluate(
-        result.old,
-        result.new,
-        dataclasses.replace(
-            options,
-            extra_findings=tuple(result.findings),
-            migrations=result.migrations,
-            timings=result.timings,
-            extras=result.extras,
-            anchor=args.config,
-        ),
-    )
+    report = result.evaluate(dataclasses.replace(options, anchor=args.config))
     _write_bridge(args, report, result.old, result.new)
     return _finish(args, report, out)
 

@@ -9,7 +9,7 @@ import pytest
 
 from compatcheck.capture import run_check
 from compatcheck.config import load_config
-from compatcheck.engine import EvaluateOptions, evaluate
+from compatcheck.engine import EvaluateOptions
 from compatcheck.report import Report
 
 DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
@@ -19,16 +19,8 @@ pytestmark = pytest.mark.slow
 
 def _evaluate(name: str) -> Report:
     config = load_config(DEMO / name)
-    result = run_check(config)
-    return evaluate(
-        result.old,
-        result.new,
-        EvaluateOptions(
-            consumers=tuple(str(p) for p in config.consumers),
-            extra_findings=tuple(result.findings),
-            migrations=result.migrations,
-            timings=result.timings,
-        ),
+    return run_check(config).evaluate(
+        EvaluateOptions(consumers=tuple(str(p) for p in config.consumers))
     )
 
 

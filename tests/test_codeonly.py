@@ -23,7 +23,7 @@ import pytest
 
 from compatcheck.capture import CheckResult, run_check
 from compatcheck.config import load_config, parse_config
-from compatcheck.engine import EvaluateOptions, evaluate
+from compatcheck.engine import EvaluateOptions
 from compatcheck.migrations.plans import (
     RUNTIME_FAILURE,
     CodeOnlyTrial,
@@ -276,16 +276,7 @@ def test_compatible_pair_code_only_verified_safe_and_go(isolated_tmp):
 
 
 def _evaluate(config: Any, result: CheckResult) -> Any:
-    return evaluate(
-        result.old,
-        result.new,
-        EvaluateOptions(
-            consumers=tuple(str(p) for p in config.consumers),
-            extra_findings=tuple(result.findings),
-            migrations=result.migrations,
-            timings=result.timings,
-        ),
-    )
+    return result.evaluate(EvaluateOptions(consumers=tuple(str(p) for p in config.consumers)))
 
 
 # --- a small service on purpose-built histories ---------------------------------------------

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
+
+from .conftest import scratch_databases
 
 SLOW = Path(__file__).resolve().parent.parent / "fixtures" / "alembic" / "_slow"
 
@@ -63,19 +64,6 @@ def interrupt(tmp: Path, sig: int, url: str | None) -> tuple[int, str]:
     return proc.returncode, "".join(lines)
 
 
-def leftover_databases(url: str) -> list[str]:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                q = "SELECT datname FROM pg_database WHERE datname LIKE :p"
-            else:
-                q = "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :p"
-            return [r[0] for r in conn.execute(sa.text(q), {"p": "compatcheck%"})]
-    finally:
-        engine.dispose()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_removes_sqlite_scratch(tmp_path: Path, sig: int) -> None:
@@ -94,7 +82,7 @@ def test_interrupt_drops_postgres_scratch(tmp_path: Path, postgres_url: str) -> 
     code, out = interrupt(tmp_path, signal.SIGINT, postgres_url)
     assert code == 130, out
     assert "scratch database: compatcheck_" in out
-    assert leftover_databases(postgres_url) == []
+    assert scratch_databases(postgres_url) == []
 
 
 @pytest.mark.slow
@@ -103,7 +91,7 @@ def test_interrupt_drops_mysql_scratch(tmp_path: Path, mysql_url: str) -> None:
     code, out = interrupt(tmp_path, signal.SIGINT, mysql_url)
     assert code == 130, out
     assert "scratch database: compatcheck_" in out
-    assert leftover_databases(mysql_url) == []
+    assert scratch_databases(mysql_url) == []
 
 
 @pytest.mark.slow
