@@ -93,17 +93,22 @@ class _Collector:
         return [self.items[k] for k in self.order]
 
 
-def _attribute(history: History, path: DowngradePath, obj: str, extra: str = "") -> str:
-    """The revision on the path whose code touches ``obj`` (downgrade first), else NEW's head."""
+def _attributor(history: History, path: DowngradePath) -> Callable[[str, str], str]:
+    """``attribute(obj, extra)``: the revision on the path whose code touches ``obj`` (downgrade
+    first), else NEW's head. What each revision touches is computed once per round trip."""
     touches = path_touches(history, path.revisions)
-    words = [obj.split(" ")[0].lower(), *re.findall(r"[A-Za-z_][\w.]*", extra.lower())]
-    table = words[0].split(".")[0]
-    for candidates in (words, [table]):
-        for side in ("down", "up"):
-            for rev in path.revisions:
-                if any(w in touches[rev][side] for w in candidates):
-                    return rev
-    return path.revisions[0]
+
+    def attribute(obj: str, extra: str = "") -> str:
+        words = [obj.split(" ")[0].lower(), *re.findall(r"[A-Za-z_][\w.]*", extra.lower())]
+        table = words[0].split(".")[0]
+        for candidates in (words, [table]):
+            for side in ("down", "up"):
+                for rev in path.revisions:
+                    if any(w in touches[rev][side] for w in candidates):
+                        return rev
+        return path.revisions[0]
+
+    return attribute
 
 
 def _dynamic(
@@ -144,47 +149,46 @@ def _dynamic(
                 + f": {err}",
                 {"stage": stage, "error": err, "engine": engine},
             )
-    grouped: dict[str, list[dict[str, str]]] = {}
-    for diff in obs.mismatch:
-        grouped.setdefault(_attribute(history, path, diff["object"], diff["change"]), []).append(
-            diff
-        )
-    for rev, diffs in grouped.items():
+    attribute = _attributor(history, path)
+
+    def diffs_by_revision(diffs: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
+        out: dict[str, list[dict[str, str]]] = {}
+        for diff in diffs:
+            out.setdefault(attribute(diff["object"], diff["change"]), []).append(diff)
+        return out
+
+    def counts_by_revision(counts: dict[str, int]) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for obj, n in counts.items():
+            out.setdefault(attribute(obj, ""), {})[obj] = n
+        return out
+
+    def listed(diffs: list[dict[str, str]]) -> str:
+        return "; ".join(f"`{d['object']}` {d['change']}" for d in diffs)
+
+    for rev, diffs in diffs_by_revision(obs.mismatch).items():
         coll.add(
             "migrations/roundtrip-mismatch",
             rev,
-            f"After the downgrade the schema differs from OLD's on {engine}: "
-            + "; ".join(f"`{d['object']}` {d['change']}" for d in diffs)
-            + ".",
+            f"After the downgrade the schema differs from OLD's on {engine}: {listed(diffs)}.",
             {"differences": diffs, "engine": engine},
         )
-    grouped = {}
-    for diff in obs.reupgrade_mismatch:
-        grouped.setdefault(_attribute(history, path, diff["object"], diff["change"]), []).append(
-            diff
-        )
-    for rev, diffs in grouped.items():
+    for rev, diffs in diffs_by_revision(obs.reupgrade_mismatch).items():
         coll.add(
             "migrations/roundtrip-mismatch",
             rev,
             f"Upgrading again after the downgrade gives a schema that differs from NEW's on "
-            f"{engine}: " + "; ".join(f"`{d['object']}` {d['change']}" for d in diffs) + ".",
+            f"{engine}: {listed(diffs)}.",
             {"reupgrade_differences": diffs, "engine": engine},
         )
-    lost: dict[str, dict[str, int]] = {}
-    for obj, n in obs.old_lost.items():
-        lost.setdefault(_attribute(history, path, obj), {})[obj] = n
-    for rev, items in lost.items():
+    for rev, items in counts_by_revision(obs.old_lost).items():
         coll.add(
             "migrations/data-lost",
             rev,
             f"The downgrade lost data OLD wrote (rows or values changed or gone): {ticks(items)}.",
             {"lost": items, "engine": engine},
         )
-    removed: dict[str, dict[str, int]] = {}
-    for obj, n in obs.new_removed.items():
-        removed.setdefault(_attribute(history, path, obj), {})[obj] = n
-    for rev, items in removed.items():
+    for rev, items in counts_by_revision(obs.new_removed).items():
         coll.add(
             "migrations/downgrade-destructive",
             rev,
