@@ -160,3 +160,30 @@ def test_intermittent_family_is_neither_removed_nor_added() -> None:
     assert _pairs(MetricsSchema(), MetricsSchema({"gc_runs_total": flaky})) == {
         ("metrics/build-info-missing", "build_info")
     }
+
+
+def test_type_unit_and_help_changes_name_old_and_new() -> None:
+    b = MetricFamily("lat", "gauge", unit="seconds", help="Latency.", has_samples=True)
+    a = MetricFamily("lat", "counter", unit="milliseconds", help="Delay.", has_samples=True)
+    got = {f.kind: (f.message, dict(f.evidence)) for f in check_metrics(
+        MetricsSchema({"lat": b}), MetricsSchema({"lat": a})
+    ) if f.kind != "metrics/build-info-missing"}  # fmt: skip
+    assert got == {
+        "metrics/type-changed": (
+            "`lat` changes type: gauge → counter.",
+            {"family": "lat", "before": "gauge", "after": "counter"},
+        ),
+        "metrics/unit-changed": (
+            "`lat` changes unit: `seconds` → `milliseconds`.",
+            {"family": "lat", "before": "seconds", "after": "milliseconds"},
+        ),
+        "metrics/help-changed": (
+            "`lat` changes help: `Latency.` → `Delay.`.",
+            {"family": "lat", "before": "Latency.", "after": "Delay."},
+        ),
+    }
+    # A unit or help only one side declares is no change; a type always is.
+    c = MetricFamily("lat", "gauge", has_samples=True)
+    assert {
+        f.kind for f in check_metrics(MetricsSchema({"lat": b}), MetricsSchema({"lat": c}))
+    } == {"metrics/build-info-missing"}

@@ -169,38 +169,27 @@ def _is_intermittent(fam: MetricFamily, label: str, value: str | None = None) ->
     return value is not None and f"{label}={value}" in fam.intermittent
 
 
-def compare_family(
-    b: MetricFamily, a: MetricFamily, *, subject: str | None = None
-) -> list[Finding]:
+def compare_family(b: MetricFamily, a: MetricFamily) -> list[Finding]:
     """Findings for one family present on both sides (or a rename pair), by ``before``'s name."""
-    name = subject or b.name
+    name = b.name
     out: list[Finding] = []
-    ev = {"family": name}
-    if b.type != a.type:
+    # Type always; unit and help only when both sides declare one (0.0.4 has no UNIT, and a
+    # missing HELP is no contract).
+    for kind, attr, required in (
+        ("metrics/type-changed", "type", False),
+        ("metrics/unit-changed", "unit", True),
+        ("metrics/help-changed", "help", True),
+    ):
+        old, new = getattr(b, attr), getattr(a, attr)
+        if old == new or (required and not (old and new)):
+            continue
+        shown = (old, new) if attr == "type" else (f"`{old}`", f"`{new}`")
         out.append(
             Finding(
-                "metrics/type-changed",
+                kind,
                 name,
-                f"`{name}` changes type: {b.type} → {a.type}.",
-                {**ev, "before": b.type, "after": a.type},
-            )
-        )
-    if b.unit and a.unit and b.unit != a.unit:
-        out.append(
-            Finding(
-                "metrics/unit-changed",
-                name,
-                f"`{name}` changes unit: `{b.unit}` → `{a.unit}`.",
-                {**ev, "before": b.unit, "after": a.unit},
-            )
-        )
-    if b.help and a.help and b.help != a.help:
-        out.append(
-            Finding(
-                "metrics/help-changed",
-                name,
-                f"`{name}` changes help: `{b.help}` → `{a.help}`.",
-                {**ev, "before": b.help, "after": a.help},
+                f"`{name}` changes {attr}: {shown[0]} → {shown[1]}.",
+                {"family": name, "before": old, "after": new},
             )
         )
     # Label sets are only known from samples: a family exposed with metadata only (a labelled
