@@ -88,14 +88,23 @@ def claims_to_be_snapshot(data: object) -> bool:
     return isinstance(schema, str) and schema.startswith(_SNAPSHOT_FAMILY)
 
 
-def parse_snapshot(text: str, name: str) -> Snapshot:
-    """Parse and validate a snapshot document; errors name the input and the problem."""
-    from compatcheck.schemas import validate
-
+def decode_json(text: str, name: str) -> Any:
+    """``json.loads`` with a one-line error naming the input and where the JSON breaks."""
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{name}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
+
+
+def parse_snapshot(text: str, name: str) -> Snapshot:
+    """Parse and validate a snapshot document; errors name the input and the problem."""
+    return snapshot_from_document(decode_json(text, name), name)
+
+
+def snapshot_from_document(data: Any, name: str) -> Snapshot:
+    """Validate an already decoded snapshot document (so a caller that sniffed it decodes once)."""
+    from compatcheck.schemas import validate
+
     if not is_snapshot_document(data):
         if claims_to_be_snapshot(data):
             assert isinstance(data, dict)

@@ -8,17 +8,21 @@ the snapshot schema id is a snapshot, anything else is read as an exposition.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from compatcheck.checks.build import read_build_info
 from compatcheck.errors import ExpositionError, InputError, UnavailableError
-from compatcheck.files import reading
+from compatcheck.files import read_text, reading
 from compatcheck.model import MetricsSchema
 from compatcheck.scrape import mask_url
-from compatcheck.snapshot import Snapshot, claims_to_be_snapshot, parse_snapshot
+from compatcheck.snapshot import (
+    Snapshot,
+    claims_to_be_snapshot,
+    decode_json,
+    snapshot_from_document,
+)
 
 _SNIFF_BYTES = 4096
 
@@ -104,15 +108,9 @@ def load_source(arg: str, *, label: str = "", timeout: float = 10.0) -> Snapshot
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected an exposition or snapshot file")
     if _looks_like_json(path):
-        try:
-            text = path.read_text(encoding="utf-8")
-            doc = json.loads(text)
-        except UnicodeDecodeError:
-            raise InputError(f"{path}: not UTF-8 text") from None
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        doc = decode_json(read_text(path), str(path))
         if claims_to_be_snapshot(doc):  # a format this release cannot read is named as such
-            snap = parse_snapshot(text, str(path))
+            snap = snapshot_from_document(doc, str(path))
             return replace(snap, label=label) if label else snap
         raise InputError(f"{path}: JSON but not a compatcheck snapshot")
     return snapshot_from_exposition_file(path, label=label)
