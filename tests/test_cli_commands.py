@@ -116,11 +116,12 @@ def test_migrations_static_names_the_raising_downgrade() -> None:
     )  # fmt: skip
     doc = json.loads(proc.stdout)
     assert validate(doc, "report") is None
-    kinds = {f["kind"] for f in doc["findings"]}
-    assert "migrations/downgrade-not-implemented" in kinds
+    got = {(f["kind"], f["subject"], f["blocking"]) for f in doc["findings"]}
+    # The raising downgrade is named, but OLD runs on NEW's schema: code-only is safe, so go.
+    assert got == {("migrations/downgrade-not-implemented", "0002_audit", False)}
     assert doc["migrations"]["mode"] == "static"
-    assert proc.returncode in (0, 1)
-    assert proc.returncode == (0 if doc["go"] else 1)
+    assert doc["migrations"]["recommended"] == "code-only"
+    assert proc.returncode == 0 and doc["go"] is True
 
 
 def test_migrations_missing_folder_is_a_usage_error(tmp_path: Path) -> None:
@@ -166,8 +167,16 @@ def test_check_of_stored_versions_starts_nothing(tmp_path: Path) -> None:
     doc = json.loads(proc.stdout)
     assert validate(doc, "report") is None
     assert doc["old"]["source"].startswith("stored: shop/v1 (recorded from ")
-    assert proc.returncode == (0 if doc["go"] else 1)
+    assert proc.returncode == 1 and doc["verdict"] == "no-go"
     assert "loaded stored snapshot" in proc.stderr
+    # The same two contracts give the same findings through `diff`.
+    store = REPO / "fixtures" / "snapshots"
+    diff = run(
+        "diff", "v1", "v4", "--snapshot-dir", str(store), "--service", "shop", "--format", "json"
+    )
+    want = {(f["kind"], f["subject"]) for f in json.loads(diff.stdout)["findings"]}
+    assert {(f["kind"], f["subject"]) for f in doc["findings"]} == want
+    assert ("metrics/renamed", "http_server_requests_total") in want
 
 
 def test_stored_target_needs_a_store(tmp_path: Path) -> None:
@@ -176,7 +185,8 @@ def test_stored_target_needs_a_store(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "needs `snapshot_dir` or --snapshot-dir" in proc.stderr
     store = REPO / "fixtures" / "snapshots"
     proc = run("check", "-c", str(cfg), "--snapshot-dir", str(store), "-q")
-    assert proc.returncode in (0, 1), proc.stderr
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout.rstrip().splitlines()[-1].startswith("NO-GO:")
 
 
 def test_stored_version_name_is_validated(tmp_path: Path) -> None:
