@@ -21,6 +21,8 @@ from compatcheck.config import load_config
 from compatcheck.errors import UsageError
 from compatcheck.manifest import ManifestProbe, probes_from_manifest
 
+from .conftest import skip_or_fail
+
 REPO = Path(__file__).resolve().parent.parent
 K8S = REPO / "fixtures" / "k8s"
 MULTI = K8S / "multi-document.yaml"
@@ -225,7 +227,7 @@ Server(("127.0.0.1", args.port), Handler).serve_forever()
 def tls_service(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.skip("openssl is not installed: no certificate for the HTTPS service")
+        skip_or_fail("openssl is not installed: no certificate for the HTTPS service")
     folder = tmp_path_factory.mktemp("tls")
     pem = folder / "cert.pem"
     subprocess.run(
