@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from compatcheck.reporters import FORMATS
 from compatcheck.schemas import validate
+
+from .test_cli_commands import run
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "fixtures" / "demo"
@@ -33,16 +33,6 @@ DOWNGRADE_STEP = (
     "then `2b0c0ffee002`), then deploy the OLD release"
 )
 STEPS = ("alembic downgrade", "follow the", "once the", "rollback command")
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "compatcheck", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=REPO,
-    )
 
 
 def plan_lines(text: str) -> list[str]:

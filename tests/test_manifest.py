@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from compatcheck.errors import UsageError
 from compatcheck.manifest import ManifestProbe, probes_from_manifest
 
 from .conftest import skip_or_fail
+from .test_cli_commands import run
 
 REPO = Path(__file__).resolve().parent.parent
 K8S = REPO / "fixtures" / "k8s"
@@ -145,16 +145,6 @@ def test_the_config_carries_scheme_and_headers(tmp_path: Path) -> None:
     assert rc.headers == {"readiness": {"Host": "shop.example.com"}}
     assert rc.probe_url("http://127.0.0.1:5000", "readiness") == "https://127.0.0.1:5000/readyz"
     assert rc.probe_url("http://127.0.0.1:5000", "liveness") == "http://127.0.0.1:5000/healthz"
-
-
-def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "compatcheck", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-    )
 
 
 def test_a_helm_template_is_a_one_line_usage_error_through_the_cli(tmp_path: Path) -> None:
