@@ -32,7 +32,7 @@ import datetime as dt
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -256,6 +256,8 @@ class _Capture:
         self.answers: list[Answer] | None = None
         #: Called with the scratch SQLite URL once migrated, before the release starts on it.
         self.on_migrated: Callable[[str], None] | None = None
+        #: The client for probes the manifest declares HTTPS (see :func:`_tls_probes`).
+        self.tls_probes: httpx.Client | None = None
 
     def say(self, message: str) -> None:
         self.progress.step(self.who, message)
@@ -282,6 +284,20 @@ class _Capture:
         ev.update(evidence)
         self.findings.append(Finding("check/unavailable", subject, f"{message}.", ev))
         self.say(f"unavailable: {reason}")
+
+    def _probe(
+        self, client: httpx.Client, base_url: str, role: str, timeout: float = 5.0
+    ) -> ProbeResult:
+        """Send the ``readiness`` or ``liveness`` probe as the manifest (or config) defines it:
+        its scheme and headers included, so what is checked is what the kubelet sends."""
+        rc = self.config.readiness
+        https = rc.schemes.get(role) == "https" and self.tls_probes is not None
+        return probe(
+            rc.probe_url(base_url, role),
+            client=self.tls_probes if https else client,
+            timeout=timeout,
+            headers=rc.headers.get(role),
+        )
 
     def run(self) -> _Outcome:
         start = time.monotonic()
@@ -378,7 +394,10 @@ class _Capture:
             launched = time.monotonic()
             self.say(f"using {mask_url(base_url)}")
 
-        with httpx.Client(timeout=httpx.Timeout(10.0, connect=2.0)) as client:
+        with (
+            httpx.Client(timeout=httpx.Timeout(10.0, connect=2.0)) as client,
+            _tls_probes(self.config.readiness) as self.tls_probes,
+        ):
             return self._exercise(snap, client, base_url, launched, alembic_head)
 
     def _database(self) -> str | None:
@@ -433,9 +452,7 @@ class _Capture:
             if ready
             else f"up in {waited:.2f} s (`{rc.path}` answers 404)"
         )
-        health_first = (
-            probe(base_url + rc.healthz, client=client, timeout=5.0) if rc.healthz else None
-        )
+        health_first = self._probe(client, base_url, "liveness") if rc.healthz else None
 
         t0 = time.monotonic()
         answers = self._warmup(client, base_url)
@@ -449,7 +466,7 @@ class _Capture:
         self._time("scrape", t0)
 
         t0 = time.monotonic()
-        ready_second = probe(base_url + rc.path, client=client, timeout=5.0)
+        ready_second = self._probe(client, base_url, "readiness")
         readiness[rc.path] = _entry(
             "readiness",
             ready_probe,
@@ -460,7 +477,7 @@ class _Capture:
             **({"expect": expect} if expect else {}),
         )
         if rc.healthz:
-            health_second = probe(base_url + rc.healthz, client=client, timeout=5.0)
+            health_second = self._probe(client, base_url, "liveness")
             readiness[rc.healthz] = _entry("health", health_first, health_second)
         self._time("probe", t0)
 
@@ -502,14 +519,13 @@ class _Capture:
         """
         deadline = launched + rc.timeout
         last: ProbeResult | None = None
-        url = base_url + rc.path
         while True:
             if self.running is not None:
                 code = self.running.exit_code()
                 if code is not None:
                     return last, False, f"exited with code {code} before it was ready"
             remaining = deadline - time.monotonic()
-            result = probe(url, client=client, timeout=max(0.2, min(2.0, remaining)))
+            result = self._probe(client, base_url, "readiness", max(0.2, min(2.0, remaining)))
             if result.status is not None or last is None:
                 last = result
             if result.ok:
@@ -724,7 +740,10 @@ class _CodeOnlyTrial:
         running = cap.running
         cap.say(f"started OLD's code on NEW's schema (pid {running.process.pid})")
         try:
-            with httpx.Client(timeout=httpx.Timeout(10.0, connect=2.0)) as client:
+            with (
+                httpx.Client(timeout=httpx.Timeout(10.0, connect=2.0)) as client,
+                _tls_probes(self.config.readiness) as cap.tls_probes,
+            ):
                 rc, mc = self.config.readiness, self.config.metrics
                 _, _, reason = cap._wait_ready(client, running.base_url, rc, mc, running.started)
                 out.details["ready_seconds"] = round(time.monotonic() - running.started, 3)
@@ -772,6 +791,21 @@ def _code_only_unrunnable(config: Config) -> str | None:
     if not any("{database_url}" in s for s in (*old.command, *old.env.values())):
         return "OLD's command and env take no `{database_url}`: it cannot be pointed elsewhere"
     return None
+
+
+@contextlib.contextmanager
+def _tls_probes(rc: ReadinessConfig) -> Iterator[httpx.Client | None]:
+    """A client for the probes a manifest declares ``scheme: HTTPS``; None when there are none.
+
+    Trap: the kubelet does not verify an HTTPS probe's certificate (pods serve self-signed or
+    cluster-internal ones), so neither does this client; verifying would call a ready release
+    unready. Everything else (warm-up, scrapes) keeps the verifying client.
+    """
+    if "https" not in rc.schemes.values():
+        yield None
+        return
+    with httpx.Client(timeout=httpx.Timeout(10.0, connect=2.0), verify=False) as client:
+        yield client
 
 
 def _base_of(url: str) -> str:

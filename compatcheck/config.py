@@ -85,6 +85,19 @@ class ReadinessConfig:
     source: str = ""
     #: Ports the manifest declared for the probes (the local run maps them onto ``{port}``).
     manifest_ports: Mapping[str, int | str] = field(default_factory=dict)
+    #: Per probe role (``readiness``, ``liveness``): ``https`` when the manifest's probe says
+    #: ``scheme: HTTPS`` (probed over TLS, unverified, as the kubelet does); absent: plain HTTP.
+    schemes: Mapping[str, str] = field(default_factory=dict)
+    #: Per probe role: the manifest's ``httpHeaders``, sent with every probe.
+    headers: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def probe_url(self, base_url: str, role: str) -> str:
+        """The URL of the ``readiness`` or ``liveness`` probe of a target at ``base_url``."""
+        path = self.path if role == "readiness" else self.healthz or ""
+        scheme = self.schemes.get(role)
+        if scheme is not None:
+            base_url = scheme + base_url[base_url.index("://") :]
+        return base_url + path
 
 
 @dataclass(frozen=True)
@@ -367,12 +380,15 @@ def _readiness(ld: _Loader, raw: Any) -> ReadinessConfig:
             "expect_json",
             "from_manifest",
             "container",
+            "workload",
         ),
     )
     path = "/readyz"
     healthz: str | None = None
     source = ""
     ports: dict[str, int | str] = {}
+    schemes: dict[str, str] = {}
+    headers: dict[str, Mapping[str, str]] = {}
     if "from_manifest" in data:
         if "path" in data or "healthz" in data:
             raise ld.error(where, "`readiness`: give either `from_manifest` or `path`/`healthz`")
@@ -380,10 +396,11 @@ def _readiness(ld: _Loader, raw: Any) -> ReadinessConfig:
         container = (
             ld.string(data["container"], (*where, "container")) if "container" in data else None
         )
-        from compatcheck.checks.readiness import probes_from_manifest
+        workload = ld.string(data["workload"], (*where, "workload")) if "workload" in data else None
+        from compatcheck.manifest import probes_from_manifest
 
         try:
-            probes = probes_from_manifest(manifest, container)
+            probes = probes_from_manifest(manifest, container, workload)
         except UsageError as exc:
             raise ld.error((*where, "from_manifest"), str(exc)) from None
         if "readiness" not in probes:
@@ -391,13 +408,19 @@ def _readiness(ld: _Loader, raw: Any) -> ReadinessConfig:
                 (*where, "from_manifest"), f"{manifest}: container has no httpGet readinessProbe"
             )
         path = probes["readiness"].path
-        ports["readiness"] = probes["readiness"].port
         source = f"{manifest}:{probes['readiness'].line}"
         if "liveness" in probes:
             healthz = probes["liveness"].path
-            ports["liveness"] = probes["liveness"].port
-    elif "container" in data:
-        raise ld.error((*where, "container"), "`readiness.container` needs `from_manifest`")
+        for role, probe in probes.items():
+            ports[role] = probe.port
+            if probe.scheme != "http":
+                schemes[role] = probe.scheme
+            if probe.headers:
+                headers[role] = dict(probe.headers)
+    else:
+        for key in ("container", "workload"):
+            if key in data:
+                raise ld.error((*where, key), f"`readiness.{key}` needs `from_manifest`")
     if "path" in data:
         path = ld.http_path(data["path"], (*where, "path"))
     if "healthz" in data:
@@ -433,6 +456,8 @@ def _readiness(ld: _Loader, raw: Any) -> ReadinessConfig:
         expect_json=expect_json,
         source=source,
         manifest_ports=ports,
+        schemes=schemes,
+        headers=headers,
     )
 
 

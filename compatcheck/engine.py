@@ -78,24 +78,6 @@ def _metrics_comparable(snap: Snapshot) -> bool:
     return snap.metrics is not None and not snap.metrics.errors
 
 
-def _non_blocking_kinds(plans: Sequence[Mapping[str, Any]]) -> frozenset[str]:
-    safe = {str(p.get("name")) for p in plans if p.get("safe")}
-    if not safe:
-        return frozenset()
-    from compatcheck.migrations.plans import CONCERNS
-
-    # Findings about a plan that is not needed, because another plan is safe, stay in the report
-    # but do not block: a destructive downgrade is irrelevant when OLD runs on NEW's schema.
-    out: set[str] = set()
-    for name, kinds in CONCERNS.items():
-        if name not in safe:
-            out |= kinds
-    # A kind that also matters for a safe plan stays blocking.
-    for name in safe:
-        out -= CONCERNS.get(name, frozenset())
-    return frozenset(out)
-
-
 def evaluate(old: Snapshot, new: Snapshot, options: EvaluateOptions | None = None) -> Report:
     """Judge the transition NEW → OLD (rollback) or OLD → NEW (deploy) and return the report."""
     opts = options or EvaluateOptions()
@@ -133,8 +115,15 @@ def evaluate(old: Snapshot, new: Snapshot, options: EvaluateOptions | None = Non
     ordered = sort_findings(findings)
     policy = opts.policy or default_policy()
     outcome = rate_findings(ordered, policy, consumers_known=consumers_known, today=opts.today)
-    plans = tuple((opts.migrations or {}).get("plans", ()))
-    relaxed = _non_blocking_kinds(plans)
+    migrations = opts.migrations
+    plans: tuple[Mapping[str, Any], ...] = ()
+    relaxed: frozenset[str] = frozenset()
+    if migrations is not None:
+        from compatcheck.migrations.plans import for_direction, non_blocking_kinds
+
+        plans = tuple(for_direction(migrations.get("plans", ()), opts.direction))
+        relaxed = non_blocking_kinds(plans, opts.direction)
+        migrations = {**migrations, "plans": list(plans)}
     rated = tuple(
         RatedFinding(f, r.severity, r.waiver, blocking=f.kind not in relaxed)
         for f, r in zip(ordered, outcome.ratings, strict=True)
@@ -149,7 +138,7 @@ def evaluate(old: Snapshot, new: Snapshot, options: EvaluateOptions | None = Non
         new=VersionInfo(new.label or "new", new.source, new.build),
         findings=rated,
         fail_on=opts.fail_on,
-        migrations=opts.migrations,
+        migrations=migrations,
         plans=plans,
         timings=timings,
         expired_waivers=tuple(outcome.expired_waivers),

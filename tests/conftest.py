@@ -7,6 +7,7 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import sqlalchemy as sa
@@ -30,14 +31,16 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
-def _server_or_skip(name: str, host: str, port: int) -> None:
-    """Skip with a reason on a laptop without the server; fail in CI where it must be there."""
-    if _reachable(host, port):
-        return
-    reason = f"{name} is not reachable on {host}:{port}"
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip with a reason on a laptop without a server or tool; fail in CI where it must be."""
     if os.environ.get("COMPATCHECK_REQUIRE_SERVERS") == "1":
         pytest.fail(f"{reason} and COMPATCHECK_REQUIRE_SERVERS=1")
     pytest.skip(reason)
+
+
+def _server_or_skip(name: str, host: str, port: int) -> None:
+    if not _reachable(host, port):
+        skip_or_fail(f"{name} is not reachable on {host}:{port}")
 
 
 @pytest.fixture(scope="session")

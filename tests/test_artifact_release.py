@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +40,12 @@ def test_matching_release_is_clean_and_gives_the_atomic_switch(tmp_path: Path) -
     r = inspect_artifact({"release": {"path": str(binary), "sha256": f"sha256:{SHA.upper()}"}})
     assert _pairs(r) == set()
     base = shlex.quote(str(tmp_path))
+    busy = "'compatcheck: switch refused: another switch holds the lock'"
     assert r.section["rollback_command"] == (
-        f"ln -sfn {base}/releases/v1.2.0 {base}/current.tmp"
-        f" && mv -T {base}/current.tmp {base}/current"
+        f"( flock -n 9 || {{ echo {busy} {base}/current.lock >&2; exit 1; }}; "
+        f"tmp=$(mktemp -u {base}/current.tmp.XXXXXXXXXX) && "
+        f'ln -sn {base}/releases/v1.2.0 "$tmp" && '
+        f'{{ mv -T "$tmp" {base}/current || {{ rm -f "$tmp"; exit 1; }}; }} ) 9>{base}/current.lock'
     )
     assert r.section["release"]["sha256"] == SHA
     assert r.section["release"]["executable"] is True
@@ -56,11 +61,93 @@ def test_rollback_command_really_switches_the_symlink(tmp_path: Path) -> None:
     assert r.section["release"]["current_target"] == str(base / "releases" / "v1.3.0")
     subprocess.run(["bash", "-c", r.section["rollback_command"]], check=True, cwd=tmp_path)
     assert os.readlink(base / "current") == str(base / "releases" / "v1.2.0")
-    assert not (base / "current.tmp").exists() and not (base / "current.tmp").is_symlink()
+    assert sorted(p.name for p in base.iterdir()) == ["current", "current.lock", "releases"]
     assert not (tmp_path / "pwned").exists()
     # Running it again (already switched) is harmless and leaves no stray link inside the target.
     subprocess.run(["bash", "-c", r.section["rollback_command"]], check=True, cwd=tmp_path)
     assert sorted(p.name for p in (base / "releases" / "v1.2.0").iterdir()) == ["app"]
+
+
+#: The switch as compatcheck printed it before it took a lock: one fixed temporary name.
+UNLOCKED = "ln -sfn {target} {base}/current.tmp && mv -T {base}/current.tmp {base}/current"
+
+
+def _slow_mv(tmp_path: Path, seconds: float) -> Path:
+    """A folder whose ``mv`` waits before running the real one: it widens, on purpose, the
+    moment between creating the temporary link and renaming it, where a second operator
+    strikes."""
+    folder = tmp_path / f"slow-mv-{seconds}"
+    folder.mkdir()
+    script = folder / "mv"
+    script.write_text(f'#!/bin/sh\nsleep {seconds}\nexec {shutil.which("mv")} "$@"\n')
+    script.chmod(0o755)
+    return folder
+
+
+def _operator(command: str, path_first: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PATH": f"{path_first}:{os.environ['PATH']}"}
+    return subprocess.Popen(
+        ["bash", "-c", command], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _two_operators(tmp_path: Path, base: Path, first: str, second: str) -> dict[str, Any]:
+    """A switches to v1.2.0; while A is between its ``ln`` and its ``mv``, B switches to
+    v1.1.0. Returns each exit code, B's stderr, and where ``current`` pointed when A returned
+    (B's ``mv``, if it runs at all, waits 2 s: long after A's 0.5 s)."""
+    a = _operator(first, _slow_mv(tmp_path, 0.5))
+    deadline = time.monotonic() + 10
+    while not any(p.name.startswith("current.tmp") for p in base.iterdir()):
+        assert time.monotonic() < deadline, "A never created its temporary link"
+        time.sleep(0.01)
+    b = _operator(second, _slow_mv(tmp_path, 2.0))
+    a_rc = a.wait(timeout=30)
+    at_a_exit = os.readlink(base / "current")
+    _, b_err = b.communicate(timeout=30)
+    return {"a": a_rc, "b": b.returncode, "b_err": b_err, "at_a_exit": at_a_exit}
+
+
+def _three_releases(tmp_path: Path) -> tuple[Path, Path, Path]:
+    base = tmp_path / "app"
+    v12 = _release(base, "v1.2.0")
+    v11 = _release(base, "v1.1.0")
+    _release(base, "v1.3.0")
+    (base / "current").symlink_to(base / "releases" / "v1.3.0")
+    return base, v12, v11
+
+
+def test_two_operators_switching_at_once_cannot_both_succeed(tmp_path: Path) -> None:
+    """Run for real: B's switch is refused at once, saying why; A's switch lands A's target."""
+    base, v12, v11 = _three_releases(tmp_path)
+    mine = inspect_artifact({"release": {"path": str(v12), "sha256": SHA}})
+    theirs = inspect_artifact({"release": {"path": str(v11), "sha256": SHA}})
+    seen = _two_operators(
+        tmp_path, base, mine.section["rollback_command"], theirs.section["rollback_command"]
+    )
+    assert seen["a"] == 0 and seen["at_a_exit"] == str(v12.parent)
+    assert seen["b"] == 1
+    assert seen["b_err"] == (
+        f"compatcheck: switch refused: another switch holds the lock {base}/current.lock\n"
+    )
+    assert os.readlink(base / "current") == str(v12.parent)
+    assert sorted(p.name for p in base.iterdir()) == ["current", "current.lock", "releases"]
+    # The lock is released with A's shell: B simply runs again, and gets its own target.
+    subprocess.run(["bash", "-c", theirs.section["rollback_command"]], check=True)
+    assert os.readlink(base / "current") == str(v11.parent)
+
+
+def test_the_harness_catches_the_race_of_an_unlocked_switch(tmp_path: Path) -> None:
+    """The same two operators with the unlocked switch: A "succeeds" with B's target. This is
+    what the lock prevents, and it shows the test above can fail."""
+    base, v12, v11 = _three_releases(tmp_path)
+    seen = _two_operators(
+        tmp_path,
+        base,
+        UNLOCKED.format(target=v12.parent, base=base),
+        UNLOCKED.format(target=v11.parent, base=base),
+    )
+    assert seen["a"] == 0 and seen["at_a_exit"] == str(v11.parent)
+    assert seen["b"] != 0
 
 
 def test_digest_mismatch_is_version_mismatch(tmp_path: Path) -> None:
@@ -99,7 +186,7 @@ def test_missing_binary_is_unavailable_and_missing_digest_not_pinned(tmp_path: P
         ("artifact/not-pinned", str(path)),
     }
     # The command is still given: the report says why it must not be run yet.
-    assert r.section["rollback_command"].startswith("ln -sfn ")
+    assert f"ln -sn {path.parent} " in r.section["rollback_command"]
 
 
 def test_symlinked_binary_is_followed(tmp_path: Path) -> None:
@@ -129,7 +216,9 @@ def test_explicit_current_link(tmp_path: Path) -> None:
         }
     )
     assert _pairs(r) == set()
-    assert r.section["rollback_command"].startswith(f"ln -sfn {binary.parent} ")
+    command = r.section["rollback_command"]
+    assert f"ln -sn {binary.parent} " in command
+    assert f"9>{tmp_path / 'srv' / 'live.lock'}" in command
 
 
 @pytest.mark.parametrize(

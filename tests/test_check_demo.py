@@ -43,6 +43,7 @@ def test_demo_rollback_is_no_go_naming_every_break(isolated_tmp):
         ("migrations/old-code-incompatible", "2b0c0ffee002"),
         ("migrations/downgrade-destructive", "2b0c0ffee002"),
         ("migrations/downgrade-destructive", "2b0c0ffee003"),
+        ("migrations/new-data-removed", "2b0c0ffee003"),
     }
     assert report.migrations is not None
     assert report.migrations["old_head"] == "1a0c0ffee001"

@@ -213,11 +213,21 @@ def test_check_with_artifact_ends_with_the_rollback_command(tmp_path: Path) -> N
         ("artifact/version-mismatch", "registry.example/shop:v1"),
     }
     assert doc["artifact"]["rollback_command"] == command
+    # NO-GO: the command is no step to take now; it waits below the verdict, conditionally.
     text = run("check", "-c", str(cfg), "-q").stdout.rstrip().splitlines()
-    assert text[-3:-1] == [f"    {command}", ""]
-    assert text[-1].startswith("NO-GO:")
+    verdict = next(i for i, line in enumerate(text) if line.startswith("NO-GO:"))
+    assert text[verdict + 1 :] == [
+        "",
+        "once the 12 blocking findings are resolved:",
+        "  follow the downgrade plan: run `alembic downgrade 1a0c0ffee001` (undoes "
+        "`2b0c0ffee003`, then `2b0c0ffee002`), then deploy the OLD release",
+        "  rollback command:",
+        f"    {command}",
+    ]
+    assert text.count(f"    {command}") == 1
     md = run("check", "-c", str(cfg), "-q", "--format", "markdown").stdout
-    assert f"```sh\n{command}\n```" in md
+    pending = md.split("### Once the 12 blocking findings are resolved\n", 1)[1]
+    assert f"```sh\n{command}\n```" in pending
 
 
 def _physical_uris(sarif: dict[str, object]) -> list[str]:

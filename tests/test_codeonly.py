@@ -47,6 +47,14 @@ STATIC = Finding(
     {"reason": "column-renamed", "columns": ["orders.customer"]},
 )
 SECTION = {"old_head": "a1", "new_head": "b2", "downgrade_path": ["b2"], "plans": []}
+#: A downgrade plan with nothing against it, judged after a round trip.
+DOWNGRADE_SAFE = {
+    "name": "downgrade",
+    "safe": True,
+    "reasons": [],
+    "basis": "roundtrip",
+    "status": "safe",
+}
 
 
 def _ex(method: str, path: str, status: int | None, log: str = "") -> Exchange:
@@ -153,8 +161,15 @@ def test_runtime_failure_becomes_a_finding_only_when_nothing_static_covers_it():
         "OLD's code fails on NEW's schema at `b2` (runtime-failure): `POST /b` → 500 (1 of 2)."
     )
     assert section["plans"] == [
-        {"name": "code-only", "verified": True, "safe": False, "reasons": list(broken.failures)},
-        {"name": "downgrade", "safe": True, "reasons": []},
+        {
+            "name": "code-only",
+            "verified": True,
+            "safe": False,
+            "reasons": list(broken.failures),
+            "basis": "runtime",
+            "status": "UNSAFE; verified: OLD was started on NEW's schema",
+        },
+        DOWNGRADE_SAFE,
     ]
     assert section["recommended"] == "downgrade"
     assert SECTION["plans"] == []  # the input section is not modified
@@ -168,13 +183,15 @@ def test_runtime_failure_becomes_a_finding_only_when_nothing_static_covers_it():
 
 
 def test_a_clean_trial_verifies_but_does_not_clear_a_static_concern():
-    clean = CodeOnlyTrial(verified=True)
+    clean = CodeOnlyTrial(verified=True, replayed=1, exercised=True)
     _, section = verify_code_only([], SECTION, clean)
     assert section["plans"][0] == {
         "name": "code-only",
         "verified": True,
         "safe": True,
         "reasons": [],
+        "basis": "runtime",
+        "status": "safe; verified: OLD ran on NEW's schema (1 warm-up request replayed)",
     }
     assert section["recommended"] == "code-only"
     _, section = verify_code_only([STATIC], SECTION, clean)
@@ -190,10 +207,37 @@ def test_an_untried_plan_says_why_and_keeps_its_static_judgement():
         "verification": "OLD is a `url` target",
         "safe": True,
         "reasons": [],
+        "basis": "static",
+        "basis_reason": "OLD is a `url` target",
+        "status": "safe; not exercised (OLD is a `url` target); "
+        "the plan's safety comes from static analysis alone",
     }
     assert recommended == "code-only"
-    # Without a trial (``compatcheck migrations``) the plan keeps its old shape.
-    assert judge_plans([])[0][0] == {"name": "code-only", "safe": True, "reasons": []}
+    # Without a trial (``compatcheck migrations``) the plan says OLD's code never ran.
+    assert judge_plans([])[0][0] == {
+        "name": "code-only",
+        "safe": True,
+        "reasons": [],
+        "basis": "static",
+        "basis_reason": "`compatcheck migrations` starts no release",
+        "status": "safe; not exercised (`compatcheck migrations` starts no release); "
+        "the plan's safety comes from static analysis alone",
+    }
+
+
+def test_no_warmup_requests_means_not_exercised_never_verified():
+    """OLD came up on NEW's schema, but nothing was replayed: that verifies nothing."""
+    quiet = judge_trial([], [])
+    assert (quiet.verified, quiet.safe, quiet.exercised, quiet.note) == (
+        False,
+        False,
+        False,
+        "no warm-up requests",
+    )
+    assert quiet.status == "not exercised (no warm-up requests)"
+    # A failure to start is still observed without any warm-up: that is verified (unsafe).
+    crashed = judge_trial([], [], startup_error="exited with code 1 before it was ready")
+    assert (crashed.verified, crashed.safe) == (True, False)
 
 
 # --- the demo pairs, for real ---------------------------------------------------------------
@@ -228,8 +272,14 @@ def test_demo_code_only_plan_is_verified_unsafe(isolated_tmp):
             broken_post,
             broken_get,
         ],
+        "basis": "runtime",
+        "status": "UNSAFE; verified: OLD ran on NEW's schema (5 warm-up requests replayed)",
     }
     assert plans["downgrade"]["safe"] is True
+    assert plans["downgrade"]["status"] == (
+        "safe; removes NEW-era data: `refunds` (2 rows), `orders.payment_method` (3 values), "
+        "counted in the scratch round trip"
+    )
     assert result.migrations["recommended"] == "downgrade"
     trial = result.migrations["code_only_trial"]
     assert trial["prepared"] == "copy of NEW's migrated database"
@@ -246,6 +296,7 @@ def test_demo_code_only_plan_is_verified_unsafe(isolated_tmp):
         ("migrations/old-code-incompatible", "2b0c0ffee002"),
         ("migrations/downgrade-destructive", "2b0c0ffee002"),
         ("migrations/downgrade-destructive", "2b0c0ffee003"),
+        ("migrations/new-data-removed", "2b0c0ffee003"),
     }
     assert result.timings["code_only"] > 0
     assert list(isolated_tmp.iterdir()) == []
@@ -261,6 +312,8 @@ def test_compatible_pair_code_only_verified_safe_and_go(isolated_tmp):
         "verified": True,
         "safe": True,
         "reasons": [],
+        "basis": "runtime",
+        "status": "safe; verified: OLD ran on NEW's schema (5 warm-up requests replayed)",
     }
     assert result.migrations["recommended"] == "code-only"
     assert [r["status"] for r in result.migrations["code_only_trial"]["requests"]] == [
@@ -463,8 +516,15 @@ def test_unique_index_only_the_runtime_trial_sees(tmp_path, isolated_tmp, marker
     ]
     assert "UNIQUE constraint failed" in finding.evidence["log_tail"]
     assert result.migrations["plans"] == [
-        {"name": "code-only", "verified": True, "safe": False, "reasons": [failure]},
-        {"name": "downgrade", "safe": True, "reasons": []},
+        {
+            "name": "code-only",
+            "verified": True,
+            "safe": False,
+            "reasons": [failure],
+            "basis": "runtime",
+            "status": "UNSAFE; verified: OLD ran on NEW's schema (3 warm-up requests replayed)",
+        },
+        DOWNGRADE_SAFE,
     ]
     assert result.migrations["recommended"] == "downgrade"
     assert processes_with(marker) == []

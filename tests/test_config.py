@@ -88,7 +88,7 @@ OK_NEW = "new: {url: 'http://127.0.0.1:9000'}\n"
             "old: {url: 'http://x:1'}\n" + OK_NEW + "readiness:\n  pth: /readyz\n",
             4,
             "unknown key `readiness.pth` (allowed: path, healthz, timeout, interval, "
-            "expect_status, expect_json, from_manifest, container)",
+            "expect_status, expect_json, from_manifest, container, workload)",
         ),
         (
             "old:\n  url: 'http://x:1'\n  command: [a]\n" + OK_NEW,

@@ -22,6 +22,12 @@ import pytest
 from compatcheck import __version__
 from compatcheck.engine import EvaluateOptions, evaluate
 from compatcheck.errors import UsageError
+from compatcheck.migrations.plans import (
+    CodeOnlyTrial,
+    judge_plans,
+    new_data_finding,
+    verify_code_only,
+)
 from compatcheck.model import Consumer, Finding, MetricFamily, MetricsSchema
 from compatcheck.policy import load_policy
 from compatcheck.report import Report
@@ -205,6 +211,68 @@ def case_migrations(tmp: Path) -> Report:
     return _fix(evaluate(old, new, opts))
 
 
+def _judged_migrations() -> tuple[list[Finding], dict[str, Any]]:
+    """Findings and a section judged by the real plan logic: OLD's code verified broken on NEW's
+    schema, a safe downgrade that removes NEW-era data (round trip and live counts)."""
+    trial = CodeOnlyTrial(
+        verified=True,
+        failures=("OLD on NEW's schema: `GET /orders` → 500 (1 of 1)",),
+        replayed=4,
+        exercised=True,
+    )
+    findings = [
+        Finding(
+            "migrations/downgrade-destructive",
+            "c9d8e7",
+            "The downgrade of `c9d8e7` removes or overwrites data: `refunds`, `orders.note`.",
+            {
+                "tables": ["refunds"],
+                "columns": ["orders.note"],
+                "removed_in_roundtrip": {"refunds": 2, "orders.note": 1},
+                "live_counts": {"refunds": 1204, "orders.note": 880},
+            },
+        ),
+    ]
+    findings, section = verify_code_only(findings, dict(MIGRATIONS, plans=[]), trial)
+    plans, _ = judge_plans(findings, trial)
+    removal = new_data_finding(plans, "d4e5f6")
+    assert removal is not None
+    section["code_only_trial"] = {"verified": True}  # the trial's details are not the point
+    return [*findings, removal], section
+
+
+def case_pending(tmp: Path) -> Report:
+    """NO-GO with a safe downgrade and a rollback command: the steps wait below the verdict."""
+    findings, section = _judged_migrations()
+    old = _snap("v1.4.2", "snapshots/v1.4.2.json", SAME_METRICS, alembic_head="a1b2c3")
+    new = _snap("v1.5.0", "snapshots/v1.5.0.json", SAME_METRICS, alembic_head="d4e5f6")
+    artifact = {
+        "reference": "reg/shop:v1.4.2",
+        "pinned_reference": "reg/shop@sha256:" + "a" * 64,
+        "rollback_command": "kubectl set image deployment/shop app=reg/shop@sha256:" + "a" * 64,
+        "rollback_commands": ["kubectl set image deployment/shop app=reg/shop@sha256:" + "a" * 64],
+    }
+    opts = EvaluateOptions(
+        extra_findings=[*findings, _consumer_finding()],
+        migrations=section,
+        extras={"artifact": artifact},
+        today=TODAY,
+    )
+    return _fix(evaluate(old, new, opts))
+
+
+def case_deploy_migrations(tmp: Path) -> Report:
+    """The same migrations gating a roll-forward: OLD-on-NEW decides, the downgrade plan is for
+    a later rollback, and no rollback step is offered."""
+    findings, section = _judged_migrations()
+    old = _snap("v1.4.2", "snapshots/v1.4.2.json", SAME_METRICS, alembic_head="a1b2c3")
+    new = _snap("v1.5.0", "snapshots/v1.5.0.json", SAME_METRICS, alembic_head="d4e5f6")
+    opts = EvaluateOptions(
+        direction="deploy", extra_findings=findings, migrations=section, today=TODAY
+    )
+    return _fix(evaluate(old, new, opts))
+
+
 #: Characters every format must escape somewhere: pipes, backticks, HTML, %, CR/LF, ESC, :, ","
 NASTY_LOG = (
     "starting v1.4.2\nlistening on :8080\n"
@@ -255,6 +323,8 @@ CASES: dict[str, Callable[[Path], Report]] = {
     "deploy": case_deploy,
     "migrations": case_migrations,
     "unavailable": case_unavailable,
+    "pending": case_pending,
+    "deploy_migrations": case_deploy_migrations,
 }
 
 
@@ -322,6 +392,8 @@ def test_case_verdicts(build: Callable[[str], Report]) -> None:
         "deploy": ("go", {"error": 0, "warning": 0, "info": 1}),
         "migrations": ("go", {"error": 1, "warning": 1, "info": 0}),
         "unavailable": ("no-go", {"error": 3, "warning": 1, "info": 0}),
+        "pending": ("no-go", {"error": 2, "warning": 2, "info": 0}),
+        "deploy_migrations": ("no-go", {"error": 1, "warning": 2, "info": 0}),
     }
 
 
@@ -340,8 +412,17 @@ def test_json_is_the_schema_document(case: str, build: Callable[[str], Report]) 
 # --- text --------------------------------------------------------------------------------------
 
 
-def test_text_verdict_line_is_last(build: Callable[[str], Report]) -> None:
-    lines = {name: render(build(name), "text").splitlines()[-1] for name in CASES}
+def _verdict_at(lines: list[str]) -> int:
+    return max(i for i, line in enumerate(lines) if re.match(r"(\x1b\[[0-9;]*m)?(NO-)?GO\b", line))
+
+
+def test_text_verdict_line_is_last_but_for_steps_waiting_on_it(
+    build: Callable[[str], Report],
+) -> None:
+    """The verdict closes the report; only on NO-GO may the rollback steps follow it, framed as
+    what to do once the blocking findings are resolved."""
+    rendered = {name: render(build(name), "text").splitlines() for name in CASES}
+    lines = {name: text[_verdict_at(text)] for name, text in rendered.items()}
     assert lines == {
         "nogo": "NO-GO: 2 errors, 1 warning, 1 info, 1 waived (rollback v1.5.0 → v1.4.2)",
         "go": "GO: 0 errors, 0 warnings, 1 info (rollback v1.5.0 → v1.4.2)",
@@ -349,7 +430,13 @@ def test_text_verdict_line_is_last(build: Callable[[str], Report]) -> None:
         "migrations": "GO: 1 error, 1 warning, 0 info, 2 not blocking (rollback v1.5.0 → v1.4.2)",
         "unavailable": "NO-GO (fail on warning): 3 errors, 1 warning, 0 info "
         "(rollback v1.5.0 → v1.4.2); some checks could not run",
+        "pending": "NO-GO: 2 errors, 2 warnings, 0 info, 1 not blocking (rollback v1.5.0 → v1.4.2)",
+        "deploy_migrations": "NO-GO: 1 error, 2 warnings, 0 info, 2 not blocking "
+        "(deploy v1.4.2 → v1.5.0)",
     }
+    after = {name: text[_verdict_at(text) + 1 :] for name, text in rendered.items()}
+    assert {name for name, rest in after.items() if rest} == {"pending"}
+    assert after["pending"][:2] == ["", "once the 1 blocking finding is resolved:"]
 
 
 def test_text_errors_before_warnings_with_consumers(build: Callable[[str], Report]) -> None:
@@ -382,7 +469,8 @@ def test_colour_only_when_asked(case: str, build: Callable[[str], Report]) -> No
     assert coloured != plain
     assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == re.sub(r"\x1b\[[0-9;]*m", "", plain)
     verdict_colour = "\x1b[1;32m" if report.go else "\x1b[1;31m"
-    assert coloured.splitlines()[-1].startswith(verdict_colour)
+    lines = coloured.splitlines()
+    assert lines[_verdict_at(lines)].startswith(verdict_colour)
     for fmt in FORMATS[1:]:
         assert render(report, fmt, color=True) == render(report, fmt)
 
@@ -536,9 +624,9 @@ def test_markdown_evidence_and_plans(build: Callable[[str], Report]) -> None:
     tables = _md_tables(text)
     plans = tables[-1]
     assert plans == [
-        ["plan", "safe", "reasons"],
-        ["code-only", "yes", ""],
-        ["downgrade", "no", "c9d8e7 downgrade drops column orders.note (data lost)"],
+        ["plan", "status", "reasons"],
+        ["code-only", "safe", ""],
+        ["downgrade", "UNSAFE", "c9d8e7 downgrade drops column orders.note (data lost)"],
     ]
     nogo = render(build("nogo"), "markdown")
     assert "### Waived" in nogo and "### Expired waivers" in nogo and "### Unused waivers" in nogo

@@ -62,15 +62,33 @@ def kubectl_command(target: KubernetesTarget, pinned_image: str) -> str:
     return shlex.join(argv)
 
 
+def switch_lock(current_link: Path) -> Path:
+    """The lock file every switch of ``current_link`` takes: beside the link, in the directory
+    that holds the releases' ``current`` (``/opt/app/current.lock``)."""
+    return current_link.with_name(current_link.name + ".lock")
+
+
 def symlink_command(release_dir: Path, current_link: Path) -> str:
-    """Switch ``current`` to ``release_dir`` atomically.
+    """Switch ``current`` to ``release_dir`` atomically, one operator at a time.
 
     Trap: ``ln -sfn DIR current`` is not atomic (it unlinks, then creates: a request in between
     finds no ``current``). Creating a temporary link and renaming it over ``current`` is, because
     rename(2) replaces the name in one step; ``mv -T`` (GNU coreutils) stops ``mv`` from moving
     the temporary link *into* the directory ``current`` points at.
+
+    Trap: two operators switching at once with one fixed temporary name (``current.tmp``) race:
+    B's ``ln -sfn`` repoints A's temporary link, A's ``mv`` installs B's target and reports
+    success, B's ``mv`` finds nothing. So the switch holds ``flock -n`` on
+    :func:`switch_lock` (a second switch fails at once, saying so, instead of queueing behind
+    the first and silently undoing it) and uses a fresh temporary name from ``mktemp -u``,
+    created with ``ln -sn`` (no ``-f``: a name that exists is an error, never overwritten).
     """
-    tmp = current_link.with_name(current_link.name + ".tmp")
-    first = shlex.join(["ln", "-sfn", str(release_dir), str(tmp)])
-    second = shlex.join(["mv", "-T", str(tmp), str(current_link)])
-    return f"{first} && {second}"
+    q = shlex.quote
+    lock, link = q(str(switch_lock(current_link))), q(str(current_link))
+    template = q(str(current_link.with_name(current_link.name + ".tmp.XXXXXXXXXX")))
+    busy = q("compatcheck: switch refused: another switch holds the lock")
+    return (
+        f"( flock -n 9 || {{ echo {busy} {lock} >&2; exit 1; }}; "
+        f'tmp=$(mktemp -u {template}) && ln -sn {q(str(release_dir))} "$tmp" && '
+        f'{{ mv -T "$tmp" {link} || {{ rm -f "$tmp"; exit 1; }}; }} ) 9>{lock}'
+    )

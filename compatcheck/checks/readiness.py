@@ -24,13 +24,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from compatcheck.errors import UsageError
 from compatcheck.model import Finding
 from compatcheck.snapshot import Snapshot
 
@@ -211,99 +206,3 @@ def _contract(
             continue
         out.append(Finding("readiness/contract-violated", f"{path}#{ptr}", message, evidence))
     return out
-
-
-# --- Kubernetes manifests --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ManifestProbe:
-    """An ``httpGet`` probe read from a manifest; ``port`` may be a named container port."""
-
-    path: str
-    port: int | str
-    line: int
-
-
-_WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "Pod")
-
-
-def _get(node: yaml.Node | None, key: str) -> yaml.Node | None:
-    if not isinstance(node, yaml.MappingNode):
-        return None
-    for k, v in node.value:
-        if isinstance(k, yaml.ScalarNode) and k.value == key:
-            found: yaml.Node = v
-            return found
-    return None
-
-
-def _scalar(node: yaml.Node | None) -> str | None:
-    return node.value if isinstance(node, yaml.ScalarNode) else None
-
-
-def probes_from_manifest(path: Path, container: str | None = None) -> dict[str, ManifestProbe]:
-    """``{"readiness": ..., "liveness": ...}`` from the httpGet probes of a workload manifest.
-
-    Multi-document files are searched for the first Deployment-like object. Named ports are
-    resolved through the container's ``ports``. Raises :class:`UsageError` naming the file.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-        docs = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such manifest") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
-    for doc in docs:
-        kind = _scalar(_get(doc, "kind"))
-        if kind not in _WORKLOADS:
-            continue
-        pod_spec = (
-            _get(doc, "spec")
-            if kind == "Pod"
-            else _get(_get(_get(doc, "spec"), "template"), "spec")
-        )
-        containers = _get(pod_spec, "containers")
-        if not isinstance(containers, yaml.SequenceNode) or not containers.value:
-            raise UsageError(f"{path}: {kind} has no containers")
-        names = [_scalar(_get(c, "name")) for c in containers.value]
-        if container is None:
-            if len(containers.value) > 1:
-                raise UsageError(
-                    f"{path}: {kind} has {len(names)} containers "
-                    f"({', '.join(n or '?' for n in names)}); set `readiness.container`"
-                )
-            chosen = containers.value[0]
-        else:
-            matches = [c for c, n in zip(containers.value, names, strict=True) if n == container]
-            if not matches:
-                raise UsageError(
-                    f"{path}: no container named {container!r} "
-                    f"(found: {', '.join(n or '?' for n in names)})"
-                )
-            chosen = matches[0]
-        named_ports: dict[str, int] = {}
-        ports = _get(chosen, "ports")
-        if isinstance(ports, yaml.SequenceNode):
-            for p in ports.value:
-                pname, pnum = _scalar(_get(p, "name")), _scalar(_get(p, "containerPort"))
-                if pname and pnum and pnum.isdigit():
-                    named_ports[pname] = int(pnum)
-        out: dict[str, ManifestProbe] = {}
-        for role, key in (("readiness", "readinessProbe"), ("liveness", "livenessProbe")):
-            probe_node = _get(chosen, key)
-            http_get = _get(probe_node, "httpGet")
-            if http_get is None:
-                continue
-            probe_path = _scalar(_get(http_get, "path")) or "/"
-            raw_port = _scalar(_get(http_get, "port")) or ""
-            port: int | str = (
-                int(raw_port) if raw_port.isdigit() else named_ports.get(raw_port, raw_port)
-            )
-            assert probe_node is not None
-            out[role] = ManifestProbe(probe_path, port, probe_node.start_mark.line + 1)
-        return out
-    raise UsageError(f"{path}: no Deployment (or other workload) found")

@@ -28,7 +28,7 @@ from compatcheck.migrations.graph import (
     load_history,
     resolve,
 )
-from compatcheck.migrations.plans import judge_plans
+from compatcheck.migrations.plans import STATIC_ONLY, judge_plans, new_data_finding
 from compatcheck.migrations.roundtrip import Alembic, Observation, offline_sql, round_trip
 from compatcheck.migrations.scratch import one_line, scratch_database
 from compatcheck.model import Finding, sort_findings
@@ -240,16 +240,23 @@ def inspect_migrations(
         "heads": heads,
         "mode": "static" if static or not has_env else "roundtrip",
     }
-    if not has_env:
-        section["roundtrip"] = {"status": "skipped", "why": "no env.py: a bare versions folder"}
-    elif static:
-        section["roundtrip"] = {"status": "skipped", "why": "static analysis only"}
+    # Why nothing is executed, in the JSON too: the reader must know it was asked for.
+    why_static = (
+        "no env.py: a bare versions folder"
+        if not has_env
+        else "--static was asked for"
+        if static
+        else None
+    )
+    if why_static is not None:
+        section["static_reason"] = why_static
+        section["roundtrip"] = {"status": "skipped", "why": f"{STATIC_ONLY}: {why_static}"}
 
     def missing(subject: str, message: str) -> MigrationsResult:
         findings.append(
             Finding("migrations/path-missing", subject, message, {"old": old, "new": new})
         )
-        plans, recommended = judge_plans(findings)
+        plans, recommended = judge_plans(findings, static=why_static)
         section.update(plans=plans, recommended=recommended, downgrade_path=None)
         return MigrationsResult(tuple(sort_findings(findings)), section)
 
@@ -295,7 +302,10 @@ def inspect_migrations(
     if live_db_url is not None:
         _live(coll, live_db_url, section)
     result = sort_findings(coll.findings())
-    plans, recommended = judge_plans(result)
+    plans, recommended = judge_plans(result, static=why_static)
+    removal = new_data_finding(plans, new_id)
+    if removal is not None:
+        result = sort_findings([*result, removal])
     section.update(plans=plans, recommended=recommended)
     return MigrationsResult(tuple(result), section)
 

@@ -10,17 +10,24 @@ writes violate); a clean run does not clear a static concern, because a handful 
 requests do not exercise every query OLD's code has.
 *downgrade* runs the downgrade path: safe when the path exists, every downgrade is implemented and
 runs, undoes what its upgrade did, and loses no data OLD wrote. Losing what NEW wrote is the
-nature of a downgrade: reported (``downgrade-destructive``), not blocking.
+nature of a downgrade: reported (``downgrade-destructive`` per revision, and
+``new-data-removed`` for a safe plan, with what and how much), not blocking.
+
+Every plan says how it was judged (``basis``) and one status line (``status``) that every
+reporter prints as is, so no format claims more than was checked: a code-only plan is
+"verified" only when OLD's code served at least one warm-up request on NEW's schema.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from compatcheck.model import Finding, sort_findings
+
+NEW_DATA_REMOVED = "migrations/new-data-removed"
 
 #: Finding kinds that make each plan unsafe.
 BLOCKERS: dict[str, frozenset[str]] = {
@@ -49,8 +56,52 @@ ORDER = ("code-only", "downgrade")
 CONCERNS: dict[str, frozenset[str]] = {
     "code-only": frozenset({"migrations/old-code-incompatible"}),
     "downgrade": BLOCKERS["downgrade"]
-    | {"migrations/downgrade-destructive", "migrations/non-transactional"},
+    | {"migrations/downgrade-destructive", "migrations/non-transactional", NEW_DATA_REMOVED},
 }
+
+#: What each plan is for when ``--direction deploy`` gates a roll-forward: OLD's pods keep
+#: running on NEW's schema while a rolling deploy proceeds, so the code-only condition decides
+#: the deploy; the downgrade plan only matters for a later rollback.
+DEPLOY_ROLES = {"code-only": "this deploy", "downgrade": "a later rollback"}
+
+
+def non_blocking_kinds(plans: Sequence[Mapping[str, Any]], direction: str) -> frozenset[str]:
+    """Finding kinds that stay in the report but do not decide the verdict.
+
+    Rollback: what concerns a plan that is not needed because another plan is safe (a
+    destructive downgrade is irrelevant when OLD runs on NEW's schema). Deploy: everything that
+    concerns only the downgrade, whatever the plans say; OLD-on-NEW findings always block.
+    """
+    if direction == "deploy":
+        return CONCERNS["downgrade"] - CONCERNS["code-only"]
+    safe = {str(p.get("name")) for p in plans if p.get("safe")}
+    if not safe:
+        return frozenset()
+    out: set[str] = set()
+    for name, kinds in CONCERNS.items():
+        if name not in safe:
+            out |= kinds
+    # A kind that also matters for a safe plan stays blocking.
+    for name in safe:
+        out -= CONCERNS.get(name, frozenset())
+    return frozenset(out)
+
+
+def for_direction(plans: Iterable[Mapping[str, Any]], direction: str) -> list[dict[str, Any]]:
+    """The plans as a report in ``direction`` shows them: in deploy each says what it is for
+    (``applies_to``), so no reader takes the downgrade plan for advice about this deploy."""
+    if direction != "deploy":
+        return [dict(p) for p in plans]
+    return [{**p, "applies_to": DEPLOY_ROLES.get(str(p.get("name")), "")} for p in plans]
+
+
+#: Why a plan's verdict rests on the scripts alone, in the words every format prints.
+STATIC_ONLY = "static analysis only, nothing executed"
+STATIC_ALONE = "the plan's safety comes from static analysis alone"
+#: ``CodeOnlyTrial.note`` when OLD came up on NEW's schema but there was nothing to replay.
+NO_WARMUP = "no warm-up requests"
+#: Why ``compatcheck migrations`` cannot exercise the code-only plan.
+NO_RELEASE = "`compatcheck migrations` starts no release"
 
 #: ``evidence.reason`` of a ``migrations/old-code-incompatible`` finding made by the runtime
 #: trial. DESIGN.md pins the static reasons (``column-dropped`` …); this one is our extension.
@@ -110,6 +161,10 @@ class CodeOnlyTrial:
     verified: bool
     #: One line each, ``OLD on NEW's schema: ...``; empty when OLD's code coped.
     failures: tuple[str, ...] = ()
+    #: Warm-up requests replayed against OLD on NEW's schema.
+    replayed: int = 0
+    #: OLD's code was started on NEW's schema (False: not run, or nothing to replay).
+    exercised: bool = False
     #: Evidence: the requests that broke, each with what OLD answered on its own database.
     requests: tuple[dict[str, Any], ...] = ()
     log_tail: str = ""
@@ -120,6 +175,21 @@ class CodeOnlyTrial:
     @property
     def safe(self) -> bool:
         return self.verified and not self.failures
+
+    @property
+    def status(self) -> str:
+        """How the trial bears on the plan, for its status line."""
+        if self.verified and self.replayed:
+            replayed = _count(self.replayed, "warm-up request")
+            return f"verified: OLD ran on NEW's schema ({replayed} replayed)"
+        if self.verified:
+            return "verified: OLD was started on NEW's schema"
+        word = "not verified" if self.exercised else "not exercised"
+        return f"{word} ({self.note or 'not run'})"
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
 _EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Fault)\b")
@@ -158,6 +228,7 @@ def judge_trial(
             verified=False,
             note="OLD did not come up on its own database, so its run on NEW's schema proves "
             "nothing about the schema",
+            exercised=True,
             log_tail=log_tail,
             details=info,
         )
@@ -169,6 +240,7 @@ def judge_trial(
         return CodeOnlyTrial(
             verified=True,
             failures=(line,),
+            exercised=True,
             log_tail=log_tail,
             details=info,
         )
@@ -192,9 +264,15 @@ def judge_trial(
             requests.append({**there.as_dict(), "own_database_status": own.status})
     if exit_code is not None:
         failures.append(f"{ON_NEW_SCHEMA}: exited with code {exit_code} during the warm-up")
+    if not trial and not failures:
+        # Trap: OLD becoming ready on NEW's schema proves little; with nothing replayed the
+        # plan rests on the scripts alone and must not be called verified.
+        return CodeOnlyTrial(verified=False, note=NO_WARMUP, log_tail=log_tail, details=info)
     return CodeOnlyTrial(
         verified=True,
         failures=tuple(failures),
+        replayed=len(trial),
+        exercised=True,
         requests=tuple(requests),
         log_tail=log_tail,
         details=info,
@@ -202,12 +280,19 @@ def judge_trial(
 
 
 def judge_plans(
-    findings: Iterable[Finding], trial: CodeOnlyTrial | None = None
+    findings: Iterable[Finding],
+    trial: CodeOnlyTrial | None = None,
+    *,
+    static: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """``[{"name", "safe", "reasons"}]`` for both plans, and the plan to follow (or None).
+    """``[{"name", "safe", "reasons", "basis", "status", ...}]`` for both plans, and the plan to
+    follow (or None).
 
     With a ``trial`` the code-only plan also says ``verified`` (and ``verification``: why not,
-    when it could not be judged), and its runtime failures join its reasons.
+    when it could not be judged), and its runtime failures join its reasons. ``static`` is why
+    nothing was executed (``--static was asked for``, a bare versions folder); None when the
+    round trip ran. ``basis`` is how each verdict was reached (``runtime``, ``roundtrip`` or
+    ``static``, with ``basis_reason`` for the last), ``status`` the line every format prints.
     """
     items = sorted(findings, key=lambda f: (f.kind, f.subject))
     plans: list[dict[str, Any]] = []
@@ -226,9 +311,130 @@ def judge_plans(
             if trial.note:
                 plan["verification"] = trial.note
         plan.update(safe=not reasons, reasons=reasons)
+        if name == "code-only":
+            plan.update(_code_only_basis(trial, static))
+        else:
+            plan.update({"basis": "static", "basis_reason": static} if static else {})
+            plan.setdefault("basis", "roundtrip")
+            removed = removed_new_data(items)
+            if removed:
+                plan["removes_new_data"] = removed
+            at_risk = live_data_at_risk(items)
+            if at_risk:
+                plan["live_data_at_risk"] = at_risk
+        plan["status"] = _status(plan, trial, static)
         plans.append(plan)
     recommended = next((p["name"] for p in plans if p["safe"]), None)
     return plans, recommended
+
+
+def _code_only_basis(trial: CodeOnlyTrial | None, static: str | None) -> dict[str, Any]:
+    if trial is not None and trial.verified:
+        return {"basis": "runtime"}
+    if trial is not None:
+        return {"basis": "static", "basis_reason": trial.note or "not run"}
+    return {"basis": "static", "basis_reason": static or NO_RELEASE}
+
+
+def _status(plan: Mapping[str, Any], trial: CodeOnlyTrial | None, static: str | None) -> str:
+    """``safe; removes NEW-era data: `refunds` (2 rows)`` / ``UNSAFE; static analysis only…``."""
+    safe = bool(plan["safe"])
+    parts = ["safe" if safe else "UNSAFE"]
+    removed = plan.get("removes_new_data")
+    if safe and removed:
+        parts.append(f"removes NEW-era data: {removal_text(removed)}")
+    if plan["name"] == "code-only" and trial is not None and trial.verified:
+        parts.append(trial.status)
+    elif plan["name"] == "code-only" and (trial is not None or static is None):
+        # OLD's code was not exercised: say why, and that the scripts alone decided.
+        how = trial.status if trial is not None else f"not exercised ({NO_RELEASE})"
+        parts.append(f"{how}; " + (STATIC_ALONE if safe else "judged by static analysis alone"))
+    elif plan["basis"] == "static":
+        parts.append(STATIC_ONLY)
+    return "; ".join(parts)
+
+
+def _amount(n: int, unit: str) -> str:
+    """``2 rows``, ``1 value``, ``3 NEW-era rows``."""
+    return f"{n:,} {unit.removesuffix('s') if n == 1 else unit}"
+
+
+#: Suffix of a round-trip key counting rows deleted from a table that survives the downgrade.
+_ERA_ROWS = " (NEW-era rows)"
+
+
+def removed_new_data(findings: Iterable[Finding]) -> list[dict[str, Any]]:
+    """What the downgrade removes of NEW's data: ``[{"object", "unit", "count"}]``.
+
+    Objects come from the scripts (``downgrade-destructive``'s tables and columns) and from the
+    round trip (``removed_in_roundtrip``, which also sees raw SQL); ``count`` is what the round
+    trip removed on the scratch database, None when it did not count that object (static mode).
+    Tables first, then columns, each by name.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for f in findings:
+        if f.kind != "migrations/downgrade-destructive":
+            continue
+        ev = f.evidence
+        for obj in [*ev.get("tables", ()), *ev.get("columns", ())]:
+            unit = "values" if "." in obj else "rows"
+            out.setdefault(obj, {"object": obj, "unit": unit, "count": None})
+        counted = ev.get("removed_in_roundtrip")
+        for key, n in counted.items() if isinstance(counted, Mapping) else ():
+            obj = str(key).removesuffix(_ERA_ROWS)
+            unit = "values" if "." in obj else "rows"
+            if str(key).endswith(_ERA_ROWS):
+                unit = "NEW-era rows"
+            out[obj] = {"object": obj, "unit": unit, "count": int(n)}
+    return sorted(out.values(), key=lambda r: ("." in r["object"], r["object"]))
+
+
+def removal_text(removed: Sequence[Mapping[str, Any]], *, static: bool = False) -> str:
+    """```refunds` (2 rows), `orders.payment_method` (3 values), counted in the scratch round
+    trip``; objects nothing counted are named bare and said to be not counted."""
+    shown = [
+        f"`{r['object']}`"
+        + (f" ({_amount(r['count'], r['unit'])})" if r["count"] is not None else "")
+        for r in removed
+    ]
+    if not any(r["count"] is not None for r in removed):
+        return ", ".join(shown) + (f" (not counted: {STATIC_ONLY})" if static else " (not counted)")
+    return ", ".join(shown) + ", counted in the scratch round trip"
+
+
+def live_data_at_risk(findings: Iterable[Finding]) -> list[str]:
+    """``--live-db-url`` counts of what the downgrade destroys, one line per object."""
+    from compatcheck.migrations.live import describe
+
+    counts: dict[str, int | None] = {}
+    for f in findings:
+        if f.kind == "migrations/downgrade-destructive":
+            live = f.evidence.get("live_counts")
+            counts.update(live if isinstance(live, Mapping) else {})
+    return [describe(o, counts[o]) for o in sorted(counts, key=lambda o: ("." in o, o))]
+
+
+def new_data_finding(plans: Sequence[Mapping[str, Any]], new_head: str) -> Finding | None:
+    """``migrations/new-data-removed`` when the downgrade plan is safe but removes NEW's data.
+
+    Subject: NEW's head (the plan starts there; the per-revision detail is in the
+    ``downgrade-destructive`` findings). Evidence: what and how much, as the status line says.
+    """
+    plan = next((p for p in plans if p["name"] == "downgrade"), None)
+    if plan is None or not plan["safe"] or not plan.get("removes_new_data"):
+        return None
+    removed = list(plan["removes_new_data"])
+    live = list(plan.get("live_data_at_risk") or ())
+    message = (
+        "The downgrade plan is safe but removes data written since NEW was deployed: "
+        + removal_text(removed, static=plan.get("basis") == "static")
+        + (f"; on the live database: {'; '.join(live)}" if live else "")
+        + "."
+    )
+    evidence: dict[str, Any] = {"plan": "downgrade", "removed": removed}
+    if live:
+        evidence["live_data_at_risk"] = live
+    return Finding(NEW_DATA_REMOVED, new_head, message, evidence)
 
 
 def runtime_finding(new_head: str, trial: CodeOnlyTrial) -> Finding:
@@ -269,12 +475,14 @@ def verify_code_only(
     new_head = section.get("new_head")
     if trial.failures and not covered and isinstance(new_head, str):
         out = sort_findings([*out, runtime_finding(new_head, trial)])
-    plans, recommended = judge_plans(out, trial)
+    static = section.get("static_reason")
+    plans, recommended = judge_plans(out, trial, static=static if isinstance(static, str) else None)
     updated = dict(section)
     updated.update(plans=plans, recommended=recommended)
     updated["code_only_trial"] = {
         "verified": trial.verified,
         "safe": trial.safe,
+        "replayed": trial.replayed,
         **({"note": trial.note} if trial.note else {}),
         "failures": list(trial.failures),
         **trial.details,

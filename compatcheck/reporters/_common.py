@@ -117,11 +117,26 @@ def verdict_line(report: Report) -> str:
 
 def not_blocking_note(report: Report) -> str:
     """Why a finding does not block: ``not blocking: the code-only plan is safe``."""
+    if report.direction == "deploy":
+        return (
+            "not blocking: it concerns the downgrade plan, which only matters for a later rollback"
+        )
     safe = [str(p.get("name")) for p in plans(report) if p.get("safe")]
     if not safe:
         return "not blocking: another rollback plan is safe"
     names = " and ".join(f"the {n} plan" for n in safe)
     return f"not blocking: {names} {'is' if len(safe) == 1 else 'are'} safe"
+
+
+def blocking_count(report: Report) -> int:
+    """Findings that make the verdict no-go (unwaived, blocking, at or above ``--fail-on``)."""
+    return sum(1 for rf in report.findings if rf.counts_against(report.fail_on))
+
+
+def advice_heading(report: Report) -> str:
+    """``once the 3 blocking findings are resolved``: how advice is framed on NO-GO."""
+    n = blocking_count(report)
+    return f"once the {plural(n, 'blocking finding')} {'is' if n == 1 else 'are'} resolved"
 
 
 def build_text(build: Mapping[str, str]) -> str:
@@ -182,17 +197,31 @@ def plans(report: Report) -> list[Mapping[str, Any]]:
     return []
 
 
-def plan_verification(plan: Mapping[str, Any]) -> str:
-    """How a plan's verdict was reached: ``verified: OLD ran on NEW's schema`` or empty.
+def plan_role(report: Report, plan: Mapping[str, Any]) -> str:
+    """In deploy direction, what the plan is for (``for a later rollback``); else empty."""
+    role = plan.get("applies_to")
+    return f"for {role}" if report.direction == "deploy" and role else ""
 
-    Only the code-only plan can be tried for real (OLD's code started on a database at NEW's
-    head); saying so tells the reader the verdict is observed, not inferred from source.
-    """
-    if plan.get("verified") is True:
-        return "verified: OLD ran on NEW's schema"
-    if plan.get("verified") is False and plan.get("verification"):
-        return f"not verified: {plan['verification']}"
-    return ""
+
+def plan_title(report: Report, plan: Mapping[str, Any]) -> str:
+    """``plan downgrade``, or in deploy direction ``plan downgrade, for a later rollback``."""
+    role = plan_role(report, plan)
+    return f"plan {plan.get('name')}" + (f", {role}" if role else "")
+
+
+def plan_status(plan: Mapping[str, Any]) -> str:
+    """The plan's status line as judged (``safe; removes NEW-era data: ...``); a section that
+    carries none (built by hand) shows the verdict alone."""
+    status = plan.get("status")
+    if isinstance(status, str) and status:
+        return status
+    return "safe" if plan.get("safe") else "UNSAFE"
+
+
+def plan_statuses(report: Report) -> list[tuple[str, str]]:
+    """``[("plan code-only", "safe; static analysis only, nothing executed"), ...]``: what the
+    one-line formats (JUnit properties, SARIF properties, workflow log) say about the plans."""
+    return [(plan_title(report, p), plan_status(p)) for p in plans(report)]
 
 
 def chosen_plan(report: Report) -> str | None:
@@ -205,8 +234,9 @@ def chosen_plan(report: Report) -> str | None:
 
 
 def plan_advice(report: Report) -> str | None:
-    """Which plan to follow, as one sentence; None when no migrations were inspected."""
-    if not plans(report):
+    """Which plan to follow, as one sentence; None when no migrations were inspected, and in
+    deploy direction (a roll-forward gets no rollback advice)."""
+    if not plans(report) or report.direction != "rollback":
         return None
     name = chosen_plan(report)
     if name is None:
@@ -214,6 +244,20 @@ def plan_advice(report: Report) -> str | None:
     downgrade = _downgrade_command(report) if name == "downgrade" else None
     action = downgrade or PLAN_ACTIONS.get(name)
     return f"follow the {name} plan" + (f": {action}" if action else "")
+
+
+def rollback_steps(report: Report) -> tuple[str | None, list[str]]:
+    """What to do to roll back: (the plan to follow, the artifact's rollback commands).
+
+    Nothing in deploy direction; no plan sentence when no plan is safe (that is a finding, not
+    a step). Reporters print these as the thing to do only on GO; on NO-GO under
+    :func:`advice_heading`, below the verdict.
+    """
+    if report.direction != "rollback":
+        return None, []
+    plan = plan_advice(report) if chosen_plan(report) is not None else None
+    summary = artifact_summary(report)
+    return plan, summary[1] if summary is not None else []
 
 
 def _downgrade_command(report: Report) -> str | None:

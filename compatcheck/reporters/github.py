@@ -12,6 +12,7 @@ from compatcheck.reporters._common import (
     consumer_text,
     finding_location,
     not_blocking_note,
+    plan_statuses,
     printable,
     verdict_line,
 )
@@ -60,5 +61,6 @@ def render_github(report: Report, *, color: bool = False) -> str:
     """Workflow commands for ``$GITHUB_STEP`` output; ``color`` is ignored."""
     note = not_blocking_note(report)
     lines = [_command(rf, note, report) for rf in report.visible()]
+    lines += [f"compatcheck: {printable(t)}: {printable(s)}" for t, s in plan_statuses(report)]
     lines.append(f"compatcheck: {verdict_line(report)}")
     return "\n".join(lines) + "\n"

@@ -19,6 +19,7 @@ from compatcheck.reporters._common import (
     area_of,
     consumer_text,
     not_blocking_note,
+    plan_statuses,
     printable,
     transition_text,
     verdict_line,
@@ -108,6 +109,7 @@ def render_junit(report: Report, *, color: bool = False) -> str:
         ("summary", verdict_line(report)),
         ("direction", report.direction),
         ("fail_on", report.fail_on),
+        *plan_statuses(report),
     ):
         ET.SubElement(props, "property", {"name": name, "value": _clean(value)})
     # JUnit puts properties on a testsuite, not on the root; the first suite carries them.

@@ -14,16 +14,20 @@ import re
 from compatcheck.report import RatedFinding, Report, VersionInfo
 from compatcheck.reporters._common import (
     active_findings,
+    advice_heading,
     artifact_summary,
     build_text,
     by_severity,
+    chosen_plan,
     consumer_text,
     downgrade_path_text,
     not_blocking_note,
     plan_advice,
-    plan_verification,
+    plan_role,
+    plan_status,
     plans,
     printable,
+    rollback_steps,
     transition_text,
     verdict_line,
     waived_findings,
@@ -224,16 +228,24 @@ def _migrations(report: Report) -> list[str]:
         out.append(f"OLD head {old_head}, NEW head {new_head}; downgrade path: {path}")
         out.append("")
     if ps:
-        out += ["| plan | safe | reasons |", "|---|---|---|"]
+        out += ["| plan | status | reasons |", "|---|---|---|"]
         for p in ps:
-            reasons = "<br>".join(inline(str(r), table=True) for r in p.get("reasons") or ())
-            safe = "yes" if p.get("safe") else "no"
-            how = plan_verification(p)
-            if how:
-                safe += f" ({escape_text(how)})"
-            out.append(f"| {code(str(p.get('name')), table=True)} | {safe} | {reasons} |")
+            reasons = [inline(str(r), table=True) for r in p.get("reasons") or ()]
+            live = p.get("live_data_at_risk") or ()
+            if live:
+                reasons.append(
+                    "data at risk on the live database: "
+                    + "; ".join(inline(str(line), table=True) for line in live)
+                )
+            title = code(str(p.get("name")), table=True)
+            role = plan_role(report, p)
+            if role:
+                title += f", {escape_text(role, table=True)}"
+            out.append(
+                f"| {title} | {inline(plan_status(p), table=True)} | {'<br>'.join(reasons)} |"
+            )
     advice = plan_advice(report)
-    if advice:
+    if advice and (report.go or chosen_plan(report) is None):
         out += ["", f"**{escape_text(advice[0].upper() + advice[1:])}.**"]
     return out
 
@@ -244,10 +256,26 @@ def _artifact(report: Report) -> list[str]:
         return []
     what, commands, note = summary
     out = ["", "### Artifact", "", escape_text(what)]
-    if commands:
+    if report.direction != "rollback":
+        return out
+    if commands and report.go:
         out += ["", "Rollback command:", "", "```sh", *commands, "```"]
     if note:
         out += ["", escape_text(note)]
+    return out
+
+
+def _pending_advice(report: Report) -> list[str]:
+    """On NO-GO, the rollback steps framed as what to do once the blockers are resolved."""
+    plan, commands = rollback_steps(report)
+    if report.go or (plan is None and not commands):
+        return []
+    heading = advice_heading(report)
+    out = ["", f"### {escape_text(heading[0].upper() + heading[1:])}"]
+    if plan:
+        out += ["", escape_text(plan[0].upper() + plan[1:]) + "."]
+    if commands:
+        out += ["", "Rollback command:", "", "```sh", *commands, "```"]
     return out
 
 
@@ -265,6 +293,7 @@ def _render(report: Report, *, evidence: bool, max_rows: int | None) -> str:
     lines += _waivers(report)
     lines += _migrations(report)
     lines += _artifact(report)
+    lines += _pending_advice(report)
     if evidence:
         lines += _extras(report)
     return "\n".join(lines) + "\n"

@@ -22,6 +22,7 @@ from compatcheck.reporters._common import (
     area_of,
     consumer_text,
     finding_location,
+    plan_statuses,
     verdict_line,
 )
 
@@ -159,6 +160,9 @@ def sarif_log(report: Report) -> dict[str, Any]:
             "fail_on": report.fail_on,
         },
     }
+    statuses = plan_statuses(report)
+    if statuses:
+        run["properties"]["plans"] = [{"plan": t, "status": s} for t, s in statuses]
     return {"$schema": SARIF_SCHEMA_URI, "version": SARIF_VERSION, "runs": [run]}
 
 

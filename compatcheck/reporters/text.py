@@ -2,7 +2,9 @@
 
 The order answers the questions in the order they are asked: what is being compared, what breaks
 (errors first, with the alerts and panels that break), what was accepted and until when, which
-rollback plan to follow, and finally one line with the verdict, the line people paste in chat.
+rollback plan to follow, and then one line with the verdict, the line people paste in chat.
+Rollback steps are the thing to do only on GO; on NO-GO they follow the verdict, framed as what
+to do once the blocking findings are resolved; a deploy gets none.
 """
 
 from __future__ import annotations
@@ -13,16 +15,20 @@ from typing import Any
 
 from compatcheck.report import RatedFinding, Report, VersionInfo
 from compatcheck.reporters._common import (
+    advice_heading,
     artifact_summary,
     build_text,
     by_severity,
+    chosen_plan,
     consumer_text,
     downgrade_path_text,
     not_blocking_note,
     plan_advice,
-    plan_verification,
+    plan_status,
+    plan_title,
     plans,
     printable,
+    rollback_steps,
     short_json,
     transition_text,
     verdict_line,
@@ -181,12 +187,14 @@ def _migrations(report: Report, paint: _Painter) -> list[str]:
         out.append(f"  heads: OLD {mig.get('old_head')} · NEW {mig.get('new_head')}")
         out.append(f"  downgrade path: {downgrade_path_text(mig.get('downgrade_path') or ())}")
     for p in ps:
-        status = "safe" if p.get("safe") else "UNSAFE"
-        how = plan_verification(p)
-        out.append(f"  plan {p.get('name')}: {status}" + (f" ({how})" if how else ""))
+        out.append(f"  {plan_title(report, p)}: {plan_status(p)}")
         out += [f"      {r}" for r in p.get("reasons") or ()]
+        live = p.get("live_data_at_risk") or ()
+        if live:
+            out.append("      data at risk on the live database:")
+            out += [f"        {line}" for line in live]
     advice = plan_advice(report)
-    if advice:
+    if advice and (report.go or chosen_plan(report) is None):
         out.append(f"  → {advice}")
     return out
 
@@ -197,11 +205,27 @@ def _artifact(report: Report, paint: _Painter) -> list[str]:
         return []
     what, commands, note = summary
     out = ["", paint("bold", "ARTIFACT"), f"  {what}"]
-    if commands:
+    if report.direction != "rollback":
+        return out
+    if commands and report.go:
         out.append("  rollback command:")
         out += [f"    {c}" for c in commands]
     if note:
         out.append(f"  {note}")
+    return out
+
+
+def _pending_advice(report: Report) -> list[str]:
+    """On NO-GO, what to do once the blocking findings are resolved (below the verdict)."""
+    plan, commands = rollback_steps(report)
+    if report.go or (plan is None and not commands):
+        return []
+    out = ["", f"{advice_heading(report)}:"]
+    if plan:
+        out.append(f"  {plan}")
+    if commands:
+        out.append("  rollback command:")
+        out += [f"    {c}" for c in commands]
     return out
 
 
@@ -226,5 +250,6 @@ def render_text(report: Report, *, color: bool = False) -> str:
     lines += _extras(report)
     lines += _artifact(report, paint)
     lines += ["", paint(report.verdict, verdict_line(report))]
+    lines += _pending_advice(report)
     safe = [line if isinstance(line, _Painted) else printable(line, keep="\t") for line in lines]
     return "\n".join(safe) + "\n"
