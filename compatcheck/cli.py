@@ -303,7 +303,7 @@ def _resolve(arg: str, label: str, args: argparse.Namespace, store: Any) -> Any:
 
     snap = resolve_version(arg, store, args.service)
     if snap is None:
-        return load_source(arg, label=label, timeout=args.timeout)
+        return load_source(arg, label=label, timeout=args.timeout, service=args.service or "")
     return dataclasses.replace(snap, label=label) if label else snap
 
 
