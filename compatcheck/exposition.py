@@ -581,14 +581,18 @@ class _Reader:
             raise ExpositionError("truncated exposition: no # EOF", self.lines)
         default = "unknown" if self.openmetrics else "untyped"
         grouped: dict[str, list[MetricFamily]] = {}
+        gauge_histograms = {} if self.openmetrics else self._gauge_histograms()
+        folded = {id(part) for parts in gauge_histograms.values() for part in parts}
         for fam in self.order:
+            if id(fam) in folded:
+                continue
             typ = fam.type or default
             name = fam.name
             created: _Sink | None = None
             if self.openmetrics and fam.type is not None:
                 name += _OM_PROMQL_SUFFIX.get(typ, "")
                 created = next((s for s in fam.sinks if s.name == fam.name + "_created"), None)
-            elif typ == "histogram" and _is_gauge_histogram(fam):
+            elif id(fam) in gauge_histograms:
                 typ = "gaugehistogram"
             entry = _schema_family(fam, name, typ, skip=created)
             grouped.setdefault(name, []).append(entry)
@@ -607,15 +611,37 @@ class _Reader:
         out = {name: merge_entries(entries) for name, entries in grouped.items()}
         return MetricsSchema(families=out, content_type=self.content_type)
 
+    def _gauge_histograms(self) -> dict[int, list[_Family]]:
+        """0.0.4 ``histogram`` families that are gauge histograms → their ``_gcount``/``_gsum``
+        families to fold in (keyed by ``id``).
+
+        Trap: 0.0.4 has no gauge histogram. prometheus_client writes one as ``# TYPE x
+        histogram`` with the buckets only, then ``x_gcount`` and ``x_gsum`` as gauge families of
+        their own (like ``_created``); older writers put ``x_gcount``/``x_gsum`` samples under the
+        histogram. Either way the series are OpenMetrics' ``gaugehistogram`` ``x``.
+        """
+        out: dict[int, list[_Family]] = {}
+        for fam in self.order:
+            if fam.type != "histogram":
+                continue
+            seen = {s.name[len(fam.name) :] for s in fam.sinks if s.n}
+            if seen & {"_count", "_sum"}:
+                continue
+            parts = [
+                part
+                for part in (self.families.get(fam.name + s) for s in ("_gcount", "_gsum"))
+                if part is not None
+                and part is not fam
+                and part.type in (None, "gauge")
+                and _has_samples(part)
+            ]
+            if parts or seen & {"_gcount", "_gsum"}:
+                out[id(fam)] = parts
+        return out
+
 
 def _has_samples(fam: _Family) -> bool:
     return any(s.n or s.bounds for s in fam.sinks)
-
-
-def _is_gauge_histogram(fam: _Family) -> bool:
-    """A 0.0.4 ``histogram`` with ``_gcount``/``_gsum`` samples and no ``_count``/``_sum``."""
-    seen = {s.name[len(fam.name) :] for s in fam.sinks if s.n}
-    return bool(seen & {"_gcount", "_gsum"}) and not seen & {"_count", "_sum"}
 
 
 def merge_entries(entries: list[MetricFamily]) -> MetricFamily:

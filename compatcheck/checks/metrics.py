@@ -74,6 +74,19 @@ def stored_type(typ: str) -> str:
     return FORMAT_TYPES.get(typ, typ)
 
 
+def same_stored_type(b: MetricFamily, a: MetricFamily) -> bool:
+    """Whether two types differ at most by what the exposition format can say.
+
+    Trap: 0.0.4 has no gauge histogram; a reader knows one only from its ``_gcount``/``_gsum``
+    samples, so a 0.0.4 ``histogram`` without samples may well be OpenMetrics' gauge histogram.
+    """
+    if stored_type(b.type) == stored_type(a.type):
+        return True
+    if {b.type, a.type} == {"histogram", "gaugehistogram"}:
+        return not (b if b.type == "histogram" else a).has_samples
+    return False
+
+
 def _tokens(name: str) -> list[str]:
     return [t for t in re.split(r"[_.:]+", name.lower()) if t]
 
@@ -195,7 +208,7 @@ def compare_family(b: MetricFamily, a: MetricFamily) -> list[Finding]:
         old, new = getattr(b, attr), getattr(a, attr)
         if old == new or (required and not (old and new)):
             continue
-        if attr == "type" and stored_type(old) == stored_type(new):
+        if attr == "type" and same_stored_type(b, a):
             continue  # only the format differs (OpenMetrics `info` vs a 0.0.4 gauge...)
         shown = (old, new) if attr == "type" else (f"`{old}`", f"`{new}`")
         out.append(
