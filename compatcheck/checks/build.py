@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from compatcheck.model import Finding, MetricsSchema
+from compatcheck.model import Finding, MetricFamily, MetricsSchema
 
 #: Labels that carry the build identity, by convention (Go's ``*_build_info`` from
 #: ``prometheus/common/version``; OpenTelemetry's ``target_info``).
@@ -25,6 +25,19 @@ _NO_VALUE = frozenset({"", "unknown", "(devel)"})
 #: Trap: client_golang's ``go_build_info`` describes the Go *module*, which is empty or
 #: ``(devel)`` for most builds; read first, its empty ``version`` would hide the service's own.
 _RUNTIME_PREFIXES = ("go_", "python_", "process_", "nodejs_", "jvm_", "dotnet_", "ruby_", "erlang_")
+
+
+def names_a_build(fam: MetricFamily) -> bool:
+    """Whether a build-info family has a ``version`` or ``revision`` label that is not only a
+    placeholder (``go_build_info{version=""}`` names no build). Values not recorded (high
+    cardinality, a schema written without them) give it the benefit of the doubt."""
+    for key in ("version", "revision"):
+        if key not in fam.labels:
+            continue
+        values = fam.label_values.get(key)
+        if not values or any(v not in _NO_VALUE for v in values):
+            return True
+    return False
 
 
 def _metric_stem(service: str) -> str:

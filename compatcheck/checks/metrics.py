@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from compatcheck.checks.build import read_build_info
+from compatcheck.checks.build import names_a_build
 from compatcheck.model import Finding, MetricFamily, MetricsSchema, format_bound
 
 #: Suffixes that carry a unit or a sample kind; a rename that only swaps one of these (``_seconds``
@@ -45,8 +45,6 @@ UNIT_SUFFIXES = (
 
 #: Minimum character similarity for a rename that is not a suffix or single-token change.
 RENAME_SIMILARITY = 0.85
-
-_BUILD_INFO_LABELS = ("version", "revision")
 
 #: Labels that identify a build; their values change with every release.
 IDENTITY_LABELS = frozenset(
@@ -318,7 +316,7 @@ def _is_build_info(fam: MetricFamily) -> bool:
 def _has_build_info(schema: MetricsSchema) -> bool:
     """A build-info family that names a version or revision (``go_build_info{version=""}`` does
     not: it proves nothing about which build answered)."""
-    return any(key in _BUILD_INFO_LABELS for key in read_build_info(schema))
+    return any(_is_build_info(fam) and names_a_build(fam) for fam in schema.families.values())
 
 
 def check_metrics(
