@@ -13,8 +13,9 @@ older clients or ``disable_created_metrics()`` expose; ``gaugehistogram``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info, Summary
@@ -117,6 +118,25 @@ def _custom(m: Metric) -> ClientMetric:
     return g
 
 
+def _instrument(m: Metric, reg: CollectorRegistry) -> tuple[Any, Callable[[Any], object]]:
+    """The prometheus_client instrument for ``m`` and what one request does to a child of it."""
+    common: dict[str, Any] = {"registry": reg}
+    if m.kind == "info":
+        return Info(m.name, m.doc or "Build.", m.labels, **common), lambda i: i.info(dict(m.info))
+    if m.kind == "enum":
+        e = Enum(m.name, m.doc or "State.", m.labels, states=list(m.states), **common)
+        return e, lambda child: child.state(m.states[-1])
+    common["unit"] = m.unit
+    if m.kind == "counter":
+        return Counter(m.name, m.doc, m.labels, **common), lambda c: c.inc(2)
+    if m.kind == "gauge":
+        return Gauge(m.name, m.doc, m.labels, **common), lambda g: g.set(1.5)
+    if m.kind == "histogram":
+        h = Histogram(m.name, m.doc, m.labels, buckets=m.bounds, **common)
+        return h, lambda child: child.observe(0.2)
+    return Summary(m.name, m.doc, m.labels, **common), lambda child: child.observe(0.2)
+
+
 def build(specs: Sequence[Metric]) -> CollectorRegistry:
     """The registry these metrics make, built with prometheus_client's own classes."""
     reg = CollectorRegistry()
@@ -125,43 +145,11 @@ def build(specs: Sequence[Metric]) -> CollectorRegistry:
         if m.kind in ("counter_nocreated", "gaugehistogram"):
             custom.append(_custom(m))
             continue
-        children = m.series if m.labels else ()
-        if m.kind == "counter":
-            c = Counter(m.name, m.doc, m.labels, unit=m.unit, registry=reg)
-            for values in children:
-                c.labels(*values).inc(2)
-            if not m.labels:
-                c.inc(2)
-        elif m.kind == "gauge":
-            g = Gauge(m.name, m.doc, m.labels, unit=m.unit, registry=reg)
-            for values in children:
-                g.labels(*values).set(1.5)
-            if not m.labels:
-                g.set(1.5)
-        elif m.kind == "histogram":
-            h = Histogram(m.name, m.doc, m.labels, unit=m.unit, buckets=m.bounds, registry=reg)
-            for values in children:
-                h.labels(*values).observe(0.2)
-            if not m.labels:
-                h.observe(0.2)
-        elif m.kind == "summary":
-            s = Summary(m.name, m.doc, m.labels, unit=m.unit, registry=reg)
-            for values in children:
-                s.labels(*values).observe(0.2)
-            if not m.labels:
-                s.observe(0.2)
-        elif m.kind == "info":
-            i = Info(m.name, m.doc or "Build.", m.labels, registry=reg)
-            for values in children:
-                i.labels(*values).info(dict(m.info))
-            if not m.labels:
-                i.info(dict(m.info))
-        else:
-            e = Enum(m.name, m.doc or "State.", m.labels, states=list(m.states), registry=reg)
-            for values in children:
-                e.labels(*values).state(m.states[-1])
-            if not m.labels:
-                e.state(m.states[-1])
+        metric, record = _instrument(m, reg)
+        for values in m.series if m.labels else ():
+            record(metric.labels(*values))
+        if not m.labels:
+            record(metric)
     if custom:
         reg.register(_Collected(custom))  # type: ignore[arg-type]
     return reg
