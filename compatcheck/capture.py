@@ -318,7 +318,12 @@ class _Capture:
             from compatcheck.sources import snapshot_from_exposition_file
 
             assert t.exposition is not None
-            snap = snapshot_from_exposition_file(t.exposition, label=t.label)
+            snap = snapshot_from_exposition_file(
+                t.exposition,
+                label=t.label,
+                service=self.config.service,
+                build_info=self.config.build_info,
+            )
             self.say(f"read exposition {t.exposition.name}")
             return _Outcome(snap, [], {})
         try:
@@ -487,7 +492,7 @@ class _Capture:
             self._unavailable(
                 t.role, f"exited with code {self.running.exit_code()} during the capture"
             )
-        build = read_build_info(metrics)
+        build = read_build_info(metrics, service=self.config.service, family=self.config.build_info)
         if build:
             self.say(
                 "build "

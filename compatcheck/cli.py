@@ -107,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=("old", "new"), help="which config target to record")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="snapshot file to write")
     p.add_argument("--label", default="", help="version label stored in the snapshot")
+    p.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="record a contract without metric families (refused by default: it proves nothing)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
     p = sub.add_parser("migrations", help="judge the Alembic migrations between two heads")
@@ -289,6 +294,13 @@ def _cmd_snapshot(args: argparse.Namespace, out: IO[str]) -> int:
     problems = [*snap.unavailable.values(), *(snap.metrics.errors if snap.metrics else ())]
     if problems:
         raise UnavailableError(f"{args.source or args.config}: not recorded: {problems[0]}")
+    if not args.allow_empty and not (snap.metrics and snap.metrics.families):
+        # A stored empty contract would later make every comparison "cannot tell" (or, worse,
+        # look like a release that exposes nothing): refuse it while someone is watching.
+        raise UnavailableError(
+            f"{args.source or args.config}: not recorded: it exposes no metric families "
+            "(an empty contract proves nothing; --allow-empty records it anyway)"
+        )
     _write_file(args.output, dump_snapshot(snap))
     if not args.quiet:
         n = len(snap.metrics.families) if snap.metrics else 0
@@ -303,7 +315,7 @@ def _resolve(arg: str, label: str, args: argparse.Namespace, store: Any) -> Any:
 
     snap = resolve_version(arg, store, args.service)
     if snap is None:
-        return load_source(arg, label=label, timeout=args.timeout)
+        return load_source(arg, label=label, timeout=args.timeout, service=args.service or "")
     return dataclasses.replace(snap, label=label) if label else snap
 
 

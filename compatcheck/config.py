@@ -141,6 +141,9 @@ class Config:
     grace: float = 5.0
     #: Store of release contracts (directory or http(s) base URL) for ``stored`` targets.
     snapshot_dir: str | None = None
+    #: The family that carries the service's build identity (``build_info: shop_build_info``);
+    #: by default the service's own ``<service>_build_info`` is preferred over a runtime's.
+    build_info: str | None = None
 
     @property
     def base_dir(self) -> Path:
@@ -205,6 +208,7 @@ _TOP_KEYS = (
     "policy",
     "grace",
     "snapshot_dir",
+    "build_info",
 )
 _TARGET_KEYS = (
     "label",
@@ -581,7 +585,16 @@ def parse_config(text: str, path: Path) -> Config:
         else (),
         grace=ld.duration(top["grace"], ("grace",)) if "grace" in top else 5.0,
         snapshot_dir=_snapshot_dir(ld, top["snapshot_dir"]) if "snapshot_dir" in top else None,
+        build_info=_build_info(ld, top["build_info"]) if "build_info" in top else None,
     )
+
+
+def _build_info(ld: _Loader, value: Any) -> str:
+    """A family name as PromQL selects it (``shop_build_info``, ``target_info``)."""
+    text = ld.string(value, ("build_info",))
+    if not re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", text):
+        raise ld.error(("build_info",), f"`build_info`: {text!r} is not a metric family name")
+    return text
 
 
 def _snapshot_dir(ld: _Loader, value: Any) -> str:

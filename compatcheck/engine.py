@@ -71,11 +71,54 @@ def _unavailable_findings(role: str, snap: Snapshot) -> list[Finding]:
                 {"version": role, "source": snap.source, "errors": list(snap.metrics.errors)},
             )
         )
+    elif _is_empty(snap) and "metrics" not in snap.unavailable:
+        reason = f"`{snap.source or snap.label or role}` exposes no metric families"
+        out.append(
+            Finding(
+                "check/unavailable",
+                f"{role}:metrics",
+                f"{role.upper()} metrics could not be checked: {reason} "
+                "(an empty exposition proves nothing).",
+                {"version": role, "part": "metrics", "reason": reason, "source": snap.source},
+            )
+        )
     return out
 
 
+def _is_empty(snap: Snapshot) -> bool:
+    """Captured, valid, and without a single family: an empty file, an empty 200 body, a page
+    of comments. Trap: comparing it would call everything removed, or (both empty) prove
+    compatibility by having nothing to compare; it is "cannot tell" instead."""
+    return snap.metrics is not None and not snap.metrics.errors and not snap.metrics.families
+
+
 def _metrics_comparable(snap: Snapshot) -> bool:
-    return snap.metrics is not None and not snap.metrics.errors
+    return snap.metrics is not None and not snap.metrics.errors and not _is_empty(snap)
+
+
+#: A capture is flagged (the report's first line) when it has under a quarter of the other's
+#: families and at least this many fewer: a partial scrape looks like a wave of removals.
+SMALL_CAPTURE_RATIO = 4
+SMALL_CAPTURE_GAP = 10
+
+
+def capture_notes(old: Snapshot, new: Snapshot) -> tuple[str, ...]:
+    """``NEW exposes 3 families, OLD 214``: one side is a small fraction of the other.
+
+    Still judged (a release may really drop most of its metrics), but a person must know the
+    verdict rests on a capture that may be partial (wrong port, a scrape before warm-up).
+    """
+    if not (_metrics_comparable(old) and _metrics_comparable(new)):
+        return ()
+    assert old.metrics is not None and new.metrics is not None
+    n_old, n_new = len(old.metrics.families), len(new.metrics.families)
+    small, big = sorted((("OLD", n_old), ("NEW", n_new)), key=lambda x: x[1])
+    if small[1] * SMALL_CAPTURE_RATIO >= big[1] or big[1] - small[1] < SMALL_CAPTURE_GAP:
+        return ()
+    return (
+        f"{small[0]} exposes {small[1]} families, {big[0]} {big[1]}: check that {small[0]}'s "
+        "capture is complete (the comparison below takes it as it is).",
+    )
 
 
 def evaluate(old: Snapshot, new: Snapshot, options: EvaluateOptions | None = None) -> Report:
@@ -93,7 +136,8 @@ def evaluate(old: Snapshot, new: Snapshot, options: EvaluateOptions | None = Non
     findings += _unavailable_findings("old", old)
     findings += _unavailable_findings("new", new)
     metric_findings: list[Finding] = []
-    if _metrics_comparable(before) and _metrics_comparable(after):
+    comparable = _metrics_comparable(before) and _metrics_comparable(after)
+    if comparable:
         assert before.metrics is not None and after.metrics is not None
         metric_findings = check_metrics(before.metrics, after.metrics, rollback=rollback)
     for check in SNAPSHOT_CHECKS:
@@ -101,7 +145,8 @@ def evaluate(old: Snapshot, new: Snapshot, options: EvaluateOptions | None = Non
     findings += opts.extra_findings
 
     consumers_known = False
-    if opts.consumers and before.metrics is not None and after.metrics is not None:
+    if opts.consumers and comparable:
+        assert before.metrics is not None and after.metrics is not None
         from compatcheck.consumers import check_consumers, load_consumers
 
         consumer_set = load_consumers(opts.consumers)
@@ -145,4 +190,5 @@ def evaluate(old: Snapshot, new: Snapshot, options: EvaluateOptions | None = Non
         unused_waivers=tuple(outcome.unused_waivers),
         extras=opts.extras,
         anchor=opts.anchor,
+        notes=capture_notes(old, new),
     )

@@ -42,7 +42,7 @@ import math
 import os
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from compatcheck.errors import ExpositionError
@@ -105,7 +105,15 @@ _PLAIN, _BUCKET, _QUANTILE = 0, 1, 2
 _SUFFIXES_TEXT: dict[str, tuple[tuple[str, int], ...]] = {
     "counter": (("", _PLAIN),),
     "gauge": (("", _PLAIN),),
-    "histogram": (("_bucket", _BUCKET), ("_count", _PLAIN), ("_sum", _PLAIN)),
+    # Trap: 0.0.4 has no gauge histogram; clients write one as `# TYPE x histogram` with
+    # `x_gcount`/`x_gsum` samples (see _text_type), so those names belong to the histogram.
+    "histogram": (
+        ("_bucket", _BUCKET),
+        ("_count", _PLAIN),
+        ("_sum", _PLAIN),
+        ("_gcount", _PLAIN),
+        ("_gsum", _PLAIN),
+    ),
     "summary": (("", _QUANTILE), ("_count", _PLAIN), ("_sum", _PLAIN)),
     "untyped": (("", _PLAIN),),
 }
@@ -121,6 +129,9 @@ _SUFFIXES_OM: dict[str, tuple[tuple[str, int], ...]] = {
 }
 #: OpenMetrics families whose PromQL name is not the TYPE name.
 _OM_PROMQL_SUFFIX = {"counter": "_total", "info": "_info"}
+#: Type of the ``X_created`` schema entry split off an OpenMetrics counter, histogram or summary:
+#: what client libraries declare for it in 0.0.4 (``# TYPE X_created gauge``).
+CREATED_TYPE = "gauge"
 
 
 def _unescape(text: str) -> str:
@@ -231,7 +242,10 @@ class _Reader:
     fast_path: bool = True
 
     def __post_init__(self) -> None:
+        #: Metadata name → the family its next HELP/TYPE/UNIT line describes (the latest block).
         self.families: dict[str, _Family] = {}
+        #: Every family block in order of appearance, including earlier blocks of a name.
+        self.order: list[_Family] = []
         #: Every sample name → its sink.
         self.sinks: dict[str, _Sink] = {}
         #: Sample names usable by the fast path: legacy (unquoted) names only. Cleared at
@@ -348,7 +362,7 @@ class _Reader:
             fam.pieces.add(piece)
 
     def _evict_hc_cache(self) -> None:
-        for fam in self.families.values():
+        for fam in self.order:
             if fam.hc_cached:
                 fam.pieces -= fam.hc_cached
                 fam.hc_cached = set()
@@ -392,13 +406,12 @@ class _Reader:
                     bound = value
                 else:
                     rest.append((key, value))
-            if bound is None:
-                if sink.role == _BUCKET:
-                    raise ExpositionError(f"histogram bucket `{name}` has no `le` label")
-                sink.n += 1  # a summary sample without quantile: lenient, like Prometheus
+            # Trap: Prometheus stores a bucket without `le`, or with `le="x"`, as it comes (its
+            # parser checks syntax, not semantics); such a sample counts as a series without a
+            # bound here rather than failing the whole exposition.
+            if bound is None or (bound not in sink.bounds and not _is_number(bound)):
+                sink.n += 1
             else:
-                if bound not in sink.bounds and not _is_number(bound):
-                    raise ExpositionError(f"invalid `{sink.bound_key}` value `{_show(bound)}`")
                 sink.bounds[bound] = sink.bounds.get(bound, 0) + 1
             labels = rest
         else:
@@ -407,16 +420,16 @@ class _Reader:
             self._add_value(fam, key, value, None)
 
     def _implicit(self, name: str, lineno: int) -> _Sink:
-        """A sample whose name no TYPE/HELP claimed: its own untyped family (what PromQL sees)."""
-        owner = self.families.get(name)
-        if owner is not None:
-            suffixes = self.suffixes.get(owner.type or "", ())
-            expected = ", ".join(f"`{owner.name}{s}`" for s, _ in suffixes) or "another name"
-            raise ExpositionError(
-                f"sample `{name}` does not fit {owner.type} `{owner.name}` (expected {expected})"
-            )
+        """A sample whose name no TYPE/HELP claimed: its own untyped family (what PromQL sees).
+
+        Trap: the name may be a family's metadata name that its type does not use for samples
+        (``c`` of an OpenMetrics counter ``c``, whose samples are ``c_total``). Prometheus stores
+        such a sample all the same, so it is a family of its own, not an error; the metadata name
+        keeps describing the declared family.
+        """
         fam = _Family(name, lineno, implicit=True)
-        self.families[name] = fam
+        self.families.setdefault(name, fam)
+        self.order.append(fam)
         return self._register(fam, name, _PLAIN)
 
     def _register(self, fam: _Family, name: str, role: int) -> _Sink:
@@ -468,10 +481,19 @@ class _Reader:
             self._unit(name, value, lineno)
 
     def _declared(self, name: str, lineno: int) -> _Family:
+        """The family a metadata line for ``name`` describes.
+
+        Metadata after samples starts a new block of that name: client_golang's OpenMetrics
+        output has a gauge ``go_memstats_alloc_bytes`` and, further down, a counter with the same
+        metadata name (samples ``go_memstats_alloc_bytes_total``). Prometheus's parser takes
+        each block as it comes; so does this reader. Blocks that end up with one PromQL name are
+        merged in :meth:`finish`.
+        """
         fam = self.families.get(name)
-        if fam is None:
+        if fam is None or fam.implicit or _has_samples(fam):
             fam = _Family(name, lineno, implicit=False)
             self.families[name] = fam
+            self.order.append(fam)
             if name not in self.sinks:
                 # Until a TYPE says otherwise, the family's samples are named like it.
                 self._register(fam, name, _PLAIN)
@@ -485,10 +507,13 @@ class _Reader:
     def _unit(self, name: str, unit: str, lineno: int) -> None:
         if unit and not _LEGACY_NAME_RE.match(unit):
             raise ExpositionError(f"invalid unit `{_show(unit)}` for `{name}`")
+        # As Prometheus's OpenMetrics parser (and the specification): a unit is the suffix of
+        # the family name, `_` included; a `# UNIT` that is not fails the whole scrape.
+        if unit and not name.endswith("_" + unit):
+            raise ExpositionError(f"unit `{_show(unit)}` is not a suffix of metric `{_show(name)}`")
         fam = self._declared(name, lineno)
-        if fam.unit is not None and fam.unit != unit:
-            raise ExpositionError(f"contradictory # UNIT for `{name}`: `{fam.unit}`, then `{unit}`")
-        fam.unit = unit
+        if fam.unit is None:  # a repeated UNIT merges; the first one wins, as HELP
+            fam.unit = unit
 
     def _type(self, name: str, typ: str, lineno: int) -> None:
         if not typ:
@@ -496,16 +521,13 @@ class _Reader:
         if typ not in self.suffixes:
             fmt = "OpenMetrics" if self.openmetrics else "text format 0.0.4"
             raise ExpositionError(f"unknown metric type `{_show(typ)}` ({fmt})")
+        # `_declared` starts a new block when the family already has samples, so `fam` has none.
         fam = self._declared(name, lineno)
-        if fam.type is not None:
-            if fam.type != typ:
-                raise ExpositionError(
-                    f"contradictory # TYPE for `{name}`: `{fam.type}`, then `{typ}`"
-                )
+        if fam.type == typ:
             return  # the same family again: merge
-        if fam.implicit or any(s.n or s.bounds for s in fam.sinks):
-            raise ExpositionError(f"# TYPE for `{name}` comes after its samples")
-        for sink in fam.sinks:  # the provisional sink HELP registered
+        # No samples yet: a later TYPE replaces an earlier one (Prometheus's metadata does the
+        # same), dropping the sample names the earlier one (or HELP, provisionally) registered.
+        for sink in fam.sinks:
             self.sinks.pop(sink.name, None)
             self.fast.pop(sink.name, None)
         fam.sinks = []
@@ -515,38 +537,151 @@ class _Reader:
             other = self.sinks.get(sample)
             if other is not None and other.fam is not fam:
                 if other.n or other.bounds:
-                    raise ExpositionError(f"# TYPE for `{name}` comes after samples of `{sample}`")
+                    # Samples came before this TYPE (Prometheus accepts that). A family that
+                    # has nothing but them and no type of its own is this one: take it over.
+                    # Otherwise they stay where they are (merged by PromQL name at the end).
+                    if other.role == role and other.fam.type is None and len(other.fam.sinks) == 1:
+                        self._absorb(fam, other)
+                    continue
                 if other.fam.name == sample:
                     continue  # an explicitly declared family keeps its own name
                 other.fam.sinks.remove(other)
             self._register(fam, sample, role)
 
+    def _absorb(self, fam: _Family, sink: _Sink) -> None:
+        """Move ``sink``'s untyped family (its samples, labels and help) into ``fam``."""
+        other = sink.fam
+        for key, values in other.values.items():
+            for value in values:
+                self._add_value(fam, key, value, None)
+        for key in other.hc:
+            fam.hc.add(key)
+            fam.values.pop(key, None)
+        if fam.help is None:
+            fam.help = other.help
+        other.sinks = []
+        sink.fam = fam
+        fam.sinks.append(sink)
+        self.order.remove(other)
+        if self.families.get(other.name) is other:
+            del self.families[other.name]
+
     # -- result ----------------------------------------------------------------------------
 
     def finish(self) -> MetricsSchema:
+        """The schema: one entry per name PromQL selects, as Prometheus stores the samples.
+
+        Both formats give the same entries for the same series: an OpenMetrics counter,
+        histogram or summary's ``_created`` samples become the entry ``X_created`` (a gauge), as
+        0.0.4 clients expose them; a 0.0.4 histogram with ``_gcount``/``_gsum`` samples is a gauge
+        histogram. Blocks selected by one name (a family repeated, samples before their TYPE) are
+        merged into one entry.
+        """
         if self.openmetrics and not self.eof_line:
             raise ExpositionError("truncated exposition: no # EOF", self.lines)
         default = "unknown" if self.openmetrics else "untyped"
-        out: dict[str, MetricFamily] = {}
-        for fam in self.families.values():
+        grouped: dict[str, list[MetricFamily]] = {}
+        gauge_histograms = {} if self.openmetrics else self._gauge_histograms()
+        folded = {id(part) for parts in gauge_histograms.values() for part in parts}
+        for fam in self.order:
+            if id(fam) in folded:
+                continue
             typ = fam.type or default
             name = fam.name
+            created: _Sink | None = None
             if self.openmetrics and fam.type is not None:
                 name += _OM_PROMQL_SUFFIX.get(typ, "")
-            if name in out:
-                raise ExpositionError(
-                    f"two families are both selected as `{name}` in PromQL", fam.line
+                created = next((s for s in fam.sinks if s.name == fam.name + "_created"), None)
+            elif id(fam) in gauge_histograms:
+                typ = "gaugehistogram"
+            entry = _schema_family(fam, name, typ, skip=created)
+            grouped.setdefault(name, []).append(entry)
+            if created is not None and created.n:
+                split = replace(
+                    entry,
+                    name=created.name,
+                    type=CREATED_TYPE,
+                    unit="",
+                    buckets=(),
+                    quantiles=(),
+                    series=created.n,
+                    has_samples=True,
                 )
-            out[name] = _schema_family(fam, name, typ)
+                grouped.setdefault(created.name, []).append(split)
+        out = {name: merge_entries(entries) for name, entries in grouped.items()}
         return MetricsSchema(families=out, content_type=self.content_type)
 
+    def _gauge_histograms(self) -> dict[int, list[_Family]]:
+        """0.0.4 ``histogram`` families that are gauge histograms → their ``_gcount``/``_gsum``
+        families to fold in (keyed by ``id``).
 
-def _schema_family(fam: _Family, name: str, typ: str) -> MetricFamily:
+        Trap: 0.0.4 has no gauge histogram. prometheus_client writes one as ``# TYPE x
+        histogram`` with the buckets only, then ``x_gcount`` and ``x_gsum`` as gauge families of
+        their own (like ``_created``); older writers put ``x_gcount``/``x_gsum`` samples under the
+        histogram. Either way the series are OpenMetrics' ``gaugehistogram`` ``x``.
+        """
+        out: dict[int, list[_Family]] = {}
+        for fam in self.order:
+            if fam.type != "histogram":
+                continue
+            seen = {s.name[len(fam.name) :] for s in fam.sinks if s.n}
+            if seen & {"_count", "_sum"}:
+                continue
+            parts = [
+                part
+                for part in (self.families.get(fam.name + s) for s in ("_gcount", "_gsum"))
+                if part is not None
+                and part is not fam
+                and part.type in (None, "gauge")
+                and _has_samples(part)
+            ]
+            if parts or seen & {"_gcount", "_gsum"}:
+                out[id(fam)] = parts
+        return out
+
+
+def _has_samples(fam: _Family) -> bool:
+    return any(s.n or s.bounds for s in fam.sinks)
+
+
+def merge_entries(entries: list[MetricFamily]) -> MetricFamily:
+    """One schema entry from blocks that PromQL selects by one name (in order of appearance).
+
+    The type, help and unit come from the first block with samples (else the first block); label
+    keys, values and bounds are united; ``series`` is the largest block's (the blocks may repeat
+    the same series).
+    """
+    if len(entries) == 1:
+        return entries[0]
+    first = next((e for e in entries if e.has_samples), entries[0])
+    values: dict[str, set[str]] = {}
+    high = {k for e in entries for k in e.high_cardinality}
+    for e in entries:
+        for key, vals in e.label_values.items():
+            values.setdefault(key, set()).update(vals)
+    high |= {k for k, v in values.items() if len(v) > LABEL_VALUE_CAP}
+    return replace(
+        first,
+        help=first.help or next((e.help for e in entries if e.help), ""),
+        unit=first.unit or next((e.unit for e in entries if e.unit), ""),
+        labels=tuple(sorted({k for e in entries for k in e.labels})),
+        label_values={k: tuple(sorted(v)) for k, v in sorted(values.items()) if k not in high},
+        high_cardinality=tuple(sorted(high)),
+        buckets=tuple(sorted({b for e in entries for b in e.buckets})),
+        quantiles=tuple(sorted({q for e in entries for q in e.quantiles})),
+        series=max(e.series for e in entries),
+        has_samples=any(e.has_samples for e in entries),
+    )
+
+
+def _schema_family(fam: _Family, name: str, typ: str, *, skip: _Sink | None = None) -> MetricFamily:
     series = 0
     buckets: set[float] = set()
     quantiles: set[float] = set()
     has_samples = False
     for sink in fam.sinks:
+        if sink is skip:
+            continue
         if sink.n:
             has_samples = True
             series = max(series, sink.n)

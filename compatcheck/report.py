@@ -97,6 +97,9 @@ class Report:
     #: The file a finding without a location of its own points at (the config, NEW's exposition
     #: or snapshot): code scanning and workflow annotations need a file for every result.
     anchor: str = ""
+    #: What a person must read before the findings (e.g. one capture is a small fraction of the
+    #: other): the text and Markdown reports' first line, ``notes`` in JSON.
+    notes: tuple[str, ...] = ()
 
     @property
     def go(self) -> bool:
@@ -144,5 +147,7 @@ class Report:
         }
         if self.migrations is not None:
             out["migrations"] = dict(self.migrations)
+        if self.notes:
+            out["notes"] = list(self.notes)
         out.update(self.extras)
         return out

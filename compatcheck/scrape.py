@@ -35,6 +35,8 @@ PROMETHEUS_ACCEPT = (
 )
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+#: Content types that are a page for a person, never an exposition.
+_PAGE_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 #: Probe and warm-up bodies are small JSON documents; a megabyte is generous.
 PROBE_MAX_BYTES = 1024 * 1024
 USER_AGENT = "compatcheck"
@@ -158,6 +160,14 @@ def scrape_metrics(
                         f"{_human(max_bytes)} cap"
                     )
                 content_type = resp.headers.get("content-type", "")
+                media = content_type.split(";", 1)[0].strip().lower()
+                if media in _PAGE_TYPES:
+                    # A login page, an SSO redirect target or a proxy's error page answered
+                    # with 200: no exposition at all, whatever its text would parse as.
+                    raise UnavailableError(
+                        f"{shown}: scrape failed: the answer is a web page (`{media}`), "
+                        "not a metrics exposition (a login or error page?)"
+                    )
                 budget = _Budget(deadline, max_bytes)
                 try:
                     schema = parse_stream(

@@ -51,7 +51,12 @@ def metrics_url(url: str) -> str:
 
 
 def snapshot_from_metrics_url(
-    url: str, *, label: str = "", timeout: float = 10.0, max_bytes: int | None = None
+    url: str,
+    *,
+    label: str = "",
+    timeout: float = 10.0,
+    max_bytes: int | None = None,
+    service: str = "",
 ) -> Snapshot:
     """Scrape ``url`` into a snapshot; failures become data (``unavailable``/``errors``).
 
@@ -74,11 +79,13 @@ def snapshot_from_metrics_url(
         source=shown,
         captured_at=_now(),
         metrics=schema,
-        build=read_build_info(schema),
+        build=read_build_info(schema, service=service),
     )
 
 
-def snapshot_from_exposition_file(path: Path, *, label: str = "") -> Snapshot:
+def snapshot_from_exposition_file(
+    path: Path, *, label: str = "", service: str = "", build_info: str | None = None
+) -> Snapshot:
     from compatcheck.exposition import read_exposition_file
 
     try:
@@ -90,7 +97,7 @@ def snapshot_from_exposition_file(path: Path, *, label: str = "") -> Snapshot:
         source=str(path),
         captured_at=_now(),
         metrics=schema,
-        build=read_build_info(schema),
+        build=read_build_info(schema, service=service, family=build_info),
     )
 
 
@@ -100,10 +107,15 @@ def _looks_like_json(path: Path) -> bool:
     return head.startswith(b"{")
 
 
-def load_source(arg: str, *, label: str = "", timeout: float = 10.0) -> Snapshot:
-    """Resolve one ``diff`` argument; a missing file or directory is an :class:`InputError`."""
+def load_source(arg: str, *, label: str = "", timeout: float = 10.0, service: str = "") -> Snapshot:
+    """Resolve one ``diff`` argument; a missing file or directory is an :class:`InputError`.
+
+    ``service`` names the service whose ``<service>_build_info`` carries the build identity.
+    """
     if is_url(arg):
-        return snapshot_from_metrics_url(arg, label=label or mask_url(arg), timeout=timeout)
+        return snapshot_from_metrics_url(
+            arg, label=label or mask_url(arg), timeout=timeout, service=service
+        )
     path = Path(arg)
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected an exposition or snapshot file")
@@ -113,4 +125,4 @@ def load_source(arg: str, *, label: str = "", timeout: float = 10.0) -> Snapshot
             snap = snapshot_from_document(doc, str(path))
             return replace(snap, label=label) if label else snap
         raise InputError(f"{path}: JSON but not a compatcheck snapshot")
-    return snapshot_from_exposition_file(path, label=label)
+    return snapshot_from_exposition_file(path, label=label, service=service)

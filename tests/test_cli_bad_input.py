@@ -61,7 +61,7 @@ def test_invalid_utf8(tmp_path: Path) -> None:
 
 def test_truncated_openmetrics(tmp_path: Path) -> None:
     bad = tmp_path / "truncated.prom"
-    bad.write_text("# TYPE a counter\n# UNIT a seconds\na_total 1\n")
+    bad.write_text("# TYPE a_seconds counter\n# UNIT a_seconds seconds\na_seconds_total 1\n")
     proc = run("diff", str(GOOD), str(bad), "--format", "json")
     assert_one_line(proc, 3, str(bad), "EOF")
 

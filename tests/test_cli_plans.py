@@ -145,7 +145,7 @@ def test_demo_check_waits_with_its_steps_below_the_verdict() -> None:
     ]
     assert after_verdict(proc.stdout) == [
         "",
-        "once the 11 blocking findings are resolved:",
+        "once the 12 blocking findings are resolved:",
         f"  {DOWNGRADE_STEP}",
     ]
     assert "→ follow" not in proc.stdout

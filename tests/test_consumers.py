@@ -194,8 +194,14 @@ def test_semantics_evidence() -> None:
     )
     template = by[("consumers/query-broken", "alert:ApiTeamTemplate")].evidence
     assert (template["missing_label"], template["needed_by"]) == ("team", "template")
-    fast = by[("consumers/bucket-dependent", "alert:ApiFastRequestsDrop")].evidence
-    assert (fast["removed"], fast["added"]) == (["0.01"], ["5"])
+    # `le="0.01"` selects a bucket the target lacks: the query is broken, not merely dependent.
+    fast = by[("consumers/query-broken", "alert:ApiFastRequestsDrop")]
+    assert (fast.evidence["missing_bucket"], fast.evidence["removed"], fast.evidence["added"]) == (
+        "0.01",
+        ["0.01"],
+        ["5"],
+    )
+    assert 'has no bucket `le="0.01"`' in fast.message
 
 
 def test_deploy_direction_flags_what_the_old_names_lose() -> None:
@@ -321,9 +327,9 @@ def test_a_loaded_bridge_file_counts_as_a_fix(tmp_path: Path) -> None:
     # Renames are bridged; what remains is what no rule can bring back.
     assert got == {
         ("consumers/bucket-dependent", "alert:ShopLatencyHigh"),
-        ("consumers/bucket-dependent", "panel:Shop (legacy)/Requests under 25ms"),
         ("consumers/bucket-dependent", "panel:Shop/p99 latency"),
         ("consumers/query-broken", "alert:ShopDbPoolExhausted"),
+        ("consumers/query-broken", "panel:Shop (legacy)/Requests under 25ms"),
         ("consumers/query-broken", "alert:ShopDbPoolMetricsAbsent"),
         ("consumers/query-broken", "panel:Shop/DB pool in use"),
         ("consumers/query-broken", "query:queries.promql:3"),

@@ -61,6 +61,8 @@ def test_diff_two_live_services(servers: tuple[str, str], tmp_path: Path) -> Non
     got = {(f["kind"], f["subject"]) for f in doc["findings"]}
     assert got == {
         ("metrics/renamed", "shop_orders_created_total"),
+        # Its `_created` series, which Prometheus stores too (negotiated OpenMetrics here).
+        ("metrics/renamed", "shop_orders_created_created"),
         ("metrics/buckets-changed", "shop_request_duration_seconds"),
     }
     assert code == 1 and doc["verdict"] == "no-go"
@@ -77,6 +79,8 @@ def test_diff_of_base_urls_scrapes_their_metrics(servers: tuple[str, str], tmp_p
     assert validate(doc, "report") is None
     assert {(f["kind"], f["subject"]) for f in doc["findings"]} == {
         ("metrics/renamed", "shop_orders_created_total"),
+        # Its `_created` series, which Prometheus stores too (negotiated OpenMetrics here).
+        ("metrics/renamed", "shop_orders_created_created"),
         ("metrics/buckets-changed", "shop_request_duration_seconds"),
     }
     assert code == 1

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from compatcheck.checks.build import names_a_build
 from compatcheck.model import Finding, MetricFamily, MetricsSchema, format_bound
 
 #: Suffixes that carry a unit or a sample kind; a rename that only swaps one of these (``_seconds``
@@ -45,8 +46,6 @@ UNIT_SUFFIXES = (
 #: Minimum character similarity for a rename that is not a suffix or single-token change.
 RENAME_SIMILARITY = 0.85
 
-_BUILD_INFO_LABELS = ("version", "revision")
-
 #: Labels that identify a build; their values change with every release.
 IDENTITY_LABELS = frozenset(
     {
@@ -60,6 +59,30 @@ IDENTITY_LABELS = frozenset(
         "build_user",
     }
 )
+
+
+#: Types that differ only by exposition format: the same series, stored alike by Prometheus.
+#: An OpenMetrics ``info`` is a 0.0.4 gauge named ``*_info``, a ``stateset`` a gauge with the
+#: state label, ``unknown`` is 0.0.4's ``untyped``. A change between these is never a finding.
+FORMAT_TYPES = {"info": "gauge", "stateset": "gauge", "unknown": "untyped"}
+
+
+def stored_type(typ: str) -> str:
+    """The type as both formats can say it (see :data:`FORMAT_TYPES`)."""
+    return FORMAT_TYPES.get(typ, typ)
+
+
+def same_stored_type(b: MetricFamily, a: MetricFamily) -> bool:
+    """Whether two types differ at most by what the exposition format can say.
+
+    Trap: 0.0.4 has no gauge histogram; a reader knows one only from its ``_gcount``/``_gsum``
+    samples, so a 0.0.4 ``histogram`` without samples may well be OpenMetrics' gauge histogram.
+    """
+    if stored_type(b.type) == stored_type(a.type):
+        return True
+    if {b.type, a.type} == {"histogram", "gaugehistogram"}:
+        return not (b if b.type == "histogram" else a).has_samples
+    return False
 
 
 def _tokens(name: str) -> list[str]:
@@ -132,7 +155,7 @@ def detect_renames(
     added_list = list(added)
     for b in removed:
         for a in added_list:
-            if a.type != b.type or not _labels_compatible(a, b):
+            if stored_type(a.type) != stored_type(b.type) or not _labels_compatible(a, b):
                 continue
             score = rename_score(b.name, a.name)
             if score > 0:
@@ -183,6 +206,8 @@ def compare_family(b: MetricFamily, a: MetricFamily) -> list[Finding]:
         old, new = getattr(b, attr), getattr(a, attr)
         if old == new or (required and not (old and new)):
             continue
+        if attr == "type" and same_stored_type(b, a):
+            continue  # only the format differs (OpenMetrics `info` vs a 0.0.4 gauge...)
         shown = (old, new) if attr == "type" else (f"`{old}`", f"`{new}`")
         out.append(
             Finding(
@@ -289,10 +314,9 @@ def _is_build_info(fam: MetricFamily) -> bool:
 
 
 def _has_build_info(schema: MetricsSchema) -> bool:
-    return any(
-        _is_build_info(fam) and any(lbl in fam.labels for lbl in _BUILD_INFO_LABELS)
-        for fam in schema.families.values()
-    )
+    """A build-info family that names a version or revision (``go_build_info{version=""}`` does
+    not: it proves nothing about which build answered)."""
+    return any(_is_build_info(fam) and names_a_build(fam) for fam in schema.families.values())
 
 
 def check_metrics(
@@ -357,8 +381,8 @@ def check_metrics(
             Finding(
                 "metrics/build-info-missing",
                 "build_info",
-                "Neither version exposes a `*_build_info` or `target_info` family with "
-                "`version`/`revision` labels.",
+                "Neither version exposes a `*_build_info` or `target_info` family with a "
+                "`version` or `revision` value.",
                 {},
             )
         )

@@ -31,7 +31,8 @@ What a missing operand *does* depends on the operator, and the finding says so i
 ``a or b`` where one side is blank but the other side still selects data is *not* broken: that
 is the ``new or old`` form of a hand-written bridge, and it works.
 
-Buckets: a ``le`` matcher whose bound ``after`` lacks (effect ``blank``), a ``le`` regex that
+Buckets: a ``le`` matcher whose bound ``after`` lacks selects nothing, so it is
+``consumers/query-broken`` (effect ``blank``, the bound in ``missing_bucket``); a ``le`` regex that
 matches other bounds (``changed``), or ``histogram_quantile``/``by (le)`` over a family whose
 bounds differ (``estimate``) give ``consumers/bucket-dependent``.
 """
@@ -102,6 +103,8 @@ class Problem:
     lost_by_matcher: bool = False
     removed: tuple[str, ...] = ()
     added: tuple[str, ...] = ()
+    #: The ``le`` bound an exact matcher selects and the target lacks.
+    bound: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +281,11 @@ class _Judge:
                 except ValueError:
                     continue
                 if bound in b_set and bound not in a_set:
-                    return problem("blank")
+                    # The selector matches no series at all: broken, not merely dependent.
+                    return Problem(
+                        QUERY_BROKEN, "blank", fb.name, name, sel.text, label="le",
+                        removed=removed, added=added, bound=format_bound(bound),
+                    )  # fmt: skip
             elif m.op == "=~":
                 try:
                     rx = re.compile(m.value)
@@ -419,7 +426,7 @@ def _attach(
         if kind in _LABEL_KINDS:
             return p.kind == QUERY_BROKEN and (p.label == label or label in p.lost_labels)
         if kind in _BUCKET_KINDS:
-            return p.kind == BUCKET_DEPENDENT
+            return p.kind == BUCKET_DEPENDENT or p.bound is not None
         return False
 
     hit = sorted(s for s, items in per_subject.items() if any(explains(p) for _, p in items))
@@ -444,7 +451,9 @@ def _problem_json(e: Expression, p: Problem, renames: dict[str, str]) -> dict[st
         "family": p.family,
         "effect": p.effect,
     }
-    if p.kind == BUCKET_DEPENDENT:
+    if p.kind == BUCKET_DEPENDENT or p.bound is not None:
+        if p.bound is not None:
+            out["missing_bucket"] = p.bound
         out["removed"] = list(p.removed)
         out["added"] = list(p.added)
     elif p.label is not None:
@@ -491,6 +500,12 @@ def _finding(
         message = (
             f"{who} depends on the bucket bounds of `{p.family}`, which change{via}: "
             f"{fam_bounds}{more}."
+        )
+    elif p.bound is not None:
+        message = (
+            f'{who} {_PHRASE[p.effect]}: `{p.metric}` has no bucket `le="{p.bound}"` in the '
+            f"target (removed `{', '.join(p.removed)}`, added `{', '.join(p.added) or '-'}`)"
+            f"{via}{more}."
         )
     elif p.label is not None:
         renamed = f" (renamed → `{p.label_renamed_to}`)" if p.label_renamed_to else ""

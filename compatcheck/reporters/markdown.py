@@ -288,7 +288,10 @@ def _extras(report: Report) -> list[str]:
 
 
 def _render(report: Report, *, evidence: bool, max_rows: int | None) -> str:
-    lines = _header(report)
+    # Notes come first: they say how far the verdict below can be trusted.
+    lines = [f"> **Note:** {escape_text(note)}" for note in report.notes]
+    lines += [""] if lines else []
+    lines += _header(report)
     lines += _findings(report, evidence=evidence, max_rows=max_rows)
     lines += _waivers(report)
     lines += _migrations(report)

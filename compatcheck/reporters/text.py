@@ -243,7 +243,9 @@ def _extras(report: Report) -> list[str]:
 def render_text(report: Report, *, color: bool = False) -> str:
     """The report for a terminal; ANSI colour only when ``color`` (CLI: a TTY and no NO_COLOR)."""
     paint = _Painter(color)
-    lines = _header(report, paint)
+    # Notes come first: they say how far the verdict below can be trusted.
+    lines = [paint("warning", f"NOTE: {note}") for note in report.notes]
+    lines += _header(report, paint)
     lines += _findings(report, paint)
     lines += _waivers(report, paint)
     lines += _migrations(report, paint)
