@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from compatcheck.errors import UsageError
 from compatcheck.files import read_text
+from compatcheck.masking import mask_secrets
 from compatcheck.yamlfile import YamlDocument, parse_yaml
 
 PLACEHOLDERS = ("port", "host", "database_url", "python")
@@ -331,7 +332,8 @@ def _default_label(
     if file is not None:
         return file.name.removesuffix(".json").removesuffix(".snapshot").removesuffix(".prom")
     if url is not None:
-        return urlsplit(url).netloc or url
+        # host:port only: the userinfo (``user:password@``) must not become a label.
+        return urlsplit(url).netloc.rpartition("@")[2] or mask_secrets(url)
     if cwd is not None:
         return cwd.name
     return role.upper()

@@ -18,6 +18,7 @@ from compatcheck.catalogue import SEVERITIES
 from compatcheck.checks.metrics import check_metrics
 from compatcheck.checks.readiness import check_readiness
 from compatcheck.errors import UsageError
+from compatcheck.masking import mask_secrets
 from compatcheck.model import Finding, sort_findings
 from compatcheck.policy import Policy, default_policy, rate_findings
 from compatcheck.report import RatedFinding, Report, VersionInfo
@@ -53,13 +54,14 @@ class EvaluateOptions:
 
 def _unavailable_findings(role: str, snap: Snapshot) -> list[Finding]:
     out = []
+    source = mask_secrets(snap.source)  # a snapshot written by hand may still carry a token
     for part, reason in sorted(snap.unavailable.items()):
         out.append(
             Finding(
                 "check/unavailable",
                 f"{role}:{part}",
                 f"{role.upper()} {part} could not be checked: {reason}",
-                {"version": role, "part": part, "reason": reason, "source": snap.source},
+                {"version": role, "part": part, "reason": reason, "source": source},
             )
         )
     if snap.metrics is not None and snap.metrics.errors:
@@ -67,8 +69,8 @@ def _unavailable_findings(role: str, snap: Snapshot) -> list[Finding]:
             Finding(
                 "metrics/exposition-invalid",
                 role,
-                f"{role.upper()} exposition `{snap.source}` is invalid: {snap.metrics.errors[0]}",
-                {"version": role, "source": snap.source, "errors": list(snap.metrics.errors)},
+                f"{role.upper()} exposition `{source}` is invalid: {snap.metrics.errors[0]}",
+                {"version": role, "source": source, "errors": list(snap.metrics.errors)},
             )
         )
     return out
@@ -145,8 +147,8 @@ def evaluate(old: Snapshot, new: Snapshot, options: EvaluateOptions | None = Non
     return Report(
         verdict=verdict,
         direction=opts.direction,
-        old=VersionInfo(old.label or "old", old.source, old.build),
-        new=VersionInfo(new.label or "new", new.source, new.build),
+        old=VersionInfo(mask_secrets(old.label or "old"), mask_secrets(old.source), old.build),
+        new=VersionInfo(mask_secrets(new.label or "new"), mask_secrets(new.source), new.build),
         findings=rated,
         fail_on=opts.fail_on,
         migrations=opts.migrations,

@@ -16,11 +16,11 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from compatcheck.errors import UnavailableError
+from compatcheck.masking import mask_secrets
 from compatcheck.model import MetricsSchema
 
 #: The Accept header Prometheus 2.49+ sends with its default ``scrape_protocols``
@@ -49,23 +49,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def mask_url(url: str) -> str:
-    """The URL with any password (and query-string secrets' values) replaced by ``***``.
-
-    Credentials never appear in reports or logs (DESIGN.md); every message here uses this.
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid URL>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{hostport}" if user else f"***@{hostport}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 class _Budget:
@@ -139,7 +122,7 @@ def scrape_metrics(
     """
     from compatcheck.exposition import parse_stream
 
-    shown = mask_url(url)
+    shown = mask_secrets(url)
     deadline = time.monotonic() + timeout
     headers = {"Accept": PROMETHEUS_ACCEPT, "User-Agent": USER_AGENT}
     own = client is None
@@ -222,7 +205,7 @@ def probe(
 
     Never raises for network or HTTP problems: readiness polling needs "not yet" as a value.
     """
-    shown = mask_url(url)
+    shown = mask_secrets(url)
     start = time.monotonic()
     budget = _Budget(start + timeout, max_bytes)
     own = client is None

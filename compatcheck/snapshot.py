@@ -15,6 +15,7 @@ from typing import Any
 
 from compatcheck import __version__
 from compatcheck.errors import InputError
+from compatcheck.masking import mask_secrets
 from compatcheck.model import MetricsSchema
 
 SNAPSHOT_SCHEMA = "compatcheck.snapshot/v1"
@@ -42,10 +43,13 @@ class Snapshot:
     unavailable: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        """The document form. Label, source and the reasons a part was not captured are masked:
+        they are where a URL given on the command line ends up, and a token must never be stored
+        in a snapshot file."""
         return {
             "schema": SNAPSHOT_SCHEMA,
-            "label": self.label,
-            "source": self.source,
+            "label": mask_secrets(self.label),
+            "source": mask_secrets(self.source),
             "captured_at": self.captured_at,
             "tool_version": self.tool_version,
             "metrics": self.metrics.to_json() if self.metrics is not None else None,
@@ -53,7 +57,7 @@ class Snapshot:
             "build": dict(self.build),
             "alembic_head": self.alembic_head,
             "artifact": self.artifact,
-            "unavailable": dict(self.unavailable),
+            "unavailable": {k: mask_secrets(v) for k, v in self.unavailable.items()},
         }
 
     @classmethod

@@ -21,7 +21,8 @@ from urllib.parse import quote
 import httpx
 
 from compatcheck.errors import InputError, UnavailableError
-from compatcheck.scrape import USER_AGENT, mask_url
+from compatcheck.masking import mask_secrets
+from compatcheck.scrape import USER_AGENT
 from compatcheck.snapshot import Snapshot, parse_snapshot
 
 #: A service or version name: what a release tag or a Kubernetes name looks like.
@@ -79,7 +80,7 @@ class SnapshotStore:
             raise InputError(f"{base}: snapshot store is not a directory")
 
     def __repr__(self) -> str:
-        return f"SnapshotStore({mask_url(self.base) if self.is_http else self.base!r})"
+        return f"SnapshotStore({mask_secrets(self.base) if self.is_http else self.base!r})"
 
     @staticmethod
     def relative(service: str, version: str) -> str:
@@ -90,7 +91,7 @@ class SnapshotStore:
         """Where the snapshot lives: a file path or a URL (credentials masked when shown)."""
         rel = self.relative(service, version)
         if self.is_http:
-            return f"{self.base}/{quote(rel)}"
+            return mask_secrets(f"{self.base}/{quote(rel)}")
         return str(Path(self.base) / rel)
 
     def read_bytes(self, service: str, version: str) -> bytes:
@@ -114,7 +115,7 @@ class SnapshotStore:
 
     def _fetch(self, rel: str, service: str, version: str) -> bytes:
         url = f"{self.base}/{quote(rel)}"
-        shown = mask_url(url)
+        shown = mask_secrets(url)
         timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 5.0))
         try:
             with (

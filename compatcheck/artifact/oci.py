@@ -32,6 +32,7 @@ from compatcheck.artifact.reference import (
     parse_digest,
 )
 from compatcheck.errors import UsageError
+from compatcheck.masking import mask_secrets
 from compatcheck.scrape import is_loopback
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -348,11 +349,11 @@ def registry_base_url(image: ImageReference, override: str | None, insecure: boo
         text = override if "://" in override else f"https://{override}"
         parts = urlsplit(text)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UsageError(f"registry `{override}` is not an http(s) URL or host")
+            raise UsageError(f"registry `{mask_secrets(override)}` is not an http(s) URL or host")
         if parts.scheme == "http" and not (insecure or is_loopback(parts.hostname)):
             raise UsageError(
-                f"registry `{override}` uses plain http; allowed only for localhost or when "
-                "told insecure"
+                f"registry `{mask_secrets(override)}` uses plain http; allowed only for "
+                "localhost or when told insecure"
             )
         return f"{parts.scheme}://{parts.netloc}".rstrip("/")
     host = DOCKER_HUB_API if image.domain == DEFAULT_DOMAIN else image.domain
@@ -408,7 +409,7 @@ class RegistrySource:
         self.client = client
         self.deadline = time.monotonic() + timeout
         self.token: str | None = None
-        self.description = f"registry `{base_url}`"
+        self.description = f"registry `{mask_secrets(base_url)}`"
 
     def _read(self, response: httpx.Response, max_bytes: int, what: str) -> bytes:
         """Stream a body under the byte cap and the shared deadline (httpx times reads only)."""

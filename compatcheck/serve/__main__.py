@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 from compatcheck.errors import CompatcheckError
+from compatcheck.masking import mask_secrets
 
 
 def main() -> int:
@@ -18,7 +19,7 @@ def main() -> int:
     try:
         return cmd_serve(args)
     except CompatcheckError as exc:
-        print(f"compatcheck: error: {exc}", file=sys.stderr)
+        print(f"compatcheck: error: {mask_secrets(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

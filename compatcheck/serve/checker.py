@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from compatcheck.errors import CompatcheckError, InputError, UnavailableError
+from compatcheck.masking import mask_secrets
 from compatcheck.report import UNAVAILABLE_KINDS, Report
-from compatcheck.scrape import mask_url
 from compatcheck.serve.metrics import HookMetrics
 from compatcheck.serve.settings import ServeSettings
 from compatcheck.snapshot import Snapshot
@@ -362,7 +362,7 @@ class Checker:
         # The scrape's own budget bounds how long the thread (and its slot) lives; the check's
         # deadline, enforced by the caller, bounds how long the client waits.
         return snapshot_from_metrics_url(
-            target.url, label=mask_url(target.url), timeout=self.settings.scrape_timeout
+            target.url, label=mask_secrets(target.url), timeout=self.settings.scrape_timeout
         )
 
     def _judge(self, prep: Prepared) -> Outcome:
