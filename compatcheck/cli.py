@@ -389,6 +389,12 @@ def _quiet_library_logging() -> None:
         logging.getLogger().addHandler(logging.NullHandler())
 
 
+def resource_error(exc: MemoryError | RecursionError) -> str:
+    """The line for an input too large or too deeply nested to load, where no loader named it."""
+    what = "too large (out of memory)" if isinstance(exc, MemoryError) else "nested too deeply"
+    return f"compatcheck: error: an input is {what}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``compatcheck`` console script."""
     _quiet_library_logging()
@@ -408,6 +414,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + signum
     except BrokenPipeError:
         return EXIT_GO
+    except (MemoryError, RecursionError) as exc:
+        # Loaders name the file when they can; this is the line for any other hostile input
+        # (exit 2: it is the input that must change, not a fault of the run).
+        if os.environ.get("COMPATCHECK_DEBUG"):
+            raise
+        print(resource_error(exc), file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:  # one line for the person, the traceback only on request
         if os.environ.get("COMPATCHECK_DEBUG"):
             raise

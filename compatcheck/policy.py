@@ -144,7 +144,8 @@ def load_policy(paths: Iterable[str | Path], base: Policy | None = None) -> Poli
     waivers = list(pol.waivers)
     sources = list(pol.sources)
     for path in paths:
-        doc = load_yaml_file(path, "policy file")
+        # A policy has no use for aliases; refusing them keeps a bomb out of the hook too.
+        doc = load_yaml_file(path, "policy file", aliases=False)
         data = doc.data
         if data is None:
             continue

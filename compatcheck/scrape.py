@@ -11,7 +11,6 @@ capped too).
 from __future__ import annotations
 
 import ipaddress
-import json
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 
 from compatcheck.errors import UnavailableError
+from compatcheck.jsondoc import JsonError, parse_json
 from compatcheck.masking import mask_secrets
 from compatcheck.model import MetricsSchema
 
@@ -233,8 +233,8 @@ def probe(
             decoded: Any = None
             if "json" in ctype.lower() or text.lstrip()[:1] in ("{", "["):
                 try:
-                    decoded = json.loads(text)
-                except ValueError:
+                    decoded = parse_json(text)
+                except JsonError:  # not JSON a check can use (invalid, too deep): the text stays
                     decoded = None
             return ProbeResult(
                 shown,

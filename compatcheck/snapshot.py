@@ -15,6 +15,7 @@ from typing import Any
 
 from compatcheck import __version__
 from compatcheck.errors import InputError
+from compatcheck.jsondoc import JsonError, parse_json
 from compatcheck.masking import mask_secrets
 from compatcheck.model import MetricsSchema
 
@@ -93,11 +94,12 @@ def claims_to_be_snapshot(data: object) -> bool:
 
 
 def decode_json(text: str, name: str) -> Any:
-    """``json.loads`` with a one-line error naming the input and where the JSON breaks."""
+    """Decode a document with a one-line error naming the input and the problem (where the JSON
+    breaks, or that it nests too deeply: see :func:`~compatcheck.jsondoc.parse_json`)."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{name}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        return parse_json(text)
+    except JsonError as exc:
+        raise InputError(f"{name}: {exc}") from None
 
 
 def parse_snapshot(text: str, name: str) -> Snapshot:

@@ -14,8 +14,8 @@ from compatcheck.capture import FAMILY_INTERMITTENT, capture_snapshot, merge_sch
 from compatcheck.checks.readiness import check_readiness
 from compatcheck.config import ReadinessConfig, load_config
 from compatcheck.errors import UnavailableError
-from compatcheck.model import MetricFamily, MetricsSchema
 from compatcheck.masking import mask_secrets
+from compatcheck.model import MetricFamily, MetricsSchema
 from compatcheck.scrape import PROMETHEUS_ACCEPT, probe, scrape_metrics
 from compatcheck.targets import free_port
 

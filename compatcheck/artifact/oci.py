@@ -14,7 +14,6 @@ distribution project's own limit), configs at 8 MiB, and every registry call sha
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import time
 from collections.abc import Mapping
@@ -32,6 +31,7 @@ from compatcheck.artifact.reference import (
     parse_digest,
 )
 from compatcheck.errors import UsageError
+from compatcheck.jsondoc import JsonError, parse_json
 from compatcheck.masking import mask_secrets
 from compatcheck.scrape import is_loopback
 
@@ -108,9 +108,9 @@ def _verify(data: bytes, digest: str, what: str) -> None:
 
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactUnavailable(f"{what} is not valid JSON ({exc.__class__.__name__})") from None
+        doc = parse_json(data)
+    except JsonError as exc:
+        raise ArtifactUnavailable(f"{what} is {exc}") from None
     if not isinstance(doc, dict):
         raise ArtifactUnavailable(f"{what} is not a JSON object")
     return doc
@@ -248,7 +248,7 @@ class LayoutSource:
         self.description = f"OCI layout `{root}`"
         marker = root / "oci-layout"
         try:
-            layout = json.loads(marker.read_bytes())
+            layout = parse_json(marker.read_bytes())
         except FileNotFoundError:
             raise ArtifactUnavailable(
                 f"`{root}` is not an OCI image layout (no `oci-layout` file)"

@@ -33,6 +33,7 @@ import yaml
 from compatcheck.errors import UsageError
 from compatcheck.model import Finding
 from compatcheck.snapshot import Snapshot
+from compatcheck.yamlfile import LOADER, TreeError, check_tree
 
 _MISSING = object()
 
@@ -250,13 +251,19 @@ def probes_from_manifest(path: Path, container: str | None = None) -> dict[str, 
     """
     try:
         text = path.read_text(encoding="utf-8")
-        docs = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        docs = [d for d in yaml.compose_all(text, Loader=LOADER) if d is not None]
+        for doc in docs:
+            check_tree(doc, aliases=True, max_depth=None)
     except FileNotFoundError:
         raise UsageError(f"{path}: no such manifest") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read: {exc}") from None
     except yaml.YAMLError as exc:
         raise UsageError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    except TreeError as exc:
+        raise UsageError(f"{path}:{exc.line}: {exc.problem}") from None
+    except RecursionError:
+        raise UsageError(f"{path}: nested too deeply") from None
     for doc in docs:
         kind = _scalar(_get(doc, "kind"))
         if kind not in _WORKLOADS:

@@ -46,6 +46,7 @@ import yaml
 from compatcheck.consumers.promql import Need, Node, PromQLError, parse_expression
 from compatcheck.errors import InputError
 from compatcheck.model import Consumer, Finding
+from compatcheck.yamlfile import LOADER, TreeError, check_tree
 
 PARSE_ERROR = "consumers/parse-error"
 
@@ -53,8 +54,6 @@ RULE_SUFFIXES = frozenset({".yml", ".yaml"})
 DASHBOARD_SUFFIXES = frozenset({".json"})
 TEXT_SUFFIXES = frozenset({".promql", ".txt"})
 
-# libyaml's composer is ~10x faster and keeps the same node marks (lines); pure Python otherwise.
-_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TEMPLATE_LABEL = re.compile(r"\$labels\.([A-Za-z_]\w*)|index\s+\$labels\s+\"([A-Za-z_]\w*)\"")
 _LABEL_VALUES = re.compile(
     r"^\s*label_values\s*\((?P<expr>.*),\s*(?P<label>[A-Za-z_]\w*)\s*\)\s*$", re.S
@@ -216,11 +215,21 @@ def _scalar(node: yaml.Node | None) -> str | None:
 
 
 def _documents(loader: _Loader, file: str, rel: str, text: str) -> Iterator[yaml.Node]:
-    stream = yaml.compose_all(text, Loader=_YAML_LOADER)
+    """The file's documents as node trees; a document with a duplicate key, or whose aliases
+    expand without bound, is a parse error (as Prometheus's own loader says) and is skipped."""
+    stream = yaml.compose_all(text, Loader=LOADER)
     while True:
         try:
             doc = next(stream)
+            if doc is not None:
+                check_tree(doc, aliases=True, max_depth=None)
         except StopIteration:
+            return
+        except TreeError as exc:
+            loader.parse_error(file, rel, exc.line, exc.problem)
+            continue
+        except RecursionError:
+            loader.parse_error(file, rel, None, "invalid YAML: nested too deeply")
             return
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark

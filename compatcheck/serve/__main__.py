@@ -10,7 +10,7 @@ from compatcheck.masking import mask_secrets
 
 
 def main() -> int:
-    from compatcheck.cli import _Parser
+    from compatcheck.cli import _Parser, resource_error
     from compatcheck.serve import add_serve_arguments, cmd_serve
 
     parser = _Parser(prog="compatcheck serve", description="run the compatcheck policy hook")
@@ -23,6 +23,9 @@ def main() -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except (MemoryError, RecursionError) as exc:
+        print(resource_error(exc), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
