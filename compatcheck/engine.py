@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from compatcheck.catalogue import SEVERITIES
 from compatcheck.checks.metrics import check_metrics
@@ -23,6 +23,9 @@ from compatcheck.model import Finding, sort_findings
 from compatcheck.policy import Policy, default_policy, rate_findings
 from compatcheck.report import RatedFinding, Report, VersionInfo
 from compatcheck.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from compatcheck.consumers import ConsumerSet
 
 DIRECTIONS = ("rollback", "deploy")
 
@@ -38,8 +41,9 @@ class EvaluateOptions:
 
     direction: str = "rollback"
     policy: Policy | None = None
-    #: Rule files, dashboards, folders: the alerts and panels whose breakage is named.
-    consumers: Sequence[str | Path] = ()
+    #: Rule files, dashboards, folders: the alerts and panels whose breakage is named; or a
+    #: ``ConsumerSet`` already loaded (the hook loads each version of its files once).
+    consumers: Sequence[str | Path] | ConsumerSet = ()
     fail_on: str = "error"
     #: Findings produced during capture (readiness expectations, migrations, unavailable...).
     extra_findings: Sequence[Finding] = ()
@@ -122,9 +126,13 @@ def evaluate(old: Snapshot, new: Snapshot, options: EvaluateOptions | None = Non
 
     consumers_known = False
     if opts.consumers and before.metrics is not None and after.metrics is not None:
-        from compatcheck.consumers import check_consumers, load_consumers
+        from compatcheck.consumers import ConsumerSet, check_consumers, load_consumers
 
-        consumer_set = load_consumers(opts.consumers)
+        consumer_set = (
+            opts.consumers
+            if isinstance(opts.consumers, ConsumerSet)
+            else load_consumers(opts.consumers)
+        )
         # "Nothing uses it" means something only when consumers were actually read: an empty or
         # wrong folder must not turn every removed family into a mere warning.
         consumers_known = bool(consumer_set.expressions)
