@@ -21,14 +21,15 @@ MAX_DEPTH = 64
 
 
 class JsonError(ValueError):
-    """The text is not JSON compatcheck accepts; ``str()`` is one line without the input's name."""
+    """The text is not JSON compatcheck accepts; ``str()`` is one line without the input's name,
+    worded to follow "<input> is" (``not valid JSON: ...``, ``nested deeper than 64 levels``)."""
 
 
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise JsonError(f"duplicate key `{key[:64]!s}`")
+            raise JsonError(f"JSON with a duplicate key `{key[:64]}`")
         out[key] = value
     return out
 
@@ -66,7 +67,8 @@ def parse_json(text: str | bytes, *, max_depth: int = MAX_DEPTH, unique_keys: bo
         raise JsonError(f"nested deeper than {max_depth} levels") from None
     except ValueError:
         # Python refuses to convert integers longer than sys.get_int_max_str_digits().
-        raise JsonError(f"a number has more than {sys.get_int_max_str_digits()} digits") from None
+        limit = sys.get_int_max_str_digits()
+        raise JsonError(f"JSON with a number of more than {limit} digits") from None
     if isinstance(value, dict | list):
         _check_depth(value, max_depth)
     return value

@@ -441,7 +441,11 @@ class Checker:
             raise HookError(500, f"stored snapshot is unusable: {exc}") from None
 
     def evaluate(self, lookup: Lookup, deadline: float) -> Outcome:
-        """Parse (exactly the bytes looked up), evaluate, cache."""
+        """Parse (exactly the bytes looked up), evaluate, cache.
+
+        Once the snapshots are parsed (the costly part) the verdict is finished and cached even
+        if the caller has had its 503 meanwhile: the caller's retry is then answered at once.
+        """
         from compatcheck.engine import EvaluateOptions, evaluate
 
         req = lookup.request
@@ -450,7 +454,6 @@ class Checker:
         try:
             old = self._stored(lookup, "old") or self._scrape(req.old, deadline)
             new = self._stored(lookup, "new") or self._scrape(req.new, deadline)
-            _check_deadline(deadline, self.settings.check_timeout)
             options = EvaluateOptions(
                 direction=req.direction,
                 policy=lookup.inputs.policy,
