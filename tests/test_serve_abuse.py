@@ -15,7 +15,6 @@ import os
 import socket
 import threading
 import time
-import warnings
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -28,30 +27,23 @@ from compatcheck.serve import checker as checker_module
 from compatcheck.serve.checker import Checker
 
 from .test_serve import MakeClient, metric
-from .test_serve_helpers import AUTH, SNAPSHOTS, TOKEN, body, hook_process, serve_http
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
+from .test_serve_helpers import (
+    AUTH,
+    SNAPSHOTS,
+    TOKEN,
+    body,
+    hook_clients,
+    hook_process,
+    serve_http,
+    trickle_head,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 @pytest.fixture
 def make_client() -> Iterator[MakeClient]:
-    """Clients that answer a server error as the hook would (500), instead of raising it."""
-    clients: list[TestClient] = []
-
-    def make(**overrides: Any) -> TestClient:
-        settings = ServeSettings(**{"snapshot_dir": str(SNAPSHOTS), "token": TOKEN, **overrides})
-        client = TestClient(create_app(settings), raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
+    yield from hook_clients()
 
 
 def _hook_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -113,7 +105,7 @@ def test_hostile_bodies_are_4xx_with_one_log_line(
     status: int,
     error: str,
 ) -> None:
-    client = make_client()
+    client = make_client(raise_server_exceptions=False)
     headers = {} if path == "/v1/flagger" else AUTH
     caplog.set_level(logging.INFO, logger="compatcheck.serve")
     resp = client.post(path, content=raw, headers={**headers, "Content-Type": "application/json"})
@@ -363,21 +355,6 @@ def test_identical_concurrent_cold_requests_share_one_evaluation(
 # -- slow clients (a real server) --------------------------------------------------------------
 
 
-def _trickler(port: int, stop: threading.Event, closed: list[float]) -> None:
-    """A client that sends a request head one byte every 0.2 s, and notes when it is closed."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    head = b"POST /v1/check HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * 10_000
-    try:
-        for i in range(len(head)):
-            if stop.wait(0.2):
-                return
-            sock.sendall(head[i : i + 1])
-    except OSError:
-        closed.append(time.monotonic())
-    finally:
-        sock.close()
-
-
 @pytest.mark.slow
 def test_trickling_clients_do_not_hold_the_server(tmp_path: Path) -> None:
     args = [
@@ -390,7 +367,7 @@ def test_trickling_clients_do_not_hold_the_server(tmp_path: Path) -> None:
         closed: list[float] = []
         started = time.monotonic()
         threads = [
-            threading.Thread(target=_trickler, args=(port, stop, closed), daemon=True)
+            threading.Thread(target=trickle_head, args=(port, stop, closed, 0.2), daemon=True)
             for _ in range(40)
         ]
         for t in threads:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import threading
 import time
 from collections import Counter
@@ -32,7 +31,15 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .test_serve_helpers import AUTH, SNAPSHOTS, TOKEN, HookProcess, body, hook_process
+from .test_serve_helpers import (
+    AUTH,
+    SNAPSHOTS,
+    TOKEN,
+    HookProcess,
+    body,
+    hook_process,
+    trickle_head,
+)
 
 TOTAL = 2_000
 CONCURRENCY = 50
@@ -258,20 +265,6 @@ def _big_store(tmp_path: Path) -> tuple[Path, int]:
     return store, size
 
 
-def _trickle_head(port: int, stop: threading.Event, closed: list[float]) -> None:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    head = b"POST /v1/check HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 10_000
-    try:
-        for i in range(len(head)):
-            if stop.wait(0.25):
-                return
-            sock.sendall(head[i : i + 1])
-    except OSError:
-        closed.append(time.monotonic())
-    finally:
-        sock.close()
-
-
 async def _raw(port: int, head: bytes, body: bytes, *, close: bool = False) -> tuple[int, float]:
     """A request written by hand: a head, part of a body, then silence (or a hang-up)."""
     started = time.perf_counter()
@@ -378,9 +371,9 @@ def test_abuse_run(tmp_path: Path) -> None:
             time.sleep(0.5)
         rss_before = hook.rss_kib()
         evaluations_before = _metric(hook.url, "compatcheck_hook_check_duration_seconds_count")
-        stop, closed = threading.Event(), []
+        stop, closed = threading.Event(), list[float]()
         tricklers = [
-            threading.Thread(target=_trickle_head, args=(port, stop, closed), daemon=True)
+            threading.Thread(target=trickle_head, args=(port, stop, closed, 0.25), daemon=True)
             for _ in range(TRICKLERS)
         ]
         started = time.monotonic()
