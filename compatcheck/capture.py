@@ -51,10 +51,11 @@ from compatcheck.config import (
 )
 from compatcheck.engine import EvaluateOptions, evaluate
 from compatcheck.errors import ExpositionError, UnavailableError, UsageError
+from compatcheck.masking import mask_secrets
 from compatcheck.model import LABEL_VALUE_CAP, Finding, MetricFamily, MetricsSchema
 from compatcheck.progress import Progress
 from compatcheck.report import Report
-from compatcheck.scrape import ProbeResult, mask_url, probe, scrape_metrics
+from compatcheck.scrape import ProbeResult, probe, scrape_metrics
 from compatcheck.snapshot import Snapshot, load_snapshot
 from compatcheck.targets import (
     RunningTarget,
@@ -352,10 +353,10 @@ class _Capture:
     def _source(self) -> str:
         t = self.target
         if t.command is not None:
-            cmd = " ".join(t.command)
+            cmd = mask_secrets(" ".join(t.command))
             return f"command: {cmd}" + (f" (cwd {t.cwd})" if t.cwd else "")
         if t.url is not None:
-            return mask_url(t.url)
+            return mask_secrets(t.url)
         if t.stored is not None:
             return f"stored: {self.config.service}/{t.stored}"
         return str(t.snapshot or t.exposition)
@@ -387,7 +388,7 @@ class _Capture:
                 self._unavailable(t.role, str(exc))
                 return snap
             shown = " ".join(
-                ["python" if a == sys.executable else mask_url(a) for a in self.running.argv]
+                ["python" if a == sys.executable else mask_secrets(a) for a in self.running.argv]
             )
             self.say(f"started `{shown}` (pid {self.running.process.pid})")
             base_url = self.running.base_url
@@ -397,7 +398,7 @@ class _Capture:
             assert t.url is not None
             base_url = _base_of(t.url)
             launched = time.monotonic()
-            self.say(f"using {mask_url(base_url)}")
+            self.say(f"using {mask_secrets(base_url)}")
 
         with (
             httpx.Client(timeout=httpx.Timeout(10.0, connect=2.0)) as client,
@@ -611,7 +612,7 @@ class _Capture:
                     scrape_metrics(url, timeout=mc.timeout, max_bytes=mc.max_bytes, client=client)
                 )
             except UnavailableError as exc:
-                self._unavailable(f"{self.target.role}:{mc.path}", str(exc), url=mask_url(url))
+                self._unavailable(f"{self.target.role}:{mc.path}", str(exc), url=mask_secrets(url))
                 return None
             except ExpositionError as exc:
                 self.say(f"invalid exposition: {exc}")
@@ -1072,12 +1073,12 @@ def snapshot_from_url(
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(f"{mask_url(url)}: not an http(s) URL")
+        raise UsageError(f"{mask_secrets(url)}: not an http(s) URL")
     mc = metrics or MetricsConfig()
     if parts.path not in ("", "/"):
         mc = replace(mc, path=parts.path + (f"?{parts.query}" if parts.query else ""))
     rc = readiness or ReadinessConfig(timeout=10.0)
-    target = TargetConfig(role="new", label=label or mask_url(url), url=_base_of(url))
+    target = TargetConfig(role="new", label=label or mask_secrets(url), url=_base_of(url))
     config = Config(
         path=Path.cwd() / "compatcheck.yaml",
         service="",
@@ -1091,5 +1092,5 @@ def snapshot_from_url(
     ).run()
     problems = [f for f in outcome.findings if f.kind == "check/unavailable"]
     if problems:
-        raise UnavailableError(f"{mask_url(url)}: {problems[0].evidence.get('reason')}")
-    return replace(outcome.snapshot, source=mask_url(url))
+        raise UnavailableError(f"{mask_secrets(url)}: {problems[0].evidence.get('reason')}")
+    return replace(outcome.snapshot, source=mask_secrets(url))

@@ -18,6 +18,7 @@ from typing import IO, Any, NoReturn
 
 from compatcheck import __version__
 from compatcheck.errors import CompatcheckError, UnavailableError, UsageError
+from compatcheck.masking import mask_secrets
 from compatcheck.serve import cmd_serve
 
 EXIT_GO, EXIT_NO_GO, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
@@ -360,7 +361,8 @@ def _finish(args: argparse.Namespace, report: Any, out: IO[str]) -> int:
     if report.unavailable:
         for rf in report.findings:
             if rf.finding.kind in ("check/unavailable", "metrics/exposition-invalid"):
-                print(f"compatcheck: could not evaluate: {rf.finding.message}", file=sys.stderr)
+                line = f"compatcheck: could not evaluate: {rf.finding.message}"
+                print(mask_secrets(line), file=sys.stderr)
         return EXIT_UNAVAILABLE
     if args.output and not args.quiet:
         counts = report.counts
@@ -399,6 +401,12 @@ def _quiet_library_logging() -> None:
         logging.getLogger().addHandler(logging.NullHandler())
 
 
+def resource_error(exc: MemoryError | RecursionError) -> str:
+    """The line for an input too large or too deeply nested to load, where no loader named it."""
+    what = "too large (out of memory)" if isinstance(exc, MemoryError) else "nested too deeply"
+    return f"compatcheck: error: an input is {what}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``compatcheck`` console script."""
     _quiet_library_logging()
@@ -407,7 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args, sys.stdout)
     except CompatcheckError as exc:
-        print(f"compatcheck: error: {exc}", file=sys.stderr)
+        print(f"compatcheck: error: {mask_secrets(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
         # 128 + the signal, as a shell reports it: 130 for Ctrl-C, 143 for SIGTERM (the
@@ -418,11 +426,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + signum
     except BrokenPipeError:
         return EXIT_GO
+    except (MemoryError, RecursionError) as exc:
+        # Loaders name the file when they can; this is the line for any other hostile input
+        # (exit 2: it is the input that must change, not a fault of the run).
+        if os.environ.get("COMPATCHECK_DEBUG"):
+            raise
+        print(resource_error(exc), file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:  # one line for the person, the traceback only on request
         if os.environ.get("COMPATCHECK_DEBUG"):
             raise
         print(
-            f"compatcheck: internal error: {type(exc).__name__}: {exc} "
+            f"compatcheck: internal error: {type(exc).__name__}: {mask_secrets(exc)} "
             "(set COMPATCHECK_DEBUG=1 for the traceback)",
             file=sys.stderr,
         )

@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 
 from compatcheck.errors import UsageError
 from compatcheck.files import read_text
-from compatcheck.yamlfile import YamlDocument, parse_yaml
+from compatcheck.masking import mask_secrets
+from compatcheck.yamlfile import MAX_YAML_BYTES, YamlDocument, parse_yaml
 
 PLACEHOLDERS = ("port", "host", "database_url", "python")
 _PLACEHOLDER_RE = re.compile(r"\{([a-z_]*)\}")
@@ -348,7 +349,8 @@ def _default_label(
     if file is not None:
         return file.name.removesuffix(".json").removesuffix(".snapshot").removesuffix(".prom")
     if url is not None:
-        return urlsplit(url).netloc or url
+        # host:port only: the userinfo (``user:password@``) must not become a label.
+        return urlsplit(url).netloc.rpartition("@")[2] or mask_secrets(url)
     if cwd is not None:
         return cwd.name
     return role.upper()
@@ -536,7 +538,7 @@ def _migrations(ld: _Loader, raw: Any) -> MigrationsConfig:
 def load_config(path: str | Path) -> Config:
     """Read and validate a config file; every problem is a UsageError ``file:line: problem``."""
     p = Path(path)
-    return parse_config(read_text(p, "config file"), p)
+    return parse_config(read_text(p, "config file", max_bytes=MAX_YAML_BYTES), p)
 
 
 def parse_config(text: str, path: Path) -> Config:

@@ -12,16 +12,20 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from compatcheck.catalogue import SEVERITIES
 from compatcheck.checks.metrics import check_metrics
 from compatcheck.checks.readiness import check_readiness
 from compatcheck.errors import UsageError
+from compatcheck.masking import mask_secrets
 from compatcheck.model import Finding, sort_findings
 from compatcheck.policy import Policy, default_policy, rate_findings
 from compatcheck.report import RatedFinding, Report, VersionInfo
 from compatcheck.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from compatcheck.consumers import ConsumerSet
 
 DIRECTIONS = ("rollback", "deploy")
 
@@ -37,8 +41,9 @@ class EvaluateOptions:
 
     direction: str = "rollback"
     policy: Policy | None = None
-    #: Rule files, dashboards, folders: the alerts and panels whose breakage is named.
-    consumers: Sequence[str | Path] = ()
+    #: Rule files, dashboards, folders: the alerts and panels whose breakage is named; or a
+    #: ``ConsumerSet`` already loaded (the hook loads each version of its files once).
+    consumers: Sequence[str | Path] | ConsumerSet = ()
     fail_on: str = "error"
     #: Findings produced during capture (readiness expectations, migrations, unavailable...).
     extra_findings: Sequence[Finding] = ()
@@ -53,13 +58,14 @@ class EvaluateOptions:
 
 def _unavailable_findings(role: str, snap: Snapshot) -> list[Finding]:
     out = []
+    source = mask_secrets(snap.source)  # a snapshot written by hand may still carry a token
     for part, reason in sorted(snap.unavailable.items()):
         out.append(
             Finding(
                 "check/unavailable",
                 f"{role}:{part}",
                 f"{role.upper()} {part} could not be checked: {reason}",
-                {"version": role, "part": part, "reason": reason, "source": snap.source},
+                {"version": role, "part": part, "reason": reason, "source": source},
             )
         )
     if snap.metrics is not None and snap.metrics.errors:
@@ -67,8 +73,8 @@ def _unavailable_findings(role: str, snap: Snapshot) -> list[Finding]:
             Finding(
                 "metrics/exposition-invalid",
                 role,
-                f"{role.upper()} exposition `{snap.source}` is invalid: {snap.metrics.errors[0]}",
-                {"version": role, "source": snap.source, "errors": list(snap.metrics.errors)},
+                f"{role.upper()} exposition `{source}` is invalid: {snap.metrics.errors[0]}",
+                {"version": role, "source": source, "errors": list(snap.metrics.errors)},
             )
         )
     elif _is_empty(snap) and "metrics" not in snap.unavailable:
@@ -147,9 +153,13 @@ def evaluate(old: Snapshot, new: Snapshot, options: EvaluateOptions | None = Non
     consumers_known = False
     if opts.consumers and comparable:
         assert before.metrics is not None and after.metrics is not None
-        from compatcheck.consumers import check_consumers, load_consumers
+        from compatcheck.consumers import ConsumerSet, check_consumers, load_consumers
 
-        consumer_set = load_consumers(opts.consumers)
+        consumer_set = (
+            opts.consumers
+            if isinstance(opts.consumers, ConsumerSet)
+            else load_consumers(opts.consumers)
+        )
         # "Nothing uses it" means something only when consumers were actually read: an empty or
         # wrong folder must not turn every removed family into a mere warning.
         consumers_known = bool(consumer_set.expressions)
@@ -179,8 +189,8 @@ def evaluate(old: Snapshot, new: Snapshot, options: EvaluateOptions | None = Non
     return Report(
         verdict=verdict,
         direction=opts.direction,
-        old=VersionInfo(old.label or "old", old.source, old.build),
-        new=VersionInfo(new.label or "new", new.source, new.build),
+        old=VersionInfo(mask_secrets(old.label or "old"), mask_secrets(old.source), old.build),
+        new=VersionInfo(mask_secrets(new.label or "new"), mask_secrets(new.source), new.build),
         findings=rated,
         fail_on=opts.fail_on,
         migrations=migrations,

@@ -65,6 +65,11 @@ CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 BLOCK_CHARS = 1 << 18
 #: Bytes looked at (from the start, plus the last few hundred) to detect OpenMetrics.
 DETECT_BYTES = 1 << 16
+#: Longest line read (bytes; characters for text already decoded). Real lines are well under a
+#: KB; a longer one is refused at once, before the rest of it is read.
+MAX_LINE_BYTES = 1 << 20
+#: Longest ``# HELP`` text kept: help is stored in the schema and shown in reports.
+MAX_HELP_CHARS = 1 << 16
 #: Recently seen ``key="value`` pieces of high-cardinality labels kept (all families together)
 #: so that repeated pod/instance values hit the cache; past it those cache entries are dropped.
 HC_CACHE_LIMIT = 8192
@@ -500,6 +505,8 @@ class _Reader:
         return fam
 
     def _help(self, name: str, text: str, lineno: int) -> None:
+        if len(text) > MAX_HELP_CHARS:
+            raise ExpositionError(f"# HELP for `{name}` is longer than {MAX_HELP_CHARS} characters")
         fam = self._declared(name, lineno)
         if fam.help is None:  # a repeated HELP merges; the first one wins
             fam.help = text
@@ -898,10 +905,13 @@ def _parse_text(text: str, content_type: str, fast_path: bool) -> MetricsSchema:
     while start <= stop:
         end = start + BLOCK_CHARS
         cut = text.rfind("\n", start, end) if end < stop else stop
-        if cut < 0:  # one line longer than a block
-            cut = text.find("\n", end, stop)
+        if cut < 0:  # one line longer than a block: look no further than the longest allowed
+            limit = start + MAX_LINE_BYTES + 1
+            cut = text.find("\n", end, min(stop, limit))
             if cut < 0:
                 cut = stop
+            if cut - start > MAX_LINE_BYTES:
+                raise _too_long(reader.lines + 1)
         reader.feed(_clean(text[start:cut]))
         start = cut + 1
     return reader.finish()
@@ -940,27 +950,46 @@ def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
+def _too_long(line: int) -> ExpositionError:
+    return ExpositionError(f"line longer than {MAX_LINE_BYTES >> 20} MiB", line)
+
+
 def _feed_bytes(reader: _Reader, chunks: Iterable[bytes]) -> None:
+    """Gather chunks into blocks of whole lines and feed them.
+
+    Each byte is looked at once for a newline (only the new chunk is searched), so a very long
+    line costs linear time; a line past :data:`MAX_LINE_BYTES` fails as soon as that many bytes
+    of it have arrived, holding at most that much in memory.
+    """
     pending: list[bytes] = []
     size = 0
+    #: Bytes after the last newline in ``pending`` (the line being read); -1: no newline yet.
+    tail = 0
+    has_newline = False
     at_start = True
     for chunk in chunks:
         if not chunk:
             continue
         pending.append(chunk)
         size += len(chunk)
-        if size < BLOCK_CHARS:
+        nl = chunk.rfind(b"\n")
+        if nl < 0:
+            tail += len(chunk)
+            if tail > MAX_LINE_BYTES:
+                raise _too_long(reader.lines + sum(c.count(b"\n") for c in pending) + 1)
+        else:
+            tail = len(chunk) - nl - 1
+            has_newline = True
+        if size < BLOCK_CHARS or not has_newline:
             continue
         data = b"".join(pending)
-        cut = data.rfind(b"\n")
-        if cut < 0:  # a line longer than a block: keep gathering
-            pending = [data]
-            continue
+        cut = len(data) - tail - 1
         _feed_block(reader, data[:cut], at_start)
         at_start = False
         rest = data[cut + 1 :]
-        pending = [rest]
+        pending = [rest] if rest else []
         size = len(rest)
+        has_newline = False
     data = b"".join(pending)
     if data.endswith(b"\n"):
         data = data[:-1]
@@ -972,6 +1001,14 @@ def _feed_bytes(reader: _Reader, chunks: Iterable[bytes]) -> None:
 def _feed_block(reader: _Reader, data: bytes, at_start: bool) -> None:
     if at_start and data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
+    if len(data) > MAX_LINE_BYTES:  # only then can a line in it be too long (one scan)
+        start = 0
+        while start <= len(data):
+            end = data.find(b"\n", start)
+            end = len(data) if end < 0 else end
+            if end - start > MAX_LINE_BYTES:
+                raise _too_long(reader.lines + data.count(b"\n", 0, start) + 1)
+            start = end + 1
     try:
         block = data.decode("utf-8")
     except UnicodeDecodeError as err:

@@ -35,7 +35,21 @@ def reading(path: str | Path, what: str = "file") -> Iterator[Path]:
         raise InputError(f"{p}: cannot read: {exc.strerror or exc}") from None
 
 
-def read_text(path: str | Path, what: str = "file") -> str:
-    """The whole UTF-8 text of ``path``; failures as :func:`reading` says."""
+def read_text(path: str | Path, what: str = "file", *, max_bytes: int | None = None) -> str:
+    """The whole UTF-8 text of ``path``; failures as :func:`reading` says.
+
+    With ``max_bytes``, a larger file is refused after reading at most one byte more (a config
+    pointed at a multi-GB file must not fill memory first).
+    """
     with reading(path, what) as p:
-        return p.read_text(encoding="utf-8")
+        if max_bytes is None:
+            return p.read_text(encoding="utf-8")
+        with p.open("rb") as fh:
+            data = fh.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise InputError(f"{p}: {what} larger than {_size(max_bytes)}")
+        return data.decode("utf-8")
+
+
+def _size(n: int) -> str:
+    return f"{n // (1024 * 1024)} MiB" if n >= 1024 * 1024 else f"{n} bytes"

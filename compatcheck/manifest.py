@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from compatcheck.errors import UsageError
+from compatcheck.yamlfile import LOADER, TreeError, check_tree
 
 #: Workload kinds and the path from the object to its pod spec.
 POD_SPECS: dict[str, tuple[str, ...]] = {
@@ -241,9 +242,15 @@ def probes_from_manifest(
         raise UsageError(f"{path}: cannot read: {exc}") from None
     _find_template(path, text)
     try:
-        docs = [d for d in yaml.compose_all(text, Loader=yaml.SafeLoader) if d is not None]
+        docs = [d for d in yaml.compose_all(text, Loader=LOADER) if d is not None]
+        for doc in docs:
+            check_tree(doc, aliases=True, max_depth=None)
     except yaml.YAMLError as exc:
         raise UsageError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    except TreeError as exc:
+        raise UsageError(f"{path}:{exc.line}: {exc.problem}") from None
+    except RecursionError:
+        raise UsageError(f"{path}: nested too deeply") from None
     chosen = _choose(path, _containers(path, docs), container, workload)
     named_ports: dict[str, int] = {}
     ports = _get(chosen.node, "ports")

@@ -27,7 +27,7 @@ from typing import Any
 
 from compatcheck.catalogue import SEVERITIES, load_catalogue, normalize_severity, suggest_kind
 from compatcheck.model import Finding
-from compatcheck.yamlfile import YamlDocument, load_yaml_file
+from compatcheck.yamlfile import YamlDocument, load_yaml_file, parse_yaml
 
 _TOP_KEYS = ("severity", "waivers")
 _SEVERITY_KEYS = ("severity", "without_consumers")
@@ -138,13 +138,23 @@ def _check_severity(doc: YamlDocument, value: Any, kind: str, where: Where) -> A
 
 def load_policy(paths: Iterable[str | Path], base: Policy | None = None) -> Policy:
     """Overlay each policy file, in order, on ``base`` (default: the catalogue)."""
+    # A policy has no use for aliases; refusing them keeps a bomb out of the hook too.
+    return _overlay([load_yaml_file(p, "policy file", aliases=False) for p in paths], base)
+
+
+def parse_policies(texts: Iterable[tuple[str, str]], base: Policy | None = None) -> Policy:
+    """:func:`load_policy` from ``(path, text)`` pairs already read: the hook judges with exactly
+    the bytes it hashed into its cache key, not with whatever the file holds a moment later."""
+    return _overlay([parse_yaml(t, Path(p), aliases=False) for p, t in texts], base)
+
+
+def _overlay(docs: Iterable[YamlDocument], base: Policy | None) -> Policy:
     pol = base or default_policy()
     severities = dict(pol.severities)
     without = dict(pol.without_consumers)
     waivers = list(pol.waivers)
     sources = list(pol.sources)
-    for path in paths:
-        doc = load_yaml_file(path, "policy file")
+    for doc in docs:
         data = doc.data
         if data is None:
             continue
@@ -174,7 +184,7 @@ def load_policy(paths: Iterable[str | Path], base: Policy | None = None) -> Poli
         for i, item in enumerate(raw_waivers):
             at: Where = ("waivers", i)
             waivers.append(_waiver(doc, item, at))
-        sources.append(str(path))
+        sources.append(str(doc.path))
     return Policy(severities, without, tuple(waivers), tuple(sources))
 
 

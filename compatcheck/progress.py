@@ -12,6 +12,8 @@ import threading
 import time
 from typing import IO
 
+from compatcheck.masking import mask_secrets
+
 
 class Progress:
     def __init__(self, stream: IO[str] | None = None, *, quiet: bool = False) -> None:
@@ -27,7 +29,7 @@ class Progress:
         if self.quiet:
             return
         prefix = f"[{who}] " if who else ""
-        line = f"compatcheck: {prefix}{message}"
+        line = mask_secrets(f"compatcheck: {prefix}{message}")
         if self.tty:
             line = f"\x1b[2m{time.monotonic() - self.started:6.2f}s\x1b[0m {line}"
         with self._lock:

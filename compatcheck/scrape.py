@@ -11,16 +11,16 @@ capped too).
 from __future__ import annotations
 
 import ipaddress
-import json
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from compatcheck.errors import UnavailableError
+from compatcheck.jsondoc import JsonError, parse_json
+from compatcheck.masking import mask_secrets
 from compatcheck.model import MetricsSchema
 
 #: The Accept header Prometheus 2.49+ sends with its default ``scrape_protocols``
@@ -51,23 +51,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def mask_url(url: str) -> str:
-    """The URL with any password (and query-string secrets' values) replaced by ``***``.
-
-    Credentials never appear in reports or logs (DESIGN.md); every message here uses this.
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid URL>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{hostport}" if user else f"***@{hostport}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 class _Budget:
@@ -141,7 +124,7 @@ def scrape_metrics(
     """
     from compatcheck.exposition import parse_stream
 
-    shown = mask_url(url)
+    shown = mask_secrets(url)
     deadline = time.monotonic() + timeout
     headers = {"Accept": PROMETHEUS_ACCEPT, "User-Agent": USER_AGENT}
     own = client is None
@@ -232,7 +215,7 @@ def probe(
 
     Never raises for network or HTTP problems: readiness polling needs "not yet" as a value.
     """
-    shown = mask_url(url)
+    shown = mask_secrets(url)
     start = time.monotonic()
     budget = _Budget(start + timeout, max_bytes)
     own = client is None
@@ -260,8 +243,8 @@ def probe(
             decoded: Any = None
             if "json" in ctype.lower() or text.lstrip()[:1] in ("{", "["):
                 try:
-                    decoded = json.loads(text)
-                except ValueError:
+                    decoded = parse_json(text)
+                except JsonError:  # not JSON a check can use (invalid, too deep): the text stays
                     decoded = None
             return ProbeResult(
                 shown,

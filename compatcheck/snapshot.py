@@ -15,6 +15,8 @@ from typing import Any
 
 from compatcheck import __version__
 from compatcheck.errors import InputError
+from compatcheck.jsondoc import JsonError, parse_json
+from compatcheck.masking import mask_secrets
 from compatcheck.model import MetricsSchema
 
 SNAPSHOT_SCHEMA = "compatcheck.snapshot/v1"
@@ -42,10 +44,13 @@ class Snapshot:
     unavailable: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        """The document form. Label, source and the reasons a part was not captured are masked:
+        they are where a URL given on the command line ends up, and a token must never be stored
+        in a snapshot file."""
         return {
             "schema": SNAPSHOT_SCHEMA,
-            "label": self.label,
-            "source": self.source,
+            "label": mask_secrets(self.label),
+            "source": mask_secrets(self.source),
             "captured_at": self.captured_at,
             "tool_version": self.tool_version,
             "metrics": self.metrics.to_json() if self.metrics is not None else None,
@@ -53,7 +58,7 @@ class Snapshot:
             "build": dict(self.build),
             "alembic_head": self.alembic_head,
             "artifact": self.artifact,
-            "unavailable": dict(self.unavailable),
+            "unavailable": {k: mask_secrets(v) for k, v in self.unavailable.items()},
         }
 
     @classmethod
@@ -89,11 +94,12 @@ def claims_to_be_snapshot(data: object) -> bool:
 
 
 def decode_json(text: str, name: str) -> Any:
-    """``json.loads`` with a one-line error naming the input and where the JSON breaks."""
+    """Decode a document with a one-line error naming the input and the problem (where the JSON
+    breaks, or that it nests too deeply: see :func:`~compatcheck.jsondoc.parse_json`)."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{name}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        return parse_json(text)
+    except JsonError as exc:
+        raise InputError(f"{name}: {exc}") from None
 
 
 def parse_snapshot(text: str, name: str) -> Snapshot:

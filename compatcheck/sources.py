@@ -15,8 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 from compatcheck.checks.build import read_build_info
 from compatcheck.errors import ExpositionError, InputError, UnavailableError
 from compatcheck.files import read_text, reading
+from compatcheck.masking import mask_secrets
 from compatcheck.model import MetricsSchema
-from compatcheck.scrape import mask_url
 from compatcheck.snapshot import (
     Snapshot,
     claims_to_be_snapshot,
@@ -65,7 +65,7 @@ def snapshot_from_metrics_url(
     from compatcheck.scrape import DEFAULT_MAX_BYTES, scrape_metrics
 
     url = metrics_url(url)
-    shown = mask_url(url)
+    shown = mask_secrets(url)
     try:
         schema = scrape_metrics(url, timeout=timeout, max_bytes=max_bytes or DEFAULT_MAX_BYTES)
     except UnavailableError as exc:
@@ -114,7 +114,7 @@ def load_source(arg: str, *, label: str = "", timeout: float = 10.0, service: st
     """
     if is_url(arg):
         return snapshot_from_metrics_url(
-            arg, label=label or mask_url(arg), timeout=timeout, service=service
+            arg, label=label or mask_secrets(arg), timeout=timeout, service=service
         )
     path = Path(arg)
     if path.is_dir():

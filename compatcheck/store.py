@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
@@ -21,7 +22,8 @@ from urllib.parse import quote
 import httpx
 
 from compatcheck.errors import InputError, UnavailableError
-from compatcheck.scrape import USER_AGENT, mask_url
+from compatcheck.masking import mask_secrets
+from compatcheck.scrape import USER_AGENT
 from compatcheck.snapshot import Snapshot, parse_snapshot
 
 #: A service or version name: what a release tag or a Kubernetes name looks like.
@@ -79,7 +81,7 @@ class SnapshotStore:
             raise InputError(f"{base}: snapshot store is not a directory")
 
     def __repr__(self) -> str:
-        return f"SnapshotStore({mask_url(self.base) if self.is_http else self.base!r})"
+        return f"SnapshotStore({mask_secrets(self.base) if self.is_http else self.base!r})"
 
     @staticmethod
     def relative(service: str, version: str) -> str:
@@ -90,14 +92,19 @@ class SnapshotStore:
         """Where the snapshot lives: a file path or a URL (credentials masked when shown)."""
         rel = self.relative(service, version)
         if self.is_http:
-            return f"{self.base}/{quote(rel)}"
+            return mask_secrets(f"{self.base}/{quote(rel)}")
         return str(Path(self.base) / rel)
 
-    def read_bytes(self, service: str, version: str) -> bytes:
-        """The stored document's bytes; :class:`NotFound` when absent, capped at ``max_bytes``."""
+    def read_bytes(self, service: str, version: str, *, deadline: float | None = None) -> bytes:
+        """The stored document's bytes; :class:`NotFound` when absent, capped at ``max_bytes``.
+
+        ``deadline`` (``time.monotonic()``) bounds an HTTP read as a whole: httpx's timeouts are
+        per read, so a store that trickles bytes would otherwise hold the caller for as long as
+        it likes.
+        """
         rel = self.relative(service, version)
         if self.is_http:
-            return self._fetch(rel, service, version)
+            return self._fetch(rel, service, version, deadline)
         path = Path(self.base) / rel
         try:
             with path.open("rb") as fh:
@@ -112,10 +119,12 @@ class SnapshotStore:
             raise InputError(f"{rel}: snapshot is over the {self.max_bytes} byte cap")
         return data
 
-    def _fetch(self, rel: str, service: str, version: str) -> bytes:
+    def _fetch(self, rel: str, service: str, version: str, deadline: float | None) -> bytes:
         url = f"{self.base}/{quote(rel)}"
-        shown = mask_url(url)
-        timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 5.0))
+        shown = mask_secrets(url)
+        end = time.monotonic() + self.timeout if deadline is None else deadline
+        budget = max(0.001, min(self.timeout, end - time.monotonic()))
+        timeout = httpx.Timeout(budget, connect=min(budget, 5.0))
         try:
             with (
                 httpx.Client(timeout=timeout, headers={"User-Agent": USER_AGENT}) as client,
@@ -136,6 +145,10 @@ class SnapshotStore:
                     size += len(chunk)
                     if size > self.max_bytes:
                         raise InputError(f"{shown}: snapshot is over the {self.max_bytes} byte cap")
+                    if time.monotonic() > end:
+                        raise UnavailableError(
+                            f"{shown}: snapshot store too slow: not complete in time"
+                        )
                     chunks.append(chunk)
         except httpx.HTTPError as exc:
             reason = str(exc) or type(exc).__name__

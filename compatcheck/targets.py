@@ -38,7 +38,7 @@ from typing import Any
 
 from compatcheck.config import TargetConfig
 from compatcheck.errors import UnavailableError
-from compatcheck.scrape import mask_url
+from compatcheck.masking import mask_secrets
 
 #: Alembic's ``context`` module is a process-wide proxy installed while ``env.py`` runs, so two
 #: upgrades in two threads would trample each other. Every in-process Alembic run takes this lock.
@@ -233,7 +233,7 @@ class Workspace:
         dialect = url.get_backend_name()
         if dialect not in ("postgresql", "mysql", "mariadb"):
             raise UnavailableError(
-                f"{mask_url(server_url)}: scratch databases need PostgreSQL or MySQL/MariaDB"
+                f"{mask_secrets(server_url)}: scratch databases need PostgreSQL or MySQL/MariaDB"
             )
         engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False)
 
@@ -261,13 +261,13 @@ class Workspace:
                 conn.execute(text(f"CREATE DATABASE {name}"))
         except Exception as exc:
             raise UnavailableError(
-                f"{mask_url(server_url)}: cannot create a scratch database: "
+                f"{mask_secrets(server_url)}: cannot create a scratch database: "
                 f"{str(exc).splitlines()[0]}"
             ) from None
         real = url.set(database=name)
         return ScratchDatabase(
             real.render_as_string(hide_password=False),
-            real.render_as_string(hide_password=True),
+            mask_secrets(real),
             "server",
         )
 

@@ -14,8 +14,9 @@ from compatcheck.capture import FAMILY_INTERMITTENT, capture_snapshot, merge_sch
 from compatcheck.checks.readiness import check_readiness
 from compatcheck.config import ReadinessConfig, load_config
 from compatcheck.errors import UnavailableError
+from compatcheck.masking import mask_secrets
 from compatcheck.model import MetricFamily, MetricsSchema
-from compatcheck.scrape import PROMETHEUS_ACCEPT, mask_url, probe, scrape_metrics
+from compatcheck.scrape import PROMETHEUS_ACCEPT, probe, scrape_metrics
 from compatcheck.targets import free_port
 
 DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
@@ -104,7 +105,7 @@ def test_probe_decodes_json_and_reports_failures_as_data(server):
     assert (ok.status, ok.json, ok.error) == (200, {"ok": True}, None)
     closed = probe(f"http://127.0.0.1:{free_port()}/readyz", timeout=1)
     assert (closed.status, closed.error) == (None, "connection refused")
-    assert mask_url("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
+    assert mask_secrets("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
 
 
 def _fam(**kw) -> MetricFamily:  # type: ignore[no-untyped-def]

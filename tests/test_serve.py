@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from compatcheck.engine import evaluate
 from compatcheck.errors import UsageError
 from compatcheck.schemas import validate
-from compatcheck.serve import ServeSettings, add_serve_arguments, create_app
+from compatcheck.serve import add_serve_arguments
 from compatcheck.serve.settings import settings_from_args
 from compatcheck.store import SnapshotStore
 
@@ -35,6 +35,7 @@ from .test_serve_helpers import (
     SNAPSHOTS,
     TOKEN,
     body,
+    hook_clients,
     hook_process,
     metrics_handler,
     serve_http,
@@ -69,18 +70,7 @@ def without_timings(report: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def make_client() -> Iterator[MakeClient]:
-    clients: list[TestClient] = []
-
-    def make(**overrides: Any) -> TestClient:
-        settings = ServeSettings(**{"snapshot_dir": str(SNAPSHOTS), "token": TOKEN, **overrides})
-        client = TestClient(create_app(settings), raise_server_exceptions=True)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
+    yield from hook_clients()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.server
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -156,3 +157,45 @@ def hook_process(
         yield hook
     finally:
         hook.stop()
+
+
+def trickle_head(port: int, stop: threading.Event, closed: list[float], pause: float) -> None:
+    """A slow client ("slowloris"): sends a request head one byte per ``pause`` seconds until
+    ``stop``; when the server closes the connection, notes the time in ``closed``."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    head = b"POST /v1/check HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 10_000
+    try:
+        for i in range(len(head)):
+            if stop.wait(pause):
+                return
+            sock.sendall(head[i : i + 1])
+    except OSError:
+        closed.append(time.monotonic())
+    finally:
+        sock.close()
+
+
+def hook_clients() -> Iterator[Any]:
+    """A ``make_client`` fixture's body: Starlette TestClients of the hook app for settings
+    overriding the fixture store and token; ``raise_server_exceptions=False`` answers a server
+    error as the hook would (500) instead of raising it. Closed when the test ends."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    from compatcheck.serve import ServeSettings, create_app
+
+    clients: list[TestClient] = []
+
+    def make(*, raise_server_exceptions: bool = True, **overrides: Any) -> TestClient:
+        settings = ServeSettings(**{"snapshot_dir": str(SNAPSHOTS), "token": TOKEN, **overrides})
+        client = TestClient(create_app(settings), raise_server_exceptions=raise_server_exceptions)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)

@@ -1,15 +1,25 @@
-"""Load and abuse: 2,000+ requests at 50 concurrent against a real uvicorn hook on loopback.
+"""Load and abuse against a real uvicorn hook on loopback.
 
-Valid checks, malformed JSON, oversized bodies (declared and streamed), unknown services and
-versions, missing and wrong tokens, Flagger and Spinnaker calls, all interleaved. The hook must
-answer every one with the code its category calls for, never crash, and keep its memory bounded
-(RSS of the child process, read from /proc, before and after).
+``test_load_and_abuse``: 2,000+ requests at 50 concurrent. Valid checks, malformed JSON, hostile
+JSON (1,000 levels deep, 5,000-digit numbers, repeated keys, lone surrogates in a token),
+oversized bodies (declared and streamed), unknown services and versions, missing and wrong
+tokens, Flagger and Spinnaker calls, all interleaved. The hook must answer every one with the code
+its category calls for, never crash, and keep its memory bounded (RSS of the child process, read
+from /proc, before and after).
+
+``test_abuse_run``: everything at once with ``--check-timeout 2``: 40 clients trickling their
+request heads, clients trickling or abandoning bodies, hostile bodies, a burst of identical and
+distinct cold checks of big snapshots, and a caller of cached verdicts timing every answer. No
+answer may take longer than the deadline allows, identical cold checks must share one
+evaluation, and the figures are printed (``pytest -s``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -21,11 +31,19 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .test_serve_helpers import AUTH, SNAPSHOTS, TOKEN, HookProcess, body, hook_process
+from .test_serve_helpers import (
+    AUTH,
+    SNAPSHOTS,
+    TOKEN,
+    HookProcess,
+    body,
+    hook_process,
+    trickle_head,
+)
 
 TOTAL = 2_000
 CONCURRENCY = 50
-MAX_BODY = 4096
+MAX_BODY = 8192  # room for a 5,000-digit number, which must be a 400, not a 413
 #: RSS growth allowed over a full run once warm: generous for allocator noise, far below a leak
 #: (2,000 requests leaking even one report each would be tens of MiB).
 RSS_GROWTH_KIB = 24 * 1024
@@ -82,6 +100,23 @@ CASES = [
     ),
     Case("spinnaker", "POST", "/v1/checks", frozenset({202}), body("shop", "v1", "v2")),
     Case("health", "GET", "/healthz", frozenset({200}), headers=()),
+    Case(
+        "deep-json", "POST", "/v1/check", frozenset({400}),
+        raw=b'{"service": "shop", "old": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+    ),
+    Case(
+        "5000-digits", "POST", "/v1/check", frozenset({400}),
+        raw=b'{"service": "shop", "old": {"version": ' + b"9" * 5000 + b"}}",
+    ),
+    Case(
+        "duplicate-key", "POST", "/v1/check", frozenset({400}),
+        raw=b'{"service": "shop", "service": "cart", "old": {"version": "v1"}, '
+        b'"new": {"version": "v2"}}',
+    ),
+    Case(
+        "surrogate-token", "POST", "/v1/flagger", frozenset({401}), headers=(),
+        raw=b'{"name": "shop", "metadata": {"old": "v1", "new": "v2", "token": "\\ud800"}}',
+    ),
 ]  # fmt: skip
 
 
@@ -193,3 +228,218 @@ def _run_load(hook: HookProcess) -> None:
     )
     assert growth < RSS_GROWTH_KIB, (rss_before, rss_after)
     assert elapsed < 90
+
+
+# -- the abuse run -----------------------------------------------------------------------------
+
+CHECK_TIMEOUT = 2.0
+#: Slack over the deadline for an answer to be written and read on a loaded 2-core machine.
+SLACK = 1.0
+TRICKLERS = 40
+
+
+def _exposition(families: int, drop_every: int = 0) -> str:
+    out = []
+    for i in range(families):
+        if drop_every and i % drop_every == 0:
+            continue
+        out.append(f"# HELP fam_{i}_total Family {i}.\n# TYPE fam_{i}_total counter\n")
+        out += [f'fam_{i}_total{{route="/r{j}",code="{200 + j}"}} 1\n' for j in range(20)]
+    return "".join(out)
+
+
+def _big_store(tmp_path: Path) -> tuple[Path, int]:
+    """The fixture store plus ``big``: versions of 1,000 families (1.3 MB), one with 20 fewer."""
+    from compatcheck.exposition import parse_text
+    from compatcheck.snapshot import Snapshot, dump_snapshot
+
+    store = tmp_path / "store"
+    shutil.copytree(SNAPSHOTS, store)
+    (store / "big").mkdir()
+    size = 0
+    for version, drop in (("v1", 0), ("v2", 50), ("v3", 25), ("v4", 10)):
+        metrics = parse_text(_exposition(1000, drop))
+        text = dump_snapshot(Snapshot(label=version, source="generated", metrics=metrics))
+        (store / "big" / f"{version}.snapshot.json").write_text(text)
+        size = max(size, len(text))
+    return store, size
+
+
+async def _raw(port: int, head: bytes, body: bytes, *, close: bool = False) -> tuple[int, float]:
+    """A request written by hand: a head, part of a body, then silence (or a hang-up)."""
+    started = time.perf_counter()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head + body)
+    await writer.drain()
+    if close:
+        writer.close()
+        return 0, time.perf_counter() - started
+    status_line = await asyncio.wait_for(reader.readline(), CHECK_TIMEOUT + 10)
+    writer.close()
+    return int(status_line.split()[1]), time.perf_counter() - started
+
+
+async def _abuse(url: str, port: int) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    out: dict[str, Any] = {"codes": Counter(), "latency": {}}
+
+    async def call(client: httpx.AsyncClient, name: str, path: str, **kw: Any) -> int:
+        started = time.perf_counter()
+        resp = await client.post(path, **kw)
+        out["latency"].setdefault(name, []).append(time.perf_counter() - started)
+        out["codes"][(name, resp.status_code)] += 1
+        if resp.status_code >= 400:
+            assert "\n" not in resp.json()["error"], resp.text
+        return resp.status_code
+
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+        done = asyncio.Event()
+
+        async def cached_caller() -> None:
+            while not done.is_set():
+                await call(
+                    client, "cached", "/v1/check", json=body("shop", "v3", "v4"), headers=AUTH
+                )
+                await asyncio.sleep(0.02)
+
+        async def hostile() -> None:
+            bad = [c for c in CASES if c.raw is not None and c.expect <= {400, 401, 413}]
+            for i in range(200):
+                c = bad[i % len(bad)]
+                await call(client, "hostile", c.path, content=c.raw, headers=dict(c.headers))
+
+        head = (
+            b"POST /v1/check HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + TOKEN.encode()
+            + b"\r\nContent-Length: 1000\r\n\r\n"
+        )
+        burst = [
+            call(client, "cold-identical", "/v1/check", json=body("big", "v1", "v2"), headers=AUTH)
+            for _ in range(20)
+        ] + [
+            call(client, "cold-distinct", "/v1/check", json=body("big", old, new), headers=AUTH)
+            for old, new in (("v1", "v3"), ("v1", "v4"), ("v3", "v4"), ("v2", "v4"))
+        ]
+        caller = asyncio.create_task(cached_caller())
+        slow_bodies = [_raw(port, head, b'{"service": "sh') for _ in range(20)]
+        hang_ups = [_raw(port, head, b'{"service": "sh', close=True) for _ in range(20)]
+        started = time.perf_counter()
+        results = await asyncio.gather(*burst, hostile(), *slow_bodies, *hang_ups)
+        out["wall"] = time.perf_counter() - started
+        out["slow_bodies"] = results[len(burst) + 1 : len(burst) + 21]
+        done.set()
+        await caller
+    return out
+
+
+def _metric(url: str, name: str) -> float:
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return sum(
+        s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+        if s.name == name
+    )
+
+
+def _p(samples: list[float], q: float) -> float:
+    s = sorted(samples)
+    return s[min(len(s) - 1, int(len(s) * q))] * 1000
+
+
+@pytest.mark.slow
+def test_abuse_run(tmp_path: Path) -> None:
+    store, snapshot_bytes = _big_store(tmp_path)
+    args = [
+        "--snapshot-dir", str(store), "--max-body", str(MAX_BODY), "--max-concurrent", "2",
+        "--check-timeout", str(CHECK_TIMEOUT), "--header-timeout", "2", "--body-timeout", "2",
+    ]  # fmt: skip
+    with hook_process(args, tmp_path / "hook.log") as hook:
+        port = int(hook.url.rsplit(":", 1)[1])
+
+        def post(*pair: str) -> int:
+            resp = httpx.post(f"{hook.url}/v1/check", json=body(*pair), headers=AUTH, timeout=10)
+            return resp.status_code
+
+        # Cached verdicts for the caller below, and imports warmed up.
+        assert [post("shop", "v3", "v4"), post("shop", "v1", "v2")] == [200, 200]
+        # The allocator warmed on big snapshots once (another pair than the burst's): a first
+        # evaluation may pass the deadline (503); it finishes anyway and the retry is cached.
+        deadline = time.monotonic() + 30
+        while post("big", "v2", "v3") != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        rss_before = hook.rss_kib()
+        evaluations_before = _metric(hook.url, "compatcheck_hook_check_duration_seconds_count")
+        stop, closed = threading.Event(), list[float]()
+        tricklers = [
+            threading.Thread(target=trickle_head, args=(port, stop, closed, 0.25), daemon=True)
+            for _ in range(TRICKLERS)
+        ]
+        started = time.monotonic()
+        for t in tricklers:
+            t.start()
+        try:
+            result = asyncio.run(_abuse(hook.url, port))
+            for t in tricklers:
+                t.join(10)
+        finally:
+            stop.set()
+        trickle_closed = max(closed) - started if closed else float("nan")
+        rss_after = hook.rss_kib()
+        quiet = time.monotonic() + 15  # evaluations that outlived their callers end
+        while httpx.get(f"{hook.url}/healthz", timeout=5).json()["checks_running"]:
+            assert time.monotonic() < quiet
+            time.sleep(0.1)
+        evaluations = _metric(hook.url, "compatcheck_hook_check_duration_seconds_count")
+        evaluations -= evaluations_before
+        # The burst's evaluation outlived its callers' deadline: it finished and was cached, so
+        # their retry is answered without evaluating again.
+        retry_started = time.monotonic()
+        while post("big", "v1", "v2") != 200:
+            assert time.monotonic() - retry_started < 10
+            time.sleep(0.2)
+        retried = time.monotonic() - retry_started
+        again = _metric(hook.url, "compatcheck_hook_check_duration_seconds_count")
+        assert again - evaluations_before == evaluations
+        shared = _metric(hook.url, "compatcheck_hook_checks_shared_total")
+        assert hook.proc.poll() is None
+        assert httpx.get(f"{hook.url}/healthz", timeout=5).status_code == 200
+        hook.stop()
+    log = (tmp_path / "hook.log").read_text()
+
+    codes: Counter[tuple[str, int]] = result["codes"]
+    latency: dict[str, list[float]] = result["latency"]
+    by_status = Counter[int]()
+    for (_, code), n in codes.items():
+        by_status[code] += n
+    slow_codes = sorted({c for c, _ in result["slow_bodies"]})
+    slowest_body = max(t for _, t in result["slow_bodies"])
+    lines = [
+        f"abuse run ({result['wall']:.1f}s, --check-timeout {CHECK_TIMEOUT:g}, --max-concurrent 2, "
+        f"snapshots of {snapshot_bytes / 1e6:.1f} MB): codes {dict(sorted(by_status.items()))}",
+        "latency ms p50/p99/max: "
+        + "; ".join(
+            f"{name} {_p(v, 0.5):.0f}/{_p(v, 0.99):.0f}/{max(v) * 1000:.0f} (n={len(v)})"
+            for name, v in sorted(latency.items())
+        ),
+        f"24 cold checks of 5 distinct pairs: {evaluations:.0f} evaluations, {shared:.0f} joined "
+        f"a running one; their retry answered from the cache after {retried:.1f}s; "
+        f"20 trickled bodies answered {slow_codes} in {slowest_body:.2f}s max",
+        f"{len(closed)}/{TRICKLERS} trickling connections closed by {trickle_closed:.1f}s; "
+        f"RSS {rss_before} → {rss_after} KiB ({rss_after - rss_before:+d})",
+    ]
+    print("\n" + "\n  ".join(lines))
+    assert 500 not in by_status and "Traceback" not in log, log[-3000:]
+    assert {code for (name, code) in codes if name == "hostile"} <= {400, 401, 413}
+    assert {code for (name, code) in codes if name.startswith("cold")} <= {200, 429, 503}
+    assert {code for (name, code) in codes if name == "cached"} == {200}
+    for name, samples in latency.items():
+        assert max(samples) < CHECK_TIMEOUT + SLACK, (name, max(samples))
+    assert slow_codes == [408]
+    assert slowest_body < 2 + SLACK
+    # 20 identical cold checks share one evaluation; each distinct pair needs at most one.
+    assert evaluations <= 5, evaluations
+    assert shared >= 1
+    assert len(closed) == TRICKLERS and trickle_closed < 2 + 2
+    assert rss_after - rss_before < 64 * 1024

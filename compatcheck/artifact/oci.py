@@ -14,7 +14,6 @@ distribution project's own limit), configs at 8 MiB, and every registry call sha
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import time
 from collections.abc import Mapping
@@ -32,6 +31,8 @@ from compatcheck.artifact.reference import (
     parse_digest,
 )
 from compatcheck.errors import UsageError
+from compatcheck.jsondoc import JsonError, parse_json
+from compatcheck.masking import mask_secrets
 from compatcheck.scrape import is_loopback
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -107,9 +108,9 @@ def _verify(data: bytes, digest: str, what: str) -> None:
 
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactUnavailable(f"{what} is not valid JSON ({exc.__class__.__name__})") from None
+        doc = parse_json(data)
+    except JsonError as exc:
+        raise ArtifactUnavailable(f"{what} is {exc}") from None
     if not isinstance(doc, dict):
         raise ArtifactUnavailable(f"{what} is not a JSON object")
     return doc
@@ -247,7 +248,7 @@ class LayoutSource:
         self.description = f"OCI layout `{root}`"
         marker = root / "oci-layout"
         try:
-            layout = json.loads(marker.read_bytes())
+            layout = parse_json(marker.read_bytes())
         except FileNotFoundError:
             raise ArtifactUnavailable(
                 f"`{root}` is not an OCI image layout (no `oci-layout` file)"
@@ -348,11 +349,11 @@ def registry_base_url(image: ImageReference, override: str | None, insecure: boo
         text = override if "://" in override else f"https://{override}"
         parts = urlsplit(text)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UsageError(f"registry `{override}` is not an http(s) URL or host")
+            raise UsageError(f"registry `{mask_secrets(override)}` is not an http(s) URL or host")
         if parts.scheme == "http" and not (insecure or is_loopback(parts.hostname)):
             raise UsageError(
-                f"registry `{override}` uses plain http; allowed only for localhost or when "
-                "told insecure"
+                f"registry `{mask_secrets(override)}` uses plain http; allowed only for "
+                "localhost or when told insecure"
             )
         return f"{parts.scheme}://{parts.netloc}".rstrip("/")
     host = DOCKER_HUB_API if image.domain == DEFAULT_DOMAIN else image.domain
@@ -408,7 +409,7 @@ class RegistrySource:
         self.client = client
         self.deadline = time.monotonic() + timeout
         self.token: str | None = None
-        self.description = f"registry `{base_url}`"
+        self.description = f"registry `{mask_secrets(base_url)}`"
 
     def _read(self, response: httpx.Response, max_bytes: int, what: str) -> bytes:
         """Stream a body under the byte cap and the shared deadline (httpx times reads only)."""

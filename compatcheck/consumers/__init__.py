@@ -7,16 +7,27 @@ transition breaks and attaches them to the metrics findings that explain why, an
 
 from compatcheck.consumers.bridge import render_bridge_rules, rewrite_query
 from compatcheck.consumers.judge import BUCKET_DEPENDENT, QUERY_BROKEN, check_consumers
-from compatcheck.consumers.load import PARSE_ERROR, ConsumerSet, Expression, load_consumers
+from compatcheck.consumers.load import (
+    PARSE_ERROR,
+    ConsumerFile,
+    ConsumerSet,
+    Expression,
+    list_consumer_files,
+    load_consumers,
+    read_consumer_files,
+)
 
 __all__ = [
     "BUCKET_DEPENDENT",
     "PARSE_ERROR",
     "QUERY_BROKEN",
+    "ConsumerFile",
     "ConsumerSet",
     "Expression",
     "check_consumers",
+    "list_consumer_files",
     "load_consumers",
+    "read_consumer_files",
     "render_bridge_rules",
     "rewrite_query",
 ]

@@ -36,7 +36,7 @@ import json.decoder
 import json.scanner
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ import yaml
 from compatcheck.consumers.promql import Need, Node, PromQLError, parse_expression
 from compatcheck.errors import InputError
 from compatcheck.model import Consumer, Finding
+from compatcheck.yamlfile import LOADER, TreeError, check_tree
 
 PARSE_ERROR = "consumers/parse-error"
 
@@ -53,8 +54,6 @@ RULE_SUFFIXES = frozenset({".yml", ".yaml"})
 DASHBOARD_SUFFIXES = frozenset({".json"})
 TEXT_SUFFIXES = frozenset({".promql", ".txt"})
 
-# libyaml's composer is ~10x faster and keeps the same node marks (lines); pure Python otherwise.
-_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TEMPLATE_LABEL = re.compile(r"\$labels\.([A-Za-z_]\w*)|index\s+\$labels\s+\"([A-Za-z_]\w*)\"")
 _LABEL_VALUES = re.compile(
     r"^\s*label_values\s*\((?P<expr>.*),\s*(?P<label>[A-Za-z_]\w*)\s*\)\s*$", re.S
@@ -134,6 +133,16 @@ class _Loader:
         return out
 
 
+@dataclass(frozen=True)
+class ConsumerFile:
+    """One file :func:`load_consumers` reads: ``rel`` names it in subjects; an ``explicit`` file
+    (named, not found in a folder) that is not a consumer is a parse error."""
+
+    path: Path
+    rel: str
+    explicit: bool
+
+
 def load_consumers(paths: Sequence[str | Path]) -> ConsumerSet:
     """Load rule files, dashboards and expression lists from files and folders (recursively).
 
@@ -142,7 +151,23 @@ def load_consumers(paths: Sequence[str | Path]) -> ConsumerSet:
     neither a rule file nor a dashboard is ignored. A file named explicitly is read whatever its
     suffix.
     """
+    return read_consumer_files(list_consumer_files(paths))
+
+
+def read_consumer_files(
+    files: Sequence[ConsumerFile], read: Callable[[Path], bytes] | None = None
+) -> ConsumerSet:
+    """Load ``files``; ``read`` supplies their bytes (default: read them from disk now)."""
     loader = _Loader()
+    for f in files:
+        _load_file(loader, f.path, f.rel, f.explicit, read)
+    return _finish(loader)
+
+
+def list_consumer_files(paths: Sequence[str | Path]) -> list[ConsumerFile]:
+    """The files :func:`load_consumers` reads for ``paths``, in order; a missing path is an
+    :class:`InputError`."""
+    out: list[ConsumerFile] = []
     for p in paths:
         path = Path(p)
         if path.is_dir():
@@ -153,21 +178,22 @@ def load_consumers(paths: Sequence[str | Path]) -> ConsumerSet:
                 and f.suffix.lower() in RULE_SUFFIXES | DASHBOARD_SUFFIXES | TEXT_SUFFIXES
                 and not any(part.startswith(".") for part in f.relative_to(path).parts)
             )
-            for f in files:
-                _load_file(loader, f, f.relative_to(path).as_posix(), explicit=False)
+            out += [ConsumerFile(f, f.relative_to(path).as_posix(), False) for f in files]
         elif path.is_file():
-            _load_file(loader, path, path.name, explicit=True)
+            out.append(ConsumerFile(path, path.name, True))
         elif path.exists():
             raise InputError(f"{p}: not a file or folder")
         else:
             raise InputError(f"{p}: no such file or folder")
-    return _finish(loader)
+    return out
 
 
-def _load_file(loader: _Loader, path: Path, rel: str, explicit: bool) -> None:
+def _load_file(
+    loader: _Loader, path: Path, rel: str, explicit: bool, read: Callable[[Path], bytes] | None
+) -> None:
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = (read or Path.read_bytes)(path).decode("utf-8")
     except UnicodeDecodeError:
         loader.parse_error(file, rel, None, "not UTF-8 text")
         return
@@ -216,11 +242,21 @@ def _scalar(node: yaml.Node | None) -> str | None:
 
 
 def _documents(loader: _Loader, file: str, rel: str, text: str) -> Iterator[yaml.Node]:
-    stream = yaml.compose_all(text, Loader=_YAML_LOADER)
+    """The file's documents as node trees; a document with a duplicate key, or whose aliases
+    expand without bound, is a parse error (as Prometheus's own loader says) and is skipped."""
+    stream = yaml.compose_all(text, Loader=LOADER)
     while True:
         try:
             doc = next(stream)
+            if doc is not None:
+                check_tree(doc, aliases=True, max_depth=None)
         except StopIteration:
+            return
+        except TreeError as exc:
+            loader.parse_error(file, rel, exc.line, exc.problem)
+            continue
+        except RecursionError:
+            loader.parse_error(file, rel, None, "invalid YAML: nested too deeply")
             return
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark

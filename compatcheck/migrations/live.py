@@ -14,7 +14,8 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import NullPool
 
 from compatcheck.errors import InputError, UnavailableError
-from compatcheck.migrations.scratch import CONNECT_TIMEOUT, mask, one_line
+from compatcheck.masking import mask_secrets
+from compatcheck.migrations.scratch import CONNECT_TIMEOUT, one_line
 
 #: Milliseconds any one count may take on the live database.
 STATEMENT_TIMEOUT_MS = 5000
@@ -43,7 +44,7 @@ def live_counts(url: str, objects: Iterable[str]) -> dict[str, int | None]:
     try:
         parsed = make_url(url)
     except (sa.exc.ArgumentError, ValueError) as exc:
-        raise InputError(f"live database URL {mask(url)} is not valid: {exc}") from exc
+        raise InputError(f"live database URL {mask_secrets(url)} is not valid: {exc}") from exc
     args = {"connect_timeout": CONNECT_TIMEOUT} if parsed.get_backend_name() != "sqlite" else {}
     engine = sa.create_engine(parsed, poolclass=NullPool, connect_args=args)
     out: dict[str, int | None] = {}
@@ -69,11 +70,11 @@ def live_counts(url: str, objects: Iterable[str]) -> dict[str, int | None]:
             conn.rollback()
     except sa.exc.OperationalError as exc:
         raise UnavailableError(
-            f"cannot read live database {mask(parsed)}: {one_line(exc)}"
+            f"cannot read live database {mask_secrets(parsed)}: {one_line(exc)}"
         ) from exc
     except sa.exc.SQLAlchemyError as exc:
         raise UnavailableError(
-            f"cannot read live database {mask(parsed)}: {one_line(exc)}"
+            f"cannot read live database {mask_secrets(parsed)}: {one_line(exc)}"
         ) from exc
     finally:
         engine.dispose()

@@ -26,6 +26,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import NullPool
 
 from compatcheck.errors import InputError, UnavailableError
+from compatcheck.masking import mask_secrets as mask
 
 #: Seconds to wait for a server to accept a connection.
 CONNECT_TIMEOUT = 10
@@ -41,14 +42,6 @@ class Scratch:
     dialect: str
     #: True when compatcheck created the database (or temp file) and will remove it.
     owned: bool
-
-
-def mask(url: str | URL) -> str:
-    """The URL with its password replaced by ``***``; unparsable input is shown as ``<url>``."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (sa.exc.ArgumentError, ValueError):
-        return "<url>"
 
 
 def one_line(exc: BaseException) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from compatcheck.errors import UsageError
+from compatcheck.masking import mask_secrets
 from compatcheck.report import Report
 from compatcheck.reporters.github import render_github
 from compatcheck.reporters.json import render_json
@@ -47,7 +48,9 @@ def render(report: Report, fmt: str, *, color: bool = False) -> str:
     renderer = _RENDERERS.get(fmt)
     if renderer is None:
         raise UsageError(f"unknown report format {fmt!r} (expected one of: {', '.join(FORMATS)})")
-    return renderer(report, color=color)
+    # Sources and messages are masked where they are made; this is the guarantee for all six
+    # formats that no credential that slipped through reaches a report.
+    return mask_secrets(renderer(report, color=color))
 
 
 __all__ = ["EXTENSIONS", "FORMATS", "render"]

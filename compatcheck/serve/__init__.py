@@ -130,6 +130,27 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="per-check deadline (default: 30; 503 / TERMINAL beyond)",
     )
+    p.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="time a client has to send a request's headers (default: 10; then closed)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="time a client has to send a request's body (default: 10; 408 beyond)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=512,
+        metavar="N",
+        help="connections served at once (default: 512; 503 beyond)",
+    )
 
 
 def add_serve_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -164,8 +185,13 @@ def cmd_serve(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         file=sys.stderr,
         flush=True,
     )
+    from compatcheck.serve.protocol import protocol_class
+
+    _log_to_stderr()
     config = uvicorn.Config(
         app,
+        http=protocol_class(settings.header_timeout),
+        limit_concurrency=settings.max_connections,
         log_level="warning",
         access_log=False,
         lifespan="on",
@@ -185,6 +211,20 @@ def cmd_serve(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
         sock.close()
     return 0
+
+
+def _log_to_stderr() -> None:
+    """The hook's own log: one line per refused or failed request, on stderr, never a traceback
+    (the lines are masked and one line each where they are made, in :mod:`.app`)."""
+    import logging
+
+    logger = logging.getLogger("compatcheck.serve")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("compatcheck serve: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def _listen(host: str, port: int) -> socket.socket:

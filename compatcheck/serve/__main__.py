@@ -6,10 +6,11 @@ from __future__ import annotations
 import sys
 
 from compatcheck.errors import CompatcheckError
+from compatcheck.masking import mask_secrets
 
 
 def main() -> int:
-    from compatcheck.cli import _Parser
+    from compatcheck.cli import _Parser, resource_error
     from compatcheck.serve import add_serve_arguments, cmd_serve
 
     parser = _Parser(prog="compatcheck serve", description="run the compatcheck policy hook")
@@ -18,10 +19,13 @@ def main() -> int:
     try:
         return cmd_serve(args)
     except CompatcheckError as exc:
-        print(f"compatcheck: error: {exc}", file=sys.stderr)
+        print(f"compatcheck: error: {mask_secrets(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except (MemoryError, RecursionError) as exc:
+        print(resource_error(exc), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

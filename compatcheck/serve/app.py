@@ -10,6 +10,11 @@ Contracts of the callers, as they document them (and as the recipes' tests repla
 - Spinnaker's webhook stage retries 429 and 5xx and treats other 4xx as terminal: so
   ``/v1/checks`` validates synchronously (400/404 end the stage with a reason) and the polled
   status is RUNNING until SUCCEEDED (go) or TERMINAL (anything else).
+
+Whatever a client sends, the answer is one JSON line and the log gets one line, masked: a body
+that is not JSON, nests too deeply, repeats a key, holds a 5,000-digit number or a lone surrogate
+is a 400; a body that does not arrive in time is a 408; a client that goes away is a 400 nobody
+reads; a bug is a 500 without a traceback (``COMPATCHECK_DEBUG=1`` logs it).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import asyncio
 import contextlib
 import hmac
 import json
+import logging
+import os
 import secrets
 import time
 from collections import OrderedDict
@@ -27,17 +34,18 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from compatcheck.jsondoc import JsonError, parse_json
+from compatcheck.masking import mask_secrets
 from compatcheck.serve.checker import (
     Checker,
     CheckRequest,
     HookError,
     Outcome,
-    Prepared,
     parse_check_request,
     parse_flagger_request,
 )
@@ -48,6 +56,13 @@ _OPEN_PATHS = frozenset({"/healthz", "/metrics"})
 FLAGGER_PATH = "/v1/flagger"
 #: Request state flag: the caller sent no Authorization header and must carry the token in the body.
 BODY_TOKEN_STATE = "compatcheck_body_token"
+#: A Flagger body carrying its token is read before the token is checked (Flagger's webhooks
+#: cannot send headers), so anyone can make the hook read it: no Flagger payload comes near this.
+UNAUTHENTICATED_MAX_BODY = 16 * 1024
+#: Requests are two levels deep; anything deeper is not a request.
+REQUEST_MAX_DEPTH = 8
+
+log = logging.getLogger("compatcheck.serve")
 
 
 def _has_authorization(scope: Scope) -> bool:
@@ -57,7 +72,14 @@ def _has_authorization(scope: Scope) -> bool:
 JSON_TYPE = "application/json"
 
 
-def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+def json_bytes(data: Any) -> bytes:
+    """Compact UTF-8 JSON that encodes whatever a message holds: a lone surrogate a caller sent
+    (``"\\ud800"``) is written as its escape instead of failing the response."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8", "backslashreplace")
+
+
+def _error(status: int, message: str, **extra: Any) -> Response:
     headers = {}
     if "retry_after" in extra:
         retry = extra.pop("retry_after")
@@ -65,10 +87,19 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
             headers["Retry-After"] = str(retry)
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="compatcheck"'
-    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+    body = json_bytes({"error": mask_secrets(message), **extra})
+    return Response(body, status_code=status, headers=headers, media_type=JSON_TYPE)
 
 
-def _hook_error(exc: HookError) -> JSONResponse:
+def _log(status: int, scope: Scope, message: str) -> None:
+    """One line per refused or failed request, masked, control characters escaped."""
+    line = f"{status} {scope.get('method', '?')} {scope.get('path', '?')}: {message}"
+    line = mask_secrets(line).encode("unicode_escape", "backslashreplace").decode("ascii")
+    (log.warning if status >= 500 else log.info)("%s", line[:2000])
+
+
+def _reject(request: Request, exc: HookError) -> Response:
+    _log(exc.status, request.scope, exc.message)
     return _error(exc.status, exc.message, retry_after=exc.retry_after)
 
 
@@ -102,11 +133,11 @@ class _Guard:
             await self.app(scope, receive, send)
             return
         endpoint = endpoint_of(scope["path"])
-        status = {"code": 500}
+        status = {"code": 500, "started": 0}
 
         async def counting_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
+                status["code"], status["started"] = message["status"], 1
             await send(message)
 
         try:
@@ -118,17 +149,26 @@ class _Guard:
                 await self.app(scope, receive, counting_send)
             else:
                 reason = "missing or wrong bearer token"
+                _log(401, scope, reason)
                 await _error(401, reason)(scope, receive, counting_send)
+        except Exception as exc:  # a bug: one line, never a traceback on the wire or in the log
+            if os.environ.get("COMPATCHECK_DEBUG"):
+                log.exception("internal error")
+            _log(500, scope, f"internal error: {type(exc).__name__}: {exc}")
+            if not status["started"]:
+                await _error(500, "internal error")(scope, receive, counting_send)
         finally:
             self.metrics.requests.labels(endpoint, str(status["code"])).inc()
 
 
-async def read_json(request: Request, max_body: int) -> object:
+async def read_json(request: Request, max_body: int, timeout: float) -> object:
     """The request body as JSON, capped at ``max_body`` bytes (413) both by the declared length
-    and by the bytes actually streamed (a lying or absent Content-Length is caught too)."""
+    and by the bytes actually streamed (a lying or absent Content-Length is caught too), and
+    complete within ``timeout`` seconds (408: a client trickling its body must not hold a
+    connection and a handler for as long as it likes)."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not declared.isdigit() or len(declared) > 18:
             raise HookError(400, "invalid Content-Length header")
         if int(declared) > max_body:
             raise HookError(
@@ -136,22 +176,23 @@ async def read_json(request: Request, max_body: int) -> object:
             )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_body:
-            raise HookError(413, f"request body is over the {max_body} byte cap")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_body:
+                    raise HookError(413, f"request body is over the {max_body} byte cap")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise HookError(408, f"request body not received within {timeout:g}s") from None
+    except ClientDisconnect:
+        raise HookError(400, "client disconnected before sending the whole body") from None
     if not size:
         raise HookError(400, "request body is empty (expected a JSON object)")
     try:
-        return json.loads(b"".join(chunks))
-    except UnicodeDecodeError:
-        raise HookError(400, "request body is not UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise HookError(
-            400,
-            f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-        ) from None
+        return parse_json(b"".join(chunks), max_depth=REQUEST_MAX_DEPTH, unique_keys=True)
+    except JsonError as exc:
+        raise HookError(400, f"request body is {exc}") from None
 
 
 @dataclass
@@ -166,10 +207,10 @@ class Job:
     def body(self) -> bytes:
         go = "null" if self.outcome is None else json.dumps(self.outcome.go)
         report = b"null" if self.outcome is None else self.outcome.report_json
-        head = f'{{"status":{json.dumps(self.status)},"go":{go},'
+        head = f'{{"status":{json.dumps(self.status)},"go":{go},'.encode()
         if self.error is not None:
-            head += f'"error":{json.dumps(self.error, ensure_ascii=False)},'
-        return head.encode() + b'"report":' + report + b"}"
+            head += b'"error":' + json_bytes(mask_secrets(self.error)) + b","
+        return head + b'"report":' + report + b"}"
 
 
 class Hook:
@@ -198,18 +239,20 @@ class Hook:
         return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     async def _request(
-        self, request: Request, parse: Callable[[object], CheckRequest]
+        self, request: Request, parse: Callable[[object], CheckRequest], max_body: int | None = None
     ) -> CheckRequest:
-        return parse(await read_json(request, self.settings.max_body))
+        cap = self.settings.max_body if max_body is None else max_body
+        return parse(await read_json(request, cap, self.settings.body_timeout))
+
+    def _check_body(self, body: object) -> CheckRequest:
+        return parse_check_request(body, allow_url=self.settings.allow_url_targets)
 
     async def check(self, request: Request) -> Response:
         try:
-            req = await self._request(
-                request, lambda b: parse_check_request(b, allow_url=self.settings.allow_url_targets)
-            )
+            req = await self._request(request, self._check_body)
             outcome = await self.checker.check(req)
         except HookError as exc:
-            return _hook_error(exc)
+            return _reject(request, exc)
         self.count_verdict(outcome)
         if outcome.unavailable is not None:
             body = (
@@ -231,8 +274,9 @@ class Hook:
                 meta = body.get("metadata") if isinstance(body, dict) else None
                 given = meta.pop("token", None) if isinstance(meta, dict) else None
                 expected = self.settings.token or ""
+                # Trap: a lone surrogate ("\ud800", valid JSON) cannot be encoded strictly.
                 if not isinstance(given, str) or not hmac.compare_digest(
-                    given.encode(), expected.encode()
+                    given.encode("utf-8", "surrogatepass"), expected.encode()
                 ):
                     raise HookError(401, "missing or wrong bearer token (or `metadata.token`)")
             return parse_flagger_request(body)
@@ -240,11 +284,13 @@ class Hook:
         return parse
 
     async def flagger(self, request: Request) -> Response:
+        needs_token = bool(getattr(request.state, BODY_TOKEN_STATE, False))
+        cap = min(self.settings.max_body, UNAUTHENTICATED_MAX_BODY) if needs_token else None
         try:
-            req = await self._request(request, self._flagger_body(request))
+            req = await self._request(request, self._flagger_body(request), cap)
             outcome = await self.checker.check(req)
         except HookError as exc:
-            return _hook_error(exc)
+            return _reject(request, exc)
         self.count_verdict(outcome)
         if outcome.unavailable is not None:
             return _error(503, f"cannot tell yet: {outcome.unavailable}", retry_after=30)
@@ -273,30 +319,29 @@ class Hook:
         else:
             job.status, job.error = "TERMINAL", outcome.summary
 
-    async def _run_job(self, job: Job, prep: Prepared) -> None:
+    async def _run_job(self, job: Job, future: asyncio.Future[Outcome], deadline: float) -> None:
         try:
-            self._finish(job, await self.checker.run(prep))
+            self._finish(job, await self.checker.finish(future, deadline))
         except HookError as exc:
             job.status, job.error = "TERMINAL", exc.message
         except Exception as exc:  # the job must end even on a bug, never stay RUNNING
-            job.status, job.error = "TERMINAL", f"internal error: {type(exc).__name__}: {exc}"
+            message = f"internal error: {type(exc).__name__}: {exc}"
+            _log(500, {"method": "POST", "path": "/v1/checks"}, message)
+            job.status, job.error = "TERMINAL", mask_secrets(message)
 
     async def start_check(self, request: Request) -> Response:
         try:
-            req = await self._request(
-                request, lambda b: parse_check_request(b, allow_url=self.settings.allow_url_targets)
-            )
-            prep = await self.checker.prepare(req)
-            job = Job()
-            if prep.cached is not None:
-                self._finish(job, prep.cached)
-            else:
-                self.checker.acquire()
+            req = await self._request(request, self._check_body)
+            deadline = time.monotonic() + self.settings.check_timeout
+            cached, future = await self.checker.start(req, deadline)
         except HookError as exc:
-            return _hook_error(exc)
+            return _reject(request, exc)
+        job = Job()
+        if cached is not None:
+            self._finish(job, cached)
         job_id = self._new_job(job)
-        if prep.cached is None:
-            task = asyncio.create_task(self._run_job(job, prep))
+        if cached is None:
+            task = asyncio.create_task(self._run_job(job, future, deadline))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         location = f"/v1/checks/{job_id}"
@@ -327,7 +372,9 @@ class Hook:
 async def _http_exception(request: Request, exc: Exception) -> Response:
     """Starlette's own 404/405 as the same one-line JSON as every other error."""
     assert isinstance(exc, HTTPException)
-    return _error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
+    message = f"{request.method} {request.url.path}: {exc.detail}"
+    _log(exc.status_code, request.scope, str(exc.detail))
+    return _error(exc.status_code, message)
 
 
 def _route(path: str, endpoint: Callable[[Request], Awaitable[Response]], method: str) -> Route:

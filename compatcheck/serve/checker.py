@@ -1,17 +1,27 @@
 """The hook's work, without HTTP: validate a request, load snapshots, judge them, cache the verdict.
 
 The verdict itself comes from :func:`compatcheck.engine.evaluate` (the one path to a verdict);
-this module only decides *when* it runs: a cached verdict is answered at once, a new one runs in a
-worker thread with a slot from a bounded pool and a deadline.
+this module only decides *when* it runs and what it may cost. A check has two phases, each in a
+worker thread holding a slot taken *before* any work starts (429 at once when none is free), both
+under the one per-check deadline (503 when it passes):
+
+1. lookup (a *lookup slot*): read both stored snapshots and the operator's policy and consumer
+   files, hash them into the cache key, answer from the cache on a hit;
+2. evaluation (a *check slot*, ``--max-concurrent``): parse and validate the snapshots (or scrape
+   URL targets), evaluate, cache. An identical evaluation already running is joined, not repeated.
+
+So a burst of cached requests is not stuck behind slow evaluations, and nothing a request makes
+the server do (reading, hashing, parsing, validating) happens outside a slot or a deadline.
 
 Traps:
 - A Python thread cannot be killed. When a check times out the caller gets its answer (503 /
-  TERMINAL) at once, but the thread keeps its slot until it really ends, so the pool still bounds
-  what runs. Every I/O inside has its own timeout (scrapes, store reads), so it does end.
-- The cache key covers everything the verdict depends on: both snapshots' bytes, the policy files'
-  and the consumer files' content, the direction and the names shown in the report. Policy and
-  consumer files are re-hashed on every check (stat-cached), so editing them takes effect without
-  a restart and never serves a stale verdict.
+  TERMINAL) at once, but the thread keeps its slot until it really ends, so the slots still bound
+  what runs. Every I/O inside has its own deadline (scrapes, store reads) and each phase checks the
+  check's deadline before it starts, so it does end.
+- The cache key covers everything the verdict depends on, as the exact bytes evaluated: both
+  snapshots, the policy and consumer files, the direction and the names shown in the report. The
+  evaluation parses those same bytes (never the files again), so a file changed during a check
+  cannot make a verdict that its key does not describe.
 """
 
 from __future__ import annotations
@@ -22,22 +32,33 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from compatcheck.errors import CompatcheckError, InputError, UnavailableError
+from compatcheck.masking import mask_secrets
 from compatcheck.report import UNAVAILABLE_KINDS, Report
-from compatcheck.scrape import mask_url
 from compatcheck.serve.metrics import HookMetrics
 from compatcheck.serve.settings import ServeSettings
 from compatcheck.snapshot import Snapshot
 from compatcheck.store import NotFound, SnapshotStore, validate_name
 
+if TYPE_CHECKING:
+    from compatcheck.consumers import ConsumerSet
+    from compatcheck.policy import Policy
+
 _REQUEST_KEYS = ("service", "old", "new", "direction")
 _TARGET_KEYS = ("version", "url")
+#: A file whose size, mtime and ctime last changed longer ago than this is trusted unchanged while
+#: they stay the same; a younger one is read again on every check (see :class:`_FileCache`).
+_RACY_NS = 2_000_000_000
+#: Lookups (read, hash, answer from the cache: about a millisecond) allowed per check slot, so
+#: that cached verdicts keep flowing while slow evaluations hold every check slot.
+LOOKUPS_PER_CHECK = 8
+T = TypeVar("T")
 
 
 class HookError(Exception):
@@ -159,57 +180,151 @@ def parse_flagger_request(body: object) -> CheckRequest:
     return parse_check_request(check, allow_url=False)
 
 
-class _FileDigests:
-    """sha256 of files' content, re-read only when size or mtime change (cheap per request)."""
+class _FileCache:
+    """The bytes and sha256 of the operator's policy and consumer files, read again whenever they
+    may have changed.
+
+    Trap: size and mtime do not tell whether a file changed: ``os.utime`` restores an mtime, and a
+    rewrite with the same length keeps the size. The ctime cannot be set from user space, so a
+    signature of (device, inode, size, mtime, ctime) changes with every write. But the file
+    system's clock ticks in steps (a jiffy, or coarser): two writes within one tick leave the
+    signature as the first one made it. So, as git does with its index ("racy git"), a signature
+    is trusted only when the last change is older than :data:`_RACY_NS`; a younger file is read
+    and hashed again on every check.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._known: dict[str, tuple[tuple[int, int], str]] = {}
+        self._known: dict[str, tuple[tuple[int, ...], str, bytes]] = {}
 
-    def _file(self, path: Path) -> str:
+    def read(self, path: Path) -> tuple[str, bytes]:
+        """``(sha256 hex, bytes)`` of ``path`` as it is now."""
         st = path.stat()
-        sig = (st.st_size, st.st_mtime_ns)
+        sig = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         key = str(path)
         with self._lock:
             hit = self._known.get(key)
         if hit is not None and hit[0] == sig:
-            return hit[1]
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        with self._lock:
-            self._known[key] = (sig, digest)
-        return digest
-
-    def of(self, paths: tuple[str, ...]) -> str:
-        """One digest over every file named or found (recursively) under the given paths."""
-        h = hashlib.sha256()
-        for raw in paths:
-            p = Path(raw)
-            files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-            for f in files:
-                try:
-                    d = self._file(f)
-                except OSError as exc:
-                    raise UnavailableError(f"{f}: cannot read: {exc.strerror}") from None
-                h.update(f"{f}\0{d}\n".encode())
-        return h.hexdigest()
+            return hit[1], hit[2]
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _RACY_NS:
+            with self._lock:
+                self._known[key] = (sig, digest, data)
+        return digest, data
 
 
 @dataclass(frozen=True)
-class Prepared:
-    """A request with its stored snapshots loaded and its cache key (None: not cacheable)."""
+class Inputs:
+    """The policy and consumers one check is judged with, and the digest of their bytes."""
+
+    digest: str
+    policy: Policy
+    consumers: ConsumerSet | None
+
+
+class _InputFiles:
+    """Policy and consumers as of now: read (cached by :class:`_FileCache`), hashed, and parsed
+    once per distinct content (the parsed objects are kept by digest)."""
+
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings = settings
+        self._files = _FileCache()
+        self._lock = threading.Lock()
+        self._parsed: OrderedDict[str, Inputs] = OrderedDict()
+
+    def current(self) -> Inputs:
+        """Raise :class:`HookError` 500 when the operator's files are unreadable or broken."""
+        from compatcheck.consumers import list_consumer_files, read_consumer_files
+        from compatcheck.policy import parse_policies
+
+        h = hashlib.sha256()
+        content: dict[Path, bytes] = {}
+        try:
+            policy_files = [Path(p) for p in self.settings.policy]
+            consumer_files = list_consumer_files(self.settings.consumers)
+            for part, paths in (
+                ("policy", policy_files),
+                ("consumers", [f.path for f in consumer_files]),
+            ):
+                for path in paths:
+                    digest, content[path] = self._files.read(path)
+                    h.update(f"{part}\0{path}\0{digest}\n".encode())
+        except OSError as exc:
+            raise HookError(
+                500, f"server configuration unreadable: {exc.filename}: {exc.strerror}"
+            ) from None
+        except InputError as exc:
+            raise HookError(500, f"server configuration unreadable: {exc}") from None
+        key = h.hexdigest()
+        with self._lock:
+            hit = self._parsed.get(key)
+        if hit is not None:
+            return hit
+        try:
+            texts = [(str(p), content[p].decode("utf-8")) for p in policy_files]
+            policy = parse_policies(texts)
+        except UnicodeDecodeError:
+            raise HookError(500, "server policy is broken: not UTF-8 text") from None
+        except CompatcheckError as exc:
+            raise HookError(500, f"server policy is broken: {exc}") from None
+        consumers = (
+            read_consumer_files(consumer_files, content.__getitem__)
+            if self.settings.consumers
+            else None
+        )
+        inputs = Inputs(key, policy, consumers)
+        with self._lock:
+            self._parsed[key] = inputs
+            while len(self._parsed) > 4:  # an edit in progress: keep the last few versions
+                self._parsed.popitem(last=False)
+        return inputs
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A request after its lookup: the bytes read, the inputs, the cache key, a cached answer."""
 
     request: CheckRequest
-    stored: Mapping[str, Snapshot]
+    raw: Mapping[str, bytes]
+    inputs: Inputs
+    #: None: not cacheable (a URL target).
     key: str | None
     cached: Outcome | None
 
 
+class _Slots:
+    """A bounded number of slots, taken at once or not at all."""
+
+    def __init__(self, n: int) -> None:
+        self.limit = n
+        self._sem = threading.BoundedSemaphore(n)
+        self._lock = threading.Lock()
+        self.taken = 0
+
+    def take(self) -> Callable[[], None] | None:
+        """A release function (idempotent), or None when every slot is taken."""
+        if not self._sem.acquire(blocking=False):
+            return None
+        with self._lock:
+            self.taken += 1
+        done = threading.Event()
+
+        def release() -> None:
+            with self._lock:
+                if done.is_set():
+                    return
+                done.set()
+                self.taken -= 1
+            self._sem.release()
+
+        return release
+
+
 class Checker:
-    """Everything a check needs that outlives one request: store, policy, cache, slots, threads."""
+    """Everything a check needs that outlives one request: store, inputs, cache, slots, threads."""
 
     def __init__(self, settings: ServeSettings, metrics: HookMetrics) -> None:
-        from compatcheck.policy import load_policy
-
         self.settings = settings
         self.metrics = metrics
         self.store = (
@@ -217,17 +332,20 @@ class Checker:
             if settings.snapshot_dir
             else None
         )
-        self._digests = _FileDigests()
-        self._policy_lock = threading.Lock()
-        self._policy = load_policy(settings.policy)  # a broken policy stops the server starting
-        self._policy_digest = self._digests.of(settings.policy)
+        from compatcheck.policy import load_policy
+
+        load_policy(settings.policy)  # a broken policy stops the server starting, in its words
+        self._inputs = _InputFiles(settings)
         self._cache: OrderedDict[str, Outcome] = OrderedDict()
         self._cache_lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(settings.max_concurrent)
-        self._running = 0
-        self._running_lock = threading.Lock()
+        self._lookups = _Slots(LOOKUPS_PER_CHECK * settings.max_concurrent)
+        self._checks = _Slots(settings.max_concurrent)
+        #: Evaluations running, by cache key (event-loop side only: no lock).
+        self._inflight: dict[str, asyncio.Future[Outcome]] = {}
+        # One thread per slot: a task is never queued behind another.
         self._pool = ThreadPoolExecutor(
-            max_workers=settings.max_concurrent, thread_name_prefix="compatcheck-check"
+            max_workers=(LOOKUPS_PER_CHECK + 1) * settings.max_concurrent,
+            thread_name_prefix="compatcheck-check",
         )
 
     # -- the cache ------------------------------------------------------------------------
@@ -255,30 +373,15 @@ class Checker:
 
     @property
     def running(self) -> int:
-        with self._running_lock:
-            return self._running
+        """Evaluations holding a check slot (threads still running past their deadline too)."""
+        return self._checks.taken
 
-    # -- preparing (worker thread, no slot: reading two small files is cheap) ---------------
+    # -- phase 1: lookup (worker thread, lookup slot) ------------------------------------------
 
-    def _inputs_digest(self) -> str:
-        """Digest of policy + consumers; reloads the policy when its files changed."""
-        from compatcheck.policy import load_policy
-
-        policy_digest = self._digests.of(self.settings.policy)
-        with self._policy_lock:
-            if policy_digest != self._policy_digest:
-                try:
-                    self._policy = load_policy(self.settings.policy)
-                except CompatcheckError as exc:
-                    raise HookError(500, f"server policy is broken: {exc}") from None
-                self._policy_digest = policy_digest
-        consumers_digest = self._digests.of(self.settings.consumers)
-        return hashlib.sha256(f"{policy_digest}:{consumers_digest}".encode()).hexdigest()
-
-    def _read(self, req: CheckRequest, role: str, version: str) -> bytes:
+    def _read(self, req: CheckRequest, version: str, deadline: float) -> bytes:
         assert self.store is not None
         try:
-            return self.store.read_bytes(req.service, version)
+            return self.store.read_bytes(req.service, version, deadline=deadline)
         except NotFound as exc:
             raise HookError(404, str(exc)) from None
         except UnavailableError as exc:
@@ -286,99 +389,75 @@ class Checker:
         except InputError as exc:  # the caller's names were valid: the stored file is bad
             raise HookError(500, f"stored snapshot is unusable: {exc}") from None
 
-    def prepare_sync(self, req: CheckRequest) -> Prepared:
-        """Read the stored snapshots and look the verdict up; parse them only on a cache miss.
-
-        Parsing and schema-validating two snapshots costs more than everything else a cached
-        answer does, so a hit never pays for it.
-        """
+    def lookup(self, req: CheckRequest, deadline: float) -> Lookup:
+        """Read and hash everything the verdict depends on; answer from the cache on a hit."""
         raw: dict[str, bytes] = {}
         for role, target in (("old", req.old), ("new", req.new)):
             if target.version is None:
                 continue
             if self.store is None:
                 raise HookError(400, "this server has no snapshot store; give `url` targets")
-            raw[role] = self._read(req, role, target.version)
-        try:
-            inputs = self._inputs_digest()
-        except UnavailableError as exc:
-            raise HookError(500, f"server configuration unreadable: {exc}") from None
-        key = None
-        if req.old.url is None and req.new.url is None:
-            parts = [
-                req.service,
-                req.old.version,
-                hashlib.sha256(raw["old"]).hexdigest(),
-                req.new.version,
-                hashlib.sha256(raw["new"]).hexdigest(),
-                req.direction,
-                self.settings.fail_on,
-                inputs,
-            ]
-            key = hashlib.sha256(json.dumps(parts).encode()).hexdigest()
-            cached = self._cache_get(key)
-            if cached is not None:
-                self.metrics.cache_hits.inc()
-                return Prepared(req, {}, key, replace(cached, cached=True))
-        stored: dict[str, Snapshot] = {}
-        for role, data in raw.items():
-            version = req.old.version if role == "old" else req.new.version
-            assert self.store is not None and version is not None
-            try:
-                stored[role] = self.store.parse(req.service, version, data)
-            except InputError as exc:
-                raise HookError(500, f"stored snapshot is unusable: {exc}") from None
-        return Prepared(req, stored, key, None)
+            _check_deadline(deadline, self.settings.check_timeout)
+            raw[role] = self._read(req, target.version, deadline)
+        inputs = self._inputs.current()
+        if req.old.url is not None or req.new.url is not None:
+            return Lookup(req, raw, inputs, None, None)
+        parts = [
+            req.service,
+            req.old.version,
+            hashlib.sha256(raw["old"]).hexdigest(),
+            req.new.version,
+            hashlib.sha256(raw["new"]).hexdigest(),
+            req.direction,
+            self.settings.fail_on,
+            inputs.digest,
+        ]
+        key = hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+        cached = self._cache_get(key)
+        if cached is not None:
+            self.metrics.cache_hits.inc()
+            cached = replace(cached, cached=True)
+        return Lookup(req, raw, inputs, key, cached)
 
-    async def prepare(self, req: CheckRequest) -> Prepared:
-        from starlette.concurrency import run_in_threadpool
+    # -- phase 2: evaluation (worker thread, check slot) -----------------------------------
 
-        return await run_in_threadpool(self.prepare_sync, req)
-
-    # -- judging (worker thread, holds a slot) ------------------------------------------------
-
-    def acquire(self) -> None:
-        """Take a check slot now or answer 429: Argo, Flagger and Spinnaker all retry 429."""
-        if not self._slots.acquire(blocking=False):
-            raise HookError(
-                429,
-                f"too many checks running (limit {self.settings.max_concurrent})",
-                retry_after=1,
-            )
-        with self._running_lock:
-            self._running += 1
-        self.metrics.in_progress.inc()
-
-    def _release(self) -> None:
-        with self._running_lock:
-            self._running -= 1
-        self.metrics.in_progress.dec()
-        self._slots.release()
-
-    def _scrape(self, target: Target, role: str) -> Snapshot:
+    def _scrape(self, target: Target, deadline: float) -> Snapshot:
         from compatcheck.sources import snapshot_from_metrics_url
 
         assert target.url is not None
-        # The scrape's own budget bounds how long the thread (and its slot) lives; the check's
-        # deadline, enforced by the caller, bounds how long the client waits.
-        return snapshot_from_metrics_url(
-            target.url, label=mask_url(target.url), timeout=self.settings.scrape_timeout
-        )
+        _check_deadline(deadline, self.settings.check_timeout)
+        budget = min(self.settings.scrape_timeout, max(0.001, deadline - time.monotonic()))
+        return snapshot_from_metrics_url(target.url, label=mask_secrets(target.url), timeout=budget)
 
-    def _judge(self, prep: Prepared) -> Outcome:
+    def _stored(self, lookup: Lookup, role: str) -> Snapshot | None:
+        req = lookup.request
+        version = req.old.version if role == "old" else req.new.version
+        if version is None:
+            return None
+        assert self.store is not None
+        try:
+            return self.store.parse(req.service, version, lookup.raw[role])
+        except InputError as exc:
+            raise HookError(500, f"stored snapshot is unusable: {exc}") from None
+
+    def evaluate(self, lookup: Lookup, deadline: float) -> Outcome:
+        """Parse (exactly the bytes looked up), evaluate, cache.
+
+        Once the snapshots are parsed (the costly part) the verdict is finished and cached even
+        if the caller has had its 503 meanwhile: the caller's retry is then answered at once.
+        """
         from compatcheck.engine import EvaluateOptions, evaluate
 
+        req = lookup.request
+        _check_deadline(deadline, self.settings.check_timeout)
         started = time.perf_counter()
         try:
-            req = prep.request
-            old = prep.stored.get("old") or self._scrape(req.old, "old")
-            new = prep.stored.get("new") or self._scrape(req.new, "new")
-            with self._policy_lock:
-                policy = self._policy
+            old = self._stored(lookup, "old") or self._scrape(req.old, deadline)
+            new = self._stored(lookup, "new") or self._scrape(req.new, deadline)
             options = EvaluateOptions(
                 direction=req.direction,
-                policy=policy,
-                consumers=self.settings.consumers,
+                policy=lookup.inputs.policy,
+                consumers=lookup.inputs.consumers or (),
                 fail_on=self.settings.fail_on,
             )
             try:
@@ -386,41 +465,101 @@ class Checker:
             except CompatcheckError as exc:
                 raise HookError(500, f"check failed: {exc}") from None
             outcome = outcome_of(report)
-            if prep.key is not None and outcome.unavailable is None:
-                self._cache_put(prep.key, outcome)
-            return outcome
         finally:
             self.metrics.check_duration.observe(time.perf_counter() - started)
-            self._release()
+        if lookup.key is not None and outcome.unavailable is None:
+            self._cache_put(lookup.key, outcome)
+        return outcome
 
-    async def run(self, prep: Prepared) -> Outcome:
-        """Judge ``prep`` (a slot must be held) within the per-check deadline."""
-        future = self._pool.submit(self._judge, prep)
-        # Trap: a future cancelled before a worker picked it up never runs ``_judge``, whose
-        # ``finally`` is what gives the slot back.
-        future.add_done_callback(lambda f: self._release() if f.cancelled() else None)
+    # -- the asynchronous side (event loop) -------------------------------------------------
+
+    def _start(
+        self, slots: _Slots, what: str, fn: Callable[..., T], *args: Any
+    ) -> asyncio.Future[T]:
+        """Take a slot now (429 when none is free) and run ``fn`` in a worker thread; the slot is
+        given back when the thread ends, not when a caller stops waiting."""
+        release = slots.take()
+        if release is None:
+            raise HookError(429, f"too many {what} running (limit {slots.limit})", retry_after=1)
+        counts = slots is self._checks
+        if counts:
+            self.metrics.in_progress.inc()
+
+        def done(_: Future[T]) -> None:
+            if counts:
+                self.metrics.in_progress.dec()
+            release()
+
+        future = self._pool.submit(fn, *args)
+        future.add_done_callback(done)
+        return asyncio.wrap_future(future)
+
+    async def _wait(self, future: asyncio.Future[T], deadline: float) -> T:
+        """``future``'s result, or 503 when the check's deadline passes first. Shielded: a caller
+        giving up does not cancel work that other callers (or the cache) still want."""
         try:
             return await asyncio.wait_for(
-                asyncio.wrap_future(future), timeout=self.settings.check_timeout
+                asyncio.shield(future), timeout=max(0.0, deadline - time.monotonic())
             )
         except TimeoutError:
             self.metrics.timeouts.inc()
-            raise HookError(
-                503, f"check timed out after {self.settings.check_timeout:g}s", retry_after=5
-            ) from None
+            raise _timed_out(self.settings.check_timeout) from None
+
+    async def start(
+        self, req: CheckRequest, deadline: float
+    ) -> tuple[Outcome | None, asyncio.Future[Outcome]]:
+        """Look ``req`` up (waiting for it) and start its evaluation unless cached.
+
+        Returns the cached outcome, or ``None`` and the evaluation to await with :meth:`finish`.
+        Spinnaker's stage answers "accepted" between the two; the other endpoints wait. Both
+        phases share ``deadline`` (``time.monotonic()``).
+        """
+        lookup = await self._wait(
+            self._start(self._lookups, "lookups", self.lookup, req, deadline), deadline
+        )
+        if lookup.cached is not None:
+            return lookup.cached, _done(lookup.cached)
+        if lookup.key is not None and lookup.key in self._inflight:
+            self.metrics.shared.inc()
+            return None, self._inflight[lookup.key]
+        future = self._start(self._checks, "checks", self.evaluate, lookup, deadline)
+        if lookup.key is not None:
+            key = lookup.key
+            self._inflight[key] = future
+            future.add_done_callback(lambda _: self._inflight.pop(key, None))
+        return None, future
+
+    async def finish(self, future: asyncio.Future[Outcome], deadline: float) -> Outcome:
+        return await self._wait(future, deadline)
 
     async def check(self, req: CheckRequest) -> Outcome:
-        """The whole path: cached verdict, or a slot (429) and a judged report (503 on timeout)."""
-        prep = await self.prepare(req)
-        if prep.cached is not None:
-            return prep.cached
-        self.acquire()
-        return await self.run(prep)
+        """The whole path: cached verdict, or a judged report (429 busy, 503 on timeout)."""
+        deadline = time.monotonic() + self.settings.check_timeout
+        cached, future = await self.start(req, deadline)
+        if cached is not None:
+            return cached
+        return await self.finish(future, deadline)
 
     def close(self) -> None:
         # Trap: waiting here would hang shutdown behind a stuck thread; running checks were
         # already given their deadline by the caller.
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _timed_out(seconds: float) -> HookError:
+    return HookError(503, f"check timed out after {seconds:g}s", retry_after=5)
+
+
+def _check_deadline(deadline: float, seconds: float) -> None:
+    """Stop a thread whose caller already had its 503: free the slot for work someone awaits."""
+    if time.monotonic() > deadline:
+        raise _timed_out(seconds)
+
+
+def _done(outcome: Outcome) -> asyncio.Future[Outcome]:
+    future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+    future.set_result(outcome)
+    return future
 
 
 def outcome_of(report: Report) -> Outcome:
@@ -448,5 +587,7 @@ def outcome_of(report: Report) -> Outcome:
             else f"{report.old.label} → {report.new.label}"
         )
         summary = f"no-go: {report.direction} {arrow}: {shown}{more}"
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-    return Outcome(report.go, report.verdict, body, unavailable, summary)
+    # What the JSON reporter guarantees for `--format json`, the hook guarantees for its answers.
+    text = mask_secrets(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+    unavailable = None if unavailable is None else mask_secrets(unavailable)
+    return Outcome(report.go, report.verdict, text.encode(), unavailable, mask_secrets(summary))

@@ -53,6 +53,11 @@ class HookMetrics:
             "Checks answered from the verdict cache.",
             registry=self.registry,
         )
+        self.shared = Counter(
+            "compatcheck_hook_checks_shared",
+            "Checks answered by joining an identical evaluation already running.",
+            registry=self.registry,
+        )
         self.timeouts = Counter(
             "compatcheck_hook_check_timeouts",
             "Checks that ran past --check-timeout.",
@@ -60,7 +65,7 @@ class HookMetrics:
         )
         self.in_progress = Gauge(
             "compatcheck_hook_checks_in_progress",
-            "Checks holding a slot right now (bounded by --max-concurrent).",
+            "Evaluations holding a check slot right now (bounded by --max-concurrent).",
             registry=self.registry,
         )
 

@@ -41,6 +41,12 @@ class ServeSettings:
     max_jobs: int = 1000
     #: Per-scrape budget for URL targets (also bounded by ``check_timeout``).
     scrape_timeout: float = 10.0
+    #: Slow clients: a request's headers must arrive within ``header_timeout`` of the connection
+    #: (or of the previous response), its body within ``body_timeout`` of the headers; at most
+    #: ``max_connections`` connections are served at once (503 beyond).
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
+    max_connections: int = 512
 
     def __post_init__(self) -> None:
         if self.max_body < 1:
@@ -49,6 +55,13 @@ class ServeSettings:
             raise UsageError(f"--max-concurrent must be at least 1, got {self.max_concurrent}")
         if self.check_timeout <= 0:
             raise UsageError(f"--check-timeout must be positive, got {self.check_timeout}")
+        if self.header_timeout <= 0 or self.body_timeout <= 0:
+            raise UsageError("--header-timeout and --body-timeout must be positive")
+        if self.max_connections < 2 * self.max_concurrent:
+            raise UsageError(
+                f"--max-connections ({self.max_connections}) must be at least twice "
+                f"--max-concurrent ({self.max_concurrent})"
+            )
         if self.cache_size < 0 or self.max_jobs < 1:
             raise UsageError("cache and job limits must be positive")
         if self.token is not None and not self.token:
@@ -130,6 +143,9 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         max_body=args.max_body,
         max_concurrent=args.max_concurrent,
         check_timeout=args.check_timeout,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        max_connections=args.max_connections,
         host=args.host,
         port=args.port,
         token=token,
