@@ -98,7 +98,8 @@ def test_ci_installs_tools_without_starting_or_enabling_services(
     # The README's .venv is the developer's: untouched. CI uses its own.
     assert (repo / ".venv" / "mine").read_text() == "the developer's environment\n"
     assert "python3 -m venv .ci/venv" in calls
-    assert calls[-1] == "python -m pytest -q"
+    # The README's test command, then the realworld tests it excludes.
+    assert calls[-2:] == ["python -m pytest -q", "python -m pytest -q -m realworld"]
     assert ".ci/venv/" in (REPO / ".gitignore").read_text().splitlines()
 
 
