@@ -218,7 +218,7 @@ def test_check_with_artifact_ends_with_the_rollback_command(tmp_path: Path) -> N
     verdict = next(i for i, line in enumerate(text) if line.startswith("NO-GO:"))
     assert text[verdict + 1 :] == [
         "",
-        "once the 12 blocking findings are resolved:",
+        "once the 13 blocking findings are resolved:",
         "  follow the downgrade plan: run `alembic downgrade 1a0c0ffee001` (undoes "
         "`2b0c0ffee003`, then `2b0c0ffee002`), then deploy the OLD release",
         "  rollback command:",
