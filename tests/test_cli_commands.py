@@ -226,7 +226,7 @@ def test_check_with_artifact_ends_with_the_rollback_command(tmp_path: Path) -> N
     ]
     assert text.count(f"    {command}") == 1
     md = run("check", "-c", str(cfg), "-q", "--format", "markdown").stdout
-    pending = md.split("### Once the 12 blocking findings are resolved\n", 1)[1]
+    pending = md.split("### Once the 13 blocking findings are resolved\n", 1)[1]
     assert f"```sh\n{command}\n```" in pending
 
 
