@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+
+from compatcheck import leftovers
+from compatcheck.interrupts import default_signals_in_child
+
+#: This test run's tag: every scratch database, temp folder and child process compatcheck creates
+#: during the run carries it (``COMPATCHECK_RUN_TAG``), so the leftover checks look only at what
+#: THIS run made while other runs use the same servers and temp folder.
+RUN_TAG = os.environ.setdefault(leftovers.TAG_ENV, "t" + secrets.token_hex(3))
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
@@ -71,8 +82,13 @@ def isolated_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     yield tmp
 
 
+def ours(name: str, pattern: Any = leftovers.DATABASE_RE) -> bool:
+    owner = leftovers.parse(name, pattern)
+    return owner is not None and owner.tag == RUN_TAG
+
+
 def scratch_databases(url: str) -> list[str]:
-    """Names of ``compatcheck*`` databases on the server behind ``url``."""
+    """Names of the scratch databases this test run created on the server behind ``url``."""
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
@@ -80,22 +96,52 @@ def scratch_databases(url: str) -> list[str]:
                 q = "SELECT datname FROM pg_database WHERE datname LIKE :p"
             else:
                 q = "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :p"
-            return sorted(r[0] for r in conn.execute(sa.text(q), {"p": "compatcheck%"}))
+            names = [r[0] for r in conn.execute(sa.text(q), {"p": "compatcheck%"})]
     finally:
         engine.dispose()
+    return sorted(n for n in names if ours(n))
 
 
-def _leftovers() -> set[str]:
-    """Everything compatcheck may leave behind: temp entries and scratch databases."""
-    found = {f"temp:{p.name}" for p in Path(tempfile.gettempdir()).glob("compatcheck*")}
-    for name, url, port in (("postgres", POSTGRES_URL, 5432), ("mariadb", MYSQL_URL, 3306)):
-        if _reachable("127.0.0.1", port):
-            found |= {f"{name}:{db}" for db in scratch_databases(url)}
+def owned_processes() -> list[int]:
+    """Pids of live processes compatcheck started during this test run (by their owner mark)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        marker = f"{leftovers.OWNER_ENV}={RUN_TAG}_".encode()
+        if state != "Z" and any(v.startswith(marker) for v in environ.split(b"\0")):
+            found.append(int(entry))
     return found
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config.stash[_BEFORE] = _leftovers()
+def spawn(argv: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
+    """Start a child with the default SIGINT/SIGTERM dispositions.
+
+    Trap: pytest run in the background (``cmd &``, CI, nohup) has SIGINT ignored, every child
+    inherits that, and a Python started so never raises KeyboardInterrupt: the signal tests
+    would test nothing.
+    """
+    return subprocess.Popen(argv, preexec_fn=default_signals_in_child(), **kwargs)
+
+
+def _leftovers() -> set[str]:
+    """Everything this test run's compatcheck may leave: temp entries, scratch databases and
+    processes carrying the run's tag."""
+    found = {
+        f"temp:{p.name}"
+        for p in Path(tempfile.gettempdir()).glob("compatcheck*")
+        if ours(p.name, leftovers.TEMP_RE)
+    }
+    for name, url, port in (("postgres", POSTGRES_URL, 5432), ("mariadb", MYSQL_URL, 3306)):
+        if _reachable("127.0.0.1", port):
+            found |= {f"{name}:{db}" for db in scratch_databases(url)}
+    found |= {f"process:{pid}" for pid in owned_processes()}
+    return found
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -104,14 +150,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     Per-test checks cover the cases that look for leftovers themselves; this catches every
     other test, which is what "nothing left after any test" means.
     """
-    before = session.config.stash.get(_BEFORE, set())
-    left = sorted(_leftovers() - before)
+    left = sorted(_leftovers())
     if left:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         message = "compatcheck left behind: " + ", ".join(left)
         if reporter is not None:
             reporter.write_line(message, red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-_BEFORE = pytest.StashKey[set[str]]()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import scratch_databases
+from .conftest import scratch_databases, spawn
 
 SLOW = Path(__file__).resolve().parent.parent / "fixtures" / "alembic" / "_slow"
 
@@ -36,7 +36,7 @@ print("finished", flush=True)
 def interrupt(tmp: Path, sig: int, url: str | None) -> tuple[int, str]:
     env = {**os.environ, "TMPDIR": str(tmp)}
     argv = [sys.executable, "-c", CHILD, str(SLOW), *([url] if url else [])]
-    proc = subprocess.Popen(
+    proc = spawn(
         argv,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -107,7 +107,7 @@ def test_cli_exit_code_is_the_signal_as_for_check(
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     argv = [sys.executable, "-m", "compatcheck", "migrations", "--script-location", str(SLOW),
             "--old", "0001_users", "--new", "0002_slow", "--format", "json"]  # fmt: skip
-    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    proc = spawn(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
                             env=env, start_new_session=True)  # fmt: skip
     try:
         assert proc.stderr is not None

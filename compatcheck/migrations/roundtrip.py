@@ -35,6 +35,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from compatcheck.errors import InputError
+from compatcheck.interrupts import pause_point
 from compatcheck.migrations.scratch import Scratch, alembic_url, one_line
 
 #: Rows seeded per OLD table, and NEW-era rows added per table.
@@ -534,6 +535,7 @@ def round_trip(
         for t in schema_a.tables
     }
     lap("seed_old")
+    pause_point("roundtrip:seeded")
 
     say(f"upgrading to NEW's head {new}")
     failed = alembic.run(alembic.upgrade_steps(new))
