@@ -42,6 +42,14 @@ class Terminated(KeyboardInterrupt):
     signum = signal.SIGTERM
 
 
+class Cancelled(BaseException):
+    """The run is closing: a worker stops between two steps instead of finishing its job.
+
+    A ``BaseException``, so the ``except Exception`` that turns a failing migration into a
+    finding does not turn a shutdown into one.
+    """
+
+
 def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 

@@ -167,6 +167,7 @@ class Workspace:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._closed = False
+        self._closing = threading.Event()
         self._creating = 0
         self._processes: list[subprocess.Popen[bytes]] = []
         self._droppers: list[Callable[[], None]] = []
@@ -206,6 +207,7 @@ class Workspace:
             if self._closed:
                 return
             self._closed = True
+            self._closing.set()
             processes = list(self._processes)
             jobs = list(self._jobs)
         stop_groups(processes, self.grace)
@@ -237,6 +239,10 @@ class Workspace:
                 return
             time.sleep(0.05)
         self._warn(f"could not remove the temp folder {self.dir}")
+
+    def closing(self) -> bool:
+        """True once :meth:`close` began: workers stop where they are (see ``Cancelled``)."""
+        return self._closing.is_set()
 
     def _register(self, kind: str) -> Path:
         if self._closed:

@@ -149,6 +149,28 @@ def test_mariadb_user_without_create_is_unavailable_and_nothing_written(
     assert scratch_databases(mysql_url) == []
 
 
+@pytest.mark.postgres
+@pytest.mark.mysql
+def test_the_least_privileges_the_readme_names_are_enough(
+    postgres_url: str, mysql_url: str
+) -> None:
+    """A PostgreSQL role with CREATEDB only, a MariaDB user with rights on `compatcheck\\_%`
+    only: scratch databases are made, used and dropped."""
+    account = f"cc_least_{RUN_TAG}_{secrets.token_hex(3)}"
+    execute(postgres_url, f'CREATE ROLE "{account}" LOGIN CREATEDB')
+    execute(mysql_url, f"CREATE USER '{account}'@'127.0.0.1'",
+            f"GRANT ALL ON `compatcheck\\_%%`.* TO '{account}'@'127.0.0.1'")  # fmt: skip
+    try:
+        for admin in (postgres_url, mysql_url):
+            url = make_url(admin).set(username=account, password=None)
+            result = inspect_migrations(CLEAN, "0001_users", "0002_name_index", db_url=str(url))
+            assert result.section["roundtrip"]["status"] == "completed"
+            assert scratch_databases(admin) == []
+    finally:
+        execute(postgres_url, f'DROP ROLE IF EXISTS "{account}"')
+        execute(mysql_url, f"DROP USER IF EXISTS '{account}'@'127.0.0.1'")
+
+
 # --- --use-existing-empty-database ----------------------------------------------------------
 
 

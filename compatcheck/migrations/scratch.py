@@ -58,12 +58,16 @@ class Scratch:
     dialect: str
     #: True when compatcheck created the database (or temp file) and will remove it.
     owned: bool
+    #: True once the run is closing (Ctrl-C in ``check``): the round trip stops between steps.
+    cancelled: Callable[[], bool] = lambda: False
 
 
 class Holder(Protocol):
     """Who runs the cleanup of what is created (a :class:`~compatcheck.targets.Workspace`)."""
 
     def creating(self, cleanup: Callable[[], None]) -> AbstractContextManager[None]: ...
+
+    def closing(self) -> bool: ...
 
 
 class ServerError(Exception):
@@ -138,6 +142,20 @@ def _dialect(url: URL) -> str:
     return "postgresql" if url.get_backend_name() == "postgresql" else "mysql"
 
 
+def _admin(url: URL) -> Engine:
+    """An autocommit engine for CREATE/DROP DATABASE on the server behind ``url``.
+
+    On MariaDB/MySQL it connects to no database in particular: an account allowed only
+    ``compatcheck\\_%`` databases cannot open the ``mysql`` database an admin URL often names.
+    """
+    if _dialect(url) == "mysql":
+        # Trap: ``url.set(database=None)`` keeps the database (None means "unchanged").
+        url = URL.create(
+            url.drivername, url.username, url.password, url.host, url.port, None, url.query
+        )
+    return _engine(url, isolation_level="AUTOCOMMIT")
+
+
 def _drop(admin: Engine, dialect: str, name: str) -> None:
     """End the sessions still on the database, then drop it (it may not exist)."""
     quoted = _quoted(dialect, name)
@@ -165,7 +183,7 @@ def _drop(admin: Engine, dialect: str, name: str) -> None:
 def server_drop(server_url: str | URL, name: str) -> None:
     """Drop one scratch database on the server behind ``server_url``; :class:`ServerError`."""
     url = _parse(server_url)
-    admin = _engine(url, isolation_level="AUTOCOMMIT")
+    admin = _admin(url)
     try:
         _drop(admin, _dialect(url), name)
     except sa.exc.SQLAlchemyError as exc:
@@ -179,7 +197,7 @@ def list_scratch(server_url: str | URL) -> list[str]:
     url = _parse(server_url)
     if url.get_backend_name() not in SERVER_BACKENDS:
         return []
-    engine = _engine(url)
+    engine = _admin(url)
     if _dialect(url) == "postgresql":
         query = "SELECT datname FROM pg_database WHERE datname LIKE 'compatcheck\\_%'"
     else:
@@ -225,7 +243,7 @@ def create_server_database(
     dialect = _dialect(url)
     name = leftovers.database_name()
     quoted = _quoted(dialect, name)
-    admin = _engine(url, isolation_level="AUTOCOMMIT")
+    admin = _admin(url)
     sent = [False]
 
     def drop() -> None:
@@ -467,6 +485,7 @@ def scratch_database(
         return
     say = progress or (lambda _msg: None)
     scratch = _create(db_url, workspace, use_existing_empty, say)
+    scratch.cancelled = workspace.closing
     try:
         yield scratch
     finally:
