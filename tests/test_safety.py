@@ -26,6 +26,7 @@ from compatcheck.config import parse_config
 from compatcheck.errors import InputError, UsageError
 from compatcheck.migrations import inspect_migrations
 from compatcheck.migrations.scratch import inventory
+from compatcheck.schemas import validate
 
 from .conftest import RUN_TAG, scratch_databases
 
@@ -113,6 +114,7 @@ def mariadb_unprivileged(mysql_url: str) -> Iterator[str]:
 
 
 def kinds(report: dict) -> set[tuple[str, str]]:  # type: ignore[type-arg]
+    assert validate(report, "report") is None
     return {(f["kind"], f["subject"]) for f in report["findings"]}
 
 
