@@ -43,10 +43,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import sqlalchemy as sa  # noqa: E402
-
 from compatcheck import leftovers  # noqa: E402
 from compatcheck.interrupts import default_signals_in_child  # noqa: E402
+from compatcheck.migrations.scratch import list_scratch  # noqa: E402
 
 SERVERS = {
     "postgres": os.environ.get(
@@ -98,38 +97,15 @@ def start(argv: list[str], tmp: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def databases(server: str) -> list[str]:
-    engine = sa.create_engine(server)
-    try:
-        with engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                q = "SELECT datname FROM pg_database WHERE datname LIKE 'compatcheck%'"
-            else:
-                q = "SELECT schema_name FROM information_schema.schemata"
-            return [str(r[0]) for r in conn.execute(sa.text(q))]
-    finally:
-        engine.dispose()
-
-
 def left(server: str, pid: int, tmp: Path) -> list[str]:
     """What the run with ``pid`` left: its databases, its temp entries, any of our processes."""
     found = []
-    for name in databases(server):
+    for name in list_scratch(server):
         owner = leftovers.parse(name)
         if owner is not None and owner.tag == TAG and owner.pid == pid:
             found.append(f"database {name}")
     found += [f"temp {p.name}" for p in tmp.iterdir()]
-    mark = f"{leftovers.OWNER_ENV}={TAG}_".encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            environ = Path(f"/proc/{entry}/environ").read_bytes()
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and any(v.startswith(mark) for v in environ.split(b"\0")):
-            found.append(f"process {entry}")
+    found += [f"process {p}" for p, owner in leftovers.marked_processes() if owner.tag == TAG]
     return found
 
 

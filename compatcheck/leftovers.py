@@ -32,7 +32,7 @@ import shutil
 import signal
 import socket
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,17 +166,22 @@ class Sweep:
             for kind, n in self.counts.items()
         )
 
+    def stale(self, owner: Owner | None) -> bool:
+        """True for a leftover of a dead run; counts what a live run owns."""
+        if owner is None:
+            return False
+        if is_stale(owner):
+            return True
+        self.alive += 1
+        return False
+
 
 def sweep_temp(result: Sweep, *, dry_run: bool = False, folder: str | None = None) -> None:
     """Remove workspace folders of dead runs from the temp folder."""
     base = Path(folder or tempfile.gettempdir())
     with contextlib.suppress(OSError):
         for entry in base.iterdir():
-            owner = parse(entry.name, TEMP_RE)
-            if owner is None:
-                continue
-            if not is_stale(owner):
-                result.alive += 1
+            if not result.stale(parse(entry.name, TEMP_RE)):
                 continue
             if not dry_run:
                 shutil.rmtree(entry, ignore_errors=True)
@@ -186,38 +191,38 @@ def sweep_temp(result: Sweep, *, dry_run: bool = False, folder: str | None = Non
             result.add("temp folder", f"temp folder {entry}")
 
 
-def _proc_owner(pid: str) -> Owner | None:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as fh:
-            environ = fh.read()
-    except OSError:
-        return None
+def marked_processes() -> Iterator[tuple[int, Owner]]:
+    """Live processes (this one aside) carrying an owner mark in their environment.
+
+    Another user's processes are not readable, so never listed.
+    """
+    if not os.path.isdir("/proc"):
+        return
     prefix = OWNER_ENV.encode() + b"="
-    for item in environ.split(b"\0"):
-        if item.startswith(prefix):
-            return parse(item[len(prefix) :].decode(errors="replace"), OWNER_RE)
-    return None
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                environ = fh.read()
+        except OSError:
+            continue
+        for item in environ.split(b"\0"):
+            if item.startswith(prefix):
+                owner = parse(item[len(prefix) :].decode(errors="replace"), OWNER_RE)
+                if owner is not None and start_time(int(entry)) is not None:  # not a zombie
+                    yield int(entry), owner
+                break
 
 
 def sweep_processes(result: Sweep, *, dry_run: bool = False) -> None:
     """Kill processes a dead run started (its children's children included: they carry the
-    owner mark in their environment). Another user's processes are not readable, so not judged.
-    """
-    if not os.path.isdir("/proc"):
-        return
-    own = os.getpid()
-    victims: list[tuple[int, str]] = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == own:
-            continue
-        owner = _proc_owner(entry)
-        if owner is None:
-            continue
-        if not is_stale(owner):
-            result.alive += 1
-            continue
-        command = _read(f"/proc/{entry}/cmdline").replace("\0", " ").strip()[:80]
-        victims.append((int(entry), f"process {entry} (`{command}`) of run {owner.pid}"))
+    owner mark in their environment)."""
+    victims = []
+    for pid, owner in marked_processes():
+        if result.stale(owner):
+            command = _read(f"/proc/{pid}/cmdline").replace("\0", " ").strip()[:80]
+            victims.append((pid, f"process {pid} (`{command}`) of run {owner.pid}"))
     for pid, what in victims:
         if not dry_run:
             try:
@@ -240,11 +245,7 @@ def sweep_databases(result: Sweep, server_url: str, *, dry_run: bool = False) ->
         result.failed.append(f"{mask(server_url)}: {exc}")
         return
     for name in names:
-        owner = parse(name)
-        if owner is None:
-            continue
-        if not is_stale(owner):
-            result.alive += 1
+        if not result.stale(parse(name)):
             continue
         what = f"scratch database {name} on {mask(server_url)}"
         if not dry_run:

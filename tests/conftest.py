@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from compatcheck import leftovers
-from compatcheck.interrupts import default_signals_in_child
+from compatcheck.interrupts import PAUSE_ENV, PAUSE_SECONDS_ENV, default_signals_in_child
+from compatcheck.migrations.scratch import list_scratch
 
 #: This test run's tag: every scratch database, temp folder and child process compatcheck creates
 #: during the run carries it (``COMPATCHECK_RUN_TAG``), so the leftover checks look only at what
@@ -89,34 +92,12 @@ def ours(name: str, pattern: Any = leftovers.DATABASE_RE) -> bool:
 
 def scratch_databases(url: str) -> list[str]:
     """Names of the scratch databases this test run created on the server behind ``url``."""
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                q = "SELECT datname FROM pg_database WHERE datname LIKE :p"
-            else:
-                q = "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :p"
-            names = [r[0] for r in conn.execute(sa.text(q), {"p": "compatcheck%"})]
-    finally:
-        engine.dispose()
-    return sorted(n for n in names if ours(n))
+    return [n for n in list_scratch(url) if ours(n)]
 
 
 def owned_processes() -> list[int]:
     """Pids of live processes compatcheck started during this test run (by their owner mark)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            environ = Path(f"/proc/{entry}/environ").read_bytes()
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        marker = f"{leftovers.OWNER_ENV}={RUN_TAG}_".encode()
-        if state != "Z" and any(v.startswith(marker) for v in environ.split(b"\0")):
-            found.append(int(entry))
-    return found
+    return [pid for pid, owner in leftovers.marked_processes() if owner.tag == RUN_TAG]
 
 
 def spawn(argv: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
@@ -127,6 +108,47 @@ def spawn(argv: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
     would test nothing.
     """
     return subprocess.Popen(argv, preexec_fn=default_signals_in_child(), **kwargs)
+
+
+@dataclass
+class Outcome:
+    """A run of the CLI stopped by a signal: its pid, exit code, stderr and own TMPDIR."""
+
+    pid: int
+    code: int | None
+    stderr: str
+    tmp: Path
+
+
+def interrupt(argv: list[str], point: str, sig: int, tmp: Path, pause: float = 0.5) -> Outcome:
+    """Run ``compatcheck ARGV`` until it pauses at ``point``, send ``sig``, wait for the end."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "TMPDIR": str(tmp), PAUSE_ENV: point, PAUSE_SECONDS_ENV: str(pause)}
+    proc = spawn(
+        [sys.executable, "-m", "compatcheck", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    seen: list[str] = []
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            seen.append(line)
+            if line.startswith(f"compatcheck: paused at {point} "):
+                proc.send_signal(sig)
+                break
+        else:
+            pytest.fail(f"never paused at {point}: {''.join(seen)}")
+        seen.append(proc.stderr.read())
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return Outcome(proc.pid, proc.returncode, "".join(seen), tmp)
 
 
 def _leftovers() -> set[str]:

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from compatcheck import leftovers
 from compatcheck.interrupts import PAUSE_ENV, PAUSE_SECONDS_ENV
 from compatcheck.targets import Workspace
 
-from .conftest import owned_processes, scratch_databases, spawn
+from .conftest import Outcome, interrupt, owned_processes, scratch_databases, spawn
 
 REPO = Path(__file__).resolve().parent.parent
 CLEAN = REPO / "fixtures" / "alembic" / "clean_reversible"
@@ -42,45 +41,6 @@ EXIT = {
     signal.SIGINT: (130, "compatcheck: interrupted"),
     signal.SIGTERM: (143, "compatcheck: terminated"),
 }
-
-
-@dataclass
-class Outcome:
-    pid: int
-    code: int | None
-    stderr: str
-    tmp: Path
-
-
-def interrupt(argv: list[str], point: str, sig: int, tmp: Path, pause: float = 0.5) -> Outcome:
-    """Run ``compatcheck ARGV`` until it pauses at ``point``, send ``sig``, wait for the end."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "TMPDIR": str(tmp), PAUSE_ENV: point, PAUSE_SECONDS_ENV: str(pause)}
-    proc = spawn(
-        [sys.executable, "-m", "compatcheck", *argv],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    seen: list[str] = []
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            seen.append(line)
-            if line.startswith(f"compatcheck: paused at {point} "):
-                proc.send_signal(sig)
-                break
-        else:
-            pytest.fail(f"never paused at {point}: {''.join(seen)}")
-        seen.append(proc.stderr.read())
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    return Outcome(proc.pid, proc.returncode, "".join(seen), tmp)
 
 
 def left_by(outcomes: list[Outcome], servers: list[str]) -> list[str]:
@@ -242,6 +202,13 @@ def test_cleanup_removes_what_a_killed_run_left_and_keeps_a_live_runs(
         dead = _killed_mid_round_trip(postgres_url, tmp_path / "dead")
         [dead_db] = theirs(dead)
         [workspace] = (tmp_path / "dead").iterdir()
+        listed = subprocess.run(
+            [sys.executable, "-m", "compatcheck", "cleanup", "--dry-run", "--db-url", postgres_url],
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, "TMPDIR": str(tmp_path / "dead")},
+        )  # fmt: skip
+        assert f"would remove scratch database {dead_db} on {postgres_url}" in listed.stdout
+        assert theirs(dead) == [dead_db] and workspace.exists()  # a dry run removes nothing
         done = subprocess.run(
             [sys.executable, "-m", "compatcheck", "cleanup", "--db-url", postgres_url],
             capture_output=True, text=True, timeout=60,
@@ -368,6 +335,19 @@ def test_children_get_default_signals_even_when_compatcheck_ignores_sigint(
     assert ignored & (1 << (signal.SIGINT - 1)) == 0
     assert ignored & (1 << (signal.SIGTERM - 1)) == 0
     assert list(isolated_tmp.iterdir()) == []
+
+
+def test_cleanup_says_which_server_it_could_not_reach(
+    capsys: pytest.CaptureFixture[str], isolated_tmp: Path
+) -> None:
+    from compatcheck.cli import main
+
+    code = main(["cleanup", "-q", "--db-url", "postgresql+psycopg://u:pw@127.0.0.1:1/postgres"])
+    out, err = capsys.readouterr()
+    assert code == 3
+    assert out == "compatcheck cleanup: removed nothing\n"
+    assert err.startswith("compatcheck: cleanup: postgresql+psycopg://u:***@127.0.0.1:1/postgres: ")
+    assert "pw" not in out + err
 
 
 # --- the owner mark -------------------------------------------------------------------------

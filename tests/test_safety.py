@@ -9,6 +9,7 @@ database`` runs there only when it holds nothing in any schema, and drops all it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -73,44 +74,43 @@ def migrations_cli(
     )  # fmt: skip
 
 
+@contextlib.contextmanager
+def account(admin: str, create: list[str], drop: list[str]) -> Iterator[str]:
+    """A run-unique account and database (``{a}``, ``{d}`` in the SQL), made with ``create`` and
+    removed with ``drop``; yields the account's URL on that database."""
+    suffix = f"{RUN_TAG}_{secrets.token_hex(3)}"
+    names = {"a": f"cc_acct_{suffix}", "d": f"cc_db_{suffix}"}
+    execute(admin, *(sql.format(**names) for sql in create))
+    try:
+        url = make_url(admin).set(username=names["a"], password=None, database=names["d"])
+        yield url.render_as_string(hide_password=False)
+    finally:
+        for sql in drop:  # one by one: a failed drop must not keep the next from running
+            execute(admin, sql.format(**names))
+
+
 @pytest.fixture
 def pg_unprivileged(postgres_url: str) -> Iterator[str]:
     """URL of a LOGIN NOCREATEDB role on a database it owns; both dropped afterwards."""
-    suffix = f"{RUN_TAG}_{secrets.token_hex(3)}"
-    role, db = f"cc_role_{suffix}", f"cc_db_{suffix}"
-    execute(
+    with account(
         postgres_url,
-        f'CREATE ROLE "{role}" LOGIN NOCREATEDB NOSUPERUSER NOCREATEROLE',
-        f'CREATE DATABASE "{db}" OWNER "{role}"',
-    )
-    try:
-        url = make_url(postgres_url).set(username=role, password=None, database=db)
-        yield url.render_as_string(hide_password=False)
-    finally:
-        execute(postgres_url, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        execute(postgres_url, f'DROP ROLE IF EXISTS "{role}"')
+        ['CREATE ROLE "{a}" LOGIN NOCREATEDB NOSUPERUSER NOCREATEROLE',
+         'CREATE DATABASE "{d}" OWNER "{a}"'],
+        ['DROP DATABASE IF EXISTS "{d}" WITH (FORCE)', 'DROP ROLE IF EXISTS "{a}"'],
+    ) as url:  # fmt: skip
+        yield url
 
 
 @pytest.fixture
 def mariadb_unprivileged(mysql_url: str) -> Iterator[str]:
     """URL of a MariaDB user with every right on one database and none to create others."""
-    suffix = f"{RUN_TAG}_{secrets.token_hex(3)}"
-    user, db = f"cc_user_{suffix}", f"cc_db_{suffix}"
-    execute(
+    with account(
         mysql_url,
-        f"CREATE DATABASE `{db}`",
-        f"CREATE USER '{user}'@'127.0.0.1'",
-        f"GRANT ALL PRIVILEGES ON `{db}`.* TO '{user}'@'127.0.0.1'",
-    )
-    try:
-        url = make_url(mysql_url).set(username=user, password=None, database=db)
-        yield url.render_as_string(hide_password=False)
-    finally:
-        execute(
-            mysql_url,
-            f"DROP DATABASE IF EXISTS `{db}`",
-            f"DROP USER IF EXISTS '{user}'@'127.0.0.1'",
-        )
+        ["CREATE DATABASE `{d}`", "CREATE USER '{a}'@'127.0.0.1'",
+         "GRANT ALL PRIVILEGES ON `{d}`.* TO '{a}'@'127.0.0.1'"],
+        ["DROP DATABASE IF EXISTS `{d}`", "DROP USER IF EXISTS '{a}'@'127.0.0.1'"],
+    ) as url:  # fmt: skip
+        yield url
 
 
 def kinds(report: dict) -> set[tuple[str, str]]:  # type: ignore[type-arg]
