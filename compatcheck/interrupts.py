@@ -113,8 +113,8 @@ def deferred() -> Iterator[None]:
     finally:
         for held, handler in previous.items():
             signal.signal(held, handler)
-    if caught:
-        _deliver(caught[0], previous.get(caught[0]))
+        if caught:  # also when the block failed: the interrupt still wins
+            _deliver(caught[0], previous.get(caught[0]))
 
 
 def _deliver(signum: int, handler: Any) -> None:

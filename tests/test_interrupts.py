@@ -21,7 +21,13 @@ from pathlib import Path
 import pytest
 
 from compatcheck import leftovers
-from compatcheck.interrupts import PAUSE_ENV, PAUSE_SECONDS_ENV
+from compatcheck.interrupts import (
+    PAUSE_ENV,
+    PAUSE_SECONDS_ENV,
+    Terminated,
+    deferred,
+    raise_terminated,
+)
 from compatcheck.targets import Workspace
 
 from .conftest import Outcome, interrupt, owned_processes, scratch_databases, spawn
@@ -348,6 +354,22 @@ def test_cleanup_says_which_server_it_could_not_reach(
     assert out == "compatcheck cleanup: removed nothing\n"
     assert err.startswith("compatcheck: cleanup: postgresql+psycopg://u:***@127.0.0.1:1/postgres: ")
     assert "pw" not in out + err
+
+
+def test_a_held_signal_is_delivered_when_the_critical_section_ends_even_by_an_error() -> None:
+    with pytest.raises(KeyboardInterrupt), deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler has run by now: it held the signal
+        raise ValueError("CREATE DATABASE failed")
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        with pytest.raises(Terminated), deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            entered_after = True
+        assert entered_after
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # --- the owner mark -------------------------------------------------------------------------
