@@ -389,6 +389,8 @@ class _Capture:
         location = target_script_location(self.config, self.target)
         if location is None:
             return None
+        if self.ws.closing():  # interrupted meanwhile: no migration nobody will look at
+            raise UnavailableError("the run is shutting down")
         self.say(f"migrating scratch database ({db.kind}) to the release's head")
         head = migrate_to_head(location, db.url)
         if self.on_migrated is not None and db.kind == "sqlite":

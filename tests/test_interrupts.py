@@ -65,9 +65,9 @@ def left_by(outcomes: list[Outcome], servers: list[str]) -> list[str]:
 
 
 def run_cases(cases: list[tuple[list[str], str, int]], tmp: Path, servers: list[str]) -> None:
-    """Interrupt every case (three at a time), then: each exited as its signal says, with its
-    one line, and nothing is left."""
-    with ThreadPoolExecutor(max_workers=3) as pool:
+    """Interrupt every case (four at a time), then: nothing is left, and each exited as its
+    signal says, with its one line."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
         futures = [
             pool.submit(interrupt, argv, point, sig, tmp / f"case{i}")
             for i, (argv, point, sig) in enumerate(cases)
