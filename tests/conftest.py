@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
-import signal
 import socket
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from compatcheck import leftovers
-from compatcheck.interrupts import PAUSE_ENV, PAUSE_SECONDS_ENV, default_signals_in_child
-from compatcheck.migrations.scratch import list_scratch
 
 #: This test run's tag: every scratch database, temp folder and child process compatcheck creates
 #: during the run carries it (``COMPATCHECK_RUN_TAG``), so the leftover checks look only at what
@@ -85,70 +80,30 @@ def isolated_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     yield tmp
 
 
-def ours(name: str, pattern: Any = leftovers.DATABASE_RE) -> bool:
+def ours(name: str, pattern: re.Pattern[str] = leftovers.DATABASE_RE) -> bool:
+    """True for a name compatcheck gave something during this test run."""
     owner = leftovers.parse(name, pattern)
     return owner is not None and owner.tag == RUN_TAG
 
 
 def scratch_databases(url: str) -> list[str]:
     """Names of the scratch databases this test run created on the server behind ``url``."""
-    return [n for n in list_scratch(url) if ours(n)]
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                q = "SELECT datname FROM pg_database WHERE datname LIKE :p"
+            else:
+                q = "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :p"
+            names = [str(r[0]) for r in conn.execute(sa.text(q), {"p": "compatcheck%"})]
+            return sorted(n for n in names if ours(n))
+    finally:
+        engine.dispose()
 
 
 def owned_processes() -> list[int]:
     """Pids of live processes compatcheck started during this test run (by their owner mark)."""
     return [pid for pid, owner in leftovers.marked_processes() if owner.tag == RUN_TAG]
-
-
-def spawn(argv: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
-    """Start a child with the default SIGINT/SIGTERM dispositions.
-
-    Trap: pytest run in the background (``cmd &``, CI, nohup) has SIGINT ignored, every child
-    inherits that, and a Python started so never raises KeyboardInterrupt: the signal tests
-    would test nothing.
-    """
-    return subprocess.Popen(argv, preexec_fn=default_signals_in_child(), **kwargs)
-
-
-@dataclass
-class Outcome:
-    """A run of the CLI stopped by a signal: its pid, exit code, stderr and own TMPDIR."""
-
-    pid: int
-    code: int | None
-    stderr: str
-    tmp: Path
-
-
-def interrupt(argv: list[str], point: str, sig: int, tmp: Path, pause: float = 0.5) -> Outcome:
-    """Run ``compatcheck ARGV`` until it pauses at ``point``, send ``sig``, wait for the end."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "TMPDIR": str(tmp), PAUSE_ENV: point, PAUSE_SECONDS_ENV: str(pause)}
-    proc = spawn(
-        [sys.executable, "-m", "compatcheck", *argv],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    seen: list[str] = []
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            seen.append(line)
-            if line.startswith(f"compatcheck: paused at {point} "):
-                proc.send_signal(sig)
-                break
-        else:
-            pytest.fail(f"never paused at {point}: {''.join(seen)}")
-        seen.append(proc.stderr.read())
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    return Outcome(proc.pid, proc.returncode, "".join(seen), tmp)
 
 
 def _leftovers() -> set[str]:

@@ -36,7 +36,7 @@ from compatcheck.migrations.plans import (
 from compatcheck.model import Finding
 from tests.test_reliability import _command, processes_with
 
-from .conftest import spawn
+from .interruption import spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "fixtures" / "demo"

@@ -30,7 +30,8 @@ from compatcheck.interrupts import (
 )
 from compatcheck.targets import Workspace
 
-from .conftest import Outcome, interrupt, owned_processes, scratch_databases, spawn
+from .conftest import owned_processes, scratch_databases
+from .interruption import Outcome, interrupt, spawn
 
 REPO = Path(__file__).resolve().parent.parent
 CLEAN = REPO / "fixtures" / "alembic" / "clean_reversible"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import interrupt
+from .interruption import interrupt
 
 CLEAN = Path(__file__).resolve().parent.parent / "fixtures" / "alembic" / "clean_reversible"
 

@@ -18,7 +18,7 @@ from compatcheck.capture import run_check
 from compatcheck.checks.readiness import check_readiness
 from compatcheck.config import load_config
 
-from .conftest import spawn
+from .interruption import spawn
 
 FAULTY = Path(__file__).resolve().parent.parent / "fixtures" / "services" / "faulty" / "faulty.py"
 
