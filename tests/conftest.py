@@ -117,8 +117,27 @@ def _leftovers() -> set[str]:
     for name, url, port in (("postgres", POSTGRES_URL, 5432), ("mariadb", MYSQL_URL, 3306)):
         if _reachable("127.0.0.1", port):
             found |= {f"{name}:{db}" for db in scratch_databases(url)}
+            found |= {f"{name}:{x}" for x in _test_accounts(url)}
     found |= {f"process:{pid}" for pid in owned_processes()}
     return found
+
+
+def _test_accounts(url: str) -> list[str]:
+    """Roles, users and databases the tests themselves made (``cc_*_<RUN_TAG>_*``)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                q = "SELECT rolname FROM pg_roles UNION ALL SELECT datname FROM pg_database"
+            else:
+                q = (
+                    "SELECT user FROM mysql.user "
+                    "UNION ALL SELECT schema_name FROM information_schema.schemata"
+                )
+            names = [str(r[0]) for r in conn.execute(sa.text(q))]
+    finally:
+        engine.dispose()
+    return sorted(n for n in names if n.startswith("cc_") and f"_{RUN_TAG}_" in n)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

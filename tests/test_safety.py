@@ -80,13 +80,19 @@ def account(admin: str, create: list[str], drop: list[str]) -> Iterator[str]:
     removed with ``drop``; yields the account's URL on that database."""
     suffix = f"{RUN_TAG}_{secrets.token_hex(3)}"
     names = {"a": f"cc_acct_{suffix}", "d": f"cc_db_{suffix}"}
-    execute(admin, *(sql.format(**names) for sql in create))
     try:
+        execute(admin, *(sql.format(**names) for sql in create))
         url = make_url(admin).set(username=names["a"], password=None, database=names["d"])
         yield url.render_as_string(hide_password=False)
     finally:
+        failed: list[Exception] = []
         for sql in drop:  # one by one: a failed drop must not keep the next from running
-            execute(admin, sql.format(**names))
+            try:
+                execute(admin, sql.format(**names))
+            except sa.exc.SQLAlchemyError as exc:
+                failed.append(exc)
+        if failed:
+            raise failed[0]
 
 
 @pytest.fixture
@@ -159,10 +165,10 @@ def test_the_least_privileges_the_readme_names_are_enough(
     """A PostgreSQL role with CREATEDB only, a MariaDB user with rights on `compatcheck\\_%`
     only: scratch databases are made, used and dropped."""
     account = f"cc_least_{RUN_TAG}_{secrets.token_hex(3)}"
-    execute(postgres_url, f'CREATE ROLE "{account}" LOGIN CREATEDB')
-    execute(mysql_url, f"CREATE USER '{account}'@'127.0.0.1'",
-            f"GRANT ALL ON `compatcheck\\_%%`.* TO '{account}'@'127.0.0.1'")  # fmt: skip
     try:
+        execute(postgres_url, f'CREATE ROLE "{account}" LOGIN CREATEDB')
+        execute(mysql_url, f"CREATE USER '{account}'@'127.0.0.1'",
+                f"GRANT ALL ON `compatcheck\\_%%`.* TO '{account}'@'127.0.0.1'")  # fmt: skip
         for admin in (postgres_url, mysql_url):
             url = make_url(admin).set(username=account, password=None)
             result = inspect_migrations(CLEAN, "0001_users", "0002_name_index", db_url=str(url))
