@@ -316,14 +316,10 @@ class Workspace:
             with self._lock:
                 path = self._register("create a database") / f"{role}.sqlite"
             return ScratchDatabase(f"sqlite:///{path}", f"sqlite:///{path}", "sqlite")
-        from compatcheck.migrations.scratch import create_server_database
+        from compatcheck.migrations.scratch import create_server_database, mask
 
         real, _name = create_server_database(database, self, lambda _msg: None)
-        return ScratchDatabase(
-            real.render_as_string(hide_password=False),
-            real.render_as_string(hide_password=True),
-            "server",
-        )
+        return ScratchDatabase(real.render_as_string(hide_password=False), mask(real), "server")
 
     # -- processes ------------------------------------------------------------------------
 
