@@ -37,6 +37,22 @@ from compatcheck.interrupts import deferred, pause_point
 if TYPE_CHECKING:
     from compatcheck.targets import Workspace
 
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "Holder",
+    "Scratch",
+    "ScratchUnavailable",
+    "ServerError",
+    "alembic_url",
+    "create_server_database",
+    "inventory",
+    "list_scratch",
+    "mask",
+    "one_line",
+    "scratch_database",
+    "server_drop",
+]
+
 #: Seconds to wait for a server to accept a connection.
 CONNECT_TIMEOUT = 10
 #: Seconds ``CREATE DATABASE`` may take (it runs with Ctrl-C held back until it ends).
@@ -122,10 +138,6 @@ def _throwaway_sqlite(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous = OFF")
     cursor.execute("PRAGMA journal_mode = MEMORY")
     cursor.close()
-
-
-def user_tables(conn: Connection) -> list[str]:
-    return [t for t in sa.inspect(conn).get_table_names() if t != "alembic_version"]
 
 
 # --- databases on a server ---------------------------------------------------------------------
