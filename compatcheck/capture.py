@@ -414,6 +414,8 @@ class _Capture:
         location = target_script_location(self.config, self.target)
         if location is None:
             return None
+        if self.ws.closing():  # interrupted meanwhile: no migration nobody will look at
+            raise UnavailableError("the run is shutting down")
         self.say(f"migrating scratch database ({db.kind}) to the release's head")
         head = migrate_to_head(location, db.url)
         if self.on_migrated is not None and db.kind == "sqlite":
@@ -822,63 +824,6 @@ def _base_of(url: str) -> str:
 # --- public entry points ---------------------------------------------------------------------
 
 
-def _run_threads(
-    jobs: Mapping[str, Callable[[], Any]], started: list[threading.Thread] | None = None
-) -> dict[str, Any]:
-    """Run jobs in daemon threads; re-raise the first exception in the caller's thread.
-
-    Joins with a timeout loop so Ctrl-C/SIGTERM reach the main thread promptly; daemon threads
-    do not hold up interpreter exit once the workspace has killed what they were talking to.
-    ``started`` receives the threads, for :func:`_drain` after an interrupt.
-    """
-    results: dict[str, Any] = {}
-    errors: list[BaseException] = []
-
-    def wrap(name: str, job: Callable[[], Any]) -> None:
-        try:
-            results[name] = job()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [
-        threading.Thread(target=wrap, args=(n, j), name=f"compatcheck-{n}", daemon=True)
-        for n, j in jobs.items()
-    ]
-    for th in threads:
-        th.start()
-        if started is not None:
-            started.append(th)
-    for th in threads:
-        while th.is_alive():
-            th.join(0.05)
-    if errors:
-        raise errors[0]
-    return results
-
-
-#: How long an interrupted run waits for its workers to release what they hold.
-DRAIN_SECONDS = 30.0
-
-
-def _drain(threads: list[threading.Thread], progress: Progress) -> None:
-    """After an interrupt, once the workspace is closed: let the workers finish their cleanup.
-
-    Trap: the workers are daemon threads, and the interpreter kills daemon threads at exit
-    without unwinding them, so the migrations inspection's own ``with scratch_database(...)``
-    (a temp SQLite folder, or a ``compatcheck_*`` database on a server) would never be released.
-    With the processes gone the captures end at once; the inspection finishes its round trip.
-    A second Ctrl-C stops the wait.
-    """
-    alive = [th for th in threads if th.is_alive()]
-    if not alive:
-        return
-    progress.step(None, "interrupted: waiting for the workers to drop their scratch databases")
-    deadline = time.monotonic() + DRAIN_SECONDS
-    for th in alive:
-        while th.is_alive() and time.monotonic() < deadline:
-            th.join(0.05)
-
-
 def run_check(config: Config, *, progress: Progress | None = None) -> CheckResult:
     """Launch/capture OLD and NEW concurrently, inspect migrations, tear everything down.
 
@@ -893,34 +838,29 @@ def run_check(config: Config, *, progress: Progress | None = None) -> CheckResul
     findings: list[Finding] = []
     migrations_section: dict[str, Any] | None = None
     unrunnable = _code_only_unrunnable(config) if config.migrations is not None else None
-    threads: list[threading.Thread] = []
-    workspace = Workspace(grace=config.grace)
-    try:
-        with workspace as ws:
-            for role in ("old", "new"):
-                target = config.target(role)
-                captures[role] = _Capture(config, target, ws, progress, events[role])
-            jobs: dict[str, Callable[[], Any]] = {
-                "old": captures["old"].run,
-                "new": captures["new"].run,
-            }
-            if config.migrations is not None and unrunnable is None:
-                trial_db = threading.Event()
-                trial = _CodeOnlyTrial(config, ws, progress, dict(events), trial_db)
-                captures["new"].on_migrated = trial.copy_new_database
-                jobs["code-only"] = trial.run
-                # The inspection waits for this scratch database too (one Alembic run at a time).
-                events["code-only"] = trial_db
-            inspect = _migrations_job(config, events, captures, progress)
-            if inspect is not None:
-                jobs["migrations"] = inspect
-            results = _run_threads(jobs, threads)
-            t0 = time.monotonic()
-            progress.step(None, "stopping targets")
-    except BaseException:
-        _drain(threads, progress)
-        workspace.sweep()
-        raise
+    with Workspace(grace=config.grace) as ws:
+        for role in ("old", "new"):
+            target = config.target(role)
+            captures[role] = _Capture(config, target, ws, progress, events[role])
+        jobs: dict[str, Callable[[], Any]] = {
+            "old": captures["old"].run,
+            "new": captures["new"].run,
+        }
+        if config.migrations is not None and unrunnable is None:
+            trial_db = threading.Event()
+            trial = _CodeOnlyTrial(config, ws, progress, dict(events), trial_db)
+            captures["new"].on_migrated = trial.copy_new_database
+            jobs["code-only"] = trial.run
+            # The inspection waits for this scratch database too (one Alembic run at a time).
+            events["code-only"] = trial_db
+        inspect = _migrations_job(config, ws, events, captures, progress)
+        if inspect is not None:
+            jobs["migrations"] = inspect
+        # On Ctrl-C/SIGTERM the workspace's close stops the processes, waits for the workers
+        # and drops every scratch database, in this (the main) thread.
+        results = ws.run_jobs(jobs)
+        t0 = time.monotonic()
+        progress.step(None, "stopping targets")
     teardown = time.monotonic() - t0
     old: _Outcome = results["old"]
     new: _Outcome = results["new"]
@@ -962,6 +902,7 @@ def run_check(config: Config, *, progress: Progress | None = None) -> CheckResul
 
 def _migrations_job(
     config: Config,
+    ws: Workspace,
     events: Mapping[str, threading.Event],
     captures: Mapping[str, _Capture],
     progress: Progress,
@@ -1018,6 +959,7 @@ def _migrations_job(
                 db_url=None if db == "sqlite" else db,
                 static=False,
                 progress=progress,
+                workspace=ws,
             )
         except UnavailableError as exc:
             return [_plain_unavailable("migrations", str(exc))], None, time.monotonic() - t0

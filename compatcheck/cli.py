@@ -125,17 +125,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--old", required=True, metavar="REV", help="OLD's head (id, prefix, head)")
     p.add_argument("--new", metavar="REV", help="NEW's head (default: the single head)")
     p.add_argument(
-        "--db-url", metavar="URL", help="server for the scratch database (default: SQLite)"
+        "--db-url",
+        metavar="URL",
+        help="server for the scratch database (default: SQLite); also env:VAR or file:PATH",
     )
     p.add_argument("--static", action="store_true", help="read the scripts as source only")
     p.add_argument(
-        "--allow-existing", action="store_true", help="run on a database that already has tables"
+        "--use-existing-empty-database",
+        action="store_true",
+        help="without the right to create a scratch database, run in the one --db-url names "
+        "(refused unless empty; everything created is dropped)",
     )
     p.add_argument("--seed-sql", metavar="FILE", help="extra rows to seed before upgrading")
     p.add_argument(
-        "--live-db-url", metavar="URL", help="count (read-only) the data a downgrade would destroy"
+        "--live-db-url",
+        metavar="env:VAR|file:PATH",
+        help="count (read-only) the data a downgrade would destroy on this database; its URL "
+        "from an environment variable or a file, never the command line",
     )
     _add_report_options(p, consumers=False)
+
+    p = sub.add_parser(
+        "cleanup",
+        help="remove what dead compatcheck runs left (processes, temp, scratch DBs)",
+        description="Remove what compatcheck runs that no longer exist left behind: their "
+        "processes, their temp folders, and their scratch databases on the servers named by "
+        "--db-url and by the config file's `migrations.database`. What a live run owns is kept.",
+    )
+    p.add_argument(
+        "--db-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a server to look for scratch databases on (repeatable; also env:VAR or file:PATH)",
+    )
+    p.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help="also the server of this config's `migrations.database` "
+        "(default: ./compatcheck.yaml when it exists)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed")
+    p.add_argument("-q", "--quiet", action="store_true", help="only the summary line")
 
     p = sub.add_parser("rules", help="print the finding catalogue")
     p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
@@ -229,6 +261,8 @@ def _cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
     args.consumers = [*args.consumers, *(str(p) for p in config.consumers)]
     options = _options(args)  # policy and consumer errors surface before anything starts
     progress = Progress(quiet=args.quiet)
+    mig = config.migrations
+    _sweep_stale([mig.database] if mig is not None else [])
     result = run_check(config, progress=progress)
     progress.step(None, "comparing")
     report = result.evaluate(dataclasses.replace(options, anchor=args.config))
@@ -243,16 +277,24 @@ def _cmd_migrations(args: argparse.Namespace, out: IO[str]) -> int:
     from compatcheck.snapshot import Snapshot
 
     options = _options(args)
+    db_url = _url_argument(args.db_url, "--db-url")
+    live_db_url = _url_argument(args.live_db_url, "--live-db-url", literal=False)
+    if args.use_existing_empty_database and db_url is None:
+        raise UsageError("--use-existing-empty-database needs --db-url naming that database")
     progress = Progress(quiet=args.quiet)
+    if not args.static:
+        _sweep_stale(
+            [db_url] if db_url is not None and not args.use_existing_empty_database else []
+        )
     result = inspect_migrations(
         args.script_location,
         args.old,
         args.new,
-        db_url=args.db_url,
+        db_url=db_url,
         static=args.static,
-        allow_existing=args.allow_existing,
+        use_existing_empty=args.use_existing_empty_database,
         seed_sql=args.seed_sql,
-        live_db_url=args.live_db_url,
+        live_db_url=live_db_url,
         progress=progress,
     )
     section = result.section
@@ -265,6 +307,79 @@ def _cmd_migrations(args: argparse.Namespace, out: IO[str]) -> int:
         dataclasses.replace(options, extra_findings=result.findings, migrations=section),
     )
     return _finish(args, report, out)
+
+
+def _url_argument(value: str | None, flag: str, *, literal: bool = True) -> str | None:
+    """A database URL given as itself, as ``env:VAR`` or as ``file:PATH`` (its first line).
+
+    Trap: the round trip runs ``env.py`` and the revisions in this process, where ``sys.argv``
+    holds the command line (and ``ps`` shows it to every user); a URL that must stay out of
+    their reach comes from the environment (the variable is then removed from this process's
+    environment, before any migration code runs) or from a file.
+    """
+    if value is None:
+        return None
+    if value.startswith("env:"):
+        name = value[len("env:") :]
+        url = os.environ.pop(name, "").strip()
+        if not url:
+            raise UsageError(f"{flag} {value}: the environment variable `{name}` is not set")
+        return url
+    if value.startswith("file:"):
+        from compatcheck.files import read_text
+
+        lines = [ln.strip() for ln in read_text(value[len("file:") :], "URL file").splitlines()]
+        url = next((ln for ln in lines if ln and not ln.startswith("#")), "")
+        if not url:
+            raise UsageError(f"{flag} {value}: the file holds no URL")
+        return url
+    if not literal:
+        raise UsageError(
+            f"{flag}: give the URL as env:VAR or file:PATH, not on the command line (the "
+            "migrations run in this process and could read it from sys.argv)"
+        )
+    return value
+
+
+def _sweep_stale(servers: list[str]) -> None:
+    """Remove what dead runs left (their processes, temp folders, scratch databases on
+    ``servers``) before this run creates anything; one line on stderr when there was some."""
+    from compatcheck.leftovers import sweep
+
+    done = sweep(servers)
+    if done.removed:
+        print(
+            f"compatcheck: removed what dead runs left: {done.summary()} "
+            "(`compatcheck cleanup --dry-run` lists such leftovers)",
+            file=sys.stderr,
+        )
+
+
+def _cmd_cleanup(args: argparse.Namespace, out: IO[str]) -> int:
+    from compatcheck.leftovers import sweep
+
+    servers = [u for u in (_url_argument(v, "--db-url") for v in args.db_url) if u]
+    config_path = args.config or ("compatcheck.yaml" if Path("compatcheck.yaml").is_file() else "")
+    if config_path:
+        from compatcheck.config import load_config
+
+        mig = load_config(config_path).migrations
+        if mig is not None and mig.database != "sqlite":
+            servers.append(mig.database)
+    done = sweep(servers, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    if not args.quiet:
+        for item in done.removed:
+            out.write(f"{verb} {item}\n")
+        for item in done.failed:
+            out.write(f"could not remove {item}\n")
+    summary = done.summary() or "nothing"
+    kept = f"; {done.alive} belong to runs still going" if done.alive else ""
+    out.write(f"compatcheck cleanup: {verb} {summary}{kept}\n")
+    if done.failed:
+        print(f"compatcheck: cleanup: {done.failed[0]}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    return EXIT_GO
 
 
 def _cmd_snapshot(args: argparse.Namespace, out: IO[str]) -> int:
@@ -379,6 +494,7 @@ COMMANDS = {
     "diff": _cmd_diff,
     "snapshot": _cmd_snapshot,
     "migrations": _cmd_migrations,
+    "cleanup": _cmd_cleanup,
     "rules": _cmd_rules,
     "explain": _cmd_explain,
     "serve": cmd_serve,

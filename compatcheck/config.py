@@ -535,6 +535,29 @@ def _migrations(ld: _Loader, raw: Any) -> MigrationsConfig:
     return MigrationsConfig(script_location=Path(location), database=database)
 
 
+def _refuse_password_in_argv(
+    ld: _Loader, target: TargetConfig, migrations: MigrationsConfig | None
+) -> None:
+    """A scratch URL carrying a password goes to a release through ``env``, never its argv.
+
+    Trap: a command line is world-readable (``ps``, ``/proc/PID/cmdline``) and is the release's
+    own ``sys.argv``; the scratch database's URL holds the server account's password.
+    """
+    if target.command is None or migrations is None or migrations.database == "sqlite":
+        return
+    try:
+        password = urlsplit(migrations.database).password
+    except ValueError:
+        return
+    if password and any("{database_url}" in a for a in target.command):
+        raise ld.error(
+            (target.role, "command"),
+            "`{database_url}` in a command line would show the database password to every "
+            "user of this machine (ps); pass it in `env` instead "
+            '(e.g. `env: {DATABASE_URL: "{database_url}"}`)',
+        )
+
+
 def load_config(path: str | Path) -> Config:
     """Read and validate a config file; every problem is a UsageError ``file:line: problem``."""
     p = Path(path)
@@ -564,6 +587,7 @@ def parse_config(text: str, path: Path) -> Config:
             raise ld.error(
                 (t.role, "migrations"), f"`{t.role}.migrations` needs a top-level `migrations`"
             )
+        _refuse_password_in_argv(ld, t, migrations)
     return Config(
         path=path,
         service=service,

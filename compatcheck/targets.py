@@ -8,20 +8,26 @@ idempotent :meth:`Workspace.close`, reached from ``__exit__`` on every path:
 * each child runs in its own session (``start_new_session=True``), so its whole process group,
   grandchildren included, is signalled with ``killpg``: SIGTERM, a grace period, then SIGKILL;
 * SIGINT raises ``KeyboardInterrupt`` (Python's default) and SIGTERM is turned into
-  ``SystemExit(143)`` while a workspace is open, so both unwind through ``__exit__``; a second
-  signal during teardown is ignored rather than allowed to abort it;
+  :class:`~compatcheck.interrupts.Terminated` while a workspace is open, so both unwind through
+  ``__exit__``; a second signal during teardown is ignored rather than allowed to abort it;
 * ``atexit`` is a last resort for paths that skip ``__exit__``.
 
-Workers run in threads (OLD and NEW concurrently); after close starts, launching is refused so a
-worker that was mid-way cannot start a process nobody will stop.
+Workers run in threads (OLD and NEW concurrently); after close starts, launching, creating a
+database and starting a worker are refused, so a worker that was mid-way cannot start something
+nobody will stop. Against SIGKILL, where none of this runs: children get ``PR_SET_PDEATHSIG`` (they
+die with compatcheck, on Linux) and the owner mark of :mod:`compatcheck.leftovers` (temp dir name,
+database names, ``COMPATCHECK_OWNER`` in the children's environment), by which the next run
+removes what a dead one left.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
+import functools
 import os
-import secrets
+import queue
 import shutil
 import signal
 import socket
@@ -30,15 +36,16 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
+from compatcheck import leftovers
 from compatcheck.config import TargetConfig
 from compatcheck.errors import UnavailableError
-from compatcheck.masking import mask_secrets
+from compatcheck.interrupts import default_signals_in_child, raise_terminated, shielded
 
 #: Alembic's ``context`` module is a process-wide proxy installed while ``env.py`` runs, so two
 #: upgrades in two threads would trample each other. Every in-process Alembic run takes this lock.
@@ -139,73 +146,103 @@ def stop_groups(processes: list[subprocess.Popen[bytes]], grace: float) -> None:
 
 
 class Workspace:
-    """Owns a run's temp dir, child process groups and scratch databases (a context manager)."""
+    """Owns a run's temp dir, child process groups, scratch databases and worker threads.
 
-    def __init__(self, *, grace: float = 5.0, handle_signals: bool = True) -> None:
+    Order matters on close, and one lock orders it: once closed, nothing new may be created
+    (launching, creating a database, starting a job are refused); a database creation already in
+    flight is waited for, so its drop (recorded before ``CREATE DATABASE``) finds it. The thread
+    that closes (the main thread, on every path) runs every drop itself.
+    """
+
+    def __init__(
+        self,
+        *,
+        grace: float = 5.0,
+        handle_signals: bool = True,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
         self.grace = grace
         self.handle_signals = handle_signals
         self.dir: Path | None = None
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._closed = False
+        self._closing = threading.Event()
+        self._creating = 0
         self._processes: list[subprocess.Popen[bytes]] = []
         self._droppers: list[Callable[[], None]] = []
+        self._jobs: list[threading.Event] = []
         self._previous: dict[int, Any] = {}
+        self._warn = warn or _warn
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def __enter__(self) -> Workspace:
-        self.dir = Path(tempfile.mkdtemp(prefix="compatcheck-"))
+        self.dir = Path(tempfile.mkdtemp(prefix=leftovers.temp_prefix()))
         atexit.register(self.close)
-        if self.handle_signals and threading.current_thread() is threading.main_thread():
-            self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._on_sigterm)
+        main = threading.current_thread() is threading.main_thread()
+        if self.handle_signals and main and signal.getsignal(signal.SIGTERM) != signal.SIG_IGN:
+            # Unwind like Ctrl-C does, so every ``with`` on the stack releases what it holds.
+            self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, raise_terminated)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @staticmethod
-    def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-        # Unwind like Ctrl-C does, so every ``with`` on the stack releases what it holds.
-        raise SystemExit(128 + signum)
-
     def close(self) -> None:
-        """Stop every process group, drop scratch databases, remove the temp dir. Idempotent."""
+        """Stop every process group, let the workers end, drop every scratch database, remove
+        the temp dir. Idempotent; a second Ctrl-C meanwhile is ignored, not obeyed half-way."""
+        try:
+            with shielded():
+                self._close()
+        finally:
+            for signum, handler in self._previous.items():
+                signal.signal(signum, handler)
+            self._previous.clear()
+            with contextlib.suppress(Exception):
+                atexit.unregister(self.close)
+
+    def _close(self) -> None:
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            self._closing.set()
             processes = list(self._processes)
+            jobs = list(self._jobs)
+        stop_groups(processes, self.grace)
+        _wait_all(jobs, self.grace)
+        with self._lock:
+            # A creation in flight finishes (its statement has a timeout) and is then dropped.
+            deadline = time.monotonic() + CREATE_WAIT
+            while self._creating and time.monotonic() < deadline:
+                self._changed.wait(0.05)
             droppers = list(self._droppers)
-        in_main = threading.current_thread() is threading.main_thread()
-        shielded: dict[int, Any] = {}
-        if in_main:
-            # A second Ctrl-C must not abort the teardown half-way and leave children behind.
-            for num in (signal.SIGINT, signal.SIGTERM):
-                shielded[num] = signal.signal(num, signal.SIG_IGN)
-        try:
-            stop_groups(processes, self.grace)
-            for drop in reversed(droppers):
-                with contextlib.suppress(Exception):
-                    drop()
-            if self.dir is not None:
-                shutil.rmtree(self.dir, ignore_errors=True)
-        finally:
-            if in_main:
-                for restored in (shielded, self._previous):
-                    for signum, handler in restored.items():
-                        signal.signal(signum, handler)
-            with contextlib.suppress(Exception):
-                atexit.unregister(self.close)
+        for drop in reversed(droppers):
+            try:
+                drop()
+            except Exception as exc:  # one failed drop must not stop the others
+                self._warn(f"cleanup failed: {exc}")
+        self._remove_dir()
 
-    def sweep(self) -> None:
-        """Remove the temp dir once more, after the worker threads have ended.
+    def _remove_dir(self) -> None:
+        """Remove the temp dir; again if a worker wrote into it meanwhile.
 
-        Trap: after an interrupt, :meth:`close` runs while workers are still unwinding (a SQLite
-        journal, a copied database, a log); a file they create while ``rmtree`` runs makes the
-        final ``rmdir`` fail, and ``ignore_errors`` hides it. Call this after joining them.
+        Trap: a file created while ``rmtree`` runs makes its final ``rmdir`` fail, and
+        ``ignore_errors`` hides it.
         """
-        if self.dir is not None:
+        if self.dir is None:
+            return
+        for _ in range(5):
             shutil.rmtree(self.dir, ignore_errors=True)
+            if not self.dir.exists():
+                return
+            time.sleep(0.05)
+        self._warn(f"could not remove the temp folder {self.dir}")
+
+    def closing(self) -> bool:
+        """True once :meth:`close` began: workers stop where they are (see ``Cancelled``)."""
+        return self._closing.is_set()
 
     def _register(self, kind: str) -> Path:
         if self._closed:
@@ -213,63 +250,76 @@ class Workspace:
         assert self.dir is not None, "Workspace used outside its with-block"
         return self.dir
 
+    # -- worker threads -------------------------------------------------------------------
+
+    def run_jobs(self, jobs: Mapping[str, Callable[[], Any]]) -> dict[str, Any]:
+        """Run jobs in daemon threads; re-raise the first exception in the caller's thread.
+
+        Trap: completion is an event each thread sets as its last act, never
+        ``Thread.is_alive()``: after a ``join()`` interrupted by Ctrl-C, CPython 3.11 can mark a
+        thread stopped while it still runs (``_wait_for_tstate_lock`` releases a lock it does
+        not hold). Waiting in short slices lets Ctrl-C/SIGTERM reach the main thread promptly;
+        :meth:`close` then stops the processes the workers talk to and waits for them.
+        """
+        results: dict[str, Any] = {}
+        errors: list[BaseException] = []
+
+        def wrap(name: str, job: Callable[[], Any], done: threading.Event) -> None:
+            try:
+                results[name] = job()
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                done.set()
+
+        events: list[threading.Event] = []
+        for name, job in jobs.items():
+            done = threading.Event()
+            with self._lock:
+                self._register("start a worker")
+                self._jobs.append(done)
+            thread = threading.Thread(
+                target=wrap, args=(name, job, done), name=f"compatcheck-{name}", daemon=True
+            )
+            thread.start()
+            events.append(done)
+        for done in events:
+            while not done.wait(0.05):
+                pass
+        if errors:
+            raise errors[0]
+        return results
+
     # -- databases ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def creating(self, cleanup: Callable[[], None]) -> Iterator[None]:
+        """Record ``cleanup`` and hold :meth:`close` back while the block creates the thing.
+
+        Refused (:class:`UnavailableError`) once the workspace is closing: a worker that was
+        mid-way must not create a database nobody will drop.
+        """
+        with self._lock:
+            self._register("create a database")
+            self._droppers.append(cleanup)
+            self._creating += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._creating -= 1
+                self._changed.notify_all()
 
     def scratch_database(self, role: str, database: str = "sqlite") -> ScratchDatabase:
         """A fresh empty database for one target: a temp SQLite file, or one made on a server."""
-        with self._lock:
-            base = self._register("create a database")
-            if database == "sqlite":
-                path = base / f"{role}.sqlite"
-                return ScratchDatabase(f"sqlite:///{path}", f"sqlite:///{path}", "sqlite")
-        return self._server_database(database)
+        if database == "sqlite":
+            with self._lock:
+                path = self._register("create a database") / f"{role}.sqlite"
+            return ScratchDatabase(f"sqlite:///{path}", f"sqlite:///{path}", "sqlite")
+        from compatcheck.migrations.scratch import create_server_database, mask
 
-    def _server_database(self, server_url: str) -> ScratchDatabase:
-        from sqlalchemy import create_engine, text
-        from sqlalchemy.engine import make_url
-
-        url = make_url(server_url)
-        name = "compatcheck_" + secrets.token_hex(6)
-        dialect = url.get_backend_name()
-        if dialect not in ("postgresql", "mysql", "mariadb"):
-            raise UnavailableError(
-                f"{mask_secrets(server_url)}: scratch databases need PostgreSQL or MySQL/MariaDB"
-            )
-        engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False)
-
-        def drop() -> None:
-            try:
-                with engine.connect() as conn:
-                    if dialect == "postgresql":
-                        conn.execute(
-                            text(
-                                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                "WHERE datname = :n AND pid <> pg_backend_pid()"
-                            ),
-                            {"n": name},
-                        )
-                    conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-            finally:
-                engine.dispose()
-
-        # Register the drop before creating: an interrupt right after CREATE must still drop it.
-        with self._lock:
-            self._register("create a database")
-            self._droppers.append(drop)
-        try:
-            with engine.connect() as conn:
-                conn.execute(text(f"CREATE DATABASE {name}"))
-        except Exception as exc:
-            raise UnavailableError(
-                f"{mask_secrets(server_url)}: cannot create a scratch database: "
-                f"{str(exc).splitlines()[0]}"
-            ) from None
-        real = url.set(database=name)
-        return ScratchDatabase(
-            real.render_as_string(hide_password=False),
-            mask_secrets(real),
-            "server",
-        )
+        real, _name = create_server_database(database, self, lambda _msg: None)
+        return ScratchDatabase(real.render_as_string(hide_password=False), mask(real), "server")
 
     # -- processes ------------------------------------------------------------------------
 
@@ -300,25 +350,35 @@ class Workspace:
         env.update({k: _fill(v, values) for k, v in target.env.items()})
         env.setdefault("PORT", str(port))
         env.setdefault("PYTHONUNBUFFERED", "1")
-        with self._lock:
-            base = self._register("start a process")
-            log_path = base / f"{name or target.role}.log"
-            with log_path.open("wb") as log:
-                try:
-                    process = subprocess.Popen(
-                        argv,
-                        cwd=target.cwd,
-                        env=env,
-                        stdin=subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                except OSError as exc:
-                    raise UnavailableError(
-                        f"cannot start `{argv[0]}`: {exc.strerror or exc}"
-                    ) from None
-            self._processes.append(process)
+        env[leftovers.OWNER_ENV] = leftovers.me().mark
+        preexec = _child_setup()
+
+        def start() -> tuple[subprocess.Popen[bytes], Path]:
+            # In the spawner thread: the process is recorded under the lock it was started
+            # under, so a close() that comes meanwhile waits for it and then stops it.
+            with self._lock:
+                base = self._register("start a process")
+                log_path = base / f"{name or target.role}.log"
+                with log_path.open("wb") as log:
+                    try:
+                        process = subprocess.Popen(
+                            argv,
+                            cwd=target.cwd,
+                            env=env,
+                            stdin=subprocess.DEVNULL,
+                            stdout=log,
+                            stderr=subprocess.STDOUT,
+                            start_new_session=True,
+                            preexec_fn=preexec,
+                        )
+                    except OSError as exc:
+                        raise UnavailableError(
+                            f"cannot start `{argv[0]}`: {exc.strerror or exc}"
+                        ) from None
+                self._processes.append(process)
+                return process, log_path
+
+        process, log_path = _SPAWNER.run(start)
         return RunningTarget(target.role, target.label, process, host, port, log_path, argv)
 
     def stop(self, running: RunningTarget) -> None:
@@ -343,6 +403,94 @@ def _fill(template: str, values: Mapping[str, str]) -> str:
     for name, value in values.items():
         out = out.replace("{" + name + "}", value)
     return out
+
+
+_T = TypeVar("_T")
+#: Seconds close() waits for a ``CREATE DATABASE`` in flight (its own timeout, plus a margin).
+CREATE_WAIT = 45.0
+
+
+def _warn(message: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(f"compatcheck: warning: {message}\n")
+
+
+def _wait_all(events: list[threading.Event], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for done in events:
+        while not done.wait(0.05) and time.monotonic() < deadline:
+            pass
+
+
+class _Spawner:
+    """Forks every child from one thread that lives as long as the process.
+
+    Trap: ``PR_SET_PDEATHSIG`` fires when the *thread* that forked the child ends, not the
+    process; forked from a capture worker, OLD would be killed the moment its capture returned.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def run(self, fn: Callable[[], _T]) -> _T:
+        future: Future[_T] = Future()
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._serve, name="compatcheck-spawner", daemon=True
+                )
+                self._thread.start()
+        self._queue.put((fn, future))
+        return future.result()
+
+    def _serve(self) -> None:
+        while True:
+            fn, future = self._queue.get()
+            try:
+                future.set_result(fn())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+
+_SPAWNER = _Spawner()
+PR_SET_PDEATHSIG = 1
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's ``prctl`` on Linux (None elsewhere), bound before any fork."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return prctl  # type: ignore[no-any-return]
+
+
+def _child_setup() -> Callable[[], None]:
+    """The ``preexec_fn`` of every child: default SIGINT/SIGTERM, and death with compatcheck.
+
+    Trap: it runs between ``fork`` and ``exec`` with other threads' locks possibly held, so it
+    only calls what was bound beforehand (no import, no allocation-heavy work).
+    """
+    parent = os.getpid()
+    prctl = _prctl()
+    reset = default_signals_in_child()
+    kill = signal.SIGKILL
+
+    def setup() -> None:
+        reset()
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, kill, 0, 0, 0)
+            if os.getppid() != parent:  # compatcheck died before the line above took effect
+                os.kill(os.getpid(), kill)
+
+    return setup
 
 
 def migrate_to_head(script_location: Path, url: str) -> str | None:

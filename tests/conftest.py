@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -13,6 +15,8 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 
+from compatcheck import leftovers
+
 # Hypothesis profiles for tests that do not pin their own number of examples: `quick` (the
 # default) keeps `python -m pytest -q` fast; `HYPOTHESIS_PROFILE=thorough` looks much further.
 settings.register_profile(
@@ -22,6 +26,11 @@ settings.register_profile(
     "thorough", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
+
+#: This test run's tag: every scratch database, temp folder and child process compatcheck creates
+#: during the run carries it (``COMPATCHECK_RUN_TAG``), so the leftover checks look only at what
+#: THIS run made while other runs use the same servers and temp folder.
+RUN_TAG = os.environ.setdefault(leftovers.TAG_ENV, "t" + secrets.token_hex(3))
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
@@ -85,8 +94,14 @@ def isolated_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     yield tmp
 
 
+def ours(name: str, pattern: re.Pattern[str] = leftovers.DATABASE_RE) -> bool:
+    """True for a name compatcheck gave something during this test run."""
+    owner = leftovers.parse(name, pattern)
+    return owner is not None and owner.tag == RUN_TAG
+
+
 def scratch_databases(url: str) -> list[str]:
-    """Names of ``compatcheck*`` databases on the server behind ``url``."""
+    """Names of the scratch databases this test run created on the server behind ``url``."""
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
@@ -94,22 +109,49 @@ def scratch_databases(url: str) -> list[str]:
                 q = "SELECT datname FROM pg_database WHERE datname LIKE :p"
             else:
                 q = "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :p"
-            return sorted(r[0] for r in conn.execute(sa.text(q), {"p": "compatcheck%"}))
+            names = [str(r[0]) for r in conn.execute(sa.text(q), {"p": "compatcheck%"})]
+            return sorted(n for n in names if ours(n))
     finally:
         engine.dispose()
 
 
+def owned_processes() -> list[int]:
+    """Pids of live processes compatcheck started during this test run (by their owner mark)."""
+    return [pid for pid, owner in leftovers.marked_processes() if owner.tag == RUN_TAG]
+
+
 def _leftovers() -> set[str]:
-    """Everything compatcheck may leave behind: temp entries and scratch databases."""
-    found = {f"temp:{p.name}" for p in Path(tempfile.gettempdir()).glob("compatcheck*")}
+    """Everything this test run's compatcheck may leave: temp entries, scratch databases and
+    processes carrying the run's tag."""
+    found = {
+        f"temp:{p.name}"
+        for p in Path(tempfile.gettempdir()).glob("compatcheck*")
+        if ours(p.name, leftovers.TEMP_RE)
+    }
     for name, url, port in (("postgres", POSTGRES_URL, 5432), ("mariadb", MYSQL_URL, 3306)):
         if _reachable("127.0.0.1", port):
             found |= {f"{name}:{db}" for db in scratch_databases(url)}
+            found |= {f"{name}:{x}" for x in _test_accounts(url)}
+    found |= {f"process:{pid}" for pid in owned_processes()}
     return found
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config.stash[_BEFORE] = _leftovers()
+def _test_accounts(url: str) -> list[str]:
+    """Roles, users and databases the tests themselves made (``cc_*_<RUN_TAG>_*``)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                q = "SELECT rolname FROM pg_roles UNION ALL SELECT datname FROM pg_database"
+            else:
+                q = (
+                    "SELECT user FROM mysql.user "
+                    "UNION ALL SELECT schema_name FROM information_schema.schemata"
+                )
+            names = [str(r[0]) for r in conn.execute(sa.text(q))]
+    finally:
+        engine.dispose()
+    return sorted(n for n in names if n.startswith("cc_") and f"_{RUN_TAG}_" in n)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -118,14 +160,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     Per-test checks cover the cases that look for leftovers themselves; this catches every
     other test, which is what "nothing left after any test" means.
     """
-    before = session.config.stash.get(_BEFORE, set())
-    left = sorted(_leftovers() - before)
+    left = sorted(_leftovers())
     if left:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         message = "compatcheck left behind: " + ", ".join(left)
         if reporter is not None:
             reporter.write_line(message, red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-_BEFORE = pytest.StashKey[set[str]]()

@@ -117,7 +117,9 @@ def test_live_counts_are_in_the_text_under_the_plan_they_concern(tmp_path: Path)
         db.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, payment_method TEXT)")
         db.executemany("INSERT INTO refunds VALUES (?)", [(i,) for i in range(1204)])
         db.executemany("INSERT INTO orders VALUES (?, ?)", [(1, "card"), (2, None), (3, "iban")])
-    proc = run(*MIGRATIONS, "--live-db-url", f"sqlite:///{live}")
+    url_file = tmp_path / "live.url"
+    url_file.write_text(f"sqlite:///{live}")
+    proc = run(*MIGRATIONS, "--live-db-url", f"file:{url_file}")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     at = lines.index(f"  plan downgrade: safe; {ROUNDTRIP_REMOVAL}")

@@ -36,6 +36,8 @@ from compatcheck.migrations.plans import (
 from compatcheck.model import Finding
 from tests.test_reliability import _command, processes_with
 
+from .interruption import spawn
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "fixtures" / "demo"
 SHOP_ENV = ROOT / "fixtures" / "services" / "shop" / "v1" / "migrations" / "env.py"
@@ -556,7 +558,7 @@ def test_sigterm_during_the_trial_tears_it_down(tmp_path, isolated_tmp, marker):
     cfg = tmp_path / "compatcheck.yaml"
     cfg.write_text(text.replace("timeout: 10s", "timeout: 60s"), encoding="utf-8")
     env = dict(os.environ, TMPDIR=str(isolated_tmp))
-    proc = subprocess.Popen(
+    proc = spawn(
         _command(cfg), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True
     )
     try:

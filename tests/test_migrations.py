@@ -350,17 +350,6 @@ def test_shop_history_round_trips_on_mariadb(mysql_url: str, no_leftovers: None)
     )
 
 
-def test_refuses_a_database_with_tables(tmp_path: Path) -> None:
-    db = tmp_path / "mine.sqlite"
-    with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE precious (id INTEGER)")
-    with pytest.raises(InputError, match="already has 1 table"):
-        run_case("clean_reversible", f"sqlite:///{db}")
-    empty = tmp_path / "empty.sqlite"
-    result = run_case("clean_reversible", f"sqlite:///{empty}")
-    assert got(result) == set()
-
-
 def test_unreachable_server_is_unavailable() -> None:
     with pytest.raises(
         UnavailableError, match=r"cannot connect to postgresql\+psycopg://u:\*\*\*@"

@@ -18,6 +18,8 @@ from compatcheck.capture import run_check
 from compatcheck.checks.readiness import check_readiness
 from compatcheck.config import load_config
 
+from .interruption import spawn
+
 FAULTY = Path(__file__).resolve().parent.parent / "fixtures" / "services" / "faulty" / "faulty.py"
 
 pytestmark = pytest.mark.slow
@@ -147,7 +149,7 @@ def test_interrupt_mid_run_tears_everything_down(tmp_path, isolated_tmp, marker,
     cfg = write_config(tmp_path, "slow-ready", "slow-ready", marker)
     cfg.write_text(cfg.read_text().replace("timeout: 3s", "timeout: 60s"))
     env = dict(os.environ, TMPDIR=str(isolated_tmp))
-    proc = subprocess.Popen(
+    proc = spawn(
         _command(cfg), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True
     )
     try:

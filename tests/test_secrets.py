@@ -181,17 +181,19 @@ def test_snapshot_files_never_store_a_token(release: str, tmp_path: Path) -> Non
 
 @pytest.mark.postgres
 def test_migrations_show_no_database_password_in_any_format(
-    postgres_url: str, tmp_path: Path
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db_url = (
         postgres_url.replace("postgres@", f"postgres:{SECRETS['DbPassword']}@")
         + f"?password={SECRETS['DbQuery']}"
     )
-    live = f"{postgres_url}?password={SECRETS['LiveQuery']}"
+    # The live URL travels through the environment (never the command line); a file would put
+    # the secret under tmp_path, which this test searches.
+    monkeypatch.setenv("LIVE_DB_URL", f"{postgres_url}?password={SECRETS['LiveQuery']}")
     case = str(REPO / "fixtures" / "alembic" / "destructive_downgrade")
     runs = [
         ["migrations", "--script-location", case, "--old", "0001", "--db-url", db_url,
-         "--live-db-url", live, "--format", f, "-o", f"migrations.{f}"]
+         "--live-db-url", "env:LIVE_DB_URL", "--format", f, "-o", f"migrations.{f}"]
         for f in REPORT_FORMATS
     ]  # fmt: skip
     bad = f"nonsense://u:{SECRETS['DbPassword']}@h/db?password={SECRETS['DbQuery']}"

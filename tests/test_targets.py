@@ -16,6 +16,8 @@ from compatcheck.config import TargetConfig, load_config
 from compatcheck.errors import UnavailableError
 from compatcheck.targets import Workspace, free_port, migrate_to_head, script_heads, stop_groups
 
+from .conftest import scratch_databases
+
 SHOP = Path(__file__).resolve().parent.parent / "fixtures" / "services" / "shop"
 DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
 
@@ -120,18 +122,6 @@ def test_broken_script_location_is_unavailable(tmp_path):
         migrate_to_head(tmp_path, f"sqlite:///{tmp_path}/x.sqlite")
 
 
-def _scratch_dbs(url: str) -> set[str]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                text("SELECT datname FROM pg_database WHERE datname LIKE 'compatcheck_%'")
-            )
-            return {r[0] for r in rows}
-    finally:
-        engine.dispose()
-
-
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_scratch_databases_on_a_postgres_server_are_dropped(tmp_path, isolated_tmp, postgres_url):
@@ -141,11 +131,10 @@ def test_scratch_databases_on_a_postgres_server_are_dropped(tmp_path, isolated_t
     text_cfg = text_cfg.replace("consumers: [../consumers/shop/]\n", "")
     cfg = tmp_path / "pg.yaml"
     cfg.write_text(text_cfg)
-    before = _scratch_dbs(postgres_url)
     result = run_check(load_config(cfg))
     assert [f for f in result.findings if f.kind == "check/unavailable"] == []
     assert (result.old.alembic_head, result.new.alembic_head) == ("1a0c0ffee001", "2b0c0ffee003")
     assert result.new.readiness is not None
     assert result.new.readiness["/readyz"]["json"]["db_connected"] is True
-    assert _scratch_dbs(postgres_url) - before == set()
+    assert scratch_databases(postgres_url) == []
     assert list(isolated_tmp.iterdir()) == []

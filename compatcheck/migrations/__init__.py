@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -30,8 +30,16 @@ from compatcheck.migrations.graph import (
 )
 from compatcheck.migrations.plans import STATIC_ONLY, judge_plans, new_data_finding
 from compatcheck.migrations.roundtrip import Alembic, Observation, offline_sql, round_trip
-from compatcheck.migrations.scratch import one_line, scratch_database
+from compatcheck.migrations.scratch import (
+    Scratch,
+    ScratchUnavailable,
+    one_line,
+    scratch_database,
+)
 from compatcheck.model import Finding, sort_findings
+
+if TYPE_CHECKING:
+    from compatcheck.targets import Workspace
 
 __all__ = ["MigrationsResult", "inspect_migrations"]
 
@@ -204,18 +212,25 @@ def inspect_migrations(
     *,
     db_url: str | None = None,
     static: bool = False,
-    allow_existing: bool = False,
+    use_existing_empty: bool = False,
     seed_sql: str | Path | None = None,
     live_db_url: str | None = None,
     progress: Callable[[str], None] | None = None,
+    workspace: Workspace | None = None,
 ) -> MigrationsResult:
     """Judge the rollback of the database from ``new`` to ``old``.
 
     ``old``/``new`` take revision ids, unique prefixes, ``head`` or ``branch@head``; ``new=None``
     means the single head, ``old=None`` means an empty database (OLD had no migrations). A
     reference that matches nothing is a ``migrations/path-missing`` finding, a failing migration
-    is a finding; a missing folder is :class:`InputError`, an unreachable server
+    is a finding, and so is a server where no scratch database may be created (the round trip
+    is then ``check/unavailable``; ``use_existing_empty`` runs it in the empty database the URL
+    names instead); a missing folder is :class:`InputError`, an unreachable server
     :class:`UnavailableError`.
+
+    The round trip imports ``env.py`` and every revision on the path and runs them in this
+    process, with its privileges: they must be trusted code. ``workspace`` owns the scratch
+    database when given (``check``); otherwise the inspection has a workspace of its own.
     """
     say = progress or (lambda _msg: None)
     loc, versions, has_env = _locate(script_location)
@@ -295,9 +310,10 @@ def inspect_migrations(
             loc,
             section,
             db_url=db_url,
-            allow_existing=allow_existing,
+            use_existing_empty=use_existing_empty,
             seed_sql=Path(seed_sql) if seed_sql is not None else None,
             say=say,
+            workspace=workspace,
         )
     if live_db_url is not None:
         _live(coll, live_db_url, section)
@@ -318,58 +334,87 @@ def _run_dynamic(
     section: dict[str, Any],
     *,
     db_url: str | None,
-    allow_existing: bool,
+    use_existing_empty: bool,
+    seed_sql: Path | None,
+    say: Callable[[str], None],
+    workspace: Workspace | None,
+) -> None:
+    try:
+        with scratch_database(
+            db_url, workspace=workspace, use_existing_empty=use_existing_empty, progress=say
+        ) as scratch:
+            _round_trip(coll, history, path, loc, section, scratch, seed_sql, say)
+    except ScratchUnavailable as exc:
+        hint = (
+            "; to run it in the empty database the URL names instead, pass "
+            "--use-existing-empty-database"
+            if exc.privilege
+            else ""
+        )
+        coll.add(
+            "check/unavailable",
+            "migrations",
+            f"The migration round trip did not run: {exc}{hint}.",
+            {"stage": "scratch database", "error": str(exc), "privilege": exc.privilege},
+        )
+        section["roundtrip"] = {"status": "unavailable", "error": str(exc)}
+
+
+def _round_trip(
+    coll: _Collector,
+    history: History,
+    path: DowngradePath,
+    loc: Path,
+    section: dict[str, Any],
+    scratch: Scratch,
     seed_sql: Path | None,
     say: Callable[[str], None],
 ) -> None:
-    with scratch_database(db_url, allow_existing=allow_existing, progress=say) as scratch:
-        section["engine"] = scratch.dialect
-        section["database"] = (
-            scratch.display if not scratch.owned else f"scratch ({scratch.dialect})"
-        )
+    section["engine"] = scratch.dialect
+    section["database"] = scratch.display if not scratch.owned else f"scratch ({scratch.dialect})"
+    try:
+        conn = scratch.engine.connect()
+    except sa.exc.SQLAlchemyError as exc:
+        raise UnavailableError(f"cannot connect to {scratch.display}: {one_line(exc)}") from exc
+    with conn:
         try:
-            conn = scratch.engine.connect()
-        except sa.exc.SQLAlchemyError as exc:
-            raise UnavailableError(f"cannot connect to {scratch.display}: {one_line(exc)}") from exc
-        with conn:
-            try:
-                alembic = Alembic(loc, scratch, conn)
-            except Exception as exc:
-                coll.add(
-                    "check/unavailable",
-                    "migrations",
-                    f"Alembic could not load the scripts in `{loc}`: {one_line(exc)}",
-                    {"error": one_line(exc)},
-                )
-                section["roundtrip"] = {"status": "unavailable", "error": one_line(exc)}
-                return
-            obs = round_trip(
-                alembic,
-                path.old,
-                path.new,
-                list(path.revisions),
-                seed_sql=seed_sql,
-                renamed=rename_targets(history, path),
-                say=say,
+            alembic = Alembic(loc, scratch, conn)
+        except Exception as exc:
+            coll.add(
+                "check/unavailable",
+                "migrations",
+                f"Alembic could not load the scripts in `{loc}`: {one_line(exc)}",
+                {"error": one_line(exc)},
             )
-            _dynamic(coll, history, path, obs, scratch.dialect)
-            section["roundtrip"] = {
-                "status": obs.status,
-                "failure": None
-                if obs.failure is None
-                else dict(zip(("stage", "revision", "error"), obs.failure, strict=True)),
-                "schema_differences": obs.mismatch,
-                "reupgrade_differences": obs.reupgrade_mismatch,
-                "old_data_lost": obs.old_lost,
-                "new_data_removed": obs.new_removed,
-                "seeded": obs.seeded,
-                "seed_errors": obs.seed_errors,
-                "timings": obs.timings,
-            }
-            say("rendering the downgrade SQL offline")
-            sql, online = offline_sql(alembic, list(path.revisions), path.new)
-            section["offline_sql"] = sql
-            section["online_only"] = online
+            section["roundtrip"] = {"status": "unavailable", "error": one_line(exc)}
+            return
+        obs = round_trip(
+            alembic,
+            path.old,
+            path.new,
+            list(path.revisions),
+            seed_sql=seed_sql,
+            renamed=rename_targets(history, path),
+            say=say,
+        )
+        _dynamic(coll, history, path, obs, scratch.dialect)
+        section["roundtrip"] = {
+            "status": obs.status,
+            "failure": None
+            if obs.failure is None
+            else dict(zip(("stage", "revision", "error"), obs.failure, strict=True)),
+            "schema_differences": obs.mismatch,
+            "reupgrade_differences": obs.reupgrade_mismatch,
+            "old_data_lost": obs.old_lost,
+            "new_data_removed": obs.new_removed,
+            "seeded": obs.seeded,
+            "seed_errors": obs.seed_errors,
+            "timings": obs.timings,
+        }
+        say("rendering the downgrade SQL offline")
+        sql, online = offline_sql(alembic, list(path.revisions), path.new)
+        section["offline_sql"] = sql
+        section["online_only"] = online
 
 
 def _live(coll: _Collector, url: str, section: dict[str, Any]) -> None:

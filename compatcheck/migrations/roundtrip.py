@@ -35,6 +35,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from compatcheck.errors import InputError
+from compatcheck.interrupts import Cancelled, pause_point
 from compatcheck.migrations.scratch import Scratch, alembic_url, one_line
 
 #: Rows seeded per OLD table, and NEW-era rows added per table.
@@ -60,6 +61,7 @@ class Alembic:
         self.cfg.set_main_option("sqlalchemy.url", alembic_url(scratch.url))
         self.cfg.attributes["connection"] = conn
         self.conn = conn
+        self.cancelled = scratch.cancelled
         self.script = ScriptDirectory.from_config(self.cfg)
 
     def heads(self) -> tuple[str, ...]:
@@ -100,6 +102,8 @@ class Alembic:
 
         def fn(rev: Any, context: Any) -> Iterator[MigrationStep]:
             for rev_id, step in steps:
+                if self.cancelled():
+                    raise Cancelled(f"stopped before `{rev_id}`: the run is closing")
                 current[0] = rev_id
                 yield step
             current[0] = None
@@ -534,6 +538,9 @@ def round_trip(
         for t in schema_a.tables
     }
     lap("seed_old")
+    pause_point("roundtrip:seeded")
+    if alembic.cancelled():
+        raise Cancelled("the run is closing")
 
     say(f"upgrading to NEW's head {new}")
     failed = alembic.run(alembic.upgrade_steps(new))

@@ -1,35 +1,68 @@
-"""Databases compatcheck owns for the length of one round trip, and nothing else.
+"""Databases compatcheck owns for the length of a run, and nothing else (the one scratch module).
 
-DESIGN.md's safety rule: migrations run only on a temporary SQLite file or on a
-``compatcheck_<random>`` database created on the given server, dropped afterwards even on failure,
-Ctrl-C or SIGTERM; a database that already has tables is refused unless the caller says
-``allow_existing``. Passwords never leave this module unmasked: :attr:`Scratch.display` is what
-messages show.
+DESIGN.md's safety rule: migrations run only on a temporary SQLite file or on a database created on
+the given server, dropped afterwards even on failure, Ctrl-C or SIGTERM. There is no fallback:
+without the right to create one the round trip is unavailable, unless the caller explicitly asks
+for ``use_existing_empty`` (``--use-existing-empty-database``); then a database holding any table,
+view, sequence, type or routine in any schema is refused, and everything the run creates in it is
+dropped afterwards.
+
+Who drops what: every database is created inside ``holder.creating(drop)`` (a
+:class:`~compatcheck.targets.Workspace`), which records the drop *before* ``CREATE DATABASE`` and
+makes the workspace's close wait for a creation in flight, so no database is created after its
+owner closed. Names carry the owner's mark (:mod:`compatcheck.leftovers`), so what a killed run
+left is recognised and removed by the next one. Passwords never leave this module unmasked:
+:attr:`Scratch.display` is what messages show.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
-import shutil
-import signal
-import tempfile
-import threading
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import NullPool
 
+from compatcheck import leftovers
 from compatcheck.errors import InputError, UnavailableError
+from compatcheck.interrupts import deferred, pause_point
 from compatcheck.masking import mask_secrets as mask
+
+if TYPE_CHECKING:
+    from compatcheck.targets import Workspace
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "Holder",
+    "Scratch",
+    "ScratchUnavailable",
+    "ServerError",
+    "alembic_url",
+    "create_server_database",
+    "inventory",
+    "list_scratch",
+    "mask",
+    "one_line",
+    "scratch_database",
+    "server_drop",
+]
 
 #: Seconds to wait for a server to accept a connection.
 CONNECT_TIMEOUT = 10
+#: Seconds ``CREATE DATABASE`` may take (it runs with Ctrl-C held back until it ends).
+CREATE_TIMEOUT = 30
+#: Seconds a drop waits for locks before giving up (a drop must not hang the exit).
+DROP_LOCK_TIMEOUT = 30
+#: Names compatcheck gives scratch databases, marked or (before owner marks) not.
+SCRATCH_NAME = re.compile(r"^compatcheck_[a-z0-9_]{1,52}$")
+SERVER_BACKENDS = ("postgresql", "mysql", "mariadb")
 
 
 @dataclass
@@ -42,6 +75,29 @@ class Scratch:
     dialect: str
     #: True when compatcheck created the database (or temp file) and will remove it.
     owned: bool
+    #: True once the run is closing (Ctrl-C in ``check``): the round trip stops between steps.
+    cancelled: Callable[[], bool] = lambda: False
+
+
+class Holder(Protocol):
+    """Who runs the cleanup of what is created (a :class:`~compatcheck.targets.Workspace`)."""
+
+    def creating(self, cleanup: Callable[[], None]) -> AbstractContextManager[None]: ...
+
+    def closing(self) -> bool: ...
+
+
+class ServerError(Exception):
+    """A database server refused or failed an operation; ``str()`` is one line."""
+
+
+class ScratchUnavailable(UnavailableError):
+    """No scratch database could be made: the round trip cannot run (``check/unavailable``), but
+    the rest of the inspection stands. ``privilege`` names the missing right, when that is why."""
+
+    def __init__(self, message: str, privilege: str | None = None) -> None:
+        super().__init__(message)
+        self.privilege = privilege
 
 
 def one_line(exc: BaseException) -> str:
@@ -52,13 +108,20 @@ def one_line(exc: BaseException) -> str:
 
 
 def _connect_args(url: URL) -> dict[str, Any]:
-    if url.get_backend_name() in ("postgresql", "mysql", "mariadb"):
+    if url.get_backend_name() in SERVER_BACKENDS:
         return {"connect_timeout": CONNECT_TIMEOUT}
     return {}
 
 
 def _engine(url: URL, **kw: Any) -> Engine:
     return sa.create_engine(url, poolclass=NullPool, connect_args=_connect_args(url), **kw)
+
+
+def _parse(db_url: str | URL, what: str = "database URL") -> URL:
+    try:
+        return make_url(db_url)
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        raise InputError(f"{what} {mask(db_url)} is not valid: {exc}") from exc
 
 
 def _throwaway_sqlite(dbapi_conn: Any, _record: Any) -> None:
@@ -70,144 +133,398 @@ def _throwaway_sqlite(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-def user_tables(conn: Connection) -> list[str]:
-    return [t for t in sa.inspect(conn).get_table_names() if t != "alembic_version"]
+# --- databases on a server ---------------------------------------------------------------------
 
 
-def _refuse_if_used(engine: Engine, display: str, allow_existing: bool) -> None:
+def _quoted(dialect: str, name: str) -> str:
+    # Trap: the name goes into DDL, which takes no bind parameters; only our own names pass.
+    if not SCRATCH_NAME.match(name):
+        raise ValueError(f"not a scratch database name: {name!r}")
+    return f'"{name}"' if dialect == "postgresql" else f"`{name}`"
+
+
+def _dialect(url: URL) -> str:
+    return "postgresql" if url.get_backend_name() == "postgresql" else "mysql"
+
+
+def _admin(url: URL) -> Engine:
+    """An autocommit engine for CREATE/DROP DATABASE on the server behind ``url``.
+
+    On MariaDB/MySQL it connects to no database in particular: an account allowed only
+    ``compatcheck\\_%`` databases cannot open the ``mysql`` database an admin URL often names.
+    """
+    if _dialect(url) == "mysql":
+        # Trap: ``url.set(database=None)`` keeps the database (None means "unchanged").
+        url = URL.create(
+            url.drivername, url.username, url.password, url.host, url.port, None, url.query
+        )
+    return _engine(url, isolation_level="AUTOCOMMIT")
+
+
+def _drop(admin: Engine, dialect: str, name: str) -> None:
+    """End the sessions still on the database, then drop it (it may not exist)."""
+    quoted = _quoted(dialect, name)
+    with admin.connect() as conn:
+        if dialect == "postgresql":
+            conn.exec_driver_sql(f"SET lock_timeout = '{DROP_LOCK_TIMEOUT}s'")
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+            return
+        # Trap: MariaDB's DROP DATABASE waits (lock_wait_timeout: a year) for the metadata locks
+        # of a session still inside a transaction there, e.g. a worker interrupted mid-migration.
+        conn.exec_driver_sql(f"SET SESSION lock_wait_timeout = {DROP_LOCK_TIMEOUT}")
+        sessions = conn.execute(
+            sa.text(
+                "SELECT ID FROM information_schema.PROCESSLIST "
+                "WHERE DB = :n AND ID <> CONNECTION_ID()"
+            ),
+            {"n": name},
+        ).scalars()
+        for session in list(sessions):
+            with contextlib.suppress(sa.exc.DBAPIError):
+                conn.exec_driver_sql(f"KILL CONNECTION {int(session)}")
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}")
+
+
+def server_drop(server_url: str | URL, name: str) -> None:
+    """Drop one scratch database on the server behind ``server_url``; :class:`ServerError`."""
+    url = _parse(server_url)
+    admin = _admin(url)
+    try:
+        _drop(admin, _dialect(url), name)
+    except sa.exc.SQLAlchemyError as exc:
+        raise ServerError(one_line(exc)) from exc
+    finally:
+        admin.dispose()
+
+
+def list_scratch(server_url: str | URL) -> list[str]:
+    """Names of the ``compatcheck_*`` databases on the server; :class:`ServerError`."""
+    url = _parse(server_url)
+    if url.get_backend_name() not in SERVER_BACKENDS:
+        return []
+    engine = _admin(url)
+    if _dialect(url) == "postgresql":
+        query = "SELECT datname FROM pg_database WHERE datname LIKE 'compatcheck\\_%'"
+    else:
+        query = (
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA "
+            "WHERE SCHEMA_NAME LIKE 'compatcheck\\_%'"
+        )
     try:
         with engine.connect() as conn:
-            tables = user_tables(conn)
+            return sorted(str(r) for r in conn.execute(sa.text(query)).scalars())
     except sa.exc.SQLAlchemyError as exc:
+        raise ServerError(one_line(exc)) from exc
+    finally:
+        engine.dispose()
+
+
+def _missing_privilege(exc: sa.exc.SQLAlchemyError, url: URL, dialect: str) -> str | None:
+    """The right the server says the user lacks to create a database, or None."""
+    orig = getattr(exc, "orig", None)
+    user = url.username or "(default user)"
+    if dialect == "postgresql" and getattr(orig, "sqlstate", None) == "42501":
+        return f"the role `{user}` lacks the CREATEDB privilege"
+    args = getattr(orig, "args", ())
+    # ER_DBACCESS_DENIED_ERROR, ER_TABLEACCESS_DENIED_ERROR, ER_SPECIFIC_ACCESS_DENIED_ERROR.
+    if dialect == "mysql" and args and args[0] in (1044, 1142, 1227):
+        return f"the user `{user}` lacks the CREATE privilege on databases named `compatcheck_%`"
+    return None
+
+
+def create_server_database(
+    server_url: str | URL, holder: Holder, say: Callable[[str], None]
+) -> tuple[URL, str]:
+    """``CREATE DATABASE compatcheck_<mark>_<random>`` on the server; (its URL, its name).
+
+    The drop is in ``holder`` before the statement is sent, and Ctrl-C/SIGTERM wait until both
+    are done (:func:`~compatcheck.interrupts.deferred`). No right to create a database is
+    :class:`ScratchUnavailable` naming the missing privilege; there is no fallback.
+    """
+    url = _parse(server_url)
+    backend = url.get_backend_name()
+    if backend not in SERVER_BACKENDS:
+        raise InputError(f"database URL {mask(url)}: unsupported backend `{backend}`")
+    dialect = _dialect(url)
+    name = leftovers.database_name()
+    quoted = _quoted(dialect, name)
+    admin = _admin(url)
+    sent = [False]
+
+    def drop() -> None:
+        try:
+            if sent[0]:
+                _drop(admin, dialect, name)
+        finally:
+            admin.dispose()
+
+    pause_point("create-database:before")
+    with deferred(), holder.creating(drop):
+        pause_point("create-database:registered")
+        try:
+            with admin.connect() as conn:
+                if dialect == "postgresql":
+                    conn.exec_driver_sql(f"SET statement_timeout = '{CREATE_TIMEOUT}s'")
+                sent[0] = True
+                conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
+        except sa.exc.SQLAlchemyError as exc:
+            if not sent[0]:
+                raise UnavailableError(f"cannot connect to {mask(url)}: {one_line(exc)}") from exc
+            lacking = _missing_privilege(exc, url, dialect)
+            if lacking is not None:
+                sent[0] = False  # refused outright: there is nothing to drop
+            raise ScratchUnavailable(
+                f"cannot create a scratch database on {mask(url)}: "
+                f"{lacking + ' (' + one_line(exc) + ')' if lacking else one_line(exc)}",
+                privilege=lacking,
+            ) from exc
+        pause_point("create-database:created")
+    pause_point("create-database:after")
+    say(f"scratch database: {name} on {mask(url)}")
+    return url.set(database=name), name
+
+
+# --- an existing empty database (--use-existing-empty-database) ---------------------------------
+
+_PG_USER_SCHEMA = "{n}.nspname NOT IN ('information_schema') AND {n}.nspname NOT LIKE 'pg\\_%'"
+_PG_INVENTORY = f"""
+SELECT 'schema', quote_ident(n.nspname) FROM pg_namespace n WHERE {_PG_USER_SCHEMA.format(n="n")}
+UNION ALL
+SELECT 'extension', quote_ident(extname) FROM pg_extension
+UNION ALL
+SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
+                      WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign table' ELSE 'table' END,
+       quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND {_PG_USER_SCHEMA.format(n="n")}
+UNION ALL
+SELECT CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'type' END,
+       quote_ident(n.nspname) || '.' || quote_ident(t.typname)
+  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE t.typtype IN ('c', 'd', 'e', 'r') AND {_PG_USER_SCHEMA.format(n="n")}
+   AND NOT EXISTS (SELECT 1 FROM pg_class r WHERE r.oid = t.typrelid AND r.relkind <> 'c')
+UNION ALL
+SELECT 'routine', quote_ident(n.nspname) || '.' || quote_ident(p.proname)
+                  || '(' || pg_get_function_identity_arguments(p.oid) || ')'
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE {_PG_USER_SCHEMA.format(n="n")}
+"""
+_MYSQL_INVENTORY = """
+SELECT CASE TABLE_TYPE WHEN 'VIEW' THEN 'view' WHEN 'SEQUENCE' THEN 'sequence' ELSE 'table' END,
+       TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()
+UNION ALL
+SELECT LOWER(ROUTINE_TYPE), ROUTINE_NAME FROM information_schema.ROUTINES
+ WHERE ROUTINE_SCHEMA = DATABASE()
+UNION ALL
+SELECT 'event', EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE()
+"""
+_SQLITE_INVENTORY = (
+    "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+)
+#: Kinds that do not make a database "used": an empty schema, an extension such as plpgsql.
+_CONTAINERS = ("schema", "extension")
+
+
+def inventory(conn: Connection) -> set[tuple[str, str]]:
+    """Every (kind, name) object in the database, in every schema (system schemas aside)."""
+    dialect = conn.dialect.name
+    query = {"postgresql": _PG_INVENTORY, "sqlite": _SQLITE_INVENTORY}.get(
+        dialect, _MYSQL_INVENTORY
+    )
+    rows = {(str(k), str(n)) for k, n in conn.execute(sa.text(query)).all()}
+    if conn.in_transaction():
+        conn.rollback()
+    return rows
+
+
+def _mysql_ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _sqlite_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+#: Drop order per kind (dependents first; CASCADE where the engine has it).
+_PG_DROP = {
+    "extension": "DROP EXTENSION IF EXISTS {} CASCADE",
+    "schema": "DROP SCHEMA IF EXISTS {} CASCADE",
+    "materialized view": "DROP MATERIALIZED VIEW IF EXISTS {} CASCADE",
+    "view": "DROP VIEW IF EXISTS {} CASCADE",
+    "foreign table": "DROP FOREIGN TABLE IF EXISTS {} CASCADE",
+    "table": "DROP TABLE IF EXISTS {} CASCADE",
+    "sequence": "DROP SEQUENCE IF EXISTS {} CASCADE",
+    "domain": "DROP DOMAIN IF EXISTS {} CASCADE",
+    "type": "DROP TYPE IF EXISTS {} CASCADE",
+    "routine": "DROP ROUTINE IF EXISTS {} CASCADE",
+}
+_MYSQL_DROP = {
+    "event": "DROP EVENT IF EXISTS {}",
+    "view": "DROP VIEW IF EXISTS {}",
+    "table": "DROP TABLE IF EXISTS {}",
+    "sequence": "DROP SEQUENCE IF EXISTS {}",
+    "procedure": "DROP PROCEDURE IF EXISTS {}",
+    "function": "DROP FUNCTION IF EXISTS {}",
+}
+_SQLITE_DROP = {
+    "trigger": "DROP TRIGGER IF EXISTS {}",
+    "view": "DROP VIEW IF EXISTS {}",
+    "table": "DROP TABLE IF EXISTS {}",
+    "index": "DROP INDEX IF EXISTS {}",
+}
+
+
+def _restore(engine: Engine, before: set[tuple[str, str]]) -> None:
+    """Drop everything that is not in ``before``; :class:`ServerError` naming what remains."""
+    try:
+        with engine.connect() as conn:
+            dialect = conn.dialect.name
+            if dialect == "mysql":
+                conn.exec_driver_sql("SET SESSION FOREIGN_KEY_CHECKS = 0")
+            elif dialect == "sqlite":
+                conn.exec_driver_sql("PRAGMA foreign_keys = OFF")
+            elif dialect == "postgresql":
+                conn.exec_driver_sql(f"SET lock_timeout = '{DROP_LOCK_TIMEOUT}s'")
+            conn.commit()
+            created = inventory(conn) - before
+            quoting: dict[str, tuple[dict[str, str], Callable[[str], str]]] = {
+                "postgresql": (_PG_DROP, str),  # the query quote_ident-ed them already
+                "mysql": (_MYSQL_DROP, _mysql_ident),
+                "sqlite": (_SQLITE_DROP, _sqlite_ident),
+            }
+            plan, quote = quoting[dialect]
+            for kind, statement in plan.items():
+                for k, name in sorted(created):
+                    if k != kind:
+                        continue
+                    try:
+                        conn.exec_driver_sql(statement.format(quote(name)))
+                        conn.commit()
+                    except sa.exc.DBAPIError:
+                        conn.rollback()
+            left = inventory(conn) - before
+    except sa.exc.SQLAlchemyError as exc:
+        raise ServerError(f"could not restore it: {one_line(exc)}") from exc
+    if left:
+        shown = ", ".join(f"{k} {n}" for k, n in sorted(left)[:5])
+        raise ServerError(f"could not restore it: {len(left)} object(s) remain ({shown})")
+
+
+def _existing_empty(url: URL, holder: Holder, say: Callable[[str], None]) -> Scratch:
+    """The database ``url`` names, when it is empty; cleaned back to empty afterwards."""
+    display = mask(url)
+    sqlite_file: Path | None = None
+    existed = True
+    if url.get_backend_name() == "sqlite":
+        sqlite_file = Path(str(url.database))
+        existed = sqlite_file.exists()
+    engine = _engine(url)
+    try:
+        with engine.connect() as conn:
+            before = inventory(conn)
+    except sa.exc.SQLAlchemyError as exc:
+        engine.dispose()
         raise UnavailableError(f"cannot connect to {display}: {one_line(exc)}") from exc
-    if tables and not allow_existing:
+    used = sorted(f"{k} {n}" for k, n in before if k not in _CONTAINERS)
+    if used:
+        engine.dispose()
         raise InputError(
-            f"{display} already has {len(tables)} table(s) ({', '.join(sorted(tables)[:5])}); "
-            "compatcheck only migrates databases it owns (pass allow_existing / --allow-existing)"
+            f"{display} is not empty: it has {len(used)} object(s) ({', '.join(used[:5])}); "
+            "--use-existing-empty-database only runs in a database without tables, views, "
+            "sequences, types or routines in any schema"
         )
 
+    def restore() -> None:
+        try:
+            if sqlite_file is not None and not existed:
+                for suffix in ("", "-journal", "-wal", "-shm"):
+                    Path(f"{sqlite_file}{suffix}").unlink(missing_ok=True)
+            else:
+                try:
+                    _restore(engine, before)
+                except ServerError as exc:
+                    raise ServerError(f"{display}: {exc}") from exc
+        finally:
+            engine.dispose()
 
-@contextlib.contextmanager
-def _cleanup_shielded() -> Iterator[None]:
-    """Ignore SIGINT/SIGTERM while cleaning up, so a second Ctrl-C cannot leave a database."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, unwinding like Ctrl-C; ``signum`` lets the CLI exit 143 rather than 130."""
-
-    signum = signal.SIGTERM
+    with deferred(), holder.creating(restore):
+        pass
+    say(f"using the existing empty database {display}; what the round trip creates is dropped")
+    return Scratch(url, engine, display, _dialect(url) if sqlite_file is None else "sqlite", False)
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt so ``finally`` blocks run (the default skips them)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise Terminated(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+# --- the one entry point ----------------------------------------------------------------------
 
 
 @contextlib.contextmanager
 def scratch_database(
     db_url: str | None,
     *,
-    allow_existing: bool = False,
+    workspace: Workspace | None = None,
+    use_existing_empty: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> Iterator[Scratch]:
     """Yield a database to migrate, and remove it afterwards whatever happens.
 
-    - ``None``, ``sqlite://`` or ``sqlite:///:memory:``: a temp file (a file, because Alembic and
-      compatcheck share it across connections), its folder removed afterwards.
-    - ``sqlite:///path``: that file, refused when it has tables unless ``allow_existing``.
-    - a PostgreSQL/MySQL/MariaDB URL: ``CREATE DATABASE compatcheck_<random>`` on that server,
-      dropped afterwards (``WITH (FORCE)`` on PostgreSQL, so a stuck session cannot keep it).
+    - ``None``, ``sqlite://`` or ``sqlite:///:memory:``: a file in the workspace's temp folder (a
+      file, because Alembic and compatcheck share it across connections);
+    - a PostgreSQL/MySQL/MariaDB URL: a ``compatcheck_<mark>_<random>`` database on that server,
+      dropped afterwards (sessions still on it ended first);
+    - with ``use_existing_empty``: the database the URL names (a SQLite file too), refused unless
+      empty, everything created in it dropped afterwards. A ``sqlite:///path`` without it is an
+      error: that file is not compatcheck's.
+
+    ``workspace`` runs the cleanup: with one (``check``), at its close, in the main thread; with
+    none, a workspace of its own closes when the block ends.
     """
-    say = progress or (lambda _msg: None)
-    cleanups: list[Callable[[], None]] = []
-    with _sigterm_as_interrupt():
-        try:
-            scratch = _create(db_url, allow_existing, cleanups, say)
-            cleanups.append(scratch.engine.dispose)
+    if workspace is None:
+        from compatcheck.targets import Workspace
+
+        with (
+            Workspace() as own,
+            scratch_database(
+                db_url, workspace=own, use_existing_empty=use_existing_empty, progress=progress
+            ) as scratch,
+        ):
             yield scratch
-        finally:
-            with _cleanup_shielded():
-                for fn in reversed(cleanups):
-                    with contextlib.suppress(Exception):
-                        fn()
+        return
+    say = progress or (lambda _msg: None)
+    scratch = _create(db_url, workspace, use_existing_empty, say)
+    scratch.cancelled = workspace.closing
+    try:
+        yield scratch
+    finally:
+        scratch.engine.dispose()
 
 
 def _create(
-    db_url: str | None,
-    allow_existing: bool,
-    cleanups: list[Callable[[], None]],
-    say: Callable[[str], None],
+    db_url: str | None, ws: Workspace, use_existing_empty: bool, say: Callable[[str], None]
 ) -> Scratch:
-    if db_url is not None:
-        try:
-            url = make_url(db_url)
-        except (sa.exc.ArgumentError, ValueError) as exc:
-            raise InputError(f"database URL {mask(db_url)} is not valid: {exc}") from exc
-    backend = url.get_backend_name() if db_url is not None else "sqlite"
+    url = _parse(db_url) if db_url is not None else URL.create("sqlite")
+    backend = url.get_backend_name()
     if backend == "sqlite":
-        database = url.database if db_url is not None else None
+        database = url.database
         if database and database != ":memory:" and not database.startswith("file:"):
-            engine = _engine(url)
-            display = mask(url)
-            _refuse_if_used(engine, display, allow_existing)
-            return Scratch(url, engine, display, "sqlite", owned=False)
-        folder = tempfile.mkdtemp(prefix="compatcheck_")
-        cleanups.append(lambda: shutil.rmtree(folder, ignore_errors=True))
-        path = Path(folder) / "scratch.sqlite"
+            if not use_existing_empty:
+                raise InputError(
+                    f"database URL {mask(url)} names a file compatcheck did not create: leave "
+                    "out --db-url for a temporary SQLite file, or pass "
+                    "--use-existing-empty-database to run in it (it must be empty)"
+                )
+            return _existing_empty(url, ws, say)
+        assert ws.dir is not None, "Workspace used outside its with-block"
+        path = ws.dir / f"migrations-{secrets.token_hex(3)}.sqlite"
         url = URL.create("sqlite", database=str(path))
         say(f"scratch database: temporary SQLite file {path}")
         engine = _engine(url)
         sa.event.listen(engine, "connect", _throwaway_sqlite)
         return Scratch(url, engine, f"sqlite:///{path}", "sqlite", owned=True)
-    if backend not in ("postgresql", "mysql", "mariadb"):
+    if backend not in SERVER_BACKENDS:
         raise InputError(f"database URL {mask(url)}: unsupported backend `{backend}`")
-    admin = _engine(url, isolation_level="AUTOCOMMIT")
-    cleanups.append(admin.dispose)
-    name = f"compatcheck_{secrets.token_hex(6)}"
-    quoted = f'"{name}"' if backend == "postgresql" else f"`{name}`"
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
-    except sa.exc.OperationalError as exc:
-        raise UnavailableError(f"cannot connect to {mask(url)}: {one_line(exc)}") from exc
-    except sa.exc.DBAPIError as exc:
-        # No CREATE DATABASE privilege: fall back to the given database if it is empty.
-        say(f"cannot create a scratch database on {mask(url)} ({one_line(exc)}); using it")
-        engine = _engine(url)
-        _refuse_if_used(engine, mask(url), allow_existing)
-        return Scratch(url, engine, mask(url), backend, owned=False)
-
-    def drop() -> None:
-        suffix = " WITH (FORCE)" if backend == "postgresql" else ""
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}{suffix}")
-
-    cleanups.append(drop)
-    target = url.set(database=name)
-    say(f"scratch database: {name} on {mask(url)}")
-    dialect = "postgresql" if backend == "postgresql" else "mysql"
-    return Scratch(target, _engine(target), mask(target), dialect, owned=True)
+    if use_existing_empty:
+        return _existing_empty(url, ws, say)
+    target, _name = create_server_database(url, ws, say)
+    return Scratch(target, _engine(target), mask(target), _dialect(url), owned=True)
 
 
 def alembic_url(url: URL) -> str:
