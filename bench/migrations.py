@@ -88,7 +88,8 @@ def time_compatcheck(folder: Path, old: str, new: str, db_url: str | None) -> fl
     start = time.perf_counter()
     result = inspect_migrations(folder, old, new, db_url=db_url)
     elapsed = time.perf_counter() - start
-    status = result.section["roundtrip"]["status"]
+    assert result.section.roundtrip is not None
+    status = result.section.roundtrip.status
     unexpected = [f.kind for f in result.findings if f.kind != "migrations/downgrade-destructive"]
     if status != "completed" or unexpected:
         raise SystemExit(f"unexpected result: {status} {unexpected}")

@@ -57,19 +57,15 @@ from compatcheck.progress import Progress
 from compatcheck.report import Report
 from compatcheck.scrape import ProbeResult, probe, scrape_metrics
 from compatcheck.snapshot import Snapshot, load_snapshot
-from compatcheck.targets import (
-    RunningTarget,
-    ScratchDatabase,
-    Workspace,
-    migrate_to_head,
-    read_alembic_head,
-    script_heads,
-)
+from compatcheck.targets import RunningTarget, Workspace
 
 if TYPE_CHECKING:
     # Trap: importing anything under compatcheck.migrations imports the whole package
-    # (SQLAlchemy, Alembic: ~0.3 s); a check without migrations must not pay for it.
-    from compatcheck.migrations.plans import CodeOnlyTrial, Exchange
+    # (SQLAlchemy, Alembic: ~0.3 s); a check without migrations must not pay for it. So every
+    # use below imports it where it is needed.
+    from compatcheck.migrations.plans import CodeOnlyTrial
+    from compatcheck.migrations.scratch import ScratchDatabase
+    from compatcheck.migrations.section import Exchange, MigrationsSection, TrialSetup
 
 FAMILY_INTERMITTENT = "__name__"
 
@@ -85,7 +81,7 @@ class Answer:
     log: str = ""
 
     def exchange(self) -> Exchange:
-        from compatcheck.migrations.plans import Exchange
+        from compatcheck.migrations.section import Exchange
 
         return Exchange(self.method, self.path, self.result.status, self.result.error, self.log)
 
@@ -101,7 +97,7 @@ class CheckResult:
     old: Snapshot
     new: Snapshot
     findings: list[Finding]
-    migrations: dict[str, Any] | None
+    migrations: MigrationsSection | None
     timings: dict[str, float]
     #: Report sections beside the findings (``artifact``: reference, digest, rollback command).
     extras: dict[str, Any] = field(default_factory=dict)
@@ -417,6 +413,8 @@ class _Capture:
         if self.ws.closing():  # interrupted meanwhile: no migration nobody will look at
             raise UnavailableError("the run is shutting down")
         self.say(f"migrating scratch database ({db.kind}) to the release's head")
+        from compatcheck.migrations.sources.alembic.runner import migrate_to_head
+
         head = migrate_to_head(location, db.url)
         if self.on_migrated is not None and db.kind == "sqlite":
             self.on_migrated(db.url)
@@ -490,6 +488,8 @@ class _Capture:
         self._time("probe", t0)
 
         if self.db_url is not None:
+            from compatcheck.migrations.sources.alembic.runner import read_alembic_head
+
             alembic_head = read_alembic_head(self.db_url) or alembic_head
         if self.running is not None and self.running.exit_code() is not None:
             self._unavailable(
@@ -638,7 +638,7 @@ class _TrialRun:
     startup_log: str = ""
     exit_code: int | None = None
     log_tail: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
+    setup: TrialSetup | None = None
 
 
 class _CodeOnlyTrial:
@@ -700,7 +700,7 @@ class _CodeOnlyTrial:
             out = self._run()
         finally:
             self.db_done.set()
-        out.details["seconds"] = round(time.monotonic() - start, 3)
+        out.setup = replace(_setup(out), seconds=round(time.monotonic() - start, 3))
         return out
 
     def _run(self) -> _TrialRun:
@@ -713,33 +713,38 @@ class _CodeOnlyTrial:
             return out
         # NEW's scratch database first: with SQLite, NEW's capture hands over a copy of it.
         for role in ("new", "old"):
-            ev = self.wait_for[role]
-            while not ev.wait(0.05):
-                pass
+            self.wait_for[role].wait()
             if self.copied is not None:
                 break
         t0 = time.monotonic()
         if self.copied is not None:
             db = self.copied
-            out.details.update(database=db.kind, prepared="copy of NEW's migrated database")
+            out.setup = replace(
+                _setup(out), database=db.kind, prepared="copy of NEW's migrated database"
+            )
             self.db_done.set()
         else:
             mig = self.config.migrations
             database = mig.database if mig else "sqlite"
             try:
                 db = self.ws.scratch_database("code-only", database)
-                out.details.update(database=db.kind, prepared="migrated with NEW's scripts")
+                out.setup = replace(
+                    _setup(out), database=db.kind, prepared="migrated with NEW's scripts"
+                )
                 if db.kind == "server":
                     # The name only (``compatcheck_<random>``): the URL may hold credentials.
-                    out.details["database_name"] = db.shown.rsplit("/", 1)[-1].split("?")[0]
+                    name = db.shown.rsplit("/", 1)[-1].split("?")[0]
+                    out.setup = replace(out.setup, database_name=name)
                 cap.say(f"migrating a scratch database ({db.kind}) to NEW's head")
+                from compatcheck.migrations.sources.alembic.runner import migrate_to_head
+
                 migrate_to_head(new_loc, db.url)
             except UnavailableError as exc:
                 out.not_run = f"no scratch database at NEW's head: {exc}"
                 return out
             finally:
                 self.db_done.set()
-        out.details["prepare_seconds"] = round(time.monotonic() - t0, 3)
+        out.setup = replace(_setup(out), prepare_seconds=round(time.monotonic() - t0, 3))
         try:
             cap.running = self.ws.launch(old, database_url=db.url, name="code-only")
         except UnavailableError as exc:
@@ -754,7 +759,8 @@ class _CodeOnlyTrial:
             ):
                 rc, mc = self.config.readiness, self.config.metrics
                 _, _, reason = cap._wait_ready(client, running.base_url, rc, mc, running.started)
-                out.details["ready_seconds"] = round(time.monotonic() - running.started, 3)
+                ready = round(time.monotonic() - running.started, 3)
+                out.setup = replace(_setup(out), ready_seconds=ready)
                 if reason is not None:
                     out.startup_error = reason
                     out.startup_log = running.log_tail(lines=40)
@@ -773,21 +779,25 @@ class _CodeOnlyTrial:
         return out
 
 
+def _setup(run: _TrialRun) -> TrialSetup:
+    from compatcheck.migrations.section import TrialSetup
+
+    return run.setup or TrialSetup()
+
+
 def _judge_trial(baseline: list[Answer] | None, run: _TrialRun) -> CodeOnlyTrial:
     from compatcheck.migrations.plans import CodeOnlyTrial, judge_trial
 
     if run.not_run is not None:
-        return CodeOnlyTrial(verified=False, note=run.not_run, details=run.details)
-    exchanges = [a.exchange() for a in run.answers]
-    details = {**run.details, "requests": [e.as_dict() for e in exchanges]}
+        return CodeOnlyTrial(verified=False, note=run.not_run, setup=_setup(run))
     return judge_trial(
         None if baseline is None else [a.exchange() for a in baseline],
-        exchanges,
+        [a.exchange() for a in run.answers],
         startup_error=run.startup_error,
         startup_log=run.startup_log,
         exit_code=run.exit_code,
         log_tail=run.log_tail,
-        details=details,
+        setup=_setup(run),
     )
 
 
@@ -836,7 +846,7 @@ def run_check(config: Config, *, progress: Progress | None = None) -> CheckResul
     events = {"old": threading.Event(), "new": threading.Event()}
     captures: dict[str, _Capture] = {}
     findings: list[Finding] = []
-    migrations_section: dict[str, Any] | None = None
+    migrations_section: MigrationsSection | None = None
     unrunnable = _code_only_unrunnable(config) if config.migrations is not None else None
     with Workspace(grace=config.grace) as ws:
         for role in ("old", "new"):
@@ -880,7 +890,7 @@ def run_check(config: Config, *, progress: Progress | None = None) -> CheckResul
             if "code-only" in results:
                 run: _TrialRun = results["code-only"]
                 judged = _judge_trial(captures["old"].answers, run)
-                timings["code_only"] = float(run.details.get("seconds", 0.0))
+                timings["code_only"] = _setup(run).seconds or 0.0
             else:
                 judged = CodeOnlyTrial(verified=False, note=unrunnable or "not run")
             mig_findings, migrations_section = verify_code_only(
@@ -906,22 +916,37 @@ def _migrations_job(
     events: Mapping[str, threading.Event],
     captures: Mapping[str, _Capture],
     progress: Progress,
-) -> Callable[[], tuple[list[Finding], dict[str, Any] | None, float]] | None:
+) -> Callable[[], tuple[list[Finding], MigrationsSection | None, float]] | None:
     """The migrations inspection, run beside the captures once both scratch DBs are migrated.
 
-    Trap: waiting for the per-target upgrades is not politeness: Alembic's ``context`` proxy is
-    process-wide, so two ``env.py`` runs at once in two threads corrupt each other.
+    Trap: two ``env.py`` runs at once in two threads corrupt each other (Alembic's ``context``
+    proxy is process-wide); the Alembic lock prevents that. Waiting for the per-target upgrades
+    first only lets the releases start sooner.
     """
     if config.migrations is None:
         return None
     old_loc = target_script_location(config, config.old)
     new_loc = target_script_location(config, config.new)
 
-    def job() -> tuple[list[Finding], dict[str, Any] | None, float]:
+    def job() -> tuple[list[Finding], MigrationsSection | None, float]:
+        # The jobs that set these events were started before this one and set them whatever
+        # happens: a plain wait cannot hang.
         for ev in events.values():
-            while not ev.wait(0.05):
-                pass
+            ev.wait()
         t0 = time.monotonic()
+        try:
+            from compatcheck.migrations import inspect_migrations
+            from compatcheck.migrations.sources.alembic.runner import script_heads
+        except ImportError:
+            return (
+                [
+                    _plain_unavailable(
+                        "migrations", "migrations not inspected: compatcheck.migrations is missing"
+                    )
+                ],
+                None,
+                0.0,
+            )
         old_head = script_heads(old_loc) if old_loc and old_loc.is_dir() else None
         new_head = script_heads(new_loc) if new_loc and new_loc.is_dir() else None
         if old_head is None or new_head is None or new_loc is None:
@@ -931,18 +956,6 @@ def _migrations_job(
                         "migrations",
                         "migrations not inspected: cannot determine both releases' Alembic heads "
                         f"(old: {old_head or 'unknown'}, new: {new_head or 'unknown'})",
-                    )
-                ],
-                None,
-                0.0,
-            )
-        try:
-            from compatcheck.migrations import inspect_migrations
-        except ImportError:
-            return (
-                [
-                    _plain_unavailable(
-                        "migrations", "migrations not inspected: compatcheck.migrations is missing"
                     )
                 ],
                 None,
@@ -965,8 +978,7 @@ def _migrations_job(
             return [_plain_unavailable("migrations", str(exc))], None, time.monotonic() - t0
         took = time.monotonic() - t0
         progress.step(None, f"migrations inspected in {took:.2f} s")
-        section = result.section
-        return list(result.findings), dict(section) if section is not None else None, took
+        return list(result.findings), result.section, took
 
     return job
 

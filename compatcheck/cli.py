@@ -299,8 +299,8 @@ def _cmd_migrations(args: argparse.Namespace, out: IO[str]) -> int:
     )
     section = result.section
     source = str(args.script_location)
-    old = Snapshot(label=str(section.get("old_head") or args.old), source=source)
-    new = Snapshot(label=str(section.get("new_head") or args.new or "head"), source=source)
+    old = Snapshot(label=str(section.old_head or args.old), source=source)
+    new = Snapshot(label=str(section.new_head or args.new or "head"), source=source)
     report = evaluate(
         old,
         new,

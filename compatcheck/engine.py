@@ -26,6 +26,7 @@ from compatcheck.snapshot import Snapshot
 
 if TYPE_CHECKING:
     from compatcheck.consumers import ConsumerSet
+    from compatcheck.migrations.section import MigrationsSection
 
 DIRECTIONS = ("rollback", "deploy")
 
@@ -48,7 +49,7 @@ class EvaluateOptions:
     #: Findings produced during capture (readiness expectations, migrations, unavailable...).
     extra_findings: Sequence[Finding] = ()
     #: The report's ``migrations`` section, when migrations were inspected.
-    migrations: Mapping[str, Any] | None = None
+    migrations: MigrationsSection | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
     extras: Mapping[str, Any] = field(default_factory=dict)
     #: See :attr:`compatcheck.report.Report.anchor`.
@@ -171,14 +172,14 @@ def evaluate(old: Snapshot, new: Snapshot, options: EvaluateOptions | None = Non
     policy = opts.policy or default_policy()
     outcome = rate_findings(ordered, policy, consumers_known=consumers_known, today=opts.today)
     migrations = opts.migrations
-    plans: tuple[Mapping[str, Any], ...] = ()
     relaxed: frozenset[str] = frozenset()
     if migrations is not None:
+        # Imported here: the migrations package loads SQLAlchemy and Alembic (~0.3 s), which
+        # an evaluation without migrations never needs.
         from compatcheck.migrations.plans import for_direction, non_blocking_kinds
 
-        plans = tuple(for_direction(migrations.get("plans", ()), opts.direction))
-        relaxed = non_blocking_kinds(plans, opts.direction)
-        migrations = {**migrations, "plans": list(plans)}
+        migrations = for_direction(migrations, opts.direction)
+        relaxed = non_blocking_kinds(migrations.plans, opts.direction)
     rated = tuple(
         RatedFinding(f, r.severity, r.waiver, blocking=f.kind not in relaxed)
         for f, r in zip(ordered, outcome.ratings, strict=True)
@@ -194,7 +195,6 @@ def evaluate(old: Snapshot, new: Snapshot, options: EvaluateOptions | None = Non
         findings=rated,
         fail_on=opts.fail_on,
         migrations=migrations,
-        plans=plans,
         timings=timings,
         expired_waivers=tuple(outcome.expired_waivers),
         unused_waivers=tuple(outcome.unused_waivers),

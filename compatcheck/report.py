@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from compatcheck import __version__
 from compatcheck.catalogue import SEVERITY_RANK
 from compatcheck.model import Finding
 from compatcheck.policy import Waiver
+
+if TYPE_CHECKING:
+    from compatcheck.migrations.section import MigrationsSection, Plan
 
 REPORT_SCHEMA = "compatcheck.report/v1"
 
@@ -87,8 +90,8 @@ class Report:
     new: VersionInfo
     findings: tuple[RatedFinding, ...]
     fail_on: str = "error"
-    migrations: Mapping[str, Any] | None = None
-    plans: tuple[Mapping[str, Any], ...] = ()
+    #: What the migrations inspection found, when migrations were inspected.
+    migrations: MigrationsSection | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
     expired_waivers: tuple[Waiver, ...] = ()
     unused_waivers: tuple[Waiver, ...] = ()
@@ -100,6 +103,15 @@ class Report:
     #: What a person must read before the findings (e.g. one capture is a small fraction of the
     #: other): the text and Markdown reports' first line, ``notes`` in JSON.
     notes: tuple[str, ...] = ()
+
+    @property
+    def plans(self) -> tuple[Plan, ...]:
+        """The rollback plans, as judged for this report's direction (none without migrations).
+
+        The JSON carries them twice (top-level ``plans`` and ``migrations.plans``, both pinned),
+        written from this one fact.
+        """
+        return self.migrations.plans if self.migrations is not None else ()
 
     @property
     def go(self) -> bool:
@@ -138,7 +150,7 @@ class Report:
             "new": self.new.to_json(),
             "counts": self.counts,
             "findings": [rf.to_json() for rf in self.visible()],
-            "plans": [dict(p) for p in self.plans],
+            "plans": [p.to_json() for p in self.plans],
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "waivers": {
                 "expired": [w.to_json() for w in self.expired_waivers],
@@ -146,7 +158,7 @@ class Report:
             },
         }
         if self.migrations is not None:
-            out["migrations"] = dict(self.migrations)
+            out["migrations"] = self.migrations.to_json()
         if self.notes:
             out["notes"] = list(self.notes)
         out.update(self.extras)

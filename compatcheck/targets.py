@@ -40,16 +40,15 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from compatcheck import leftovers
 from compatcheck.config import TargetConfig
 from compatcheck.errors import UnavailableError
 from compatcheck.interrupts import default_signals_in_child, raise_terminated, shielded
 
-#: Alembic's ``context`` module is a process-wide proxy installed while ``env.py`` runs, so two
-#: upgrades in two threads would trample each other. Every in-process Alembic run takes this lock.
-ALEMBIC_LOCK = threading.RLock()
+if TYPE_CHECKING:
+    from compatcheck.migrations.scratch import ScratchDatabase
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -91,15 +90,6 @@ class RunningTarget:
             return ""
         text = data.decode("utf-8", errors="replace")
         return "\n".join(text.splitlines()[-lines:])
-
-
-@dataclass(frozen=True)
-class ScratchDatabase:
-    """A database compatcheck created and will drop; ``url`` holds credentials, ``shown`` not."""
-
-    url: str
-    shown: str
-    kind: str  # "sqlite" | "server"
 
 
 def _group_alive(pgid: int) -> bool:
@@ -311,15 +301,13 @@ class Workspace:
                 self._changed.notify_all()
 
     def scratch_database(self, role: str, database: str = "sqlite") -> ScratchDatabase:
-        """A fresh empty database for one target: a temp SQLite file, or one made on a server."""
-        if database == "sqlite":
-            with self._lock:
-                path = self._register("create a database") / f"{role}.sqlite"
-            return ScratchDatabase(f"sqlite:///{path}", f"sqlite:///{path}", "sqlite")
-        from compatcheck.migrations.scratch import create_server_database, mask
+        """A fresh empty database for one target (:func:`~compatcheck.migrations.scratch.
+        release_database`), dropped when the workspace closes."""
+        # Imported here: the scratch module loads SQLAlchemy (~0.2 s), which a run without
+        # databases never needs.
+        from compatcheck.migrations.scratch import release_database
 
-        real, _name = create_server_database(database, self, lambda _msg: None)
-        return ScratchDatabase(real.render_as_string(hide_password=False), mask(real), "server")
+        return release_database(self, role, database)
 
     # -- processes ------------------------------------------------------------------------
 
@@ -491,56 +479,3 @@ def _child_setup() -> Callable[[], None]:
                 os.kill(os.getpid(), kill)
 
     return setup
-
-
-def migrate_to_head(script_location: Path, url: str) -> str | None:
-    """Upgrade a scratch database to the release's head with Alembic; return the new head."""
-    from alembic import command
-    from alembic.config import Config as AlembicConfig
-
-    if not (script_location / "env.py").is_file():
-        raise UnavailableError(f"{script_location}: not an Alembic script location (no env.py)")
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(script_location))
-    # Trap: Alembic config values go through ConfigParser interpolation; a `%` in a password
-    # would be read as a reference.
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    with ALEMBIC_LOCK:
-        try:
-            command.upgrade(cfg, "heads")
-        except Exception as exc:
-            first = (str(exc).splitlines() or [type(exc).__name__])[0]
-            raise UnavailableError(
-                f"{script_location}: upgrade to head failed: {type(exc).__name__}: {first}"
-            ) from None
-    return read_alembic_head(url)
-
-
-def read_alembic_head(url: str) -> str | None:
-    """The revision(s) recorded in ``alembic_version`` (comma-joined when several heads)."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
-    except Exception:
-        return None
-    finally:
-        engine.dispose()
-    return ",".join(sorted(str(r) for r in rows)) or None
-
-
-def script_heads(script_location: Path) -> str | None:
-    """Head revision(s) of a script location without touching a database."""
-    from alembic.config import Config as AlembicConfig
-    from alembic.script import ScriptDirectory
-
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(script_location))
-    with ALEMBIC_LOCK:
-        try:
-            heads = ScriptDirectory.from_config(cfg).get_heads()
-        except Exception:
-            return None
-    return ",".join(sorted(heads)) or None

@@ -207,7 +207,8 @@ def test_wrong_release_is_a_version_mismatch(tmp_path, isolated_tmp):
 def test_snapshot_from_url_of_a_running_release(tmp_path, isolated_tmp):
     from compatcheck.capture import snapshot_from_url
     from compatcheck.config import TargetConfig
-    from compatcheck.targets import Workspace, migrate_to_head
+    from compatcheck.migrations.sources.alembic.runner import migrate_to_head
+    from compatcheck.targets import Workspace
 
     shop = DEMO.parent / "services" / "shop" / "v2"
     db = f"sqlite:///{tmp_path / 'shop.sqlite'}"

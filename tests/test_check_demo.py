@@ -46,8 +46,8 @@ def test_demo_rollback_is_no_go_naming_every_break(isolated_tmp):
         ("migrations/new-data-removed", "2b0c0ffee003"),
     }
     assert report.migrations is not None
-    assert report.migrations["old_head"] == "1a0c0ffee001"
-    assert report.migrations["new_head"] == "2b0c0ffee003"
+    assert report.migrations.old_head == "1a0c0ffee001"
+    assert report.migrations.new_head == "2b0c0ffee003"
     assert (report.old.build["version"], report.new.build["version"]) == ("1.0.0", "2.0.0")
     assert list(isolated_tmp.iterdir()) == []
 

@@ -27,12 +27,12 @@ from compatcheck.engine import EvaluateOptions
 from compatcheck.migrations.plans import (
     RUNTIME_FAILURE,
     CodeOnlyTrial,
-    Exchange,
     error_line,
     judge_plans,
     judge_trial,
     verify_code_only,
 )
+from compatcheck.migrations.section import Exchange, MigrationsSection
 from compatcheck.model import Finding
 from tests.test_reliability import _command, processes_with
 
@@ -57,6 +57,12 @@ DOWNGRADE_SAFE = {
     "basis": "roundtrip",
     "status": "safe",
 }
+
+
+def _verify(findings: list[Finding], trial: CodeOnlyTrial) -> tuple[list[Finding], Any]:
+    """:func:`verify_code_only` on :data:`SECTION`, the section as the report writes it."""
+    out, section = verify_code_only(findings, MigrationsSection.from_json(SECTION), trial)
+    return out, section.to_json()
 
 
 def _ex(method: str, path: str, status: int | None, log: str = "") -> Exchange:
@@ -151,7 +157,7 @@ def test_runtime_failure_becomes_a_finding_only_when_nothing_static_covers_it():
         requests=({"method": "POST", "path": "/b", "status": 500, "own_database_status": 201},),
         log_tail="sqlite3.IntegrityError: UNIQUE constraint failed: t.x",
     )
-    findings, section = verify_code_only([], SECTION, broken)
+    findings, section = _verify([], broken)
     assert [(f.kind, f.subject) for f in findings] == [("migrations/old-code-incompatible", "b2")]
     assert findings[0].evidence == {
         "reason": RUNTIME_FAILURE,
@@ -176,7 +182,7 @@ def test_runtime_failure_becomes_a_finding_only_when_nothing_static_covers_it():
     assert section["recommended"] == "downgrade"
     assert SECTION["plans"] == []  # the input section is not modified
 
-    findings, section = verify_code_only([STATIC], SECTION, broken)
+    findings, section = _verify([STATIC], broken)
     assert findings == [STATIC]
     assert section["plans"][0]["reasons"] == [
         f"{STATIC.kind} {STATIC.subject}: {STATIC.message}",
@@ -186,7 +192,7 @@ def test_runtime_failure_becomes_a_finding_only_when_nothing_static_covers_it():
 
 def test_a_clean_trial_verifies_but_does_not_clear_a_static_concern():
     clean = CodeOnlyTrial(verified=True, replayed=1, exercised=True)
-    _, section = verify_code_only([], SECTION, clean)
+    _, section = _verify([], clean)
     assert section["plans"][0] == {
         "name": "code-only",
         "verified": True,
@@ -196,14 +202,14 @@ def test_a_clean_trial_verifies_but_does_not_clear_a_static_concern():
         "status": "safe; verified: OLD ran on NEW's schema (1 warm-up request replayed)",
     }
     assert section["recommended"] == "code-only"
-    _, section = verify_code_only([STATIC], SECTION, clean)
+    _, section = _verify([STATIC], clean)
     assert section["plans"][0]["safe"] is False and section["plans"][0]["verified"] is True
 
 
 def test_an_untried_plan_says_why_and_keeps_its_static_judgement():
     untried = CodeOnlyTrial(verified=False, note="OLD is a `url` target")
     plans, recommended = judge_plans([], untried)
-    assert plans[0] == {
+    assert plans[0].to_json() == {
         "name": "code-only",
         "verified": False,
         "verification": "OLD is a `url` target",
@@ -216,7 +222,7 @@ def test_an_untried_plan_says_why_and_keeps_its_static_judgement():
     }
     assert recommended == "code-only"
     # Without a trial (``compatcheck migrations``) the plan says OLD's code never ran.
-    assert judge_plans([])[0][0] == {
+    assert judge_plans([])[0][0].to_json() == {
         "name": "code-only",
         "safe": True,
         "reasons": [],
@@ -253,7 +259,7 @@ def _keys(findings: Any) -> set[tuple[str, str]]:
 def test_demo_code_only_plan_is_verified_unsafe(isolated_tmp):
     result = run_check(load_config(DEMO / "compatcheck.yaml"))
     assert result.migrations is not None
-    plans = {p["name"]: p for p in result.migrations["plans"]}
+    plans = {p["name"]: p for p in result.migrations.to_json()["plans"]}
     broken_post = (
         "OLD on NEW's schema: `POST /orders` → connection closed without a response (2 of 3; "
         "log: `sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) table orders has no "
@@ -282,8 +288,8 @@ def test_demo_code_only_plan_is_verified_unsafe(isolated_tmp):
         "safe; removes NEW-era data: `refunds` (2 rows), `orders.payment_method` (3 values), "
         "counted in the scratch round trip"
     )
-    assert result.migrations["recommended"] == "downgrade"
-    trial = result.migrations["code_only_trial"]
+    assert result.migrations.to_json()["recommended"] == "downgrade"
+    trial = result.migrations.to_json()["code_only_trial"]
     assert trial["prepared"] == "copy of NEW's migrated database"
     assert [(r["method"], r["path"], r["status"]) for r in trial["requests"]] == [
         ("GET", "/products", 200),
@@ -309,7 +315,7 @@ def test_compatible_pair_code_only_verified_safe_and_go(isolated_tmp):
     config = load_config(DEMO / "compatible.yaml")
     result = run_check(config)
     assert result.migrations is not None
-    assert result.migrations["plans"][0] == {
+    assert result.migrations.to_json()["plans"][0] == {
         "name": "code-only",
         "verified": True,
         "safe": True,
@@ -317,8 +323,8 @@ def test_compatible_pair_code_only_verified_safe_and_go(isolated_tmp):
         "basis": "runtime",
         "status": "safe; verified: OLD ran on NEW's schema (5 warm-up requests replayed)",
     }
-    assert result.migrations["recommended"] == "code-only"
-    assert [r["status"] for r in result.migrations["code_only_trial"]["requests"]] == [
+    assert result.migrations.to_json()["recommended"] == "code-only"
+    assert [r["status"] for r in result.migrations.to_json()["code_only_trial"]["requests"]] == [
         200,
         201,
         201,
@@ -517,7 +523,7 @@ def test_unique_index_only_the_runtime_trial_sees(tmp_path, isolated_tmp, marker
         }
     ]
     assert "UNIQUE constraint failed" in finding.evidence["log_tail"]
-    assert result.migrations["plans"] == [
+    assert result.migrations.to_json()["plans"] == [
         {
             "name": "code-only",
             "verified": True,
@@ -528,7 +534,7 @@ def test_unique_index_only_the_runtime_trial_sees(tmp_path, isolated_tmp, marker
         },
         DOWNGRADE_SAFE,
     ]
-    assert result.migrations["recommended"] == "downgrade"
+    assert result.migrations.to_json()["recommended"] == "downgrade"
     assert processes_with(marker) == []
     assert list(isolated_tmp.iterdir()) == []
 
@@ -543,11 +549,11 @@ def test_old_that_crashes_on_new_schema_makes_code_only_unsafe(tmp_path, isolate
     )
     # OLD's own run was fine; the static rename finding covers the break: no second finding.
     assert _keys(result.findings) == {("migrations/old-code-incompatible", "c2")}
-    code_only = result.migrations["plans"][0]
+    code_only = result.migrations.to_json()["plans"][0]
     assert code_only["verified"] is True and code_only["safe"] is False
     assert code_only["reasons"][-1] == crash
     assert len(code_only["reasons"]) == 2
-    assert result.migrations["code_only_trial"]["requests"] == []
+    assert result.migrations.to_json()["code_only_trial"]["requests"] == []
     assert processes_with(marker) == []
     assert list(isolated_tmp.iterdir()) == []
 
@@ -596,12 +602,12 @@ def test_demo_on_postgresql_migrates_the_trial_database_and_drops_it(
     )
     result = run_check(parse_config(text, tmp_path / "compatcheck.yaml"))
     assert result.migrations is not None
-    trial = result.migrations["code_only_trial"]
+    trial = result.migrations.to_json()["code_only_trial"]
     assert (trial["database"], trial["prepared"]) == ("server", "migrated with NEW's scripts")
     assert trial["database_name"].startswith("compatcheck_")
     # The same two failures as on SQLite, in PostgreSQL's words: the write and the read that the
     # column rename breaks.
-    reasons = result.migrations["plans"][0]["reasons"][1:]
+    reasons = result.migrations.to_json()["plans"][0]["reasons"][1:]
     assert [r.split(" → ")[0] for r in reasons] == [
         "OLD on NEW's schema: `POST /orders`",
         "OLD on NEW's schema: `GET /orders`",

@@ -9,6 +9,7 @@ import pytest
 
 from compatcheck.engine import EvaluateOptions, evaluate
 from compatcheck.errors import UsageError
+from compatcheck.migrations.section import MigrationsSection
 from compatcheck.model import Finding, MetricFamily, MetricsSchema
 from compatcheck.policy import load_policy
 from compatcheck.schemas import validate
@@ -90,7 +91,9 @@ def test_a_safe_plan_relaxes_the_other_plans_findings(
         "downgrade_path": ["b2"],
         "plans": [{"name": n, "safe": s, "reasons": []} for n, s in safe.items()],
     }
-    opts = EvaluateOptions(extra_findings=_migration_findings(), migrations=section)
+    opts = EvaluateOptions(
+        extra_findings=_migration_findings(), migrations=MigrationsSection.from_json(section)
+    )
     r = evaluate(snap(), snap(), opts)
     assert {rf.finding.kind for rf in r.findings if rf.blocking} == blocking
     assert r.verdict == verdict

@@ -15,8 +15,10 @@ import yaml
 
 from compatcheck.errors import InputError, UnavailableError
 from compatcheck.migrations import MigrationsResult, inspect_migrations
-from compatcheck.migrations.graph import downgrade_path, load_history, resolve
-from compatcheck.migrations.static import parse_sql, read_revision_file
+from compatcheck.migrations.graph import downgrade_path, resolve
+from compatcheck.migrations.sources.alembic.history import load_history
+from compatcheck.migrations.sources.alembic.revisions import read_revision_file
+from compatcheck.migrations.sql import parse_sql
 
 from .conftest import scratch_databases
 
@@ -57,13 +59,14 @@ def check_dynamic(case: str, engine: str, result: MigrationsResult) -> None:
         | pairs((exp.get("engines") or {}).get(engine))
     )
     assert got(result) == want
-    assert result.section["mode"] == "roundtrip"
-    assert result.section["engine"] == engine
-    assert result.section["recommended"] == exp["recommended"]
-    assert result.section["downgrade_path"] == exp["path"]
-    names = [p["name"] for p in result.section["plans"]]
+    section = result.section.to_json()
+    assert section["mode"] == "roundtrip"
+    assert section["engine"] == engine
+    assert section["recommended"] == exp["recommended"]
+    assert section["downgrade_path"] == exp["path"]
+    names = [p["name"] for p in section["plans"]]
     assert names == ["code-only", "downgrade"]
-    json.dumps(result.section)  # the section goes into the JSON report as is
+    json.dumps(section)  # the section goes into the JSON report as is
 
 
 # ---------------------------------------------------------------------------------- static
@@ -74,10 +77,11 @@ def test_static_case(case: str) -> None:
     exp = expected(case)
     result = run_case(case, None, static=True)
     assert got(result) == pairs(exp["static"]) | pairs(exp.get("without_roundtrip"))
-    assert result.section["mode"] == "static"
-    assert result.section["downgrade_path"] == exp["path"]
-    assert result.section.get("skipped_by_alembic", []) == exp.get("skipped_by_alembic", [])
-    assert result.section["recommended"] == exp["recommended"]
+    section = result.section.to_json()
+    assert section["mode"] == "static"
+    assert section["downgrade_path"] == exp["path"]
+    assert section.get("skipped_by_alembic", []) == exp.get("skipped_by_alembic", [])
+    assert section["recommended"] == exp["recommended"]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -85,7 +89,7 @@ def test_bare_versions_folder_is_static(case: str) -> None:
     exp = expected(case)
     result = inspect_migrations(ALEMBIC / case / "versions", exp["old"], exp["new"])
     assert got(result) == pairs(exp["static"]) | pairs(exp.get("without_roundtrip"))
-    assert result.section["roundtrip"]["status"] == "skipped"
+    assert result.section.to_json()["roundtrip"]["status"] == "skipped"
 
 
 def test_static_never_imports(tmp_path: Path) -> None:
@@ -123,7 +127,7 @@ def test_path_order_matches_alembic_own_ordering() -> None:
     to_old = downgrade_path(history, "0004_title_index", "0002a_items")
     assert to_old is not None
     assert list(to_old.revisions) == ["0004_title_index", "0003_merge", "0002b_flag"]
-    assert to_old.skipped_by_alembic == ("0002b_flag",)
+    assert to_old.skipped_by_framework == ("0002b_flag",)
 
 
 def test_resolve_prefix_head_and_unknown() -> None:
@@ -135,11 +139,11 @@ def test_resolve_prefix_head_and_unknown() -> None:
         resolve(history, "000")
     result = inspect_migrations(ALEMBIC / "destructive_downgrade", "0999_gone", "0003", static=True)
     assert got(result) == {("migrations/path-missing", "0999_gone")}
-    assert [p["safe"] for p in result.section["plans"]] == [False, False]
+    assert [p["safe"] for p in result.section.to_json()["plans"]] == [False, False]
     # NEW's head is known even though OLD's is not: the report names both, never `None`.
     unknown_old = inspect_migrations(ALEMBIC / "destructive_downgrade", "0999_gone", None)
     assert got(unknown_old) == {("migrations/path-missing", "0999_gone")}
-    heads = (unknown_old.section["old_head"], unknown_old.section["new_head"])
+    heads = (unknown_old.section.old_head, unknown_old.section.new_head)
     assert heads == ("0999_gone", "0003_upper_names")
 
 
@@ -159,7 +163,8 @@ def ops_of(tmp_path: Path, body: str, func: str = "upgrade") -> list[tuple[Any, 
     (tmp_path / "r.py").write_text(src)
     rev = read_revision_file(tmp_path / "r.py")
     assert rev is not None
-    fn = getattr(rev, func)
+    fn = {"upgrade": rev.up, "downgrade": rev.down}[func]
+    assert fn is not None
     return [(o.op, o.table, o.column, o.name) for o in fn.ops]
 
 
@@ -263,12 +268,13 @@ def test_roundtrip_evidence_sqlite(isolated_tmp: Path) -> None:
     assert destructive["columns"] == ["users.nickname"]
     assert destructive["removed_in_roundtrip"] == {"orders": 2, "users.nickname": 3}
     assert by[("migrations/data-lost", "0003_upper_names")].evidence["lost"] == {"users.name": 3}
-    sql = result.section["offline_sql"]
+    section = result.section.to_json()
+    sql = section["offline_sql"]
     assert "DROP TABLE orders" in sql
     assert "UPDATE users SET name = UPPER(name)" in sql
-    assert result.section["online_only"] == []
+    assert section["online_only"] == []
     batch = run_case("batch_mode", None)
-    assert [o["revision"] for o in batch.section["online_only"]] == ["0002_batch"]
+    assert [o["revision"] for o in batch.section.to_json()["online_only"]] == ["0002_batch"]
 
 
 def test_seed_sql_and_live_counts(tmp_path: Path, isolated_tmp: Path) -> None:
@@ -287,16 +293,17 @@ def test_seed_sql_and_live_counts(tmp_path: Path, isolated_tmp: Path) -> None:
         "orders": 7,
         "users.nickname": 2,
     }
-    assert result.section["data_at_risk"] == [
+    section = result.section.to_json()
+    assert section["data_at_risk"] == [
         "`orders`: 7 rows",
         "`users.name`: 3 non-NULL values",
         "`users.nickname`: 2 non-NULL values",
     ]
     # The same counts belong to the downgrade plan (which the data loss makes unsafe).
-    downgrade = result.section["plans"][1]
+    downgrade = section["plans"][1]
     assert (downgrade["safe"], downgrade["live_data_at_risk"]) == (
         False,
-        result.section["data_at_risk"],
+        section["data_at_risk"],
     )
     with sqlite3.connect(live) as db:  # read-only: nothing changed
         assert db.execute("SELECT count(*) FROM orders").fetchone() == (7,)
@@ -311,7 +318,7 @@ SHOP_V2 = Path(__file__).resolve().parent.parent / "fixtures/services/shop/v2/mi
 
 
 def _seeding(result: MigrationsResult) -> tuple[dict[str, int], dict[str, str]]:
-    roundtrip = result.section["roundtrip"]
+    roundtrip = result.section.to_json()["roundtrip"]
     return roundtrip["seeded"], roundtrip["seed_errors"]
 
 
@@ -336,7 +343,7 @@ def test_shop_history_round_trips_on_mariadb(mysql_url: str, no_leftovers: None)
     """The demo's rename runs on MariaDB too (CHANGE COLUMN needs the existing type), so the
     same findings as on SQLite and PostgreSQL, nothing unavailable."""
     result = inspect_migrations(SHOP_V2, "1a0c0ffee001", None, db_url=mysql_url)
-    assert result.section["roundtrip"]["status"] == "completed"
+    assert result.section.to_json()["roundtrip"]["status"] == "completed"
     assert got(result) == {
         ("migrations/old-code-incompatible", "2b0c0ffee002"),
         ("migrations/downgrade-destructive", "2b0c0ffee002"),
@@ -344,7 +351,7 @@ def test_shop_history_round_trips_on_mariadb(mysql_url: str, no_leftovers: None)
         ("migrations/new-data-removed", "2b0c0ffee003"),
     }
     assert _seeding(result) == ({"orders": 3, "products": 3}, {})
-    assert result.section["plans"][1]["status"] == (
+    assert result.section.to_json()["plans"][1]["status"] == (
         "safe; removes NEW-era data: `refunds` (2 rows), `orders.payment_method` (3 values), "
         "counted in the scratch round trip"
     )
@@ -384,7 +391,7 @@ def test_roundtrip_mysql(case: str, mysql_url: str, no_leftovers: None) -> None:
 def test_password_never_in_output(postgres_url: str, no_leftovers: None) -> None:
     url = sa.engine.make_url(postgres_url).set(password="s3cr3t-pw")
     result = run_case("enum_left_behind", url.render_as_string(hide_password=False))
-    text = json.dumps(result.section, default=str) + json.dumps(
+    text = json.dumps(result.section.to_json(), default=str) + json.dumps(
         [f.to_json() for f in result.findings]
     )
     assert "s3cr3t-pw" not in text

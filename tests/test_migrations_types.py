@@ -6,7 +6,7 @@ import ast
 
 import pytest
 
-from compatcheck.migrations.static import is_widening
+from compatcheck.migrations.sources.alembic.operations import is_widening
 
 
 def _expr(text: str) -> ast.expr:

@@ -28,6 +28,7 @@ from compatcheck.migrations.plans import (
     new_data_finding,
     verify_code_only,
 )
+from compatcheck.migrations.section import MigrationsSection, TrialRecord
 from compatcheck.model import Consumer, Finding, MetricFamily, MetricsSchema
 from compatcheck.policy import load_policy
 from compatcheck.report import Report
@@ -207,11 +208,12 @@ def case_migrations(tmp: Path) -> Report:
     ]
     old = _snap("v1.4.2", "snapshots/v1.4.2.json", SAME_METRICS, alembic_head="a1b2c3")
     new = _snap("v1.5.0", "snapshots/v1.5.0.json", SAME_METRICS, alembic_head="d4e5f6")
-    opts = EvaluateOptions(extra_findings=findings, migrations=MIGRATIONS, today=TODAY)
+    section = MigrationsSection.from_json(MIGRATIONS)
+    opts = EvaluateOptions(extra_findings=findings, migrations=section, today=TODAY)
     return _fix(evaluate(old, new, opts))
 
 
-def _judged_migrations() -> tuple[list[Finding], dict[str, Any]]:
+def _judged_migrations() -> tuple[list[Finding], MigrationsSection]:
     """Findings and a section judged by the real plan logic: OLD's code verified broken on NEW's
     schema, a safe downgrade that removes NEW-era data (round trip and live counts)."""
     trial = CodeOnlyTrial(
@@ -233,11 +235,13 @@ def _judged_migrations() -> tuple[list[Finding], dict[str, Any]]:
             },
         ),
     ]
-    findings, section = verify_code_only(findings, dict(MIGRATIONS, plans=[]), trial)
+    unjudged = MigrationsSection.from_json(dict(MIGRATIONS, plans=[]))
+    findings, section = verify_code_only(findings, unjudged, trial)
     plans, _ = judge_plans(findings, trial)
     removal = new_data_finding(plans, "d4e5f6")
     assert removal is not None
-    section["code_only_trial"] = {"verified": True}  # the trial's details are not the point
+    # The trial's details are not the point.
+    section = dataclasses.replace(section, code_only_trial=TrialRecord(verified=True))
     return [*findings, removal], section
 
 

@@ -6,14 +6,17 @@ rendered through the real engine and reporters.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from compatcheck.engine import EvaluateOptions, evaluate
 from compatcheck.migrations.plans import CodeOnlyTrial, judge_plans, judge_trial
+from compatcheck.migrations.section import ABSENT, MigrationsSection, Plan
 from compatcheck.model import Finding
 from compatcheck.report import Report
 from compatcheck.reporters import render
@@ -29,21 +32,20 @@ BROKEN_ALERT = Finding("metrics/family-removed", "jobs_total", "`jobs_total` (co
 
 
 def _report(
-    plans: list[dict[str, Any]],
+    plans: Sequence[Plan],
     *,
     findings: tuple[Finding, ...] = (),
     direction: str = "rollback",
     recommended: str | None = "",
     artifact: dict[str, Any] | None = None,
 ) -> Report:
-    section: dict[str, Any] = {
-        "old_head": "a",
-        "new_head": "c",
-        "downgrade_path": ["c", "b"],
-        "plans": plans,
-    }
-    if recommended != "":
-        section["recommended"] = recommended
+    section = MigrationsSection(
+        old_head="a",
+        new_head="c",
+        downgrade_path=("c", "b"),
+        plans=tuple(plans),
+        recommended=ABSENT if recommended == "" else recommended,
+    )
     return evaluate(
         Snapshot(label="v1"),
         Snapshot(label="v2"),
@@ -76,13 +78,13 @@ def test_a_plan_is_verified_only_when_warmup_requests_were_replayed() -> None:
     assert _plan("code-only", render(_report(plans), "text")) == (
         "  plan code-only: safe; verified: OLD ran on NEW's schema (3 warm-up requests replayed)"
     )
-    assert plans[0]["basis"] == "runtime"
+    assert plans[0].basis == "runtime"
 
 
 def test_an_unjudged_trial_says_why_and_that_the_scripts_alone_decided() -> None:
     untried = CodeOnlyTrial(verified=False, note="OLD is a `url` target")
     plans, _ = judge_plans([], untried)
-    assert plans[0]["status"] == (
+    assert plans[0].status == (
         "safe; not exercised (OLD is a `url` target); "
         "the plan's safety comes from static analysis alone"
     )
@@ -138,7 +140,7 @@ def test_a_safe_plan_that_removes_new_data_says_what_and_how_much() -> None:
 
 
 def test_a_plain_section_shows_the_verdict_alone() -> None:
-    text = render(_report([{"name": "downgrade", "safe": True, "reasons": []}]), "text")
+    text = render(_report([Plan("downgrade", safe=True)]), "text")
     assert "  plan downgrade: safe\n" in text
 
 
@@ -167,8 +169,8 @@ def test_on_go_the_advice_is_the_thing_to_do() -> None:
     assert "run \\`alembic downgrade a\\` (undoes \\`c\\`, then \\`b\\`)" in md
     assert "Once the" not in md
     base = _report(plans, recommended="")
-    section = dict(base.migrations or {})
-    section["old_head"] = None
+    assert base.migrations is not None
+    section = dataclasses.replace(base.migrations, old_head=None)
     base = evaluate(Snapshot(label="v1"), Snapshot(label="v2"), EvaluateOptions(migrations=section))
     assert "run `alembic downgrade base` (undoes `c`, then `b`)" in render(base, "text")
 

@@ -172,7 +172,7 @@ def test_the_least_privileges_the_readme_names_are_enough(
         for admin in (postgres_url, mysql_url):
             url = make_url(admin).set(username=account, password=None)
             result = inspect_migrations(CLEAN, "0001_users", "0002_name_index", db_url=str(url))
-            assert result.section["roundtrip"]["status"] == "completed"
+            assert result.section.to_json()["roundtrip"]["status"] == "completed"
             assert scratch_databases(admin) == []
     finally:
         execute(postgres_url, f'DROP ROLE IF EXISTS "{account}"')
@@ -270,7 +270,7 @@ def test_sqlite_file_needs_the_flag_and_must_be_empty(tmp_path: Path, isolated_t
     result = inspect_migrations(
         CLEAN, "0001_users", "0002_name_index", db_url=f"sqlite:///{fresh}", use_existing_empty=True
     )
-    assert result.section["roundtrip"]["status"] == "completed"
+    assert result.section.to_json()["roundtrip"]["status"] == "completed"
     assert not fresh.exists()  # compatcheck made the file, so it removed it
     empty = tmp_path / "empty.sqlite"
     sqlite3.connect(empty).close()

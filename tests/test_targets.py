@@ -14,7 +14,8 @@ from sqlalchemy import create_engine, text
 from compatcheck.capture import capture_snapshot, run_check
 from compatcheck.config import TargetConfig, load_config
 from compatcheck.errors import UnavailableError
-from compatcheck.targets import Workspace, free_port, migrate_to_head, script_heads, stop_groups
+from compatcheck.migrations.sources.alembic.runner import migrate_to_head, script_heads
+from compatcheck.targets import Workspace, free_port, stop_groups
 
 from .conftest import scratch_databases
 

@@ -1,15 +1,18 @@
-"""Static findings for the revisions on a downgrade path (pure: facts in, findings out).
+"""Static findings for the steps on a downgrade path (pure: facts in, findings out).
 
 Each finding's subject is the revision id; evidence names ``table`` / ``table.column`` so that a
-person knows what to look at and a waiver can be narrow.
+person knows what to look at and a waiver can be narrow. The checks read only
+:mod:`~compatcheck.migrations.steps` values and speak the framework's words through its
+:class:`~compatcheck.migrations.steps.Wording`: they never know which framework wrote the steps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-from compatcheck.migrations import static as s
+from compatcheck.migrations import steps as s
 from compatcheck.migrations.graph import DowngradePath, History
 from compatcheck.model import Finding
 
@@ -22,6 +25,8 @@ REASONS = (
     "not-null-without-default",
     "type-changed",
 )
+
+_NOTHING = s.Code(empty=True, raises=False, ops=())
 
 
 def _col(op: s.Op) -> str:
@@ -55,7 +60,7 @@ def _destroyed(ops: Iterable[s.Op]) -> dict[str, list[str]]:
     }
 
 
-def leftovers(upgrade: s.FunctionInfo, downgrade: s.FunctionInfo) -> dict[str, list[str]]:
+def leftovers(upgrade: s.Code, downgrade: s.Code) -> dict[str, list[str]]:
     """What the upgrade adds that the downgrade does not take away again.
 
     A dropped table takes its columns, indexes and constraints with it; a dropped column takes the
@@ -118,177 +123,204 @@ def leftovers(upgrade: s.FunctionInfo, downgrade: s.FunctionInfo) -> dict[str, l
     return {k: sorted(set(v)) for k, v in out.items() if v}
 
 
-def _old_code_changes(
-    upgrade: s.FunctionInfo, created_tables: set[str], created_columns: set[tuple[str, str]]
-) -> list[dict[str, str]]:
-    """Changes of the upgrade that OLD's code (which knows OLD's schema) can trip over."""
-    changes: list[dict[str, str]] = []
+@dataclass
+class _Created:
+    """Tables and columns the path's earlier upgrades created: OLD's code does not know them."""
 
-    def existed(table: str | None, column: str | None = None) -> bool:
-        if table is None or table in created_tables:
+    tables: set[str] = field(default_factory=set)
+    columns: set[tuple[str, str]] = field(default_factory=set)
+
+    def existed(self, table: str | None, column: str | None = None) -> bool:
+        """True when OLD's schema had it (nothing on the path created it)."""
+        if table is None or table in self.tables:
             return False
-        return column is None or (table, column) not in created_columns
+        return column is None or (table, column) not in self.columns
 
-    for op in upgrade.ops:
-        if op.op == s.DROP_TABLE and existed(op.table):
-            changes.append({"reason": "table-dropped", "table": str(op.table)})
-        elif op.op == s.DROP_COLUMN and existed(op.table, op.column):
-            changes.append({"reason": "column-dropped", "column": _col(op)})
-        elif op.op == s.RENAME_TABLE and existed(op.table):
-            changes.append(
-                {"reason": "table-renamed", "table": str(op.table), "new_name": str(op.name)}
-            )
-        elif op.op == s.RENAME_COLUMN and existed(op.table, op.column):
-            changes.append(
-                {
-                    "reason": "column-renamed",
-                    "column": _col(op),
-                    "new_name": f"{op.table}.{op.name}",
-                }
-            )
-        elif (
-            op.op == s.ADD_COLUMN
-            and op.nullable is False
-            and not op.server_default
-            and existed(op.table)
-        ):
-            changes.append({"reason": "not-null-without-default", "column": _col(op)})
-        elif (
-            op.op == s.ALTER_NULLABLE
-            and op.nullable is False
-            and not op.server_default
-            and existed(op.table)
-        ):
-            # Also when the column is new: OLD's inserts do not name it at all.
-            changes.append({"reason": "not-null-without-default", "column": _col(op)})
-        elif op.op == s.ALTER_TYPE and existed(op.table, op.column):
-            changes.append({"reason": "type-changed", "column": _col(op)})
-    return changes
+    def record(self, upgrade: s.Code) -> None:
+        for op in upgrade.ops:
+            if op.op == s.CREATE_TABLE and op.table:
+                self.tables.add(op.table)
+            elif op.op == s.ADD_COLUMN and op.table and op.column:
+                self.columns.add((op.table, op.column))
+            elif op.op == s.RENAME_TABLE and op.name:
+                self.tables.add(op.name)
+            elif op.op == s.RENAME_COLUMN and op.table and op.name:
+                self.columns.add((op.table, op.name))
+
+
+def _not_null(op: s.Op, created: _Created) -> dict[str, str] | None:
+    # ALTER ... SET NOT NULL counts also when the column is new: OLD's inserts do not name it.
+    if op.nullable is False and not op.server_default and created.existed(op.table):
+        return {"reason": "not-null-without-default", "column": _col(op)}
+    return None
+
+
+def _table_dropped(op: s.Op, created: _Created) -> dict[str, str] | None:
+    if created.existed(op.table):
+        return {"reason": "table-dropped", "table": str(op.table)}
+    return None
+
+
+def _column_dropped(op: s.Op, created: _Created) -> dict[str, str] | None:
+    if created.existed(op.table, op.column):
+        return {"reason": "column-dropped", "column": _col(op)}
+    return None
+
+
+def _table_renamed(op: s.Op, created: _Created) -> dict[str, str] | None:
+    if created.existed(op.table):
+        return {"reason": "table-renamed", "table": str(op.table), "new_name": str(op.name)}
+    return None
+
+
+def _column_renamed(op: s.Op, created: _Created) -> dict[str, str] | None:
+    if created.existed(op.table, op.column):
+        new_name = f"{op.table}.{op.name}"
+        return {"reason": "column-renamed", "column": _col(op), "new_name": new_name}
+    return None
+
+
+def _type_changed(op: s.Op, created: _Created) -> dict[str, str] | None:
+    if created.existed(op.table, op.column):
+        return {"reason": "type-changed", "column": _col(op)}
+    return None
+
+
+#: Per operation: the change OLD's code (which knows OLD's schema) can trip over, if any.
+OLD_CODE_CHANGES: dict[str, Callable[[s.Op, _Created], dict[str, str] | None]] = {
+    s.DROP_TABLE: _table_dropped,
+    s.DROP_COLUMN: _column_dropped,
+    s.RENAME_TABLE: _table_renamed,
+    s.RENAME_COLUMN: _column_renamed,
+    s.ADD_COLUMN: _not_null,
+    s.ALTER_NULLABLE: _not_null,
+    s.ALTER_TYPE: _type_changed,
+}
+
+
+@dataclass(frozen=True)
+class _Revision:
+    """One step on the path, as every per-step check sees it."""
+
+    id: str
+    up: s.Code
+    down: s.Code | None
+    wording: s.Wording
+    created: _Created
+    #: Evidence every finding of this step carries: which file.
+    where: dict[str, Any]
+
+
+def _downgrade(r: _Revision) -> list[Finding]:
+    """Missing, always raising, or present: then destructive and/or incomplete."""
+    w, down = r.wording, r.down
+    # A merge point or a no-op revision (empty upgrade) needs no downgrade either.
+    if (down is None or down.empty) and not r.up.empty:
+        what = f"has no {w.down}" if down is None else f"has a {w.down} that does nothing"
+        message = f"{w.step} `{r.id}` {what}, so a downgrade cannot undo it."
+        return [Finding("migrations/downgrade-missing", r.id, message, r.where)]
+    if down is None or down.empty:
+        return []
+    if down.raises:
+        message = f"{w.step} `{r.id}` has a {w.down} that always raises."
+        evidence = {**r.where, "line": down.line}
+        return [Finding("migrations/downgrade-not-implemented", r.id, message, evidence)]
+    out: list[Finding] = []
+    lost = _destroyed(down.ops)
+    if lost["tables"] or lost["columns"]:
+        message = (
+            f"The downgrade of `{r.id}` removes or overwrites data: "
+            f"{_ticks(lost['tables'] + lost['columns'])}."
+        )
+        out.append(Finding("migrations/downgrade-destructive", r.id, message, {**r.where, **lost}))
+    left = leftovers(r.up, down)
+    if left:
+        flat = [x for v in left.values() for x in v]
+        message = f"The downgrade of `{r.id}` leaves what its upgrade added: {_ticks(flat)}."
+        out.append(Finding("migrations/downgrade-incomplete", r.id, message, {**r.where, **left}))
+    return out
+
+
+def _upgrade_destructive(r: _Revision) -> list[Finding]:
+    destroyed = _destroyed(o for o in r.up.ops if o.op != s.UPDATE_ROWS)
+    if not (destroyed["tables"] or destroyed["columns"]):
+        return []
+    message = (
+        f"The upgrade of `{r.id}` already destroyed "
+        f"{_ticks(destroyed['tables'] + destroyed['columns'])}; a downgrade restores "
+        "them empty at best."
+    )
+    return [Finding("migrations/upgrade-destructive", r.id, message, {**r.where, **destroyed})]
+
+
+def _old_code_incompatible(r: _Revision) -> list[Finding]:
+    changes = [
+        change
+        for op in r.up.ops
+        if op.op in OLD_CODE_CHANGES and (change := OLD_CODE_CHANGES[op.op](op, r.created))
+    ]
+    if not changes:
+        return []
+    reasons = [x for x in REASONS if any(c["reason"] == x for c in changes)]
+    objects = [c.get("column") or c.get("table", "") for c in changes]
+    listed = "; ".join(f"{c['reason']} `{c.get('column') or c.get('table')}`" for c in changes)
+    message = f"OLD's code cannot run on the schema after `{r.id}`: {listed}."
+    evidence = {
+        **r.where,
+        "reason": reasons[0],
+        "reasons": reasons,
+        "objects": objects,
+        "changes": changes,
+    }
+    return [Finding("migrations/old-code-incompatible", r.id, message, evidence)]
+
+
+def _non_transactional(r: _Revision) -> list[Finding]:
+    found: list[dict[str, Any]] = []
+    for direction, code in (("upgrade", r.up), ("downgrade", r.down)):
+        if code is None:
+            continue
+        if code.non_transactional:
+            entry = {"function": direction, "statement": code.non_transactional}
+            found.append({**entry, "line": code.line})
+        found += [
+            {"function": direction, "statement": o.source, "line": o.line}
+            for o in code.ops
+            if o.op == s.NON_TRANSACTIONAL
+        ]
+    if not found:
+        return []
+    where = " and ".join(r.wording.code(d) for d in sorted({str(n["function"]) for n in found}))
+    message = (
+        f"{r.wording.step} `{r.id}` runs work outside a transaction in {where}: a failure "
+        "leaves the database half-migrated."
+    )
+    evidence = {**r.where, "statements": found}
+    return [Finding("migrations/non-transactional", r.id, message, evidence)]
+
+
+#: What is checked for every step on the path, each on its own.
+STEP_CHECKS: tuple[Callable[[_Revision], list[Finding]], ...] = (
+    _downgrade,
+    _upgrade_destructive,
+    _old_code_incompatible,
+    _non_transactional,
+)
 
 
 def static_findings(history: History, path: DowngradePath) -> list[Finding]:
-    """Per revision on the path: missing/raising/destructive/incomplete downgrades, destructive
+    """Per step on the path: missing/raising/destructive/incomplete downgrades, destructive
     upgrades, changes OLD's code cannot live with, and non-transactional work."""
     findings: list[Finding] = []
-    created_tables: set[str] = set()
-    created_columns: set[tuple[str, str]] = set()
+    created = _Created()
     # Walk in upgrade order so "existed in OLD" means: not created by an earlier revision here.
     for rev_id in reversed(path.revisions):
-        rev = history.revisions[rev_id]
-        name = rev.path.name
-        where: dict[str, Any] = {"file": name, "path": str(rev.path)}
-        up = rev.upgrade or s.FunctionInfo(empty=True, raises=False, ops=())
-        down = rev.downgrade
-        # A merge point or a no-op revision (empty upgrade) needs no downgrade either.
-        if (down is None or down.empty) and not up.empty:
-            what = (
-                "has no `downgrade()`" if down is None else "has a `downgrade()` that does nothing"
-            )
-            findings.append(
-                Finding(
-                    "migrations/downgrade-missing",
-                    rev_id,
-                    f"Revision `{rev_id}` {what}, so a downgrade cannot undo it.",
-                    where,
-                )
-            )
-        elif down is not None and down.raises:
-            findings.append(
-                Finding(
-                    "migrations/downgrade-not-implemented",
-                    rev_id,
-                    f"Revision `{rev_id}` has a `downgrade()` that always raises.",
-                    {**where, "line": down.line},
-                )
-            )
-        elif down is not None and not down.empty:
-            lost = _destroyed(down.ops)
-            if lost["tables"] or lost["columns"]:
-                findings.append(
-                    Finding(
-                        "migrations/downgrade-destructive",
-                        rev_id,
-                        f"The downgrade of `{rev_id}` removes or overwrites data: "
-                        f"{_ticks(lost['tables'] + lost['columns'])}.",
-                        {**where, **lost},
-                    )
-                )
-            left = leftovers(up, down)
-            if left:
-                flat = [x for v in left.values() for x in v]
-                findings.append(
-                    Finding(
-                        "migrations/downgrade-incomplete",
-                        rev_id,
-                        f"The downgrade of `{rev_id}` leaves what its upgrade added: "
-                        f"{_ticks(flat)}.",
-                        {**where, **left},
-                    )
-                )
-        destroyed = _destroyed(o for o in up.ops if o.op != s.UPDATE_ROWS)
-        if destroyed["tables"] or destroyed["columns"]:
-            findings.append(
-                Finding(
-                    "migrations/upgrade-destructive",
-                    rev_id,
-                    f"The upgrade of `{rev_id}` already destroyed "
-                    f"{_ticks(destroyed['tables'] + destroyed['columns'])}; a downgrade restores "
-                    "them empty at best.",
-                    {**where, **destroyed},
-                )
-            )
-        changes = _old_code_changes(up, created_tables, created_columns)
-        if changes:
-            reasons = [r for r in REASONS if any(c["reason"] == r for c in changes)]
-            objects = [c.get("column") or c.get("table", "") for c in changes]
-            findings.append(
-                Finding(
-                    "migrations/old-code-incompatible",
-                    rev_id,
-                    f"OLD's code cannot run on the schema after `{rev_id}`: "
-                    + "; ".join(
-                        f"{c['reason']} `{c.get('column') or c.get('table')}`" for c in changes
-                    )
-                    + ".",
-                    {
-                        **where,
-                        "reason": reasons[0],
-                        "reasons": reasons,
-                        "objects": objects,
-                        "changes": changes,
-                    },
-                )
-            )
-        nontx: list[dict[str, Any]] = []
-        for fn_name, fn in (("upgrade", up), ("downgrade", down)):
-            if fn is None:
-                continue
-            nontx += [
-                {"function": fn_name, "statement": o.source, "line": o.line}
-                for o in fn.ops
-                if o.op == s.NON_TRANSACTIONAL
-            ]
-        if nontx:
-            fns = sorted({str(n["function"]) for n in nontx})
-            findings.append(
-                Finding(
-                    "migrations/non-transactional",
-                    rev_id,
-                    f"Revision `{rev_id}` runs work outside a transaction in "
-                    f"{' and '.join(f'`{f}()`' for f in fns)}: a failure leaves the database "
-                    "half-migrated.",
-                    {**where, "statements": nontx},
-                )
-            )
-        for op in up.ops:
-            if op.op == s.CREATE_TABLE and op.table:
-                created_tables.add(op.table)
-            elif op.op == s.ADD_COLUMN and op.table and op.column:
-                created_columns.add((op.table, op.column))
-            elif op.op == s.RENAME_TABLE and op.name:
-                created_tables.add(op.name)
-            elif op.op == s.RENAME_COLUMN and op.table and op.name:
-                created_columns.add((op.table, op.name))
+        step = history.steps[rev_id]
+        where: dict[str, Any] = {"file": step.path.name, "path": str(step.path)}
+        r = _Revision(rev_id, step.up or _NOTHING, step.down, history.wording, created, where)
+        for check in STEP_CHECKS:
+            findings += check(r)
+        created.record(r.up)
     return findings
 
 
@@ -300,12 +332,10 @@ def path_touches(history: History, revisions: Iterable[str]) -> dict[str, dict[s
     """
     out: dict[str, dict[str, set[str]]] = {}
     for rev_id in revisions:
-        rev = history.revisions[rev_id]
+        step = history.steps[rev_id]
         touched: dict[str, set[str]] = {"up": set(), "down": set()}
-        for key, fn in (("up", rev.upgrade), ("down", rev.downgrade)):
-            if fn is None:
-                continue
-            for op in fn.ops:
+        for key, code in (("up", step.up), ("down", step.down)):
+            for op in code.ops if code else ():
                 for ident in (op.table, op.name, f"{op.table}.{op.column}" if op.column else None):
                     if ident:
                         touched[key].add(ident)
@@ -317,7 +347,7 @@ def rename_targets(history: History, path: DowngradePath) -> frozenset[str]:
     """New names (``table``, ``table.column``) that the path's upgrades rename things to."""
     out: set[str] = set()
     for rev_id in path.revisions:
-        up = history.revisions[rev_id].upgrade
+        up = history.steps[rev_id].up
         for op in up.ops if up else ():
             if op.op == s.RENAME_TABLE and op.name:
                 out.add(op.name)

@@ -1,35 +1,58 @@
-"""The revision graph of an Alembic history, built from source, and the downgrade path in it.
+"""The graph of a migration history, and the downgrade path in it (framework-neutral).
 
-Ordering uses Alembic's own :class:`~alembic.script.revision.RevisionMap`, fed with revisions read
-by :mod:`compatcheck.migrations.static` in the order Alembic loads the files, so the path is the
-order Alembic runs downgrades in — never the docstring's ``Revises:`` line nor file dates.
+A source builds the :class:`History`: its steps, its heads, and an :class:`Ordering` that knows
+the order the framework runs downgrades in (Alembic's own revision map for Alembic), so that the
+path here is the order the framework runs — never a docstring's ``Revises:`` line nor file dates.
 
 Trap: ``alembic downgrade OLD`` from a merge only undoes revisions that are not ancestors of OLD
 *along OLD's own line*; a branch merged in after OLD (reached only through the merge's second
 parent) stays applied. The rollback target is OLD's schema, so the path here is every ancestor of
 NEW that is not an ancestor of OLD — the branch included — and
-:attr:`DowngradePath.skipped_by_alembic` lists what a plain ``alembic downgrade OLD`` would leave.
+:attr:`DowngradePath.skipped_by_framework` lists what the framework's own downgrade would leave.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from alembic.script.revision import Revision, RevisionError, RevisionMap
+from typing import Protocol
 
 from compatcheck.errors import InputError
-from compatcheck.migrations.static import RevisionFile, list_revision_files, read_revision_file
+from compatcheck.migrations.steps import Step, Wording
+
+
+class UnknownRevision(LookupError):
+    """A revision reference matches no revision of the history."""
+
+
+class Ordering(Protocol):
+    """What only the framework knows about its graph."""
+
+    def downgrade_order(self, new: str) -> Sequence[str]:
+        """Every ancestor of ``new`` (itself included), in the order a downgrade runs them."""
+        ...
+
+    def plain_downgrade(self, new: str, old: str | None) -> Collection[str] | None:
+        """What the framework's own downgrade from ``new`` to ``old`` runs; None when it
+        refuses to say."""
+        ...
+
+    def find(self, ref: str) -> str:
+        """A reference only the framework understands (``branch@head``) → its step id;
+        :class:`UnknownRevision` when it names nothing."""
+        ...
 
 
 @dataclass(frozen=True)
 class History:
-    """Every revision file of one versions folder, keyed by revision id, in load order."""
+    """Every step of one migrations folder, keyed by id, in the order the framework loads them."""
 
-    versions_dir: Path
-    revisions: dict[str, RevisionFile]
+    location: Path
+    steps: Mapping[str, Step]
     heads: tuple[str, ...]
-    revision_map: RevisionMap
+    order: Ordering
+    wording: Wording
 
 
 @dataclass(frozen=True)
@@ -39,54 +62,9 @@ class DowngradePath:
     new: str
     old: str | None
     revisions: tuple[str, ...]
-    #: Revisions on the path that ``alembic downgrade OLD`` would not run (merged-in branches).
-    skipped_by_alembic: tuple[str, ...] = ()
-
-
-class UnknownRevision(LookupError):
-    """A revision reference matches no revision of the history."""
-
-
-def load_history(versions: Path, recursive: bool = False) -> History:
-    """Read every revision file under ``versions`` (never importing one) and build the graph."""
-    files: dict[str, RevisionFile] = {}
-    for path in list_revision_files(versions, recursive):
-        rev = read_revision_file(path)
-        if rev is None:
-            continue
-        if rev.revision in files:
-            raise InputError(
-                f"{versions}: revision `{rev.revision}` is defined twice "
-                f"({files[rev.revision].path.name}, {path.name})"
-            )
-        files[rev.revision] = rev
-    if not files:
-        raise InputError(f"{versions}: no Alembic revision file found")
-    for rev in files.values():
-        for down in rev.down_revisions:
-            if down not in files:
-                raise InputError(
-                    f"{rev.path}: `down_revision` names `{down}`, "
-                    f"which no file in {versions} defines"
-                )
-
-    def generate() -> list[Revision]:
-        return [
-            Revision(
-                r.revision,
-                r.down_revisions or None,
-                dependencies=r.depends_on or None,
-                branch_labels=r.branch_labels or None,
-            )
-            for r in files.values()
-        ]
-
-    rmap = RevisionMap(generate)
-    try:
-        heads = tuple(rmap.heads)
-    except RevisionError as exc:
-        raise InputError(f"{versions}: invalid revision graph: {exc}") from exc
-    return History(versions_dir=versions, revisions=files, heads=heads, revision_map=rmap)
+    #: Revisions on the path that the framework's own downgrade to OLD would not run (branches
+    #: merged in after OLD).
+    skipped_by_framework: tuple[str, ...] = ()
 
 
 def resolve(history: History, ref: str | None) -> str | None:
@@ -98,7 +76,7 @@ def resolve(history: History, ref: str | None) -> str | None:
     """
     if ref is None or ref == "base":
         return None
-    if ref in history.revisions:
+    if ref in history.steps:
         return ref
     if ref in ("head", "heads"):
         if len(history.heads) != 1:
@@ -107,22 +85,16 @@ def resolve(history: History, ref: str | None) -> str | None:
                 f"({', '.join(sorted(history.heads))}); name the revision"
             )
         return history.heads[0]
-    matches = [r for r in history.revisions if r.startswith(ref)]
+    matches = [r for r in history.steps if r.startswith(ref)]
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
         raise InputError(f"revision prefix `{ref}` is ambiguous: {', '.join(sorted(matches))}")
-    try:
-        found = history.revision_map.get_revision(ref)
-    except RevisionError as exc:
-        raise UnknownRevision(ref) from exc
-    if found is None:
-        raise UnknownRevision(ref)
-    return found.revision
+    return history.order.find(ref)
 
 
 def ancestors(history: History, rev: str | None) -> set[str]:
-    """``rev`` and everything it builds on (down revisions and ``depends_on``), inclusive."""
+    """``rev`` and everything it builds on (parents and ``depends_on``), inclusive."""
     if rev is None:
         return set()
     seen: set[str] = set()
@@ -132,9 +104,9 @@ def ancestors(history: History, rev: str | None) -> set[str]:
         if cur in seen:
             continue
         seen.add(cur)
-        node = history.revisions[cur]
-        todo.extend(node.down_revisions)
-        for dep in node.depends_on:
+        step = history.steps[cur]
+        todo.extend(step.parents)
+        for dep in step.depends_on:
             try:
                 todo.append(resolve(history, dep) or "")
             except (UnknownRevision, InputError):
@@ -148,19 +120,15 @@ def downgrade_path(history: History, new: str, old: str | None) -> DowngradePath
     below_new = ancestors(history, new)
     if old is not None and old not in below_new:
         return None
-    keep = ancestors(history, old)
-    wanted = below_new - keep
-    rmap = history.revision_map
-    order = [r.revision for r in rmap.iterate_revisions(new, None, select_for_downgrade=True)]
-    path = [r for r in order if r in wanted]
-    path += sorted(wanted - set(path))  # defensive: a dependency Alembic does not walk
-    try:
-        plain = {r.revision for r in rmap.iterate_revisions(new, old, select_for_downgrade=True)}
-    except RevisionError:
+    wanted = below_new - ancestors(history, old)
+    path = [r for r in history.order.downgrade_order(new) if r in wanted]
+    path += sorted(wanted - set(path))  # defensive: a dependency the framework does not walk
+    plain = history.order.plain_downgrade(new, old)
+    if plain is None:
         plain = set(path)
     return DowngradePath(
         new=new,
         old=old,
         revisions=tuple(path),
-        skipped_by_alembic=tuple(r for r in path if r not in plain),
+        skipped_by_framework=tuple(r for r in path if r not in plain),
     )

@@ -22,9 +22,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from compatcheck.migrations.section import (
+    ERA_ROWS,
+    Exchange,
+    MigrationsSection,
+    Plan,
+    Removal,
+    TrialRecord,
+    TrialSetup,
+)
 from compatcheck.model import Finding, sort_findings
 
 NEW_DATA_REMOVED = "migrations/new-data-removed"
@@ -65,7 +74,7 @@ CONCERNS: dict[str, frozenset[str]] = {
 DEPLOY_ROLES = {"code-only": "this deploy", "downgrade": "a later rollback"}
 
 
-def non_blocking_kinds(plans: Sequence[Mapping[str, Any]], direction: str) -> frozenset[str]:
+def non_blocking_kinds(plans: Sequence[Plan], direction: str) -> frozenset[str]:
     """Finding kinds that stay in the report but do not decide the verdict.
 
     Rollback: what concerns a plan that is not needed because another plan is safe (a
@@ -74,7 +83,7 @@ def non_blocking_kinds(plans: Sequence[Mapping[str, Any]], direction: str) -> fr
     """
     if direction == "deploy":
         return CONCERNS["downgrade"] - CONCERNS["code-only"]
-    safe = {str(p.get("name")) for p in plans if p.get("safe")}
+    safe = {p.name for p in plans if p.safe}
     if not safe:
         return frozenset()
     out: set[str] = set()
@@ -87,12 +96,13 @@ def non_blocking_kinds(plans: Sequence[Mapping[str, Any]], direction: str) -> fr
     return frozenset(out)
 
 
-def for_direction(plans: Iterable[Mapping[str, Any]], direction: str) -> list[dict[str, Any]]:
-    """The plans as a report in ``direction`` shows them: in deploy each says what it is for
-    (``applies_to``), so no reader takes the downgrade plan for advice about this deploy."""
+def for_direction(section: MigrationsSection, direction: str) -> MigrationsSection:
+    """The section as a report in ``direction`` shows it: in deploy each plan says what it is
+    for (``applies_to``), so no reader takes the downgrade plan for advice about this deploy."""
     if direction != "deploy":
-        return [dict(p) for p in plans]
-    return [{**p, "applies_to": DEPLOY_ROLES.get(str(p.get("name")), "")} for p in plans]
+        return section
+    plans = tuple(replace(p, applies_to=DEPLOY_ROLES.get(p.name, "")) for p in section.plans)
+    return replace(section, plans=plans)
 
 
 #: Why a plan's verdict rests on the scripts alone, in the words every format prints.
@@ -109,44 +119,6 @@ RUNTIME_FAILURE = "runtime-failure"
 
 #: Prefix of every runtime reason line, so a reader tells them from the static ones.
 ON_NEW_SCHEMA = "OLD on NEW's schema"
-
-
-@dataclass(frozen=True)
-class Exchange:
-    """One replayed warm-up request and what came back (``status`` None: no HTTP answer)."""
-
-    method: str
-    path: str
-    status: int | None
-    error: str | None = None
-    #: The error line OLD logged while serving this request (the exception, not the traceback).
-    log: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
-
-    @property
-    def broken(self) -> bool:
-        """A server-side failure: 5xx or no HTTP answer. A 4xx is OLD's own judgement."""
-        return self.status is None or self.status >= 500
-
-    @property
-    def outcome(self) -> str:
-        if self.status is not None:
-            return str(self.status)
-        error = self.error or "no answer"
-        if "disconnected without sending a response" in error or "closed the connection" in error:
-            return "connection closed without a response"
-        return f"no response: {error}"
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"method": self.method, "path": self.path, "status": self.status}
-        if self.error:
-            out["error"] = self.error
-        if self.log:
-            out["log"] = self.log
-        return out
 
 
 @dataclass(frozen=True)
@@ -169,8 +141,10 @@ class CodeOnlyTrial:
     requests: tuple[dict[str, Any], ...] = ()
     log_tail: str = ""
     note: str = ""
-    #: For the report's ``migrations.code_only_trial`` (database kind, timings, every exchange).
-    details: dict[str, Any] = field(default_factory=dict)
+    #: How the trial's database was prepared, and the timings (for ``code_only_trial``).
+    setup: TrialSetup = field(default_factory=TrialSetup)
+    #: Every replayed warm-up request, as OLD on NEW's schema answered it (None: not judged).
+    exchanges: tuple[Exchange, ...] | None = None
 
     @property
     def safe(self) -> bool:
@@ -212,7 +186,7 @@ def judge_trial(
     startup_log: str = "",
     exit_code: int | None = None,
     log_tail: str = "",
-    details: dict[str, Any] | None = None,
+    setup: TrialSetup | None = None,
 ) -> CodeOnlyTrial:
     """Compare OLD's warm-up on NEW's schema (``trial``) with OLD's on its own database.
 
@@ -220,30 +194,33 @@ def judge_trial(
     schema, so the trial is not verified. A request counts against the plan only when it was 2xx
     on OLD's own database and is 5xx or unanswered on NEW's schema (same position in the replay:
     both runs send the same requests in the same order). ``startup_error``: OLD never became ready
-    or exited on NEW's schema; ``exit_code``: OLD exited during the warm-up.
+    or exited on NEW's schema; ``exit_code``: OLD exited during the warm-up. The trial records
+    ``setup`` and every exchange of ``trial``.
     """
-    info = dict(details or {})
+    judged = _judge(baseline, trial, startup_error, startup_log, exit_code)
+    return replace(judged, log_tail=log_tail, setup=setup or TrialSetup(), exchanges=tuple(trial))
+
+
+def _judge(
+    baseline: Sequence[Exchange] | None,
+    trial: Sequence[Exchange],
+    startup_error: str | None,
+    startup_log: str,
+    exit_code: int | None,
+) -> CodeOnlyTrial:
     if baseline is None:
         return CodeOnlyTrial(
             verified=False,
             note="OLD did not come up on its own database, so its run on NEW's schema proves "
             "nothing about the schema",
             exercised=True,
-            log_tail=log_tail,
-            details=info,
         )
     if startup_error is not None:
         line = f"{ON_NEW_SCHEMA}: {startup_error}"
         shown = error_line(startup_log)
         if shown:
             line += f" (log: `{shown}`)"
-        return CodeOnlyTrial(
-            verified=True,
-            failures=(line,),
-            exercised=True,
-            log_tail=log_tail,
-            details=info,
-        )
+        return CodeOnlyTrial(verified=True, failures=(line,), exercised=True)
     groups: dict[tuple[str, str, str], list[tuple[Exchange, Exchange]]] = {}
     totals: dict[tuple[str, str], int] = {}
     for own, there in zip(baseline, trial, strict=False):
@@ -261,21 +238,19 @@ def judge_trial(
             + ")"
         )
         for own, there in pairs:
-            requests.append({**there.as_dict(), "own_database_status": own.status})
+            requests.append({**there.to_json(), "own_database_status": own.status})
     if exit_code is not None:
         failures.append(f"{ON_NEW_SCHEMA}: exited with code {exit_code} during the warm-up")
     if not trial and not failures:
         # Trap: OLD becoming ready on NEW's schema proves little; with nothing replayed the
         # plan rests on the scripts alone and must not be called verified.
-        return CodeOnlyTrial(verified=False, note=NO_WARMUP, log_tail=log_tail, details=info)
+        return CodeOnlyTrial(verified=False, note=NO_WARMUP)
     return CodeOnlyTrial(
         verified=True,
         failures=tuple(failures),
         replayed=len(trial),
         exercised=True,
         requests=tuple(requests),
-        log_tail=log_tail,
-        details=info,
     )
 
 
@@ -284,9 +259,8 @@ def judge_plans(
     trial: CodeOnlyTrial | None = None,
     *,
     static: str | None = None,
-) -> tuple[list[dict[str, Any]], str | None]:
-    """``[{"name", "safe", "reasons", "basis", "status", ...}]`` for both plans, and the plan to
-    follow (or None).
+) -> tuple[tuple[Plan, ...], str | None]:
+    """Both plans, judged, and the plan to follow (or None).
 
     With a ``trial`` the code-only plan also says ``verified`` (and ``verification``: why not,
     when it could not be judged), and its runtime failures join its reasons. ``static`` is why
@@ -295,61 +269,69 @@ def judge_plans(
     ``static``, with ``basis_reason`` for the last), ``status`` the line every format prints.
     """
     items = sorted(findings, key=lambda f: (f.kind, f.subject))
-    plans: list[dict[str, Any]] = []
-    for name in ORDER:
-        reasons = [
-            f"{f.kind} {f.subject}: {f.message}"
-            for f in items
-            if f.kind in BLOCKERS[name]
-            # The trial's own finding: its lines come from the trial below, not twice.
-            and not (trial is not None and f.evidence.get("reason") == RUNTIME_FAILURE)
-        ]
-        plan: dict[str, Any] = {"name": name}
-        if name == "code-only" and trial is not None:
-            reasons += trial.failures
-            plan["verified"] = trial.verified
-            if trial.note:
-                plan["verification"] = trial.note
-        plan.update(safe=not reasons, reasons=reasons)
-        if name == "code-only":
-            plan.update(_code_only_basis(trial, static))
-        else:
-            plan.update({"basis": "static", "basis_reason": static} if static else {})
-            plan.setdefault("basis", "roundtrip")
-            removed = removed_new_data(items)
-            if removed:
-                plan["removes_new_data"] = removed
-            at_risk = live_data_at_risk(items)
-            if at_risk:
-                plan["live_data_at_risk"] = at_risk
-        plan["status"] = _status(plan, trial, static)
-        plans.append(plan)
-    recommended = next((p["name"] for p in plans if p["safe"]), None)
+    plans = tuple(_judge_plan(name, items, trial, static) for name in ORDER)
+    recommended = next((p.name for p in plans if p.safe), None)
     return plans, recommended
 
 
-def _code_only_basis(trial: CodeOnlyTrial | None, static: str | None) -> dict[str, Any]:
+def _judge_plan(
+    name: str, items: Sequence[Finding], trial: CodeOnlyTrial | None, static: str | None
+) -> Plan:
+    reasons = [
+        f"{f.kind} {f.subject}: {f.message}"
+        for f in items
+        if f.kind in BLOCKERS[name]
+        # The trial's own finding: its lines come from the trial below, not twice.
+        and not (trial is not None and f.evidence.get("reason") == RUNTIME_FAILURE)
+    ]
+    if name == "code-only":
+        if trial is not None:
+            reasons += trial.failures
+        basis, basis_reason = _code_only_basis(trial, static)
+        plan = Plan(
+            name,
+            safe=not reasons,
+            reasons=tuple(reasons),
+            verified=None if trial is None else trial.verified,
+            verification=(trial.note or None) if trial is not None else None,
+            basis=basis,
+            basis_reason=basis_reason,
+        )
+    else:
+        plan = Plan(
+            name,
+            safe=not reasons,
+            reasons=tuple(reasons),
+            basis="static" if static else "roundtrip",
+            basis_reason=static or None,
+            removes_new_data=removed_new_data(items),
+            live_data_at_risk=live_data_at_risk(items),
+        )
+    return replace(plan, status=_status(plan, trial, static))
+
+
+def _code_only_basis(trial: CodeOnlyTrial | None, static: str | None) -> tuple[str, str | None]:
+    """(basis, why it is static): OLD's code ran on NEW's schema, or the scripts decided."""
     if trial is not None and trial.verified:
-        return {"basis": "runtime"}
+        return "runtime", None
     if trial is not None:
-        return {"basis": "static", "basis_reason": trial.note or "not run"}
-    return {"basis": "static", "basis_reason": static or NO_RELEASE}
+        return "static", trial.note or "not run"
+    return "static", static or NO_RELEASE
 
 
-def _status(plan: Mapping[str, Any], trial: CodeOnlyTrial | None, static: str | None) -> str:
+def _status(plan: Plan, trial: CodeOnlyTrial | None, static: str | None) -> str:
     """``safe; removes NEW-era data: `refunds` (2 rows)`` / ``UNSAFE; static analysis only…``."""
-    safe = bool(plan["safe"])
-    parts = ["safe" if safe else "UNSAFE"]
-    removed = plan.get("removes_new_data")
-    if safe and removed:
-        parts.append(f"removes NEW-era data: {removal_text(removed)}")
-    if plan["name"] == "code-only" and trial is not None and trial.verified:
+    parts = ["safe" if plan.safe else "UNSAFE"]
+    if plan.safe and plan.removes_new_data:
+        parts.append(f"removes NEW-era data: {removal_text(plan.removes_new_data)}")
+    if plan.name == "code-only" and trial is not None and trial.verified:
         parts.append(trial.status)
-    elif plan["name"] == "code-only" and (trial is not None or static is None):
+    elif plan.name == "code-only" and (trial is not None or static is None):
         # OLD's code was not exercised: say why, and that the scripts alone decided.
         how = trial.status if trial is not None else f"not exercised ({NO_RELEASE})"
-        parts.append(f"{how}; " + (STATIC_ALONE if safe else "judged by static analysis alone"))
-    elif plan["basis"] == "static":
+        judged = STATIC_ALONE if plan.safe else "judged by static analysis alone"
+        parts.append(f"{how}; {judged}")
+    elif plan.basis == "static":
         parts.append(STATIC_ONLY)
     return "; ".join(parts)
 
@@ -359,79 +341,81 @@ def _amount(n: int, unit: str) -> str:
     return f"{n:,} {unit.removesuffix('s') if n == 1 else unit}"
 
 
-#: Suffix of a round-trip key counting rows deleted from a table that survives the downgrade.
-_ERA_ROWS = " (NEW-era rows)"
-
-
-def removed_new_data(findings: Iterable[Finding]) -> list[dict[str, Any]]:
-    """What the downgrade removes of NEW's data: ``[{"object", "unit", "count"}]``.
+def removed_new_data(findings: Iterable[Finding]) -> tuple[Removal, ...]:
+    """What the downgrade removes of NEW's data.
 
     Objects come from the scripts (``downgrade-destructive``'s tables and columns) and from the
     round trip (``removed_in_roundtrip``, which also sees raw SQL); ``count`` is what the round
     trip removed on the scratch database, None when it did not count that object (static mode).
     Tables first, then columns, each by name.
     """
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, Removal] = {}
     for f in findings:
         if f.kind != "migrations/downgrade-destructive":
             continue
         ev = f.evidence
         for obj in [*ev.get("tables", ()), *ev.get("columns", ())]:
-            unit = "values" if "." in obj else "rows"
-            out.setdefault(obj, {"object": obj, "unit": unit, "count": None})
+            out.setdefault(obj, Removal(obj, "values" if "." in obj else "rows", None))
         counted = ev.get("removed_in_roundtrip")
         for key, n in counted.items() if isinstance(counted, Mapping) else ():
-            obj = str(key).removesuffix(_ERA_ROWS)
+            obj = str(key).removesuffix(ERA_ROWS)
             unit = "values" if "." in obj else "rows"
-            if str(key).endswith(_ERA_ROWS):
+            if str(key).endswith(ERA_ROWS):
                 unit = "NEW-era rows"
-            out[obj] = {"object": obj, "unit": unit, "count": int(n)}
-    return sorted(out.values(), key=lambda r: ("." in r["object"], r["object"]))
+            out[obj] = Removal(obj, unit, int(n))
+    return tuple(sorted(out.values(), key=lambda r: ("." in r.object, r.object)))
 
 
-def removal_text(removed: Sequence[Mapping[str, Any]], *, static: bool = False) -> str:
+def removal_text(removed: Sequence[Removal], *, static: bool = False) -> str:
     """```refunds` (2 rows), `orders.payment_method` (3 values), counted in the scratch round
     trip``; objects nothing counted are named bare and said to be not counted."""
     shown = [
-        f"`{r['object']}`"
-        + (f" ({_amount(r['count'], r['unit'])})" if r["count"] is not None else "")
+        f"`{r.object}`" + (f" ({_amount(r.count, r.unit)})" if r.count is not None else "")
         for r in removed
     ]
-    if not any(r["count"] is not None for r in removed):
+    if not any(r.count is not None for r in removed):
         return ", ".join(shown) + (f" (not counted: {STATIC_ONLY})" if static else " (not counted)")
     return ", ".join(shown) + ", counted in the scratch round trip"
 
 
-def live_data_at_risk(findings: Iterable[Finding]) -> list[str]:
+def live_data_at_risk(findings: Iterable[Finding]) -> tuple[str, ...]:
     """``--live-db-url`` counts of what the downgrade destroys, one line per object."""
-    from compatcheck.migrations.live import describe
-
     counts: dict[str, int | None] = {}
     for f in findings:
         if f.kind == "migrations/downgrade-destructive":
             live = f.evidence.get("live_counts")
             counts.update(live if isinstance(live, Mapping) else {})
-    return [describe(o, counts[o]) for o in sorted(counts, key=lambda o: ("." in o, o))]
+    return tuple(describe(o, counts[o]) for o in sorted(counts, key=lambda o: ("." in o, o)))
 
 
-def new_data_finding(plans: Sequence[Mapping[str, Any]], new_head: str) -> Finding | None:
+def describe(obj: str, count: int | None) -> str:
+    """``users.phone: 12,345 non-NULL values`` / ``orders: 7 rows`` / ``... absent``."""
+    if count is None:
+        return f"`{obj}`: absent from the live database"
+    unit = "non-NULL values" if "." in obj else "rows"
+    return f"`{obj}`: {count:,} {unit}"
+
+
+def new_data_finding(plans: Sequence[Plan], new_head: str) -> Finding | None:
     """``migrations/new-data-removed`` when the downgrade plan is safe but removes NEW's data.
 
     Subject: NEW's head (the plan starts there; the per-revision detail is in the
     ``downgrade-destructive`` findings). Evidence: what and how much, as the status line says.
     """
-    plan = next((p for p in plans if p["name"] == "downgrade"), None)
-    if plan is None or not plan["safe"] or not plan.get("removes_new_data"):
+    plan = next((p for p in plans if p.name == "downgrade"), None)
+    if plan is None or not plan.safe or not plan.removes_new_data:
         return None
-    removed = list(plan["removes_new_data"])
-    live = list(plan.get("live_data_at_risk") or ())
+    live = list(plan.live_data_at_risk)
     message = (
         "The downgrade plan is safe but removes data written since NEW was deployed: "
-        + removal_text(removed, static=plan.get("basis") == "static")
+        + removal_text(plan.removes_new_data, static=plan.basis == "static")
         + (f"; on the live database: {'; '.join(live)}" if live else "")
         + "."
     )
-    evidence: dict[str, Any] = {"plan": "downgrade", "removed": removed}
+    evidence: dict[str, Any] = {
+        "plan": "downgrade",
+        "removed": [r.to_json() for r in plan.removes_new_data],
+    }
     if live:
         evidence["live_data_at_risk"] = live
     return Finding(NEW_DATA_REMOVED, new_head, message, evidence)
@@ -461,9 +445,22 @@ def runtime_finding(new_head: str, trial: CodeOnlyTrial) -> Finding:
     )
 
 
+def trial_record(trial: CodeOnlyTrial) -> TrialRecord:
+    """The trial as the report's ``migrations.code_only_trial`` records it."""
+    return TrialRecord(
+        verified=trial.verified,
+        safe=trial.safe,
+        replayed=trial.replayed,
+        note=trial.note or None,
+        failures=trial.failures,
+        setup=trial.setup,
+        requests=trial.exchanges,
+    )
+
+
 def verify_code_only(
-    findings: Sequence[Finding], section: dict[str, Any], trial: CodeOnlyTrial
-) -> tuple[list[Finding], dict[str, Any]]:
+    findings: Sequence[Finding], section: MigrationsSection, trial: CodeOnlyTrial
+) -> tuple[list[Finding], MigrationsSection]:
     """Fold the runtime trial into the inspection's findings and ``migrations`` section.
 
     A broken trial becomes a ``migrations/old-code-incompatible`` finding only when no static one
@@ -472,19 +469,10 @@ def verify_code_only(
     """
     out = list(findings)
     covered = any(f.kind == "migrations/old-code-incompatible" for f in out)
-    new_head = section.get("new_head")
-    if trial.failures and not covered and isinstance(new_head, str):
-        out = sort_findings([*out, runtime_finding(new_head, trial)])
-    static = section.get("static_reason")
-    plans, recommended = judge_plans(out, trial, static=static if isinstance(static, str) else None)
-    updated = dict(section)
-    updated.update(plans=plans, recommended=recommended)
-    updated["code_only_trial"] = {
-        "verified": trial.verified,
-        "safe": trial.safe,
-        "replayed": trial.replayed,
-        **({"note": trial.note} if trial.note else {}),
-        "failures": list(trial.failures),
-        **trial.details,
-    }
+    if trial.failures and not covered and section.new_head is not None:
+        out = sort_findings([*out, runtime_finding(section.new_head, trial)])
+    plans, recommended = judge_plans(out, trial, static=section.static_reason)
+    updated = replace(
+        section, plans=plans, recommended=recommended, code_only_trial=trial_record(trial)
+    )
     return out, updated

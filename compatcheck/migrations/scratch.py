@@ -1,5 +1,9 @@
 """Databases compatcheck owns for the length of a run, and nothing else (the one scratch module).
 
+Two uses, one way of making them: :func:`scratch_database` for a round trip (an engine on a
+temporary SQLite file, a database created on a server, or an existing empty one) and
+:func:`release_database` for a release that ``check`` launches on a database of its own.
+
 DESIGN.md's safety rule: migrations run only on a temporary SQLite file or on a database created on
 the given server, dropped afterwards even on failure, Ctrl-C or SIGTERM. There is no fallback:
 without the right to create one the round trip is unavailable, unless the caller explicitly asks
@@ -24,7 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -34,22 +38,22 @@ from compatcheck import leftovers
 from compatcheck.errors import InputError, UnavailableError
 from compatcheck.interrupts import deferred, pause_point
 from compatcheck.masking import mask_secrets as mask
-
-if TYPE_CHECKING:
-    from compatcheck.targets import Workspace
+from compatcheck.targets import Workspace
 
 __all__ = [
     "CONNECT_TIMEOUT",
     "Holder",
     "Scratch",
+    "ScratchDatabase",
     "ScratchUnavailable",
     "ServerError",
-    "alembic_url",
     "create_server_database",
+    "engine_for",
     "inventory",
     "list_scratch",
     "mask",
     "one_line",
+    "release_database",
     "scratch_database",
     "server_drop",
 ]
@@ -67,7 +71,7 @@ SERVER_BACKENDS = ("postgresql", "mysql", "mariadb")
 
 @dataclass
 class Scratch:
-    """One scratch database: the engine, the URL to give Alembic, and how to name it safely."""
+    """One scratch database for a round trip: the engine, its URL, and how to name it safely."""
 
     url: URL
     engine: Engine
@@ -79,8 +83,20 @@ class Scratch:
     cancelled: Callable[[], bool] = lambda: False
 
 
+@dataclass(frozen=True)
+class ScratchDatabase:
+    """A database a release runs on; ``url`` holds credentials, ``shown`` not."""
+
+    url: str
+    shown: str
+    kind: str  # "sqlite" | "server"
+
+
 class Holder(Protocol):
     """Who runs the cleanup of what is created (a :class:`~compatcheck.targets.Workspace`)."""
+
+    #: The run's temp folder (SQLite scratch files go there, removed with it).
+    dir: Path | None
 
     def creating(self, cleanup: Callable[[], None]) -> AbstractContextManager[None]: ...
 
@@ -107,14 +123,10 @@ def one_line(exc: BaseException) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
-def _connect_args(url: URL) -> dict[str, Any]:
-    if url.get_backend_name() in SERVER_BACKENDS:
-        return {"connect_timeout": CONNECT_TIMEOUT}
-    return {}
-
-
-def _engine(url: URL, **kw: Any) -> Engine:
-    return sa.create_engine(url, poolclass=NullPool, connect_args=_connect_args(url), **kw)
+def engine_for(url: URL, **kw: Any) -> Engine:
+    """An engine without a pool whose connections give up after :data:`CONNECT_TIMEOUT`."""
+    args = {"connect_timeout": CONNECT_TIMEOUT} if url.get_backend_name() != "sqlite" else {}
+    return sa.create_engine(url, poolclass=NullPool, connect_args=args, **kw)
 
 
 def _parse(db_url: str | URL, what: str = "database URL") -> URL:
@@ -158,7 +170,7 @@ def _admin(url: URL) -> Engine:
         url = URL.create(
             url.drivername, url.username, url.password, url.host, url.port, None, url.query
         )
-    return _engine(url, isolation_level="AUTOCOMMIT")
+    return engine_for(url, isolation_level="AUTOCOMMIT")
 
 
 def _drop(admin: Engine, dialect: str, name: str) -> None:
@@ -418,7 +430,7 @@ def _existing_empty(url: URL, holder: Holder, say: Callable[[str], None]) -> Scr
     if url.get_backend_name() == "sqlite":
         sqlite_file = Path(str(url.database))
         existed = sqlite_file.exists()
-    engine = _engine(url)
+    engine = engine_for(url)
     try:
         with engine.connect() as conn:
             before = inventory(conn)
@@ -478,8 +490,6 @@ def scratch_database(
     none, a workspace of its own closes when the block ends.
     """
     if workspace is None:
-        from compatcheck.targets import Workspace
-
         with (
             Workspace() as own,
             scratch_database(
@@ -512,11 +522,10 @@ def _create(
                     "--use-existing-empty-database to run in it (it must be empty)"
                 )
             return _existing_empty(url, ws, say)
-        assert ws.dir is not None, "Workspace used outside its with-block"
-        path = ws.dir / f"migrations-{secrets.token_hex(3)}.sqlite"
+        path = _sqlite_file(ws, f"migrations-{secrets.token_hex(3)}")
         url = URL.create("sqlite", database=str(path))
         say(f"scratch database: temporary SQLite file {path}")
-        engine = _engine(url)
+        engine = engine_for(url)
         sa.event.listen(engine, "connect", _throwaway_sqlite)
         return Scratch(url, engine, f"sqlite:///{path}", "sqlite", owned=True)
     if backend not in SERVER_BACKENDS:
@@ -524,9 +533,22 @@ def _create(
     if use_existing_empty:
         return _existing_empty(url, ws, say)
     target, _name = create_server_database(url, ws, say)
-    return Scratch(target, _engine(target), mask(target), _dialect(url), owned=True)
+    return Scratch(target, engine_for(target), mask(target), _dialect(url), owned=True)
 
 
-def alembic_url(url: URL) -> str:
-    """The URL as Alembic's config wants it: password kept, ``%`` escaped for ConfigParser."""
-    return url.render_as_string(hide_password=False).replace("%", "%%")
+def _sqlite_file(holder: Holder, name: str) -> Path:
+    """A new SQLite file's path in the holder's temp folder (removed with it); refused once the
+    holder is closing."""
+    with holder.creating(lambda: None):
+        assert holder.dir is not None, "Workspace used outside its with-block"
+        return holder.dir / f"{name}.sqlite"
+
+
+def release_database(holder: Holder, role: str, database: str = "sqlite") -> ScratchDatabase:
+    """A fresh empty database for one release: a SQLite file in the temp folder, or one made on
+    the server ``database`` names (dropped by ``holder``)."""
+    if database == "sqlite":
+        path = _sqlite_file(holder, role)
+        return ScratchDatabase(f"sqlite:///{path}", f"sqlite:///{path}", "sqlite")
+    real, _name = create_server_database(database, holder, lambda _msg: None)
+    return ScratchDatabase(real.render_as_string(hide_password=False), mask(real), "server")

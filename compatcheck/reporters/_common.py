@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from compatcheck.model import Consumer
 from compatcheck.policy import Waiver
 from compatcheck.report import RatedFinding, Report
+
+if TYPE_CHECKING:
+    from compatcheck.migrations.section import Plan
 
 #: Areas in the order DESIGN.md lists them; JUnit has one suite per area, in this order.
 AREAS = ("metrics", "readiness", "migrations", "consumers", "artifact", "check")
@@ -121,7 +124,7 @@ def not_blocking_note(report: Report) -> str:
         return (
             "not blocking: it concerns the downgrade plan, which only matters for a later rollback"
         )
-    safe = [str(p.get("name")) for p in plans(report) if p.get("safe")]
+    safe = [p.name for p in report.plans if p.safe]
     if not safe:
         return "not blocking: another rollback plan is safe"
     names = " and ".join(f"the {n} plan" for n in safe)
@@ -188,55 +191,45 @@ def waiver_text(w: Waiver) -> str:
     return f"{w.kind} {target}"
 
 
-def plans(report: Report) -> list[Mapping[str, Any]]:
-    """The rollback plans: the report's own, else the migrations section's."""
-    if report.plans:
-        return list(report.plans)
-    if report.migrations is not None:
-        return list(report.migrations.get("plans") or ())
-    return []
-
-
-def plan_role(report: Report, plan: Mapping[str, Any]) -> str:
+def plan_role(report: Report, plan: Plan) -> str:
     """In deploy direction, what the plan is for (``for a later rollback``); else empty."""
-    role = plan.get("applies_to")
+    role = plan.applies_to
     return f"for {role}" if report.direction == "deploy" and role else ""
 
 
-def plan_title(report: Report, plan: Mapping[str, Any]) -> str:
+def plan_title(report: Report, plan: Plan) -> str:
     """``plan downgrade``, or in deploy direction ``plan downgrade, for a later rollback``."""
     role = plan_role(report, plan)
-    return f"plan {plan.get('name')}" + (f", {role}" if role else "")
+    return f"plan {plan.name}" + (f", {role}" if role else "")
 
 
-def plan_status(plan: Mapping[str, Any]) -> str:
+def plan_status(plan: Plan) -> str:
     """The plan's status line as judged (``safe; removes NEW-era data: ...``); a section that
     carries none (built by hand) shows the verdict alone."""
-    status = plan.get("status")
-    if isinstance(status, str) and status:
-        return status
-    return "safe" if plan.get("safe") else "UNSAFE"
+    if plan.status:
+        return plan.status
+    return "safe" if plan.safe else "UNSAFE"
 
 
 def plan_statuses(report: Report) -> list[tuple[str, str]]:
     """``[("plan code-only", "safe; static analysis only, nothing executed"), ...]``: what the
     one-line formats (JUnit properties, SARIF properties, workflow log) say about the plans."""
-    return [(plan_title(report, p), plan_status(p)) for p in plans(report)]
+    return [(plan_title(report, p), plan_status(p)) for p in report.plans]
 
 
 def chosen_plan(report: Report) -> str | None:
     """The plan to follow: the migrations section's ``recommended`` (decided where the plans are
     judged), else the first safe plan in the order they are listed (most preferred first)."""
-    if report.migrations is not None and "recommended" in report.migrations:
-        rec = report.migrations["recommended"]
-        return str(rec) if rec else None
-    return next((str(p.get("name")) for p in plans(report) if p.get("safe")), None)
+    mig = report.migrations
+    if mig is not None and isinstance(mig.recommended, str | None):
+        return mig.recommended or None
+    return next((p.name for p in report.plans if p.safe), None)
 
 
 def plan_advice(report: Report) -> str | None:
     """Which plan to follow, as one sentence; None when no migrations were inspected, and in
     deploy direction (a roll-forward gets no rollback advice)."""
-    if not plans(report) or report.direction != "rollback":
+    if not report.plans or report.direction != "rollback":
         return None
     name = chosen_plan(report)
     if name is None:
@@ -270,10 +263,10 @@ def _downgrade_command(report: Report) -> str | None:
     mig = report.migrations
     if report.direction != "rollback" or mig is None:
         return None
-    path = [str(r) for r in mig.get("downgrade_path") or ()]
+    path = list(mig.downgrade_path or ())
     if not path:
         return None
-    target = mig.get("old_head") or "base"
+    target = mig.old_head or "base"
     undone = ", then ".join(f"`{r}`" for r in path)
     return f"run `alembic downgrade {target}` (undoes {undone}), then deploy the OLD release"
 

@@ -25,7 +25,6 @@ from compatcheck.reporters._common import (
     plan_advice,
     plan_role,
     plan_status,
-    plans,
     printable,
     rollback_steps,
     transition_text,
@@ -217,27 +216,25 @@ def _waivers(report: Report) -> list[str]:
 
 
 def _migrations(report: Report) -> list[str]:
-    ps = plans(report)
     mig = report.migrations
-    if mig is None and not ps:
+    if mig is None:
         return []
     out = ["", "### Migrations", ""]
-    if mig is not None:
-        old_head, new_head = code(str(mig.get("old_head"))), code(str(mig.get("new_head")))
-        path = code(downgrade_path_text(mig.get("downgrade_path") or ()))
-        out.append(f"OLD head {old_head}, NEW head {new_head}; downgrade path: {path}")
-        out.append("")
-    if ps:
+    old_head, new_head = code(str(mig.old_head)), code(str(mig.new_head))
+    path = code(downgrade_path_text(mig.downgrade_path or ()))
+    out.append(f"OLD head {old_head}, NEW head {new_head}; downgrade path: {path}")
+    out.append("")
+    if mig.plans:
         out += ["| plan | status | reasons |", "|---|---|---|"]
-        for p in ps:
-            reasons = [inline(str(r), table=True) for r in p.get("reasons") or ()]
-            live = p.get("live_data_at_risk") or ()
+        for p in mig.plans:
+            reasons = [inline(r, table=True) for r in p.reasons]
+            live = p.live_data_at_risk
             if live:
                 reasons.append(
                     "data at risk on the live database: "
                     + "; ".join(inline(str(line), table=True) for line in live)
                 )
-            title = code(str(p.get("name")), table=True)
+            title = code(p.name, table=True)
             role = plan_role(report, p)
             if role:
                 title += f", {escape_text(role, table=True)}"

@@ -26,7 +26,6 @@ from compatcheck.reporters._common import (
     plan_advice,
     plan_status,
     plan_title,
-    plans,
     printable,
     rollback_steps,
     short_json,
@@ -178,18 +177,16 @@ def _waivers(report: Report, paint: _Painter) -> list[str]:
 
 
 def _migrations(report: Report, paint: _Painter) -> list[str]:
-    ps = plans(report)
     mig = report.migrations
-    if mig is None and not ps:
+    if mig is None:
         return []
     out = ["", paint("bold", "MIGRATIONS")]
-    if mig is not None:
-        out.append(f"  heads: OLD {mig.get('old_head')} · NEW {mig.get('new_head')}")
-        out.append(f"  downgrade path: {downgrade_path_text(mig.get('downgrade_path') or ())}")
-    for p in ps:
+    out.append(f"  heads: OLD {mig.old_head} · NEW {mig.new_head}")
+    out.append(f"  downgrade path: {downgrade_path_text(mig.downgrade_path or ())}")
+    for p in mig.plans:
         out.append(f"  {plan_title(report, p)}: {plan_status(p)}")
-        out += [f"      {r}" for r in p.get("reasons") or ()]
-        live = p.get("live_data_at_risk") or ()
+        out += [f"      {r}" for r in p.reasons]
+        live = p.live_data_at_risk
         if live:
             out.append("      data at risk on the live database:")
             out += [f"        {line}" for line in live]

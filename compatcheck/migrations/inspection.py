@@ -1,0 +1,253 @@
+"""The migrations inspection: can the database follow a rollback from NEW to OLD, and how?
+
+:func:`inspect_migrations` reads the history through its source (as source, never importing it)
+for the path and the static findings; then, unless ``static`` or the source cannot be executed,
+runs a real round trip on a scratch database (:mod:`.roundtrip`), renders the downgrade SQL
+offline, optionally counts what a live database would lose, and judges the two rollback plans
+(:mod:`.plans`). It never knows which framework the folder belongs to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from compatcheck.errors import InputError, UnavailableError
+from compatcheck.migrations import live
+from compatcheck.migrations.checks import rename_targets, static_findings
+from compatcheck.migrations.findings import FindingSet, roundtrip_findings
+from compatcheck.migrations.graph import DowngradePath, History, UnknownRevision, downgrade_path
+from compatcheck.migrations.graph import resolve as resolve_ref
+from compatcheck.migrations.plans import STATIC_ONLY, describe, judge_plans, new_data_finding
+from compatcheck.migrations.roundtrip import RunnerUnavailable, round_trip
+from compatcheck.migrations.scratch import Scratch, ScratchUnavailable, one_line, scratch_database
+from compatcheck.migrations.section import SKIPPED, UNAVAILABLE, MigrationsSection, RoundTrip
+from compatcheck.migrations.sources import Source, open_source
+from compatcheck.model import Finding, sort_findings
+from compatcheck.targets import Workspace
+
+
+@dataclass(frozen=True)
+class MigrationsResult:
+    """Findings plus the report's ``migrations`` section."""
+
+    findings: tuple[Finding, ...]
+    section: MigrationsSection
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """OLD's and NEW's heads as the report names them, and the path (None: a finding says why)."""
+
+    old_head: str | None
+    new_head: str | None
+    path: DowngradePath | None = None
+    missing: Finding | None = None
+
+
+def _resolve(history: History, old: str | None, new: str | None) -> _Resolved:
+    def missing(
+        subject: str, message: str, old_head: str | None, new_head: str | None
+    ) -> _Resolved:
+        evidence = {"old": old, "new": new}
+        finding = Finding("migrations/path-missing", subject, message, evidence)
+        return _Resolved(old_head, new_head, missing=finding)
+
+    try:
+        new_id = resolve_ref(history, new or "head")
+    except UnknownRevision:
+        return missing(str(new), f"NEW's head `{new}` is not a revision of this history.", old, new)
+    except InputError:
+        if new is not None:
+            raise
+        return missing("head", "NEW's head is ambiguous: the history has several heads.", old, new)
+    assert new_id is not None
+    # Known before OLD is resolved, so a report about an unknown OLD still names NEW's head.
+    try:
+        old_id = resolve_ref(history, old)
+    except UnknownRevision:
+        message = f"OLD's head `{old}` is not a revision of this history."
+        return missing(str(old), message, old, new_id)
+    path = downgrade_path(history, new_id, old_id)
+    if path is None:
+        message = (
+            f"OLD's head `{old_id}` is not an ancestor of NEW's head `{new_id}`: "
+            "no downgrade leads from NEW to OLD."
+        )
+        return missing(new_id, message, old_id, new_id)
+    return _Resolved(old_id, new_id, path)
+
+
+def _multiple_heads(history: History) -> list[Finding]:
+    heads = sorted(history.heads)
+    if len(heads) < 2:
+        return []
+    message = (
+        f"The history has {len(heads)} heads ({', '.join(f'`{h}`' for h in heads)}): "
+        f"{history.wording.upgrade_all} fails until they are merged."
+    )
+    return [Finding("migrations/multiple-heads", ",".join(heads), message, {"heads": heads})]
+
+
+def inspect_migrations(
+    script_location: str | Path,
+    old: str | None,
+    new: str | None,
+    *,
+    db_url: str | None = None,
+    static: bool = False,
+    use_existing_empty: bool = False,
+    seed_sql: str | Path | None = None,
+    live_db_url: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    workspace: Workspace | None = None,
+) -> MigrationsResult:
+    """Judge the rollback of the database from ``new`` to ``old``.
+
+    ``old``/``new`` take revision ids, unique prefixes, ``head`` or ``branch@head``; ``new=None``
+    means the single head, ``old=None`` means an empty database (OLD had no migrations). A
+    reference that matches nothing is a ``migrations/path-missing`` finding, a failing migration
+    is a finding, and so is a server where no scratch database may be created (the round trip
+    is then ``check/unavailable``; ``use_existing_empty`` runs it in the empty database the URL
+    names instead); a missing folder is :class:`InputError`, an unreachable server
+    :class:`UnavailableError`.
+
+    The round trip imports the migration code on the path and runs it in this process, with its
+    privileges: it must be trusted code. ``workspace`` owns the scratch database when given
+    (``check``); otherwise the inspection has a workspace of its own.
+    """
+    source = open_source(script_location)
+    history = source.history()
+    # Why nothing is executed, in the JSON too: the reader must know it was asked for.
+    why_static = source.not_executable or ("--static was asked for" if static else None)
+    found = _resolve(history, old, new)
+    section = MigrationsSection(
+        old_head=found.old_head,
+        new_head=found.new_head,
+        framework=source.framework,
+        heads=tuple(sorted(history.heads)),
+        mode="static" if why_static else "roundtrip",
+        static_reason=why_static,
+        roundtrip=RoundTrip(SKIPPED, why=f"{STATIC_ONLY}: {why_static}") if why_static else None,
+    )
+    path = found.path
+    if path is None:
+        assert found.missing is not None
+        findings = [*_multiple_heads(history), found.missing]
+        plans, recommended = judge_plans(findings, static=why_static)
+        section = replace(section, plans=plans, recommended=recommended, downgrade_path=None)
+        return MigrationsResult(tuple(sort_findings(findings)), section)
+    section = replace(
+        section, downgrade_path=path.revisions, skipped_by_framework=path.skipped_by_framework
+    )
+    collected = FindingSet([*_multiple_heads(history), *static_findings(history, path)])
+    if why_static is None and path.revisions:
+        section = _dynamic(
+            collected,
+            source,
+            history,
+            path,
+            section,
+            db_url=db_url,
+            use_existing_empty=use_existing_empty,
+            seed_sql=Path(seed_sql) if seed_sql is not None else None,
+            say=progress or (lambda _msg: None),
+            workspace=workspace,
+        )
+    if live_db_url is not None:
+        section = _live(collected, live_db_url, section)
+    result = sort_findings(collected.findings())
+    plans, recommended = judge_plans(result, static=why_static)
+    removal = new_data_finding(plans, path.new)
+    if removal is not None:
+        result = sort_findings([*result, removal])
+    return MigrationsResult(tuple(result), replace(section, plans=plans, recommended=recommended))
+
+
+def _dynamic(
+    found: FindingSet,
+    source: Source,
+    history: History,
+    path: DowngradePath,
+    section: MigrationsSection,
+    *,
+    db_url: str | None,
+    use_existing_empty: bool,
+    seed_sql: Path | None,
+    say: Callable[[str], None],
+    workspace: Workspace | None,
+) -> MigrationsSection:
+    """The round trip on a scratch database; no right to create one is ``check/unavailable``."""
+    try:
+        with scratch_database(
+            db_url, workspace=workspace, use_existing_empty=use_existing_empty, progress=say
+        ) as scratch:
+            return _round_trip(found, source, history, path, section, scratch, seed_sql, say)
+    except ScratchUnavailable as exc:
+        hint = (
+            "; to run it in the empty database the URL names instead, pass "
+            "--use-existing-empty-database"
+            if exc.privilege
+            else ""
+        )
+        found.add(
+            "check/unavailable",
+            "migrations",
+            f"The migration round trip did not run: {exc}{hint}.",
+            {"stage": "scratch database", "error": str(exc), "privilege": exc.privilege},
+        )
+        return replace(section, roundtrip=RoundTrip(UNAVAILABLE, error=str(exc)))
+
+
+def _round_trip(
+    found: FindingSet,
+    source: Source,
+    history: History,
+    path: DowngradePath,
+    section: MigrationsSection,
+    scratch: Scratch,
+    seed_sql: Path | None,
+    say: Callable[[str], None],
+) -> MigrationsSection:
+    database = scratch.display if not scratch.owned else f"scratch ({scratch.dialect})"
+    section = replace(section, engine=scratch.dialect, database=database)
+    try:
+        conn = scratch.engine.connect()
+    except sa.exc.SQLAlchemyError as exc:
+        raise UnavailableError(f"cannot connect to {scratch.display}: {one_line(exc)}") from exc
+    with conn:
+        try:
+            runner = source.runner(scratch, conn)
+        except RunnerUnavailable as exc:
+            found.add("check/unavailable", "migrations", str(exc), {"error": exc.error})
+            return replace(section, roundtrip=RoundTrip(UNAVAILABLE, error=exc.error))
+        trip = round_trip(
+            runner,
+            path.old,
+            path.new,
+            path.revisions,
+            seed_sql=seed_sql,
+            renamed=rename_targets(history, path),
+            say=say,
+        )
+        roundtrip_findings(found, history, path, trip, scratch.dialect)
+        say("rendering the downgrade SQL offline")
+        sql, online = runner.offline_sql(path.revisions, path.new)
+    return replace(section, roundtrip=trip, offline_sql=sql, online_only=online)
+
+
+def _live(found: FindingSet, url: str, section: MigrationsSection) -> MigrationsSection:
+    """Read-only counts on the live database of what each destructive downgrade removes."""
+    objects: dict[str, list[str]] = {}
+    for f in found.findings():
+        if f.kind == "migrations/downgrade-destructive":
+            ev = f.evidence
+            objects[f.subject] = [*ev.get("tables", []), *ev.get("columns", [])]
+    counts = live.live_counts(url, [o for objs in objects.values() for o in objs])
+    for rev, objs in objects.items():
+        evidence = {"live_counts": {o: counts[o] for o in objs}}
+        found.add("migrations/downgrade-destructive", rev, "", evidence)
+    return replace(section, data_at_risk=tuple(describe(o, counts[o]) for o in sorted(counts)))

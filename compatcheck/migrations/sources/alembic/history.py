@@ -1,0 +1,97 @@
+"""An Alembic versions folder as a :class:`~compatcheck.migrations.graph.History`.
+
+Ordering uses Alembic's own :class:`~alembic.script.revision.RevisionMap`, fed with revisions read
+as source (:mod:`.revisions`) in the order Alembic loads the files, so the downgrade path is the
+order Alembic runs downgrades in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from pathlib import Path
+
+from alembic.script.revision import Revision, RevisionError, RevisionMap
+
+from compatcheck.errors import InputError
+from compatcheck.migrations.graph import History, UnknownRevision
+from compatcheck.migrations.sources.alembic.revisions import list_revision_files, read_revision_file
+from compatcheck.migrations.steps import Step, Wording
+
+#: How Alembic's users name things, for the core's finding messages.
+WORDING = Wording(
+    step="Revision",
+    up="`upgrade()`",
+    down="`downgrade()`",
+    upgrade_all="`alembic upgrade head`",
+)
+
+
+class AlembicOrder:
+    """The :class:`~compatcheck.migrations.graph.Ordering` of a history, from Alembic's map."""
+
+    def __init__(self, revision_map: RevisionMap) -> None:
+        self.revision_map = revision_map
+
+    def downgrade_order(self, new: str) -> Sequence[str]:
+        revs = self.revision_map.iterate_revisions(new, None, select_for_downgrade=True)
+        return [r.revision for r in revs]
+
+    def plain_downgrade(self, new: str, old: str | None) -> Collection[str] | None:
+        try:
+            revs = self.revision_map.iterate_revisions(new, old, select_for_downgrade=True)
+            return {r.revision for r in revs}
+        except RevisionError:
+            return None
+
+    def find(self, ref: str) -> str:
+        try:
+            found = self.revision_map.get_revision(ref)
+        except RevisionError as exc:
+            raise UnknownRevision(ref) from exc
+        if found is None:
+            raise UnknownRevision(ref)
+        return found.revision
+
+
+def load_history(versions: Path) -> History:
+    """Read every revision file in ``versions`` (never importing one) and build the graph."""
+    steps: dict[str, Step] = {}
+    for path in list_revision_files(versions):
+        step = read_revision_file(path)
+        if step is None:
+            continue
+        if step.id in steps:
+            raise InputError(
+                f"{versions}: revision `{step.id}` is defined twice "
+                f"({steps[step.id].path.name}, {path.name})"
+            )
+        steps[step.id] = step
+    if not steps:
+        raise InputError(f"{versions}: no Alembic revision file found")
+    for step in steps.values():
+        for down in step.parents:
+            if down not in steps:
+                raise InputError(
+                    f"{step.path}: `down_revision` names `{down}`, "
+                    f"which no file in {versions} defines"
+                )
+
+    def generate() -> list[Revision]:
+        return [
+            Revision(
+                s.id,
+                s.parents or None,
+                dependencies=s.depends_on or None,
+                branch_labels=s.labels or None,
+            )
+            for s in steps.values()
+        ]
+
+    rmap = RevisionMap(generate)
+    try:
+        heads = tuple(rmap.heads)
+    except RevisionError as exc:
+        raise InputError(f"{versions}: invalid revision graph: {exc}") from exc
+    return History(
+        location=versions, steps=steps, heads=heads, order=AlembicOrder(rmap), wording=WORDING
+    )

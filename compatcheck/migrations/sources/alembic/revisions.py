@@ -1,0 +1,91 @@
+"""Alembic revision files read as source: the module-level facts Alembic reads, and two functions.
+
+Every fact comes from the syntax tree (``ast``), never from importing the file (see
+:mod:`.analyser` for why); a file is a :class:`~compatcheck.migrations.steps.Step` of the history.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+from compatcheck.errors import InputError
+from compatcheck.migrations.sources.alembic.analyser import Analyser
+from compatcheck.migrations.sources.alembic.operations import NOT_LITERAL, literal
+from compatcheck.migrations.steps import Step
+
+
+def _as_tuple(value: Any, path: Path, name: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (tuple, list, set, frozenset)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise InputError(f"{path}: `{name}` is not a string, tuple or list of strings")
+
+
+def _module_level(tree: ast.Module) -> tuple[dict[str, Any], dict[str, ast.FunctionDef]]:
+    """Names bound at module level to literal values (or :data:`NOT_LITERAL`), and functions."""
+    values: dict[str, Any] = {}
+    functions: dict[str, ast.FunctionDef] = {}
+    for stmt in tree.body:
+        targets: list[ast.expr] = []
+        value: ast.expr | None = None
+        if isinstance(stmt, ast.Assign):
+            targets, value = stmt.targets, stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            # `revision: str = "abc"` and `down_revision: Union[str, None] = "x"` (new templates)
+            targets, value = [stmt.target], stmt.value
+        elif isinstance(stmt, ast.FunctionDef):
+            functions[stmt.name] = stmt
+        for target in targets:
+            if isinstance(target, ast.Name):
+                values[target.id] = literal(value)
+    return values, functions
+
+
+def read_revision_file(path: Path) -> Step | None:
+    """Parse one revision file; None when it is not a revision (no ``revision`` assignment)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from exc
+    except SyntaxError as exc:
+        raise InputError(f"{path}: syntax error on line {exc.lineno}: {exc.msg}") from exc
+    values, functions = _module_level(tree)
+    revision = values.get("revision")
+    if revision is None or revision is NOT_LITERAL:
+        return None
+    if not isinstance(revision, str):
+        raise InputError(f"{path}: `revision` is not a string")
+    for key in ("down_revision", "branch_labels", "depends_on"):
+        if values.get(key) is NOT_LITERAL:
+            raise InputError(f"{path}: `{key}` is not a literal; compatcheck reads it as source")
+    constants = {k: v for k, v in values.items() if isinstance(v, str)}
+    analyser = Analyser(functions, constants)
+    return Step(
+        id=revision,
+        path=path,
+        parents=_as_tuple(values.get("down_revision"), path, "down_revision"),
+        labels=_as_tuple(values.get("branch_labels"), path, "branch_labels"),
+        depends_on=_as_tuple(values.get("depends_on"), path, "depends_on"),
+        up=analyser.function("upgrade"),
+        down=analyser.function("downgrade"),
+    )
+
+
+def list_revision_files(versions: Path) -> list[Path]:
+    """The ``.py`` files Alembic would load, in the order it loads them (sorted by name).
+
+    Trap: the load order is the tie-break Alembic uses between independent branches when it orders
+    a downgrade, so it must be reproduced exactly.
+    """
+    return [
+        entry
+        for entry in sorted(versions.iterdir(), key=lambda p: p.name)
+        if entry.is_file()
+        and entry.name.endswith(".py")
+        and not entry.name.startswith((".#", "__init__"))
+    ]

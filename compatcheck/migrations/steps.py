@@ -1,0 +1,115 @@
+"""The framework-neutral model of a migration history: steps, what each direction does, wording.
+
+A source (:mod:`compatcheck.migrations.sources`) turns a folder into :class:`Step` values; every
+part of the core (graph, static checks, round trip, plans) reads these and nothing else, so it
+never knows which framework wrote the folder. An :class:`Op` is one schema or data operation a
+step's up or down performs, read without running it: the static facts every check works from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Operation names an ``Op`` can carry.
+CREATE_TABLE = "create_table"
+DROP_TABLE = "drop_table"
+RENAME_TABLE = "rename_table"
+ADD_COLUMN = "add_column"
+DROP_COLUMN = "drop_column"
+RENAME_COLUMN = "rename_column"
+ALTER_TYPE = "alter_type"
+ALTER_NULLABLE = "alter_nullable"
+CREATE_INDEX = "create_index"
+DROP_INDEX = "drop_index"
+CREATE_CONSTRAINT = "create_constraint"
+DROP_CONSTRAINT = "drop_constraint"
+CREATE_ENUM = "create_enum"
+DROP_ENUM = "drop_enum"
+DELETE_ROWS = "delete_rows"
+UPDATE_ROWS = "update_rows"
+NON_TRANSACTIONAL = "non_transactional"
+NEEDS_ONLINE = "needs_online"
+
+
+def identifier(name: str | None) -> str | None:
+    """Unquote and lower-case an identifier and drop a schema prefix (``"public"."Users"``)."""
+    if name is None:
+        return None
+    name = name.strip().strip(",;()")
+    parts = [p.strip('"`[] ') for p in name.split(".")]
+    return parts[-1].lower() if parts and parts[-1] else None
+
+
+@dataclass(frozen=True)
+class Op:
+    """One schema or data operation found in a step's up or down.
+
+    ``table``/``column`` are lower-cased, unquoted and without schema prefix (:func:`identifier`)
+    so that ``"Users"``, ``public.users`` and ``users`` compare equal; ``name`` is the index,
+    constraint or enum type name, or the new name of a rename.
+    """
+
+    op: str
+    table: str | None = None
+    column: str | None = None
+    name: str | None = None
+    nullable: bool | None = None
+    server_default: bool = False
+    #: Columns an index or constraint covers (lower-cased), when written as literals.
+    columns: tuple[str, ...] = ()
+    #: Source of the statement (SQL text or ``op.drop_column('t', 'c')``), for evidence.
+    source: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Code:
+    """What one direction of a step (its up or its down) does, read without running it."""
+
+    #: The body does nothing: only ``pass``, a docstring, ``...``, or an empty SQL section.
+    empty: bool
+    #: It fails whenever it runs (an unconditional ``raise``).
+    raises: bool
+    ops: tuple[Op, ...]
+    line: int = 0
+    #: How the source says this whole direction runs outside a transaction (goose's
+    #: ``-- +goose NO TRANSACTION``); empty when the framework runs it in one. Work that leaves
+    #: the transaction on its own (``autocommit_block()``, ``CONCURRENTLY``) is an ``Op``.
+    non_transactional: str = ""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One migration: its id, what it builds on, and its two directions."""
+
+    id: str
+    #: The file that defines it (findings point at it).
+    path: Path
+    #: The steps it directly follows (several for a merge point; none for the first).
+    parents: tuple[str, ...]
+    up: Code | None = None
+    #: None when the step has no down at all.
+    down: Code | None = None
+    #: References to further steps it needs applied first (Alembic's ``depends_on``).
+    depends_on: tuple[str, ...] = ()
+    #: Names the framework lets users address a line of steps by (Alembic's branch labels).
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Wording:
+    """How a framework's users name a step, its two directions and its upgrade command, so that
+    a finding made by the core speaks the framework's language."""
+
+    #: ``Revision`` (Alembic), ``Migration``...
+    step: str
+    #: ``upgrade``/``downgrade`` (direction names in evidence) → how a message shows them.
+    up: str
+    down: str
+    #: The command that applies every step (``alembic upgrade head``), in backticks.
+    upgrade_all: str
+
+    def code(self, direction: str) -> str:
+        """``upgrade`` → ``\\`upgrade()\\```: the direction as the framework's users know it."""
+        return self.up if direction == "upgrade" else self.down
