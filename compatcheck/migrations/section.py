@@ -367,6 +367,7 @@ class MigrationsSection:
     def to_json(self) -> dict[str, Any]:
         path = None if self.downgrade_path is None else list(self.downgrade_path)
         out: dict[str, Any] = {
+            "framework": self.framework,
             "old_head": self.old_head,
             "new_head": self.new_head,
             "downgrade_path": path,
