@@ -28,6 +28,7 @@ from compatcheck.migrations.section import (
     TrialRecord,
     TrialSetup,
 )
+from compatcheck.schemas import validate
 from compatcheck.snapshot import Snapshot
 
 ALEMBIC = Path(__file__).resolve().parent.parent / "fixtures" / "alembic"
@@ -107,6 +108,13 @@ def test_a_missing_path_is_null_and_no_recommendation_is_absent() -> None:
     assert doc["recommended"] is None
     hand = MigrationsSection.from_json({"old_head": "a", "new_head": "b", "downgrade_path": []})
     assert "recommended" not in hand.to_json()
+    # The published schema takes the report that says so.
+    report = evaluate(
+        Snapshot(label="v1"),
+        Snapshot(label="v2"),
+        EvaluateOptions(extra_findings=result.findings, migrations=result.section),
+    )
+    assert validate(report.to_json(), "report") is None
 
 
 def test_the_code_only_trial_reads_back_as_written() -> None:
