@@ -35,6 +35,10 @@ ALEMBIC = Path(__file__).resolve().parent.parent / "fixtures" / "alembic"
 CASES = sorted(p.name for p in ALEMBIC.iterdir() if (p / "expected.yaml").is_file())
 
 
+#: Keys every inspection writes first, in this order.
+HEAD = ["framework", "old_head", "new_head", "downgrade_path", "plans", "heads", "mode"]
+
+
 def _text(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2)
 
@@ -53,13 +57,7 @@ def test_a_static_section_reads_back_as_written(case: str) -> None:
     # Without a path (diverged heads) there is nothing Alembic would skip either.
     skipped = ["skipped_by_alembic"] if doc["downgrade_path"] is not None else []
     assert list(doc) == [
-        "framework",
-        "old_head",
-        "new_head",
-        "downgrade_path",
-        "plans",
-        "heads",
-        "mode",
+        *HEAD,
         "static_reason",
         "roundtrip",
         *skipped,
@@ -73,13 +71,7 @@ def test_a_round_trip_section_reads_back_as_written(case: str, isolated_tmp: Pat
     result = inspect_migrations(ALEMBIC / case, exp["old"], exp["new"])
     doc = _reads_back(result.section)
     assert list(doc) == [
-        "framework",
-        "old_head",
-        "new_head",
-        "downgrade_path",
-        "plans",
-        "heads",
-        "mode",
+        *HEAD,
         "skipped_by_alembic",
         "engine",
         "database",
