@@ -16,7 +16,7 @@ from compatcheck.migrations import steps as s
 from compatcheck.migrations.graph import DowngradePath, History
 from compatcheck.model import Finding
 
-#: ``old-code-incompatible`` reasons, in the order messages list them (DESIGN.md).
+#: ``old-code-incompatible`` reasons (public ids), in the order messages list them.
 REASONS = (
     "table-dropped",
     "column-dropped",

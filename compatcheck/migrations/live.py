@@ -1,7 +1,7 @@
 """Read-only counts on a live database: how much data the downgrade would destroy there.
 
-Safety (DESIGN.md): a read-only transaction with a statement timeout; nothing is written, the
-transaction is rolled back, and the URL is only ever shown with its password masked.
+Safety (the public contract): a read-only transaction with a statement timeout; nothing is
+written, the transaction is rolled back, and the URL is only ever shown with its password masked.
 """
 
 from __future__ import annotations

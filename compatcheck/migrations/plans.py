@@ -114,7 +114,7 @@ NO_WARMUP = "no warm-up requests"
 NO_RELEASE = "`compatcheck migrations` starts no release"
 
 #: ``evidence.reason`` of a ``migrations/old-code-incompatible`` finding made by the runtime
-#: trial. DESIGN.md pins the static reasons (``column-dropped`` …); this one is our extension.
+#: trial. The public contract pins the static reasons (``column-dropped`` …); this one extends them.
 RUNTIME_FAILURE = "runtime-failure"
 
 #: Prefix of every runtime reason line, so a reader tells them from the static ones.
@@ -426,7 +426,7 @@ def runtime_finding(new_head: str, trial: CodeOnlyTrial) -> Finding:
 
     Subject: NEW's head (the schema OLD ran on, not one revision: the trial cannot tell which
     revision broke OLD). ``evidence.reason`` is ``runtime-failure``, an extension of the static
-    reasons DESIGN.md pins, with the broken ``requests`` and OLD's ``log_tail``.
+    reasons the public contract pins, with the broken ``requests`` and OLD's ``log_tail``.
     """
     first = trial.failures[0].removeprefix(f"{ON_NEW_SCHEMA}: ")
     more = len(trial.failures) - 1

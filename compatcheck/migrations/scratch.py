@@ -4,12 +4,12 @@ Two uses, one way of making them: :func:`scratch_database` for a round trip (an 
 temporary SQLite file, a database created on a server, or an existing empty one) and
 :func:`release_database` for a release that ``check`` launches on a database of its own.
 
-DESIGN.md's safety rule: migrations run only on a temporary SQLite file or on a database created on
-the given server, dropped afterwards even on failure, Ctrl-C or SIGTERM. There is no fallback:
-without the right to create one the round trip is unavailable, unless the caller explicitly asks
-for ``use_existing_empty`` (``--use-existing-empty-database``); then a database holding any table,
-view, sequence, type or routine in any schema is refused, and everything the run creates in it is
-dropped afterwards.
+The safety rule of the public contract: migrations run only on a temporary SQLite file or on a
+database created on the given server, dropped afterwards even on failure, Ctrl-C or SIGTERM.
+There is no fallback: without the right to create one the round trip is unavailable, unless
+the caller explicitly asks for ``use_existing_empty`` (``--use-existing-empty-database``); then a
+database holding any table, view, sequence, type or routine in any schema is refused, and
+everything the run creates in it is dropped afterwards.
 
 Who drops what: every database is created inside ``holder.creating(drop)`` (a
 :class:`~compatcheck.targets.Workspace`), which records the drop *before* ``CREATE DATABASE`` and

@@ -2,10 +2,10 @@
 
 Everything the engine, the reporters and capture read about migrations is an attribute of
 :class:`MigrationsSection`; :meth:`MigrationsSection.to_json` writes the ``compatcheck.report/v1``
-keys (DESIGN.md pins ``old_head``, ``new_head``, ``downgrade_path``, ``plans``, ``framework``) in
-a fixed order, and :meth:`MigrationsSection.from_json` reads them back. A key a section did not
-carry (one written by hand, or by an older compatcheck) stays absent on the way back out: an
-optional field left at None is not written.
+keys (the public contract pins ``old_head``, ``new_head``, ``downgrade_path``, ``plans``,
+``framework``) in a fixed order, and :meth:`MigrationsSection.from_json` reads them back. A key
+a section did not carry (one written by hand, or by an older compatcheck) stays absent on the
+way back out: an optional field left at None is not written.
 """
 
 from __future__ import annotations
