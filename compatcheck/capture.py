@@ -934,19 +934,8 @@ def _migrations_job(
         for ev in events.values():
             ev.wait()
         t0 = time.monotonic()
-        try:
-            from compatcheck.migrations import inspect_migrations
-            from compatcheck.migrations.sources.alembic.runner import script_heads
-        except ImportError:
-            return (
-                [
-                    _plain_unavailable(
-                        "migrations", "migrations not inspected: compatcheck.migrations is missing"
-                    )
-                ],
-                None,
-                0.0,
-            )
+        from compatcheck.migrations.sources.alembic.runner import script_heads
+
         old_head = script_heads(old_loc) if old_loc and old_loc.is_dir() else None
         new_head = script_heads(new_loc) if new_loc and new_loc.is_dir() else None
         if old_head is None or new_head is None or new_loc is None:
@@ -956,6 +945,18 @@ def _migrations_job(
                         "migrations",
                         "migrations not inspected: cannot determine both releases' Alembic heads "
                         f"(old: {old_head or 'unknown'}, new: {new_head or 'unknown'})",
+                    )
+                ],
+                None,
+                0.0,
+            )
+        try:
+            from compatcheck.migrations import inspect_migrations
+        except ImportError:
+            return (
+                [
+                    _plain_unavailable(
+                        "migrations", "migrations not inspected: compatcheck.migrations is missing"
                     )
                 ],
                 None,
