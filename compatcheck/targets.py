@@ -301,8 +301,8 @@ class Workspace:
                 self._changed.notify_all()
 
     def scratch_database(self, role: str, database: str = "sqlite") -> ScratchDatabase:
-        """A fresh empty database for one target (:func:`~compatcheck.migrations.scratch.
-        release_database`), dropped when the workspace closes."""
+        """A fresh empty database for one target, dropped when the workspace closes; made by
+        the one scratch-database module (``release_database``)."""
         # Imported here: the scratch module loads SQLAlchemy (~0.2 s), which a run without
         # databases never needs.
         from compatcheck.migrations.scratch import release_database
