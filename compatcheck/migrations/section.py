@@ -134,15 +134,6 @@ class RoundTrip:
 
 
 @dataclass(frozen=True)
-class OnlineOnly(Record):
-    """A revision the offline (``--sql``) rendering could not show: it needs a database."""
-
-    revision: str
-    #: Why it could not be rendered (what it asked of the database), one line.
-    error: str
-
-
-@dataclass(frozen=True)
 class Removal(Record):
     """NEW-era data a downgrade removes: ``refunds`` (2 rows)."""
 
@@ -319,6 +310,15 @@ class TrialRecord:
             setup=TrialSetup.from_json(data),
             requests=None if requests is None else tuple(Exchange.from_json(r) for r in requests),
         )
+
+
+@dataclass(frozen=True)
+class OnlineOnly(Record):
+    """A revision the offline (``--sql``) rendering could not show: it needs a database."""
+
+    revision: str
+    #: Why it could not be rendered (what it asked of the database), one line.
+    error: str
 
 
 class Absent(enum.Enum):
