@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from compatcheck import exposition
 from compatcheck.errors import ExpositionError, InputError
 from compatcheck.exposition import (
     CONTENT_TYPE_OPENMETRICS,
@@ -18,6 +17,7 @@ from compatcheck.exposition import (
     parse_text,
     read_exposition_file,
 )
+from compatcheck.exposition import reader as exposition
 from compatcheck.model import LABEL_VALUE_CAP, MetricFamily, MetricsSchema
 
 OM = "application/openmetrics-text; version=1.0.0; charset=utf-8"

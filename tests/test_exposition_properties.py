@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from compatcheck import exposition
 from compatcheck.errors import ExpositionError
 from compatcheck.exposition import parse_stream, parse_text
+from compatcheck.exposition import reader as exposition
 from compatcheck.model import LABEL_VALUE_CAP, MetricFamily, MetricsSchema
 
 OM = "application/openmetrics-text; version=1.0.0"
