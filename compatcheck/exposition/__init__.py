@@ -21,7 +21,7 @@ The modules, in the order a byte meets them:
 * :mod:`~compatcheck.exposition.families` — what is kept per family, and its assembly into the
   schema with the rules that make both formats give the same entries.
 
-Traps (each handled below, each tested):
+Traps (each handled in these modules, each tested):
 
 * PromQL names differ from metadata names. In OpenMetrics ``# TYPE foo counter`` has samples
   ``foo_total`` — PromQL selects ``foo_total``; in 0.0.4 ``# TYPE foo_total counter`` names the

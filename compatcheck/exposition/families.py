@@ -10,35 +10,35 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from compatcheck.model import LABEL_VALUE_CAP, MetricFamily
+from compatcheck.model import LABEL_VALUE_CAP, MetricFamily, MetricsSchema
 
-_PLAIN, _BUCKET, _QUANTILE = 0, 1, 2
+PLAIN, BUCKET, QUANTILE = 0, 1, 2
 
 # Sample names of each type: (suffix, role). The empty suffix is the family name itself.
-_SUFFIXES_TEXT: dict[str, tuple[tuple[str, int], ...]] = {
-    "counter": (("", _PLAIN),),
-    "gauge": (("", _PLAIN),),
+SUFFIXES_TEXT: dict[str, tuple[tuple[str, int], ...]] = {
+    "counter": (("", PLAIN),),
+    "gauge": (("", PLAIN),),
     # Trap: 0.0.4 has no gauge histogram; clients write one as `# TYPE x histogram` with
-    # `x_gcount`/`x_gsum` samples (see _text_type), so those names belong to the histogram.
+    # `x_gcount`/`x_gsum` samples (see _gauge_histograms), so those names belong to the histogram.
     "histogram": (
-        ("_bucket", _BUCKET),
-        ("_count", _PLAIN),
-        ("_sum", _PLAIN),
-        ("_gcount", _PLAIN),
-        ("_gsum", _PLAIN),
+        ("_bucket", BUCKET),
+        ("_count", PLAIN),
+        ("_sum", PLAIN),
+        ("_gcount", PLAIN),
+        ("_gsum", PLAIN),
     ),
-    "summary": (("", _QUANTILE), ("_count", _PLAIN), ("_sum", _PLAIN)),
-    "untyped": (("", _PLAIN),),
+    "summary": (("", QUANTILE), ("_count", PLAIN), ("_sum", PLAIN)),
+    "untyped": (("", PLAIN),),
 }
-_SUFFIXES_OM: dict[str, tuple[tuple[str, int], ...]] = {
-    "counter": (("_total", _PLAIN), ("_created", _PLAIN)),
-    "gauge": (("", _PLAIN),),
-    "histogram": (("_bucket", _BUCKET), ("_count", _PLAIN), ("_sum", _PLAIN), ("_created", _PLAIN)),
-    "gaugehistogram": (("_bucket", _BUCKET), ("_gcount", _PLAIN), ("_gsum", _PLAIN)),
-    "summary": (("", _QUANTILE), ("_count", _PLAIN), ("_sum", _PLAIN), ("_created", _PLAIN)),
-    "info": (("_info", _PLAIN),),
-    "stateset": (("", _PLAIN),),
-    "unknown": (("", _PLAIN),),
+SUFFIXES_OM: dict[str, tuple[tuple[str, int], ...]] = {
+    "counter": (("_total", PLAIN), ("_created", PLAIN)),
+    "gauge": (("", PLAIN),),
+    "histogram": (("_bucket", BUCKET), ("_count", PLAIN), ("_sum", PLAIN), ("_created", PLAIN)),
+    "gaugehistogram": (("_bucket", BUCKET), ("_gcount", PLAIN), ("_gsum", PLAIN)),
+    "summary": (("", QUANTILE), ("_count", PLAIN), ("_sum", PLAIN), ("_created", PLAIN)),
+    "info": (("_info", PLAIN),),
+    "stateset": (("", PLAIN),),
+    "unknown": (("", PLAIN),),
 }
 #: OpenMetrics families whose PromQL name is not the TYPE name.
 _OM_PROMQL_SUFFIX = {"counter": "_total", "info": "_info"}
@@ -47,7 +47,7 @@ _OM_PROMQL_SUFFIX = {"counter": "_total", "info": "_info"}
 CREATED_TYPE = "gauge"
 
 
-class _Family:
+class Family:
     """Schema accumulator of one family (keyed by its TYPE/HELP name, or by the sample name of
     a family without metadata)."""
 
@@ -82,28 +82,101 @@ class _Family:
         #: Last fast-path label body folded in: the buckets, ``_sum`` and ``_count`` of one
         #: series share it, so most histogram lines skip label work entirely.
         self.last = ""
-        self.sinks: list[_Sink] = []
+        self.sinks: list[Sink] = []
+
+    def has_samples(self) -> bool:
+        return any(s.n or s.bounds for s in self.sinks)
 
 
-class _Sink:
+class Sink:
     """One sample name of a family and what its lines count."""
 
     __slots__ = ("bound_key", "bound_tag", "bounds", "fam", "n", "name", "role")
 
-    def __init__(self, fam: _Family, name: str, role: int) -> None:
+    def __init__(self, fam: Family, name: str, role: int) -> None:
         self.fam = fam
         self.name = name
         self.role = role
         self.n = 0
         #: Lines per bound string (``le`` or ``quantile`` value) for bucket/quantile samples.
         self.bounds: dict[str, int] = {}
-        key = "le" if role == _BUCKET else "quantile"
+        key = "le" if role == BUCKET else "quantile"
         self.bound_key = key
         self.bound_tag = f'",{key}="'
 
 
-def _has_samples(fam: _Family) -> bool:
-    return any(s.n or s.bounds for s in fam.sinks)
+def assemble_schema(
+    order: list[Family], families: dict[str, Family], openmetrics: bool, content_type: str
+) -> MetricsSchema:
+    """The schema: one entry per name PromQL selects, as Prometheus stores the samples.
+
+    ``order`` is every family block in order of appearance, ``families`` the latest block of
+    each metadata name. Both formats give the same entries for the same series: an OpenMetrics
+    counter, histogram or summary's ``_created`` samples become the entry ``X_created`` (a gauge),
+    as 0.0.4 clients expose them; a 0.0.4 histogram with ``_gcount``/``_gsum`` samples is a gauge
+    histogram. Blocks selected by one name (a family repeated, samples before their TYPE) are
+    merged into one entry.
+    """
+    default = "unknown" if openmetrics else "untyped"
+    grouped: dict[str, list[MetricFamily]] = {}
+    gauge_histograms = {} if openmetrics else _gauge_histograms(order, families)
+    folded = {id(part) for parts in gauge_histograms.values() for part in parts}
+    for fam in order:
+        if id(fam) in folded:
+            continue
+        typ = fam.type or default
+        name = fam.name
+        created: Sink | None = None
+        if openmetrics and fam.type is not None:
+            name += _OM_PROMQL_SUFFIX.get(typ, "")
+            created = next((s for s in fam.sinks if s.name == fam.name + "_created"), None)
+        elif id(fam) in gauge_histograms:
+            typ = "gaugehistogram"
+        entry = _schema_family(fam, name, typ, skip=created)
+        grouped.setdefault(name, []).append(entry)
+        if created is not None and created.n:
+            split = replace(
+                entry,
+                name=created.name,
+                type=CREATED_TYPE,
+                unit="",
+                buckets=(),
+                quantiles=(),
+                series=created.n,
+                has_samples=True,
+            )
+            grouped.setdefault(created.name, []).append(split)
+    out = {name: merge_entries(entries) for name, entries in grouped.items()}
+    return MetricsSchema(families=out, content_type=content_type)
+
+
+def _gauge_histograms(order: list[Family], families: dict[str, Family]) -> dict[int, list[Family]]:
+    """0.0.4 ``histogram`` families that are gauge histograms → their ``_gcount``/``_gsum``
+    families to fold in (keyed by ``id``).
+
+    Trap: 0.0.4 has no gauge histogram. prometheus_client writes one as ``# TYPE x
+    histogram`` with the buckets only, then ``x_gcount`` and ``x_gsum`` as gauge families of
+    their own (like ``_created``); older writers put ``x_gcount``/``x_gsum`` samples under the
+    histogram. Either way the series are OpenMetrics' ``gaugehistogram`` ``x``.
+    """
+    out: dict[int, list[Family]] = {}
+    for fam in order:
+        if fam.type != "histogram":
+            continue
+        seen = {s.name[len(fam.name) :] for s in fam.sinks if s.n}
+        if seen & {"_count", "_sum"}:
+            continue
+        parts = [
+            part
+            for part in (families.get(fam.name + s) for s in ("_gcount", "_gsum"))
+            if part is not None
+            and part is not fam
+            and part.type in (None, "gauge")
+            and part.has_samples()
+        ]
+        if parts or seen & {"_gcount", "_gsum"}:
+            out[id(fam)] = parts
+    return out
 
 
 def merge_entries(entries: list[MetricFamily]) -> MetricFamily:
@@ -136,7 +209,7 @@ def merge_entries(entries: list[MetricFamily]) -> MetricFamily:
     )
 
 
-def _schema_family(fam: _Family, name: str, typ: str, *, skip: _Sink | None = None) -> MetricFamily:
+def _schema_family(fam: Family, name: str, typ: str, *, skip: Sink | None = None) -> MetricFamily:
     series = 0
     buckets: set[float] = set()
     quantiles: set[float] = set()
@@ -155,7 +228,7 @@ def _schema_family(fam: _Family, name: str, typ: str, *, skip: _Sink | None = No
                 # NaN never equals itself: one key for all its spellings.
                 key: float | str = "NaN" if math.isnan(value) else value
                 per_bound[key] = per_bound.get(key, 0) + count
-                (buckets if sink.role == _BUCKET else quantiles).add(value)
+                (buckets if sink.role == BUCKET else quantiles).add(value)
             series = max(series, *per_bound.values())
     labels = sorted(set(fam.values) | fam.hc)
     return MetricFamily(

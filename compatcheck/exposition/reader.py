@@ -14,38 +14,31 @@ fast-path line would cost about a quarter of the throughput.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from compatcheck.errors import ExpositionError
 from compatcheck.exposition.families import (
-    _OM_PROMQL_SUFFIX,
-    _PLAIN,
-    _SUFFIXES_OM,
-    _SUFFIXES_TEXT,
-    CREATED_TYPE,
-    _Family,
-    _has_samples,
-    _schema_family,
-    _Sink,
-    merge_entries,
+    PLAIN,
+    SUFFIXES_OM,
+    SUFFIXES_TEXT,
+    Family,
+    Sink,
+    assemble_schema,
 )
 from compatcheck.exposition.grammar import (
-    _LEGACY_NAME_RE,
-    _NAME_RE,
-    _PIECE_RE,
-    _QUOTED_RE,
-    _TAIL_OM_RE,
-    _TAIL_TEXT_RE,
-    _TOKEN_RE,
-    _TS_OM_RE,
-    _TS_TEXT_RE,
-    _is_number,
-    _parse_sample,
-    _show,
-    _unescape,
-    _unescape_help,
+    LEGACY_NAME_RE,
+    PIECE_RE,
+    TAIL_OM_RE,
+    TAIL_TEXT_RE,
+    TS_OM_RE,
+    TS_TEXT_RE,
+    is_number,
+    parse_comment,
+    parse_sample,
+    show,
 )
-from compatcheck.model import LABEL_VALUE_CAP, MetricFamily, MetricsSchema
+from compatcheck.model import LABEL_VALUE_CAP, MetricsSchema
 
 #: Longest ``# HELP`` text kept: help is stored in the schema and shown in reports.
 MAX_HELP_CHARS = 1 << 16
@@ -53,9 +46,14 @@ MAX_HELP_CHARS = 1 << 16
 #: so that repeated pod/instance values hit the cache; past it those cache entries are dropped.
 HC_CACHE_LIMIT = 8192
 
+# Trap: CPython 3.11 compiles `NAME.match(x)` to a bound-method lookup (LOAD_ATTR) instead of
+# LOAD_METHOD when NAME was imported (it may be a module), one allocation per call. The pattern
+# is imported from the grammar, so its method is bound once here for the per-piece hot path.
+_match_piece = PIECE_RE.match
+
 
 @dataclass
-class _Reader:
+class Reader:
     """Incremental state of one exposition. Feed it blocks of whole lines, then ``finish``."""
 
     openmetrics: bool
@@ -65,17 +63,17 @@ class _Reader:
 
     def __post_init__(self) -> None:
         #: Metadata name → the family its next HELP/TYPE/UNIT line describes (the latest block).
-        self.families: dict[str, _Family] = {}
+        self.families: dict[str, Family] = {}
         #: Every family block in order of appearance, including earlier blocks of a name.
-        self.order: list[_Family] = []
+        self.order: list[Family] = []
         #: Every sample name → its sink.
-        self.sinks: dict[str, _Sink] = {}
+        self.sinks: dict[str, Sink] = {}
         #: Sample names usable by the fast path: legacy (unquoted) names only. Cleared at
         #: ``# EOF`` so that anything after it reaches the slow path and its error.
-        self.fast: dict[str, _Sink] = {}
-        self.suffixes = _SUFFIXES_OM if self.openmetrics else _SUFFIXES_TEXT
-        self.tail_re = _TAIL_OM_RE if self.openmetrics else _TAIL_TEXT_RE
-        self.ts_re = _TS_OM_RE if self.openmetrics else _TS_TEXT_RE
+        self.fast: dict[str, Sink] = {}
+        self.suffixes = SUFFIXES_OM if self.openmetrics else SUFFIXES_TEXT
+        self.tail_re = TAIL_OM_RE if self.openmetrics else TAIL_TEXT_RE
+        self.ts_re = TS_OM_RE if self.openmetrics else TS_TEXT_RE
         self.eof_line = 0
         self.lines = 0
         self.hc_cached = 0
@@ -102,7 +100,7 @@ class _Reader:
                         sp = line.find(" ")
                         if sp > 0:
                             sink = fast.get(line[:sp])
-                            if sink is not None and sink.role == _PLAIN and tail_at(line, sp):
+                            if sink is not None and sink.role == PLAIN and tail_at(line, sp):
                                 sink.n += 1
                                 continue
                     self._slow(line, lineno)
@@ -128,7 +126,7 @@ class _Reader:
                     else:
                         bound = ""
                     bounds = sink.bounds
-                    if '"' not in bound and (bound in bounds or _is_number(bound)):
+                    if '"' not in bound and (bound in bounds or is_number(bound)):
                         if not body or body == fam.last:
                             bounds[bound] = bounds.get(bound, 0) + 1
                             continue
@@ -148,11 +146,11 @@ class _Reader:
             prev = "\n"
         self.lines = lineno
 
-    def _add_pieces(self, fam: _Family, body: str) -> bool:
+    def _add_pieces(self, fam: Family, body: str) -> bool:
         """Fold a fast-path label body into ``fam``; False if any piece needs the slow path."""
         pieces = body.split('",')
         for piece in pieces:
-            if _PIECE_RE.match(piece) is None or piece.startswith('__name__="'):
+            if _match_piece(piece) is None or piece.startswith('__name__="'):
                 return False
         known = fam.pieces
         for piece in pieces:
@@ -161,7 +159,7 @@ class _Reader:
                 self._add_value(fam, key, value, piece)
         return True
 
-    def _add_value(self, fam: _Family, key: str, value: str, piece: str | None) -> None:
+    def _add_value(self, fam: Family, key: str, value: str, piece: str | None) -> None:
         if key in fam.hc:
             if piece is not None:
                 fam.pieces.add(piece)
@@ -212,7 +210,7 @@ class _Reader:
         if text[0] == "#":
             self._comment(text, lineno)
             return
-        name, labels = _parse_sample(text, self.openmetrics, self.ts_re)
+        name, labels = parse_sample(text, self.openmetrics, self.ts_re)
         self._add_sample(name, labels, lineno)
 
     def _add_sample(self, name: str, labels: list[tuple[str, str]], lineno: int) -> None:
@@ -231,7 +229,7 @@ class _Reader:
             # Trap: Prometheus stores a bucket without `le`, or with `le="x"`, as it comes (its
             # parser checks syntax, not semantics); such a sample counts as a series without a
             # bound here rather than failing the whole exposition.
-            if bound is None or (bound not in sink.bounds and not _is_number(bound)):
+            if bound is None or (bound not in sink.bounds and not is_number(bound)):
                 sink.n += 1
             else:
                 sink.bounds[bound] = sink.bounds.get(bound, 0) + 1
@@ -241,7 +239,7 @@ class _Reader:
         for key, value in labels:
             self._add_value(fam, key, value, None)
 
-    def _implicit(self, name: str, lineno: int) -> _Sink:
+    def _implicit(self, name: str, lineno: int) -> Sink:
         """A sample whose name no TYPE/HELP claimed: its own untyped family (what PromQL sees).
 
         Trap: the name may be a family's metadata name that its type does not use for samples
@@ -249,60 +247,31 @@ class _Reader:
         such a sample all the same, so it is a family of its own, not an error; the metadata name
         keeps describing the declared family.
         """
-        fam = _Family(name, lineno, implicit=True)
+        fam = Family(name, lineno, implicit=True)
         self.families.setdefault(name, fam)
         self.order.append(fam)
-        return self._register(fam, name, _PLAIN)
+        return self._register(fam, name, PLAIN)
 
-    def _register(self, fam: _Family, name: str, role: int) -> _Sink:
-        sink = _Sink(fam, name, role)
+    def _register(self, fam: Family, name: str, role: int) -> Sink:
+        sink = Sink(fam, name, role)
         fam.sinks.append(sink)
         self.sinks[name] = sink
-        if self.fast_path and _LEGACY_NAME_RE.match(name):
+        if self.fast_path and LEGACY_NAME_RE.match(name):
             self.fast[name] = sink
         return sink
 
     def _comment(self, text: str, lineno: int) -> None:
-        rest = text[1:]
-        stripped = rest.lstrip(" \t")
-        if stripped == rest:  # `#HELP`: not metadata, a plain comment (as Prometheus)
+        comment = parse_comment(text, self.openmetrics)
+        if comment is None:
             return
-        word, _, rest = stripped.partition(" ")
-        if "\t" in word:
-            word, _, more = word.partition("\t")
-            rest = more + " " + rest if rest else more
-        if word == "EOF" and not rest.strip(" \t"):
-            if self.openmetrics:
-                self.eof_line = lineno
-                self.fast.clear()
+        word, name, value = comment
+        if word == "EOF":
+            self.eof_line = lineno
+            self.fast.clear()
             return
-        if word not in ("HELP", "TYPE", "UNIT") or (word == "UNIT" and not self.openmetrics):
-            return
-        rest = rest.lstrip(" \t")
-        if rest.startswith('"'):
-            m = _QUOTED_RE.match(rest)
-            if m is None:
-                raise ExpositionError(f"unterminated quoted metric name in # {word}")
-            name = _unescape(m.group(1))
-        else:
-            m = _NAME_RE.match(rest)
-            if m is None or (m.end() < len(rest) and rest[m.end()] not in " \t"):
-                token = _TOKEN_RE.match(rest)
-                shown = token.group() if token else rest
-                raise ExpositionError(f"invalid metric name `{_show(shown)}` in # {word}")
-            name = m.group()
-        after = rest[m.end() :]
-        if after and after[0] not in " \t":
-            raise ExpositionError(f"expected whitespace after the metric name in # {word}")
-        value = after.strip(" \t")
-        if word == "HELP":
-            self._help(name, _unescape_help(value, self.openmetrics), lineno)
-        elif word == "TYPE":
-            self._type(name, value, lineno)
-        else:
-            self._unit(name, value, lineno)
+        _METADATA[word](self, name, value, lineno)
 
-    def _declared(self, name: str, lineno: int) -> _Family:
+    def _declared(self, name: str, lineno: int) -> Family:
         """The family a metadata line for ``name`` describes.
 
         Metadata after samples starts a new block of that name: client_golang's OpenMetrics
@@ -312,13 +281,13 @@ class _Reader:
         merged in :meth:`finish`.
         """
         fam = self.families.get(name)
-        if fam is None or fam.implicit or _has_samples(fam):
-            fam = _Family(name, lineno, implicit=False)
+        if fam is None or fam.implicit or fam.has_samples():
+            fam = Family(name, lineno, implicit=False)
             self.families[name] = fam
             self.order.append(fam)
             if name not in self.sinks:
                 # Until a TYPE says otherwise, the family's samples are named like it.
-                self._register(fam, name, _PLAIN)
+                self._register(fam, name, PLAIN)
         return fam
 
     def _help(self, name: str, text: str, lineno: int) -> None:
@@ -329,12 +298,12 @@ class _Reader:
             fam.help = text
 
     def _unit(self, name: str, unit: str, lineno: int) -> None:
-        if unit and not _LEGACY_NAME_RE.match(unit):
-            raise ExpositionError(f"invalid unit `{_show(unit)}` for `{name}`")
+        if unit and not LEGACY_NAME_RE.match(unit):
+            raise ExpositionError(f"invalid unit `{show(unit)}` for `{name}`")
         # As Prometheus's OpenMetrics parser (and the specification): a unit is the suffix of
         # the family name, `_` included; a `# UNIT` that is not fails the whole scrape.
         if unit and not name.endswith("_" + unit):
-            raise ExpositionError(f"unit `{_show(unit)}` is not a suffix of metric `{_show(name)}`")
+            raise ExpositionError(f"unit `{show(unit)}` is not a suffix of metric `{show(name)}`")
         fam = self._declared(name, lineno)
         if fam.unit is None:  # a repeated UNIT merges; the first one wins, as HELP
             fam.unit = unit
@@ -344,7 +313,7 @@ class _Reader:
             raise ExpositionError(f"# TYPE for `{name}` has no type")
         if typ not in self.suffixes:
             fmt = "OpenMetrics" if self.openmetrics else "text format 0.0.4"
-            raise ExpositionError(f"unknown metric type `{_show(typ)}` ({fmt})")
+            raise ExpositionError(f"unknown metric type `{show(typ)}` ({fmt})")
         # `_declared` starts a new block when the family already has samples, so `fam` has none.
         fam = self._declared(name, lineno)
         if fam.type == typ:
@@ -372,7 +341,7 @@ class _Reader:
                 other.fam.sinks.remove(other)
             self._register(fam, sample, role)
 
-    def _absorb(self, fam: _Family, sink: _Sink) -> None:
+    def _absorb(self, fam: Family, sink: Sink) -> None:
         """Move ``sink``'s untyped family (its samples, labels and help) into ``fam``."""
         other = sink.fam
         for key, values in other.values.items():
@@ -393,72 +362,15 @@ class _Reader:
     # -- result ----------------------------------------------------------------------------
 
     def finish(self) -> MetricsSchema:
-        """The schema: one entry per name PromQL selects, as Prometheus stores the samples.
-
-        Both formats give the same entries for the same series: an OpenMetrics counter,
-        histogram or summary's ``_created`` samples become the entry ``X_created`` (a gauge), as
-        0.0.4 clients expose them; a 0.0.4 histogram with ``_gcount``/``_gsum`` samples is a gauge
-        histogram. Blocks selected by one name (a family repeated, samples before their TYPE) are
-        merged into one entry.
-        """
+        """The schema (see :func:`~compatcheck.exposition.families.assemble_schema`)."""
         if self.openmetrics and not self.eof_line:
             raise ExpositionError("truncated exposition: no # EOF", self.lines)
-        default = "unknown" if self.openmetrics else "untyped"
-        grouped: dict[str, list[MetricFamily]] = {}
-        gauge_histograms = {} if self.openmetrics else self._gauge_histograms()
-        folded = {id(part) for parts in gauge_histograms.values() for part in parts}
-        for fam in self.order:
-            if id(fam) in folded:
-                continue
-            typ = fam.type or default
-            name = fam.name
-            created: _Sink | None = None
-            if self.openmetrics and fam.type is not None:
-                name += _OM_PROMQL_SUFFIX.get(typ, "")
-                created = next((s for s in fam.sinks if s.name == fam.name + "_created"), None)
-            elif id(fam) in gauge_histograms:
-                typ = "gaugehistogram"
-            entry = _schema_family(fam, name, typ, skip=created)
-            grouped.setdefault(name, []).append(entry)
-            if created is not None and created.n:
-                split = replace(
-                    entry,
-                    name=created.name,
-                    type=CREATED_TYPE,
-                    unit="",
-                    buckets=(),
-                    quantiles=(),
-                    series=created.n,
-                    has_samples=True,
-                )
-                grouped.setdefault(created.name, []).append(split)
-        out = {name: merge_entries(entries) for name, entries in grouped.items()}
-        return MetricsSchema(families=out, content_type=self.content_type)
+        return assemble_schema(self.order, self.families, self.openmetrics, self.content_type)
 
-    def _gauge_histograms(self) -> dict[int, list[_Family]]:
-        """0.0.4 ``histogram`` families that are gauge histograms → their ``_gcount``/``_gsum``
-        families to fold in (keyed by ``id``).
 
-        Trap: 0.0.4 has no gauge histogram. prometheus_client writes one as ``# TYPE x
-        histogram`` with the buckets only, then ``x_gcount`` and ``x_gsum`` as gauge families of
-        their own (like ``_created``); older writers put ``x_gcount``/``x_gsum`` samples under the
-        histogram. Either way the series are OpenMetrics' ``gaugehistogram`` ``x``.
-        """
-        out: dict[int, list[_Family]] = {}
-        for fam in self.order:
-            if fam.type != "histogram":
-                continue
-            seen = {s.name[len(fam.name) :] for s in fam.sinks if s.n}
-            if seen & {"_count", "_sum"}:
-                continue
-            parts = [
-                part
-                for part in (self.families.get(fam.name + s) for s in ("_gcount", "_gsum"))
-                if part is not None
-                and part is not fam
-                and part.type in (None, "gauge")
-                and _has_samples(part)
-            ]
-            if parts or seen & {"_gcount", "_gsum"}:
-                out[id(fam)] = parts
-        return out
+#: The handler of each metadata line (``# HELP``/``# TYPE``/``# UNIT``) by its word.
+_METADATA: dict[str, Callable[[Reader, str, str, int], None]] = {
+    "HELP": Reader._help,
+    "TYPE": Reader._type,
+    "UNIT": Reader._unit,
+}

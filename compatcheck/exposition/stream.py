@@ -18,7 +18,7 @@ from compatcheck.exposition.grammar import (
     CONTENT_TYPE_TEXT,
     is_openmetrics,
 )
-from compatcheck.exposition.reader import _Reader
+from compatcheck.exposition.reader import Reader
 from compatcheck.files import reading
 from compatcheck.model import MetricsSchema
 
@@ -53,7 +53,7 @@ def parse_text(text: str, *, content_type: str = "") -> MetricsSchema:
 
 def _parse_text(text: str, content_type: str, fast_path: bool) -> MetricsSchema:
     openmetrics = is_openmetrics(content_type, text[:DETECT_BYTES] + "\n" + text[-512:])
-    reader = _Reader(openmetrics, content_type or _canonical(openmetrics), fast_path)
+    reader = Reader(openmetrics, content_type or _canonical(openmetrics), fast_path)
     if not text:
         return reader.finish()
     # The lines are text.split("\n") less the empty piece after a final newline.
@@ -97,7 +97,7 @@ def parse_stream(chunks: Iterable[bytes], *, content_type: str = "") -> MetricsS
     first = b"".join(head)
     probe = first.decode("utf-8", "replace")
     openmetrics = is_openmetrics(content_type, probe)
-    reader = _Reader(openmetrics, content_type or _canonical(openmetrics))
+    reader = Reader(openmetrics, content_type or _canonical(openmetrics))
     _feed_bytes(reader, _prepend(first, it))
     return reader.finish()
 
@@ -111,7 +111,7 @@ def _too_long(line: int) -> ExpositionError:
     return ExpositionError(f"line longer than {MAX_LINE_BYTES >> 20} MiB", line)
 
 
-def _feed_bytes(reader: _Reader, chunks: Iterable[bytes]) -> None:
+def _feed_bytes(reader: Reader, chunks: Iterable[bytes]) -> None:
     """Gather chunks into blocks of whole lines and feed them.
 
     Each byte is looked at once for a newline (only the new chunk is searched), so a very long
@@ -155,7 +155,7 @@ def _feed_bytes(reader: _Reader, chunks: Iterable[bytes]) -> None:
     _feed_block(reader, data, at_start)
 
 
-def _feed_block(reader: _Reader, data: bytes, at_start: bool) -> None:
+def _feed_block(reader: Reader, data: bytes, at_start: bool) -> None:
     if at_start and data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     if len(data) > MAX_LINE_BYTES:  # only then can a line in it be too long (one scan)
@@ -192,6 +192,6 @@ def read_exposition_file(path: str | Path) -> MetricsSchema:
             fh.seek(len(head))
         probe = (head + b"\n" + tail).decode("utf-8", "replace")
         openmetrics = is_openmetrics("", probe)
-        reader = _Reader(openmetrics, _canonical(openmetrics))
+        reader = Reader(openmetrics, _canonical(openmetrics))
         _feed_bytes(reader, _prepend(head, iter(lambda: fh.read(BLOCK_CHARS), b"")))
     return reader.finish()
