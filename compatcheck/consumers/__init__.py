@@ -6,9 +6,9 @@ transition breaks and attaches them to the metrics findings that explain why, an
 """
 
 from compatcheck.consumers.bridge import render_bridge_rules, rewrite_query
+from compatcheck.consumers.collector import PARSE_ERROR
 from compatcheck.consumers.judge import BUCKET_DEPENDENT, QUERY_BROKEN, check_consumers
 from compatcheck.consumers.load import (
-    PARSE_ERROR,
     ConsumerFile,
     ConsumerSet,
     Expression,

@@ -1,0 +1,205 @@
+"""Reader of Grafana dashboards: the current schema, the legacy one (``rows``), API exports.
+
+JSON dashboards are decoded by the standard library's pure-Python scanner with a hook that
+records where every object and value starts, so a panel's line is the line of its ``{`` and a
+target's line is the line of its ``"expr"`` value — exact, whatever the formatting.
+
+Each panel target and each query variable is one expression; targets and variables of another
+data source (Loki, Tempo...) are skipped, unknown or templated data sources count as Prometheus.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import json.decoder
+import json.scanner
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from compatcheck.consumers.collector import Source
+from compatcheck.consumers.promql import Need
+from compatcheck.model import Consumer
+
+_LABEL_VALUES = re.compile(
+    r"^\s*label_values\s*\((?P<expr>.*),\s*(?P<label>[A-Za-z_]\w*)\s*\)\s*$", re.S
+)
+_LABEL_VALUES_1 = re.compile(r"^\s*label_values\s*\(\s*[A-Za-z_]\w*\s*\)\s*$")
+_QUERY_RESULT = re.compile(r"^\s*query_result\s*\((?P<expr>.*)\)\s*$", re.S)
+_OTHER_DATASOURCE = re.compile(r"loki|tempo|elastic|influx|graphite|mysql|postgres|jaeger", re.I)
+_SKIPPED_VARIABLE_QUERY = re.compile(r"^\s*(metrics|label_names)\s*\(")
+
+
+class _PosDict(dict[str, Any]):
+    """A JSON object that remembers where it starts and where each of its values starts."""
+
+    __slots__ = ("pos", "value_pos")
+
+    pos: int
+    value_pos: dict[str, int]
+
+
+def _parse_object(
+    s_and_end: tuple[str, int],
+    strict: bool,
+    scan_once: Any,
+    object_hook: Any,
+    object_pairs_hook: Any,
+    memo: Any = None,
+) -> tuple[_PosDict, int]:
+    # Trap: the C scanner never calls back into Python, so the decoder below forces the pure
+    # Python scanner (py_make_scanner), which calls this for every object with its own scan_once.
+    end = s_and_end[1]
+    positions: list[int] = []
+
+    def scan(string: str, idx: int) -> Any:
+        positions.append(idx)
+        return scan_once(string, idx)
+
+    pairs, new_end = json.decoder.JSONObject(s_and_end, strict, scan, None, list, memo)  # type: ignore[attr-defined]
+    obj = _PosDict(pairs)
+    obj.pos = end - 1
+    obj.value_pos = {k: p for (k, _), p in zip(pairs, positions, strict=False)}
+    return obj, new_end
+
+
+class _PositionDecoder(json.JSONDecoder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.parse_object = _parse_object
+        self.scan_once = json.scanner.py_make_scanner(self)  # type: ignore[attr-defined]
+
+
+class _Lines:
+    def __init__(self, text: str) -> None:
+        self._starts = [i for i, c in enumerate(text) if c == "\n"]
+
+    def line(self, pos: int) -> int:
+        return bisect.bisect_left(self._starts, pos) + 1
+
+
+def read_dashboard(source: Source, text: str) -> bool:
+    """Read a dashboard's panels and variables; False when the JSON is no dashboard at all."""
+    try:
+        root = _PositionDecoder().decode(text)
+    except json.JSONDecodeError as exc:
+        source.parse_error(exc.lineno, f"invalid JSON: {exc.msg}")
+        return True
+    except RecursionError:
+        source.parse_error(None, "invalid JSON: nested too deeply")
+        return True
+    if isinstance(root, dict) and isinstance(root.get("dashboard"), dict):
+        root = root["dashboard"]  # API export: {"dashboard": {...}, "meta": {...}}
+    if not isinstance(root, _PosDict) or not any(
+        k in root for k in ("panels", "rows", "templating")
+    ):
+        return False
+    lines = _Lines(text)
+    title = root.get("title")
+    dash = title if isinstance(title, str) and title.strip() else Path(source.file).stem
+    panels: list[_PosDict] = []
+    _collect_panels(root.get("panels"), panels)
+    for row in _dicts(root.get("rows")):  # legacy schema: rows[].panels[]
+        _collect_panels(row.get("panels"), panels)
+    titles = Counter(_panel_title(p) for p in panels)
+    for index, panel in enumerate(panels):
+        _read_panel(source, dash, panel, index, titles, lines)
+    templating = root.get("templating")
+    if isinstance(templating, dict):
+        for var in _dicts(templating.get("list")):
+            _read_variable(source, dash, var, lines)
+    return True
+
+
+def _dicts(value: Any) -> list[_PosDict]:
+    return [v for v in value if isinstance(v, _PosDict)] if isinstance(value, list) else []
+
+
+def _collect_panels(value: Any, out: list[_PosDict]) -> None:
+    for panel in _dicts(value):
+        if panel.get("type") == "row" or "targets" not in panel:
+            # a collapsed row keeps its panels inside; an expanded one has none
+            _collect_panels(panel.get("panels"), out)
+            if panel.get("type") == "row":
+                continue
+        out.append(panel)
+
+
+def _panel_title(panel: _PosDict) -> str:
+    title = panel.get("title")
+    return title.strip() if isinstance(title, str) else ""
+
+
+def _is_prometheus(ds: Any) -> bool:
+    """Unknown or templated data sources count as Prometheus; Loki, Tempo... do not."""
+    if isinstance(ds, dict):
+        kind = ds.get("type")
+        return not isinstance(kind, str) or "prometheus" in kind or kind in ("datasource", "")
+    if isinstance(ds, str):  # legacy: the data source's name; only an obvious other kind is skipped
+        return not _OTHER_DATASOURCE.search(ds)
+    return True
+
+
+def _read_panel(
+    source: Source, dash: str, panel: _PosDict, index: int, titles: Counter[str], lines: _Lines
+) -> None:
+    title = _panel_title(panel)
+    pid = panel.get("id")
+    panel_id: int | str | None = pid if isinstance(pid, int | str) else None
+    ref = panel_id if panel_id is not None else index
+    name = title if title and titles[title] == 1 else f"{title}#{ref}"
+    consumer = Consumer(
+        type="panel", name=title or f"#{ref}", file=source.file, line=lines.line(panel.pos),
+        id=panel_id, dashboard=dash,
+    )  # fmt: skip
+    panel_ds = panel.get("datasource")
+    for t_index, target in enumerate(_dicts(panel.get("targets"))):
+        expr = target.get("expr")
+        if not isinstance(expr, str) or not expr.strip():
+            continue
+        if not _is_prometheus(target.get("datasource", panel_ds)):
+            continue
+        ref_id = target.get("refId")
+        line = lines.line(target.value_pos["expr"])
+        where = f"target {ref_id if isinstance(ref_id, str) else t_index}"
+        source.add(f"panel:{dash}/{name}", consumer, expr, line, grafana=True, where=where)
+
+
+def _read_variable(source: Source, dash: str, var: _PosDict, lines: _Lines) -> None:
+    name = var.get("name")
+    if not isinstance(name, str) or var.get("type", "query") != "query":
+        return
+    if not _is_prometheus(var.get("datasource")):
+        return
+    holder: _PosDict = var
+    query = var.get("query")
+    if isinstance(query, _PosDict):  # newer Grafana: {"query": "...", "refId": "..."}
+        holder, query = query, query.get("query")
+    if not isinstance(query, str) or not query.strip():
+        return
+    root_needs: frozenset[Need] = frozenset()
+    if _LABEL_VALUES_1.match(query) or _SKIPPED_VARIABLE_QUERY.match(query):
+        return  # label_values(label), metrics(...), label_names(): no selector to judge
+    m = _LABEL_VALUES.match(query)
+    if m:
+        query = m.group("expr")
+        root_needs = frozenset({(m.group("label"), "label_values")})
+    else:
+        m = _QUERY_RESULT.match(query)
+        if m:
+            query = m.group("expr")
+    consumer = Consumer(
+        type="variable", name=name, file=source.file, line=lines.line(var.pos), dashboard=dash
+    )
+    line = lines.line(holder.value_pos["query"])
+    source.add(
+        f"variable:{dash}/{name}",
+        consumer,
+        query,
+        line,
+        grafana=True,
+        root_needs=root_needs,
+        where="query",
+    )
