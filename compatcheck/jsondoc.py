@@ -6,18 +6,29 @@ next recursive walker: the schema validator, the report writer), an integer of 5
 a plain ``ValueError``, and a key given twice silently keeps the last value. :func:`parse_json`
 turns each into one :class:`JsonError` line, so every caller maps one exception onto its own
 contract (an ``InputError``, a probe that is "not JSON", a 400).
+
+Where a reader must say where something stands (a Grafana panel's line), :func:`locate_objects`
+makes the decoder build :class:`LocatedDict` objects that know their place in the text.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 #: Deeper than any document compatcheck reads needs (a snapshot is about six levels deep), and
 #: far from the interpreter's recursion limit, so that validators and writers recursing over
 #: the result are safe too.
 MAX_DEPTH = 64
+
+
+#: The tokens of a JSON text that positions depend on: a string, with the colon and the blanks
+#: after it when it is a key (so that the token ends where the key's value starts), or a brace.
+#: Numbers, literals, brackets and commas are skipped.
+_POSITION_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"(?:[ \t\n\r]*:[ \t\n\r]*)?|[{}]')
 
 
 class JsonError(ValueError):
@@ -72,3 +83,51 @@ def parse_json(text: str | bytes, *, max_depth: int = MAX_DEPTH, unique_keys: bo
     if isinstance(value, dict | list):
         _check_depth(value, max_depth)
     return value
+
+
+class LocatedDict(dict[str, Any]):
+    """A JSON object that knows where it stands in the text it was decoded from: ``pos`` is the
+    index of its ``{``, ``value_pos[key]`` the index where the value of ``key`` starts."""
+
+    __slots__ = ("pos", "value_pos")
+
+    pos: int
+    value_pos: dict[str, int]
+
+
+def locate_objects(text: str) -> Callable[[list[tuple[str, Any]]], LocatedDict]:
+    """An ``object_pairs_hook`` for decoding ``text`` that builds :class:`LocatedDict` objects.
+
+    The decoder (the C one: nothing of its internals is used) calls the hook once per object, when
+    the object's ``}`` is read, so the objects come in the order of their closing braces. A scan
+    of our own over the same text, run lazily alongside, yields the positions in that order.
+    """
+    positions = _object_positions(text)
+
+    def build(pairs: list[tuple[str, Any]]) -> LocatedDict:
+        obj = LocatedDict(pairs)
+        obj.pos, starts = next(positions)
+        # A key given twice: the last value and its position win, as the dict's value does.
+        obj.value_pos = {key: start for (key, _), start in zip(pairs, starts, strict=False)}
+        return obj
+
+    return build
+
+
+def _object_positions(text: str) -> Iterator[tuple[int, list[int]]]:
+    """``(start, value starts)`` of each object of ``text``, in the order of their ``}``.
+
+    Exact on valid JSON, and on the valid part of any text: the decoder only asks for the
+    position of an object it has read whole, so every token up to that ``}`` is valid JSON.
+    """
+    stack: list[tuple[int, list[int]]] = []
+    for m in _POSITION_TOKEN.finditer(text):
+        start, end = m.span()
+        c = text[start]
+        if c == '"':
+            if text[end - 1] != '"':  # a key: its value starts where the token ends
+                stack[-1][1].append(end)
+        elif c == "{":
+            stack.append((start, []))
+        else:
+            yield stack.pop()

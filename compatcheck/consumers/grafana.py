@@ -1,7 +1,7 @@
 """Reader of Grafana dashboards: the current schema, the legacy one (``rows``), API exports.
 
-JSON dashboards are decoded by the standard library's pure-Python scanner with a hook that
-records where every object and value starts, so a panel's line is the line of its ``{`` and a
+Every decoded object knows where it and each of its values start in the text
+(:func:`~compatcheck.jsondoc.locate_objects`), so a panel's line is the line of its ``{`` and a
 target's line is the line of its ``"expr"`` value — exact, whatever the formatting.
 
 Each panel target and each query variable is one expression; targets and variables of another
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import json.decoder
-import json.scanner
 import re
 from collections import Counter
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 
 from compatcheck.consumers.collector import Source
 from compatcheck.consumers.promql import Need
+from compatcheck.jsondoc import LocatedDict, locate_objects
 from compatcheck.model import Consumer
 
 _LABEL_VALUES = re.compile(
@@ -30,60 +29,23 @@ _LABEL_VALUES_1 = re.compile(r"^\s*label_values\s*\(\s*[A-Za-z_]\w*\s*\)\s*$")
 _QUERY_RESULT = re.compile(r"^\s*query_result\s*\((?P<expr>.*)\)\s*$", re.S)
 _OTHER_DATASOURCE = re.compile(r"loki|tempo|elastic|influx|graphite|mysql|postgres|jaeger", re.I)
 _SKIPPED_VARIABLE_QUERY = re.compile(r"^\s*(metrics|label_names)\s*\(")
-
-
-class _PosDict(dict[str, Any]):
-    """A JSON object that remembers where it starts and where each of its values starts."""
-
-    __slots__ = ("pos", "value_pos")
-
-    pos: int
-    value_pos: dict[str, int]
-
-
-def _parse_object(
-    s_and_end: tuple[str, int],
-    strict: bool,
-    scan_once: Any,
-    object_hook: Any,
-    object_pairs_hook: Any,
-    memo: Any = None,
-) -> tuple[_PosDict, int]:
-    # Trap: the C scanner never calls back into Python, so the decoder below forces the pure
-    # Python scanner (py_make_scanner), which calls this for every object with its own scan_once.
-    end = s_and_end[1]
-    positions: list[int] = []
-
-    def scan(string: str, idx: int) -> Any:
-        positions.append(idx)
-        return scan_once(string, idx)
-
-    pairs, new_end = json.decoder.JSONObject(s_and_end, strict, scan, None, list, memo)  # type: ignore[attr-defined]
-    obj = _PosDict(pairs)
-    obj.pos = end - 1
-    obj.value_pos = {k: p for (k, _), p in zip(pairs, positions, strict=False)}
-    return obj, new_end
-
-
-class _PositionDecoder(json.JSONDecoder):
-    def __init__(self) -> None:
-        super().__init__()
-        self.parse_object = _parse_object
-        self.scan_once = json.scanner.py_make_scanner(self)  # type: ignore[attr-defined]
+_NEWLINE = re.compile("\n")
 
 
 class _Lines:
+    """Line numbers (1-based) of positions in a text."""
+
     def __init__(self, text: str) -> None:
-        self._starts = [i for i, c in enumerate(text) if c == "\n"]
+        self._newlines = [m.start() for m in _NEWLINE.finditer(text)]
 
     def line(self, pos: int) -> int:
-        return bisect.bisect_left(self._starts, pos) + 1
+        return bisect.bisect_left(self._newlines, pos) + 1
 
 
 def read_dashboard(source: Source, text: str) -> bool:
     """Read a dashboard's panels and variables; False when the JSON is no dashboard at all."""
     try:
-        root = _PositionDecoder().decode(text)
+        root = json.loads(text, object_pairs_hook=locate_objects(text))
     except json.JSONDecodeError as exc:
         source.parse_error(exc.lineno, f"invalid JSON: {exc.msg}")
         return True
@@ -92,14 +54,14 @@ def read_dashboard(source: Source, text: str) -> bool:
         return True
     if isinstance(root, dict) and isinstance(root.get("dashboard"), dict):
         root = root["dashboard"]  # API export: {"dashboard": {...}, "meta": {...}}
-    if not isinstance(root, _PosDict) or not any(
+    if not isinstance(root, LocatedDict) or not any(
         k in root for k in ("panels", "rows", "templating")
     ):
         return False
     lines = _Lines(text)
     title = root.get("title")
     dash = title if isinstance(title, str) and title.strip() else Path(source.file).stem
-    panels: list[_PosDict] = []
+    panels: list[LocatedDict] = []
     _collect_panels(root.get("panels"), panels)
     for row in _dicts(root.get("rows")):  # legacy schema: rows[].panels[]
         _collect_panels(row.get("panels"), panels)
@@ -113,11 +75,11 @@ def read_dashboard(source: Source, text: str) -> bool:
     return True
 
 
-def _dicts(value: Any) -> list[_PosDict]:
-    return [v for v in value if isinstance(v, _PosDict)] if isinstance(value, list) else []
+def _dicts(value: Any) -> list[LocatedDict]:
+    return [v for v in value if isinstance(v, LocatedDict)] if isinstance(value, list) else []
 
 
-def _collect_panels(value: Any, out: list[_PosDict]) -> None:
+def _collect_panels(value: Any, out: list[LocatedDict]) -> None:
     for panel in _dicts(value):
         if panel.get("type") == "row" or "targets" not in panel:
             # a collapsed row keeps its panels inside; an expanded one has none
@@ -127,7 +89,7 @@ def _collect_panels(value: Any, out: list[_PosDict]) -> None:
         out.append(panel)
 
 
-def _panel_title(panel: _PosDict) -> str:
+def _panel_title(panel: LocatedDict) -> str:
     title = panel.get("title")
     return title.strip() if isinstance(title, str) else ""
 
@@ -143,7 +105,7 @@ def _is_prometheus(ds: Any) -> bool:
 
 
 def _read_panel(
-    source: Source, dash: str, panel: _PosDict, index: int, titles: Counter[str], lines: _Lines
+    source: Source, dash: str, panel: LocatedDict, index: int, titles: Counter[str], lines: _Lines
 ) -> None:
     title = _panel_title(panel)
     pid = panel.get("id")
@@ -167,15 +129,15 @@ def _read_panel(
         source.add(f"panel:{dash}/{name}", consumer, expr, line, grafana=True, where=where)
 
 
-def _read_variable(source: Source, dash: str, var: _PosDict, lines: _Lines) -> None:
+def _read_variable(source: Source, dash: str, var: LocatedDict, lines: _Lines) -> None:
     name = var.get("name")
     if not isinstance(name, str) or var.get("type", "query") != "query":
         return
     if not _is_prometheus(var.get("datasource")):
         return
-    holder: _PosDict = var
+    holder: LocatedDict = var
     query = var.get("query")
-    if isinstance(query, _PosDict):  # newer Grafana: {"query": "...", "refId": "..."}
+    if isinstance(query, LocatedDict):  # newer Grafana: {"query": "...", "refId": "..."}
         holder, query = query, query.get("query")
     if not isinstance(query, str) or not query.strip():
         return
