@@ -33,14 +33,27 @@ _POSITION_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"(?:[ \t\n\r]*:[ \t\n\r]*)
 
 class JsonError(ValueError):
     """The text is not JSON compatcheck accepts; ``str()`` is one line without the input's name,
-    worded to follow "<input> is" (``not valid JSON: ...``, ``nested deeper than 64 levels``)."""
+    worded to follow "<input> is" (``not valid JSON: ...``, ``nested deeper than 64 levels``).
+
+    For a reader that names the place itself (``file:line: invalid JSON: ...``): ``problem`` is
+    the reason without the place, worded to follow "invalid JSON:", and ``line`` the line where
+    the decoder stopped when the text is not JSON at all (None for the other limits).
+    """
+
+    def __init__(self, message: str, *, problem: str | None = None, line: int | None = None):
+        super().__init__(message)
+        self.problem = problem or message
+        self.line = line
 
 
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise JsonError(f"JSON with a duplicate key `{key[:64]}`")
+            shown = key[:64]
+            raise JsonError(
+                f"JSON with a duplicate key `{shown}`", problem=f"duplicate key `{shown}`"
+            )
         out[key] = value
     return out
 
@@ -58,19 +71,30 @@ def _check_depth(value: Any, max_depth: int) -> None:
                 stack.append((child, depth + 1))
 
 
-def parse_json(text: str | bytes, *, max_depth: int = MAX_DEPTH, unique_keys: bool = False) -> Any:
+def parse_json(
+    text: str | bytes,
+    *,
+    max_depth: int = MAX_DEPTH,
+    unique_keys: bool = False,
+    located: bool = False,
+) -> Any:
     """Decode ``text``; every way it is unacceptable is a :class:`JsonError`.
 
     ``unique_keys``: a key given twice in one object is an error instead of "the last one wins"
     (a request that says ``"new"`` twice must not be judged by whichever came last).
+    ``located``: every object is a :class:`LocatedDict` (positions index ``text`` decoded).
     """
     try:
-        value = json.loads(text, object_pairs_hook=_unique if unique_keys else None)
+        if located and isinstance(text, bytes):
+            text = text.decode("utf-8")
+        value = json.loads(text, object_pairs_hook=_pairs_hook(text, unique_keys, located))
     except JsonError:
         raise
     except json.JSONDecodeError as exc:
         raise JsonError(
-            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            problem=exc.msg,
+            line=exc.lineno,
         ) from None
     except UnicodeDecodeError:
         raise JsonError("not UTF-8 text") from None
@@ -79,7 +103,10 @@ def parse_json(text: str | bytes, *, max_depth: int = MAX_DEPTH, unique_keys: bo
     except ValueError:
         # Python refuses to convert integers longer than sys.get_int_max_str_digits().
         limit = sys.get_int_max_str_digits()
-        raise JsonError(f"JSON with a number of more than {limit} digits") from None
+        raise JsonError(
+            f"JSON with a number of more than {limit} digits",
+            problem=f"a number of more than {limit} digits",
+        ) from None
     if isinstance(value, dict | list):
         _check_depth(value, max_depth)
     return value
@@ -93,6 +120,23 @@ class LocatedDict(dict[str, Any]):
 
     pos: int
     value_pos: dict[str, int]
+
+
+def _pairs_hook(
+    text: str | bytes, unique_keys: bool, located: bool
+) -> Callable[[list[tuple[str, Any]]], dict[str, Any]] | None:
+    if not located:
+        return _unique if unique_keys else None
+    assert isinstance(text, str)
+    build = locate_objects(text)
+    if not unique_keys:
+        return build
+
+    def unique_located(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        _unique(pairs)
+        return build(pairs)
+
+    return unique_located
 
 
 def locate_objects(text: str) -> Callable[[list[tuple[str, Any]]], LocatedDict]:

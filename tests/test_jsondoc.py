@@ -11,10 +11,11 @@ import json
 import re
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from compatcheck.jsondoc import LocatedDict, locate_objects
+from compatcheck.jsondoc import JsonError, LocatedDict, locate_objects, parse_json
 
 _DECODER = json.JSONDecoder()
 _MEMBER_GAP = re.compile(r'[ \t\n\r]*,?[ \t\n\r]*("(?:[^"\\]|\\.)*")[ \t\n\r]*:[ \t\n\r]*')
@@ -98,3 +99,21 @@ def test_a_key_given_twice_keeps_the_last_value_and_its_position() -> None:
     decoded = _located(text)
     assert decoded == {"k": [2]}
     assert decoded.value_pos == {"k": text.index("[2]")}
+
+
+def test_located_decoding_keeps_the_limits() -> None:
+    text = '{\n  "a": {"b": 1},\n  "a": 2\n}'
+    assert parse_json(text, located=True) == {"a": 2}
+    with pytest.raises(JsonError) as info:
+        parse_json(text, located=True, unique_keys=True)
+    assert (str(info.value), info.value.problem) == (
+        "JSON with a duplicate key `a`",
+        "duplicate key `a`",
+    )
+    with pytest.raises(JsonError) as info:
+        parse_json(text.encode()[:-2], located=True)
+    assert (info.value.line, info.value.problem) == (3, "Expecting ',' delimiter")
+    assert str(info.value) == "not valid JSON: Expecting ',' delimiter at line 3 column 9"
+    with pytest.raises(JsonError) as info:
+        parse_json("[" * 65 + "]" * 65, located=True)
+    assert (info.value.line, info.value.problem) == (None, "nested deeper than 64 levels")

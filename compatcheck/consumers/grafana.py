@@ -2,7 +2,10 @@
 
 Every decoded object knows where it and each of its values start in the text
 (:func:`~compatcheck.jsondoc.locate_objects`), so a panel's line is the line of its ``{`` and a
-target's line is the line of its ``"expr"`` value — exact, whatever the formatting.
+target's line is the line of its ``"expr"`` value — exact, whatever the formatting. Decoding
+applies the limits of :func:`~compatcheck.jsondoc.parse_json` (nesting depth, digits of a
+number); a key given twice keeps its last value, as in Grafana (Go's ``encoding/json`` and
+JavaScript's ``JSON.parse`` both keep the last one).
 
 Each panel target and each query variable is one expression; targets and variables of another
 data source (Loki, Tempo...) are skipped, unknown or templated data sources count as Prometheus.
@@ -11,7 +14,6 @@ data source (Loki, Tempo...) are skipped, unknown or templated data sources coun
 from __future__ import annotations
 
 import bisect
-import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any
 
 from compatcheck.consumers.collector import Source
 from compatcheck.consumers.promql import Need
-from compatcheck.jsondoc import LocatedDict, locate_objects
+from compatcheck.jsondoc import JsonError, LocatedDict, parse_json
 from compatcheck.model import Consumer
 
 _LABEL_VALUES = re.compile(
@@ -45,12 +47,9 @@ class _Lines:
 def read_dashboard(source: Source, text: str) -> bool:
     """Read a dashboard's panels and variables; False when the JSON is no dashboard at all."""
     try:
-        root = json.loads(text, object_pairs_hook=locate_objects(text))
-    except json.JSONDecodeError as exc:
-        source.parse_error(exc.lineno, f"invalid JSON: {exc.msg}")
-        return True
-    except RecursionError:
-        source.parse_error(None, "invalid JSON: nested too deeply")
+        root = parse_json(text, located=True)
+    except JsonError as err:
+        source.parse_error(err.line, f"invalid JSON: {err.problem}")
         return True
     if isinstance(root, dict) and isinstance(root.get("dashboard"), dict):
         root = root["dashboard"]  # API export: {"dashboard": {...}, "meta": {...}}
