@@ -6,12 +6,17 @@ next recursive walker: the schema validator, the report writer), an integer of 5
 a plain ``ValueError``, and a key given twice silently keeps the last value. :func:`parse_json`
 turns each into one :class:`JsonError` line, so every caller maps one exception onto its own
 contract (an ``InputError``, a probe that is "not JSON", a 400).
+
+Where a reader must say where something stands (a Grafana panel's line), :func:`locate_objects`
+makes the decoder build :class:`LocatedDict` objects that know their place in the text.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 #: Deeper than any document compatcheck reads needs (a snapshot is about six levels deep), and
@@ -20,16 +25,35 @@ from typing import Any
 MAX_DEPTH = 64
 
 
+#: The tokens of a JSON text that positions depend on: a string, with the colon and the blanks
+#: after it when it is a key (so that the token ends where the key's value starts), or a brace.
+#: Numbers, literals, brackets and commas are skipped.
+_POSITION_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"(?:[ \t\n\r]*:[ \t\n\r]*)?|[{}]')
+
+
 class JsonError(ValueError):
     """The text is not JSON compatcheck accepts; ``str()`` is one line without the input's name,
-    worded to follow "<input> is" (``not valid JSON: ...``, ``nested deeper than 64 levels``)."""
+    worded to follow "<input> is" (``not valid JSON: ...``, ``nested deeper than 64 levels``).
+
+    For a reader that names the place itself (``file:line: invalid JSON: ...``): ``problem`` is
+    the reason without the place, worded to follow "invalid JSON:", and ``line`` the line where
+    the decoder stopped when the text is not JSON at all (None for the other limits).
+    """
+
+    def __init__(self, message: str, *, problem: str | None = None, line: int | None = None):
+        super().__init__(message)
+        self.problem = problem or message
+        self.line = line
 
 
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise JsonError(f"JSON with a duplicate key `{key[:64]}`")
+            shown = key[:64]
+            raise JsonError(
+                f"JSON with a duplicate key `{shown}`", problem=f"duplicate key `{shown}`"
+            )
         out[key] = value
     return out
 
@@ -47,19 +71,30 @@ def _check_depth(value: Any, max_depth: int) -> None:
                 stack.append((child, depth + 1))
 
 
-def parse_json(text: str | bytes, *, max_depth: int = MAX_DEPTH, unique_keys: bool = False) -> Any:
+def parse_json(
+    text: str | bytes,
+    *,
+    max_depth: int = MAX_DEPTH,
+    unique_keys: bool = False,
+    located: bool = False,
+) -> Any:
     """Decode ``text``; every way it is unacceptable is a :class:`JsonError`.
 
     ``unique_keys``: a key given twice in one object is an error instead of "the last one wins"
     (a request that says ``"new"`` twice must not be judged by whichever came last).
+    ``located``: every object is a :class:`LocatedDict` (positions index ``text`` decoded).
     """
     try:
-        value = json.loads(text, object_pairs_hook=_unique if unique_keys else None)
+        if located and isinstance(text, bytes):
+            text = text.decode("utf-8")
+        value = json.loads(text, object_pairs_hook=_pairs_hook(text, unique_keys, located))
     except JsonError:
         raise
     except json.JSONDecodeError as exc:
         raise JsonError(
-            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            problem=exc.msg,
+            line=exc.lineno,
         ) from None
     except UnicodeDecodeError:
         raise JsonError("not UTF-8 text") from None
@@ -68,7 +103,75 @@ def parse_json(text: str | bytes, *, max_depth: int = MAX_DEPTH, unique_keys: bo
     except ValueError:
         # Python refuses to convert integers longer than sys.get_int_max_str_digits().
         limit = sys.get_int_max_str_digits()
-        raise JsonError(f"JSON with a number of more than {limit} digits") from None
+        raise JsonError(
+            f"JSON with a number of more than {limit} digits",
+            problem=f"a number of more than {limit} digits",
+        ) from None
     if isinstance(value, dict | list):
         _check_depth(value, max_depth)
     return value
+
+
+class LocatedDict(dict[str, Any]):
+    """A JSON object that knows where it stands in the text it was decoded from: ``pos`` is the
+    index of its ``{``, ``value_pos[key]`` the index where the value of ``key`` starts."""
+
+    __slots__ = ("pos", "value_pos")
+
+    pos: int
+    value_pos: dict[str, int]
+
+
+def _pairs_hook(
+    text: str | bytes, unique_keys: bool, located: bool
+) -> Callable[[list[tuple[str, Any]]], dict[str, Any]] | None:
+    if not located:
+        return _unique if unique_keys else None
+    assert isinstance(text, str)
+    build = locate_objects(text)
+    if not unique_keys:
+        return build
+
+    def unique_located(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        _unique(pairs)
+        return build(pairs)
+
+    return unique_located
+
+
+def locate_objects(text: str) -> Callable[[list[tuple[str, Any]]], LocatedDict]:
+    """An ``object_pairs_hook`` for decoding ``text`` that builds :class:`LocatedDict` objects.
+
+    The decoder (the C one: nothing of its internals is used) calls the hook once per object, when
+    the object's ``}`` is read, so the objects come in the order of their closing braces. A scan
+    of our own over the same text, run lazily alongside, yields the positions in that order.
+    """
+    positions = _object_positions(text)
+
+    def build(pairs: list[tuple[str, Any]]) -> LocatedDict:
+        obj = LocatedDict(pairs)
+        obj.pos, starts = next(positions)
+        # A key given twice: the last value and its position win, as the dict's value does.
+        obj.value_pos = {key: start for (key, _), start in zip(pairs, starts, strict=False)}
+        return obj
+
+    return build
+
+
+def _object_positions(text: str) -> Iterator[tuple[int, list[int]]]:
+    """``(start, value starts)`` of each object of ``text``, in the order of their ``}``.
+
+    Exact on valid JSON, and on the valid part of any text: the decoder only asks for the
+    position of an object it has read whole, so every token up to that ``}`` is valid JSON.
+    """
+    stack: list[tuple[int, list[int]]] = []
+    for m in _POSITION_TOKEN.finditer(text):
+        start, end = m.span()
+        c = text[start]
+        if c == '"':
+            if text[end - 1] != '"':  # a key: its value starts where the token ends
+                stack[-1][1].append(end)
+        elif c == "{":
+            stack.append((start, []))
+        else:
+            yield stack.pop()

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from compatcheck import exposition
 from compatcheck.errors import ExpositionError, InputError
 from compatcheck.exposition import (
     CONTENT_TYPE_OPENMETRICS,
@@ -17,6 +16,8 @@ from compatcheck.exposition import (
     parse_stream,
     parse_text,
     read_exposition_file,
+    reader,
+    stream,
 )
 from compatcheck.model import LABEL_VALUE_CAP, MetricFamily, MetricsSchema
 
@@ -27,7 +28,7 @@ INF = math.inf
 def both_paths(text: str, content_type: str = "") -> MetricsSchema:
     """Parse with the fast path and with the slow path only; they must agree."""
     fast = parse_text(text, content_type=content_type)
-    slow = exposition._parse_text(text, content_type, fast_path=False)
+    slow = stream._parse_text(text, content_type, fast_path=False)
     assert fast == slow
     assert parse_stream([text.encode()], content_type=content_type) == fast
     return fast
@@ -43,7 +44,7 @@ def error_of(text: str, content_type: str = "") -> tuple[int, str]:
         parse_text(text, content_type=content_type)
     slow = pytest.raises(ExpositionError)
     with slow as slow_info:
-        exposition._parse_text(text, content_type, fast_path=False)
+        stream._parse_text(text, content_type, fast_path=False)
     assert (slow_info.value.line, slow_info.value.reason) == (info.value.line, info.value.reason)
     return info.value.line, info.value.reason
 
@@ -502,7 +503,7 @@ def test_label_value_cap_marks_high_cardinality() -> None:
 
 
 def test_high_cardinality_cache_eviction_keeps_results(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(exposition, "HC_CACHE_LIMIT", 5)
+    monkeypatch.setattr(reader, "HC_CACHE_LIMIT", 5)
     lines = [f'm{{pod="p{i % 100}",a="x"}} 1' for i in range(300)]
     lines += [f'n{{pod="p{i}",a="y"}} 1' for i in range(100)]
     schema = both_paths("\n".join(lines) + "\n")
@@ -681,7 +682,7 @@ def test_invalid_utf8_names_the_line() -> None:
 
 
 def test_error_line_numbers_across_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(exposition, "BLOCK_CHARS", 50)
+    monkeypatch.setattr(stream, "BLOCK_CHARS", 50)
     lines = [f'm{{i="{i % 10}"}} {i}' for i in range(500)]
     lines[437] = "m{i=} 1"
     text = "\n".join(lines) + "\n"

@@ -18,9 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from compatcheck import exposition
 from compatcheck.errors import ExpositionError
-from compatcheck.exposition import parse_stream, parse_text
+from compatcheck.exposition import parse_stream, parse_text, stream
 from compatcheck.model import LABEL_VALUE_CAP, MetricFamily, MetricsSchema
 
 OM = "application/openmetrics-text; version=1.0.0"
@@ -221,7 +220,7 @@ def test_chunk_boundaries_do_not_matter(gen: Generated, cuts: list[int], block: 
     expected = parse_text(gen.text)
     data = gen.text.encode()
     assert parse_stream(_split(data, cuts)) == expected
-    with mock.patch.object(exposition, "BLOCK_CHARS", block):
+    with mock.patch.object(stream, "BLOCK_CHARS", block):
         assert parse_stream(_split(data, cuts)) == expected
         assert parse_text(gen.text) == expected
         assert parse_stream([bytes([b]) for b in data]) == expected
@@ -231,7 +230,7 @@ def test_chunk_boundaries_do_not_matter(gen: Generated, cuts: list[int], block: 
 @given(expositions())
 def test_fast_and_slow_paths_agree(gen: Generated) -> None:
     fast = parse_text(gen.text)
-    slow = exposition._parse_text(gen.text, "", fast_path=False)
+    slow = stream._parse_text(gen.text, "", fast_path=False)
     assert fast == slow
     assert isinstance(fast, MetricsSchema)
     assert all(not math.isnan(b) for f in fast.families.values() for b in f.buckets)
@@ -239,7 +238,7 @@ def test_fast_and_slow_paths_agree(gen: Generated) -> None:
 
 def _outcome(text: str, fast_path: bool, content_type: str) -> object:
     try:
-        return exposition._parse_text(text, content_type, fast_path=fast_path)
+        return stream._parse_text(text, content_type, fast_path=fast_path)
     except ExpositionError as err:
         return ("error", err.line, err.reason)
 

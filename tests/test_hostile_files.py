@@ -170,6 +170,39 @@ def test_deeply_nested_snapshot_is_one_line_naming_the_file(tmp_path: Path, dept
     assert_one_line(proc, 2, str(snap), "nested deeper than 64 levels")
 
 
+# -- JSON: dashboards --------------------------------------------------------------------------
+
+
+def _dashboard_errors(path: Path) -> list[tuple[str, int | None, str]]:
+    loaded = load_consumers([path])
+    return [(f.subject, f.evidence["line"], f.evidence["error"]) for f in loaded.findings]
+
+
+@pytest.mark.parametrize("depth", [65, 200, 100_000])
+def test_deeply_nested_dashboard_is_a_parse_error(tmp_path: Path, depth: int) -> None:
+    dash = tmp_path / "deep.json"
+    dash.write_text(
+        '{"panels": [{"targets": [{"expr": "up"}], "options": ' + "[" * depth + "]" * depth + "}]}"
+    )
+    assert _dashboard_errors(dash) == [
+        ("file:deep.json", None, "invalid JSON: nested deeper than 64 levels")
+    ]
+
+
+def test_dashboard_with_a_huge_number_is_a_parse_error_not_a_crash(tmp_path: Path) -> None:
+    """Python refuses to convert integers of more than 4,300 digits (a ValueError that used to
+    escape the loader as an internal error, exit 3)."""
+    dash = tmp_path / "big.json"
+    dash.write_text('{"panels": [{"id": ' + "9" * 5000 + ', "targets": [{"expr": "up"}]}]}')
+    limit = sys.get_int_max_str_digits()
+    assert _dashboard_errors(dash) == [
+        ("file:big.json", None, f"invalid JSON: a number of more than {limit} digits")
+    ]
+    proc = run("diff", str(GOOD), str(GOOD), "--consumers", str(dash))
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert f"`{dash}` cannot be read as a consumer: invalid JSON: a number of" in proc.stdout
+
+
 # -- duplicate keys in rule files --------------------------------------------------------------
 
 

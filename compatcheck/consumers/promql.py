@@ -366,11 +366,9 @@ def rename_metrics(text: str, renames: Mapping[str, str]) -> str:
     while i < n:
         c = text[i]
         if c in "\"'`":
-            j = i + 1
-            while j < n and text[j] != c:
-                j += 2 if text[j] == "\\" and c != "`" else 1
-            out.append(text[i : j + 1])
-            i = j + 1
+            j = _after_quoted(text, i)
+            out.append(text[i:j])
+            i = j
             continue
         if c == "$" or (c == "[" and text.startswith("[[", i)):
             m = _VAR.match(text, i)
@@ -420,10 +418,7 @@ def _skip_group(text: str, i: int, open_: str, close: str) -> int:
     while j < n:
         c = text[j]
         if c in "\"'`":
-            k = j + 1
-            while k < n and text[k] != c:
-                k += 2 if text[k] == "\\" and c != "`" else 1
-            j = k + 1
+            j = _after_quoted(text, j)
             continue
         if c == open_:
             depth += 1
@@ -433,3 +428,12 @@ def _skip_group(text: str, i: int, open_: str, close: str) -> int:
                 return j + 1
         j += 1
     return n
+
+
+def _after_quoted(text: str, i: int) -> int:
+    """Index just past the string literal that starts with the quote ``text[i]`` (backslash
+    escapes, except in backtick strings, which PromQL takes raw)."""
+    quote, j, n = text[i], i + 1, len(text)
+    while j < n and text[j] != quote:
+        j += 2 if text[j] == "\\" and quote != "`" else 1
+    return j + 1

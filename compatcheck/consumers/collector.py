@@ -1,0 +1,106 @@
+"""What the consumer readers collect: expressions with their provenance, and problems per file.
+
+Each reader (rule files, Grafana dashboards, text lists) reads one file through a :class:`Source`,
+which adds what it finds to the run's :class:`Collector`; :mod:`~compatcheck.consumers.load` then
+gives every consumer its subject and parses its expressions. Problems are kept per file so that a
+broken file is one ``consumers/parse-error`` finding (its first problem, and how many more), not
+one finding per broken rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from compatcheck.consumers.promql import Need
+from compatcheck.model import Consumer, Finding
+
+PARSE_ERROR = "consumers/parse-error"
+
+
+@dataclass(frozen=True)
+class RawExpression:
+    """One expression as a reader found it, before its consumer gets its final subject."""
+
+    #: The subject before de-duplication (``alert:X``, ``panel:Dashboard/Title``...).
+    base: str
+    consumer: Consumer
+    #: The file's name in subjects (relative to the folder given).
+    rel: str
+    text: str
+    line: int | None
+    #: Grafana syntax (``$var``, ``[[var]]``, ``$__interval``) is allowed in the text.
+    grafana: bool
+    #: Labels the consumer needs from the expression's result (alert templates, ``label_values``).
+    root_needs: frozenset[Need] = frozenset()
+    #: The name a recording rule writes.
+    record: str | None = None
+    #: Where in the consumer: ``expr``, ``target A``, ``query``...
+    where: str = "expr"
+
+
+@dataclass
+class Collector:
+    """Everything the readers found in one run, in file order."""
+
+    raws: list[RawExpression] = field(default_factory=list)
+    #: rel path → (file, line, reason) of each problem: one finding per file (subject ``file:rel``)
+    file_errors: dict[str, list[tuple[str, int | None, str]]] = field(default_factory=dict)
+
+    def parse_error(self, file: str, rel: str, line: int | None, reason: str) -> None:
+        self.file_errors.setdefault(rel, []).append((file, line, reason))
+
+    def error_findings(self) -> list[Finding]:
+        out: list[Finding] = []
+        for rel, errors in self.file_errors.items():
+            file, line, reason = errors[0]
+            where = f"{file}:{line}" if line else file
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            out.append(
+                Finding(
+                    PARSE_ERROR,
+                    f"file:{rel}",
+                    f"`{where}` cannot be read as a consumer: {reason}{more}.",
+                    {
+                        "file": file,
+                        "line": line,
+                        "error": reason,
+                        "errors": [{"line": n, "error": r} for _, n, r in errors],
+                    },
+                )
+            )
+        return out
+
+
+@dataclass(frozen=True)
+class Source:
+    """One file being read: ``file`` is the path as given (consumers name it), ``rel`` names it
+    in subjects; what a reader finds in it goes to ``collector``."""
+
+    file: str
+    rel: str
+    collector: Collector
+
+    def parse_error(self, line: int | None, reason: str) -> None:
+        self.collector.parse_error(self.file, self.rel, line, reason)
+
+    def error_count(self) -> int:
+        """Problems recorded for this file so far."""
+        return len(self.collector.file_errors.get(self.rel, ()))
+
+    def add(
+        self,
+        base: str,
+        consumer: Consumer,
+        text: str,
+        line: int | None,
+        *,
+        grafana: bool,
+        root_needs: frozenset[Need] = frozenset(),
+        record: str | None = None,
+        where: str = "expr",
+    ) -> None:
+        """Add one expression of ``consumer`` (see :class:`RawExpression`)."""
+        raw = RawExpression(
+            base, consumer, self.rel, text, line, grafana, root_needs, record, where
+        )
+        self.collector.raws.append(raw)
