@@ -1,0 +1,195 @@
+"""The code-only rollback plan, tried for real: OLD's code on a database at NEW's head."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from compatcheck.capture.target import Answer, _Capture, _tls_probes
+from compatcheck.config import Config, target_script_location
+from compatcheck.errors import UnavailableError
+from compatcheck.progress import Progress
+from compatcheck.targets import ScratchDatabase, Workspace, migrate_to_head
+
+if TYPE_CHECKING:
+    from compatcheck.migrations.plans import CodeOnlyTrial
+
+
+@dataclass
+class _TrialRun:
+    """What the code-only trial saw, before it is judged against OLD's own run."""
+
+    answers: list[Answer] = field(default_factory=list)
+    #: Set when the trial could not be carried out at all (not a verdict on the schema).
+    not_run: str | None = None
+    startup_error: str | None = None
+    startup_log: str = ""
+    exit_code: int | None = None
+    log_tail: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class _CodeOnlyTrial:
+    """The code-only plan, for real: OLD's code on a scratch database migrated to NEW's head.
+
+    Same launch, readiness wait and warm-up as OLD's own capture (it *is* a :class:`_Capture` of
+    OLD, on another database, with its own port, process group and log), then the process is
+    stopped at once: it has nothing to scrape. Runs beside the captures; the scratch database is
+    migrated once OLD's and NEW's are (one Alembic run at a time, see :func:`_migrations_job`),
+    and ``db_done`` tells the migrations inspection it may start.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        ws: Workspace,
+        progress: Progress,
+        wait_for: Mapping[str, threading.Event],
+        db_done: threading.Event,
+    ) -> None:
+        self.config = config
+        self.ws = ws
+        self.wait_for = wait_for
+        self.db_done = db_done
+        self.capture = _Capture(config, config.old, ws, progress, db_done)
+        self.capture.who = f"old {config.old.label} on NEW's schema"
+        self.copied: ScratchDatabase | None = None
+
+    def copy_new_database(self, url: str) -> None:
+        """Take a copy of NEW's scratch SQLite right after NEW's scripts migrated it to NEW's head.
+
+        Called in NEW's capture thread before NEW starts (so NEW has written nothing yet). It
+        gives the trial its database at NEW's head in milliseconds instead of a second Alembic
+        run, which would also have to queue for the process-wide Alembic lock. Any failure just
+        leaves the trial to migrate its own database.
+        """
+        import sqlite3
+
+        from sqlalchemy.engine import make_url
+
+        source = make_url(url).database
+        try:
+            dest = self.ws.scratch_database("code-only-copy", "sqlite")
+            target = make_url(dest.url).database
+            if not source or not target:
+                return
+            with (
+                contextlib.closing(sqlite3.connect(source)) as src,
+                contextlib.closing(sqlite3.connect(target)) as dst,
+            ):
+                src.backup(dst)
+        except (UnavailableError, sqlite3.Error, OSError):
+            return
+        self.copied = dest
+
+    def run(self) -> _TrialRun:
+        start = time.monotonic()
+        try:
+            out = self._run()
+        finally:
+            self.db_done.set()
+        out.details["seconds"] = round(time.monotonic() - start, 3)
+        return out
+
+    def _run(self) -> _TrialRun:
+        cap = self.capture
+        old = self.config.old
+        new_loc = target_script_location(self.config, self.config.new)
+        out = _TrialRun()
+        if new_loc is None or not (new_loc / "env.py").is_file():
+            out.not_run = f"NEW's migrations ({new_loc}) have no env.py to migrate a database with"
+            return out
+        # NEW's scratch database first: with SQLite, NEW's capture hands over a copy of it.
+        for role in ("new", "old"):
+            ev = self.wait_for[role]
+            while not ev.wait(0.05):
+                pass
+            if self.copied is not None:
+                break
+        t0 = time.monotonic()
+        if self.copied is not None:
+            db = self.copied
+            out.details.update(database=db.kind, prepared="copy of NEW's migrated database")
+            self.db_done.set()
+        else:
+            mig = self.config.migrations
+            database = mig.database if mig else "sqlite"
+            try:
+                db = self.ws.scratch_database("code-only", database)
+                out.details.update(database=db.kind, prepared="migrated with NEW's scripts")
+                if db.kind == "server":
+                    # The name only (``compatcheck_<random>``): the URL may hold credentials.
+                    out.details["database_name"] = db.shown.rsplit("/", 1)[-1].split("?")[0]
+                cap.say(f"migrating a scratch database ({db.kind}) to NEW's head")
+                migrate_to_head(new_loc, db.url)
+            except UnavailableError as exc:
+                out.not_run = f"no scratch database at NEW's head: {exc}"
+                return out
+            finally:
+                self.db_done.set()
+        out.details["prepare_seconds"] = round(time.monotonic() - t0, 3)
+        try:
+            cap.running = self.ws.launch(old, database_url=db.url, name="code-only")
+        except UnavailableError as exc:
+            out.not_run = str(exc)
+            return out
+        running = cap.running
+        cap.say(f"started OLD's code on NEW's schema (pid {running.process.pid})")
+        try:
+            with (
+                httpx.Client(timeout=httpx.Timeout(10.0, connect=2.0)) as client,
+                _tls_probes(self.config.readiness) as cap.tls_probes,
+            ):
+                rc, mc = self.config.readiness, self.config.metrics
+                _, _, reason = cap._wait_ready(client, running.base_url, rc, mc, running.started)
+                out.details["ready_seconds"] = round(time.monotonic() - running.started, 3)
+                if reason is not None:
+                    out.startup_error = reason
+                    out.startup_log = running.log_tail(lines=40)
+                    cap.say(f"never ready: {reason}")
+                else:
+                    out.answers = cap._warmup(client, running.base_url, with_log=True)
+                    out.exit_code = running.exit_code()
+                    broken = sum(1 for a in out.answers if not a.result.ok)
+                    cap.say(
+                        f"warm-up: {len(out.answers)} requests"
+                        + (f", {broken} not 2xx" if broken else "")
+                    )
+            out.log_tail = running.log_tail()
+        finally:
+            self.ws.stop(running)
+        return out
+
+
+def _judge_trial(baseline: list[Answer] | None, run: _TrialRun) -> CodeOnlyTrial:
+    from compatcheck.migrations.plans import CodeOnlyTrial, judge_trial
+
+    if run.not_run is not None:
+        return CodeOnlyTrial(verified=False, note=run.not_run, details=run.details)
+    exchanges = [a.exchange() for a in run.answers]
+    details = {**run.details, "requests": [e.as_dict() for e in exchanges]}
+    return judge_trial(
+        None if baseline is None else [a.exchange() for a in baseline],
+        exchanges,
+        startup_error=run.startup_error,
+        startup_log=run.startup_log,
+        exit_code=run.exit_code,
+        log_tail=run.log_tail,
+        details=details,
+    )
+
+
+def _code_only_unrunnable(config: Config) -> str | None:
+    """Why the code-only plan cannot be tried for real with this config (None: it can)."""
+    old = config.old
+    if old.command is None:
+        return f"OLD is a `{old.kind}` target: compatcheck has no command to start it with"
+    if not any("{database_url}" in s for s in (*old.command, *old.env.values())):
+        return "OLD's command and env take no `{database_url}`: it cannot be pointed elsewhere"
+    return None
