@@ -1,23 +1,33 @@
-"""The code-only rollback plan, tried for real: OLD's code on a database at NEW's head."""
+"""The code-only rollback plan, tried for real: OLD's code on a database at NEW's head.
+
+With migrations configured and OLD launched from a command, :class:`Trial` runs beside the two
+captures: a scratch database at NEW's head (with SQLite, a copy of NEW's scratch database taken
+right after NEW's scripts migrated it; on a server, a database of its own migrated with NEW's
+scripts), OLD started on it, the readiness wait and the same warm-up as OLD's own capture. Once
+OLD's capture is done too, :meth:`Trial.judge` compares the two runs
+(:func:`compatcheck.migrations.plans.judge_trial`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from compatcheck.capture.target import Answer, _Capture, _tls_probes
+from compatcheck.capture.target import Answer, TargetCapture, warmup_summary
 from compatcheck.config import Config, target_script_location
 from compatcheck.errors import UnavailableError
 from compatcheck.progress import Progress
 from compatcheck.targets import ScratchDatabase, Workspace, migrate_to_head
 
 if TYPE_CHECKING:
+    # Trap: compatcheck.migrations imports SQLAlchemy and Alembic (~0.3 s); only a run with
+    # migrations configured reaches the code below that needs it.
     from compatcheck.migrations.plans import CodeOnlyTrial
 
 
@@ -35,14 +45,14 @@ class _TrialRun:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-class _CodeOnlyTrial:
+class Trial:
     """The code-only plan, for real: OLD's code on a scratch database migrated to NEW's head.
 
-    Same launch, readiness wait and warm-up as OLD's own capture (it *is* a :class:`_Capture` of
-    OLD, on another database, with its own port, process group and log), then the process is
-    stopped at once: it has nothing to scrape. Runs beside the captures; the scratch database is
-    migrated once OLD's and NEW's are (one Alembic run at a time, see :func:`_migrations_job`),
-    and ``db_done`` tells the migrations inspection it may start.
+    Same launch, readiness wait and warm-up as OLD's own capture (it *is* a
+    :class:`~compatcheck.capture.target.TargetCapture` of OLD, on another database, with its own
+    port, process group and log), then the process is stopped at once: it has nothing to scrape.
+    Runs beside the captures; the scratch database is migrated once OLD's and NEW's are (one
+    Alembic run at a time), and ``db_done`` tells the migrations inspection it may start.
     """
 
     def __init__(
@@ -57,9 +67,10 @@ class _CodeOnlyTrial:
         self.ws = ws
         self.wait_for = wait_for
         self.db_done = db_done
-        self.capture = _Capture(config, config.old, ws, progress, db_done)
+        self.capture = TargetCapture(config, config.old, ws, progress, db_done)
         self.capture.who = f"old {config.old.label} on NEW's schema"
         self.copied: ScratchDatabase | None = None
+        self._seen: _TrialRun | None = None
 
     def copy_new_database(self, url: str) -> None:
         """Take a copy of NEW's scratch SQLite right after NEW's scripts migrated it to NEW's head.
@@ -69,8 +80,7 @@ class _CodeOnlyTrial:
         run, which would also have to queue for the process-wide Alembic lock. Any failure just
         leaves the trial to migrate its own database.
         """
-        import sqlite3
-
+        # Local import: SQLAlchemy is heavy, and only a run with migrations gets here.
         from sqlalchemy.engine import make_url
 
         source = make_url(url).database
@@ -88,18 +98,43 @@ class _CodeOnlyTrial:
             return
         self.copied = dest
 
-    def run(self) -> _TrialRun:
+    def run(self) -> None:
+        """Carry the trial out (a worker job); ``db_done`` is set on every path."""
         start = time.monotonic()
         try:
             out = self._run()
         finally:
             self.db_done.set()
         out.details["seconds"] = round(time.monotonic() - start, 3)
-        return out
+        self._seen = out
+
+    @property
+    def seconds(self) -> float:
+        """How long the trial took (0 when it did not run)."""
+        return float(self._seen.details.get("seconds", 0.0)) if self._seen else 0.0
+
+    def judge(self, baseline: list[Answer] | None) -> CodeOnlyTrial:
+        """The verdict: this run against OLD's run on its own database (``baseline``: OLD's
+        warm-up, None when OLD never got that far)."""
+        # Local import: compatcheck.migrations is heavy (see the TYPE_CHECKING note).
+        from compatcheck.migrations.plans import CodeOnlyTrial, judge_trial
+
+        run = self._seen or _TrialRun(not_run="not run")
+        if run.not_run is not None:
+            return CodeOnlyTrial(verified=False, note=run.not_run, details=run.details)
+        exchanges = [a.exchange() for a in run.answers]
+        details = {**run.details, "requests": [e.as_dict() for e in exchanges]}
+        return judge_trial(
+            None if baseline is None else [a.exchange() for a in baseline],
+            exchanges,
+            startup_error=run.startup_error,
+            startup_log=run.startup_log,
+            exit_code=run.exit_code,
+            log_tail=run.log_tail,
+            details=details,
+        )
 
     def _run(self) -> _TrialRun:
-        cap = self.capture
-        old = self.config.old
         new_loc = target_script_location(self.config, self.config.new)
         out = _TrialRun()
         if new_loc is None or not (new_loc / "env.py").is_file():
@@ -113,79 +148,65 @@ class _CodeOnlyTrial:
             if self.copied is not None:
                 break
         t0 = time.monotonic()
+        db = self._database(out, new_loc)
+        if db is None:
+            return out
+        out.details["prepare_seconds"] = round(time.monotonic() - t0, 3)
+        self._try(out, db)
+        return out
+
+    def _database(self, out: _TrialRun, new_loc: Path) -> ScratchDatabase | None:
+        """The scratch database at NEW's head (None, with ``out.not_run`` said, when none)."""
         if self.copied is not None:
             db = self.copied
             out.details.update(database=db.kind, prepared="copy of NEW's migrated database")
             self.db_done.set()
-        else:
-            mig = self.config.migrations
-            database = mig.database if mig else "sqlite"
-            try:
-                db = self.ws.scratch_database("code-only", database)
-                out.details.update(database=db.kind, prepared="migrated with NEW's scripts")
-                if db.kind == "server":
-                    # The name only (``compatcheck_<random>``): the URL may hold credentials.
-                    out.details["database_name"] = db.shown.rsplit("/", 1)[-1].split("?")[0]
-                cap.say(f"migrating a scratch database ({db.kind}) to NEW's head")
-                migrate_to_head(new_loc, db.url)
-            except UnavailableError as exc:
-                out.not_run = f"no scratch database at NEW's head: {exc}"
-                return out
-            finally:
-                self.db_done.set()
-        out.details["prepare_seconds"] = round(time.monotonic() - t0, 3)
+            return db
+        mig = self.config.migrations
+        database = mig.database if mig else "sqlite"
         try:
-            cap.running = self.ws.launch(old, database_url=db.url, name="code-only")
+            db = self.ws.scratch_database("code-only", database)
+            out.details.update(database=db.kind, prepared="migrated with NEW's scripts")
+            if db.kind == "server":
+                # The name only (``compatcheck_<random>``): the URL may hold credentials.
+                out.details["database_name"] = db.shown.rsplit("/", 1)[-1].split("?")[0]
+            self.capture.say(f"migrating a scratch database ({db.kind}) to NEW's head")
+            migrate_to_head(new_loc, db.url)
+        except UnavailableError as exc:
+            out.not_run = f"no scratch database at NEW's head: {exc}"
+            return None
+        finally:
+            self.db_done.set()
+        return db
+
+    def _try(self, out: _TrialRun, db: ScratchDatabase) -> None:
+        """Start OLD on ``db``, wait for it, send the warm-up, stop it."""
+        cap = self.capture
+        try:
+            cap.running = self.ws.launch(self.config.old, database_url=db.url, name="code-only")
         except UnavailableError as exc:
             out.not_run = str(exc)
-            return out
+            return
         running = cap.running
         cap.say(f"started OLD's code on NEW's schema (pid {running.process.pid})")
         try:
-            with (
-                httpx.Client(timeout=httpx.Timeout(10.0, connect=2.0)) as client,
-                _tls_probes(self.config.readiness) as cap.tls_probes,
-            ):
-                rc, mc = self.config.readiness, self.config.metrics
-                _, _, reason = cap._wait_ready(client, running.base_url, rc, mc, running.started)
+            with cap.session() as client:
+                reason = cap.wait_ready(client, running.base_url, running.started).reason
                 out.details["ready_seconds"] = round(time.monotonic() - running.started, 3)
                 if reason is not None:
                     out.startup_error = reason
                     out.startup_log = running.log_tail(lines=40)
                     cap.say(f"never ready: {reason}")
                 else:
-                    out.answers = cap._warmup(client, running.base_url, with_log=True)
+                    out.answers = cap.warmup(client, running.base_url, with_log=True)
                     out.exit_code = running.exit_code()
-                    broken = sum(1 for a in out.answers if not a.result.ok)
-                    cap.say(
-                        f"warm-up: {len(out.answers)} requests"
-                        + (f", {broken} not 2xx" if broken else "")
-                    )
+                    cap.say(warmup_summary(out.answers))
             out.log_tail = running.log_tail()
         finally:
             self.ws.stop(running)
-        return out
 
 
-def _judge_trial(baseline: list[Answer] | None, run: _TrialRun) -> CodeOnlyTrial:
-    from compatcheck.migrations.plans import CodeOnlyTrial, judge_trial
-
-    if run.not_run is not None:
-        return CodeOnlyTrial(verified=False, note=run.not_run, details=run.details)
-    exchanges = [a.exchange() for a in run.answers]
-    details = {**run.details, "requests": [e.as_dict() for e in exchanges]}
-    return judge_trial(
-        None if baseline is None else [a.exchange() for a in baseline],
-        exchanges,
-        startup_error=run.startup_error,
-        startup_log=run.startup_log,
-        exit_code=run.exit_code,
-        log_tail=run.log_tail,
-        details=details,
-    )
-
-
-def _code_only_unrunnable(config: Config) -> str | None:
+def unrunnable(config: Config) -> str | None:
     """Why the code-only plan cannot be tried for real with this config (None: it can)."""
     old = config.old
     if old.command is None:

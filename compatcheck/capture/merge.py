@@ -1,4 +1,11 @@
-"""Merging several scrapes of one target into one schema."""
+"""Merging several scrapes of one target into one schema (``MetricFamily.intermittent``).
+
+A family absent from some scrapes gets
+``__name__``; a label key absent from some of the scrapes that had the family gets the key; a label
+value seen in only some of the scrapes that had the key gets ``key=value``. Checks ignore
+differences on intermittent names, keys and values: they are noise (lazily created series), not
+contract.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,12 @@
-"""The orchestration: capture OLD and NEW (and the code-only trial and migrations inspection)
-concurrently in one workspace, or one release for a snapshot."""
+"""The orchestration: OLD and NEW (plus the code-only trial and the migrations inspection)
+captured concurrently in one workspace for ``compatcheck check``, or one release for
+``compatcheck snapshot -c``.
+
+Each capture, the trial and the inspection is a job of :meth:`Workspace.run_jobs`; they
+coordinate through events that say "this job's scratch database is migrated" (one Alembic run at
+a time). Closing the workspace (normally, or on Ctrl-C/SIGTERM in the main thread) stops every
+process and drops every scratch database.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +17,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from compatcheck.artifact import inspect_artifact
-from compatcheck.capture.codeonly import (
-    _code_only_unrunnable,
-    _CodeOnlyTrial,
-    _judge_trial,
-    _TrialRun,
-)
-from compatcheck.capture.target import _Capture, _Outcome
+from compatcheck.capture.codeonly import Trial, unrunnable
+from compatcheck.capture.target import Outcome, TargetCapture
 from compatcheck.checks.build import check_expected_build
 from compatcheck.config import Config, target_script_location
 from compatcheck.engine import EvaluateOptions, evaluate
@@ -67,39 +69,37 @@ class CheckResult:
         )
 
 
-# --- public entry points ---------------------------------------------------------------------
-
-
 def run_check(config: Config, *, progress: Progress | None = None) -> CheckResult:
     """Launch/capture OLD and NEW concurrently, inspect migrations, tear everything down.
 
     With migrations configured and OLD launched from a command, the code-only rollback plan is
-    also tried for real, concurrently (:class:`_CodeOnlyTrial`) and folded into the migrations
-    section (:func:`compatcheck.migrations.plans.verify_code_only`).
+    also tried for real, concurrently (:class:`~compatcheck.capture.codeonly.Trial`) and folded
+    into the migrations section (:func:`compatcheck.migrations.plans.verify_code_only`).
     """
     progress = progress or Progress(quiet=True)
     started = time.monotonic()
     events = {"old": threading.Event(), "new": threading.Event()}
-    captures: dict[str, _Capture] = {}
+    captures: dict[str, TargetCapture] = {}
     findings: list[Finding] = []
     migrations_section: dict[str, Any] | None = None
-    unrunnable = _code_only_unrunnable(config) if config.migrations is not None else None
+    cannot_try = unrunnable(config) if config.migrations is not None else None
+    trial: Trial | None = None
     with Workspace(grace=config.grace) as ws:
         for role in ("old", "new"):
             target = config.target(role)
-            captures[role] = _Capture(config, target, ws, progress, events[role])
+            captures[role] = TargetCapture(config, target, ws, progress, events[role])
         jobs: dict[str, Callable[[], Any]] = {
             "old": captures["old"].run,
             "new": captures["new"].run,
         }
-        if config.migrations is not None and unrunnable is None:
+        if config.migrations is not None and cannot_try is None:
             trial_db = threading.Event()
-            trial = _CodeOnlyTrial(config, ws, progress, dict(events), trial_db)
+            trial = Trial(config, ws, progress, dict(events), trial_db)
             captures["new"].on_migrated = trial.copy_new_database
             jobs["code-only"] = trial.run
             # The inspection waits for this scratch database too (one Alembic run at a time).
             events["code-only"] = trial_db
-        inspect = _migrations_job(config, ws, events, captures, progress)
+        inspect = _migrations_job(config, ws, events, progress)
         if inspect is not None:
             jobs["migrations"] = inspect
         # On Ctrl-C/SIGTERM the workspace's close stops the processes, waits for the workers
@@ -108,27 +108,24 @@ def run_check(config: Config, *, progress: Progress | None = None) -> CheckResul
         t0 = time.monotonic()
         progress.step(None, "stopping targets")
     teardown = time.monotonic() - t0
-    old: _Outcome = results["old"]
-    new: _Outcome = results["new"]
-    findings += old.findings + new.findings
-    for role, outcome in (("old", old), ("new", new)):
-        target = config.target(role)
-        expected = {"version": target.expect.version, "revision": target.expect.revision}
-        findings += check_expected_build(role, target.label, expected, outcome.snapshot.build)
+    old: Outcome = results["old"]
+    new: Outcome = results["new"]
+    findings += [*old.findings, *new.findings]
+    findings += _build_mismatches(config, old, new)
     timings: dict[str, float] = {}
     timings.update(old.timings)
     timings.update(new.timings)
     if "migrations" in results:
         mig_findings, migrations_section, timings["migrations"] = results["migrations"]
         if migrations_section is not None:
+            # Local import: compatcheck.migrations is heavy (SQLAlchemy, Alembic).
             from compatcheck.migrations.plans import CodeOnlyTrial, verify_code_only
 
-            if "code-only" in results:
-                run: _TrialRun = results["code-only"]
-                judged = _judge_trial(captures["old"].answers, run)
-                timings["code_only"] = float(run.details.get("seconds", 0.0))
+            if trial is not None:
+                judged = trial.judge(captures["old"].answers)
+                timings["code_only"] = trial.seconds
             else:
-                judged = CodeOnlyTrial(verified=False, note=unrunnable or "not run")
+                judged = CodeOnlyTrial(verified=False, note=cannot_try or "not run")
             mig_findings, migrations_section = verify_code_only(
                 mig_findings, migrations_section, judged
             )
@@ -146,11 +143,20 @@ def run_check(config: Config, *, progress: Progress | None = None) -> CheckResul
     return CheckResult(old.snapshot, new.snapshot, findings, migrations_section, timings, extras)
 
 
+def _build_mismatches(config: Config, old: Outcome, new: Outcome) -> list[Finding]:
+    """``artifact/version-mismatch``: a release whose build info is not the one expected."""
+    findings: list[Finding] = []
+    for role, outcome in (("old", old), ("new", new)):
+        target = config.target(role)
+        expected = {"version": target.expect.version, "revision": target.expect.revision}
+        findings += check_expected_build(role, target.label, expected, outcome.snapshot.build)
+    return findings
+
+
 def _migrations_job(
     config: Config,
     ws: Workspace,
     events: Mapping[str, threading.Event],
-    captures: Mapping[str, _Capture],
     progress: Progress,
 ) -> Callable[[], tuple[list[Finding], dict[str, Any] | None, float]] | None:
     """The migrations inspection, run beside the captures once both scratch DBs are migrated.
@@ -183,6 +189,7 @@ def _migrations_job(
                 0.0,
             )
         try:
+            # Local import: compatcheck.migrations is heavy (SQLAlchemy, Alembic).
             from compatcheck.migrations import inspect_migrations
         except ImportError:
             return (
@@ -232,8 +239,8 @@ def capture_snapshot(config: Config, which: str, *, progress: Progress | None = 
     progress = progress or Progress(quiet=True)
     target = config.target(which)
     with Workspace(grace=config.grace) as ws:
-        outcome = _Capture(config, target, ws, progress, threading.Event()).run()
-    problems = [f for f in outcome.findings if f.kind == "check/unavailable"]
+        outcome = TargetCapture(config, target, ws, progress, threading.Event()).run()
+    problems = outcome.problems
     if problems:
         who = f"{which.upper()} `{target.label}`"
         reason = problems[0].message.rstrip(".").removeprefix(f"{who}: ")

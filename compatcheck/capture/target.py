@@ -1,4 +1,13 @@
-"""One target's capture: launch, readiness wait, warm-up, scrape, probes, build info."""
+"""One target's capture, from start to recorded snapshot.
+
+A ``command`` or ``url`` target goes through :class:`TargetCapture`'s lifecycle: (for a command
+whose argv or env takes ``{database_url}``: a scratch database migrated to the release's own head)
+→ launch → :meth:`~TargetCapture.wait_ready` (recording time-to-ready) →
+:meth:`~TargetCapture.warmup` → scrape ``/metrics`` N times and merge → probe readiness (and
+health) a second time, to spot values that change on every call → Alembic head and build info.
+``snapshot``, ``stored`` and ``exposition`` targets are read, not run. Every stage records its time
+and turns failure into a ``check/unavailable`` finding, never an exception.
+"""
 
 from __future__ import annotations
 
@@ -9,32 +18,24 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from compatcheck.capture.merge import merge_schemas
 from compatcheck.checks.build import read_build_info
-from compatcheck.config import (
-    Config,
-    MetricsConfig,
-    ReadinessConfig,
-    TargetConfig,
-    target_script_location,
-)
+from compatcheck.checks.readiness import pointer
+from compatcheck.config import Config, ReadinessConfig, TargetConfig, target_script_location
 from compatcheck.errors import ExpositionError, UnavailableError, UsageError
 from compatcheck.masking import mask_secrets
 from compatcheck.model import Finding, MetricsSchema
 from compatcheck.progress import Progress
 from compatcheck.scrape import ProbeResult, probe, scrape_metrics
 from compatcheck.snapshot import Snapshot, load_snapshot
-from compatcheck.targets import (
-    RunningTarget,
-    Workspace,
-    migrate_to_head,
-    read_alembic_head,
-)
+from compatcheck.sources import snapshot_from_exposition_file
+from compatcheck.store import SnapshotStore
+from compatcheck.targets import RunningTarget, Workspace, migrate_to_head, read_alembic_head
 
 if TYPE_CHECKING:
     # Trap: importing anything under compatcheck.migrations imports the whole package
@@ -53,13 +54,70 @@ class Answer:
     log: str = ""
 
     def exchange(self) -> Exchange:
+        # Local import: compatcheck.migrations is heavy (see the TYPE_CHECKING note above).
         from compatcheck.migrations.plans import Exchange
 
         return Exchange(self.method, self.path, self.result.status, self.result.error, self.log)
 
 
-def _now() -> str:
+@dataclass(frozen=True)
+class ReadyWait:
+    """How :meth:`TargetCapture.wait_ready` ended.
+
+    ``probe``: the last readiness probe that got an HTTP answer (else the first one; None if none
+    was sent); ``ready``: it answered 2xx; ``reason``: why the target is not usable (None when it
+    is ready, or up with no readiness endpoint: a definitive 404).
+    """
+
+    probe: ProbeResult | None
+    ready: bool
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One target captured: its snapshot, the findings only capture can make, stage timings."""
+
+    snapshot: Snapshot
+    findings: tuple[Finding, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> list[Finding]:
+        """The parts that could not be captured (``check/unavailable``)."""
+        return [f for f in self.findings if f.kind == "check/unavailable"]
+
+
+def now() -> str:
+    """The capture time recorded in a snapshot (UTC, whole seconds)."""
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
+
+def base_of(url: str) -> str:
+    """``scheme://host:port`` of a URL: where a release's endpoints are probed."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "", "", "")).rstrip("/")
+
+
+def warmup_summary(answers: list[Answer]) -> str:
+    """``warm-up: 3 requests, 1 not 2xx``: the progress line after a warm-up."""
+    failed = sum(1 for a in answers if not a.result.ok)
+    return f"warm-up: {len(answers)} requests" + (f", {failed} not 2xx" if failed else "")
+
+
+@contextlib.contextmanager
+def _tls_probes(rc: ReadinessConfig) -> Iterator[httpx.Client | None]:
+    """A client for the probes a manifest declares ``scheme: HTTPS``; None when there are none.
+
+    Trap: the kubelet does not verify an HTTPS probe's certificate (pods serve self-signed or
+    cluster-internal ones), so neither does this client; verifying would call a ready release
+    unready. Everything else (warm-up, scrapes) keeps the verifying client.
+    """
+    if "https" not in rc.schemes.values():
+        yield None
+        return
+    with httpx.Client(timeout=httpx.Timeout(10.0, connect=2.0), verify=False) as client:
+        yield client
 
 
 # --- probing -----------------------------------------------------------------------------------
@@ -69,9 +127,8 @@ def _volatile(first: Any, second: Any) -> list[str]:
     """JSON pointers whose value differs between two calls of the same endpoint."""
     if first is None or second is None:
         return []
+    # Local import: deepdiff takes ~0.15 s to import, and only a JSON probe body needs it.
     from deepdiff import DeepDiff
-
-    from compatcheck.checks.readiness import pointer
 
     diff = DeepDiff(first, second, view="tree")
     out = set()
@@ -95,15 +152,12 @@ def _entry(
     return entry
 
 
-@dataclass
-class _Outcome:
-    snapshot: Snapshot
-    findings: list[Finding] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
+class TargetCapture:
+    """Captures one target. Every stage records its time and turns failure into a finding.
 
-
-class _Capture:
-    """Captures one target. Every stage records its time and turns failure into a finding."""
+    ``db_done`` is set once this target's scratch database is migrated (or will not be): the
+    migrations inspection and the code-only trial wait for it (one Alembic run at a time).
+    """
 
     def __init__(
         self,
@@ -146,6 +200,7 @@ class _Capture:
             ev["exit_code"] = self.running.exit_code()
             ev["log_tail"] = self.running.log_tail()
             if ev["exit_code"] is not None:
+                # Local import: compatcheck.migrations is heavy (see the TYPE_CHECKING note).
                 from compatcheck.migrations.plans import error_line
 
                 # The person reads this line first (and often only): it must say why it died.
@@ -170,44 +225,33 @@ class _Capture:
             headers=rc.headers.get(role),
         )
 
-    def run(self) -> _Outcome:
+    def run(self) -> Outcome:
+        """Capture the target; ``db_done`` is set on every path."""
+        read = self._READERS.get(self.target.kind)
+        if read is not None:
+            self.db_done.set()
+            return Outcome(read(self))
         start = time.monotonic()
-        t = self.target
-        base = Snapshot(label=t.label, source=self._source(), captured_at=_now())
-        if t.kind == "snapshot":
-            self.db_done.set()
-            assert t.snapshot is not None
-            snap = load_snapshot(t.snapshot)
-            self.say(f"loaded snapshot {t.snapshot.name}")
-            return _Outcome(replace(snap, label=t.label or snap.label), [], {})
-        if t.kind == "stored":
-            self.db_done.set()
-            snap = self._stored()
-            return _Outcome(replace(snap, label=t.label or snap.label), [], {})
-        if t.kind == "exposition":
-            self.db_done.set()
-            from compatcheck.sources import snapshot_from_exposition_file
-
-            assert t.exposition is not None
-            snap = snapshot_from_exposition_file(
-                t.exposition,
-                label=t.label,
-                service=self.config.service,
-                build_info=self.config.build_info,
-            )
-            self.say(f"read exposition {t.exposition.name}")
-            return _Outcome(snap, [], {})
+        base = Snapshot(label=self.target.label, source=self._source(), captured_at=now())
         try:
             snap = self._live(base)
         finally:
             self.db_done.set()
         self._time("total", start)
-        return _Outcome(snap, self.findings, self.timings)
+        return Outcome(snap, tuple(self.findings), self.timings)
+
+    # -- a target that is read, not run ---------------------------------------------------
+
+    def _snapshot(self) -> Snapshot:
+        """A snapshot file recorded earlier (``compatcheck snapshot``)."""
+        t = self.target
+        assert t.snapshot is not None
+        snap = load_snapshot(t.snapshot)
+        self.say(f"loaded snapshot {t.snapshot.name}")
+        return replace(snap, label=t.label or snap.label)
 
     def _stored(self) -> Snapshot:
         """The target's version from the snapshot store: a release contract recorded earlier."""
-        from compatcheck.store import SnapshotStore
-
         t = self.target
         assert t.stored is not None
         if not self.config.snapshot_dir:
@@ -218,7 +262,28 @@ class _Capture:
         snap = store.get(self.config.service, t.stored)
         self.say(f"loaded stored snapshot {store.location(self.config.service, t.stored)}")
         recorded = f" (recorded from {snap.source})" if snap.source else ""
-        return replace(snap, source=f"stored: {self.config.service}/{t.stored}{recorded}")
+        snap = replace(snap, source=f"stored: {self.config.service}/{t.stored}{recorded}")
+        return replace(snap, label=t.label or snap.label)
+
+    def _exposition(self) -> Snapshot:
+        """An exposition file: the metrics only."""
+        t = self.target
+        assert t.exposition is not None
+        snap = snapshot_from_exposition_file(
+            t.exposition,
+            label=t.label,
+            service=self.config.service,
+            build_info=self.config.build_info,
+        )
+        self.say(f"read exposition {t.exposition.name}")
+        return snap
+
+    #: Target kinds that are read rather than run, and how.
+    _READERS: ClassVar[dict[str, Callable[[TargetCapture], Snapshot]]] = {
+        "snapshot": _snapshot,
+        "stored": _stored,
+        "exposition": _exposition,
+    }
 
     def _source(self) -> str:
         t = self.target
@@ -230,6 +295,15 @@ class _Capture:
         if t.stored is not None:
             return f"stored: {self.config.service}/{t.stored}"
         return str(t.snapshot or t.exposition)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[httpx.Client]:
+        """The HTTP client for one run of the target (and, meanwhile, :attr:`tls_probes`)."""
+        with (
+            httpx.Client(timeout=httpx.Timeout(10.0, connect=2.0)) as client,
+            _tls_probes(self.config.readiness) as self.tls_probes,
+        ):
+            yield client
 
     # -- a live target (command or url) ---------------------------------------------------
 
@@ -266,14 +340,10 @@ class _Capture:
         else:
             self.db_done.set()
             assert t.url is not None
-            base_url = _base_of(t.url)
+            base_url = base_of(t.url)
             launched = time.monotonic()
             self.say(f"using {mask_secrets(base_url)}")
-
-        with (
-            httpx.Client(timeout=httpx.Timeout(10.0, connect=2.0)) as client,
-            _tls_probes(self.config.readiness) as self.tls_probes,
-        ):
+        with self.session() as client:
             return self._exercise(snap, client, base_url, launched, alembic_head)
 
     def _database(self) -> str | None:
@@ -300,72 +370,63 @@ class _Capture:
         launched: float,
         alembic_head: str | None,
     ) -> Snapshot:
-        t = self.target
+        """Everything after the launch: wait, warm up, scrape, probe again, read what it is."""
         rc = self.config.readiness
-        mc = self.config.metrics
-        ready_probe, ready, reason = self._wait_ready(client, base_url, rc, mc, launched)
+        wait = self.wait_ready(client, base_url, launched)
         waited = self._time("ready", launched)
-        expect: dict[str, Any] = {}
-        if rc.expect_status:
-            expect["status"] = list(rc.expect_status)
-        if rc.expect_json is not None:
-            expect["json"] = rc.expect_json
-        readiness: dict[str, Any] = {}
-        if ready_probe is None or (not ready and ready_probe.status != 404):
-            readiness[rc.path] = {
-                "role": "readiness",
-                "status": ready_probe.status if ready_probe else None,
-                "ready": False,
-                "error": reason,
-                "json": ready_probe.json if ready_probe else None,
-                "volatile": [],
-                "time_to_ready": None,
-                "waited": round(waited, 3),
-                **({"expect": expect} if expect else {}),
-            }
-            self._unavailable(t.role, reason or "never became ready")
+        expect = _expectations(rc)
+        if wait.probe is None or (not wait.ready and wait.probe.status != 404):
+            readiness = {rc.path: _never_ready(wait, waited, expect)}
+            self._unavailable(self.target.role, wait.reason or "never became ready")
             return replace(snap, readiness=readiness)
         self.say(
             f"ready in {waited:.2f} s"
-            if ready
+            if wait.ready
             else f"up in {waited:.2f} s (`{rc.path}` answers 404)"
         )
         health_first = self._probe(client, base_url, "liveness") if rc.healthz else None
 
         t0 = time.monotonic()
-        answers = self._warmup(client, base_url)
-        sent, failed = len(answers), sum(1 for a in answers if not a.result.ok)
+        answers = self.warmup(client, base_url)
         self._time("warmup", t0)
-        if sent:
-            self.say(f"warm-up: {sent} requests" + (f", {failed} not 2xx" if failed else ""))
+        if answers:
+            self.say(warmup_summary(answers))
 
         t0 = time.monotonic()
-        metrics = self._scrape(client, base_url, mc)
+        metrics = self._scrape(client, base_url)
         self._time("scrape", t0)
 
         t0 = time.monotonic()
         ready_second = self._probe(client, base_url, "readiness")
-        readiness[rc.path] = _entry(
-            "readiness",
-            ready_probe,
-            ready_second,
-            ready=ready and ready_second.ok,
-            time_to_ready=round(waited, 3) if ready else None,
-            waited=round(waited, 3),
-            **({"expect": expect} if expect else {}),
-        )
+        readiness = {
+            rc.path: _entry(
+                "readiness",
+                wait.probe,
+                ready_second,
+                ready=wait.ready and ready_second.ok,
+                time_to_ready=round(waited, 3) if wait.ready else None,
+                waited=round(waited, 3),
+                **({"expect": expect} if expect else {}),
+            )
+        }
         if rc.healthz:
             health_second = self._probe(client, base_url, "liveness")
             readiness[rc.healthz] = _entry("health", health_first, health_second)
         self._time("probe", t0)
+        return self._identify(replace(snap, metrics=metrics, readiness=readiness), alembic_head)
 
+    def _identify(self, snap: Snapshot, alembic_head: str | None) -> Snapshot:
+        """Fill in what the release is (Alembic head, build info, image) once it was captured."""
+        t = self.target
         if self.db_url is not None:
             alembic_head = read_alembic_head(self.db_url) or alembic_head
         if self.running is not None and self.running.exit_code() is not None:
             self._unavailable(
                 t.role, f"exited with code {self.running.exit_code()} during the capture"
             )
-        build = read_build_info(metrics, service=self.config.service, family=self.config.build_info)
+        build = read_build_info(
+            snap.metrics, service=self.config.service, family=self.config.build_info
+        )
         if build:
             self.say(
                 "build "
@@ -375,56 +436,49 @@ class _Capture:
             )
         return replace(
             snap,
-            metrics=metrics,
-            readiness=readiness,
             build=build,
             alembic_head=alembic_head,
             artifact={"image": t.image} if t.image else None,
         )
 
-    def _wait_ready(
-        self,
-        client: httpx.Client,
-        base_url: str,
-        rc: ReadinessConfig,
-        mc: MetricsConfig,
-        launched: float,
-    ) -> tuple[ProbeResult | None, bool, str | None]:
+    def wait_ready(self, client: httpx.Client, base_url: str, launched: float) -> ReadyWait:
         """Poll the readiness path until 2xx, a definitive 404, exit, or the timeout.
 
         A 404 is definitive when ``/metrics`` answers: the release is up and simply has no such
-        endpoint (``readiness/endpoint-missing``), which waiting will not change.
+        endpoint (``readiness/endpoint-missing``), which waiting will not change. ``launched``
+        (a ``time.monotonic()`` value) starts the ``readiness.timeout`` clock.
         """
+        rc, mc = self.config.readiness, self.config.metrics
         deadline = launched + rc.timeout
         last: ProbeResult | None = None
         while True:
             if self.running is not None:
                 code = self.running.exit_code()
                 if code is not None:
-                    return last, False, f"exited with code {code} before it was ready"
+                    return ReadyWait(last, False, f"exited with code {code} before it was ready")
             remaining = deadline - time.monotonic()
             result = self._probe(client, base_url, "readiness", max(0.2, min(2.0, remaining)))
             if result.status is not None or last is None:
                 last = result
             if result.ok:
-                return result, True, None
+                return ReadyWait(result, True, None)
             if result.status == 404:
                 m = probe(base_url + mc.path, client=client, timeout=max(0.2, min(2.0, remaining)))
                 if m.ok:
-                    return result, False, None
+                    return ReadyWait(result, False, None)
             if time.monotonic() >= deadline:
                 seen = (
                     f"last answer HTTP {last.status}"
                     if last and last.status is not None
                     else f"last error: {last.error if last else 'none'}"
                 )
-                return last, False, f"not ready within {rc.timeout:g} s ({seen})"
+                return ReadyWait(last, False, f"not ready within {rc.timeout:g} s ({seen})")
             time.sleep(rc.interval)
 
-    def _warmup(
+    def warmup(
         self, client: httpx.Client, base_url: str, *, with_log: bool = False
     ) -> list[Answer]:
-        """Send the configured warm-up requests in order; every answer is kept.
+        """Send the configured warm-up requests in order; every answer is kept (:attr:`answers`).
 
         ``with_log``: also keep the error line the target logged while serving each request
         (what it appended to its log in the meantime), for the code-only trial's evidence.
@@ -443,6 +497,7 @@ class _Capture:
                 )
                 logged = ""
                 if with_log and not r.ok:
+                    # Local import: compatcheck.migrations is heavy (see the TYPE_CHECKING note).
                     from compatcheck.migrations.plans import error_line
 
                     logged = error_line(self._log_since(mark))
@@ -471,9 +526,9 @@ class _Capture:
         except OSError:
             return ""
 
-    def _scrape(
-        self, client: httpx.Client, base_url: str, mc: MetricsConfig
-    ) -> MetricsSchema | None:
+    def _scrape(self, client: httpx.Client, base_url: str) -> MetricsSchema | None:
+        """Scrape ``metrics.scrapes`` times, ``metrics.interval`` apart, and merge."""
+        mc = self.config.metrics
         url = base_url + mc.path
         scrapes: list[MetricsSchema] = []
         for i in range(mc.scrapes):
@@ -497,21 +552,26 @@ class _Capture:
         return merged
 
 
-@contextlib.contextmanager
-def _tls_probes(rc: ReadinessConfig) -> Iterator[httpx.Client | None]:
-    """A client for the probes a manifest declares ``scheme: HTTPS``; None when there are none.
-
-    Trap: the kubelet does not verify an HTTPS probe's certificate (pods serve self-signed or
-    cluster-internal ones), so neither does this client; verifying would call a ready release
-    unready. Everything else (warm-up, scrapes) keeps the verifying client.
-    """
-    if "https" not in rc.schemes.values():
-        yield None
-        return
-    with httpx.Client(timeout=httpx.Timeout(10.0, connect=2.0), verify=False) as client:
-        yield client
+def _expectations(rc: ReadinessConfig) -> dict[str, Any]:
+    """The readiness contract declared in the config, recorded beside what was seen."""
+    expect: dict[str, Any] = {}
+    if rc.expect_status:
+        expect["status"] = list(rc.expect_status)
+    if rc.expect_json is not None:
+        expect["json"] = rc.expect_json
+    return expect
 
 
-def _base_of(url: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "", "", "")).rstrip("/")
+def _never_ready(wait: ReadyWait, waited: float, expect: dict[str, Any]) -> dict[str, Any]:
+    """The readiness entry of a target that never became ready (nothing else was captured)."""
+    return {
+        "role": "readiness",
+        "status": wait.probe.status if wait.probe else None,
+        "ready": False,
+        "error": wait.reason,
+        "json": wait.probe.json if wait.probe else None,
+        "volatile": [],
+        "time_to_ready": None,
+        "waited": round(waited, 3),
+        **({"expect": expect} if expect else {}),
+    }

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from compatcheck.capture.target import _base_of, _Capture
+from compatcheck.capture.target import TargetCapture, base_of
 from compatcheck.config import Config, MetricsConfig, ReadinessConfig, TargetConfig
 from compatcheck.errors import UnavailableError, UsageError
 from compatcheck.masking import mask_secrets
@@ -36,7 +36,7 @@ def snapshot_from_url(
     if parts.path not in ("", "/"):
         mc = replace(mc, path=parts.path + (f"?{parts.query}" if parts.query else ""))
     rc = readiness or ReadinessConfig(timeout=10.0)
-    target = TargetConfig(role="new", label=label or mask_secrets(url), url=_base_of(url))
+    target = TargetConfig(role="new", label=label or mask_secrets(url), url=base_of(url))
     config = Config(
         path=Path.cwd() / "compatcheck.yaml",
         service="",
@@ -45,10 +45,10 @@ def snapshot_from_url(
         readiness=rc,
         metrics=mc,
     )
-    outcome = _Capture(
+    outcome = TargetCapture(
         config, target, None, progress or Progress(quiet=True), threading.Event()
     ).run()
-    problems = [f for f in outcome.findings if f.kind == "check/unavailable"]
+    problems = outcome.problems
     if problems:
         raise UnavailableError(f"{mask_secrets(url)}: {problems[0].evidence.get('reason')}")
     return replace(outcome.snapshot, source=mask_secrets(url))
