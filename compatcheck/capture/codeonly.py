@@ -141,10 +141,10 @@ class Trial:
             out.not_run = f"NEW's migrations ({new_loc}) have no env.py to migrate a database with"
             return out
         # NEW's scratch database first: with SQLite, NEW's capture hands over a copy of it.
+        # (A worker blocks here: every capture sets its event on every path, in a finally.)
         for role in ("new", "old"):
             ev = self.wait_for[role]
-            while not ev.wait(0.05):
-                pass
+            ev.wait()
             if self.copied is not None:
                 break
         t0 = time.monotonic()

@@ -170,9 +170,9 @@ def _migrations_job(
     new_loc = target_script_location(config, config.new)
 
     def job() -> tuple[list[Finding], dict[str, Any] | None, float]:
+        # A worker blocks here: every capture and the trial set their event in a finally.
         for ev in events.values():
-            while not ev.wait(0.05):
-                pass
+            ev.wait()
         t0 = time.monotonic()
         old_head = script_heads(old_loc) if old_loc and old_loc.is_dir() else None
         new_head = script_heads(new_loc) if new_loc and new_loc.is_dir() else None

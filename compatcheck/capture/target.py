@@ -192,6 +192,13 @@ class TargetCapture:
         self.timings[f"{self.target.role}.{stage}"] = took
         return took
 
+    def _pause(self, seconds: float) -> bool:
+        """Wait between two polls of the release; True when the run began closing meanwhile."""
+        if self.ws is None:
+            time.sleep(seconds)
+            return False
+        return self.ws.pause(seconds)
+
     def _unavailable(self, subject: str, reason: str, **evidence: Any) -> None:
         ev: dict[str, Any] = {"target": self.target.role, "label": self.target.label}
         ev["reason"] = reason
@@ -473,7 +480,8 @@ class TargetCapture:
                     else f"last error: {last.error if last else 'none'}"
                 )
                 return ReadyWait(last, False, f"not ready within {rc.timeout:g} s ({seen})")
-            time.sleep(rc.interval)
+            if self._pause(rc.interval):
+                return ReadyWait(last, False, "the run is shutting down")
 
     def warmup(
         self, client: httpx.Client, base_url: str, *, with_log: bool = False
@@ -533,7 +541,7 @@ class TargetCapture:
         scrapes: list[MetricsSchema] = []
         for i in range(mc.scrapes):
             if i:
-                time.sleep(mc.interval)
+                self._pause(mc.interval)
             try:
                 scrapes.append(
                     scrape_metrics(url, timeout=mc.timeout, max_bytes=mc.max_bytes, client=client)
