@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import IO, Any, NoReturn
 
 from compatcheck import __version__
 from compatcheck.errors import CompatcheckError, UnavailableError, UsageError
+from compatcheck.interrupts import exit_status, sigterm_as_interrupt
 from compatcheck.masking import mask_secrets
 from compatcheck.serve import cmd_serve
 
@@ -529,17 +529,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](args, sys.stdout)
+        # Every command unwinds on SIGTERM as on Ctrl-C (finally blocks run), and exits as the
+        # one table in compatcheck.interrupts says: 130 for Ctrl-C, 143 for SIGTERM.
+        with sigterm_as_interrupt():
+            return COMMANDS[args.command](args, sys.stdout)
     except CompatcheckError as exc:
         print(f"compatcheck: error: {mask_secrets(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
-        # 128 + the signal, as a shell reports it: 130 for Ctrl-C, 143 for SIGTERM (the
-        # migrations round trip turns SIGTERM into an interrupt so its databases are dropped).
-        signum = int(getattr(exc, "signum", signal.SIGINT))
-        word = "terminated" if signum == signal.SIGTERM else "interrupted"
-        print(f"compatcheck: {word}", file=sys.stderr)
-        return 128 + signum
+        code, line = exit_status(exc)
+        print(line, file=sys.stderr)
+        return code
     except BrokenPipeError:
         return EXIT_GO
     except (MemoryError, RecursionError) as exc:

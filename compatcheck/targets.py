@@ -8,8 +8,9 @@ idempotent :meth:`Workspace.close`, reached from ``__exit__`` on every path:
 * each child runs in its own session (``start_new_session=True``), so its whole process group,
   grandchildren included, is signalled with ``killpg``: SIGTERM, a grace period, then SIGKILL;
 * SIGINT raises ``KeyboardInterrupt`` (Python's default) and SIGTERM is turned into
-  :class:`~compatcheck.interrupts.Terminated` while a workspace is open, so both unwind through
-  ``__exit__``; a second signal during teardown is ignored rather than allowed to abort it;
+  :class:`~compatcheck.interrupts.Terminated` while a workspace is open (the one strategy of
+  :mod:`compatcheck.interrupts`), so both unwind through ``__exit__``; a second signal during
+  teardown is ignored rather than allowed to abort it;
 * ``atexit`` is a last resort for paths that skip ``__exit__``.
 
 Workers run in threads (OLD and NEW concurrently); after close starts, launching, creating a
@@ -45,7 +46,7 @@ from typing import Any, TypeVar
 from compatcheck import leftovers
 from compatcheck.config import TargetConfig
 from compatcheck.errors import UnavailableError
-from compatcheck.interrupts import default_signals_in_child, raise_terminated, shielded
+from compatcheck.interrupts import default_signals_in_child, shielded, sigterm_as_interrupt
 
 #: Alembic's ``context`` module is a process-wide proxy installed while ``env.py`` runs, so two
 #: upgrades in two threads would trample each other. Every in-process Alembic run takes this lock.
@@ -174,7 +175,7 @@ class Workspace:
         self._processes: list[subprocess.Popen[bytes]] = []
         self._droppers: list[Callable[[], None]] = []
         self._jobs: list[threading.Event] = []
-        self._previous: dict[int, Any] = {}
+        self._signals = contextlib.ExitStack()
         self._warn = warn or _warn
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -182,10 +183,9 @@ class Workspace:
     def __enter__(self) -> Workspace:
         self.dir = Path(tempfile.mkdtemp(prefix=leftovers.temp_prefix()))
         atexit.register(self.close)
-        main = threading.current_thread() is threading.main_thread()
-        if self.handle_signals and main and signal.getsignal(signal.SIGTERM) != signal.SIG_IGN:
+        if self.handle_signals:
             # Unwind like Ctrl-C does, so every ``with`` on the stack releases what it holds.
-            self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, raise_terminated)
+            self._signals.enter_context(sigterm_as_interrupt())
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -198,9 +198,7 @@ class Workspace:
             with shielded():
                 self._close()
         finally:
-            for signum, handler in self._previous.items():
-                signal.signal(signum, handler)
-            self._previous.clear()
+            self._signals.close()
             with contextlib.suppress(Exception):
                 atexit.unregister(self.close)
 

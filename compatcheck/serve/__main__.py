@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 from compatcheck.errors import CompatcheckError
+from compatcheck.interrupts import exit_status, sigterm_as_interrupt
 from compatcheck.masking import mask_secrets
 
 
@@ -17,12 +18,15 @@ def main() -> int:
     add_serve_arguments(parser)
     args = parser.parse_args()
     try:
-        return cmd_serve(args)
+        with sigterm_as_interrupt():
+            return cmd_serve(args)
     except CompatcheckError as exc:
         print(f"compatcheck: error: {mask_secrets(exc)}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:
+        code, line = exit_status(exc)
+        print(line, file=sys.stderr)
+        return code
     except (MemoryError, RecursionError) as exc:
         print(resource_error(exc), file=sys.stderr)
         return 2
