@@ -24,8 +24,13 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from compatcheck.capture.merge import merge_schemas
+from compatcheck.capture.probes import (
+    expectation,
+    health_record,
+    never_ready_record,
+    readiness_record,
+)
 from compatcheck.checks.build import read_build_info
-from compatcheck.checks.readiness import pointer
 from compatcheck.config import Config, ReadinessConfig, TargetConfig, target_script_location
 from compatcheck.errors import ExpositionError, UnavailableError, UsageError
 from compatcheck.masking import mask_secrets
@@ -118,38 +123,6 @@ def _tls_probes(rc: ReadinessConfig) -> Iterator[httpx.Client | None]:
         return
     with httpx.Client(timeout=httpx.Timeout(10.0, connect=2.0), verify=False) as client:
         yield client
-
-
-# --- probing -----------------------------------------------------------------------------------
-
-
-def _volatile(first: Any, second: Any) -> list[str]:
-    """JSON pointers whose value differs between two calls of the same endpoint."""
-    if first is None or second is None:
-        return []
-    # Local import: deepdiff takes ~0.15 s to import, and only a JSON probe body needs it.
-    from deepdiff import DeepDiff
-
-    diff = DeepDiff(first, second, view="tree")
-    out = set()
-    for kind in ("values_changed", "type_changes"):
-        for item in diff.get(kind, []):
-            out.add(pointer(item.path(output_format="list")))
-    return sorted(out)
-
-
-def _entry(
-    role: str, first: ProbeResult | None, second: ProbeResult, **extra: Any
-) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "role": role,
-        "status": second.status,
-        "error": second.error,
-        "json": second.json,
-        "volatile": _volatile(first.json if first else None, second.json),
-    }
-    entry.update(extra)
-    return entry
 
 
 class TargetCapture:
@@ -381,11 +354,11 @@ class TargetCapture:
         rc = self.config.readiness
         wait = self.wait_ready(client, base_url, launched)
         waited = self._time("ready", launched)
-        expect = _expectations(rc)
+        expect = expectation(rc)
         if wait.probe is None or (not wait.ready and wait.probe.status != 404):
-            readiness = {rc.path: _never_ready(wait, waited, expect)}
+            entry = never_ready_record(wait.probe, wait.reason, waited, expect)
             self._unavailable(self.target.role, wait.reason or "never became ready")
-            return replace(snap, readiness=readiness)
+            return replace(snap, readiness={rc.path: entry})
         self.say(
             f"ready in {waited:.2f} s"
             if wait.ready
@@ -406,19 +379,14 @@ class TargetCapture:
         t0 = time.monotonic()
         ready_second = self._probe(client, base_url, "readiness")
         readiness = {
-            rc.path: _entry(
-                "readiness",
-                wait.probe,
-                ready_second,
-                ready=wait.ready and ready_second.ok,
-                time_to_ready=round(waited, 3) if wait.ready else None,
-                waited=round(waited, 3),
-                **({"expect": expect} if expect else {}),
+            rc.path: readiness_record(
+                wait.probe, ready_second, ready=wait.ready, waited=waited, expect=expect
             )
         }
         if rc.healthz:
-            health_second = self._probe(client, base_url, "liveness")
-            readiness[rc.healthz] = _entry("health", health_first, health_second)
+            readiness[rc.healthz] = health_record(
+                health_first, self._probe(client, base_url, "liveness")
+            )
         self._time("probe", t0)
         return self._identify(replace(snap, metrics=metrics, readiness=readiness), alembic_head)
 
@@ -558,28 +526,3 @@ class TargetCapture:
             f"{merged.content_type.split(';')[0] or 'no content type'})"
         )
         return merged
-
-
-def _expectations(rc: ReadinessConfig) -> dict[str, Any]:
-    """The readiness contract declared in the config, recorded beside what was seen."""
-    expect: dict[str, Any] = {}
-    if rc.expect_status:
-        expect["status"] = list(rc.expect_status)
-    if rc.expect_json is not None:
-        expect["json"] = rc.expect_json
-    return expect
-
-
-def _never_ready(wait: ReadyWait, waited: float, expect: dict[str, Any]) -> dict[str, Any]:
-    """The readiness entry of a target that never became ready (nothing else was captured)."""
-    return {
-        "role": "readiness",
-        "status": wait.probe.status if wait.probe else None,
-        "ready": False,
-        "error": wait.reason,
-        "json": wait.probe.json if wait.probe else None,
-        "volatile": [],
-        "time_to_ready": None,
-        "waited": round(waited, 3),
-        **({"expect": expect} if expect else {}),
-    }
