@@ -7,6 +7,7 @@ captured) rather than empty (captured, found nothing): the checks must tell the 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,11 @@ from compatcheck.model import MetricsSchema
 
 SNAPSHOT_SCHEMA = "compatcheck.snapshot/v1"
 _SNAPSHOT_FAMILY = "compatcheck.snapshot/"
+
+
+def capture_time() -> str:
+    """``captured_at`` for a snapshot recorded now (UTC, whole seconds)."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ and turns failure into a ``check/unavailable`` finding, never an exception.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import sys
 import threading
 import time
@@ -37,7 +36,7 @@ from compatcheck.masking import mask_secrets
 from compatcheck.model import Finding, MetricsSchema
 from compatcheck.progress import Progress
 from compatcheck.scrape import ProbeResult, probe, scrape_metrics
-from compatcheck.snapshot import Snapshot, load_snapshot
+from compatcheck.snapshot import Snapshot, capture_time, load_snapshot
 from compatcheck.sources import snapshot_from_exposition_file
 from compatcheck.store import SnapshotStore
 from compatcheck.targets import RunningTarget, Workspace, migrate_to_head, read_alembic_head
@@ -93,11 +92,6 @@ class Outcome:
         return [f for f in self.findings if f.kind == "check/unavailable"]
 
 
-def now() -> str:
-    """The capture time recorded in a snapshot (UTC, whole seconds)."""
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-
-
 def base_of(url: str) -> str:
     """``scheme://host:port`` of a URL: where a release's endpoints are probed."""
     parts = urlsplit(url)
@@ -139,9 +133,14 @@ class TargetCapture:
         ws: Workspace | None,
         progress: Progress,
         db_done: threading.Event,
+        *,
+        wait: bool = True,
     ) -> None:
         self.config = config
         self.target = target
+        #: Wait up to ``readiness.timeout`` for the release to become ready; False: it runs
+        #: already and is judged on one readiness probe (a comparison of what runs now).
+        self.wait = wait
         self.ws = ws
         self.progress = progress
         self.db_done = db_done
@@ -212,7 +211,7 @@ class TargetCapture:
             self.db_done.set()
             return Outcome(read(self))
         start = time.monotonic()
-        base = Snapshot(label=self.target.label, source=self._source(), captured_at=now())
+        base = Snapshot(label=self.target.label, source=self._source(), captured_at=capture_time())
         try:
             snap = self._live(base)
         finally:
@@ -316,15 +315,18 @@ class TargetCapture:
             )
             self.say(f"started `{shown}` (pid {self.running.process.pid})")
             base_url = self.running.base_url
-            launched = self.running.started
+            launched: float | None = self.running.started
         else:
             self.db_done.set()
             assert t.url is not None
             base_url = base_of(t.url)
-            launched = time.monotonic()
+            launched = None
             self.say(f"using {mask_secrets(base_url)}")
         with self.session() as client:
-            return self._exercise(snap, client, base_url, launched, alembic_head)
+            # A release that runs already: its readiness clock starts with the first probe, so
+            # building the clients does not eat into a short timeout (the hook's budget).
+            started = time.monotonic() if launched is None else launched
+            return self._exercise(snap, client, base_url, started, alembic_head)
 
     def _database(self) -> str | None:
         assert self.ws is not None
@@ -421,7 +423,8 @@ class TargetCapture:
 
         A 404 is definitive when ``/metrics`` answers: the release is up and simply has no such
         endpoint (``readiness/endpoint-missing``), which waiting will not change. ``launched``
-        (a ``time.monotonic()`` value) starts the ``readiness.timeout`` clock.
+        (a ``time.monotonic()`` value) starts the ``readiness.timeout`` clock. Without
+        :attr:`wait`, one probe (with up to ``readiness.timeout``, 5 s at most, to answer).
         """
         rc, mc = self.config.readiness, self.config.metrics
         deadline = launched + rc.timeout
@@ -432,22 +435,24 @@ class TargetCapture:
                 if code is not None:
                     return ReadyWait(last, False, f"exited with code {code} before it was ready")
             remaining = deadline - time.monotonic()
-            result = self._probe(client, base_url, "readiness", max(0.2, min(2.0, remaining)))
+            budget = max(0.2, min(2.0, remaining) if self.wait else min(5.0, rc.timeout))
+            result = self._probe(client, base_url, "readiness", budget)
             if result.status is not None or last is None:
                 last = result
             if result.ok:
                 return ReadyWait(result, True, None)
             if result.status == 404:
-                m = probe(base_url + mc.path, client=client, timeout=max(0.2, min(2.0, remaining)))
+                m = probe(base_url + mc.path, client=client, timeout=budget)
                 if m.ok:
                     return ReadyWait(result, False, None)
-            if time.monotonic() >= deadline:
+            if not self.wait or time.monotonic() >= deadline:
                 seen = (
                     f"last answer HTTP {last.status}"
                     if last and last.status is not None
                     else f"last error: {last.error if last else 'none'}"
                 )
-                return ReadyWait(last, False, f"not ready within {rc.timeout:g} s ({seen})")
+                within = f" within {rc.timeout:g} s" if self.wait else ""
+                return ReadyWait(last, False, f"not ready{within} ({seen})")
             if self._pause(rc.interval):
                 return ReadyWait(last, False, "the run is shutting down")
 
