@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +21,7 @@ import pytest
 from compatcheck.interrupts import EXITS, Terminated, exit_status, raise_terminated
 from compatcheck.targets import Workspace
 
-from .interruption import spawn
+from .interruption import start_cli
 
 GOOD = Path(__file__).resolve().parent.parent / "fixtures" / "expositions" / "node_app.prom"
 
@@ -62,15 +60,7 @@ def silent() -> Iterator[Silent]:
 
 def _stop_when_blocked(argv: list[str], server: Silent, sig: int, tmp: Path) -> tuple[int, str]:
     """Run ``compatcheck ARGV``; once it connected to ``server``, send ``sig``; its exit."""
-    env = {**os.environ, "TMPDIR": str(tmp)}
-    proc = spawn(
-        [sys.executable, "-m", "compatcheck", *argv],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
+    proc = start_cli(argv, {**os.environ, "TMPDIR": str(tmp)})
     try:
         assert server.accepted.wait(30), "never connected"
         time.sleep(0.2)  # from connect() to the blocking read

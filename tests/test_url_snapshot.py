@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
@@ -26,6 +25,8 @@ from compatcheck.snapshot import Snapshot, load_snapshot
 from compatcheck.sources import load_source
 from compatcheck.targets import free_port
 
+from .test_serve_helpers import serve_http, static_handler
+
 EXPOSITION = (
     "# HELP shop_{name}_total Orders.\n# TYPE shop_{name}_total counter\n"
     'shop_{name}_total{{status="paid"}} 3\n'
@@ -34,53 +35,30 @@ EXPOSITION = (
 )
 
 
-class _Release(http.server.BaseHTTPRequestHandler):
-    body: ClassVar[dict[str, tuple[int, str, bytes]]] = {}
+def _release(root: Path, version: str, name: str, ready: dict[str, Any]) -> Path:
+    """A release's endpoints as files: ``/metrics`` and a JSON ``/readyz``."""
+    root.mkdir()
+    (root / "metrics").write_text(EXPOSITION.format(name=name, version=version))
+    (root / "readyz").write_text(json.dumps(ready))
+    return root
+
+
+class _Starting(http.server.BaseHTTPRequestHandler):
+    """A release that answers every request 503: up, not ready."""
 
     def do_GET(self) -> None:
-        status, ctype, data = self.body.get(self.path, (404, "text/plain", b"not found"))
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_error(503)
 
     def log_message(self, *args: Any) -> None:
         pass
 
 
-def _serve(version: str, name: str, ready: dict[str, Any], status: int = 200) -> Iterator[str]:
-    handler = type(
-        "Release",
-        (_Release,),
-        {
-            "body": {
-                "/metrics": (
-                    200,
-                    "text/plain; version=0.0.4",
-                    EXPOSITION.format(name=name, version=version).encode(),
-                ),
-                "/readyz": (status, "application/json", json.dumps(ready).encode()),
-            }
-        },
-    )
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}"
-    finally:
-        srv.shutdown()
-        srv.server_close()
-
-
 @pytest.fixture
-def releases() -> Iterator[tuple[str, str]]:
-    old = _serve("1", "orders_created", {"status": "ready"})
-    new = _serve("2", "orders", {"status": "ready", "db_connected": True})
-    yield next(old), next(new)
-    for gen in (old, new):
-        next(gen, None)
+def releases(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    old = _release(tmp_path / "v1", "1", "orders_created", {"status": "ready"})
+    new = _release(tmp_path / "v2", "2", "orders", {"status": "ready", "db_connected": True})
+    with serve_http(static_handler(old)) as old_url, serve_http(static_handler(new)) as new_url:
+        yield old_url, new_url
 
 
 WANT = {
@@ -134,13 +112,9 @@ def test_a_comparison_does_not_wait_for_a_release_that_does_not_answer() -> None
 
 
 def test_a_release_not_ready_is_unavailable_in_a_diff(tmp_path: Path) -> None:
-    server = _serve("2", "orders", {"status": "starting"}, status=503)
-    url = next(server)
-    try:
-        good = Path(__file__).resolve().parent.parent / "fixtures" / "expositions"
-        code, doc = _report(["diff", str(good / "node_app.prom"), url], tmp_path / "r.json")
-    finally:
-        next(server, None)
+    good = Path(__file__).resolve().parent.parent / "fixtures" / "expositions" / "node_app.prom"
+    with serve_http(_Starting) as url:
+        code, doc = _report(["diff", str(good), url], tmp_path / "r.json")
     assert code == 3
     assert {(f["kind"], f["subject"]) for f in doc["findings"]} == {
         ("check/unavailable", "new:metrics")

@@ -7,6 +7,7 @@ the pointers are recorded as ``volatile``, which the readiness checks ignore.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from compatcheck.checks.readiness import pointer
@@ -37,15 +38,20 @@ def expectation(rc: ReadinessConfig) -> ReadinessExpectation | None:
     )
 
 
-def health_record(first: ProbeResult | None, second: ProbeResult) -> ProbeRecord:
-    """The health endpoint (a livenessProbe's path), probed before and after."""
+def _seen(role: str, first: ProbeResult | None, second: ProbeResult) -> ProbeRecord:
+    """What two probes of one endpoint saw: the second answer, and what changed since the first."""
     return ProbeRecord(
-        role="health",
+        role=role,
         status=second.status,
         error=second.error,
         json=second.json,
         volatile=volatile(first.json if first else None, second.json),
     )
+
+
+def health_record(first: ProbeResult | None, second: ProbeResult) -> ProbeRecord:
+    """The health endpoint (a livenessProbe's path), probed before and after."""
+    return _seen("health", first, second)
 
 
 def readiness_record(
@@ -58,12 +64,8 @@ def readiness_record(
 ) -> ProbeRecord:
     """The readiness endpoint of a target that came up: ``first`` ended the wait (``ready``:
     with a 2xx), ``second`` came after the warm-up and scrapes."""
-    return ProbeRecord(
-        role="readiness",
-        status=second.status,
-        error=second.error,
-        json=second.json,
-        volatile=volatile(first.json if first else None, second.json),
+    return replace(
+        _seen("readiness", first, second),
         ready=ready and second.ok,
         time_to_ready=round(waited, 3) if ready else None,
         waited=round(waited, 3),
