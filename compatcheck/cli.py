@@ -82,12 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("new", metavar="NEW", help="the release running now")
     p.add_argument("--old-label", default="", help="label shown for OLD")
     p.add_argument("--new-label", default="", help="label shown for NEW")
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=10.0,
-        help="seconds a URL's readiness probe (5 at most) and each scrape may take",
-    )
+    p.add_argument("--timeout", type=float, default=10.0, help="scrape timeout in seconds")
     p.add_argument(
         "--snapshot-dir",
         metavar="DIR|URL",

@@ -1,10 +1,9 @@
 """Turn what a user names on the command line (URL, exposition file, snapshot) into a Snapshot.
 
 ``compatcheck diff OLD NEW`` accepts any mix of the three; this module decides which one an
-argument is, without the user saying so: an ``http(s)://`` URL is recorded as
-``compatcheck snapshot URL`` records it (:func:`compatcheck.capture.url.snapshot_from_url`, so
-both record the same contract), a JSON document with the snapshot schema id is a snapshot,
-anything else is read as an exposition.
+argument is, without the user saying so: an ``http(s)://`` URL is scraped as
+``compatcheck snapshot URL`` scrapes it (:func:`compatcheck.capture.url.snapshot_from_url`), a
+JSON document with the snapshot schema id is a snapshot, anything else is read as an exposition.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from compatcheck.checks.build import read_build_info
-from compatcheck.config import MetricsConfig, ReadinessConfig
+from compatcheck.config import MetricsConfig
 from compatcheck.errors import ExpositionError, InputError
 from compatcheck.files import read_text, reading
 from compatcheck.masking import mask_secrets
@@ -61,24 +60,25 @@ def load_source(arg: str, *, label: str = "", timeout: float = 10.0, service: st
     """Resolve one ``diff`` argument; a missing file or directory is an :class:`InputError`.
 
     ``service`` names the service whose ``<service>_build_info`` carries the build identity.
-    A URL is a release that runs now, recorded as ``compatcheck snapshot URL`` records it but
-    without waiting for it: one readiness probe, ``timeout`` for it (5 s at most) and for each
-    scrape. What could not be read is recorded in the snapshot (the report says it, exit 3);
-    its source is the metrics URL scraped.
+    A URL is a release that runs now, its metrics recorded as ``compatcheck snapshot URL``
+    records them (``timeout`` for each scrape); what could not be read is recorded in the
+    snapshot (the report says it, exit 3); its source is the metrics URL scraped.
     """
     if is_url(arg):
         # Local import: capture (HTTP, processes, the artifact inspector) takes ~0.3 s to import,
         # and only a URL needs it; a diff of two files must not pay for it.
         from compatcheck.capture.url import metrics_url, snapshot_from_url
 
+        # Trap: the metrics only. Probing `/readyz` first would put the probe itself into the
+        # metrics being compared (`route="/readyz"`, `status="404"` on a request counter) and
+        # make a release differ from its own exposition file or an earlier scrape.
         return snapshot_from_url(
             metrics_url(arg),
             label=label or mask_secrets(arg),
             service=service,
-            readiness=ReadinessConfig(timeout=timeout),
+            readiness=None,
             metrics=MetricsConfig(timeout=timeout),
             strict=False,
-            wait=False,
         )
     path = Path(arg)
     if path.is_dir():

@@ -1,15 +1,16 @@
-"""One path from a URL to a snapshot: `diff URL`, `snapshot URL` and the hook record the same.
+"""One path from a URL to a snapshot: `diff URL`, `snapshot URL` and the hook record the metrics
+the same way (one function), and only `snapshot URL` touches anything but `/metrics`.
 
-Two releases on loopback, each with `/metrics`, a JSON `/readyz` and `/healthz`: NEW's readiness
-body has `db_connected`, OLD's does not, and OLD names the counter `shop_orders_created_total`
-where NEW has `shop_orders_total`. Written down before running: a rollback NEW → OLD loses
-`/readyz#/db_connected` (readiness/field-missing) and renames NEW's `shop_orders_total`
-(metrics/renamed, subject: the name the rollback takes away), whichever way they are read.
+Two releases on loopback, each with `/metrics` and a JSON `/readyz`: NEW's readiness body has
+`db_connected`, OLD's does not, and OLD names the counter `shop_orders_created_total` where NEW
+has `shop_orders_total`. Written down before running: a rollback NEW → OLD renames NEW's
+`shop_orders_total` (metrics/renamed, subject: the name the rollback takes away) whichever way
+the releases are read; `/readyz#/db_connected` is lost (readiness/field-missing) only where the
+readiness contract was recorded, i.e. in the recorded snapshots, not in `diff URL URL`.
 """
 
 from __future__ import annotations
 
-import http.server
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,91 +36,73 @@ EXPOSITION = (
 )
 
 
-def _release(root: Path, version: str, name: str, ready: dict[str, Any]) -> Path:
-    """A release's endpoints as files: ``/metrics`` and a JSON ``/readyz``."""
+def _release(root: Path, version: str, name: str, ready: dict[str, Any], seen: list[str]) -> Any:
+    """A release's endpoints as files (``/metrics``, a JSON ``/readyz``); requests in ``seen``."""
     root.mkdir()
     (root / "metrics").write_text(EXPOSITION.format(name=name, version=version))
     (root / "readyz").write_text(json.dumps(ready))
-    return root
 
+    class Recording(static_handler(root)):  # type: ignore[misc]
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            super().do_GET()
 
-class _Starting(http.server.BaseHTTPRequestHandler):
-    """A release that answers every request 503: up, not ready."""
-
-    def do_GET(self) -> None:
-        self.send_error(503)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+    return Recording
 
 
 @pytest.fixture
-def releases(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    old = _release(tmp_path / "v1", "1", "orders_created", {"status": "ready"})
-    new = _release(tmp_path / "v2", "2", "orders", {"status": "ready", "db_connected": True})
-    with serve_http(static_handler(old)) as old_url, serve_http(static_handler(new)) as new_url:
+def seen() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def releases(tmp_path: Path, seen: list[str]) -> Iterator[tuple[str, str]]:
+    old = _release(tmp_path / "v1", "1", "orders_created", {"status": "ready"}, seen)
+    new = _release(tmp_path / "v2", "2", "orders", {"status": "ready", "db_connected": True}, seen)
+    with serve_http(old) as old_url, serve_http(new) as new_url:
         yield old_url, new_url
 
 
-WANT = {
-    ("readiness/field-missing", "/readyz#/db_connected"),
-    ("metrics/renamed", "shop_orders_total"),
-}
-
-
-def _report(argv: list[str], out: Path) -> tuple[int, dict[str, Any]]:
+def _report(argv: list[str], out: Path) -> tuple[int, set[tuple[str, str]], dict[str, Any]]:
     code = main([*argv, "--format", "json", "-o", str(out), "-q"])
-    return code, json.loads(out.read_text())
+    doc = json.loads(out.read_text())
+    return code, {(f["kind"], f["subject"]) for f in doc["findings"]}, doc
 
 
-def _contract(snap: Snapshot) -> dict[str, Any]:
-    """What a snapshot records, without what differs from one capture to the next."""
+def _metrics_contract(snap: Snapshot) -> dict[str, Any]:
     doc = snap.to_json()
-    for entry in doc["readiness"].values():
-        entry.update(time_to_ready=None, waited=None)
-    return {k: doc[k] for k in ("metrics", "readiness", "build", "alembic_head", "artifact")}
+    return {k: doc[k] for k in ("metrics", "build", "alembic_head", "artifact", "unavailable")}
 
 
-def test_diff_of_urls_and_diff_of_their_snapshots_agree(
-    releases: tuple[str, str], tmp_path: Path
+def test_diff_of_urls_and_of_their_snapshots_see_the_same_metrics(
+    releases: tuple[str, str], seen: list[str], tmp_path: Path
 ) -> None:
     old, new = releases
-    code, live = _report(["diff", old, new], tmp_path / "live.json")
-    assert (code, {(f["kind"], f["subject"]) for f in live["findings"]}) == (1, WANT)
+    renamed = ("metrics/renamed", "shop_orders_total")
+    code, live, doc = _report(["diff", old, new], tmp_path / "live.json")
+    assert (code, live) == (1, {renamed})
+    assert doc["new"]["build"] == {"version": "2", "revision": "abc2"}
+    assert seen == ["/metrics"] * 4  # two scrapes each, nothing else
     for name, url in (("old", old), ("new", new)):
         assert main(["snapshot", url, "-o", str(tmp_path / f"{name}.json"), "-q"]) == 0
-    code, stored = _report(
-        ["diff", str(tmp_path / "old.json"), str(tmp_path / "new.json")], tmp_path / "stored.json"
-    )
-    assert (code, {(f["kind"], f["subject"]) for f in stored["findings"]}) == (1, WANT)
+    assert sorted(set(seen)) == ["/metrics", "/readyz"]
+    stored = [str(tmp_path / "old.json"), str(tmp_path / "new.json")]
+    code, found, _ = _report(["diff", *stored], tmp_path / "stored.json")
+    assert (code, found) == (1, {renamed, ("readiness/field-missing", "/readyz#/db_connected")})
     for name, url in (("old", old), ("new", new)):
-        recorded = load_snapshot(tmp_path / f"{name}.json")
-        assert _contract(load_source(url)) == _contract(recorded)
+        live_snap, recorded = load_source(url), load_snapshot(tmp_path / f"{name}.json")
+        assert _metrics_contract(live_snap) == _metrics_contract(recorded)
+        assert live_snap.readiness is None  # not captured, rather than captured empty
         assert recorded.readiness is not None and set(recorded.readiness) == {"/readyz"}
-    assert live["new"]["build"] == {"version": "2", "revision": "abc2"}
 
 
-def test_a_comparison_does_not_wait_for_a_release_that_does_not_answer() -> None:
-    """`diff` and the hook judge what runs now: one readiness probe, and the reason is data."""
+def test_what_a_comparison_cannot_read_is_data_and_a_snapshot_refuses_it() -> None:
     url = f"http://127.0.0.1:{free_port()}/metrics"
-    snap = load_source(url, timeout=30)
-    assert snap.metrics is None
-    assert snap.unavailable == {"metrics": f"{url}: not ready (last error: connection refused)"}
-    assert snap.readiness is not None and snap.readiness["/readyz"].ready is False
-    # `snapshot URL` waits (up to its timeout) and refuses to record it.
-    with pytest.raises(UnavailableError, match="not ready within"):
+    snap = load_source(url)
+    assert (snap.metrics, snap.readiness, snap.source) == (None, None, url)
+    assert snap.unavailable == {"metrics": f"{url}: scrape failed: connection refused"}
+    with pytest.raises(UnavailableError) as err:
         snapshot_from_url(url.removesuffix("/metrics"), readiness=ReadinessConfig(timeout=0.3))
-
-
-def test_a_release_not_ready_is_unavailable_in_a_diff(tmp_path: Path) -> None:
-    good = Path(__file__).resolve().parent.parent / "fixtures" / "expositions" / "node_app.prom"
-    with serve_http(_Starting) as url:
-        code, doc = _report(["diff", str(good), url], tmp_path / "r.json")
-    assert code == 3
-    assert {(f["kind"], f["subject"]) for f in doc["findings"]} == {
-        ("check/unavailable", "new:metrics")
-    }
-    [finding] = doc["findings"]
-    assert finding["message"] == (
-        f"NEW metrics could not be checked: {url}/metrics: not ready (last answer HTTP 503)"
+    assert str(err.value) == (
+        f"{url.removesuffix('/metrics')}: not ready within 0.3 s (last error: connection refused)"
     )

@@ -134,13 +134,13 @@ class TargetCapture:
         progress: Progress,
         db_done: threading.Event,
         *,
-        wait: bool = True,
+        readiness: bool = True,
     ) -> None:
         self.config = config
         self.target = target
-        #: Wait up to ``readiness.timeout`` for the release to become ready; False: it runs
-        #: already and is judged on one readiness probe (a comparison of what runs now).
-        self.wait = wait
+        #: Wait for readiness and record the readiness and health probes; False: the metrics
+        #: only, read as they are (see :func:`compatcheck.capture.url.snapshot_from_url`).
+        self.readiness = readiness
         self.ws = ws
         self.progress = progress
         self.db_done = db_done
@@ -315,18 +315,20 @@ class TargetCapture:
             )
             self.say(f"started `{shown}` (pid {self.running.process.pid})")
             base_url = self.running.base_url
-            launched: float | None = self.running.started
+            launched = self.running.started
         else:
             self.db_done.set()
             assert t.url is not None
             base_url = base_of(t.url)
-            launched = None
+            launched = time.monotonic()
             self.say(f"using {mask_secrets(base_url)}")
         with self.session() as client:
-            # A release that runs already: its readiness clock starts with the first probe, so
-            # building the clients does not eat into a short timeout (the hook's budget).
-            started = time.monotonic() if launched is None else launched
-            return self._exercise(snap, client, base_url, started, alembic_head)
+            if not self.readiness:
+                t0 = time.monotonic()
+                metrics = self._scrape(client, base_url)
+                self._time("scrape", t0)
+                return self._identify(replace(snap, metrics=metrics), alembic_head)
+            return self._exercise(snap, client, base_url, launched, alembic_head)
 
     def _database(self) -> str | None:
         assert self.ws is not None
@@ -423,8 +425,7 @@ class TargetCapture:
 
         A 404 is definitive when ``/metrics`` answers: the release is up and simply has no such
         endpoint (``readiness/endpoint-missing``), which waiting will not change. ``launched``
-        (a ``time.monotonic()`` value) starts the ``readiness.timeout`` clock. Without
-        :attr:`wait`, one probe (with up to ``readiness.timeout``, 5 s at most, to answer).
+        (a ``time.monotonic()`` value) starts the ``readiness.timeout`` clock.
         """
         rc, mc = self.config.readiness, self.config.metrics
         deadline = launched + rc.timeout
@@ -435,24 +436,22 @@ class TargetCapture:
                 if code is not None:
                     return ReadyWait(last, False, f"exited with code {code} before it was ready")
             remaining = deadline - time.monotonic()
-            budget = max(0.2, min(2.0, remaining) if self.wait else min(5.0, rc.timeout))
-            result = self._probe(client, base_url, "readiness", budget)
+            result = self._probe(client, base_url, "readiness", max(0.2, min(2.0, remaining)))
             if result.status is not None or last is None:
                 last = result
             if result.ok:
                 return ReadyWait(result, True, None)
             if result.status == 404:
-                m = probe(base_url + mc.path, client=client, timeout=budget)
+                m = probe(base_url + mc.path, client=client, timeout=max(0.2, min(2.0, remaining)))
                 if m.ok:
                     return ReadyWait(result, False, None)
-            if not self.wait or time.monotonic() >= deadline:
+            if time.monotonic() >= deadline:
                 seen = (
                     f"last answer HTTP {last.status}"
                     if last and last.status is not None
                     else f"last error: {last.error if last else 'none'}"
                 )
-                within = f" within {rc.timeout:g} s" if self.wait else ""
-                return ReadyWait(last, False, f"not ready{within} ({seen})")
+                return ReadyWait(last, False, f"not ready within {rc.timeout:g} s ({seen})")
             if self._pause(rc.interval):
                 return ReadyWait(last, False, "the run is shutting down")
 

@@ -2,9 +2,9 @@
 
 ``compatcheck snapshot URL``, ``compatcheck diff URL`` (through
 :func:`compatcheck.sources.load_source`) and the hook's url targets all call
-:func:`snapshot_from_url`, which runs the same lifecycle as a ``url`` target of
-``compatcheck check`` (:class:`~compatcheck.capture.target.TargetCapture`: readiness wait, scrapes
-merged, readiness and health probes, build info), so each of them records the same contract.
+:func:`snapshot_from_url`, which runs the lifecycle of a ``url`` target of ``compatcheck check``
+(:class:`~compatcheck.capture.target.TargetCapture`): the same scrapes, merged the same way, the
+same build info, the same source and label, failures named the same way.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from compatcheck.masking import mask_secrets
 from compatcheck.progress import Progress
 from compatcheck.snapshot import Snapshot
 
-#: How long a release that is supposed to run already gets to answer its readiness probe.
-DEFAULT_TIMEOUT = 10.0
+#: A release that is supposed to run already gets 10 s to answer its readiness probe.
+RUNNING_READINESS = ReadinessConfig(timeout=10.0)
 
 
 def _names_a_path(url: str) -> bool:
@@ -49,20 +49,17 @@ def snapshot_from_url(
     *,
     label: str = "",
     service: str = "",
-    readiness: ReadinessConfig | None = None,
+    readiness: ReadinessConfig | None = RUNNING_READINESS,
     metrics: MetricsConfig | None = None,
     progress: Progress | None = None,
     strict: bool = True,
-    wait: bool = True,
 ) -> Snapshot:
     """Record a running release: ``url`` is its base URL or its metrics URL.
 
     ``http://host:9000`` scrapes ``/metrics``; ``http://host:9000/custom/metrics`` scrapes that
     path. Readiness (default ``/readyz``) is probed on the same host; ``readiness.timeout`` bounds
-    the wait for it (default 10 s here: the release is supposed to be running already).
-    ``service`` picks the ``<service>_build_info`` family that names the build. Without
-    ``wait``, the release is judged on one readiness probe: a comparison of what runs now
-    (``diff``, the hook) does not wait for a release that does not answer, or answers not ready.
+    the wait for it. ``readiness=None``: the metrics only, and ``Snapshot.readiness`` stays None
+    (not captured). ``service`` picks the ``<service>_build_info`` family that names the build.
 
     ``strict`` (``compatcheck snapshot``: a snapshot is stored and trusted later): a part that
     could not be captured raises :class:`UnavailableError`. Otherwise (a comparison, which must
@@ -79,19 +76,24 @@ def snapshot_from_url(
     mc = metrics or MetricsConfig()
     if _names_a_path(url):
         mc = replace(mc, path=parts.path + (f"?{parts.query}" if parts.query else ""))
-    rc = readiness or ReadinessConfig(timeout=DEFAULT_TIMEOUT)
     target = TargetConfig(role="new", label=label or shown, url=base_of(url))
     config = Config(
         path=Path.cwd() / "compatcheck.yaml",
         service=service,
         old=target,
         new=target,
-        readiness=rc,
+        readiness=readiness or RUNNING_READINESS,
         metrics=mc,
     )
-    outcome = TargetCapture(
-        config, target, None, progress or Progress(quiet=True), threading.Event(), wait=wait
-    ).run()
+    capture = TargetCapture(
+        config,
+        target,
+        None,
+        progress or Progress(quiet=True),
+        threading.Event(),
+        readiness=readiness is not None,
+    )
+    outcome = capture.run()
     snap = replace(outcome.snapshot, source=shown)
     if not outcome.problems:
         return snap
