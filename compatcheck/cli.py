@@ -10,14 +10,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from compatcheck import __version__
 from compatcheck.errors import CompatcheckError, UnavailableError, UsageError
+from compatcheck.interrupts import exit_status, sigterm_as_interrupt
 from compatcheck.masking import mask_secrets
 from compatcheck.serve import cmd_serve
 
@@ -25,7 +25,7 @@ EXIT_GO, EXIT_NO_GO, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 REPORT_FORMATS = ("text", "json", "markdown", "junit", "sarif", "github")
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """argparse that reports a usage error in one line (with the usual exit code 2)."""
 
     def error(self, message: str) -> NoReturn:
@@ -69,12 +69,12 @@ def _add_report_options(p: argparse.ArgumentParser, *, consumers: bool = True) -
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="compatcheck",
         description="Is rolling back from NEW to OLD safe, and if not, exactly what breaks?",
     )
     parser.add_argument("--version", action="version", version=f"compatcheck {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
 
     p = sub.add_parser("diff", help="compare two versions: URLs, exposition files or snapshots")
@@ -523,23 +523,21 @@ def resource_error(exc: MemoryError | RecursionError) -> str:
     return f"compatcheck: error: an input is {what}"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``compatcheck`` console script."""
-    _quiet_library_logging()
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def run(command: Callable[[], int]) -> int:
+    """Run one command as every entry point does (``compatcheck``, ``python -m
+    compatcheck.serve``): SIGTERM unwinds like Ctrl-C (``finally`` blocks run), and each way it
+    can end is one line on stderr and the exit code the contract gives it, the signals' from the
+    one table in :mod:`compatcheck.interrupts` (130 for Ctrl-C, 143 for SIGTERM)."""
     try:
-        return COMMANDS[args.command](args, sys.stdout)
+        with sigterm_as_interrupt():
+            return command()
     except CompatcheckError as exc:
         print(f"compatcheck: error: {mask_secrets(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
-        # 128 + the signal, as a shell reports it: 130 for Ctrl-C, 143 for SIGTERM (the
-        # migrations round trip turns SIGTERM into an interrupt so its databases are dropped).
-        signum = int(getattr(exc, "signum", signal.SIGINT))
-        word = "terminated" if signum == signal.SIGTERM else "interrupted"
-        print(f"compatcheck: {word}", file=sys.stderr)
-        return 128 + signum
+        code, line = exit_status(exc)
+        print(line, file=sys.stderr)
+        return code
     except BrokenPipeError:
         return EXIT_GO
     except (MemoryError, RecursionError) as exc:
@@ -558,3 +556,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_UNAVAILABLE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``compatcheck`` console script."""
+    _quiet_library_logging()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return run(lambda: int(COMMANDS[args.command](args, sys.stdout)))

@@ -1,8 +1,12 @@
 """The one signal strategy: how Ctrl-C and SIGTERM unwind a run, and what they may not interrupt.
 
-- SIGINT raises ``KeyboardInterrupt`` (Python's default); while a run owns something, SIGTERM
-  raises :class:`Terminated` (a ``KeyboardInterrupt`` carrying the signal, so the CLI exits 143
-  rather than 130), so that every ``with`` on the stack releases what it holds;
+- SIGINT raises ``KeyboardInterrupt`` (Python's default); SIGTERM raises :class:`Terminated` (a
+  ``KeyboardInterrupt`` carrying the signal) inside :func:`sigterm_as_interrupt`, which the CLI
+  enters around every command and a :class:`~compatcheck.targets.Workspace` around the run it
+  owns (for API users): either way every ``with`` on the stack releases what it holds, and
+  :func:`exit_status` gives the one exit code and line per signal (:data:`EXITS`: 130
+  ``interrupted``, 143 ``terminated``), for every command. ``compatcheck serve`` keeps its own
+  graceful drain (uvicorn's handlers while it serves; SIGTERM then exits 0);
 - :func:`deferred` holds both signals across a critical section (creating a scratch database and
   recording that it exists) and delivers them when it ends: an interrupt can come before or after
   such a step, never in the middle of it;
@@ -10,10 +14,13 @@
   half-way;
 - :func:`pause_point` lets the timing tests and ``bench/interrupts.py`` stop a run at a named
   moment (right before or after ``CREATE DATABASE``) and signal it there, on purpose rather than
-  by luck.
+  by luck;
+- :func:`default_signals_in_child` gives every child the default dispositions back.
 
 Signal handlers only run in the main thread, so all of this is a no-op in worker threads: a worker
-is never interrupted; the main thread stops it by closing the workspace it works in.
+is never interrupted; the main thread stops it by closing the workspace it works in. A blocking
+wait in the main thread (an event, a lock, a future) is interrupted by a signal on POSIX, and the
+handler's exception raised there.
 """
 
 from __future__ import annotations
@@ -36,10 +43,24 @@ PAUSE_ENV = "COMPATCHECK_PAUSE_AT"
 PAUSE_SECONDS_ENV = "COMPATCHECK_PAUSE_SECONDS"
 
 
+#: Exit code and word for a run a signal ended: 128 + the signal, as a shell reports a process
+#: killed by it, so a caller sees the same status whether compatcheck unwound or died.
+EXITS: dict[int, tuple[int, str]] = {
+    signal.SIGINT: (128 + signal.SIGINT, "interrupted"),
+    signal.SIGTERM: (128 + signal.SIGTERM, "terminated"),
+}
+
+
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, unwinding like Ctrl-C; ``signum`` lets the CLI exit 143 rather than 130."""
+    """SIGTERM, unwinding like Ctrl-C; ``signum`` makes the exit 143 rather than 130."""
 
     signum = signal.SIGTERM
+
+
+def exit_status(exc: KeyboardInterrupt) -> tuple[int, str]:
+    """The exit code and the stderr line for a run ended by ``exc`` (SIGINT unless it says)."""
+    code, word = EXITS[int(getattr(exc, "signum", signal.SIGINT))]
+    return code, f"compatcheck: {word}"
 
 
 class Cancelled(BaseException):
@@ -61,7 +82,11 @@ def raise_terminated(signum: int, frame: FrameType | None) -> None:
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into :class:`Terminated` so ``finally`` blocks run (the default skips them)."""
+    """Turn SIGTERM into :class:`Terminated` so ``finally`` blocks run (the default skips them).
+
+    Nests (the inner block restores the outer one's handler); a SIGTERM the process ignores
+    stays ignored; a no-op outside the main thread.
+    """
     if not _in_main_thread() or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
         yield
         return

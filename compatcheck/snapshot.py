@@ -7,8 +7,9 @@ captured) rather than empty (captured, found nothing): the checks must tell the 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,138 @@ SNAPSHOT_SCHEMA = "compatcheck.snapshot/v1"
 _SNAPSHOT_FAMILY = "compatcheck.snapshot/"
 
 
+def capture_time() -> str:
+    """``captured_at`` for a snapshot recorded now (UTC, whole seconds)."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
+
+@dataclass(frozen=True)
+class ReadinessExpectation:
+    """The readiness contract the config declared, recorded beside what the probe saw, so a
+    stored snapshot is judged against the contract it was recorded under."""
+
+    #: Statuses the endpoint must answer with (empty: any).
+    status: tuple[int, ...] = ()
+    #: Values the JSON body must hold (leaf by leaf); None: no body expectation.
+    json: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.status:
+            out["status"] = list(self.status)
+        if self.json is not None:
+            out["json"] = self.json
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "expect") -> ReadinessExpectation | None:
+        """None when ``data`` declares nothing; ``ValueError`` naming ``where`` when malformed."""
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}: expected an object")
+        status = data.get("status") or []
+        if not isinstance(status, list) or not all(_is_int(s) for s in status):
+            raise ValueError(f"{where}/status: expected a list of HTTP statuses")
+        expectation = cls(tuple(status), data.get("json"))
+        return expectation if expectation.to_json() else None
+
+
+@dataclass(frozen=True)
+class ProbeRecord:
+    """One probed endpoint as a snapshot records it (``Snapshot.readiness``, keyed by path).
+
+    ``role`` is ``readiness`` (the readiness probe, waited for) or ``health`` (a livenessProbe's
+    path, probed as it is). The endpoint is probed twice, around the warm-up and scrapes, and
+    ``volatile`` lists the JSON pointers whose value changed between the two calls (timestamps,
+    uptimes): checks ignore them. The readiness role also records ``ready`` (2xx within the
+    timeout), ``time_to_ready`` (seconds from launch; None when never ready) and ``waited``;
+    for the health role they are None and absent from the JSON.
+    """
+
+    role: str = "readiness"
+    #: Last HTTP status; None when no HTTP answer came (``error`` says why).
+    status: int | None = None
+    error: str | None = None
+    #: The decoded body when it was JSON, else None.
+    json: Any = None
+    volatile: tuple[str, ...] = ()
+    ready: bool | None = None
+    time_to_ready: float | None = None
+    waited: float | None = None
+    expect: ReadinessExpectation | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "role": self.role,
+            "status": self.status,
+            "error": self.error,
+            "json": self.json,
+            "volatile": list(self.volatile),
+        }
+        if self.ready is not None:
+            out.update(ready=self.ready, time_to_ready=self.time_to_ready, waited=self.waited)
+        if self.expect is not None:
+            out["expect"] = self.expect.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "readiness") -> ProbeRecord:
+        """Read one entry; ``ValueError`` naming ``where`` (``readiness/<path>``) if malformed.
+
+        Missing members take their defaults (a stored snapshot written by hand may be partial).
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}: expected an object")
+        for key, (fits, wanted) in _MEMBERS.items():
+            value = data.get(key)
+            if value is not None and not fits(value):
+                raise ValueError(f"{where}/{key}: expected {wanted}")
+        volatile = data.get("volatile") or []
+        if not isinstance(volatile, list) or not all(isinstance(v, str) for v in volatile):
+            raise ValueError(f"{where}/volatile: expected a list of JSON pointers")
+        return cls(
+            role=data.get("role") or "readiness",
+            status=data.get("status"),
+            error=data.get("error"),
+            json=data.get("json"),
+            volatile=tuple(volatile),
+            ready=data.get("ready"),
+            time_to_ready=data.get("time_to_ready"),
+            waited=data.get("waited"),
+            expect=ReadinessExpectation.from_json(data.get("expect"), f"{where}/expect"),
+        )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+#: What each scalar member of a :class:`ProbeRecord` must be when present (the schema leaves
+#: readiness entries open): a predicate and the words for the error.
+_MEMBERS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "role": (lambda v: isinstance(v, str), "a string"),
+    "status": (_is_int, "an HTTP status"),
+    "error": (lambda v: isinstance(v, str), "a string"),
+    "ready": (lambda v: isinstance(v, bool), "true or false"),
+    "time_to_ready": (_is_number, "a number of seconds"),
+    "waited": (_is_number, "a number of seconds"),
+}
+
+
+def readiness_from_json(data: Any) -> dict[str, ProbeRecord] | None:
+    """``Snapshot.readiness`` from its JSON form (None: not captured)."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ValueError("readiness: expected an object")
+    return {path: ProbeRecord.from_json(entry, f"readiness/{path}") for path, entry in data.items()}
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """One version's contract: metrics schema plus readiness, build info, Alembic head, artifact."""
@@ -32,8 +165,8 @@ class Snapshot:
     captured_at: str = ""
     tool_version: str = __version__
     metrics: MetricsSchema | None = None
-    #: Probe results keyed by path: ``{"/readyz": {"status": 200, "json": {...}, "ready": true}}``.
-    readiness: Mapping[str, Any] | None = None
+    #: Probe results keyed by endpoint path (``/readyz``); None when not captured.
+    readiness: Mapping[str, ProbeRecord] | None = None
     #: ``version``/``revision``/... labels of ``*_build_info`` or ``target_info``.
     build: Mapping[str, str] = field(default_factory=dict)
     alembic_head: str | None = None
@@ -54,7 +187,11 @@ class Snapshot:
             "captured_at": self.captured_at,
             "tool_version": self.tool_version,
             "metrics": self.metrics.to_json() if self.metrics is not None else None,
-            "readiness": self.readiness,
+            "readiness": (
+                {path: entry.to_json() for path, entry in self.readiness.items()}
+                if self.readiness is not None
+                else None
+            ),
             "build": dict(self.build),
             "alembic_head": self.alembic_head,
             "artifact": self.artifact,
@@ -63,6 +200,8 @@ class Snapshot:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Snapshot:
+        """Read a document already validated against the schema; ``ValueError`` names a part
+        the schema leaves open (a readiness entry) that is malformed."""
         metrics = data.get("metrics")
         return cls(
             label=data.get("label", ""),
@@ -70,7 +209,7 @@ class Snapshot:
             captured_at=data.get("captured_at", ""),
             tool_version=data.get("tool_version", ""),
             metrics=MetricsSchema.from_json(metrics) if metrics is not None else None,
-            readiness=data.get("readiness"),
+            readiness=readiness_from_json(data.get("readiness")),
             build=dict(data.get("build") or {}),
             alembic_head=data.get("alembic_head"),
             artifact=data.get("artifact"),
@@ -127,7 +266,10 @@ def snapshot_from_document(data: Any, name: str) -> Snapshot:
     problem = validate(data, "snapshot")
     if problem:
         raise InputError(f"{name}: invalid snapshot: {problem}")
-    return Snapshot.from_json(data)
+    try:
+        return Snapshot.from_json(data)
+    except ValueError as exc:
+        raise InputError(f"{name}: invalid snapshot: at {exc}") from None
 
 
 def load_snapshot(path: str | Path) -> Snapshot:

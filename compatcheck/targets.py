@@ -8,8 +8,9 @@ idempotent :meth:`Workspace.close`, reached from ``__exit__`` on every path:
 * each child runs in its own session (``start_new_session=True``), so its whole process group,
   grandchildren included, is signalled with ``killpg``: SIGTERM, a grace period, then SIGKILL;
 * SIGINT raises ``KeyboardInterrupt`` (Python's default) and SIGTERM is turned into
-  :class:`~compatcheck.interrupts.Terminated` while a workspace is open, so both unwind through
-  ``__exit__``; a second signal during teardown is ignored rather than allowed to abort it;
+  :class:`~compatcheck.interrupts.Terminated` while a workspace is open (the one strategy of
+  :mod:`compatcheck.interrupts`), so both unwind through ``__exit__``; a second signal during
+  teardown is ignored rather than allowed to abort it;
 * ``atexit`` is a last resort for paths that skip ``__exit__``.
 
 Workers run in threads (OLD and NEW concurrently); after close starts, launching, creating a
@@ -45,7 +46,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from compatcheck import leftovers
 from compatcheck.config import TargetConfig
 from compatcheck.errors import UnavailableError
-from compatcheck.interrupts import default_signals_in_child, raise_terminated, shielded
+from compatcheck.interrupts import default_signals_in_child, shielded, sigterm_as_interrupt
 
 if TYPE_CHECKING:
     from compatcheck.migrations.scratch import ScratchDatabase
@@ -112,7 +113,9 @@ def stop_groups(processes: list[subprocess.Popen[bytes]], grace: float) -> None:
 
     Trap: a leader that exits still leaves a zombie in its group until reaped, and a
     grandchild may outlive the leader; so reap with ``poll()`` and test the *group* with
-    ``killpg(pgid, 0)``, not the leader's pid.
+    ``killpg(pgid, 0)``, not the leader's pid. Nothing notifies that a process group has emptied
+    (a pidfd covers one process, and the grandchildren are not ours to wait for), so this is
+    the one place that polls, every 20 ms and only during teardown.
     """
     pgids = [p.pid for p in processes]
     for pgid in pgids:
@@ -162,7 +165,7 @@ class Workspace:
         self._processes: list[subprocess.Popen[bytes]] = []
         self._droppers: list[Callable[[], None]] = []
         self._jobs: list[threading.Event] = []
-        self._previous: dict[int, Any] = {}
+        self._signals = contextlib.ExitStack()
         self._warn = warn or _warn
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -170,10 +173,9 @@ class Workspace:
     def __enter__(self) -> Workspace:
         self.dir = Path(tempfile.mkdtemp(prefix=leftovers.temp_prefix()))
         atexit.register(self.close)
-        main = threading.current_thread() is threading.main_thread()
-        if self.handle_signals and main and signal.getsignal(signal.SIGTERM) != signal.SIG_IGN:
+        if self.handle_signals:
             # Unwind like Ctrl-C does, so every ``with`` on the stack releases what it holds.
-            self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, raise_terminated)
+            self._signals.enter_context(sigterm_as_interrupt())
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -186,9 +188,7 @@ class Workspace:
             with shielded():
                 self._close()
         finally:
-            for signum, handler in self._previous.items():
-                signal.signal(signum, handler)
-            self._previous.clear()
+            self._signals.close()
             with contextlib.suppress(Exception):
                 atexit.unregister(self.close)
 
@@ -204,9 +204,7 @@ class Workspace:
         _wait_all(jobs, self.grace)
         with self._lock:
             # A creation in flight finishes (its statement has a timeout) and is then dropped.
-            deadline = time.monotonic() + CREATE_WAIT
-            while self._creating and time.monotonic() < deadline:
-                self._changed.wait(0.05)
+            self._changed.wait_for(lambda: not self._creating, timeout=CREATE_WAIT)
             droppers = list(self._droppers)
         for drop in reversed(droppers):
             try:
@@ -234,6 +232,14 @@ class Workspace:
         """True once :meth:`close` began: workers stop where they are (see ``Cancelled``)."""
         return self._closing.is_set()
 
+    def pause(self, seconds: float) -> bool:
+        """Sleep ``seconds`` in a worker, or less when :meth:`close` begins; True if it did.
+
+        A worker that waits between two polls of a release waits on this, not ``time.sleep``,
+        so that closing the run does not wait for the worker's poll interval or timeout.
+        """
+        return self._closing.wait(seconds)
+
     def _register(self, kind: str) -> Path:
         if self._closed:
             raise UnavailableError(f"cannot {kind}: the run is shutting down")
@@ -248,8 +254,12 @@ class Workspace:
         Trap: completion is an event each thread sets as its last act, never
         ``Thread.is_alive()``: after a ``join()`` interrupted by Ctrl-C, CPython 3.11 can mark a
         thread stopped while it still runs (``_wait_for_tstate_lock`` releases a lock it does
-        not hold). Waiting in short slices lets Ctrl-C/SIGTERM reach the main thread promptly;
+        not hold). The wait on each event blocks without a timeout: on POSIX a signal interrupts
+        a blocking lock acquire in the main thread and its handler runs there (Python >= 3.2),
+        so Ctrl-C/SIGTERM (as ``KeyboardInterrupt``/``Terminated``) end it at once, and
         :meth:`close` then stops the processes the workers talk to and waits for them.
+        ``tests/test_interrupts.py`` and ``tests/test_reliability.py`` signal a run in the middle
+        of this wait.
         """
         results: dict[str, Any] = {}
         errors: list[BaseException] = []
@@ -274,8 +284,7 @@ class Workspace:
             thread.start()
             events.append(done)
         for done in events:
-            while not done.wait(0.05):
-                pass
+            done.wait()
         if errors:
             raise errors[0]
         return results
@@ -404,10 +413,10 @@ def _warn(message: str) -> None:
 
 
 def _wait_all(events: list[threading.Event], timeout: float) -> None:
+    """Wait until every event is set, ``timeout`` seconds at most in all."""
     deadline = time.monotonic() + timeout
     for done in events:
-        while not done.wait(0.05) and time.monotonic() < deadline:
-            pass
+        done.wait(max(0.0, deadline - time.monotonic()))
 
 
 class _Spawner:

@@ -25,6 +25,18 @@ def spawn(argv: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
     return subprocess.Popen(argv, preexec_fn=default_signals_in_child(), **kwargs)
 
 
+def start_cli(argv: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    """``python -m compatcheck ARGV`` in a session of its own, stderr piped, default signals."""
+    return spawn(
+        [sys.executable, "-m", "compatcheck", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+
+
 @dataclass
 class Outcome:
     """A run of the CLI stopped by a signal: its pid, exit code, stderr and own TMPDIR."""
@@ -39,14 +51,7 @@ def interrupt(argv: list[str], point: str, sig: int, tmp: Path, pause: float = 0
     """Run ``compatcheck ARGV`` until it pauses at ``point``, send ``sig``, wait for the end."""
     tmp.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "TMPDIR": str(tmp), PAUSE_ENV: point, PAUSE_SECONDS_ENV: str(pause)}
-    proc = spawn(
-        [sys.executable, "-m", "compatcheck", *argv],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
+    proc = start_cli(argv, env)
     seen: list[str] = []
     try:
         assert proc.stderr is not None

@@ -7,7 +7,7 @@ import math
 from hypothesis import strategies as st
 
 from compatcheck.model import METRIC_TYPES, MetricFamily, MetricsSchema
-from compatcheck.snapshot import Snapshot
+from compatcheck.snapshot import ProbeRecord, Snapshot
 
 names = st.from_regex(r"[a-z][a-z0-9_]{0,14}", fullmatch=True)
 label_names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True).filter(
@@ -57,7 +57,7 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
         captured_at="2026-11-26T00:00:00+00:00",
         metrics=draw(st.one_of(st.none(), schemas())),
         readiness=draw(
-            st.one_of(st.none(), st.just({"/readyz": {"status": 200, "json": {"ok": True}}}))
+            st.one_of(st.none(), st.just({"/readyz": ProbeRecord(status=200, json={"ok": True})}))
         ),
         build=draw(st.dictionaries(st.sampled_from(["version", "revision"]), st.text(max_size=8))),
         alembic_head=draw(st.one_of(st.none(), st.from_regex(r"[0-9a-f]{12}", fullmatch=True))),

@@ -358,10 +358,16 @@ def test_cleanup_says_which_server_it_could_not_reach(
 
 
 def test_a_held_signal_is_delivered_when_the_critical_section_ends_even_by_an_error() -> None:
-    with pytest.raises(KeyboardInterrupt), deferred():
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.05)  # the handler has run by now: it held the signal
-        raise ValueError("CREATE DATABASE failed")
+    # Python's own SIGINT handler, also when pytest runs in the background with SIGINT ignored
+    # (deferred() leaves an ignored signal ignored, and then there is nothing to deliver).
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt), deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler has run by now: it held the signal
+            raise ValueError("CREATE DATABASE failed")
+    finally:
+        signal.signal(signal.SIGINT, previous_int)
     previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         with pytest.raises(Terminated), deferred():

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from compatcheck.capture.probes import health_record, never_ready_record, readiness_record
 from compatcheck.checks.readiness import check_readiness, pointer, resolve
-from compatcheck.snapshot import Snapshot
+from compatcheck.errors import InputError
+from compatcheck.scrape import ProbeResult
+from compatcheck.snapshot import (
+    ProbeRecord,
+    ReadinessExpectation,
+    Snapshot,
+    dump_snapshot,
+    load_snapshot,
+)
 
 
 def snap(label: str, **paths: dict[str, Any]) -> Snapshot:
@@ -14,7 +27,7 @@ def snap(label: str, **paths: dict[str, Any]) -> Snapshot:
         path = "/" + key
         full = {"role": "readiness", "status": 200, "ready": True, "json": None, "volatile": []}
         full.update(entry)
-        readiness[path] = full
+        readiness[path] = ProbeRecord.from_json(full)
     return Snapshot(label=label, readiness=readiness)
 
 
@@ -102,3 +115,47 @@ def test_nothing_captured_nothing_reported():
 def test_pointer_helpers():
     assert pointer(["a", 0, "b/c", "m~n"]) == "/a/0/b~1c/m~0n"
     assert resolve({"a": [{"b/c": 1}]}, "/a/0/b~1c") == 1
+
+
+# -- the recorded form: typed in memory, the same JSON as before on disk -------------------------
+
+
+def test_probe_records_keep_their_json_shape() -> None:
+    """What capture records, member for member as snapshots have always stored it (a stored
+    snapshot must compare, and re-save, the same)."""
+    first = ProbeResult("u", status=200, json={"ok": True, "at": 1})
+    second = ProbeResult("u", status=200, json={"ok": True, "at": 2})
+    expect = ReadinessExpectation((200,), {"ok": True})
+    ready = readiness_record(first, second, ready=True, waited=0.41234, expect=expect)
+    assert ready.to_json() == {
+        "role": "readiness", "status": 200, "error": None, "json": {"ok": True, "at": 2},
+        "volatile": ["/at"], "ready": True, "time_to_ready": 0.412, "waited": 0.412,
+        "expect": {"status": [200], "json": {"ok": True}},
+    }  # fmt: skip
+    assert health_record(None, second).to_json() == {
+        "role": "health", "status": 200, "error": None, "json": {"ok": True, "at": 2},
+        "volatile": [],
+    }  # fmt: skip
+    never = never_ready_record(ProbeResult("u", status=503), "not ready within 3 s", 3.0, None)
+    assert never.to_json() == {
+        "role": "readiness", "status": 503, "error": "not ready within 3 s", "json": None,
+        "volatile": [], "ready": False, "time_to_ready": None, "waited": 3.0,
+    }  # fmt: skip
+    for record in (ready, never, health_record(first, second)):
+        assert ProbeRecord.from_json(record.to_json()) == record
+
+
+def test_a_malformed_readiness_entry_is_one_line_naming_it(tmp_path: Path) -> None:
+    for entry, problem in [
+        ({"status": "200"}, "at readiness//readyz/status: expected an HTTP status"),
+        (5, "at readiness//readyz: expected an object"),
+        ({"volatile": "/a"}, "at readiness//readyz/volatile: expected a list of JSON pointers"),
+        ({"expect": {"status": ["ok"]}}, "at readiness//readyz/expect/status: expected a list"),
+    ]:
+        doc = json.loads(dump_snapshot(Snapshot(label="v1")))
+        doc["readiness"] = {"/readyz": entry}
+        path = tmp_path / "s.json"
+        path.write_text(json.dumps(doc))
+        with pytest.raises(InputError) as exc:
+            load_snapshot(path)
+        assert str(exc.value).startswith(f"{path}: invalid snapshot: {problem}")

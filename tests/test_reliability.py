@@ -100,7 +100,7 @@ def test_target_never_ready(tmp_path, isolated_tmp, marker):
     assert _keys(result.findings) == {("check/unavailable", "old")}
     assert "not ready within 3 s (last answer HTTP 503)" in result.findings[0].message
     assert result.old.readiness is not None
-    assert result.old.readiness["/readyz"]["ready"] is False
+    assert result.old.readiness["/readyz"].ready is False
     assert result.old.metrics is None
     assert _keys(check_readiness(result.new, result.old)) == {("readiness/not-ready", "/readyz")}
     _assert_clean(marker, isolated_tmp)

@@ -697,11 +697,11 @@ def test_cli_refuses_a_broken_policy_in_one_line(tmp_path: Path) -> None:
 
 
 def test_serve_subcommand_plugs_into_the_cli_parser() -> None:
-    from compatcheck.cli import _Parser
+    from compatcheck.cli import Parser
     from compatcheck.serve import add_serve_parser, cmd_serve
 
-    parser = _Parser(prog="compatcheck")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    parser = Parser(prog="compatcheck")
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)
     add_serve_parser(sub)
     args = parser.parse_args(
         ["serve", "--snapshot-dir", "s", "--policy", "a.yaml", "--policy", "b.yaml", "--port", "0"]

@@ -136,6 +136,6 @@ def test_scratch_databases_on_a_postgres_server_are_dropped(tmp_path, isolated_t
     assert [f for f in result.findings if f.kind == "check/unavailable"] == []
     assert (result.old.alembic_head, result.new.alembic_head) == ("1a0c0ffee001", "2b0c0ffee003")
     assert result.new.readiness is not None
-    assert result.new.readiness["/readyz"]["json"]["db_connected"] is True
+    assert result.new.readiness["/readyz"].json["db_connected"] is True
     assert scratch_databases(postgres_url) == []
     assert list(isolated_tmp.iterdir()) == []

@@ -4,17 +4,9 @@ A rollback that keeps every metric but turns ``/readyz`` into a 404, or drops th
 field a deploy gate greps for, still breaks the fleet. This check compares the probe results that
 capture stored in each snapshot; it is pure (no I/O) so a stored snapshot compares the same way.
 
-Snapshot shape (``Snapshot.readiness``), one entry per probed path::
-
-    {"/readyz": {"role": "readiness",        # or "health" for /healthz (a livenessProbe)
-                 "status": 200,               # last HTTP status, None when no HTTP answer
-                 "ready": true,               # readiness role: 2xx within the timeout
-                 "error": null,               # why there was no answer / never ready
-                 "json": {"db_connected": true},   # decoded body, None when not JSON
-                 "volatile": ["/checked_at"],      # JSON pointers whose value changed between
-                                                   # two calls (timestamps, uptimes): ignored
-                 "time_to_ready": 0.41,       # seconds from launch (command targets)
-                 "expect": {"status": [200], "json": {"db_connected": true}}}}   # declared
+What is compared: ``Snapshot.readiness``, one :class:`~compatcheck.snapshot.ProbeRecord` per
+probed path (its status, JSON body, the pointers that change on every call, whether and when it
+became ready, and the contract the config declared), read by attribute.
 
 Subjects: the endpoint path (``/readyz``) for endpoint- and status-level findings, and
 ``path#/json/pointer`` (``/readyz#/db_connected``) for body fields.
@@ -27,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from compatcheck.model import Finding
-from compatcheck.snapshot import Snapshot
+from compatcheck.snapshot import ProbeRecord, ReadinessExpectation, Snapshot
 
 _MISSING = object()
 
@@ -105,16 +97,15 @@ def _name(snap: Snapshot, fallback: str) -> str:
 
 def check_readiness(before: Snapshot, after: Snapshot) -> list[Finding]:
     """Compare the probe results of ``before`` (running now) and ``after`` (what we move to)."""
-    b_all: Mapping[str, Any] = before.readiness or {}
-    a_all: Mapping[str, Any] = after.readiness or {}
+    b_all: Mapping[str, ProbeRecord] = before.readiness or {}
+    a_all: Mapping[str, ProbeRecord] = after.readiness or {}
     b_name, a_name = _name(before, "before"), _name(after, "after")
     findings: list[Finding] = []
     for path in sorted(a_all):
         a = a_all[path]
         b = b_all.get(path)
-        a_status = a.get("status")
-        b_status = b.get("status") if b else None
-        role = a.get("role", "readiness")
+        a_status = a.status
+        b_status = b.status if b else None
         if a_status == 404 and b is not None and b_status != 404:
             findings.append(
                 Finding(
@@ -125,18 +116,14 @@ def check_readiness(before: Snapshot, after: Snapshot) -> list[Finding]:
                 )
             )
             continue
-        if role == "readiness" and not a.get("ready", False) and a_status != 404:
-            reason = a.get("error") or (f"last status {a_status}" if a_status else "no answer")
+        if a.role == "readiness" and not a.ready and a_status != 404:
+            reason = a.error or (f"last status {a_status}" if a_status else "no answer")
             findings.append(
                 Finding(
                     "readiness/not-ready",
                     path,
                     f"`{a_name}` never became ready on `{path}`: {reason}.",
-                    {
-                        "status": a_status,
-                        "error": a.get("error"),
-                        "waited": a.get("waited"),
-                    },
+                    {"status": a_status, "error": a.error, "waited": a.waited},
                 )
             )
             continue
@@ -153,32 +140,28 @@ def check_readiness(before: Snapshot, after: Snapshot) -> list[Finding]:
                     {"before_status": b_status, "after_status": a_status},
                 )
             )
-        if b is not None and b.get("json") is not None:
-            volatile = set(a.get("volatile") or ()) | set(b.get("volatile") or ())
-            after_json = a.get("json")
-            for ptr in _removed_fields(
-                b["json"], after_json if after_json is not None else {}, volatile
-            ):
+        if b is not None and b.json is not None:
+            volatile = set(a.volatile) | set(b.volatile)
+            after_json = a.json if a.json is not None else {}
+            for ptr in _removed_fields(b.json, after_json, volatile):
                 findings.append(
                     Finding(
                         "readiness/field-missing",
                         f"{path}#{ptr}",
                         f"`{path}` field `{ptr}` returned by `{b_name}` is missing "
                         f"from `{a_name}`.",
-                        {"before_value": resolve(b["json"], ptr), "pointer": ptr},
+                        {"before_value": resolve(b.json, ptr), "pointer": ptr},
                     )
                 )
-        expect = a.get("expect") or (b.get("expect") if b else None) or {}
+        expect = a.expect or (b.expect if b else None) or ReadinessExpectation()
         findings.extend(_contract(path, a, expect, a_name))
     return findings
 
 
-def _contract(
-    path: str, a: Mapping[str, Any], expect: Mapping[str, Any], name: str
-) -> list[Finding]:
+def _contract(path: str, a: ProbeRecord, expect: ReadinessExpectation, name: str) -> list[Finding]:
     out: list[Finding] = []
-    status = a.get("status")
-    wanted = list(expect.get("status") or ())
+    status = a.status
+    wanted = list(expect.status)
     if wanted and status not in wanted:
         out.append(
             Finding(
@@ -188,8 +171,8 @@ def _contract(
                 {"expected_status": wanted, "status": status},
             )
         )
-    body = a.get("json")
-    for ptr, value in _flatten(expect.get("json") or {}):
+    body = a.json
+    for ptr, value in _flatten(expect.json or {}):
         if ptr == "":
             continue
         got = resolve(body, ptr) if body is not None else _MISSING

@@ -3,29 +3,15 @@
 
 from __future__ import annotations
 
-import sys
-
-from compatcheck.errors import CompatcheckError
-from compatcheck.masking import mask_secrets
+from compatcheck.cli import Parser, run
+from compatcheck.serve import add_serve_arguments, cmd_serve
 
 
 def main() -> int:
-    from compatcheck.cli import _Parser, resource_error
-    from compatcheck.serve import add_serve_arguments, cmd_serve
-
-    parser = _Parser(prog="compatcheck serve", description="run the compatcheck policy hook")
+    parser = Parser(prog="compatcheck serve", description="run the compatcheck policy hook")
     add_serve_arguments(parser)
     args = parser.parse_args()
-    try:
-        return cmd_serve(args)
-    except CompatcheckError as exc:
-        print(f"compatcheck: error: {mask_secrets(exc)}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
-    except (MemoryError, RecursionError) as exc:
-        print(resource_error(exc), file=sys.stderr)
-        return 2
+    return run(lambda: cmd_serve(args))
 
 
 if __name__ == "__main__":

@@ -422,12 +422,12 @@ class Checker:
     # -- phase 2: evaluation (worker thread, check slot) -----------------------------------
 
     def _scrape(self, target: Target, deadline: float) -> Snapshot:
-        from compatcheck.sources import snapshot_from_metrics_url
+        from compatcheck.sources import load_source
 
         assert target.url is not None
         _check_deadline(deadline, self.settings.check_timeout)
         budget = min(self.settings.scrape_timeout, max(0.001, deadline - time.monotonic()))
-        return snapshot_from_metrics_url(target.url, label=mask_secrets(target.url), timeout=budget)
+        return load_source(target.url, label=mask_secrets(target.url), timeout=budget)
 
     def _stored(self, lookup: Lookup, role: str) -> Snapshot | None:
         req = lookup.request
