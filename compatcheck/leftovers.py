@@ -17,7 +17,8 @@ owner's pid no longer runs with that start time; :func:`sweep` removes stale lef
 ``check`` or ``migrations`` does it, and ``compatcheck cleanup`` on demand) and nothing else.
 
 ``COMPATCHECK_RUN_TAG`` (1-8 lowercase letters or digits) adds a tag to every mark: a CI job or a
-test run can then find exactly what it created on a shared server.
+test run can then find exactly what it created on a shared server. A tagged run sweeps only
+leftovers with its own tag, so concurrent jobs on one machine never act on each other's.
 """
 
 from __future__ import annotations
@@ -153,6 +154,8 @@ class Sweep:
     failed: list[str] = field(default_factory=list)
     alive: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    #: When set (``COMPATCHECK_RUN_TAG``), only leftovers carrying this tag are judged.
+    tag: str = ""
 
     def add(self, kind: str, what: str) -> None:
         self.removed.append(what)
@@ -168,7 +171,7 @@ class Sweep:
 
     def stale(self, owner: Owner | None) -> bool:
         """True for a leftover of a dead run; counts what a live run owns."""
-        if owner is None:
+        if owner is None or (self.tag and owner.tag != self.tag):
             return False
         if is_stale(owner):
             return True
@@ -260,7 +263,7 @@ def sweep_databases(result: Sweep, server_url: str, *, dry_run: bool = False) ->
 def sweep(servers: Iterable[str], *, dry_run: bool = False) -> Sweep:
     """Remove every stale leftover: processes first (they may hold the others open), then
     scratch databases on ``servers``, then temp folders."""
-    result = Sweep()
+    result = Sweep(tag=run_tag())
     sweep_processes(result, dry_run=dry_run)
     for url in dict.fromkeys(servers):
         if "://" in url and not url.startswith("sqlite"):

@@ -30,7 +30,11 @@ def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_demo_check_is_no_go_with_both_plans_and_a_bridge(tmp_path: Path) -> None:
+def test_demo_check_is_no_go_with_both_plans_and_a_bridge(
+    tmp_path: Path, isolated_tmp: Path
+) -> None:
+    # Its own temp folder: a run of this suite killed on purpose elsewhere leaves a workspace
+    # that this run would sweep and report on stderr, which -q must otherwise keep empty.
     bridge = tmp_path / "bridge.yml"
     proc = run(
         "check", "-c", str(DEMO / "compatcheck.yaml"), "--format", "json",
@@ -53,6 +57,7 @@ def test_demo_check_is_no_go_with_both_plans_and_a_bridge(tmp_path: Path) -> Non
     assert doc["old"]["build"]["version"] == "1.0.0"
     assert doc["new"]["build"]["version"] == "2.0.0"
     assert proc.stderr == ""  # -q: no progress
+    assert list(isolated_tmp.iterdir()) == []  # the workspace is gone
     assert "record: shop_orders_created_total" in bridge.read_text()
 
 

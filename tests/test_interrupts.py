@@ -395,3 +395,27 @@ def test_owner_marks_tell_dead_runs_from_live_ones() -> None:
     # Another machine's or container's pids are never judged.
     assert not leftovers.is_stale(leftovers.Owner("0" * 8, gone.pid, 1))
     assert leftovers.parse("compatcheck_0a1b2c3d4e5f") is None  # unmarked: never removed
+
+
+def test_a_tagged_run_sweeps_only_leftovers_with_its_own_tag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two CI jobs sharing a machine each set their own ``COMPATCHECK_RUN_TAG``: neither acts on
+    the other's leftovers, even dead ones (the other job's cleanup is its own to report)."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    space, start = leftovers.pid_space(), 1
+    mine = tmp_path / f"compatcheck-aaa_{space}_{gone.pid}_{start}-x1"
+    theirs = tmp_path / f"compatcheck-bbb_{space}_{gone.pid}_{start}-x2"
+    untagged = tmp_path / f"compatcheck-{space}_{gone.pid}_{start}-x3"
+    for folder in (mine, theirs, untagged):
+        folder.mkdir()
+    monkeypatch.setenv(leftovers.TAG_ENV, "aaa")
+    result = leftovers.Sweep(tag=leftovers.run_tag())
+    leftovers.sweep_temp(result, folder=str(tmp_path))
+    assert result.removed == [f"temp folder {mine}"]
+    assert theirs.exists() and untagged.exists()
+    # Untagged (a person's run, `compatcheck cleanup`): every dead run's leftovers.
+    result = leftovers.Sweep()
+    leftovers.sweep_temp(result, folder=str(tmp_path))
+    assert sorted(result.removed) == sorted([f"temp folder {theirs}", f"temp folder {untagged}"])
