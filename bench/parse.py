@@ -1,27 +1,39 @@
-"""Benchmark: compatcheck's exposition reader against prometheus_client's parser.
+"""Benchmark: compatcheck's exposition reader against prometheus_client and promtool.
 
-Generates a realistic text-format 0.0.4 exposition (≈300 families, a third of the samples in
-histograms, label sets like ``method``/``path``/``status``/``instance``/``pod``) of ``--size-mb``
-megabytes, then, in the same run, measures on that one text:
+Three inputs, each measured in the same run against the references:
 
-* throughput (MB/s, best of ``--repeat`` runs each, without tracemalloc, which slows allocations
-  several-fold and would distort the comparison) of ``parse_text``, ``parse_stream`` (64 KiB
-  byte chunks, as ``httpx.Response.iter_bytes`` yields them) and
-  ``prometheus_client.parser.text_string_to_metric_families`` (its generator consumed fully,
-  families dropped as they come, which is its cheapest use);
-* peak memory of each under tracemalloc (the input text and chunk list are allocated before
-  tracing starts, so only what the parser itself allocates is counted).
+* **repetitive**: a generated text-format 0.0.4 exposition (≈300 families, a third of the
+  samples in histograms, label sets like ``method``/``path``/``status``/``instance``/``pod`` that
+  repeat across series) of ``--size-mb`` megabytes;
+* **high-cardinality**: generated like cAdvisor's or kube-state-metrics' output, every series
+  with its own container id, path and instance (no label set repeats);
+* **real-world**: an exposition captured from a real exporter (node_exporter, committed under
+  ``fixtures/expositions/realworld/``), parsed many times per run because it is small.
 
-Run: ``python bench/parse.py [--size-mb 35] [--repeat 3]``. It is a benchmark, not a test: it prints
-a table and the ratios against the targets (≥ 15× throughput, ≤ 1/5 peak memory) and exits 0.
+For each: throughput (MB/s, min/median/max over ``--repeat`` runs, without tracemalloc, which
+slows allocations several-fold) of ``parse_text``, ``parse_stream`` (64 KiB byte chunks, as
+``httpx.Response.iter_bytes`` yields them), ``prometheus_client``'s parser (its generator
+consumed fully, families dropped as they come, its cheapest use) and, where installed,
+``promtool check metrics`` (whole process, resident set); peak memory under tracemalloc (the
+input is allocated before tracing starts). Targets: ≥ 90 MB/s repetitive, ≥ 40 MB/s
+high-cardinality, memory flat in the number of samples (printed as the peak at full vs half
+size).
+
+Run: ``python bench/parse.py [--size-mb 35] [--repeat 5]``. It is a benchmark, not a test: it
+prints the tables and ratios and exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
+import shutil
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -149,6 +161,42 @@ def generate_exposition(size_mb: float, seed: int = 42) -> str:
     return "".join(out)
 
 
+def generate_high_cardinality(size_mb: float, seed: int = 7) -> str:
+    """A 0.0.4 exposition shaped like cAdvisor's or kube-state-metrics': every series has its own
+    container id, filesystem path and instance address, so no label set repeats."""
+    rng = random.Random(seed)
+    names = [
+        ("container_fs_reads_bytes_total", "counter"),
+        ("container_fs_writes_bytes_total", "counter"),
+        ("container_memory_working_set_bytes", "gauge"),
+        ("container_cpu_usage_seconds_total", "counter"),
+        ("kube_pod_container_status_restarts_total", "counter"),
+        ("container_network_receive_bytes_total", "counter"),
+    ]
+    per_family = int(size_mb * 1_000_000 / 215 / len(names)) + 1
+    out: list[str] = []
+    for name, kind in names:
+        out.append(f"# HELP {name} {name.replace('_', ' ')}.\n# TYPE {name} {kind}\n")
+        for _ in range(per_family):
+            pod = f"{rng.getrandbits(64):016x}"
+            out.append(
+                f'{name}{{container="c{rng.randrange(40)}",'
+                f'id="/kubepods/burstable/pod{pod}/{rng.getrandbits(48):012x}",'
+                f'image="registry.example.com/team/app:{rng.randrange(400)}",'
+                f'instance="10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}:10250",'
+                f'namespace="ns-{rng.randrange(30)}",pod="app-{pod[:10]}"}} '
+                f"{rng.randrange(10**10)}\n"
+            )
+    return "".join(out)
+
+
+#: An exposition captured from a real exporter (node_exporter 1.5.0, Debian's package, on this
+#: machine; see fixtures/expositions/realworld/README.md).
+REAL_WORLD = (
+    Path(__file__).resolve().parent.parent / "fixtures/expositions/realworld/node_exporter.prom"
+)
+
+
 def _chunks(data: bytes, size: int = 65536) -> list[bytes]:
     return [data[i : i + size] for i in range(0, len(data), size)]
 
@@ -160,14 +208,17 @@ def _consume_prometheus_client(text: str) -> int:
     return n
 
 
-def _best_time(fn: Callable[[], object], repeat: int) -> float:
-    best = float("inf")
+def _times(fn: Callable[[], object], repeat: int, inner: int = 1) -> list[float]:
+    """Seconds per call of ``fn`` over ``repeat`` runs (each the mean of ``inner`` calls, so that
+    a small input is timed over enough work)."""
+    out = []
     for _ in range(repeat):
         gc.collect()
         t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+        for _ in range(inner):
+            fn()
+        out.append((time.perf_counter() - t0) / inner)
+    return out
 
 
 def _peak(fn: Callable[[], object]) -> int:
@@ -184,51 +235,108 @@ def _iter(chunks: list[bytes]) -> Iterator[bytes]:
     yield from chunks
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--size-mb", type=float, default=35.0, help="exposition size (default 35)")
-    ap.add_argument("--repeat", type=int, default=3, help="timing runs per parser (best is kept)")
-    ap.add_argument(
-        "--skip-reference", action="store_true", help="measure only compatcheck (quick iteration)"
+def _promtool(data: bytes, repeat: int) -> tuple[list[float], int] | None:
+    """``promtool check metrics`` reading the exposition on stdin, whole process: wall times and
+    its peak resident set in bytes (0 when GNU time is not installed to measure it: a child's
+    ``ru_maxrss`` from ``wait4`` starts from its parent's, which Linux carries across exec).
+    None when promtool is not installed."""
+    exe = shutil.which("promtool")
+    if exe is None:
+        return None
+    gnu_time = shutil.which("time") or (
+        "/usr/bin/time" if os.path.exists("/usr/bin/time") else None
     )
-    args = ap.parse_args(argv)
+    times, rss = [], 0
+    with tempfile.TemporaryDirectory() as tmp:
+        exposition, measured = Path(tmp, "in.prom"), Path(tmp, "rss")
+        exposition.write_bytes(data)
+        for _ in range(repeat):
+            argv = [exe, "check", "metrics"]
+            if gnu_time:
+                argv = [gnu_time, "-f", "%M", "-o", str(measured), *argv]
+            with exposition.open("rb") as stdin:
+                t0 = time.perf_counter()
+                subprocess.run(argv, stdin=stdin, capture_output=True, check=False)
+                times.append(time.perf_counter() - t0)
+            if gnu_time:
+                rss = max(rss, int(measured.read_text().split()[-1]) * 1024)
+    return times, rss
 
-    text = generate_exposition(args.size_mb)
+
+def _row(name: str, mb: float, times: list[float], peak: int) -> str:
+    lo, med, hi = min(times), statistics.median(times), max(times)
+    return f"{name:<26}{mb / hi:>8.1f}{mb / med:>8.1f}{mb / lo:>8.1f}{peak / 1e6:>10.2f}"
+
+
+def measure(label: str, text: str, args: argparse.Namespace, target: float) -> float:
+    """Print one input's table; returns our median MB/s (parse_text)."""
     data = text.encode()
     chunks = _chunks(data)
     mb = len(data) / 1e6
     schema = parse_text(text)
-    n_samples = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
-    n_hist = sum(
-        1 for line in text.splitlines() if line and not line.startswith("#") and "duration" in line
-    )
-    print(
-        f"exposition: {mb:.1f} MB, {len(schema.families)} families, {n_samples} samples "
-        f"({n_hist / n_samples:.0%} in histograms), "
-        f"{sum(f.series for f in schema.families.values())} series"
-    )
     assert parse_stream(_iter(chunks)) == schema, "parse_stream and parse_text disagree"
-
-    rows: list[tuple[str, float, int]] = []
-    t = _best_time(lambda: parse_text(text), args.repeat)
-    rows.append(("compatcheck parse_text", t, _peak(lambda: parse_text(text))))
-    t = _best_time(lambda: parse_stream(_iter(chunks)), args.repeat)
-    rows.append(("compatcheck parse_stream", t, _peak(lambda: parse_stream(_iter(chunks)))))
+    samples = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+    series = sum(f.series for f in schema.families.values())
+    # A small input is parsed many times per timing so each run is ≥ about 0.2 s of work.
+    inner = max(1, int(4 / max(mb, 0.01)))
+    print(
+        f"\n## {label}: {mb:.2f} MB, {len(schema.families)} families, {samples} samples, "
+        f"{series} series" + (f" (timed {inner}x per run)" if inner > 1 else "")
+    )
+    print(f"{'parser':<26}{'MB/s min':>8}{'med':>8}{'max':>8}{'peak MB':>10}")
+    ours = _times(lambda: parse_text(text), args.repeat, inner)
+    print(_row("compatcheck parse_text", mb, ours, _peak(lambda: parse_text(text))))
+    streamed = _times(lambda: parse_stream(_iter(chunks)), args.repeat, inner)
+    peak_stream = _peak(lambda: parse_stream(_iter(chunks)))
+    print(_row("compatcheck parse_stream", mb, streamed, peak_stream))
+    med = mb / statistics.median(ours)
     if not args.skip_reference:
-        # Best of the same number of runs: its speed varies more from run to run than ours.
-        t = _best_time(lambda: _consume_prometheus_client(text), args.repeat)
-        rows.append(("prometheus_client", t, _peak(lambda: _consume_prometheus_client(text))))
-
-    print(f"\n{'parser':<28}{'seconds':>10}{'MB/s':>10}{'peak MB':>10}")
-    for name, secs, peak in rows:
-        print(f"{name:<28}{secs:>10.3f}{mb / secs:>10.1f}{peak / 1e6:>10.2f}")
-    if not args.skip_reference:
-        ref_t, ref_peak = rows[-1][1], rows[-1][2]
+        ref = _times(lambda: _consume_prometheus_client(text), args.repeat, inner)
+        ref_peak = _peak(lambda: _consume_prometheus_client(text))
+        print(_row("prometheus_client", mb, ref, ref_peak))
+        tool = _promtool(data, args.repeat)
+        if tool is not None:
+            print(_row("promtool check metrics*", mb, tool[0], tool[1]))
+        ratio = statistics.median(ref) / statistics.median(ours)
         print(
-            f"\n{'ratio vs prometheus_client':<28}{'speed':>10}{'memory':>10}   target: ≥15x, ≤0.20"
+            f"ratio (medians): {ratio:.1f}x prometheus_client's speed, "
+            f"{_peak(lambda: parse_text(text)) / ref_peak:.3f}x its peak memory"
+            + (
+                f"; {statistics.median(tool[0]) / statistics.median(ours):.1f}x promtool's speed"
+                if tool is not None
+                else ""
+            )
         )
-        for name, secs, peak in rows[:-1]:
-            print(f"{name:<28}{ref_t / secs:>9.1f}x{peak / ref_peak:>10.3f}")
+    if target:
+        verdict = "met" if med >= target else "NOT met"
+        print(f"target: >= {target:.0f} MB/s (median parse_text): {med:.1f} MB/s, {verdict}")
+    return med
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--size-mb", type=float, default=35.0, help="generated inputs' size (35)")
+    ap.add_argument("--repeat", type=int, default=5, help="timing runs per parser (5)")
+    ap.add_argument(
+        "--skip-reference", action="store_true", help="measure only compatcheck (quick iteration)"
+    )
+    args = ap.parse_args(argv)
+    measure("repetitive (generated)", generate_exposition(args.size_mb), args, 90)
+    high = generate_high_cardinality(args.size_mb)
+    measure("high-cardinality (generated)", high, args, 40)
+    if REAL_WORLD.is_file():
+        measure("real-world (node_exporter capture)", REAL_WORLD.read_text(), args, 0)
+    # Memory flat in the number of samples: the same shape at half the size must peak alike.
+    half = generate_high_cardinality(args.size_mb / 2)
+    full_peak = _peak(lambda: parse_text(high))
+    half_peak = _peak(lambda: parse_text(half))
+    print(
+        f"\nmemory vs samples (high-cardinality): peak {half_peak / 1e6:.2f} MB at "
+        f"{len(half) / 1e6:.0f} MB, {full_peak / 1e6:.2f} MB at {len(high) / 1e6:.0f} MB "
+        f"(ratio {full_peak / max(half_peak, 1):.2f}; flat is about 1)"
+    )
+    if not args.skip_reference and shutil.which("promtool"):
+        print("* promtool: whole process (start-up included), peak = resident set")
     return 0
 
 

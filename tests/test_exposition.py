@@ -16,7 +16,6 @@ from compatcheck.exposition import (
     parse_stream,
     parse_text,
     read_exposition_file,
-    reader,
     stream,
 )
 from compatcheck.model import LABEL_VALUE_CAP, MetricFamily, MetricsSchema
@@ -502,15 +501,26 @@ def test_label_value_cap_marks_high_cardinality() -> None:
     assert len(fam.label_values["id"]) == LABEL_VALUE_CAP
 
 
-def test_high_cardinality_cache_eviction_keeps_results(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reader, "HC_CACHE_LIMIT", 5)
-    lines = [f'm{{pod="p{i % 100}",a="x"}} 1' for i in range(300)]
-    lines += [f'n{{pod="p{i}",a="y"}} 1' for i in range(100)]
+def test_high_cardinality_values_take_the_fast_path_only_when_plain() -> None:
+    """Once a key is past the cap, its pieces are accepted by a character check alone; a value
+    with an escape, a quote or a bad piece after it must still reach the exact path."""
+    lines = [f'm{{pod="p{i}",a="x"}} 1' for i in range(LABEL_VALUE_CAP + 50)]
+    lines += [f'n{{pod="p{i % 100}",a="y"}} 1' for i in range(300)]
+    lines += ['m{pod="with \\"quote\\"",a="x"} 1', 'm{pod="back\\\\slash",a="z"} 1']
     schema = both_paths("\n".join(lines) + "\n")
     assert schema.families["m"].high_cardinality == ("pod",)
-    assert schema.families["m"].label_values == {"a": ("x",)}
+    assert schema.families["m"].label_values == {"a": ("x", "z")}
+    assert schema.families["m"].series == LABEL_VALUE_CAP + 52
     assert schema.families["n"].high_cardinality == ("pod",)
-    assert schema.families["m"].series == 300
+    assert schema.families["n"].series == 300
+    # A high-cardinality piece does not hide a broken one after it.
+    bad = [f'm{{pod="p{i}"}} 1' for i in range(LABEL_VALUE_CAP + 2)] + ['m{pod="p0",a=x"} 1']
+    line, reason = error_of("\n".join(bad) + "\n")
+    assert (line, reason) == (LABEL_VALUE_CAP + 3, "label value of `a` is not quoted")
+    # Pieces that split cleanly on `",` but are not valid label syntax: a stray quote, and a
+    # backslash that escapes the closing quote.
+    for broken in ('m{pod="p1"x",a="y"} 1', 'm{pod="p1\\",a="y"} 1'):
+        assert error_of("\n".join([*bad[:-1], broken]) + "\n")[0] == LABEL_VALUE_CAP + 3
 
 
 # -- sample syntax -----------------------------------------------------------------------------

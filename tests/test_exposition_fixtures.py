@@ -151,3 +151,28 @@ def test_all_entry_points_agree_on_the_fixtures() -> None:
         schema = read_exposition_file(path)
         assert parse_text(data.decode()) == schema
         assert parse_stream(data[i : i + 100] for i in range(0, len(data), 100)) == schema
+
+
+def test_a_real_node_exporter_capture_matches_prometheus_client() -> None:
+    """node_exporter 1.5.0's own output, captured byte for byte: family names, types, label keys
+    and series counts as prometheus_client reads them, on both of our reader's paths."""
+    path = FIXTURES / "realworld" / "node_exporter.prom"
+    text = path.read_text()
+    ref: dict[str, tuple[str, list[str], int]] = {}
+    for mf in text_string_to_metric_families(text):
+        name = mf.name + "_total" if mf.type == "counter" else mf.name
+        keys = sorted({k for s in mf.samples for k in s.labels} - {"le", "quantile"})
+        series = {
+            tuple(sorted((k, v) for k, v in s.labels.items() if k not in ("le", "quantile")))
+            for s in mf.samples
+        }
+        ref[name] = (mf.type, keys, len(series))
+    ours = read_exposition_file(path).families
+    got = {
+        n: ("unknown" if f.type == "untyped" else f.type, list(f.labels), f.series)
+        for n, f in ours.items()
+    }
+    assert got == ref
+    assert len(got) == 283
+    data = text.encode()
+    assert parse_stream(data[i : i + 4096] for i in range(0, len(data), 4096)).families == ours

@@ -82,6 +82,8 @@ _VAR = re.compile(
     r"\$(?:\{(?P<braced>[A-Za-z_]\w*)(?::[^}]*)?\}|(?P<plain>[A-Za-z_]\w*))"
     r"|\[\[(?P<old>[A-Za-z_]\w*)(?::[^\]]*)?\]\]"
 )
+#: Every character that can change the scanner's state in :func:`substitute_variables`.
+_SPECIAL = re.compile(r"[$\[\]\"'`\\]")
 _NUMERIC_BUILTINS = frozenset(
     {"__interval_ms", "__range_s", "__range_ms", "__rate_interval_ms", "__from", "__to"}
 )
@@ -104,6 +106,14 @@ def substitute_variables(text: str, numeric: bool = False) -> str:
     quote = ""
     depth = 0
     while i < n:
+        # Only these characters change state or start a variable: copy the run before them.
+        special = _SPECIAL.search(text, i)
+        if special is None:
+            out.append(text[i:])
+            break
+        if special.start() > i:
+            out.append(text[i : special.start()])
+            i = special.start()
         c = text[i]
         if quote:
             if c == "\\" and quote != "`":

@@ -53,7 +53,7 @@ class Family:
 
     __slots__ = (
         "hc",
-        "hc_cached",
+        "hc_prefixes",
         "help",
         "implicit",
         "last",
@@ -75,14 +75,24 @@ class Family:
         self.unit: str | None = None
         self.values: dict[str, set[str]] = {}
         self.hc: set[str] = set()
+        #: ``key="`` of every high-cardinality key: the fast path accepts such a piece after a
+        #: character check alone, with no cache (its values are mostly new on every line).
+        self.hc_prefixes: tuple[str, ...] = ()
         #: Cache of ``key="value`` pieces (fast-path form) already folded into ``values``.
         self.pieces: set[str] = set()
-        #: The pieces of high-cardinality keys in ``pieces`` (evictable).
-        self.hc_cached: set[str] = set()
         #: Last fast-path label body folded in: the buckets, ``_sum`` and ``_count`` of one
         #: series share it, so most histogram lines skip label work entirely.
         self.last = ""
         self.sinks: list[Sink] = []
+
+    def mark_high_cardinality(self, key: str) -> None:
+        """Keep only ``key`` itself from now on: its values are ids, not a contract."""
+        self.hc.add(key)
+        self.values.pop(key, None)
+        prefix = key + '="'
+        self.pieces = {p for p in self.pieces if not p.startswith(prefix)}
+        # `__name__` never takes the fast path (a quoted name inside the braces).
+        self.hc_prefixes = tuple(k + '="' for k in sorted(self.hc) if k != "__name__")
 
     def has_samples(self) -> bool:
         return any(s.n or s.bounds for s in self.sinks)

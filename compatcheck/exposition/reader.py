@@ -42,10 +42,6 @@ from compatcheck.model import LABEL_VALUE_CAP, MetricsSchema
 
 #: Longest ``# HELP`` text kept: help is stored in the schema and shown in reports.
 MAX_HELP_CHARS = 1 << 16
-#: Recently seen ``key="value`` pieces of high-cardinality labels kept (all families together)
-#: so that repeated pod/instance values hit the cache; past it those cache entries are dropped.
-HC_CACHE_LIMIT = 8192
-
 # Trap: CPython 3.11 compiles `NAME.match(x)` to a bound-method lookup (LOAD_ATTR) instead of
 # LOAD_METHOD when NAME was imported (it may be a module), one allocation per call. The pattern
 # is imported from the grammar, so its method is bound once here for the per-piece hot path.
@@ -76,7 +72,6 @@ class Reader:
         self.ts_re = TS_OM_RE if self.openmetrics else TS_TEXT_RE
         self.eof_line = 0
         self.lines = 0
-        self.hc_cached = 0
 
     # -- fast path -------------------------------------------------------------------------
 
@@ -130,7 +125,8 @@ class Reader:
                         if not body or body == fam.last:
                             bounds[bound] = bounds.get(bound, 0) + 1
                             continue
-                        if fam.pieces.issuperset(body.split('",')) or self._add_pieces(fam, body):
+                        pieces = body.split('",')
+                        if fam.pieces.issuperset(pieces) or self._add_pieces(fam, pieces):
                             fam.last = body
                             bounds[bound] = bounds.get(bound, 0) + 1
                             continue
@@ -138,56 +134,49 @@ class Reader:
                 elif body == fam.last:
                     sink.n += 1
                     continue
-                elif fam.pieces.issuperset(body.split('",')) or self._add_pieces(fam, body):
-                    fam.last = body
-                    sink.n += 1
-                    continue
+                else:
+                    pieces = body.split('",')
+                    if fam.pieces.issuperset(pieces) or self._add_pieces(fam, pieces):
+                        fam.last = body
+                        sink.n += 1
+                        continue
             self._slow(line, lineno)
             prev = "\n"
         self.lines = lineno
 
-    def _add_pieces(self, fam: Family, body: str) -> bool:
-        """Fold a fast-path label body into ``fam``; False if any piece needs the slow path."""
-        pieces = body.split('",')
+    def _add_pieces(self, fam: Family, pieces: list[str]) -> bool:
+        """Fold the ``key="value`` pieces of a fast-path label body into ``fam``; False if one
+        needs the slow path (whatever was folded before it is folded again there, harmlessly:
+        values are sets)."""
+        known = fam.pieces
+        hc_prefixes = fam.hc_prefixes
         for piece in pieces:
+            if piece in known:
+                continue
+            if hc_prefixes and piece.startswith(hc_prefixes):
+                # A high-cardinality key: its name is known valid, so the piece is valid when
+                # the value holds no quote or backslash (the prefix holds the one `"`; a
+                # newline cannot occur inside a line). Nothing is stored: only the key counts.
+                if piece.count('"') != 1 or "\\" in piece:
+                    return False
+                continue
             if _match_piece(piece) is None or piece.startswith('__name__="'):
                 return False
-        known = fam.pieces
-        for piece in pieces:
-            if piece not in known:
-                key, _, value = piece.partition('="')
-                self._add_value(fam, key, value, piece)
+            key, _, value = piece.partition('="')
+            self._add_value(fam, key, value, piece)
         return True
 
     def _add_value(self, fam: Family, key: str, value: str, piece: str | None) -> None:
         if key in fam.hc:
-            if piece is not None:
-                fam.pieces.add(piece)
-                fam.hc_cached.add(piece)
-                self.hc_cached += 1
-                if self.hc_cached > HC_CACHE_LIMIT:
-                    self._evict_hc_cache()
             return
         values = fam.values.get(key)
         if values is None:
             values = fam.values[key] = set()
         values.add(value)
         if len(values) > LABEL_VALUE_CAP:
-            # Past the cap the values are ids, not a contract: keep only the key.
-            fam.hc.add(key)
-            del fam.values[key]
-            prefix = key + '="'
-            fam.pieces = {p for p in fam.pieces if not p.startswith(prefix)}
+            fam.mark_high_cardinality(key)
         elif piece is not None:
             fam.pieces.add(piece)
-
-    def _evict_hc_cache(self) -> None:
-        for fam in self.order:
-            if fam.hc_cached:
-                fam.pieces -= fam.hc_cached
-                fam.hc_cached = set()
-                fam.last = ""
-        self.hc_cached = 0
 
     # -- slow path -------------------------------------------------------------------------
 
@@ -348,8 +337,7 @@ class Reader:
             for value in values:
                 self._add_value(fam, key, value, None)
         for key in other.hc:
-            fam.hc.add(key)
-            fam.values.pop(key, None)
+            fam.mark_high_cardinality(key)
         if fam.help is None:
             fam.help = other.help
         other.sinks = []
