@@ -44,6 +44,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from compatcheck.checks.consumers import BUCKET_DEPENDENT, QUERY_BROKEN
 from compatcheck.consumers.bridge import (
     family_renames,
     label_renames,
@@ -62,9 +63,6 @@ from compatcheck.model import (
     parse_bound,
     sort_findings,
 )
-
-QUERY_BROKEN = "consumers/query-broken"
-BUCKET_DEPENDENT = "consumers/bucket-dependent"
 
 _HISTOGRAMS = ("histogram", "gaugehistogram")
 # A missing label needed for these reasons empties the result (a matcher selects nothing, a
@@ -362,13 +360,34 @@ def _matches_empty(op: str, value: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Judgement:
+    """What the consumers make of a transition: two lists, for the two checks that report them."""
+
+    #: The metric findings, each with the consumers it breaks attached.
+    metrics: list[Finding]
+    #: ``consumers/*`` findings (parse errors from loading included), sorted.
+    consumers: list[Finding]
+
+
 def check_consumers(
     consumers: ConsumerSet,
     before: MetricsSchema,
     after: MetricsSchema,
     metric_findings: Sequence[Finding],
 ) -> list[Finding]:
-    """``metric_findings`` with the consumers each one breaks, plus the consumers/* findings.
+    """``metric_findings`` with the consumers each one breaks, plus the consumers/* findings."""
+    judged = judge_consumers(consumers, before, after, metric_findings)
+    return judged.metrics + judged.consumers
+
+
+def judge_consumers(
+    consumers: ConsumerSet,
+    before: MetricsSchema,
+    after: MetricsSchema,
+    metric_findings: Sequence[Finding],
+) -> Judgement:
+    """The consumers each metric finding breaks, and the consumers/* findings.
 
     The schemas are the source of truth for what breaks; ``metric_findings`` only contribute the
     renames (for the rewrite and the bridge) and receive the consumers they explain. Parse errors
@@ -404,7 +423,7 @@ def check_consumers(
                 new.append(_finding(kind, subject, chosen, renames))
 
     enriched = [_attach(f, per_subject, consumers) for f in metric_findings]
-    return enriched + sort_findings([*consumers.findings, *new])
+    return Judgement(enriched, sort_findings([*consumers.findings, *new]))
 
 
 def _attach(

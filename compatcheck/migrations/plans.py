@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from compatcheck.checks.migrations import NEW_DATA_REMOVED
 from compatcheck.migrations.section import (
     ERA_ROWS,
     Exchange,
@@ -35,8 +36,6 @@ from compatcheck.migrations.section import (
     TrialSetup,
 )
 from compatcheck.model import Finding, sort_findings
-
-NEW_DATA_REMOVED = "migrations/new-data-removed"
 
 #: Finding kinds that make each plan unsafe.
 BLOCKERS: dict[str, frozenset[str]] = {
