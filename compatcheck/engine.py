@@ -25,6 +25,7 @@ from compatcheck.rules import CheckContext, metrics_comparable
 from compatcheck.snapshot import Snapshot
 
 if TYPE_CHECKING:
+    from compatcheck.artifact.section import ArtifactSection
     from compatcheck.consumers import ConsumerSet
     from compatcheck.migrations.section import MigrationsSection
 
@@ -45,6 +46,8 @@ class EvaluateOptions:
     extra_findings: Sequence[Finding] = ()
     #: The report's ``migrations`` section, when migrations were inspected.
     migrations: MigrationsSection | None = None
+    #: The report's ``artifact`` section, when OLD's artifact was inspected.
+    artifact: ArtifactSection | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
     extras: Mapping[str, Any] = field(default_factory=dict)
     #: See :attr:`compatcheck.report.Report.anchor`.
@@ -113,6 +116,7 @@ def evaluate(old: Snapshot, new: Snapshot, options: EvaluateOptions | None = Non
         new,
         opts,
         migrations=migrations,
+        artifact=opts.artifact,
         consumers=_consumers(opts, before, after),
         recorded=tuple(opts.extra_findings),
     )
@@ -144,6 +148,7 @@ def evaluate(old: Snapshot, new: Snapshot, options: EvaluateOptions | None = Non
         timings=timings,
         expired_waivers=tuple(outcome.expired_waivers),
         unused_waivers=tuple(outcome.unused_waivers),
+        artifact=opts.artifact,
         extras=opts.extras,
         anchor=opts.anchor,
         notes=capture_notes(old, new),

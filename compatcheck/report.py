@@ -15,6 +15,7 @@ from compatcheck.model import Finding
 from compatcheck.policy import Waiver
 
 if TYPE_CHECKING:
+    from compatcheck.artifact.section import ArtifactSection
     from compatcheck.migrations.section import MigrationsSection, Plan
 
 REPORT_SCHEMA = "compatcheck.report/v1"
@@ -95,7 +96,9 @@ class Report:
     timings: Mapping[str, float] = field(default_factory=dict)
     expired_waivers: tuple[Waiver, ...] = ()
     unused_waivers: tuple[Waiver, ...] = ()
-    #: Extra sections other layers add (bridge rewrites, rollback command...), rendered as-is.
+    #: What was verified about OLD's artifact, and the rollback command.
+    artifact: ArtifactSection | None = None
+    #: Extra sections other layers add (bridge rewrites...), rendered as-is.
     extras: Mapping[str, Any] = field(default_factory=dict)
     #: The file a finding without a location of its own points at (the config, NEW's exposition
     #: or snapshot): code scanning and workflow annotations need a file for every result.
@@ -161,5 +164,7 @@ class Report:
             out["migrations"] = self.migrations.to_json()
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.artifact is not None:
+            out["artifact"] = self.artifact.to_json()
         out.update(self.extras)
         return out

@@ -13,10 +13,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from compatcheck.artifact import inspect_artifact
+from compatcheck.artifact.section import ArtifactSection
 from compatcheck.capture.codeonly import Trial, unrunnable
 from compatcheck.capture.target import Outcome, TargetCapture
 from compatcheck.checks.build import check_expected_build
@@ -48,8 +49,8 @@ class CheckResult:
     findings: list[Finding]
     migrations: MigrationsSection | None
     timings: dict[str, float]
-    #: Report sections beside the findings (``artifact``: reference, digest, rollback command).
-    extras: dict[str, Any] = field(default_factory=dict)
+    #: What was verified about OLD's artifact (reference, digest, rollback command).
+    artifact: ArtifactSection | None = None
 
     @property
     def unavailable(self) -> bool:
@@ -69,7 +70,7 @@ class CheckResult:
                 extra_findings=(*opts.extra_findings, *self.findings),
                 migrations=self.migrations,
                 timings={**opts.timings, **self.timings},
-                extras={**opts.extras, **self.extras},
+                artifact=self.artifact or opts.artifact,
             ),
         )
 
@@ -136,16 +137,16 @@ def run_check(config: Config, *, progress: Progress | None = None) -> CheckResul
             )
         findings += mig_findings
     timings["teardown"] = teardown
-    extras: dict[str, Any] = {}
+    artifact: ArtifactSection | None = None
     if config.old.artifact:
         t0 = time.monotonic()
         progress.step(f"old {config.old.label}", "inspecting the artifact")
         art = inspect_artifact(config.old.artifact, build=old.snapshot.build, role="old")
         findings += art.findings
-        extras["artifact"] = art.section
+        artifact = art.section
         timings["artifact"] = time.monotonic() - t0
     timings["capture"] = time.monotonic() - started
-    return CheckResult(old.snapshot, new.snapshot, findings, migrations_section, timings, extras)
+    return CheckResult(old.snapshot, new.snapshot, findings, migrations_section, timings, artifact)
 
 
 def _build_mismatches(config: Config, old: Outcome, new: Outcome) -> list[Finding]:
