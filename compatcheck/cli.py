@@ -476,10 +476,9 @@ def _finish(args: argparse.Namespace, report: Any, out: IO[str]) -> int:
     else:
         out.write(text)
     if report.unavailable:
-        for rf in report.findings:
-            if rf.finding.kind in ("check/unavailable", "metrics/exposition-invalid"):
-                line = f"compatcheck: could not evaluate: {rf.finding.message}"
-                print(mask_secrets(line), file=sys.stderr)
+        for rf in report.cannot_tell():
+            line = f"compatcheck: could not evaluate: {rf.finding.message}"
+            print(mask_secrets(line), file=sys.stderr)
         return EXIT_UNAVAILABLE
     if args.output and not args.quiet:
         counts = report.counts

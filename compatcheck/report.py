@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from compatcheck import __version__
 from compatcheck.catalogue import SEVERITY_RANK
+from compatcheck.checks.availability import UNAVAILABLE_KINDS
 from compatcheck.model import Finding
 from compatcheck.policy import Waiver
 
@@ -19,9 +20,6 @@ if TYPE_CHECKING:
     from compatcheck.migrations.section import MigrationsSection, Plan
 
 REPORT_SCHEMA = "compatcheck.report/v1"
-
-#: Kinds that mean "could not evaluate": their presence makes the CLI exit 3, not 1.
-UNAVAILABLE_KINDS = frozenset({"check/unavailable", "metrics/exposition-invalid"})
 
 
 @dataclass(frozen=True)
@@ -129,13 +127,22 @@ class Report:
                 out[rf.severity] += 1
         return out
 
+    def cannot_tell(self) -> list[RatedFinding]:
+        """The findings saying something could not be evaluated (neither waived nor off).
+
+        The one definition of "unavailable": the CLI prints these and exits 3, the hook answers
+        "cannot tell yet" with the first, SARIF marks the run unsuccessful.
+        """
+        return [
+            rf
+            for rf in self.findings
+            if rf.finding.kind in UNAVAILABLE_KINDS and not rf.waived and rf.severity != "off"
+        ]
+
     @property
     def unavailable(self) -> bool:
         """True when something could not be evaluated (the CLI exits 3)."""
-        return any(
-            rf.finding.kind in UNAVAILABLE_KINDS and not rf.waived and rf.severity != "off"
-            for rf in self.findings
-        )
+        return bool(self.cannot_tell())
 
     def visible(self) -> list[RatedFinding]:
         """Findings a person should see: everything not switched off."""

@@ -20,6 +20,7 @@ from compatcheck.artifact import inspect_artifact
 from compatcheck.artifact.section import ArtifactSection
 from compatcheck.capture.codeonly import Trial, unrunnable
 from compatcheck.capture.target import Outcome, TargetCapture
+from compatcheck.checks.availability import UNAVAILABLE
 from compatcheck.checks.build import check_expected_build
 from compatcheck.config import Config, target_script_location
 from compatcheck.engine import EvaluateOptions, evaluate
@@ -51,10 +52,6 @@ class CheckResult:
     timings: dict[str, float]
     #: What was verified about OLD's artifact (reference, digest, rollback command).
     artifact: ArtifactSection | None = None
-
-    @property
-    def unavailable(self) -> bool:
-        return any(f.kind == "check/unavailable" for f in self.findings)
 
     def evaluate(self, options: EvaluateOptions | None = None) -> Report:
         """Judge this run: the snapshots plus what capture found and measured, under ``options``.
@@ -234,7 +231,7 @@ def _migrations_job(
 
 
 def _plain_unavailable(subject: str, reason: str) -> Finding:
-    return Finding("check/unavailable", subject, f"{reason}.", {"reason": reason})
+    return Finding(UNAVAILABLE, subject, f"{reason}.", {"reason": reason})
 
 
 def capture_snapshot(config: Config, which: str, *, progress: Progress | None = None) -> Snapshot:

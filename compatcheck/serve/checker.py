@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from compatcheck.errors import CompatcheckError, InputError, UnavailableError
 from compatcheck.masking import mask_secrets
-from compatcheck.report import UNAVAILABLE_KINDS, Report
+from compatcheck.report import Report
 from compatcheck.serve.metrics import HookMetrics
 from compatcheck.serve.settings import ServeSettings
 from compatcheck.snapshot import Snapshot
@@ -565,14 +565,8 @@ def _done(outcome: Outcome) -> asyncio.Future[Outcome]:
 def outcome_of(report: Report) -> Outcome:
     """The bytes and one-line summary every endpoint answers with."""
     data = report.to_json()
-    unavailable = None
-    if report.unavailable:
-        first = next(
-            rf
-            for rf in report.findings
-            if rf.finding.kind in UNAVAILABLE_KINDS and not rf.waived and rf.severity != "off"
-        )
-        unavailable = first.finding.message
+    cannot_tell = report.cannot_tell()
+    unavailable = cannot_tell[0].finding.message if cannot_tell else None
     blocking = [rf for rf in report.findings if rf.counts_against(report.fail_on)]
     if report.go:
         summary = f"go: rollback {report.new.label} → {report.old.label} is safe"
