@@ -51,14 +51,9 @@ from compatcheck.errors import (
 )
 from compatcheck.jsondoc import JsonError, parse_json
 from compatcheck.masking import mask_secrets
-from compatcheck.serve.checker import (
-    Checker,
-    CheckRequest,
-    Outcome,
-    parse_check_request,
-    parse_flagger_request,
-)
+from compatcheck.serve.checker import Checker, Outcome
 from compatcheck.serve.metrics import HookMetrics, endpoint_of
+from compatcheck.serve.requests import CheckRequest, parse_check_request, parse_flagger_request
 from compatcheck.serve.settings import ServeSettings
 
 _OPEN_PATHS = frozenset({"/healthz", "/metrics"})

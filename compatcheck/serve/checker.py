@@ -48,23 +48,21 @@ from compatcheck.errors import (
     InputError,
     InternalError,
     NotFoundError,
-    RefusedError,
     UnavailableError,
     UsageError,
 )
 from compatcheck.masking import mask_secrets
 from compatcheck.report import Report
 from compatcheck.serve.metrics import HookMetrics
+from compatcheck.serve.requests import CheckRequest, Target
 from compatcheck.serve.settings import ServeSettings
 from compatcheck.snapshot import Snapshot
-from compatcheck.store import SnapshotStore, validate_name
+from compatcheck.store import SnapshotStore
 
 if TYPE_CHECKING:
     from compatcheck.consumers import ConsumerSet
     from compatcheck.policy import Policy
 
-_REQUEST_KEYS = ("service", "old", "new", "direction")
-_TARGET_KEYS = ("version", "url")
 #: A file whose size, mtime and ctime last changed longer ago than this is trusted unchanged while
 #: they stay the same; a younger one is read again on every check (see :class:`_FileCache`).
 _RACY_NS = 2_000_000_000
@@ -72,22 +70,6 @@ _RACY_NS = 2_000_000_000
 #: that cached verdicts keep flowing while slow evaluations hold every check slot.
 LOOKUPS_PER_CHECK = 8
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Target:
-    """One side of a check: a stored version, or (when allowed) a metrics URL to scrape."""
-
-    version: str | None = None
-    url: str | None = None
-
-
-@dataclass(frozen=True)
-class CheckRequest:
-    service: str
-    old: Target
-    new: Target
-    direction: str = "rollback"
 
 
 @dataclass(frozen=True)
@@ -102,78 +84,6 @@ class Outcome:
     #: One line naming the first blocking findings, for Flagger's 412 and logs.
     summary: str
     cached: bool = False
-
-
-def _target(value: object, role: str, allow_url: bool) -> Target:
-    if not isinstance(value, dict):
-        raise UsageError(f'`{role}` must be an object like {{"version": "v1"}}')
-    unknown = sorted(set(value) - set(_TARGET_KEYS))
-    if unknown:
-        raise UsageError(f"unknown key `{unknown[0]}` in `{role}` (expected version or url)")
-    if ("version" in value) == ("url" in value):
-        raise UsageError(f"`{role}` needs exactly one of `version` or `url`")
-    if "version" in value:
-        return Target(version=validate_name(value["version"], f"{role} version"))
-    url = value["url"]
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 2048:
-        raise UsageError(f"`{role}.url` must be an http(s) URL")
-    if not allow_url:
-        raise RefusedError(
-            "url targets are disabled on this server (the operator can enable --allow-url-targets)"
-        )
-    return Target(url=url)
-
-
-def parse_check_request(body: object, *, allow_url: bool) -> CheckRequest:
-    """Validate a ``/v1/check`` body; unknown keys are errors (a typo must not pass silently)."""
-    if not isinstance(body, dict):
-        raise UsageError("request body must be a JSON object")
-    unknown = sorted(set(body) - set(_REQUEST_KEYS))
-    if unknown:
-        raise UsageError(
-            f"unknown key `{unknown[0]}` in request (expected: {', '.join(_REQUEST_KEYS)})"
-        )
-    for key in ("service", "old", "new"):
-        if key not in body:
-            raise UsageError(f"request needs `{key}`")
-    service = validate_name(body["service"], "service")
-    direction = body.get("direction", "rollback")
-    if direction not in ("rollback", "deploy"):
-        raise UsageError("`direction` must be rollback or deploy")
-    return CheckRequest(
-        service,
-        _target(body["old"], "old", allow_url),
-        _target(body["new"], "new", allow_url),
-        direction,
-    )
-
-
-def parse_flagger_request(body: object) -> CheckRequest:
-    """Flagger's webhook payload: ``name``, ``namespace``, ``phase``, ``metadata`` (strings).
-
-    The service is ``metadata.service`` or else the canary's ``name``; ``metadata.old`` and
-    ``metadata.new`` name the stored versions. Other keys Flagger sends (``checksum``, ``type``)
-    are ignored: Flagger's payload grows between releases.
-    """
-    if not isinstance(body, dict):
-        raise UsageError("request body must be a JSON object")
-    meta = body.get("metadata")
-    if not isinstance(meta, dict):
-        raise UsageError("flagger payload needs `metadata` with `old` and `new` versions")
-    service = meta.get("service") or body.get("name")
-    if not service:
-        raise UsageError("flagger payload needs `name` (or `metadata.service`)")
-    for key in ("old", "new"):
-        if not meta.get(key):
-            raise UsageError(f"flagger payload needs `metadata.{key}` (a stored version)")
-    check: dict[str, Any] = {
-        "service": service,
-        "old": {"version": meta["old"]},
-        "new": {"version": meta["new"]},
-    }
-    if "direction" in meta:
-        check["direction"] = meta["direction"]
-    return parse_check_request(check, allow_url=False)
 
 
 class _FileCache:
