@@ -45,6 +45,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from compatcheck.checks.consumers import BUCKET_DEPENDENT, QUERY_BROKEN
+from compatcheck.checks.metrics import (
+    BUCKETS_CHANGED,
+    FAMILY_REMOVED,
+    LABEL_REMOVED,
+    RENAMED,
+    TYPE_CHANGED,
+)
 from compatcheck.consumers.bridge import (
     family_renames,
     label_renames,
@@ -76,9 +83,9 @@ _PHRASE = {
     "mislabeled": "loses a label it groups or joins on",
 }
 # metrics/* kinds and which consumer problems they explain
-_FAMILY_KINDS = frozenset({"metrics/family-removed", "metrics/renamed", "metrics/type-changed"})
-_LABEL_KINDS = frozenset({"metrics/label-removed"})
-_BUCKET_KINDS = frozenset({"metrics/buckets-changed"})
+_FAMILY_KINDS = frozenset({FAMILY_REMOVED, RENAMED, TYPE_CHANGED})
+_LABEL_KINDS = frozenset({LABEL_REMOVED})
+_BUCKET_KINDS = frozenset({BUCKETS_CHANGED})
 
 
 @dataclass(frozen=True, slots=True)
