@@ -245,7 +245,7 @@ def test_tag_resolves_to_its_digest_for_the_rollback_command(pushed: Pushed) -> 
     r = inspect_artifact({"image": image, "kubernetes": K8S}, build=BUILD, timeout=5)
     assert _pairs(r) == {("artifact/not-pinned", image)}
     assert r.section.image.digest == pushed.v1
-    assert r.section.image.source == f"registry `{pushed.registry.url}`"
+    assert r.section.source == f"registry `{pushed.registry.url}`"
     assert r.section.rollback_command == (
         f"kubectl set image deployment/shop app={pushed.registry.host}/team/shop@{pushed.v1}"
     )
@@ -278,7 +278,7 @@ def test_docker_manifest_list_and_v2_manifest(pushed: Pushed) -> None:
     r = inspect_artifact({"image": image}, build=BUILD)
     assert _pairs(r) == set()
     assert r.section.contents.media_type == DOCKER_LIST
-    assert r.section.contents.metadata["org.opencontainers.image.revision"] == REVISION
+    assert r.section.metadata["org.opencontainers.image.revision"] == REVISION
 
 
 def test_registry_override_keeps_the_written_repository(pushed: Pushed) -> None:

@@ -32,7 +32,14 @@ from compatcheck.artifact.rollback import (
     parse_kubernetes,
     symlink_command,
 )
-from compatcheck.artifact.section import ArtifactSection, ImageContents, ImageRecord
+from compatcheck.artifact.section import (
+    REQUIRED_LABELS,
+    REVISION,
+    VERSION,
+    ArtifactSection,
+    ImageRecord,
+    identity_labels,
+)
 from compatcheck.checks.artifact import METADATA_MISSING, NOT_PINNED, VERSION_MISMATCH
 from compatcheck.checks.availability import UNAVAILABLE
 from compatcheck.errors import UsageError
@@ -47,11 +54,6 @@ __all__ = [
     "parse_reference",
 ]
 
-REVISION = "org.opencontainers.image.revision"
-VERSION = "org.opencontainers.image.version"
-CREATED = "org.opencontainers.image.created"
-#: The OCI pre-defined annotation keys that identify a build; order is the report's order.
-REQUIRED_LABELS = (REVISION, VERSION, CREATED)
 SPEC_KEYS = ("image", "oci_layout", "registry", "release", "kubernetes")
 #: A short git sha is accepted as the same revision as the full one from this many hex digits.
 _SHORT_SHA = 7
@@ -79,18 +81,6 @@ def _same_version(a: str, b: str) -> bool:
     return a.strip().removeprefix("v") == b.strip().removeprefix("v")
 
 
-def _metadata(info: ImageInfo) -> tuple[dict[str, str], dict[str, str]]:
-    """Identity values and where each came from: config label first, then annotations."""
-    values: dict[str, str] = {}
-    sources: dict[str, str] = {}
-    for key in REQUIRED_LABELS:
-        if info.labels.get(key):
-            values[key], sources[key] = info.labels[key], "label"
-        elif info.annotations.get(key):
-            values[key], sources[key] = info.annotations[key], "annotation"
-    return values, sources
-
-
 def _check_image(
     ref: ImageReference | None,
     subject: str,
@@ -98,7 +88,7 @@ def _check_image(
     build: Mapping[str, str],
 ) -> list[Finding]:
     findings: list[Finding] = []
-    values, _ = _metadata(info)
+    values, _ = identity_labels(info)
     missing = [k for k in REQUIRED_LABELS if k not in values]
     if missing:
         names = ", ".join(f"`{k}`" for k in missing)
@@ -180,7 +170,7 @@ def _parse_spec(spec: Mapping[str, Any]) -> _Spec:
 class _ImageOutcome:
     findings: list[Finding]
     image: ImageRecord
-    contents: ImageContents | None
+    contents: ImageInfo | None
     pinned_reference: str | None
     command: str | None
 
@@ -215,20 +205,8 @@ def _inspect_image(
     subject = ref.written if ref is not None else str(spec.layout)
     info, findings = _read_image(spec, role, timeout, insecure)
     digest = ref.digest if ref and ref.digest else None
-    contents = None
     if info is not None:
         digest = digest or info.digest
-        values, sources = _metadata(info)
-        contents = ImageContents(
-            media_type=info.media_type,
-            manifest_digest=info.manifest_digest,
-            config_digest=info.config_digest,
-            platform=info.platform,
-            labels=dict(info.labels),
-            annotations=dict(info.annotations),
-            metadata={k: values.get(k) for k in REQUIRED_LABELS},
-            metadata_source=sources,
-        )
         findings += _check_image(ref, subject, info, build)
     if ref is not None and not ref.pinned:
         hint = f"; pin it as `{ref.pinned_form(digest)}`" if digest else ""
@@ -246,7 +224,6 @@ def _inspect_image(
         tag=ref.tag if ref else None,
         pinned=ref.pinned if ref else False,
         digest=digest,
-        source=info.source if info is not None else None,
     )
     # The command is given only for a digest that was read and verified just now: a pinned
     # reference the registry no longer serves would make a command that cannot succeed.
@@ -255,7 +232,7 @@ def _inspect_image(
         pinned = ref.pinned_form(digest)
         if spec.k8s is not None:
             command = kubectl_command(spec.k8s, pinned)
-    return _ImageOutcome(findings, image, contents, pinned, command)
+    return _ImageOutcome(findings, image, info, pinned, command)
 
 
 def inspect_artifact(
@@ -300,7 +277,7 @@ def inspect_artifact(
 
 
 def _no_command_reason(spec: _Spec, section: ArtifactSection) -> str:
-    if spec.ref is not None and (section.image is None or section.image.source is None):
+    if spec.ref is not None and section.source is None:
         return "the image could not be read, so no verified rollback command is given"
     if spec.k8s is None:
         return "no `kubernetes` target is configured; deploy `pinned_reference` by your own means"

@@ -11,9 +11,10 @@ always were; the section ends with the rollback commands.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from compatcheck.artifact.oci import ImageInfo
 from compatcheck.artifact.rollback import KubernetesTarget
 
 #: The image keys every section with an image writes (null when not known).
@@ -22,9 +23,28 @@ _IMAGE_KEYS = ("reference", "canonical", "tag", "pinned", "digest", "source")
 _READ_KEYS = ("media_type", "manifest_digest", "config_digest", "platform")
 
 
+REVISION = "org.opencontainers.image.revision"
+VERSION = "org.opencontainers.image.version"
+CREATED = "org.opencontainers.image.created"
+#: The OCI pre-defined annotation keys that identify a build; order is the report's order.
+REQUIRED_LABELS = (REVISION, VERSION, CREATED)
+
+
+def identity_labels(info: ImageInfo) -> tuple[dict[str, str], dict[str, str]]:
+    """Identity values and where each came from: config label first, then annotations."""
+    values: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    for key in REQUIRED_LABELS:
+        if info.labels.get(key):
+            values[key], sources[key] = info.labels[key], "label"
+        elif info.annotations.get(key):
+            values[key], sources[key] = info.annotations[key], "annotation"
+    return values, sources
+
+
 @dataclass(frozen=True)
 class ImageRecord:
-    """The image reference as configured, and what reading it gave."""
+    """The image reference as configured, and the digest it names or resolved to."""
 
     reference: str | None
     canonical: str | None = None
@@ -32,27 +52,9 @@ class ImageRecord:
     pinned: bool = False
     #: The digest named in the reference, else the one the image resolved to.
     digest: str | None = None
-    #: Where the image was read (``registry``/``oci-layout`` and its location); None: unread.
-    source: str | None = None
     #: The keys to write: all of them, unless this was read back from a section that lacked
     #: some (one written by hand or by an older compatcheck), which stay absent on the way out.
     keys: tuple[str, ...] = _IMAGE_KEYS
-
-
-@dataclass(frozen=True)
-class ImageContents:
-    """What the image's manifest and config say (only when the image could be read)."""
-
-    media_type: str | None
-    manifest_digest: str | None
-    config_digest: str | None
-    platform: str | None
-    labels: Mapping[str, str] = field(default_factory=dict)
-    annotations: Mapping[str, str] = field(default_factory=dict)
-    #: The OCI identity keys (revision, version, created) and their values, None when missing.
-    metadata: Mapping[str, str | None] = field(default_factory=dict)
-    #: Where each value came from: ``label`` or ``annotation``.
-    metadata_source: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,8 @@ class ArtifactSection:
     """The report's ``artifact`` section: the image and/or release, and how to roll back."""
 
     image: ImageRecord | None = None
-    contents: ImageContents | None = None
+    #: The image as read (manifest, config, labels); None when it could not be read.
+    contents: ImageInfo | None = None
     #: The reference pinned to the digest just verified (``reg/shop@sha256:...``).
     pinned_reference: str | None = None
     kubernetes: KubernetesTarget | None = None
@@ -123,6 +126,24 @@ class ArtifactSection:
         return self.rollback_commands[0] if self.rollback_commands else None
 
     @property
+    def source(self) -> str | None:
+        """Where the image was read (registry or OCI layout); None when it was not read."""
+        return self.contents.source if self.contents is not None else None
+
+    @property
+    def metadata(self) -> dict[str, str | None]:
+        """The OCI identity labels (revision, version, created), None for each one missing."""
+        if self.contents is None:
+            return {}
+        values, _ = identity_labels(self.contents)
+        return {k: values.get(k) for k in REQUIRED_LABELS}
+
+    @property
+    def metadata_source(self) -> dict[str, str]:
+        """Where each identity value came from: ``label`` or ``annotation``."""
+        return identity_labels(self.contents)[1] if self.contents is not None else {}
+
+    @property
     def what(self) -> str:
         """What was verified, in one phrase: the reference (→ its pinned form), or the binary."""
         ref = (self.image.reference if self.image else None) or (
@@ -134,14 +155,16 @@ class ArtifactSection:
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.image is not None:
-            out.update({k: getattr(self.image, k) for k in _IMAGE_KEYS if k in self.image.keys})
+            i = self.image
+            facts = (i.reference, i.canonical, i.tag, i.pinned, i.digest, self.source)
+            out.update((k, v) for k, v in zip(_IMAGE_KEYS, facts, strict=True) if k in i.keys)
         if self.contents is not None:
             c = self.contents
             out.update({k: getattr(c, k) for k in _READ_KEYS})
             out["labels"] = dict(sorted(c.labels.items()))
             out["annotations"] = dict(sorted(c.annotations.items()))
-            out["metadata"] = dict(c.metadata)
-            out["metadata_source"] = dict(c.metadata_source)
+            out["metadata"] = self.metadata
+            out["metadata_source"] = self.metadata_source
         if self.pinned_reference is not None:
             out["pinned_reference"] = self.pinned_reference
         if self.kubernetes is not None:
@@ -170,17 +193,20 @@ class ArtifactSection:
                 tag=data.get("tag"),
                 pinned=bool(data.get("pinned")),
                 digest=data.get("digest"),
-                source=data.get("source"),
                 keys=keys,
             )
         contents = None
         if "media_type" in data:
-            contents = ImageContents(
-                **{k: data.get(k) for k in _READ_KEYS},
+            # The identity labels (``metadata``) are derived from the labels and annotations.
+            contents = ImageInfo(
+                digest=str(data.get("digest") or ""),
+                media_type=data["media_type"],
+                manifest_digest=data["manifest_digest"],
+                config_digest=data["config_digest"],
+                platform=data.get("platform"),
                 labels=dict(data.get("labels") or {}),
                 annotations=dict(data.get("annotations") or {}),
-                metadata=dict(data.get("metadata") or {}),
-                metadata_source=dict(data.get("metadata_source") or {}),
+                source=str(data.get("source") or ""),
             )
         k8s = data.get("kubernetes")
         release = data.get("release")

@@ -281,8 +281,8 @@ def artifact_summary(report: Report) -> tuple[str, list[str], str | None] | None
     if art is None:
         return None
     what = art.what
-    if art.image is not None and art.image.source:
-        what += f" ({art.image.source})"
+    if art.source:
+        what += f" ({art.source})"
     return what, list(art.rollback_commands), art.rollback_note or None
 
 
