@@ -3,6 +3,11 @@
 The CLI, the HTTP hook and the Python API all call :func:`evaluate`; nothing else decides a
 verdict. Capture (starting services, scraping, running migrations) happens before, and hands in
 snapshots plus the findings and sections it produced itself.
+
+The findings come from running every check of the rule registry (:mod:`compatcheck.checks`)
+over one :class:`~compatcheck.rules.CheckContext`; nothing here knows one area from another.
+Policy then rates them, the migration plans say which ones a safe plan makes non-blocking, and
+the verdict follows from ``fail_on``.
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ class EvaluateOptions:
     #: ``ConsumerSet`` already loaded (the hook loads each version of its files once).
     consumers: Sequence[str | Path] | ConsumerSet = ()
     fail_on: str = "error"
-    #: Findings produced during capture (readiness expectations, migrations, unavailable...).
+    #: Findings capture recorded (migrations, artifact, unavailable parts...); each enters the
+    #: report through the check that owns its kind (a kind no check owns is refused).
     extra_findings: Sequence[Finding] = ()
     #: The report's ``migrations`` section, when migrations were inspected.
     migrations: MigrationsSection | None = None
