@@ -187,9 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_rules(args: argparse.Namespace, out: IO[str]) -> int:
     import json
 
-    from compatcheck.catalogue import load_catalogue, render_markdown_table
+    from compatcheck.catalogue import render_markdown_table
+    from compatcheck.checks import catalogued_rules
 
-    cat = load_catalogue()
+    cat = catalogued_rules()
     if args.format == "json":
         out.write(json.dumps([r.to_json() for r in cat.values()], indent=2) + "\n")
     elif args.format == "markdown":
@@ -203,8 +204,9 @@ def _cmd_rules(args: argparse.Namespace, out: IO[str]) -> int:
 
 def _cmd_explain(args: argparse.Namespace, out: IO[str]) -> int:
     from compatcheck.catalogue import get_rule
+    from compatcheck.checks import catalogued_rules
 
-    rule = get_rule(args.kind)
+    rule = catalogued_rules().get(args.kind) or get_rule(args.kind)
     sev = rule.severity + (
         f" ({rule.without_consumers} when nothing uses it)" if rule.without_consumers else ""
     )
@@ -474,10 +476,9 @@ def _finish(args: argparse.Namespace, report: Any, out: IO[str]) -> int:
     else:
         out.write(text)
     if report.unavailable:
-        for rf in report.findings:
-            if rf.finding.kind in ("check/unavailable", "metrics/exposition-invalid"):
-                line = f"compatcheck: could not evaluate: {rf.finding.message}"
-                print(mask_secrets(line), file=sys.stderr)
+        for rf in report.cannot_tell():
+            line = f"compatcheck: could not evaluate: {rf.finding.message}"
+            print(mask_secrets(line), file=sys.stderr)
         return EXIT_UNAVAILABLE
     if args.output and not args.quiet:
         counts = report.counts

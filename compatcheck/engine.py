@@ -3,37 +3,38 @@
 The CLI, the HTTP hook and the Python API all call :func:`evaluate`; nothing else decides a
 verdict. Capture (starting services, scraping, running migrations) happens before, and hands in
 snapshots plus the findings and sections it produced itself.
+
+The findings come from running every check of the rule registry (:mod:`compatcheck.checks`)
+over one :class:`~compatcheck.rules.CheckContext`; nothing here knows one area from another.
+Policy then rates them, the migration plans say which ones a safe plan makes non-blocking, and
+the verdict follows from ``fail_on``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compatcheck.catalogue import SEVERITIES
-from compatcheck.checks.metrics import check_metrics
-from compatcheck.checks.readiness import check_readiness
+from compatcheck.checks import REGISTRY, registered_kinds
 from compatcheck.errors import UsageError
 from compatcheck.masking import mask_secrets
 from compatcheck.model import Finding, sort_findings
 from compatcheck.policy import Policy, default_policy, rate_findings
 from compatcheck.report import RatedFinding, Report, VersionInfo
+from compatcheck.rules import CheckContext, metrics_comparable
 from compatcheck.snapshot import Snapshot
 
 if TYPE_CHECKING:
+    from compatcheck.artifact.section import ArtifactSection
     from compatcheck.consumers import ConsumerSet
     from compatcheck.migrations.section import MigrationsSection
 
 DIRECTIONS = ("rollback", "deploy")
-
-SnapshotCheck = Callable[[Snapshot, Snapshot], list[Finding]]
-
-#: Pure checks over the two snapshots, called as ``check(before, after)``.
-SNAPSHOT_CHECKS: list[SnapshotCheck] = [check_readiness]
 
 
 @dataclass(frozen=True)
@@ -46,61 +47,18 @@ class EvaluateOptions:
     #: ``ConsumerSet`` already loaded (the hook loads each version of its files once).
     consumers: Sequence[str | Path] | ConsumerSet = ()
     fail_on: str = "error"
-    #: Findings produced during capture (readiness expectations, migrations, unavailable...).
+    #: Findings capture recorded (migrations, artifact, unavailable parts...); each enters the
+    #: report through the check that owns its kind (a kind no check owns is refused).
     extra_findings: Sequence[Finding] = ()
     #: The report's ``migrations`` section, when migrations were inspected.
     migrations: MigrationsSection | None = None
+    #: The report's ``artifact`` section, when OLD's artifact was inspected.
+    artifact: ArtifactSection | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
     extras: Mapping[str, Any] = field(default_factory=dict)
     #: See :attr:`compatcheck.report.Report.anchor`.
     anchor: str = ""
     today: dt.date | None = None
-
-
-def _unavailable_findings(role: str, snap: Snapshot) -> list[Finding]:
-    out = []
-    source = mask_secrets(snap.source)  # a snapshot written by hand may still carry a token
-    for part, reason in sorted(snap.unavailable.items()):
-        out.append(
-            Finding(
-                "check/unavailable",
-                f"{role}:{part}",
-                f"{role.upper()} {part} could not be checked: {reason}",
-                {"version": role, "part": part, "reason": reason, "source": source},
-            )
-        )
-    if snap.metrics is not None and snap.metrics.errors:
-        out.append(
-            Finding(
-                "metrics/exposition-invalid",
-                role,
-                f"{role.upper()} exposition `{source}` is invalid: {snap.metrics.errors[0]}",
-                {"version": role, "source": source, "errors": list(snap.metrics.errors)},
-            )
-        )
-    elif _is_empty(snap) and "metrics" not in snap.unavailable:
-        reason = f"`{snap.source or snap.label or role}` exposes no metric families"
-        out.append(
-            Finding(
-                "check/unavailable",
-                f"{role}:metrics",
-                f"{role.upper()} metrics could not be checked: {reason} "
-                "(an empty exposition proves nothing).",
-                {"version": role, "part": "metrics", "reason": reason, "source": snap.source},
-            )
-        )
-    return out
-
-
-def _is_empty(snap: Snapshot) -> bool:
-    """Captured, valid, and without a single family: an empty file, an empty 200 body, a page
-    of comments. Trap: comparing it would call everything removed, or (both empty) prove
-    compatibility by having nothing to compare; it is "cannot tell" instead."""
-    return snap.metrics is not None and not snap.metrics.errors and not snap.metrics.families
-
-
-def _metrics_comparable(snap: Snapshot) -> bool:
-    return snap.metrics is not None and not snap.metrics.errors and not _is_empty(snap)
 
 
 #: A capture is flagged (the report's first line) when it has under a quarter of the other's
@@ -115,7 +73,7 @@ def capture_notes(old: Snapshot, new: Snapshot) -> tuple[str, ...]:
     Still judged (a release may really drop most of its metrics), but a person must know the
     verdict rests on a capture that may be partial (wrong port, a scrape before warm-up).
     """
-    if not (_metrics_comparable(old) and _metrics_comparable(new)):
+    if not (metrics_comparable(old) and metrics_comparable(new)):
         return ()
     assert old.metrics is not None and new.metrics is not None
     n_old, n_new = len(old.metrics.families), len(new.metrics.families)
@@ -128,6 +86,19 @@ def capture_notes(old: Snapshot, new: Snapshot) -> tuple[str, ...]:
     )
 
 
+def _consumers(opts: EvaluateOptions, before: Snapshot, after: Snapshot) -> ConsumerSet | None:
+    """The consumers to judge: loaded now unless given loaded, None when there are none or the
+    metrics cannot be compared (nothing to judge them against)."""
+    if not opts.consumers or not (metrics_comparable(before) and metrics_comparable(after)):
+        return None
+    # Imported here: PromQL parsing (~0.15 s) is only needed when consumers were given.
+    from compatcheck.consumers import ConsumerSet, load_consumers
+
+    if isinstance(opts.consumers, ConsumerSet):
+        return opts.consumers
+    return load_consumers(opts.consumers)
+
+
 def evaluate(old: Snapshot, new: Snapshot, options: EvaluateOptions | None = None) -> Report:
     """Judge the transition NEW → OLD (rollback) or OLD → NEW (deploy) and return the report."""
     opts = options or EvaluateOptions()
@@ -136,41 +107,7 @@ def evaluate(old: Snapshot, new: Snapshot, options: EvaluateOptions | None = Non
     if opts.fail_on not in SEVERITIES or opts.fail_on == "off":
         raise UsageError(f"--fail-on must be error, warning or info, got {opts.fail_on!r}")
     started = time.perf_counter()
-    rollback = opts.direction == "rollback"
-    before, after = (new, old) if rollback else (old, new)
-
-    findings: list[Finding] = []
-    findings += _unavailable_findings("old", old)
-    findings += _unavailable_findings("new", new)
-    metric_findings: list[Finding] = []
-    comparable = _metrics_comparable(before) and _metrics_comparable(after)
-    if comparable:
-        assert before.metrics is not None and after.metrics is not None
-        metric_findings = check_metrics(before.metrics, after.metrics, rollback=rollback)
-    for check in SNAPSHOT_CHECKS:
-        findings += check(before, after)
-    findings += opts.extra_findings
-
-    consumers_known = False
-    if opts.consumers and comparable:
-        assert before.metrics is not None and after.metrics is not None
-        from compatcheck.consumers import ConsumerSet, check_consumers, load_consumers
-
-        consumer_set = (
-            opts.consumers
-            if isinstance(opts.consumers, ConsumerSet)
-            else load_consumers(opts.consumers)
-        )
-        # "Nothing uses it" means something only when consumers were actually read: an empty or
-        # wrong folder must not turn every removed family into a mere warning.
-        consumers_known = bool(consumer_set.expressions)
-        findings += check_consumers(consumer_set, before.metrics, after.metrics, metric_findings)
-    else:
-        findings += metric_findings
-
-    ordered = sort_findings(findings)
-    policy = opts.policy or default_policy()
-    outcome = rate_findings(ordered, policy, consumers_known=consumers_known, today=opts.today)
+    before, after = (new, old) if opts.direction == "rollback" else (old, new)
     migrations = opts.migrations
     relaxed: frozenset[str] = frozenset()
     if migrations is not None:
@@ -180,6 +117,25 @@ def evaluate(old: Snapshot, new: Snapshot, options: EvaluateOptions | None = Non
 
         migrations = for_direction(migrations, opts.direction)
         relaxed = non_blocking_kinds(migrations.plans, opts.direction)
+    ctx = CheckContext(
+        old,
+        new,
+        opts,
+        migrations=migrations,
+        artifact=opts.artifact,
+        consumers=_consumers(opts, before, after),
+        recorded=tuple(opts.extra_findings),
+    )
+    findings = [f for c in REGISTRY.values() for f in c.run(ctx)]
+    unclaimed = sorted({f.kind for f in ctx.recorded} - registered_kinds().keys())
+    if unclaimed:
+        raise ValueError(f"finding kind {unclaimed[0]!r} is owned by no registered check")
+    # "Nothing uses it" means something only when consumers were actually read: an empty or
+    # wrong folder must not turn every removed family into a mere warning.
+    consumers_known = ctx.consumers is not None and bool(ctx.consumers.expressions)
+    ordered = sort_findings(findings)
+    policy = opts.policy or default_policy()
+    outcome = rate_findings(ordered, policy, consumers_known=consumers_known, today=opts.today)
     rated = tuple(
         RatedFinding(f, r.severity, r.waiver, blocking=f.kind not in relaxed)
         for f, r in zip(ordered, outcome.ratings, strict=True)
@@ -198,6 +154,7 @@ def evaluate(old: Snapshot, new: Snapshot, options: EvaluateOptions | None = Non
         timings=timings,
         expired_waivers=tuple(outcome.expired_waivers),
         unused_waivers=tuple(outcome.unused_waivers),
+        artifact=opts.artifact,
         extras=opts.extras,
         anchor=opts.anchor,
         notes=capture_notes(old, new),

@@ -1,7 +1,9 @@
 """Errors that end a run, each carrying the exit code DESIGN.md assigns to it.
 
-Only the CLI turns these into an exit code; the library raises them so that the HTTP hook and the
-Python API can map the same conditions onto their own contracts (status codes, exceptions).
+Only the CLI turns these into an exit code, and only the hook's web layer
+(:mod:`compatcheck.serve.app`) turns them into HTTP statuses; the library raises them so that
+the CLI, the hook and the Python API map the same conditions onto their own contracts. Nothing
+below the web layer knows HTTP.
 """
 
 from __future__ import annotations
@@ -23,8 +25,31 @@ class InputError(UsageError):
     """An input file or URL could not be read or parsed; the message names the input (exit 2)."""
 
 
+class NotFoundError(InputError):
+    """A named thing does not exist: no stored snapshot for a service and version (exit 2)."""
+
+
+class RefusedError(UsageError):
+    """A request for something this installation is configured not to do (exit 2)."""
+
+
 class UnavailableError(CompatcheckError):
     """Something compatcheck needed could not be reached or evaluated (exit 3)."""
+
+    exit_code = 3
+
+
+class BusyError(UnavailableError):
+    """Every slot for this kind of work is taken; the same request later may well succeed."""
+
+
+class DeadlineExceeded(UnavailableError):
+    """The work did not finish within its time limit."""
+
+
+class InternalError(CompatcheckError):
+    """Compatcheck's own inputs are broken (the server's configuration, a snapshot it stored):
+    neither the caller's fault nor a passing condition (exit 3)."""
 
     exit_code = 3
 

@@ -11,16 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from compatcheck import __version__
 from compatcheck.catalogue import SEVERITY_RANK
+from compatcheck.checks.availability import UNAVAILABLE_KINDS
 from compatcheck.model import Finding
 from compatcheck.policy import Waiver
 
 if TYPE_CHECKING:
+    from compatcheck.artifact.section import ArtifactSection
     from compatcheck.migrations.section import MigrationsSection, Plan
 
 REPORT_SCHEMA = "compatcheck.report/v1"
-
-#: Kinds that mean "could not evaluate": their presence makes the CLI exit 3, not 1.
-UNAVAILABLE_KINDS = frozenset({"check/unavailable", "metrics/exposition-invalid"})
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,9 @@ class Report:
     timings: Mapping[str, float] = field(default_factory=dict)
     expired_waivers: tuple[Waiver, ...] = ()
     unused_waivers: tuple[Waiver, ...] = ()
-    #: Extra sections other layers add (bridge rewrites, rollback command...), rendered as-is.
+    #: What was verified about OLD's artifact, and the rollback command.
+    artifact: ArtifactSection | None = None
+    #: Extra sections other layers add (bridge rewrites...), rendered as-is.
     extras: Mapping[str, Any] = field(default_factory=dict)
     #: The file a finding without a location of its own points at (the config, NEW's exposition
     #: or snapshot): code scanning and workflow annotations need a file for every result.
@@ -126,13 +127,22 @@ class Report:
                 out[rf.severity] += 1
         return out
 
+    def cannot_tell(self) -> list[RatedFinding]:
+        """The findings saying something could not be evaluated (neither waived nor off).
+
+        The one definition of "unavailable": the CLI prints these and exits 3, the hook answers
+        "cannot tell yet" with the first, SARIF marks the run unsuccessful.
+        """
+        return [
+            rf
+            for rf in self.findings
+            if rf.finding.kind in UNAVAILABLE_KINDS and not rf.waived and rf.severity != "off"
+        ]
+
     @property
     def unavailable(self) -> bool:
         """True when something could not be evaluated (the CLI exits 3)."""
-        return any(
-            rf.finding.kind in UNAVAILABLE_KINDS and not rf.waived and rf.severity != "off"
-            for rf in self.findings
-        )
+        return bool(self.cannot_tell())
 
     def visible(self) -> list[RatedFinding]:
         """Findings a person should see: everything not switched off."""
@@ -161,5 +171,7 @@ class Report:
             out["migrations"] = self.migrations.to_json()
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.artifact is not None:
+            out["artifact"] = self.artifact.to_json()
         out.update(self.extras)
         return out

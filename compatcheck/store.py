@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
-from compatcheck.errors import InputError, UnavailableError
+from compatcheck.errors import InputError, NotFoundError, UnavailableError
 from compatcheck.masking import mask_secrets
 from compatcheck.scrape import USER_AGENT
 from compatcheck.snapshot import Snapshot, parse_snapshot
@@ -34,8 +34,8 @@ DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 DEFAULT_TIMEOUT = 10.0
 
 
-class NotFound(InputError):
-    """No stored snapshot for this service/version (the hook answers 404, the CLI exits 2)."""
+#: No stored snapshot for this service/version (the CLI exits 2; the hook answers "not found").
+NotFound = NotFoundError
 
 
 def validate_name(value: object, what: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from compatcheck.artifact import inspect_artifact
+from compatcheck.artifact.section import ArtifactSection
 from compatcheck.errors import InputError, UsageError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "oci"
@@ -63,11 +64,11 @@ def test_labelled_tag_is_only_not_pinned_and_resolves_to_the_index_digest() -> N
         build=BUILD,
     )
     assert _pairs(r) == {("artifact/not-pinned", "reg/shop:v1")}
-    assert r.section["digest"] == digest
-    assert r.section["platform"] == "linux/amd64"
+    assert r.section.image.digest == digest
+    assert r.section.contents.platform == "linux/amd64"
     # The amd64 config, not the arm64 one listed first (whose revision is all f's).
-    assert r.section["metadata"]["org.opencontainers.image.revision"] == BUILD["revision"]
-    assert r.section["rollback_command"] == (
+    assert r.section.metadata["org.opencontainers.image.revision"] == BUILD["revision"]
+    assert r.section.rollback_command == (
         f"kubectl set image deployment/shop app=reg/shop@{digest} -n prod"
     )
     (finding,) = r.findings
@@ -87,8 +88,8 @@ def test_pinned_digest_with_matching_build_is_clean() -> None:
         build={"version": "v1.2.0", "revision": BUILD["revision"][:12]},
     )
     assert _pairs(r) == set()
-    assert r.section["pinned"] is True
-    assert r.section["rollback_command"] == (
+    assert r.section.image.pinned is True
+    assert r.section.rollback_command == (
         f"kubectl set image deployment/shop app=reg.example:5000/team/shop@{digest}"
     )
 
@@ -101,10 +102,10 @@ def test_no_revision_label_is_metadata_missing() -> None:
     }
     missing = next(f for f in r.findings if f.kind == "artifact/metadata-missing")
     assert missing.evidence["missing"] == ["org.opencontainers.image.revision"]
-    assert r.section["platform"] is None
+    assert r.section.contents.platform is None
     # No kubernetes target: no command, but the pinned reference to deploy.
-    assert r.section["rollback_command"] is None
-    assert r.section["pinned_reference"] == f"reg/shop@{_top_digest('no-revision')}"
+    assert r.section.rollback_command is None
+    assert r.section.pinned_reference == f"reg/shop@{_top_digest('no-revision')}"
 
 
 def test_revision_and_version_differing_from_build_info() -> None:
@@ -136,7 +137,7 @@ def test_annotations_fill_missing_labels(tmp_path: Path) -> None:
     ML.write_layout(tmp_path / "l", [*img.values()], top, ML.OCI_INDEX, "v1")
     r = inspect_artifact({"image": "shop:v1", "oci_layout": str(tmp_path / "l")}, build=BUILD)
     assert _pairs(r) == {("artifact/not-pinned", "shop:v1")}
-    assert r.section["metadata_source"] == {
+    assert r.section.metadata_source == {
         "org.opencontainers.image.revision": "annotation",
         "org.opencontainers.image.version": "label",
         "org.opencontainers.image.created": "annotation",
@@ -181,8 +182,8 @@ def test_unknown_tag_lists_the_layout_tags(tmp_path: Path) -> None:
     }
     msg = next(f.message for f in r.findings if f.kind == "check/unavailable")
     assert "no image tagged `v9` (tags: `v1`)" in msg
-    assert r.section["rollback_command"] is None
-    assert "could not be read" in r.section["rollback_note"]
+    assert r.section.rollback_command is None
+    assert "could not be read" in r.section.rollback_note
 
 
 def test_index_without_amd64_names_its_platforms(tmp_path: Path) -> None:
@@ -235,3 +236,21 @@ def test_bad_spec_is_one_line_error(
         inspect_artifact(spec, timeout=0.5)
     assert fragment in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_the_section_is_typed_and_round_trips_through_its_json() -> None:
+    digest = _top_digest("labelled")
+    r = inspect_artifact(
+        {"image": "reg/shop:v1", "oci_layout": str(FIXTURES / "labelled"), "kubernetes": K8S},
+        build=BUILD,
+    )
+    doc = r.section.to_json()
+    assert list(doc) == [
+        "reference", "canonical", "tag", "pinned", "digest", "source", "media_type",
+        "manifest_digest", "config_digest", "platform", "labels", "annotations", "metadata",
+        "metadata_source", "pinned_reference", "kubernetes", "rollback_command",
+        "rollback_commands",
+    ]  # fmt: skip
+    assert doc["rollback_command"] == doc["rollback_commands"][0] == r.section.rollback_command
+    assert doc["pinned_reference"] == f"reg/shop@{digest}"
+    assert ArtifactSection.from_json(doc).to_json() == doc

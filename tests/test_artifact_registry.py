@@ -244,9 +244,9 @@ def test_tag_resolves_to_its_digest_for_the_rollback_command(pushed: Pushed) -> 
     image = f"{pushed.registry.host}/team/shop:v1"
     r = inspect_artifact({"image": image, "kubernetes": K8S}, build=BUILD, timeout=5)
     assert _pairs(r) == {("artifact/not-pinned", image)}
-    assert r.section["digest"] == pushed.v1
-    assert r.section["source"] == f"registry `{pushed.registry.url}`"
-    assert r.section["rollback_command"] == (
+    assert r.section.image.digest == pushed.v1
+    assert r.section.source == f"registry `{pushed.registry.url}`"
+    assert r.section.rollback_command == (
         f"kubectl set image deployment/shop app={pushed.registry.host}/team/shop@{pushed.v1}"
     )
 
@@ -255,8 +255,8 @@ def test_pinned_image_whose_revision_differs_from_build_info(pushed: Pushed) -> 
     image = f"{pushed.registry.host}/team/shop:v1@{pushed.v1}"
     r = inspect_artifact({"image": image}, build={"revision": "feedfacefeed", "version": "1.2"})
     assert _pairs(r) == {("artifact/version-mismatch", image)}
-    assert r.section["pinned"] is True
-    assert r.section["pinned_reference"] == f"{pushed.registry.host}/team/shop@{pushed.v1}"
+    assert r.section.image.pinned is True
+    assert r.section.pinned_reference == f"{pushed.registry.host}/team/shop@{pushed.v1}"
 
 
 def test_oci_index_picks_amd64_and_reports_its_missing_revision(pushed: Pushed) -> None:
@@ -266,21 +266,19 @@ def test_oci_index_picks_amd64_and_reports_its_missing_revision(pushed: Pushed) 
         ("artifact/not-pinned", image),
         ("artifact/metadata-missing", image),
     }
-    assert r.section["platform"] == "linux/amd64"
+    assert r.section.contents.platform == "linux/amd64"
     # The index digest is pinned (keeps the image multi-arch), not the amd64 manifest's.
-    assert r.section["digest"] == pushed.v2
-    assert r.section["manifest_digest"] != pushed.v2
-    assert r.section["rollback_command"].endswith(
-        f"app={pushed.registry.host}/team/shop@{pushed.v2}"
-    )
+    assert r.section.image.digest == pushed.v2
+    assert r.section.contents.manifest_digest != pushed.v2
+    assert r.section.rollback_command.endswith(f"app={pushed.registry.host}/team/shop@{pushed.v2}")
 
 
 def test_docker_manifest_list_and_v2_manifest(pushed: Pushed) -> None:
     image = f"{pushed.registry.host}/team/shop@{pushed.v3}"
     r = inspect_artifact({"image": image}, build=BUILD)
     assert _pairs(r) == set()
-    assert r.section["media_type"] == DOCKER_LIST
-    assert r.section["metadata"]["org.opencontainers.image.revision"] == REVISION
+    assert r.section.contents.media_type == DOCKER_LIST
+    assert r.section.metadata["org.opencontainers.image.revision"] == REVISION
 
 
 def test_registry_override_keeps_the_written_repository(pushed: Pushed) -> None:
@@ -289,7 +287,7 @@ def test_registry_override_keeps_the_written_repository(pushed: Pushed) -> None:
         {"image": image, "registry": pushed.registry.url, "kubernetes": K8S}, build=BUILD
     )
     assert _pairs(r) == {("artifact/not-pinned", image)}
-    assert r.section["rollback_command"].endswith(f"app=registry.example.com/team/shop@{pushed.v1}")
+    assert r.section.rollback_command.endswith(f"app=registry.example.com/team/shop@{pushed.v1}")
 
 
 def test_unknown_tag_and_unknown_repository_are_unavailable(pushed: Pushed) -> None:
@@ -304,7 +302,7 @@ def test_unknown_tag_and_unknown_repository_are_unavailable(pushed: Pushed) -> N
         assert _pairs(r) == expected
         msg = next(f.message for f in r.findings if f.kind == "check/unavailable")
         assert f"has no {what}" in msg
-        assert r.section["rollback_command"] is None
+        assert r.section.rollback_command is None
 
 
 def test_unreachable_registry_is_unavailable_not_a_crash() -> None:
@@ -424,7 +422,7 @@ def test_anonymous_bearer_token_flow(tmp_path: Path) -> None:
         image = f"{reg.host}/team/shop:v1"
         r = inspect_artifact({"image": image, "kubernetes": K8S}, build=BUILD)
         assert _pairs(r) == {("artifact/not-pinned", image)}
-        assert r.section["digest"] == digest
+        assert r.section.image.digest == digest
         assert issuer.requests == [
             {"scope": ["repository:team/shop:pull"], "service": ["compatcheck-test"]}
         ]

@@ -15,6 +15,7 @@ import pytest
 
 from compatcheck.artifact import inspect_artifact
 from compatcheck.artifact.rollback import KubernetesTarget, kubectl_command
+from compatcheck.artifact.section import ArtifactSection
 from compatcheck.errors import UsageError
 
 BINARY = b"\x7fELF fake release binary v1.2.0\n" * 1000
@@ -41,14 +42,14 @@ def test_matching_release_is_clean_and_gives_the_atomic_switch(tmp_path: Path) -
     assert _pairs(r) == set()
     base = shlex.quote(str(tmp_path))
     busy = "'compatcheck: switch refused: another switch holds the lock'"
-    assert r.section["rollback_command"] == (
+    assert r.section.rollback_command == (
         f"( flock -n 9 || {{ echo {busy} {base}/current.lock >&2; exit 1; }}; "
         f"tmp=$(mktemp -u {base}/current.tmp.XXXXXXXXXX) && "
         f'ln -sn {base}/releases/v1.2.0 "$tmp" && '
         f'{{ mv -T "$tmp" {base}/current || {{ rm -f "$tmp"; exit 1; }}; }} ) 9>{base}/current.lock'
     )
-    assert r.section["release"]["sha256"] == SHA
-    assert r.section["release"]["executable"] is True
+    assert r.section.release.sha256 == SHA
+    assert r.section.release.executable is True
 
 
 def test_rollback_command_really_switches_the_symlink(tmp_path: Path) -> None:
@@ -58,13 +59,13 @@ def test_rollback_command_really_switches_the_symlink(tmp_path: Path) -> None:
     _release(base, "v1.3.0")
     (base / "current").symlink_to(base / "releases" / "v1.3.0")
     r = inspect_artifact({"release": {"path": str(old), "sha256": SHA}})
-    assert r.section["release"]["current_target"] == str(base / "releases" / "v1.3.0")
-    subprocess.run(["bash", "-c", r.section["rollback_command"]], check=True, cwd=tmp_path)
+    assert r.section.release.current_target == str(base / "releases" / "v1.3.0")
+    subprocess.run(["bash", "-c", r.section.rollback_command], check=True, cwd=tmp_path)
     assert os.readlink(base / "current") == str(base / "releases" / "v1.2.0")
     assert sorted(p.name for p in base.iterdir()) == ["current", "current.lock", "releases"]
     assert not (tmp_path / "pwned").exists()
     # Running it again (already switched) is harmless and leaves no stray link inside the target.
-    subprocess.run(["bash", "-c", r.section["rollback_command"]], check=True, cwd=tmp_path)
+    subprocess.run(["bash", "-c", r.section.rollback_command], check=True, cwd=tmp_path)
     assert sorted(p.name for p in (base / "releases" / "v1.2.0").iterdir()) == ["app"]
 
 
@@ -122,7 +123,7 @@ def test_two_operators_switching_at_once_cannot_both_succeed(tmp_path: Path) -> 
     mine = inspect_artifact({"release": {"path": str(v12), "sha256": SHA}})
     theirs = inspect_artifact({"release": {"path": str(v11), "sha256": SHA}})
     seen = _two_operators(
-        tmp_path, base, mine.section["rollback_command"], theirs.section["rollback_command"]
+        tmp_path, base, mine.section.rollback_command, theirs.section.rollback_command
     )
     assert seen["a"] == 0 and seen["at_a_exit"] == str(v12.parent)
     assert seen["b"] == 1
@@ -132,7 +133,7 @@ def test_two_operators_switching_at_once_cannot_both_succeed(tmp_path: Path) -> 
     assert os.readlink(base / "current") == str(v12.parent)
     assert sorted(p.name for p in base.iterdir()) == ["current", "current.lock", "releases"]
     # The lock is released with A's shell: B simply runs again, and gets its own target.
-    subprocess.run(["bash", "-c", theirs.section["rollback_command"]], check=True)
+    subprocess.run(["bash", "-c", theirs.section.rollback_command], check=True)
     assert os.readlink(base / "current") == str(v11.parent)
 
 
@@ -186,7 +187,7 @@ def test_missing_binary_is_unavailable_and_missing_digest_not_pinned(tmp_path: P
         ("artifact/not-pinned", str(path)),
     }
     # The command is still given: the report says why it must not be run yet.
-    assert f"ln -sn {path.parent} " in r.section["rollback_command"]
+    assert f"ln -sn {path.parent} " in r.section.rollback_command
 
 
 def test_symlinked_binary_is_followed(tmp_path: Path) -> None:
@@ -216,7 +217,7 @@ def test_explicit_current_link(tmp_path: Path) -> None:
         }
     )
     assert _pairs(r) == set()
-    command = r.section["rollback_command"]
+    command = r.section.rollback_command
     assert f"ln -sn {binary.parent} " in command
     assert f"9>{tmp_path / 'srv' / 'live.lock'}" in command
 
@@ -263,5 +264,17 @@ def test_current_that_is_a_real_directory_cannot_be_switched(tmp_path: Path) -> 
         "command cannot replace it."
     )
     # And indeed: the emitted command fails on it.
-    run = subprocess.run(["bash", "-c", r.section["rollback_command"]], capture_output=True)
+    run = subprocess.run(["bash", "-c", r.section.rollback_command], capture_output=True)
     assert run.returncode != 0
+
+
+def test_a_release_section_round_trips_through_its_json(tmp_path: Path) -> None:
+    binary = _release(tmp_path)
+    r = inspect_artifact({"release": {"path": str(binary)}})
+    doc = r.section.to_json()
+    assert list(doc) == ["release", "rollback_command", "rollback_commands"]
+    assert list(doc["release"]) == [
+        "path", "directory", "current_link", "expected_sha256", "sha256", "executable",
+        "current_target", "mode",
+    ]  # fmt: skip
+    assert ArtifactSection.from_json(doc).to_json() == doc

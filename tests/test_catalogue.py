@@ -1,13 +1,19 @@
-"""The catalogue, the code, DESIGN.md's pinned ids and the README table must agree."""
+"""The catalogue, the rule registry, DESIGN.md's pinned ids and the README table must agree."""
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
+import pytest
+
 from compatcheck.catalogue import SEVERITIES, load_catalogue, render_markdown_table
+from compatcheck.checks import REGISTRY, catalogued_rules, registered_kinds
 from compatcheck.cli import main
+from compatcheck.engine import EvaluateOptions, evaluate
+from compatcheck.model import Finding
+from compatcheck.rules import Check, CheckContext, check
+from compatcheck.snapshot import Snapshot
 
 REPO = Path(__file__).resolve().parent.parent
 KIND_RE = re.compile(r"^(metrics|readiness|migrations|consumers|artifact|check)/[a-z0-9-]+$")
@@ -33,23 +39,39 @@ DESIGN_KINDS = set(
 )
 
 
-def _kinds_in_code() -> set[str]:
-    """Every string literal in the package that looks like a finding kind."""
-    found: set[str] = set()
-    for path in (REPO / "compatcheck").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            is_str = isinstance(node, ast.Constant) and isinstance(node.value, str)
-            if is_str and KIND_RE.match(node.value):
-                found.add(node.value)
-    return found
-
-
 def test_catalogue_has_every_design_kind() -> None:
     assert set(load_catalogue()) >= DESIGN_KINDS
 
 
-def test_code_and_catalogue_agree() -> None:
-    assert _kinds_in_code() == set(load_catalogue())
+def test_registry_and_catalogue_agree() -> None:
+    assert set(registered_kinds()) == set(load_catalogue())
+    assert all(KIND_RE.match(kind) for kind in registered_kinds())
+
+
+def test_every_kind_is_owned_by_exactly_one_check() -> None:
+    owned = [kind for c in REGISTRY.values() for kind in c.kinds]
+    assert len(owned) == len(set(owned))
+    assert {kind: c.name for c in REGISTRY.values() for kind in c.kinds} == registered_kinds()
+
+
+def test_a_second_owner_for_a_kind_is_refused() -> None:
+    with pytest.raises(AssertionError, match=r"metrics/renamed is owned by compatcheck\.checks"):
+        check("metrics/renamed")(lambda ctx: [])
+
+
+def test_a_check_emitting_a_kind_it_does_not_own_fails_loudly() -> None:
+    def rogue(ctx: CheckContext) -> list[Finding]:
+        return [Finding("metrics/renamed", "x", "x", {})]
+
+    ctx = CheckContext(Snapshot(), Snapshot(), EvaluateOptions())
+    with pytest.raises(AssertionError, match="emitted metrics/renamed, a kind it does not own"):
+        Check("rogue", ("readiness/not-ready",), rogue).run(ctx)
+
+
+def test_a_recorded_finding_of_an_unregistered_kind_is_refused() -> None:
+    opts = EvaluateOptions(extra_findings=[Finding("metrics/nope", "x", "x", {})])
+    with pytest.raises(ValueError, match="'metrics/nope' is owned by no registered check"):
+        evaluate(Snapshot(), Snapshot(), opts)
 
 
 def test_every_rule_is_documented() -> None:
@@ -58,12 +80,22 @@ def test_every_rule_is_documented() -> None:
         assert rule.summary.endswith(".") and rule.why and rule.example and rule.fix
 
 
+def test_readme_table_lists_the_registry_kinds_with_catalogue_severities() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    start, end = "<!-- findings-table:start -->\n", "<!-- findings-table:end -->"
+    table = readme.split(start, 1)[1].split(end, 1)[0]
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| `")]
+    shown = {row[0].removeprefix("| `").removesuffix("`"): row[1].split(" ")[0] for row in rows}
+    catalogue = load_catalogue()
+    assert shown == {kind: catalogue[kind].severity for kind in registered_kinds()}
+
+
 def test_readme_table_is_generated_from_catalogue() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     start, end = "<!-- findings-table:start -->\n", "<!-- findings-table:end -->"
     assert start in readme and end in readme, "README lacks the generated finding table markers"
     table = readme.split(start, 1)[1].split(end, 1)[0]
-    assert table == render_markdown_table(), (
+    assert table == render_markdown_table(catalogued_rules()), (
         "README finding table is stale: run `compatcheck rules --format markdown`"
     )
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from compatcheck import __version__
+from compatcheck.artifact.section import ArtifactSection
 from compatcheck.engine import EvaluateOptions, evaluate
 from compatcheck.errors import UsageError
 from compatcheck.migrations.plans import (
@@ -259,7 +260,7 @@ def case_pending(tmp: Path) -> Report:
     opts = EvaluateOptions(
         extra_findings=[*findings, _consumer_finding()],
         migrations=section,
-        extras={"artifact": artifact},
+        artifact=ArtifactSection.from_json(artifact),
         today=TODAY,
     )
     return _fix(evaluate(old, new, opts))

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from compatcheck.artifact.section import ArtifactSection
 from compatcheck.engine import EvaluateOptions, evaluate
 from compatcheck.migrations.plans import CodeOnlyTrial, judge_plans, judge_trial
 from compatcheck.migrations.section import ABSENT, MigrationsSection, Plan
@@ -53,7 +54,7 @@ def _report(
             direction=direction,
             extra_findings=findings,
             migrations=section,
-            extras={"artifact": artifact} if artifact else {},
+            artifact=ArtifactSection.from_json(artifact) if artifact else None,
         ),
     )
 

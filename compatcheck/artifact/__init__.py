@@ -19,30 +19,41 @@ the atomic symlink switch), quoted for a shell.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from compatcheck.artifact.oci import ArtifactUnavailable, ImageInfo, read_layout, read_registry
 from compatcheck.artifact.reference import ImageReference, parse_reference
-from compatcheck.artifact.release import inspect_release, parse_release
-from compatcheck.artifact.rollback import kubectl_command, parse_kubernetes, symlink_command
+from compatcheck.artifact.release import ReleaseSpec, inspect_release, parse_release
+from compatcheck.artifact.rollback import (
+    KubernetesTarget,
+    kubectl_command,
+    parse_kubernetes,
+    symlink_command,
+)
+from compatcheck.artifact.section import (
+    REQUIRED_LABELS,
+    REVISION,
+    VERSION,
+    ArtifactSection,
+    ImageRecord,
+    identity_labels,
+)
+from compatcheck.checks.artifact import METADATA_MISSING, NOT_PINNED, VERSION_MISMATCH
+from compatcheck.checks.availability import UNAVAILABLE
 from compatcheck.errors import UsageError
 from compatcheck.model import Finding, sort_findings
 
 __all__ = [
     "REQUIRED_LABELS",
     "ArtifactResult",
+    "ArtifactSection",
     "ImageReference",
     "inspect_artifact",
     "parse_reference",
 ]
 
-REVISION = "org.opencontainers.image.revision"
-VERSION = "org.opencontainers.image.version"
-CREATED = "org.opencontainers.image.created"
-#: The OCI pre-defined annotation keys that identify a build; order is the report's order.
-REQUIRED_LABELS = (REVISION, VERSION, CREATED)
 SPEC_KEYS = ("image", "oci_layout", "registry", "release", "kubernetes")
 #: A short git sha is accepted as the same revision as the full one from this many hex digits.
 _SHORT_SHA = 7
@@ -53,7 +64,7 @@ class ArtifactResult:
     """Findings plus the report's ``artifact`` section (reference, digest, labels, rollback...)."""
 
     findings: tuple[Finding, ...]
-    section: dict[str, Any]
+    section: ArtifactSection
 
 
 def _same_revision(a: str, b: str) -> bool:
@@ -70,18 +81,6 @@ def _same_version(a: str, b: str) -> bool:
     return a.strip().removeprefix("v") == b.strip().removeprefix("v")
 
 
-def _metadata(info: ImageInfo) -> tuple[dict[str, str], dict[str, str]]:
-    """Identity values and where each came from: config label first, then annotations."""
-    values: dict[str, str] = {}
-    sources: dict[str, str] = {}
-    for key in REQUIRED_LABELS:
-        if info.labels.get(key):
-            values[key], sources[key] = info.labels[key], "label"
-        elif info.annotations.get(key):
-            values[key], sources[key] = info.annotations[key], "annotation"
-    return values, sources
-
-
 def _check_image(
     ref: ImageReference | None,
     subject: str,
@@ -89,13 +88,13 @@ def _check_image(
     build: Mapping[str, str],
 ) -> list[Finding]:
     findings: list[Finding] = []
-    values, _ = _metadata(info)
+    values, _ = identity_labels(info)
     missing = [k for k in REQUIRED_LABELS if k not in values]
     if missing:
         names = ", ".join(f"`{k}`" for k in missing)
         findings.append(
             Finding(
-                "artifact/metadata-missing",
+                METADATA_MISSING,
                 subject,
                 f"Image `{subject}` (`{info.digest}`) has no {names} "
                 f"label{'s' if len(missing) > 1 else ''}, so its build cannot be traced.",
@@ -118,7 +117,7 @@ def _check_image(
         )
         findings.append(
             Finding(
-                "artifact/version-mismatch",
+                VERSION_MISMATCH,
                 subject,
                 f"Image `{subject}` has {parts}.",
                 {"mismatches": wrong, "digest": info.digest, "reason": "label-mismatch"},
@@ -134,6 +133,106 @@ def _spec_string(spec: Mapping[str, Any], key: str) -> str | None:
     if not isinstance(value, str) or not value:
         raise UsageError(f"artifact `{key}` must be a non-empty string")
     return value
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """The artifact spec, validated."""
+
+    ref: ImageReference | None
+    layout: str | None
+    registry: str | None
+    k8s: KubernetesTarget | None
+    release: ReleaseSpec | None
+
+
+def _parse_spec(spec: Mapping[str, Any]) -> _Spec:
+    """Validate the config's ``artifact`` mapping; raise :class:`UsageError` naming the problem."""
+    if not isinstance(spec, Mapping):
+        raise UsageError("artifact spec must be a mapping")
+    unknown = sorted(set(spec) - set(SPEC_KEYS))
+    if unknown:
+        raise UsageError(f"artifact spec has unknown key `{unknown[0]}`")
+    image = _spec_string(spec, "image")
+    layout = _spec_string(spec, "oci_layout")
+    registry = _spec_string(spec, "registry")
+    k8s = parse_kubernetes(spec["kubernetes"]) if spec.get("kubernetes") is not None else None
+    release = parse_release(spec["release"]) if spec.get("release") is not None else None
+    if image is None and layout is None and release is None:
+        raise UsageError("artifact spec needs `image`, `oci_layout` or `release`")
+    if k8s is not None and image is None:
+        raise UsageError("artifact `kubernetes` needs `image` (the repository to pin)")
+    ref = parse_reference(image) if image is not None else None
+    return _Spec(ref, layout, registry, k8s, release)
+
+
+@dataclass(frozen=True)
+class _ImageOutcome:
+    findings: list[Finding]
+    image: ImageRecord
+    contents: ImageInfo | None
+    pinned_reference: str | None
+    command: str | None
+
+
+def _read_image(
+    spec: _Spec, role: str, timeout: float, insecure: bool
+) -> tuple[ImageInfo | None, list[Finding]]:
+    """The image's manifest and config, or the ``check/unavailable`` saying why not."""
+    ref, layout = spec.ref, spec.layout
+    try:
+        if layout is not None:
+            return read_layout(Path(layout), ref), []
+        assert ref is not None
+        return read_registry(ref, registry=spec.registry, timeout=timeout, insecure=insecure), []
+    except ArtifactUnavailable as exc:
+        subject = ref.written if ref is not None else str(layout)
+        reason = str(exc)
+        unavailable = Finding(
+            UNAVAILABLE,
+            f"{role}:artifact",
+            f"Image `{subject}` could not be inspected: {reason}.",
+            {"reason": reason, "reference": subject},
+        )
+        return None, [unavailable]
+
+
+def _inspect_image(
+    spec: _Spec, build: Mapping[str, str], role: str, timeout: float, insecure: bool
+) -> _ImageOutcome:
+    """Read the image, check its identity and pinning, and make its rollback command."""
+    ref = spec.ref
+    subject = ref.written if ref is not None else str(spec.layout)
+    info, findings = _read_image(spec, role, timeout, insecure)
+    digest = ref.digest if ref and ref.digest else None
+    if info is not None:
+        digest = digest or info.digest
+        findings += _check_image(ref, subject, info, build)
+    if ref is not None and not ref.pinned:
+        hint = f"; pin it as `{ref.pinned_form(digest)}`" if digest else ""
+        findings.append(
+            Finding(
+                NOT_PINNED,
+                subject,
+                f"Image `{subject}` is a tag, which can be re-pushed after it was verified{hint}.",
+                {"reference": subject, "resolved_digest": digest},
+            )
+        )
+    image = ImageRecord(
+        reference=ref.written if ref else None,
+        canonical=ref.canonical if ref else None,
+        tag=ref.tag if ref else None,
+        pinned=ref.pinned if ref else False,
+        digest=digest,
+    )
+    # The command is given only for a digest that was read and verified just now: a pinned
+    # reference the registry no longer serves would make a command that cannot succeed.
+    pinned = command = None
+    if ref is not None and digest is not None and info is not None:
+        pinned = ref.pinned_form(digest)
+        if spec.k8s is not None:
+            command = kubectl_command(spec.k8s, pinned)
+    return _ImageOutcome(findings, image, info, pinned, command)
 
 
 def inspect_artifact(
@@ -152,116 +251,34 @@ def inspect_artifact(
     snapshot's build info (``{"version", "revision"}``). Raises :class:`UsageError` for a bad
     spec; everything about the artifact itself is a finding.
     """
-    if not isinstance(spec, Mapping):
-        raise UsageError("artifact spec must be a mapping")
-    unknown = sorted(set(spec) - set(SPEC_KEYS))
-    if unknown:
-        raise UsageError(f"artifact spec has unknown key `{unknown[0]}`")
-    image = _spec_string(spec, "image")
-    layout = _spec_string(spec, "oci_layout")
-    registry = _spec_string(spec, "registry")
-    k8s = parse_kubernetes(spec["kubernetes"]) if spec.get("kubernetes") is not None else None
-    release = parse_release(spec["release"]) if spec.get("release") is not None else None
-    if image is None and layout is None and release is None:
-        raise UsageError("artifact spec needs `image`, `oci_layout` or `release`")
-    if k8s is not None and image is None:
-        raise UsageError("artifact `kubernetes` needs `image` (the repository to pin)")
-    ref = parse_reference(image) if image is not None else None
-    build = build or {}
-
+    parsed = _parse_spec(spec)
     findings: list[Finding] = []
-    section: dict[str, Any] = {"rollback_command": None}
     commands: list[str] = []
-
-    if ref is not None or layout is not None:
-        subject = ref.written if ref is not None else str(layout)
-        img: dict[str, Any] = {
-            "reference": ref.written if ref else None,
-            "canonical": ref.canonical if ref else None,
-            "tag": ref.tag if ref else None,
-            "pinned": ref.pinned if ref else False,
-            "digest": ref.digest if ref else None,
-            "source": None,
-        }
-        section.update(img)
-        info: ImageInfo | None = None
-        try:
-            if layout is not None:
-                info = read_layout(Path(layout), ref)
-            elif ref is not None:
-                info = read_registry(ref, registry=registry, timeout=timeout, insecure=insecure)
-        except ArtifactUnavailable as exc:
-            reason = str(exc)
-            findings.append(
-                Finding(
-                    "check/unavailable",
-                    f"{role}:artifact",
-                    f"Image `{subject}` could not be inspected: {reason}.",
-                    {"reason": reason, "reference": subject},
-                )
-            )
-        digest = ref.digest if ref and ref.digest else None
-        if info is not None:
-            digest = digest or info.digest
-            values, sources = _metadata(info)
-            section.update(
-                {
-                    "digest": digest,
-                    "source": info.source,
-                    "media_type": info.media_type,
-                    "manifest_digest": info.manifest_digest,
-                    "config_digest": info.config_digest,
-                    "platform": info.platform,
-                    "labels": dict(sorted(info.labels.items())),
-                    "annotations": dict(sorted(info.annotations.items())),
-                    "metadata": {k: values.get(k) for k in REQUIRED_LABELS},
-                    "metadata_source": sources,
-                }
-            )
-            findings += _check_image(ref, subject, info, build)
-        if ref is not None and not ref.pinned:
-            hint = f"; pin it as `{ref.pinned_form(digest)}`" if digest else ""
-            findings.append(
-                Finding(
-                    "artifact/not-pinned",
-                    subject,
-                    f"Image `{subject}` is a tag, which can be re-pushed after it was "
-                    f"verified{hint}.",
-                    {"reference": subject, "resolved_digest": digest},
-                )
-            )
-        # The command is given only for a digest that was read and verified just now: a pinned
-        # reference the registry no longer serves would make a command that cannot succeed.
-        if ref is not None and digest is not None and info is not None:
-            section["pinned_reference"] = ref.pinned_form(digest)
-            if k8s is not None:
-                commands.append(kubectl_command(k8s, ref.pinned_form(digest)))
-        if k8s is not None:
-            section["kubernetes"] = {
-                "deployment": k8s.deployment,
-                "container": k8s.container,
-                "namespace": k8s.namespace,
-            }
-
-    if release is not None:
-        rel_findings, rel_section = inspect_release(release, role)
+    section = ArtifactSection()
+    if parsed.ref is not None or parsed.layout is not None:
+        img = _inspect_image(parsed, build or {}, role, timeout, insecure)
+        findings += img.findings
+        commands += [img.command] if img.command is not None else []
+        section = replace(
+            section,
+            image=img.image,
+            contents=img.contents,
+            pinned_reference=img.pinned_reference,
+            kubernetes=parsed.k8s,
+        )
+    if parsed.release is not None:
+        rel_findings, record = inspect_release(parsed.release, role)
         findings += rel_findings
-        section["release"] = rel_section
-        commands.append(symlink_command(release.directory, release.current_link))
-
-    if commands:
-        section["rollback_command"] = commands[0]
-    section["rollback_commands"] = commands
-    if not commands:
-        section["rollback_note"] = _no_command_reason(ref, k8s is not None, section)
+        section = replace(section, release=record)
+        commands.append(symlink_command(parsed.release.directory, parsed.release.current_link))
+    note = None if commands else _no_command_reason(parsed, section)
+    section = replace(section, rollback_commands=tuple(commands), rollback_note=note)
     return ArtifactResult(tuple(sort_findings(findings)), section)
 
 
-def _no_command_reason(
-    ref: ImageReference | None, has_k8s: bool, section: Mapping[str, Any]
-) -> str:
-    if ref is not None and section.get("source") is None:
+def _no_command_reason(spec: _Spec, section: ArtifactSection) -> str:
+    if spec.ref is not None and section.source is None:
         return "the image could not be read, so no verified rollback command is given"
-    if not has_k8s:
+    if spec.k8s is None:
         return "no `kubernetes` target is configured; deploy `pinned_reference` by your own means"
     return "no rollback target is configured"

@@ -20,10 +20,12 @@ import os
 import re
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
+from compatcheck.artifact.section import ReleaseRecord
+from compatcheck.checks.artifact import NOT_PINNED, VERSION_MISMATCH
+from compatcheck.checks.availability import UNAVAILABLE
 from compatcheck.errors import UsageError
 from compatcheck.model import Finding
 
@@ -93,89 +95,83 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def inspect_release(spec: ReleaseSpec, role: str) -> tuple[list[Finding], dict[str, Any]]:
-    """Findings and the report section for one release binary."""
-    subject = str(spec.path)
-    section: dict[str, Any] = {
-        "path": subject,
-        "directory": str(spec.directory),
-        "current_link": str(spec.current_link),
-        "expected_sha256": spec.sha256,
-        "sha256": None,
-        "executable": None,
-    }
-    section["current_target"] = None
+def _current_link(spec: ReleaseSpec) -> tuple[str | None, str | None]:
+    """Where the ``current`` symlink points now, and why it cannot be switched (if it cannot)."""
     if spec.current_link.is_symlink():
-        section["current_target"] = os.readlink(spec.current_link)
-    elif spec.current_link.exists():
+        return os.readlink(spec.current_link), None
+    if spec.current_link.exists():
         # rename(2) cannot replace a real directory with a symlink: `mv -T` would fail half-way
         # through an incident. Say so now.
-        problem = (
+        return None, (
             f"`{spec.current_link}` is a real directory or file, not a symlink; the switch "
             "command cannot replace it"
         )
-        section["current_link_problem"] = problem
+    return None, None
+
+
+def inspect_release(spec: ReleaseSpec, role: str) -> tuple[list[Finding], ReleaseRecord]:
+    """Findings and the report section for one release binary."""
+    subject = str(spec.path)
+    target, problem = _current_link(spec)
+    record = ReleaseRecord(
+        path=subject,
+        directory=str(spec.directory),
+        current_link=str(spec.current_link),
+        expected_sha256=spec.sha256,
+        current_target=target,
+        current_link_problem=problem,
+    )
     findings: list[Finding] = []
-    if "current_link_problem" in section:
-        findings.append(_unavailable(role, section["current_link_problem"], subject))
+    if problem is not None:
+        findings.append(_unavailable(role, problem, subject))
     if spec.sha256 is None:
         findings.append(
             Finding(
-                "artifact/not-pinned",
+                NOT_PINNED,
                 subject,
                 f"Release `{subject}` has no recorded `sha256`, so nothing ties it to the "
                 "build that was verified.",
                 {"path": subject},
             )
         )
+    more, record = _check_binary(spec, role, record)
+    return findings + more, record
+
+
+def _check_binary(
+    spec: ReleaseSpec, role: str, record: ReleaseRecord
+) -> tuple[list[Finding], ReleaseRecord]:
+    """Whether the binary is a regular, executable file with the recorded sha256."""
+    subject = record.path
     try:
         st = spec.path.stat()  # follows symlinks: a release may link its binary
     except FileNotFoundError:
-        findings.append(_unavailable(role, f"Release binary `{subject}` does not exist", subject))
-        return findings, section
+        return [_unavailable(role, f"Release binary `{subject}` does not exist", subject)], record
     except OSError as exc:
-        reason = exc.strerror or exc.__class__.__name__
-        findings.append(
-            _unavailable(role, f"Release binary `{subject}` is unreadable: {reason}", subject)
-        )
-        return findings, section
+        return [_unreadable(role, subject, exc)], record
     if not stat.S_ISREG(st.st_mode):
-        findings.append(
-            Finding(
-                "artifact/version-mismatch",
-                subject,
-                f"Release `{subject}` is not a regular file, so it is not the release binary.",
-                {"path": subject, "reason": "not-a-file"},
-            )
-        )
-        return findings, section
+        message = f"Release `{subject}` is not a regular file, so it is not the release binary."
+        evidence = {"path": subject, "reason": "not-a-file"}
+        return [Finding(VERSION_MISMATCH, subject, message, evidence)], record
+    findings: list[Finding] = []
     # The service usually runs as another user than the checker, so the mode bits are the
     # question, not os.access() for whoever runs compatcheck (root would pass any x bit).
     executable = bool(st.st_mode & 0o111)
-    section["executable"] = executable
-    section["mode"] = f"{stat.S_IMODE(st.st_mode):04o}"
+    mode = f"{stat.S_IMODE(st.st_mode):04o}"
+    record = replace(record, executable=executable, mode=mode)
     if not executable:
-        findings.append(
-            Finding(
-                "artifact/version-mismatch",
-                subject,
-                f"Release `{subject}` is not executable (mode `{section['mode']}`).",
-                {"path": subject, "reason": "not-executable", "mode": section["mode"]},
-            )
-        )
+        message = f"Release `{subject}` is not executable (mode `{mode}`)."
+        evidence = {"path": subject, "reason": "not-executable", "mode": mode}
+        findings.append(Finding(VERSION_MISMATCH, subject, message, evidence))
     try:
         actual = file_sha256(spec.path)
     except OSError as exc:
-        reason = exc.strerror or exc.__class__.__name__
-        findings.append(
-            _unavailable(role, f"Release binary `{subject}` is unreadable: {reason}", subject)
-        )
-        return findings, section
-    section["sha256"] = actual
+        return [*findings, _unreadable(role, subject, exc)], record
+    record = replace(record, sha256=actual)
     if spec.sha256 is not None and actual != spec.sha256:
         findings.append(
             Finding(
-                "artifact/version-mismatch",
+                VERSION_MISMATCH,
                 subject,
                 f"Release `{subject}` has sha256 `{actual}`, not the recorded `{spec.sha256}`.",
                 {
@@ -186,10 +182,15 @@ def inspect_release(spec: ReleaseSpec, role: str) -> tuple[list[Finding], dict[s
                 },
             )
         )
-    return findings, section
+    return findings, record
+
+
+def _unreadable(role: str, subject: str, exc: OSError) -> Finding:
+    reason = exc.strerror or exc.__class__.__name__
+    return _unavailable(role, f"Release binary `{subject}` is unreadable: {reason}", subject)
 
 
 def _unavailable(role: str, sentence: str, path: str) -> Finding:
     return Finding(
-        "check/unavailable", f"{role}:artifact", f"{sentence}.", {"reason": sentence, "path": path}
+        UNAVAILABLE, f"{role}:artifact", f"{sentence}.", {"reason": sentence, "path": path}
     )

@@ -13,12 +13,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from compatcheck.artifact import inspect_artifact
+from compatcheck.artifact.section import ArtifactSection
 from compatcheck.capture.codeonly import Trial, unrunnable
 from compatcheck.capture.target import Outcome, TargetCapture
+from compatcheck.checks.availability import UNAVAILABLE
 from compatcheck.checks.build import check_expected_build
 from compatcheck.config import Config, target_script_location
 from compatcheck.engine import EvaluateOptions, evaluate
@@ -48,12 +50,8 @@ class CheckResult:
     findings: list[Finding]
     migrations: MigrationsSection | None
     timings: dict[str, float]
-    #: Report sections beside the findings (``artifact``: reference, digest, rollback command).
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def unavailable(self) -> bool:
-        return any(f.kind == "check/unavailable" for f in self.findings)
+    #: What was verified about OLD's artifact (reference, digest, rollback command).
+    artifact: ArtifactSection | None = None
 
     def evaluate(self, options: EvaluateOptions | None = None) -> Report:
         """Judge this run: the snapshots plus what capture found and measured, under ``options``.
@@ -69,7 +67,7 @@ class CheckResult:
                 extra_findings=(*opts.extra_findings, *self.findings),
                 migrations=self.migrations,
                 timings={**opts.timings, **self.timings},
-                extras={**opts.extras, **self.extras},
+                artifact=self.artifact or opts.artifact,
             ),
         )
 
@@ -136,16 +134,16 @@ def run_check(config: Config, *, progress: Progress | None = None) -> CheckResul
             )
         findings += mig_findings
     timings["teardown"] = teardown
-    extras: dict[str, Any] = {}
+    artifact: ArtifactSection | None = None
     if config.old.artifact:
         t0 = time.monotonic()
         progress.step(f"old {config.old.label}", "inspecting the artifact")
         art = inspect_artifact(config.old.artifact, build=old.snapshot.build, role="old")
         findings += art.findings
-        extras["artifact"] = art.section
+        artifact = art.section
         timings["artifact"] = time.monotonic() - t0
     timings["capture"] = time.monotonic() - started
-    return CheckResult(old.snapshot, new.snapshot, findings, migrations_section, timings, extras)
+    return CheckResult(old.snapshot, new.snapshot, findings, migrations_section, timings, artifact)
 
 
 def _build_mismatches(config: Config, old: Outcome, new: Outcome) -> list[Finding]:
@@ -233,7 +231,7 @@ def _migrations_job(
 
 
 def _plain_unavailable(subject: str, reason: str) -> Finding:
-    return Finding("check/unavailable", subject, f"{reason}.", {"reason": reason})
+    return Finding(UNAVAILABLE, subject, f"{reason}.", {"reason": reason})
 
 
 def capture_snapshot(config: Config, which: str, *, progress: Progress | None = None) -> Snapshot:

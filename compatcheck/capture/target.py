@@ -29,6 +29,7 @@ from compatcheck.capture.probes import (
     never_ready_record,
     readiness_record,
 )
+from compatcheck.checks.availability import UNAVAILABLE
 from compatcheck.checks.build import read_build_info
 from compatcheck.config import Config, ReadinessConfig, TargetConfig, target_script_location
 from compatcheck.errors import ExpositionError, UnavailableError, UsageError
@@ -89,7 +90,7 @@ class Outcome:
     @property
     def problems(self) -> list[Finding]:
         """The parts that could not be captured (``check/unavailable``)."""
-        return [f for f in self.findings if f.kind == "check/unavailable"]
+        return [f for f in self.findings if f.kind == UNAVAILABLE]
 
 
 def base_of(url: str) -> str:
@@ -187,7 +188,7 @@ class TargetCapture:
                 if logged:
                     message += f" (log: `{logged}`)"
         ev.update(evidence)
-        self.findings.append(Finding("check/unavailable", subject, f"{message}.", ev))
+        self.findings.append(Finding(UNAVAILABLE, subject, f"{message}.", ev))
         self.say(f"unavailable: {reason}")
 
     def _probe(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from compatcheck.checks.artifact import VERSION_MISMATCH
 from compatcheck.model import Finding, MetricFamily, MetricsSchema
 
 #: Labels that carry the build identity, by convention (Go's ``*_build_info`` from
@@ -116,7 +117,7 @@ def check_expected_build(
     ]
     return [
         Finding(
-            "artifact/version-mismatch",
+            VERSION_MISMATCH,
             role,
             f"`{label}` reports {' and '.join(parts)}.",
             {"mismatches": wrong, "build": dict(build)},

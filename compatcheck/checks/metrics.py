@@ -14,9 +14,28 @@ import difflib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from compatcheck.checks.build import names_a_build
 from compatcheck.model import Finding, MetricFamily, MetricsSchema, format_bound
+from compatcheck.rules import CheckContext, check
+
+if TYPE_CHECKING:
+    from compatcheck.consumers.judge import Judgement
+
+#: The kinds :func:`metrics_changes` owns: what the two metrics schemas say about the transition.
+FAMILY_REMOVED = "metrics/family-removed"
+FAMILY_ADDED = "metrics/family-added"
+TYPE_CHANGED = "metrics/type-changed"
+UNIT_CHANGED = "metrics/unit-changed"
+HELP_CHANGED = "metrics/help-changed"
+LABEL_REMOVED = "metrics/label-removed"
+LABEL_ADDED = "metrics/label-added"
+LABEL_VALUES_CHANGED = "metrics/label-values-changed"
+BUCKETS_CHANGED = "metrics/buckets-changed"
+QUANTILES_CHANGED = "metrics/quantiles-changed"
+RENAMED = "metrics/renamed"
+BUILD_INFO_MISSING = "metrics/build-info-missing"
 
 #: Suffixes that carry a unit or a sample kind; a rename that only swaps one of these (``_seconds``
 #: → ``_milliseconds``, adding ``_total``) is the most common kind of metric rename.
@@ -199,9 +218,9 @@ def compare_family(b: MetricFamily, a: MetricFamily) -> list[Finding]:
     # Type always; unit and help only when both sides declare one (0.0.4 has no UNIT, and a
     # missing HELP is no contract).
     for kind, attr, required in (
-        ("metrics/type-changed", "type", False),
-        ("metrics/unit-changed", "unit", True),
-        ("metrics/help-changed", "help", True),
+        (TYPE_CHANGED, "type", False),
+        (UNIT_CHANGED, "unit", True),
+        (HELP_CHANGED, "help", True),
     ):
         old, new = getattr(b, attr), getattr(a, attr)
         if old == new or (required and not (old and new)):
@@ -233,7 +252,7 @@ def _compare_labels(name: str, b: MetricFamily, a: MetricFamily) -> list[Finding
             continue
         out.append(
             Finding(
-                "metrics/label-removed",
+                LABEL_REMOVED,
                 f"{name}{{{label}}}",
                 f"`{name}` loses label `{label}`.",
                 {"family": name, "label": label},
@@ -244,7 +263,7 @@ def _compare_labels(name: str, b: MetricFamily, a: MetricFamily) -> list[Finding
             continue
         out.append(
             Finding(
-                "metrics/label-added",
+                LABEL_ADDED,
                 f"{name}{{{label}}}",
                 f"`{name}` gains label `{label}`.",
                 {"family": name, "label": label},
@@ -265,7 +284,7 @@ def _compare_labels(name: str, b: MetricFamily, a: MetricFamily) -> list[Finding
         new = sorted(va - vb)
         out.append(
             Finding(
-                "metrics/label-values-changed",
+                LABEL_VALUES_CHANGED,
                 f"{name}{{{label}}}",
                 f"`{name}{{{label}}}` loses values {_fmt_list(gone)}"
                 + (f" (gains {_fmt_list(new)})." if new else "."),
@@ -278,8 +297,8 @@ def _compare_labels(name: str, b: MetricFamily, a: MetricFamily) -> list[Finding
 def _compare_bounds(name: str, b: MetricFamily, a: MetricFamily) -> list[Finding]:
     out: list[Finding] = []
     for kind, attr, noun in (
-        ("metrics/buckets-changed", "buckets", "buckets"),
-        ("metrics/quantiles-changed", "quantiles", "quantiles"),
+        (BUCKETS_CHANGED, "buckets", "buckets"),
+        (QUANTILES_CHANGED, "quantiles", "quantiles"),
     ):
         sb: set[float] = set(getattr(b, attr))
         sa: set[float] = set(getattr(a, attr))
@@ -340,7 +359,7 @@ def check_metrics(
     for p in pairs:
         out.append(
             Finding(
-                "metrics/renamed",
+                RENAMED,
                 p.before.name,
                 f"`{p.before.name}` is named `{p.after.name}` after the transition.",
                 {
@@ -357,7 +376,7 @@ def check_metrics(
             continue
         out.append(
             Finding(
-                "metrics/family-removed",
+                FAMILY_REMOVED,
                 fam.name,
                 f"`{fam.name}` ({fam.type}) disappears.",
                 {"family": fam.name, "type": fam.type, "labels": list(fam.labels)},
@@ -368,7 +387,7 @@ def check_metrics(
             continue
         out.append(
             Finding(
-                "metrics/family-added",
+                FAMILY_ADDED,
                 fam.name,
                 f"`{fam.name}` ({fam.type}) appears.",
                 {"family": fam.name, "type": fam.type, "labels": list(fam.labels)},
@@ -379,7 +398,7 @@ def check_metrics(
     if not _has_build_info(before) and not _has_build_info(after):
         out.append(
             Finding(
-                "metrics/build-info-missing",
+                BUILD_INFO_MISSING,
                 "build_info",
                 "Neither version exposes a `*_build_info` or `target_info` family with a "
                 "`version` or `revision` value.",
@@ -387,3 +406,53 @@ def check_metrics(
             )
         )
     return out
+
+
+def compared(ctx: CheckContext) -> list[Finding]:
+    """:func:`check_metrics` for the context's transition (empty when not comparable), once."""
+
+    def compute() -> list[Finding]:
+        if not ctx.comparable:
+            return []
+        before, after = ctx.before.metrics, ctx.after.metrics
+        assert before is not None and after is not None
+        return check_metrics(before, after, rollback=ctx.rollback)
+
+    return ctx.memo("metrics", compute)
+
+
+def judged(ctx: CheckContext) -> Judgement | None:
+    """What the context's consumers make of the metric findings, once (None: none were read)."""
+    consumers = ctx.consumers
+    if consumers is None:
+        return None
+
+    def compute() -> Judgement:
+        # Imported here: PromQL parsing (~0.15 s) is only needed when consumers were given.
+        from compatcheck.consumers.judge import judge_consumers
+
+        before, after = ctx.before.metrics, ctx.after.metrics
+        assert before is not None and after is not None
+        return judge_consumers(consumers, before, after, compared(ctx))
+
+    return ctx.memo("judgement", compute)
+
+
+@check(
+    FAMILY_REMOVED,
+    FAMILY_ADDED,
+    TYPE_CHANGED,
+    UNIT_CHANGED,
+    HELP_CHANGED,
+    LABEL_REMOVED,
+    LABEL_ADDED,
+    LABEL_VALUES_CHANGED,
+    BUCKETS_CHANGED,
+    QUANTILES_CHANGED,
+    RENAMED,
+    BUILD_INFO_MISSING,
+)
+def metrics_changes(ctx: CheckContext) -> list[Finding]:
+    """What the transition changes in the metrics, each finding with the consumers it breaks."""
+    judgement = judged(ctx)
+    return compared(ctx) if judgement is None else judgement.metrics

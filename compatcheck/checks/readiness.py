@@ -19,7 +19,15 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from compatcheck.model import Finding
+from compatcheck.rules import CheckContext, check
 from compatcheck.snapshot import ProbeRecord, ReadinessExpectation, Snapshot
+
+#: The kinds :func:`readiness_changes` owns.
+NOT_READY = "readiness/not-ready"
+ENDPOINT_MISSING = "readiness/endpoint-missing"
+STATUS_CHANGED = "readiness/status-changed"
+FIELD_MISSING = "readiness/field-missing"
+CONTRACT_VIOLATED = "readiness/contract-violated"
 
 _MISSING = object()
 
@@ -109,7 +117,7 @@ def check_readiness(before: Snapshot, after: Snapshot) -> list[Finding]:
         if a_status == 404 and b is not None and b_status != 404:
             findings.append(
                 Finding(
-                    "readiness/endpoint-missing",
+                    ENDPOINT_MISSING,
                     path,
                     f"`{path}` answers 404 on `{a_name}` but {b_status} on `{b_name}`.",
                     {"before_status": b_status, "after_status": a_status},
@@ -120,7 +128,7 @@ def check_readiness(before: Snapshot, after: Snapshot) -> list[Finding]:
             reason = a.error or (f"last status {a_status}" if a_status else "no answer")
             findings.append(
                 Finding(
-                    "readiness/not-ready",
+                    NOT_READY,
                     path,
                     f"`{a_name}` never became ready on `{path}`: {reason}.",
                     {"status": a_status, "error": a.error, "waited": a.waited},
@@ -134,7 +142,7 @@ def check_readiness(before: Snapshot, after: Snapshot) -> list[Finding]:
         ):
             findings.append(
                 Finding(
-                    "readiness/status-changed",
+                    STATUS_CHANGED,
                     path,
                     f"`{path}` status changes {b_status} → {a_status} (`{b_name}` → `{a_name}`).",
                     {"before_status": b_status, "after_status": a_status},
@@ -146,7 +154,7 @@ def check_readiness(before: Snapshot, after: Snapshot) -> list[Finding]:
             for ptr in _removed_fields(b.json, after_json, volatile):
                 findings.append(
                     Finding(
-                        "readiness/field-missing",
+                        FIELD_MISSING,
                         f"{path}#{ptr}",
                         f"`{path}` field `{ptr}` returned by `{b_name}` is missing "
                         f"from `{a_name}`.",
@@ -165,7 +173,7 @@ def _contract(path: str, a: ProbeRecord, expect: ReadinessExpectation, name: str
     if wanted and status not in wanted:
         out.append(
             Finding(
-                "readiness/contract-violated",
+                CONTRACT_VIOLATED,
                 path,
                 f"`{name}` answers `{path}` with {status}, expected {', '.join(map(str, wanted))}.",
                 {"expected_status": wanted, "status": status},
@@ -187,5 +195,11 @@ def _contract(path: str, a: ProbeRecord, expect: ReadinessExpectation, name: str
             evidence = {"expected": value, "actual": got, "present": True}
         else:
             continue
-        out.append(Finding("readiness/contract-violated", f"{path}#{ptr}", message, evidence))
+        out.append(Finding(CONTRACT_VIOLATED, f"{path}#{ptr}", message, evidence))
     return out
+
+
+@check(NOT_READY, ENDPOINT_MISSING, STATUS_CHANGED, FIELD_MISSING, CONTRACT_VIOLATED)
+def readiness_changes(ctx: CheckContext) -> list[Finding]:
+    """What the transition changes in the probed endpoints (see :func:`check_readiness`)."""
+    return check_readiness(ctx.before, ctx.after)

@@ -18,9 +18,9 @@ against both metrics schemas. The modules:
   renames and bridging recording rules.
 """
 
+from compatcheck.checks.consumers import BUCKET_DEPENDENT, PARSE_ERROR, QUERY_BROKEN
 from compatcheck.consumers.bridge import render_bridge_rules, rewrite_query
-from compatcheck.consumers.collector import PARSE_ERROR
-from compatcheck.consumers.judge import BUCKET_DEPENDENT, QUERY_BROKEN, check_consumers
+from compatcheck.consumers.judge import check_consumers
 from compatcheck.consumers.load import (
     ConsumerFile,
     ConsumerSet,

@@ -20,10 +20,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
+from compatcheck.checks.consumers import QUERY_BROKEN
+from compatcheck.checks.metrics import RENAMED
 from compatcheck.consumers.promql import PromQLError, parse_expression, rename_metrics
 from compatcheck.model import Finding, MetricFamily, MetricsSchema
-
-RENAMED = "metrics/renamed"
 
 #: Units a name suffix (or OpenMetrics ``# UNIT``) can carry, as (dimension, factor to the base).
 _UNIT_SCALES: dict[str, tuple[str, float]] = {
@@ -195,7 +195,7 @@ def render_bridge_rules(
     fams = family_renames(findings, before, after)
     pairs = series_renames(fams, before, after, same_unit_only=False)
     for f in findings:
-        if f.kind != "consumers/query-broken":
+        if f.kind != QUERY_BROKEN:
             continue
         for p in f.evidence.get("problems", ()):
             src, dst = p.get("missing_metric"), p.get("renamed_to")

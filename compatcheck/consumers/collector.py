@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from compatcheck.checks.consumers import PARSE_ERROR
 from compatcheck.consumers.promql import Need
 from compatcheck.model import Consumer, Finding
-
-PARSE_ERROR = "consumers/parse-error"
 
 
 @dataclass(frozen=True)

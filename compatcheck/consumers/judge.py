@@ -44,6 +44,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from compatcheck.checks.consumers import BUCKET_DEPENDENT, QUERY_BROKEN
+from compatcheck.checks.metrics import (
+    BUCKETS_CHANGED,
+    FAMILY_REMOVED,
+    LABEL_REMOVED,
+    RENAMED,
+    TYPE_CHANGED,
+)
 from compatcheck.consumers.bridge import (
     family_renames,
     label_renames,
@@ -63,9 +71,6 @@ from compatcheck.model import (
     sort_findings,
 )
 
-QUERY_BROKEN = "consumers/query-broken"
-BUCKET_DEPENDENT = "consumers/bucket-dependent"
-
 _HISTOGRAMS = ("histogram", "gaugehistogram")
 # A missing label needed for these reasons empties the result (a matcher selects nothing, a
 # label_values() variable lists nothing); for the others the series merely lose a grouping.
@@ -78,9 +83,9 @@ _PHRASE = {
     "mislabeled": "loses a label it groups or joins on",
 }
 # metrics/* kinds and which consumer problems they explain
-_FAMILY_KINDS = frozenset({"metrics/family-removed", "metrics/renamed", "metrics/type-changed"})
-_LABEL_KINDS = frozenset({"metrics/label-removed"})
-_BUCKET_KINDS = frozenset({"metrics/buckets-changed"})
+_FAMILY_KINDS = frozenset({FAMILY_REMOVED, RENAMED, TYPE_CHANGED})
+_LABEL_KINDS = frozenset({LABEL_REMOVED})
+_BUCKET_KINDS = frozenset({BUCKETS_CHANGED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,13 +367,34 @@ def _matches_empty(op: str, value: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Judgement:
+    """What the consumers make of a transition: two lists, for the two checks that report them."""
+
+    #: The metric findings, each with the consumers it breaks attached.
+    metrics: list[Finding]
+    #: ``consumers/*`` findings (parse errors from loading included), sorted.
+    consumers: list[Finding]
+
+
 def check_consumers(
     consumers: ConsumerSet,
     before: MetricsSchema,
     after: MetricsSchema,
     metric_findings: Sequence[Finding],
 ) -> list[Finding]:
-    """``metric_findings`` with the consumers each one breaks, plus the consumers/* findings.
+    """``metric_findings`` with the consumers each one breaks, plus the consumers/* findings."""
+    judged = judge_consumers(consumers, before, after, metric_findings)
+    return judged.metrics + judged.consumers
+
+
+def judge_consumers(
+    consumers: ConsumerSet,
+    before: MetricsSchema,
+    after: MetricsSchema,
+    metric_findings: Sequence[Finding],
+) -> Judgement:
+    """The consumers each metric finding breaks, and the consumers/* findings.
 
     The schemas are the source of truth for what breaks; ``metric_findings`` only contribute the
     renames (for the rewrite and the bridge) and receive the consumers they explain. Parse errors
@@ -410,7 +436,7 @@ def check_consumers(
         for _, p in items:
             by_family.setdefault(p.family, {}).setdefault(subject, []).append(p)
     enriched = [_attach(f, by_family, consumers) for f in metric_findings]
-    return enriched + sort_findings([*consumers.findings, *new])
+    return Judgement(enriched, sort_findings([*consumers.findings, *new]))
 
 
 def _attach(

@@ -32,7 +32,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from compatcheck.consumers.collector import PARSE_ERROR, Collector, Source
+from compatcheck.checks.consumers import PARSE_ERROR
+from compatcheck.consumers.collector import Collector, Source
 from compatcheck.consumers.grafana import read_dashboard
 from compatcheck.consumers.promql import Node, PromQLError, parse_expression
 from compatcheck.consumers.rulefile import read_rule_file

@@ -12,6 +12,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from compatcheck.checks.migrations import (
+    DOWNGRADE_DESTRUCTIVE,
+    DOWNGRADE_INCOMPLETE,
+    DOWNGRADE_MISSING,
+    DOWNGRADE_NOT_IMPLEMENTED,
+    NON_TRANSACTIONAL,
+    OLD_CODE_INCOMPATIBLE,
+    UPGRADE_DESTRUCTIVE,
+)
 from compatcheck.migrations import steps as s
 from compatcheck.migrations.graph import DowngradePath, History
 from compatcheck.model import Finding
@@ -218,13 +227,13 @@ def _downgrade(r: _Revision) -> list[Finding]:
     if (down is None or down.empty) and not r.up.empty:
         what = f"has no {w.down}" if down is None else f"has a {w.down} that does nothing"
         message = f"{w.step} `{r.id}` {what}, so a downgrade cannot undo it."
-        return [Finding("migrations/downgrade-missing", r.id, message, r.where)]
+        return [Finding(DOWNGRADE_MISSING, r.id, message, r.where)]
     if down is None or down.empty:
         return []
     if down.raises:
         message = f"{w.step} `{r.id}` has a {w.down} that always raises."
         evidence = {**r.where, "line": down.line}
-        return [Finding("migrations/downgrade-not-implemented", r.id, message, evidence)]
+        return [Finding(DOWNGRADE_NOT_IMPLEMENTED, r.id, message, evidence)]
     out: list[Finding] = []
     lost = _destroyed(down.ops)
     if lost["tables"] or lost["columns"]:
@@ -232,12 +241,12 @@ def _downgrade(r: _Revision) -> list[Finding]:
             f"The downgrade of `{r.id}` removes or overwrites data: "
             f"{_ticks(lost['tables'] + lost['columns'])}."
         )
-        out.append(Finding("migrations/downgrade-destructive", r.id, message, {**r.where, **lost}))
+        out.append(Finding(DOWNGRADE_DESTRUCTIVE, r.id, message, {**r.where, **lost}))
     left = leftovers(r.up, down)
     if left:
         flat = [x for v in left.values() for x in v]
         message = f"The downgrade of `{r.id}` leaves what its upgrade added: {_ticks(flat)}."
-        out.append(Finding("migrations/downgrade-incomplete", r.id, message, {**r.where, **left}))
+        out.append(Finding(DOWNGRADE_INCOMPLETE, r.id, message, {**r.where, **left}))
     return out
 
 
@@ -250,7 +259,7 @@ def _upgrade_destructive(r: _Revision) -> list[Finding]:
         f"{_ticks(destroyed['tables'] + destroyed['columns'])}; a downgrade restores "
         "them empty at best."
     )
-    return [Finding("migrations/upgrade-destructive", r.id, message, {**r.where, **destroyed})]
+    return [Finding(UPGRADE_DESTRUCTIVE, r.id, message, {**r.where, **destroyed})]
 
 
 def _old_code_incompatible(r: _Revision) -> list[Finding]:
@@ -272,7 +281,7 @@ def _old_code_incompatible(r: _Revision) -> list[Finding]:
         "objects": objects,
         "changes": changes,
     }
-    return [Finding("migrations/old-code-incompatible", r.id, message, evidence)]
+    return [Finding(OLD_CODE_INCOMPATIBLE, r.id, message, evidence)]
 
 
 def _non_transactional(r: _Revision) -> list[Finding]:
@@ -296,7 +305,7 @@ def _non_transactional(r: _Revision) -> list[Finding]:
         "leaves the database half-migrated."
     )
     evidence = {**r.where, "statements": found}
-    return [Finding("migrations/non-transactional", r.id, message, evidence)]
+    return [Finding(NON_TRANSACTIONAL, r.id, message, evidence)]
 
 
 #: What is checked for every step on the path, each on its own.

@@ -13,6 +13,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from compatcheck.checks.availability import UNAVAILABLE
+from compatcheck.checks.migrations import (
+    DATA_LOST,
+    DOWNGRADE_DESTRUCTIVE,
+    DOWNGRADE_FAILED,
+    DOWNGRADE_NOT_IMPLEMENTED,
+    ROUNDTRIP_MISMATCH,
+)
 from compatcheck.migrations.checks import path_touches
 from compatcheck.migrations.graph import DowngradePath, History
 from compatcheck.migrations.section import RoundTrip, SchemaDifference
@@ -76,16 +84,16 @@ def _failure(found: FindingSet, trip: RoundTrip, engine: str) -> None:
         return
     stage, rev, err = trip.failure.stage, trip.failure.revision, trip.failure.error
     if stage == "downgrade" and rev is not None:
-        if found.has("migrations/downgrade-not-implemented", rev):
-            found.add("migrations/downgrade-not-implemented", rev, "", {"error": err})
+        if found.has(DOWNGRADE_NOT_IMPLEMENTED, rev):
+            found.add(DOWNGRADE_NOT_IMPLEMENTED, rev, "", {"error": err})
         else:
             message = f"The downgrade of `{rev}` failed on {engine}: {err}"
             evidence = {"error": err, "engine": engine}
-            found.add("migrations/downgrade-failed", rev, message, evidence)
+            found.add(DOWNGRADE_FAILED, rev, message, evidence)
     elif stage == "re-upgrade" and rev is not None:
         message = f"Upgrading `{rev}` again after the downgrade failed on {engine}: {err}"
         found.add(
-            "migrations/roundtrip-mismatch",
+            ROUNDTRIP_MISMATCH,
             rev,
             message,
             {"reupgrade_error": err, "engine": engine},
@@ -94,7 +102,7 @@ def _failure(found: FindingSet, trip: RoundTrip, engine: str) -> None:
         at = f" at `{rev}`" if rev else ""
         message = f"The migration round trip could not run on {engine}: {stage} failed{at}: {err}"
         evidence = {"stage": stage, "error": err, "engine": engine}
-        found.add("check/unavailable", rev or "migrations", message, evidence)
+        found.add(UNAVAILABLE, rev or "migrations", message, evidence)
 
 
 def _ticks(counts: Mapping[str, int]) -> str:
@@ -121,17 +129,17 @@ def roundtrip_findings(
         for rev, items in by_rev.items():
             listed = "; ".join(f"`{d.object}` {d.change}" for d in items)
             evidence = {key: [d.to_json() for d in items], "engine": engine}
-            found.add("migrations/roundtrip-mismatch", rev, f"{what}: {listed}.", evidence)
+            found.add(ROUNDTRIP_MISMATCH, rev, f"{what}: {listed}.", evidence)
     for rev, lost in _by_revision(trip.old_data_lost, attribute).items():
         found.add(
-            "migrations/data-lost",
+            DATA_LOST,
             rev,
             f"The downgrade lost data OLD wrote (rows or values changed or gone): {_ticks(lost)}.",
             {"lost": lost, "engine": engine},
         )
     for rev, removed in _by_revision(trip.new_data_removed, attribute).items():
         found.add(
-            "migrations/downgrade-destructive",
+            DOWNGRADE_DESTRUCTIVE,
             rev,
             f"The downgrade of `{rev}` removed data written since: {_ticks(removed)}.",
             {"removed_in_roundtrip": removed},

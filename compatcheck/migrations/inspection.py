@@ -15,6 +15,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from compatcheck.checks.availability import UNAVAILABLE as CHECK_UNAVAILABLE
+from compatcheck.checks.migrations import DOWNGRADE_DESTRUCTIVE, MULTIPLE_HEADS, PATH_MISSING
 from compatcheck.errors import InputError, UnavailableError
 from compatcheck.migrations import live
 from compatcheck.migrations.checks import rename_targets, static_findings
@@ -53,7 +55,7 @@ def _resolve(history: History, old: str | None, new: str | None) -> _Resolved:
         subject: str, message: str, old_head: str | None, new_head: str | None
     ) -> _Resolved:
         evidence = {"old": old, "new": new}
-        finding = Finding("migrations/path-missing", subject, message, evidence)
+        finding = Finding(PATH_MISSING, subject, message, evidence)
         return _Resolved(old_head, new_head, missing=finding)
 
     try:
@@ -89,7 +91,7 @@ def _multiple_heads(history: History) -> list[Finding]:
         f"The history has {len(heads)} heads ({', '.join(f'`{h}`' for h in heads)}): "
         f"{history.wording.upgrade_all} fails until they are merged."
     )
-    return [Finding("migrations/multiple-heads", ",".join(heads), message, {"heads": heads})]
+    return [Finding(MULTIPLE_HEADS, ",".join(heads), message, {"heads": heads})]
 
 
 def inspect_migrations(
@@ -194,7 +196,7 @@ def _dynamic(
             else ""
         )
         found.add(
-            "check/unavailable",
+            CHECK_UNAVAILABLE,
             "migrations",
             f"The migration round trip did not run: {exc}{hint}.",
             {"stage": "scratch database", "error": str(exc), "privilege": exc.privilege},
@@ -222,7 +224,7 @@ def _round_trip(
         try:
             runner = source.runner(scratch, conn)
         except RunnerUnavailable as exc:
-            found.add("check/unavailable", "migrations", str(exc), {"error": exc.error})
+            found.add(CHECK_UNAVAILABLE, "migrations", str(exc), {"error": exc.error})
             return replace(section, roundtrip=RoundTrip(UNAVAILABLE, error=exc.error))
         trip = round_trip(
             runner,
@@ -243,11 +245,11 @@ def _live(found: FindingSet, url: str, section: MigrationsSection) -> Migrations
     """Read-only counts on the live database of what each destructive downgrade removes."""
     objects: dict[str, list[str]] = {}
     for f in found.findings():
-        if f.kind == "migrations/downgrade-destructive":
+        if f.kind == DOWNGRADE_DESTRUCTIVE:
             ev = f.evidence
             objects[f.subject] = [*ev.get("tables", []), *ev.get("columns", [])]
     counts = live.live_counts(url, [o for objs in objects.values() for o in objs])
     for rev, objs in objects.items():
         evidence = {"live_counts": {o: counts[o] for o in objs}}
-        found.add("migrations/downgrade-destructive", rev, "", evidence)
+        found.add(DOWNGRADE_DESTRUCTIVE, rev, "", evidence)
     return replace(section, data_at_risk=tuple(describe(o, counts[o]) for o in sorted(counts)))

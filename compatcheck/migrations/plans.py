@@ -25,6 +25,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from compatcheck.checks.migrations import (
+    DATA_LOST,
+    DOWNGRADE_DESTRUCTIVE,
+    DOWNGRADE_FAILED,
+    DOWNGRADE_INCOMPLETE,
+    DOWNGRADE_MISSING,
+    DOWNGRADE_NOT_IMPLEMENTED,
+    NEW_DATA_REMOVED,
+    NON_TRANSACTIONAL,
+    OLD_CODE_INCOMPATIBLE,
+    PATH_MISSING,
+    ROUNDTRIP_MISMATCH,
+    UPGRADE_DESTRUCTIVE,
+)
 from compatcheck.migrations.section import (
     ERA_ROWS,
     Exchange,
@@ -36,21 +50,19 @@ from compatcheck.migrations.section import (
 )
 from compatcheck.model import Finding, sort_findings
 
-NEW_DATA_REMOVED = "migrations/new-data-removed"
-
 #: Finding kinds that make each plan unsafe.
 BLOCKERS: dict[str, frozenset[str]] = {
-    "code-only": frozenset({"migrations/path-missing", "migrations/old-code-incompatible"}),
+    "code-only": frozenset({PATH_MISSING, OLD_CODE_INCOMPATIBLE}),
     "downgrade": frozenset(
         {
-            "migrations/path-missing",
-            "migrations/downgrade-missing",
-            "migrations/downgrade-not-implemented",
-            "migrations/downgrade-failed",
-            "migrations/downgrade-incomplete",
-            "migrations/upgrade-destructive",
-            "migrations/roundtrip-mismatch",
-            "migrations/data-lost",
+            PATH_MISSING,
+            DOWNGRADE_MISSING,
+            DOWNGRADE_NOT_IMPLEMENTED,
+            DOWNGRADE_FAILED,
+            DOWNGRADE_INCOMPLETE,
+            UPGRADE_DESTRUCTIVE,
+            ROUNDTRIP_MISMATCH,
+            DATA_LOST,
         }
     ),
 }
@@ -63,9 +75,9 @@ ORDER = ("code-only", "downgrade")
 #: downgrade's data and the downgrade's risk). When another plan is safe, the engine marks these
 #: findings as not blocking.
 CONCERNS: dict[str, frozenset[str]] = {
-    "code-only": frozenset({"migrations/old-code-incompatible"}),
+    "code-only": frozenset({OLD_CODE_INCOMPATIBLE}),
     "downgrade": BLOCKERS["downgrade"]
-    | {"migrations/downgrade-destructive", "migrations/non-transactional", NEW_DATA_REMOVED},
+    | {DOWNGRADE_DESTRUCTIVE, NON_TRANSACTIONAL, NEW_DATA_REMOVED},
 }
 
 #: What each plan is for when ``--direction deploy`` gates a roll-forward: OLD's pods keep
@@ -351,7 +363,7 @@ def removed_new_data(findings: Iterable[Finding]) -> tuple[Removal, ...]:
     """
     out: dict[str, Removal] = {}
     for f in findings:
-        if f.kind != "migrations/downgrade-destructive":
+        if f.kind != DOWNGRADE_DESTRUCTIVE:
             continue
         ev = f.evidence
         for obj in [*ev.get("tables", ()), *ev.get("columns", ())]:
@@ -382,7 +394,7 @@ def live_data_at_risk(findings: Iterable[Finding]) -> tuple[str, ...]:
     """``--live-db-url`` counts of what the downgrade destroys, one line per object."""
     counts: dict[str, int | None] = {}
     for f in findings:
-        if f.kind == "migrations/downgrade-destructive":
+        if f.kind == DOWNGRADE_DESTRUCTIVE:
             live = f.evidence.get("live_counts")
             counts.update(live if isinstance(live, Mapping) else {})
     return tuple(describe(o, counts[o]) for o in sorted(counts, key=lambda o: ("." in o, o)))
@@ -431,7 +443,7 @@ def runtime_finding(new_head: str, trial: CodeOnlyTrial) -> Finding:
     first = trial.failures[0].removeprefix(f"{ON_NEW_SCHEMA}: ")
     more = len(trial.failures) - 1
     return Finding(
-        "migrations/old-code-incompatible",
+        OLD_CODE_INCOMPATIBLE,
         new_head,
         f"OLD's code fails on NEW's schema at `{new_head}` (runtime-failure): {first}"
         + (f", and {more} more" if more else "")
@@ -468,7 +480,7 @@ def verify_code_only(
     reasons alone (one finding per problem, not two). The plans are judged again either way.
     """
     out = list(findings)
-    covered = any(f.kind == "migrations/old-code-incompatible" for f in out)
+    covered = any(f.kind == OLD_CODE_INCOMPATIBLE for f in out)
     if trial.failures and not covered and section.new_head is not None:
         out = sort_findings([*out, runtime_finding(section.new_head, trial)])
     plans, recommended = judge_plans(out, trial, static=section.static_reason)

@@ -277,19 +277,13 @@ def artifact_summary(report: Report) -> tuple[str, list[str], str | None] | None
     The rollback command is the last thing a person needs: the exact, digest-pinned command for
     the platform, or the note saying why none can be given.
     """
-    art = report.extras.get("artifact")
-    if not isinstance(art, Mapping):
+    art = report.artifact
+    if art is None:
         return None
-    ref = str(art.get("reference") or (art.get("release") or {}).get("path") or "")
-    pinned = art.get("pinned_reference")
-    what = ref + (f" → {pinned}" if pinned and pinned != ref else "")
-    if art.get("source"):
-        what += f" ({art['source']})"
-    commands = [str(c) for c in art.get("rollback_commands") or ()]
-    if not commands and art.get("rollback_command"):
-        commands = [str(art["rollback_command"])]
-    note = art.get("rollback_note")
-    return what, commands, str(note) if note else None
+    what = art.what
+    if art.source:
+        what += f" ({art.source})"
+    return what, list(art.rollback_commands), art.rollback_note or None
 
 
 def downgrade_path_text(path: Sequence[Any]) -> str:

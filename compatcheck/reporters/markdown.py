@@ -278,8 +278,11 @@ def _pending_advice(report: Report) -> list[str]:
 
 def _extras(report: Report) -> list[str]:
     out: list[str] = []
-    for key in sorted(report.extras):
-        body = json.dumps(report.extras[key], indent=2, sort_keys=True, default=str)
+    sections = dict(report.extras)
+    if report.artifact is not None:
+        sections["artifact"] = report.artifact.to_json()
+    for key in sorted(sections):
+        body = json.dumps(sections[key], indent=2, sort_keys=True, default=str)
         out += ["", *_details(key, body, "json")]
     return out
 

@@ -227,7 +227,7 @@ def _pending_advice(report: Report) -> list[str]:
 
 
 def _extras(report: Report) -> list[str]:
-    others = [k for k in sorted(report.extras) if k != "artifact"]
+    others = sorted(report.extras)
     if not others:
         return []
     out = ["", "MORE"]

@@ -8,6 +8,13 @@ framework's validation layer we would not use; uvicorn is its reference server.
 
 Public entry points: :func:`create_app` (tests, embedding), :func:`add_serve_parser` and
 :func:`cmd_serve` (the CLI).
+
+Where it sits: another front end to the one ``evaluate()``, beside the CLI. The modules:
+:mod:`~compatcheck.serve.app` (the HTTP face: routes, auth, and the one table turning domain
+errors into statuses), :mod:`~compatcheck.serve.requests` (request bodies, validated),
+:mod:`~compatcheck.serve.checker` (the work without HTTP: slots, deadlines, cache),
+:mod:`~compatcheck.serve.settings`, :mod:`~compatcheck.serve.metrics` and
+:mod:`~compatcheck.serve.protocol` (connection limits).
 """
 
 from __future__ import annotations

@@ -39,17 +39,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from compatcheck.errors import (
+    BusyError,
+    CompatcheckError,
+    DeadlineExceeded,
+    InternalError,
+    NotFoundError,
+    RefusedError,
+    UnavailableError,
+    UsageError,
+)
 from compatcheck.jsondoc import JsonError, parse_json
 from compatcheck.masking import mask_secrets
-from compatcheck.serve.checker import (
-    Checker,
-    CheckRequest,
-    HookError,
-    Outcome,
-    parse_check_request,
-    parse_flagger_request,
-)
+from compatcheck.serve.checker import Checker, Outcome
 from compatcheck.serve.metrics import HookMetrics, endpoint_of
+from compatcheck.serve.requests import CheckRequest, parse_check_request, parse_flagger_request
 from compatcheck.serve.settings import ServeSettings
 
 _OPEN_PATHS = frozenset({"/healthz", "/metrics"})
@@ -98,9 +102,41 @@ def _log(status: int, scope: Scope, message: str) -> None:
     (log.warning if status >= 500 else log.info)("%s", line[:2000])
 
 
-def _reject(request: Request, exc: HookError) -> Response:
-    _log(exc.status, request.scope, exc.message)
-    return _error(exc.status, exc.message, retry_after=exc.retry_after)
+class HookError(Exception):
+    """A request the hook answers with ``status`` and the one-line ``message``."""
+
+    def __init__(self, status: int, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.retry_after = retry_after
+
+
+#: The library's domain errors as HTTP: (error, status, Retry-After seconds), the most specific
+#: first. The one place where a condition of the library becomes a status.
+_STATUSES: tuple[tuple[type[CompatcheckError], int, int | None], ...] = (
+    (NotFoundError, 404, None),
+    (RefusedError, 403, None),
+    (UsageError, 400, None),
+    (BusyError, 429, 1),
+    (DeadlineExceeded, 503, 5),
+    (UnavailableError, 503, None),
+    (InternalError, 500, None),
+)
+
+
+def http_error(exc: HookError | CompatcheckError) -> HookError:
+    """``exc`` as the status, message and Retry-After the hook answers with."""
+    if isinstance(exc, HookError):
+        return exc
+    status, retry = next(((s, r) for cls, s, r in _STATUSES if isinstance(exc, cls)), (500, None))
+    return HookError(status, str(exc), retry_after=retry)
+
+
+def _reject(request: Request, exc: HookError | CompatcheckError) -> Response:
+    err = http_error(exc)
+    _log(err.status, request.scope, err.message)
+    return _error(err.status, err.message, retry_after=err.retry_after)
 
 
 class _Guard:
@@ -251,7 +287,7 @@ class Hook:
         try:
             req = await self._request(request, self._check_body)
             outcome = await self.checker.check(req)
-        except HookError as exc:
+        except (HookError, CompatcheckError) as exc:
             return _reject(request, exc)
         self.count_verdict(outcome)
         if outcome.unavailable is not None:
@@ -289,7 +325,7 @@ class Hook:
         try:
             req = await self._request(request, self._flagger_body(request), cap)
             outcome = await self.checker.check(req)
-        except HookError as exc:
+        except (HookError, CompatcheckError) as exc:
             return _reject(request, exc)
         self.count_verdict(outcome)
         if outcome.unavailable is not None:
@@ -322,8 +358,8 @@ class Hook:
     async def _run_job(self, job: Job, future: asyncio.Future[Outcome], deadline: float) -> None:
         try:
             self._finish(job, await self.checker.finish(future, deadline))
-        except HookError as exc:
-            job.status, job.error = "TERMINAL", exc.message
+        except (HookError, CompatcheckError) as exc:
+            job.status, job.error = "TERMINAL", http_error(exc).message
         except Exception as exc:  # the job must end even on a bug, never stay RUNNING
             message = f"internal error: {type(exc).__name__}: {exc}"
             _log(500, {"method": "POST", "path": "/v1/checks"}, message)
@@ -334,7 +370,7 @@ class Hook:
             req = await self._request(request, self._check_body)
             deadline = time.monotonic() + self.settings.check_timeout
             cached, future = await self.checker.start(req, deadline)
-        except HookError as exc:
+        except (HookError, CompatcheckError) as exc:
             return _reject(request, exc)
         job = Job()
         if cached is not None:

@@ -1,9 +1,12 @@
 """The hook's work, without HTTP: validate a request, load snapshots, judge them, cache the verdict.
 
+Failures are the library's domain errors (:mod:`compatcheck.errors`: not found, refused, busy,
+deadline exceeded, unavailable, internal); :mod:`compatcheck.serve.app` alone maps them to HTTP.
+
 The verdict itself comes from :func:`compatcheck.engine.evaluate` (the one path to a verdict);
 this module only decides *when* it runs and what it may cost. A check has two phases, each in a
-worker thread holding a slot taken *before* any work starts (429 at once when none is free), both
-under the one per-check deadline (503 when it passes):
+worker thread holding a slot taken *before* any work starts (busy at once when none is free),
+both under the one per-check deadline (deadline exceeded when it passes):
 
 1. lookup (a *lookup slot*): read both stored snapshots and the operator's policy and consumer
    files, hash them into the cache key, answer from the cache on a hit;
@@ -14,8 +17,8 @@ So a burst of cached requests is not stuck behind slow evaluations, and nothing 
 the server do (reading, hashing, parsing, validating) happens outside a slot or a deadline.
 
 Traps:
-- A Python thread cannot be killed. When a check times out the caller gets its answer (503 /
-  TERMINAL) at once, but the thread keeps its slot until it really ends, so the slots still bound
+- A Python thread cannot be killed. When a check times out the caller gets its answer (a timeout
+  / TERMINAL) at once, but the thread keeps its slot until it really ends, so the slots still bound
   what runs. Every I/O inside has its own deadline (scrapes, store reads) and each phase checks the
   check's deadline before it starts, so it does end.
 - The cache key covers everything the verdict depends on, as the exact bytes evaluated: both
@@ -38,20 +41,28 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from compatcheck.errors import CompatcheckError, InputError, UnavailableError
+from compatcheck.errors import (
+    BusyError,
+    CompatcheckError,
+    DeadlineExceeded,
+    InputError,
+    InternalError,
+    NotFoundError,
+    UnavailableError,
+    UsageError,
+)
 from compatcheck.masking import mask_secrets
-from compatcheck.report import UNAVAILABLE_KINDS, Report
+from compatcheck.report import Report
 from compatcheck.serve.metrics import HookMetrics
+from compatcheck.serve.requests import CheckRequest, Target
 from compatcheck.serve.settings import ServeSettings
 from compatcheck.snapshot import Snapshot
-from compatcheck.store import NotFound, SnapshotStore, validate_name
+from compatcheck.store import SnapshotStore
 
 if TYPE_CHECKING:
     from compatcheck.consumers import ConsumerSet
     from compatcheck.policy import Policy
 
-_REQUEST_KEYS = ("service", "old", "new", "direction")
-_TARGET_KEYS = ("version", "url")
 #: A file whose size, mtime and ctime last changed longer ago than this is trusted unchanged while
 #: they stay the same; a younger one is read again on every check (see :class:`_FileCache`).
 _RACY_NS = 2_000_000_000
@@ -59,32 +70,6 @@ _RACY_NS = 2_000_000_000
 #: that cached verdicts keep flowing while slow evaluations hold every check slot.
 LOOKUPS_PER_CHECK = 8
 T = TypeVar("T")
-
-
-class HookError(Exception):
-    """A request the hook answers with ``status`` and the one-line ``message``."""
-
-    def __init__(self, status: int, message: str, *, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.retry_after = retry_after
-
-
-@dataclass(frozen=True)
-class Target:
-    """One side of a check: a stored version, or (when allowed) a metrics URL to scrape."""
-
-    version: str | None = None
-    url: str | None = None
-
-
-@dataclass(frozen=True)
-class CheckRequest:
-    service: str
-    old: Target
-    new: Target
-    direction: str = "rollback"
 
 
 @dataclass(frozen=True)
@@ -99,85 +84,6 @@ class Outcome:
     #: One line naming the first blocking findings, for Flagger's 412 and logs.
     summary: str
     cached: bool = False
-
-
-def _target(value: object, role: str, allow_url: bool) -> Target:
-    if not isinstance(value, dict):
-        raise HookError(400, f'`{role}` must be an object like {{"version": "v1"}}')
-    unknown = sorted(set(value) - set(_TARGET_KEYS))
-    if unknown:
-        raise HookError(400, f"unknown key `{unknown[0]}` in `{role}` (expected version or url)")
-    if ("version" in value) == ("url" in value):
-        raise HookError(400, f"`{role}` needs exactly one of `version` or `url`")
-    if "version" in value:
-        try:
-            return Target(version=validate_name(value["version"], f"{role} version"))
-        except InputError as exc:
-            raise HookError(400, str(exc)) from None
-    url = value["url"]
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 2048:
-        raise HookError(400, f"`{role}.url` must be an http(s) URL")
-    if not allow_url:
-        raise HookError(
-            403,
-            "url targets are disabled on this server (the operator can enable --allow-url-targets)",
-        )
-    return Target(url=url)
-
-
-def parse_check_request(body: object, *, allow_url: bool) -> CheckRequest:
-    """Validate a ``/v1/check`` body; unknown keys are errors (a typo must not pass silently)."""
-    if not isinstance(body, dict):
-        raise HookError(400, "request body must be a JSON object")
-    unknown = sorted(set(body) - set(_REQUEST_KEYS))
-    if unknown:
-        raise HookError(
-            400, f"unknown key `{unknown[0]}` in request (expected: {', '.join(_REQUEST_KEYS)})"
-        )
-    for key in ("service", "old", "new"):
-        if key not in body:
-            raise HookError(400, f"request needs `{key}`")
-    try:
-        service = validate_name(body["service"], "service")
-    except InputError as exc:
-        raise HookError(400, str(exc)) from None
-    direction = body.get("direction", "rollback")
-    if direction not in ("rollback", "deploy"):
-        raise HookError(400, "`direction` must be rollback or deploy")
-    return CheckRequest(
-        service,
-        _target(body["old"], "old", allow_url),
-        _target(body["new"], "new", allow_url),
-        direction,
-    )
-
-
-def parse_flagger_request(body: object) -> CheckRequest:
-    """Flagger's webhook payload: ``name``, ``namespace``, ``phase``, ``metadata`` (strings).
-
-    The service is ``metadata.service`` or else the canary's ``name``; ``metadata.old`` and
-    ``metadata.new`` name the stored versions. Other keys Flagger sends (``checksum``, ``type``)
-    are ignored: Flagger's payload grows between releases.
-    """
-    if not isinstance(body, dict):
-        raise HookError(400, "request body must be a JSON object")
-    meta = body.get("metadata")
-    if not isinstance(meta, dict):
-        raise HookError(400, "flagger payload needs `metadata` with `old` and `new` versions")
-    service = meta.get("service") or body.get("name")
-    if not service:
-        raise HookError(400, "flagger payload needs `name` (or `metadata.service`)")
-    for key in ("old", "new"):
-        if not meta.get(key):
-            raise HookError(400, f"flagger payload needs `metadata.{key}` (a stored version)")
-    check: dict[str, Any] = {
-        "service": service,
-        "old": {"version": meta["old"]},
-        "new": {"version": meta["new"]},
-    }
-    if "direction" in meta:
-        check["direction"] = meta["direction"]
-    return parse_check_request(check, allow_url=False)
 
 
 class _FileCache:
@@ -234,7 +140,7 @@ class _InputFiles:
         self._parsed: OrderedDict[str, Inputs] = OrderedDict()
 
     def current(self) -> Inputs:
-        """Raise :class:`HookError` 500 when the operator's files are unreadable or broken."""
+        """Raise :class:`InternalError` when the operator's files are unreadable or broken."""
         from compatcheck.consumers import list_consumer_files, read_consumer_files
         from compatcheck.policy import parse_policies
 
@@ -251,11 +157,11 @@ class _InputFiles:
                     digest, content[path] = self._files.read(path)
                     h.update(f"{part}\0{path}\0{digest}\n".encode())
         except OSError as exc:
-            raise HookError(
-                500, f"server configuration unreadable: {exc.filename}: {exc.strerror}"
+            raise InternalError(
+                f"server configuration unreadable: {exc.filename}: {exc.strerror}"
             ) from None
         except InputError as exc:
-            raise HookError(500, f"server configuration unreadable: {exc}") from None
+            raise InternalError(f"server configuration unreadable: {exc}") from None
         key = h.hexdigest()
         with self._lock:
             hit = self._parsed.get(key)
@@ -265,9 +171,9 @@ class _InputFiles:
             texts = [(str(p), content[p].decode("utf-8")) for p in policy_files]
             policy = parse_policies(texts)
         except UnicodeDecodeError:
-            raise HookError(500, "server policy is broken: not UTF-8 text") from None
+            raise InternalError("server policy is broken: not UTF-8 text") from None
         except CompatcheckError as exc:
-            raise HookError(500, f"server policy is broken: {exc}") from None
+            raise InternalError(f"server policy is broken: {exc}") from None
         consumers = (
             read_consumer_files(consumer_files, content.__getitem__)
             if self.settings.consumers
@@ -382,12 +288,12 @@ class Checker:
         assert self.store is not None
         try:
             return self.store.read_bytes(req.service, version, deadline=deadline)
-        except NotFound as exc:
-            raise HookError(404, str(exc)) from None
+        except NotFoundError:
+            raise
         except UnavailableError as exc:
-            raise HookError(503, f"snapshot store unavailable: {exc}") from None
+            raise UnavailableError(f"snapshot store unavailable: {exc}") from None
         except InputError as exc:  # the caller's names were valid: the stored file is bad
-            raise HookError(500, f"stored snapshot is unusable: {exc}") from None
+            raise InternalError(f"stored snapshot is unusable: {exc}") from None
 
     def lookup(self, req: CheckRequest, deadline: float) -> Lookup:
         """Read and hash everything the verdict depends on; answer from the cache on a hit."""
@@ -396,7 +302,7 @@ class Checker:
             if target.version is None:
                 continue
             if self.store is None:
-                raise HookError(400, "this server has no snapshot store; give `url` targets")
+                raise UsageError("this server has no snapshot store; give `url` targets")
             _check_deadline(deadline, self.settings.check_timeout)
             raw[role] = self._read(req, target.version, deadline)
         inputs = self._inputs.current()
@@ -438,13 +344,13 @@ class Checker:
         try:
             return self.store.parse(req.service, version, lookup.raw[role])
         except InputError as exc:
-            raise HookError(500, f"stored snapshot is unusable: {exc}") from None
+            raise InternalError(f"stored snapshot is unusable: {exc}") from None
 
     def evaluate(self, lookup: Lookup, deadline: float) -> Outcome:
         """Parse (exactly the bytes looked up), evaluate, cache.
 
         Once the snapshots are parsed (the costly part) the verdict is finished and cached even
-        if the caller has had its 503 meanwhile: the caller's retry is then answered at once.
+        if the caller has had its timeout meanwhile: the caller's retry is then answered at once.
         """
         from compatcheck.engine import EvaluateOptions, evaluate
 
@@ -463,7 +369,7 @@ class Checker:
             try:
                 report = evaluate(old, new, options)
             except CompatcheckError as exc:
-                raise HookError(500, f"check failed: {exc}") from None
+                raise InternalError(f"check failed: {exc}") from None
             outcome = outcome_of(report)
         finally:
             self.metrics.check_duration.observe(time.perf_counter() - started)
@@ -476,11 +382,11 @@ class Checker:
     def _start(
         self, slots: _Slots, what: str, fn: Callable[..., T], *args: Any
     ) -> asyncio.Future[T]:
-        """Take a slot now (429 when none is free) and run ``fn`` in a worker thread; the slot is
+        """Take a slot now (busy when none is free) and run ``fn`` in a worker thread; the slot is
         given back when the thread ends, not when a caller stops waiting."""
         release = slots.take()
         if release is None:
-            raise HookError(429, f"too many {what} running (limit {slots.limit})", retry_after=1)
+            raise BusyError(f"too many {what} running (limit {slots.limit})")
         counts = slots is self._checks
         if counts:
             self.metrics.in_progress.inc()
@@ -495,8 +401,9 @@ class Checker:
         return asyncio.wrap_future(future)
 
     async def _wait(self, future: asyncio.Future[T], deadline: float) -> T:
-        """``future``'s result, or 503 when the check's deadline passes first. Shielded: a caller
-        giving up does not cancel work that other callers (or the cache) still want."""
+        """``future``'s result, or :class:`DeadlineExceeded` when the check's deadline passes
+        first. Shielded: a caller giving up does not cancel work that other callers (or the
+        cache) still want."""
         try:
             return await asyncio.wait_for(
                 asyncio.shield(future), timeout=max(0.0, deadline - time.monotonic())
@@ -533,7 +440,7 @@ class Checker:
         return await self._wait(future, deadline)
 
     async def check(self, req: CheckRequest) -> Outcome:
-        """The whole path: cached verdict, or a judged report (429 busy, 503 on timeout)."""
+        """The whole path: cached verdict, or a judged report (busy, or deadline exceeded)."""
         deadline = time.monotonic() + self.settings.check_timeout
         cached, future = await self.start(req, deadline)
         if cached is not None:
@@ -546,12 +453,12 @@ class Checker:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _timed_out(seconds: float) -> HookError:
-    return HookError(503, f"check timed out after {seconds:g}s", retry_after=5)
+def _timed_out(seconds: float) -> DeadlineExceeded:
+    return DeadlineExceeded(f"check timed out after {seconds:g}s")
 
 
 def _check_deadline(deadline: float, seconds: float) -> None:
-    """Stop a thread whose caller already had its 503: free the slot for work someone awaits."""
+    """Stop a thread whose caller already had its timeout: free the slot for work someone awaits."""
     if time.monotonic() > deadline:
         raise _timed_out(seconds)
 
@@ -565,14 +472,8 @@ def _done(outcome: Outcome) -> asyncio.Future[Outcome]:
 def outcome_of(report: Report) -> Outcome:
     """The bytes and one-line summary every endpoint answers with."""
     data = report.to_json()
-    unavailable = None
-    if report.unavailable:
-        first = next(
-            rf
-            for rf in report.findings
-            if rf.finding.kind in UNAVAILABLE_KINDS and not rf.waived and rf.severity != "off"
-        )
-        unavailable = first.finding.message
+    cannot_tell = report.cannot_tell()
+    unavailable = cannot_tell[0].finding.message if cannot_tell else None
     blocking = [rf for rf in report.findings if rf.counts_against(report.fail_on)]
     if report.go:
         summary = f"go: rollback {report.new.label} → {report.old.label} is safe"
