@@ -421,9 +421,7 @@ def _cmd_snapshot(args: argparse.Namespace, out: IO[str]) -> int:
 
             snap = snapshot_from_url(args.source, label=args.label, progress=progress)
         else:
-            snap = load_source(
-                args.source, label=args.label, registry_config=args.registry_config
-            )
+            snap = load_source(args.source, label=args.label, registry_config=args.registry_config)
     else:
         raise UsageError("snapshot: give SOURCE (URL or exposition file), or -c FILE --target")
     problems = [*snap.unavailable.values(), *(snap.metrics.errors if snap.metrics else ())]

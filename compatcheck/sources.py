@@ -79,9 +79,7 @@ def load_source(
         from compatcheck.artifact.contract import load_contract
 
         config = load_registry_config(registry_config)
-        snap: Snapshot = load_contract(
-            arg, label=label, registry_config=config, timeout=timeout
-        )
+        snap: Snapshot = load_contract(arg, label=label, registry_config=config, timeout=timeout)
         return snap
     if is_url(arg):
         # Local import: capture (HTTP, processes, the artifact inspector) takes ~0.3 s to import,

@@ -106,7 +106,9 @@ def _entry(path: str, host: str, value: object) -> Credentials:
         try:
             decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            raise InputError(f"{path}: `auths.{host}.auth` is not base64 of `user:password`") from None
+            raise InputError(
+                f"{path}: `auths.{host}.auth` is not base64 of `user:password`"
+            ) from None
         user, colon, secret = decoded.partition(":")
         if not colon:
             raise InputError(f"{path}: `auths.{host}.auth` is not base64 of `user:password`")

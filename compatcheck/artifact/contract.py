@@ -44,6 +44,7 @@ import httpx
 from compatcheck.artifact.auth import RegistryConfig
 from compatcheck.artifact.oci import (
     INDEX_TYPES,
+    MANIFEST_ACCEPT,
     MANIFEST_MAX_BYTES,
     MANIFEST_TYPES,
     OCI_INDEX,
@@ -242,8 +243,10 @@ class _Registry:
         return ([] if fallback is None else _index_entries(fallback)), "referrers tag schema"
 
     def _has(self, kind: str, digest: str) -> bool:
+        # Trap: distribution answers 404 for an OCI manifest the Accept header does not list.
+        accept = MANIFEST_ACCEPT if kind == "manifests" else None
         status, _, _ = self.source.request(
-            "HEAD", f"{kind}/{digest}", f"{kind[:-1]} `{digest}`", ok=(200, 404)
+            "HEAD", f"{kind}/{digest}", f"{kind[:-1]} `{digest}`", accept=accept, ok=(200, 404)
         )
         return status == 200
 
@@ -301,7 +304,7 @@ class _Registry:
             content_type=OCI_INDEX,
             ok=(201,),
         )
-        return False, "referrers tag schema"
+        return existed, "referrers tag schema"
 
 
 class _Layout:
