@@ -547,3 +547,66 @@ class _RealmAuth(httpx.Auth):
         if str(request.url).startswith(self.realm):
             request.headers["Authorization"] = f"Basic {_b64(f'ci:{PASSWORD}')}"
         yield request
+
+
+# --- the hook: {"image": "reg/shop@sha256:…"} targets ------------------------------------------
+
+
+def test_hook_judges_the_contracts_attached_to_two_image_digests(
+    registry: Registry, tmp_path: Path
+) -> None:
+    from tests.test_serve_helpers import TOKEN, hook_clients
+
+    pusher = Pusher(registry.url)
+    old_digest = pusher.image("team/shop", "v1", ML.image(ML.FULL_LABELS))
+    new_digest = pusher.image("team/shop", "v2", ML.image(ML.FULL_LABELS, payload=b"v2"))
+    untouched = pusher.image("team/shop", "v3", ML.image(ML.FULL_LABELS, payload=b"v3"))
+    elsewhere = pusher.image("other/app", "v1", ML.image(ML.FULL_LABELS))
+    old_snap, new_snap = _snapshot(tmp_path, "old"), _snapshot(tmp_path, "new")
+    old_image = f"{registry.host}/team/shop@{old_digest}"
+    new_image = f"{registry.host}/team/shop@{new_digest}"
+    attach_contract(f"oci:{old_image}", old_snap.read_bytes(), "2026-05-01T00:00:00Z")
+    attach_contract(f"oci:{new_image}", new_snap.read_bytes(), "2026-06-01T00:00:00Z")
+    expected = _kinds(_report(run("diff", str(old_snap), str(new_snap), "--format", "json")))
+    clients = hook_clients()
+    make = next(clients)
+    try:
+        client = make(allow_images=(f"{registry.host}/team/*",))
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+
+        def check(old: str, new: str) -> httpx.Response:
+            body = {"service": "shop", "old": {"image": old}, "new": {"image": new}}
+            return client.post("/v1/check", json=body, headers=auth)  # type: ignore[no-any-return]
+
+        first = check(old_image, new_image)
+        assert first.status_code == 200, first.text
+        assert first.json()["go"] is False and _kinds(first.json()) == expected != set()
+        assert first.json()["old"]["source"] == (
+            f"oci:{old_image} (contract {resolve_contract(f'oci:{old_image}').digest}, "
+            "created 2026-05-01T00:00:00Z)"
+        )
+        assert check(old_image, new_image).json() == first.json()  # cached, same answer
+        tagged = check(f"{registry.host}/team/shop:v1", new_image)
+        assert (tagged.status_code, tagged.json()) == (
+            400,
+            {
+                "error": f"{registry.host}/team/shop:v1: artifact/not-pinned: a tag can be moved "
+                "to another image, so it names no contract; give the image digest "
+                f"(`{registry.host}/team/shop@sha256:…`)"
+            },
+        )
+        refused = check(f"{registry.host}/other/app@{elsewhere}", new_image)
+        assert refused.status_code == 403 and "not in this server's `allow_images`" in refused.text
+        bare = check(f"{registry.host}/team/shop@{untouched}", new_image)
+        assert bare.status_code == 404
+        assert f"has no compatcheck contract attached to `{untouched}`" in bare.json()["error"]
+        started = client.post(
+            "/v1/checks",
+            json={"service": "shop", "old": {"image": old_image}, "new": {"image": new_image}},
+            headers=auth,
+        )
+        assert started.status_code == 202
+        polled = client.get(started.json()["location"], headers=auth).json()
+        assert polled["status"] == "TERMINAL" and _kinds(polled["report"]) == expected
+    finally:
+        clients.close()

@@ -169,12 +169,12 @@ BAD_REQUESTS: list[tuple[str, bytes, str]] = [
                 "new": {"version": "v2"},
             }
         ).encode(),
-        "`old` needs exactly one of `version` or `url`",
+        "`old` needs exactly one of `version`, `url` or `image`",
     ),
     (
         "path target",
         json.dumps({"service": "shop", "old": {"path": "/etc"}, "new": {"version": "v2"}}).encode(),
-        "unknown key `path` in `old` (expected version or url)",
+        "unknown key `path` in `old` (expected version, url or image)",
     ),
     (
         "bad direction",

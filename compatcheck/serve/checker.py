@@ -34,7 +34,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from compatcheck.policy import Policy
 
 _REQUEST_KEYS = ("service", "old", "new", "direction")
-_TARGET_KEYS = ("version", "url")
+_TARGET_KEYS = ("version", "url", "image")
 #: A file whose size, mtime and ctime last changed longer ago than this is trusted unchanged while
 #: they stay the same; a younger one is read again on every check (see :class:`_FileCache`).
 _RACY_NS = 2_000_000_000
@@ -73,10 +73,12 @@ class HookError(Exception):
 
 @dataclass(frozen=True)
 class Target:
-    """One side of a check: a stored version, or (when allowed) a metrics URL to scrape."""
+    """One side of a check: a stored version, (when allowed) a metrics URL to scrape, or an image
+    digest whose attached contract is read (``image``, from the operator's ``allow_images``)."""
 
     version: str | None = None
     url: str | None = None
+    image: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,14 +103,55 @@ class Outcome:
     cached: bool = False
 
 
-def _target(value: object, role: str, allow_url: bool) -> Target:
+def image_allowed(image: str, allow: tuple[str, ...]) -> bool:
+    """Whether ``image`` (parsed) is in a registry or repository the operator allowed."""
+    from compatcheck.artifact.reference import parse_reference
+
+    ref = parse_reference(image)
+    names = {f"{ref.domain}/{ref.path}", ref.written_repository}
+    for pattern in allow:
+        base = pattern.rstrip("/").removesuffix("/*")
+        if "/" not in base and ref.domain == base:
+            return True  # a whole registry
+        if pattern.endswith("/*") and any(n.startswith(base + "/") for n in names):
+            return True
+        if base in names:
+            return True
+    return False
+
+
+def _image_target(value: object, role: str, allow_images: tuple[str, ...]) -> Target:
+    from compatcheck.artifact.contract import image_contract_ref
+
+    if not isinstance(value, str) or not value or len(value) > 512:
+        raise HookError(400, f"`{role}.image` must be an image reference `REPO@sha256:…`")
+    try:
+        image_contract_ref(value)  # a tag is refused: artifact/not-pinned
+    except InputError as exc:
+        raise HookError(400, str(exc).removeprefix("oci:")) from None
+    if not image_allowed(value, allow_images):
+        raise HookError(
+            403,
+            f"`{role}.image`: the registry or repository of `{value}` is not in this "
+            "server's `allow_images`",
+        )
+    return Target(image=value)
+
+
+def _target(
+    value: object, role: str, allow_url: bool, allow_images: tuple[str, ...] = ()
+) -> Target:
     if not isinstance(value, dict):
         raise HookError(400, f'`{role}` must be an object like {{"version": "v1"}}')
     unknown = sorted(set(value) - set(_TARGET_KEYS))
     if unknown:
-        raise HookError(400, f"unknown key `{unknown[0]}` in `{role}` (expected version or url)")
-    if ("version" in value) == ("url" in value):
-        raise HookError(400, f"`{role}` needs exactly one of `version` or `url`")
+        raise HookError(
+            400, f"unknown key `{unknown[0]}` in `{role}` (expected version, url or image)"
+        )
+    if sum(k in value for k in _TARGET_KEYS) != 1:
+        raise HookError(400, f"`{role}` needs exactly one of `version`, `url` or `image`")
+    if "image" in value:
+        return _image_target(value["image"], role, allow_images)
     if "version" in value:
         try:
             return Target(version=validate_name(value["version"], f"{role} version"))
@@ -125,7 +168,9 @@ def _target(value: object, role: str, allow_url: bool) -> Target:
     return Target(url=url)
 
 
-def parse_check_request(body: object, *, allow_url: bool) -> CheckRequest:
+def parse_check_request(
+    body: object, *, allow_url: bool, allow_images: tuple[str, ...] = ()
+) -> CheckRequest:
     """Validate a ``/v1/check`` body; unknown keys are errors (a typo must not pass silently)."""
     if not isinstance(body, dict):
         raise HookError(400, "request body must be a JSON object")
@@ -146,8 +191,8 @@ def parse_check_request(body: object, *, allow_url: bool) -> CheckRequest:
         raise HookError(400, "`direction` must be rollback or deploy")
     return CheckRequest(
         service,
-        _target(body["old"], "old", allow_url),
-        _target(body["new"], "new", allow_url),
+        _target(body["old"], "old", allow_url, allow_images),
+        _target(body["new"], "new", allow_url, allow_images),
         direction,
     )
 
@@ -291,6 +336,8 @@ class Lookup:
     #: None: not cacheable (a URL target).
     key: str | None
     cached: Outcome | None
+    #: Where each ``image`` side's contract came from (the report's source), by role.
+    contracts: Mapping[str, str] = field(default_factory=dict)
 
 
 class _Slots:
@@ -335,6 +382,9 @@ class Checker:
         from compatcheck.policy import load_policy
 
         load_policy(settings.policy)  # a broken policy stops the server starting, in its words
+        from compatcheck.artifact.auth import load_registry_config
+
+        self.registry_config = load_registry_config(settings.registry_config)
         self._inputs = _InputFiles(settings)
         self._cache: OrderedDict[str, Outcome] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -389,10 +439,31 @@ class Checker:
         except InputError as exc:  # the caller's names were valid: the stored file is bad
             raise HookError(500, f"stored snapshot is unusable: {exc}") from None
 
+    def _contract(self, image: str, deadline: float) -> tuple[bytes, str]:
+        """The newest contract attached to ``image`` (bytes verified against their digest)."""
+        from compatcheck.artifact.contract import ContractMissing, resolve_contract
+        from compatcheck.artifact.oci import ArtifactUnavailable
+
+        budget = min(10.0, max(0.001, deadline - time.monotonic()))
+        try:
+            found = resolve_contract(
+                f"oci:{image}", registry_config=self.registry_config, timeout=budget
+            )
+        except ContractMissing as exc:
+            raise HookError(404, f"{image}: {exc}") from None
+        except ArtifactUnavailable as exc:
+            raise HookError(503, f"{image}: contract unavailable: {exc}", retry_after=5) from None
+        return found.snapshot, found.description
+
     def lookup(self, req: CheckRequest, deadline: float) -> Lookup:
         """Read and hash everything the verdict depends on; answer from the cache on a hit."""
         raw: dict[str, bytes] = {}
+        contracts: dict[str, str] = {}
         for role, target in (("old", req.old), ("new", req.new)):
+            if target.image is not None:
+                _check_deadline(deadline, self.settings.check_timeout)
+                raw[role], contracts[role] = self._contract(target.image, deadline)
+                continue
             if target.version is None:
                 continue
             if self.store is None:
@@ -401,12 +472,12 @@ class Checker:
             raw[role] = self._read(req, target.version, deadline)
         inputs = self._inputs.current()
         if req.old.url is not None or req.new.url is not None:
-            return Lookup(req, raw, inputs, None, None)
+            return Lookup(req, raw, inputs, None, None, contracts)
         parts = [
             req.service,
-            req.old.version,
+            req.old.version or contracts.get("old"),
             hashlib.sha256(raw["old"]).hexdigest(),
-            req.new.version,
+            req.new.version or contracts.get("new"),
             hashlib.sha256(raw["new"]).hexdigest(),
             req.direction,
             self.settings.fail_on,
@@ -417,7 +488,7 @@ class Checker:
         if cached is not None:
             self.metrics.cache_hits.inc()
             cached = replace(cached, cached=True)
-        return Lookup(req, raw, inputs, key, cached)
+        return Lookup(req, raw, inputs, key, cached, contracts)
 
     # -- phase 2: evaluation (worker thread, check slot) -----------------------------------
 
@@ -431,6 +502,17 @@ class Checker:
 
     def _stored(self, lookup: Lookup, role: str) -> Snapshot | None:
         req = lookup.request
+        if role in lookup.contracts:
+            from compatcheck.snapshot import parse_snapshot
+
+            name = lookup.contracts[role]
+            try:
+                snap = parse_snapshot(lookup.raw[role].decode("utf-8"), name)
+            except UnicodeDecodeError:
+                raise HookError(500, f"attached contract is unusable: {name}: not UTF-8") from None
+            except InputError as exc:
+                raise HookError(500, f"attached contract is unusable: {exc}") from None
+            return replace(snap, source=name)
         version = req.old.version if role == "old" else req.new.version
         if version is None:
             return None
