@@ -610,3 +610,76 @@ def test_hook_judges_the_contracts_attached_to_two_image_digests(
         assert polled["status"] == "TERMINAL" and _kinds(polled["report"]) == expected
     finally:
         clients.close()
+
+
+def test_registry_config_errors_name_the_file_and_host_never_a_secret(tmp_path: Path) -> None:
+    from compatcheck.errors import InputError
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"auths": {"reg.example": {"auth": _b64(PASSWORD)}}}))
+    with pytest.raises(InputError) as broken:
+        load_registry_config(str(path))
+    assert str(broken.value) == (
+        f"{path}: `auths.reg.example.auth` is not base64 of `user:password`"
+    )
+    path.write_text(
+        json.dumps({"auths": {"https://index.docker.io/v1/": {"auth": _b64(f"u:{PASSWORD}")},
+                              "reg.example": {}},
+                    "credHelpers": {"reg.example": "ecr-login"}})
+    )  # fmt: skip
+    config = load_registry_config(str(path))
+    assert repr(config.credentials("docker.io")) == "Credentials(basic)"
+    assert PASSWORD not in repr(config)
+    assert config.credentials("other.example").kind == "anonymous"
+    with pytest.raises(InputError) as helper:
+        config.credentials("reg.example")
+    assert str(helper.value) == (
+        f"{path}: credentials for `reg.example` are kept by the credential helper "
+        "`docker-credential-ecr-login`, which compatcheck does not run; give a config.json with "
+        "an `auths` entry for it"
+    )
+    proc = run("diff", f"oci:reg.example/shop@sha256:{'a' * 64}", str(METRICS / "new.prom"),
+               "--registry-config", str(path))  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "docker-credential-ecr-login" in proc.stderr
+
+
+def test_hook_config_reads_allow_images_and_registry_config(tmp_path: Path) -> None:
+    import argparse
+
+    from compatcheck.errors import UsageError
+    from compatcheck.serve import add_serve_arguments
+    from compatcheck.serve.settings import settings_from_args
+
+    (tmp_path / "docker.json").write_text(json.dumps({"auths": {}}))
+    conf = tmp_path / "compatcheck.yaml"
+    conf.write_text("allow_images: [reg.example/team/*]\nregistry_config: docker.json\n")
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser)
+    settings = settings_from_args(parser.parse_args(["-c", str(conf)]))
+    assert (settings.allow_images, settings.registry_config, settings.snapshot_dir) == (
+        ("reg.example/team/*",),
+        str(tmp_path / "docker.json"),
+        None,
+    )
+    (tmp_path / "docker.json").write_text("{")
+    with pytest.raises(UsageError, match=r"docker\.json: registry config is"):
+        settings_from_args(parser.parse_args(["-c", str(conf)]))
+
+
+@pytest.mark.parametrize(
+    ("image", "allowed"),
+    [
+        ("reg.example/team/shop@sha256:" + "a" * 64, True),
+        ("reg.example/team@sha256:" + "a" * 64, False),
+        ("reg.example/other/shop@sha256:" + "a" * 64, False),
+        ("mirror.example/anything/x@sha256:" + "a" * 64, True),
+        ("reg.example:5000/team/shop@sha256:" + "a" * 64, False),
+        ("busybox@sha256:" + "a" * 64, True),
+    ],
+)
+def test_allow_images_patterns(image: str, allowed: bool) -> None:
+    from compatcheck.serve.checker import image_allowed
+
+    allow = ("reg.example/team/*", "mirror.example", "docker.io/library/busybox")
+    assert image_allowed(image, allow) is allowed

@@ -607,7 +607,11 @@ def test_settings_from_config_file_and_flags(
             ("--snapshot-dir", "x", "--host", "0.0.0.0"),
             "refusing to listen on 0.0.0.0 without a token",
         ),
-        ((), "nothing to check against: give --snapshot-dir DIR|URL or --allow-url-targets"),
+        (
+            (),
+            "nothing to check against: give --snapshot-dir DIR|URL, --allow-url-targets, "
+            "or `allow_images` in the config",
+        ),
         (
             ("--snapshot-dir", "x", "--token-file", "/nonexistent/t"),
             "/nonexistent/t: cannot read token file",

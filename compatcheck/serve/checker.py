@@ -113,9 +113,10 @@ def image_allowed(image: str, allow: tuple[str, ...]) -> bool:
         base = pattern.rstrip("/").removesuffix("/*")
         if "/" not in base and ref.domain == base:
             return True  # a whole registry
-        if pattern.endswith("/*") and any(n.startswith(base + "/") for n in names):
-            return True
-        if base in names:
+        if pattern.endswith("/*"):
+            if any(n.startswith(base + "/") for n in names):
+                return True
+        elif base in names:
             return True
     return False
 
