@@ -89,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="stored release contracts: OLD/NEW may then be versions of --service",
     )
     p.add_argument("--service", metavar="NAME", help="service whose stored versions OLD/NEW name")
+    p.add_argument(
+        "--registry-config",
+        metavar="FILE",
+        help="docker config.json with registry credentials for oci: sources",
+    )
     _add_report_options(p)
 
     p = sub.add_parser("check", help="launch OLD and NEW from compatcheck.yaml, capture, compare")
@@ -106,7 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", nargs="?", metavar="SOURCE", help="URL or exposition file")
     p.add_argument("-c", "--config", metavar="FILE", help="take the target from this config")
     p.add_argument("--target", choices=("old", "new"), help="which config target to record")
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="snapshot file to write")
+    p.add_argument("-o", "--output", metavar="FILE", help="snapshot file to write")
+    p.add_argument(
+        "--attach",
+        metavar="IMAGE@DIGEST",
+        help="attach the snapshot to this image digest (oci:IMAGE@sha256:… or "
+        "oci-layout:DIR@sha256:…) as an OCI artifact",
+    )
+    p.add_argument(
+        "--registry-config", metavar="FILE", help="docker config.json with registry credentials"
+    )
     p.add_argument("--label", default="", help="version label stored in the snapshot")
     p.add_argument(
         "--allow-empty",
@@ -389,6 +403,9 @@ def _cmd_snapshot(args: argparse.Namespace, out: IO[str]) -> int:
     from compatcheck.snapshot import dump_snapshot
 
     progress = Progress(quiet=args.quiet)
+    if not args.output and not args.attach:
+        raise UsageError("snapshot: give -o FILE, --attach IMAGE@sha256:…, or both")
+    attach = _attach_target(args.attach) if args.attach else None
     if args.config:
         if args.source or not args.target:
             raise UsageError("snapshot: give either SOURCE, or -c FILE --target old|new")
@@ -406,7 +423,7 @@ def _cmd_snapshot(args: argparse.Namespace, out: IO[str]) -> int:
 
             snap = snapshot_from_url(args.source, label=args.label, progress=progress)
         else:
-            snap = load_source(args.source, label=args.label)
+            snap = load_source(args.source, label=args.label, registry_config=args.registry_config)
     else:
         raise UsageError("snapshot: give SOURCE (URL or exposition file), or -c FILE --target")
     problems = [*snap.unavailable.values(), *(snap.metrics.errors if snap.metrics else ())]
@@ -419,11 +436,46 @@ def _cmd_snapshot(args: argparse.Namespace, out: IO[str]) -> int:
             f"{args.source or args.config}: not recorded: it exposes no metric families "
             "(an empty contract proves nothing; --allow-empty records it anyway)"
         )
-    _write_file(args.output, dump_snapshot(snap))
-    if not args.quiet:
-        n = len(snap.metrics.families) if snap.metrics else 0
-        print(f"compatcheck: snapshot of {n} metric families → {args.output}", file=sys.stderr)
+    text = dump_snapshot(snap)
+    n = len(snap.metrics.families) if snap.metrics else 0
+    if args.output:
+        _write_file(args.output, text)
+        if not args.quiet:
+            print(f"compatcheck: snapshot of {n} metric families → {args.output}", file=sys.stderr)
+    if attach is not None:
+        _attach(attach, text, snap.captured_at, args)
     return EXIT_GO
+
+
+def _attach_target(arg: str) -> str:
+    """``--attach`` takes ``oci:IMAGE@…`` or ``oci-layout:DIR@…``; a bare image means ``oci:``."""
+    from compatcheck.artifact.contract import is_contract_ref, parse_contract_ref
+
+    target = arg if is_contract_ref(arg) else f"oci:{arg}"
+    parse_contract_ref(target)  # a tag is refused before anything is captured
+    return target
+
+
+def _attach(target: str, text: str, created: str, args: argparse.Namespace) -> None:
+    from compatcheck.artifact.auth import load_registry_config
+    from compatcheck.artifact.contract import attach_contract
+    from compatcheck.artifact.oci import ArtifactUnavailable
+    from compatcheck.snapshot import capture_time
+
+    config = load_registry_config(args.registry_config)
+    try:
+        done = attach_contract(
+            target, text.encode(), created or capture_time(), registry_config=config
+        )
+    except ArtifactUnavailable as exc:
+        raise UnavailableError(f"--attach {target}: {exc}") from None
+    if not args.quiet:
+        state = "already attached" if done.already else "attached"
+        print(
+            f"compatcheck: contract {done.digest} {state} to {done.subject} in {done.where} "
+            f"({done.how})",
+            file=sys.stderr,
+        )
 
 
 def _resolve(arg: str, label: str, args: argparse.Namespace, store: Any) -> Any:
@@ -433,7 +485,13 @@ def _resolve(arg: str, label: str, args: argparse.Namespace, store: Any) -> Any:
 
     snap = resolve_version(arg, store, args.service)
     if snap is None:
-        return load_source(arg, label=label, timeout=args.timeout, service=args.service or "")
+        return load_source(
+            arg,
+            label=label,
+            timeout=args.timeout,
+            service=args.service or "",
+            registry_config=args.registry_config,
+        )
     return dataclasses.replace(snap, label=label) if label else snap
 
 

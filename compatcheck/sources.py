@@ -56,14 +56,31 @@ def _looks_like_json(path: Path) -> bool:
     return head.startswith(b"{")
 
 
-def load_source(arg: str, *, label: str = "", timeout: float = 10.0, service: str = "") -> Snapshot:
+def load_source(
+    arg: str,
+    *,
+    label: str = "",
+    timeout: float = 10.0,
+    service: str = "",
+    registry_config: str | None = None,
+) -> Snapshot:
     """Resolve one ``diff`` argument; a missing file or directory is an :class:`InputError`.
 
     ``service`` names the service whose ``<service>_build_info`` carries the build identity.
     A URL is a release that runs now, its metrics recorded as ``compatcheck snapshot URL``
     records them (``timeout`` for each scrape); what could not be read is recorded in the
     snapshot (the report says it, exit 3); its source is the metrics URL scraped.
+    ``oci:IMAGE@sha256:…`` and ``oci-layout:DIR@sha256:…`` are the contract attached to that
+    image digest (:mod:`compatcheck.artifact.contract`), with the credentials of the docker
+    ``config.json`` ``registry_config``; a tag is refused (``artifact/not-pinned``, exit 2).
     """
+    if arg.startswith(("oci:", "oci-layout:")):
+        from compatcheck.artifact.auth import load_registry_config
+        from compatcheck.artifact.contract import load_contract
+
+        config = load_registry_config(registry_config)
+        snap: Snapshot = load_contract(arg, label=label, registry_config=config, timeout=timeout)
+        return snap
     if is_url(arg):
         # Local import: capture (HTTP, processes, the artifact inspector) takes ~0.3 s to import,
         # and only a URL needs it; a diff of two files must not pay for it.

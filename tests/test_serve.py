@@ -169,12 +169,12 @@ BAD_REQUESTS: list[tuple[str, bytes, str]] = [
                 "new": {"version": "v2"},
             }
         ).encode(),
-        "`old` needs exactly one of `version` or `url`",
+        "`old` needs exactly one of `version`, `url` or `image`",
     ),
     (
         "path target",
         json.dumps({"service": "shop", "old": {"path": "/etc"}, "new": {"version": "v2"}}).encode(),
-        "unknown key `path` in `old` (expected version or url)",
+        "unknown key `path` in `old` (expected version, url or image)",
     ),
     (
         "bad direction",
@@ -607,7 +607,11 @@ def test_settings_from_config_file_and_flags(
             ("--snapshot-dir", "x", "--host", "0.0.0.0"),
             "refusing to listen on 0.0.0.0 without a token",
         ),
-        ((), "nothing to check against: give --snapshot-dir DIR|URL or --allow-url-targets"),
+        (
+            (),
+            "nothing to check against: give --snapshot-dir DIR|URL, --allow-url-targets, "
+            "or `allow_images` in the config",
+        ),
         (
             ("--snapshot-dir", "x", "--token-file", "/nonexistent/t"),
             "/nonexistent/t: cannot read token file",

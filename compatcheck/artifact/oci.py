@@ -13,6 +13,7 @@ distribution project's own limit), configs at 8 MiB, and every registry call sha
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import time
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from compatcheck.artifact.auth import ANONYMOUS, Credentials
 from compatcheck.artifact.reference import (
     DEFAULT_DOMAIN,
     DOCKER_HUB_API,
@@ -386,12 +388,15 @@ def _transport_reason(exc: Exception) -> str:
 
 
 class RegistrySource:
-    """Anonymous pulls over the OCI distribution API (``/v2/<name>/manifests|blobs/<ref>``).
+    """Pulls (and, for attached contracts, pushes) over the OCI distribution API.
 
-    Auth: a ``401`` with ``WWW-Authenticate: Bearer realm=...`` is answered by fetching an
-    anonymous token from the realm (``service`` and ``scope`` as challenged) and retrying once,
-    which is what Docker Hub, GHCR, Quay and a token-auth distribution registry expect. A Basic
-    challenge means credentials are required, which this checker does not hold: unavailable.
+    Auth: a ``401`` with ``WWW-Authenticate: Bearer realm=...`` is answered by fetching a token
+    from the realm (``service`` and ``scope`` as challenged) and retrying once, which is what
+    Docker Hub, GHCR, Quay and a token-auth distribution registry expect. The token request is
+    anonymous, or carries the user's credentials from a docker ``config.json``: basic auth on a
+    GET, or an identity token as an OAuth2 ``refresh_token`` grant (POST), as the distribution
+    token spec describes. A Basic challenge is answered with the user name and password; without
+    them the registry is unavailable. Credentials never appear in a message.
     """
 
     def __init__(
@@ -402,6 +407,8 @@ class RegistrySource:
         timeout: float,
         insecure: bool,
         client: httpx.Client,
+        credentials: Credentials = ANONYMOUS,
+        push: bool = False,
     ) -> None:
         self.base_url = base_url
         self.repository = repository
@@ -409,6 +416,9 @@ class RegistrySource:
         self.client = client
         self.deadline = time.monotonic() + timeout
         self.token: str | None = None
+        self.basic: str | None = None
+        self.credentials = credentials
+        self.push = push
         self.description = f"registry `{mask_secrets(base_url)}`"
 
     def _read(self, response: httpx.Response, max_bytes: int, what: str) -> bytes:
@@ -433,13 +443,24 @@ class RegistrySource:
             raise ArtifactUnavailable(f"{self.description} did not answer within the time limit")
         return left
 
+    def _basic_header(self) -> str:
+        pair = f"{self.credentials.username}:{self.credentials.password}".encode()
+        return "Basic " + base64.b64encode(pair).decode()
+
     def _authenticate(self, challenge: str, what: str) -> None:
         scheme, params = parse_challenge(challenge)
+        if scheme == "basic" and self.credentials.username:
+            self.basic = self._basic_header()
+            return
         if scheme != "bearer" or "realm" not in params:
             raise ArtifactUnavailable(
                 f"{self.description} requires credentials for {what} "
-                f"({scheme or 'unknown'} auth); only anonymous pulls are supported"
+                f"({scheme or 'unknown'} auth); none are configured for it"
+                " (--registry-config FILE)"
             )
+        if self.credentials.registry_token:
+            self.token = self.credentials.registry_token
+            return
         realm = urlsplit(params["realm"])
         if realm.scheme not in ("http", "https") or not realm.hostname:
             raise ArtifactUnavailable(f"{self.description} sent an invalid token realm")
@@ -447,22 +468,45 @@ class RegistrySource:
             raise ArtifactUnavailable(
                 f"{self.description} sent a plain-http token realm `{params['realm']}`"
             )
-        query = {"scope": params.get("scope") or f"repository:{self.repository}:pull"}
+        actions = "pull,push" if self.push else "pull"
+        scope = params.get("scope") or f"repository:{self.repository}:pull"
+        if self.push:
+            scope = f"repository:{self.repository}:{actions}"
+        query = {"scope": scope}
         if "service" in params:
             query["service"] = params["service"]
+        creds = self.credentials
         try:
-            with self.client.stream(
-                "GET", params["realm"], params=query, timeout=self._remaining()
-            ) as resp:
+            if creds.identity_token:
+                # OAuth2 refresh-token grant (distribution's token spec, "oauth.md").
+                form = {
+                    **query,
+                    "grant_type": "refresh_token",
+                    "refresh_token": creds.identity_token,
+                    "client_id": "compatcheck",
+                }
+                request = self.client.build_request(
+                    "POST", params["realm"], data=form, timeout=self._remaining()
+                )
+            else:
+                headers = {"Authorization": self._basic_header()} if creds.username else {}
+                request = self.client.build_request(
+                    "GET", params["realm"], params=query, headers=headers, timeout=self._remaining()
+                )
+            resp = self.client.send(request, stream=True)
+            try:
                 body = self._read(resp, 1024 * 1024, "token response")
                 status = resp.status_code
+            finally:
+                resp.close()
         except httpx.HTTPError as exc:
             raise ArtifactUnavailable(
                 f"token realm `{params['realm']}` unreachable: {_transport_reason(exc)}"
             ) from None
         if status != 200:
+            who = "" if creds.kind == "anonymous" else f" with the configured {creds.kind}"
             raise ArtifactUnavailable(
-                f"token realm `{params['realm']}` answered {status} for {what}"
+                f"token realm `{params['realm']}` answered {status} for {what}{who}"
             )
         doc = _json_object(body, "token response")
         token = doc.get("token") or doc.get("access_token")
@@ -470,38 +514,58 @@ class RegistrySource:
             raise ArtifactUnavailable(f"token realm `{params['realm']}` returned no token")
         self.token = token
 
-    def _get(
-        self, path: str, accept: str | None, max_bytes: int, what: str
-    ) -> tuple[bytes, httpx.Headers]:
-        url = f"{self.base_url}/v2/{self.repository}/{path}"
+    def request(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        *,
+        accept: str | None = None,
+        content: bytes | None = None,
+        content_type: str | None = None,
+        max_bytes: int = MANIFEST_MAX_BYTES,
+        ok: tuple[int, ...] = (200,),
+    ) -> tuple[int, bytes, httpx.Headers]:
+        """One authenticated call: ``path`` under ``/v2/<repository>/`` or an absolute URL (an
+        upload ``Location``). Statuses in ``ok`` are returned; 404 and any other is unavailable."""
+        url = path if "://" in path else f"{self.base_url}/v2/{self.repository}/{path}"
         for attempt in range(2):
             headers = {"User-Agent": "compatcheck"}
             if accept:
                 headers["Accept"] = accept
+            if content_type:
+                headers["Content-Type"] = content_type
             if self.token:
                 headers["Authorization"] = f"Bearer {self.token}"
+            elif self.basic:
+                headers["Authorization"] = self.basic
             try:
                 # Blobs are commonly served by a redirect to object storage; httpx drops the
                 # Authorization header when a redirect leaves the origin, as it should.
-                with self.client.stream(
-                    "GET", url, headers=headers, timeout=self._remaining(), follow_redirects=True
-                ) as resp:
+                request = self.client.build_request(
+                    method, url, headers=headers, content=content, timeout=self._remaining()
+                )
+                resp = self.client.send(request, stream=True, follow_redirects=method == "GET")
+                try:
                     if resp.status_code == 401 and attempt == 0:
                         challenge = resp.headers.get("www-authenticate", "")
                         resp.close()
                         self._authenticate(challenge, what)
                         continue
+                    if resp.status_code in ok:
+                        body = b"" if method == "HEAD" else self._read(resp, max_bytes, what)
+                        return resp.status_code, body, resp.headers
                     if resp.status_code == 404:
                         raise ArtifactUnavailable(f"{self.description} has no {what}")
                     if resp.status_code in (401, 403):
                         raise ArtifactUnavailable(
                             f"{self.description} refused access to {what} ({resp.status_code})"
                         )
-                    if resp.status_code != 200:
-                        raise ArtifactUnavailable(
-                            f"{self.description} answered {resp.status_code} for {what}"
-                        )
-                    return self._read(resp, max_bytes, what), resp.headers
+                    raise ArtifactUnavailable(
+                        f"{self.description} answered {resp.status_code} for {what}"
+                    )
+                finally:
+                    resp.close()
             except httpx.HTTPError as exc:
                 raise ArtifactUnavailable(
                     f"{self.description} unreachable: {_transport_reason(exc)}"
@@ -509,6 +573,12 @@ class RegistrySource:
         raise ArtifactUnavailable(
             f"{self.description} refused access to {what}"
         )  # pragma: no cover
+
+    def _get(
+        self, path: str, accept: str | None, max_bytes: int, what: str
+    ) -> tuple[bytes, httpx.Headers]:
+        _, body, headers = self.request("GET", path, what, accept=accept, max_bytes=max_bytes)
+        return body, headers
 
     def manifest(self, reference: str) -> _Fetched:
         what = (

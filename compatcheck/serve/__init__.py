@@ -112,6 +112,11 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
         help='let callers give {"url": ...} targets to scrape (off: stored snapshots only)',
     )
     p.add_argument(
+        "--registry-config",
+        metavar="FILE",
+        help='docker config.json with credentials for {"image": ...} targets (`allow_images`)',
+    )
+    p.add_argument(
         "--token-file",
         metavar="FILE",
         help=f"bearer token callers must send (default: ${TOKEN_ENV}; none: loopback only)",

@@ -281,7 +281,11 @@ class Hook:
         return parse(await read_json(request, cap, self.settings.body_timeout))
 
     def _check_body(self, body: object) -> CheckRequest:
-        return parse_check_request(body, allow_url=self.settings.allow_url_targets)
+        return parse_check_request(
+            body,
+            allow_url=self.settings.allow_url_targets,
+            allow_images=self.settings.allow_images,
+        )
 
     async def check(self, request: Request) -> Response:
         try:

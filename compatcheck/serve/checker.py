@@ -37,7 +37,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -197,6 +197,8 @@ class Lookup:
     #: None: not cacheable (a URL target).
     key: str | None
     cached: Outcome | None
+    #: Where each ``image`` side's contract came from (the report's source), by role.
+    contracts: Mapping[str, str] = field(default_factory=dict)
 
 
 class _Slots:
@@ -241,6 +243,9 @@ class Checker:
         from compatcheck.policy import load_policy
 
         load_policy(settings.policy)  # a broken policy stops the server starting, in its words
+        from compatcheck.artifact.auth import load_registry_config
+
+        self.registry_config = load_registry_config(settings.registry_config)
         self._inputs = _InputFiles(settings)
         self._cache: OrderedDict[str, Outcome] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -295,10 +300,31 @@ class Checker:
         except InputError as exc:  # the caller's names were valid: the stored file is bad
             raise InternalError(f"stored snapshot is unusable: {exc}") from None
 
+    def _contract(self, image: str, deadline: float) -> tuple[bytes, str]:
+        """The newest contract attached to ``image`` (bytes verified against their digest)."""
+        from compatcheck.artifact.contract import ContractMissing, resolve_contract
+        from compatcheck.artifact.oci import ArtifactUnavailable
+
+        budget = min(10.0, max(0.001, deadline - time.monotonic()))
+        try:
+            found = resolve_contract(
+                f"oci:{image}", registry_config=self.registry_config, timeout=budget
+            )
+        except ContractMissing as exc:
+            raise NotFoundError(f"{image}: {exc}") from None
+        except ArtifactUnavailable as exc:
+            raise UnavailableError(f"{image}: contract unavailable: {exc}") from None
+        return found.snapshot, found.description
+
     def lookup(self, req: CheckRequest, deadline: float) -> Lookup:
         """Read and hash everything the verdict depends on; answer from the cache on a hit."""
         raw: dict[str, bytes] = {}
+        contracts: dict[str, str] = {}
         for role, target in (("old", req.old), ("new", req.new)):
+            if target.image is not None:
+                _check_deadline(deadline, self.settings.check_timeout)
+                raw[role], contracts[role] = self._contract(target.image, deadline)
+                continue
             if target.version is None:
                 continue
             if self.store is None:
@@ -307,12 +333,12 @@ class Checker:
             raw[role] = self._read(req, target.version, deadline)
         inputs = self._inputs.current()
         if req.old.url is not None or req.new.url is not None:
-            return Lookup(req, raw, inputs, None, None)
+            return Lookup(req, raw, inputs, None, None, contracts)
         parts = [
             req.service,
-            req.old.version,
+            req.old.version or contracts.get("old"),
             hashlib.sha256(raw["old"]).hexdigest(),
-            req.new.version,
+            req.new.version or contracts.get("new"),
             hashlib.sha256(raw["new"]).hexdigest(),
             req.direction,
             self.settings.fail_on,
@@ -323,7 +349,7 @@ class Checker:
         if cached is not None:
             self.metrics.cache_hits.inc()
             cached = replace(cached, cached=True)
-        return Lookup(req, raw, inputs, key, cached)
+        return Lookup(req, raw, inputs, key, cached, contracts)
 
     # -- phase 2: evaluation (worker thread, check slot) -----------------------------------
 
@@ -337,6 +363,17 @@ class Checker:
 
     def _stored(self, lookup: Lookup, role: str) -> Snapshot | None:
         req = lookup.request
+        if role in lookup.contracts:
+            from compatcheck.snapshot import parse_snapshot
+
+            name = lookup.contracts[role]
+            try:
+                snap = parse_snapshot(lookup.raw[role].decode("utf-8"), name)
+            except UnicodeDecodeError:
+                raise InternalError(f"attached contract is unusable: {name}: not UTF-8") from None
+            except InputError as exc:
+                raise InternalError(f"attached contract is unusable: {exc}") from None
+            return replace(snap, source=name)
         version = req.old.version if role == "old" else req.new.version
         if version is None:
             return None

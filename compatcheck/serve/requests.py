@@ -10,19 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from compatcheck.errors import RefusedError, UsageError
+from compatcheck.errors import InputError, RefusedError, UsageError
 from compatcheck.store import validate_name
 
 _REQUEST_KEYS = ("service", "old", "new", "direction")
-_TARGET_KEYS = ("version", "url")
+_TARGET_KEYS = ("version", "url", "image")
 
 
 @dataclass(frozen=True)
 class Target:
-    """One side of a check: a stored version, or (when allowed) a metrics URL to scrape."""
+    """One side of a check: a stored version, (when allowed) a metrics URL to scrape, or an image
+    digest whose attached contract is read (``image``, from the operator's ``allow_images``)."""
 
     version: str | None = None
     url: str | None = None
+    image: str | None = None
 
 
 @dataclass(frozen=True)
@@ -33,14 +35,53 @@ class CheckRequest:
     direction: str = "rollback"
 
 
-def _target(value: object, role: str, allow_url: bool) -> Target:
+def image_allowed(image: str, allow: tuple[str, ...]) -> bool:
+    """Whether ``image`` (parsed) is in a registry or repository the operator allowed."""
+    from compatcheck.artifact.reference import parse_reference
+
+    ref = parse_reference(image)
+    names = {f"{ref.domain}/{ref.path}", ref.written_repository}
+    for pattern in allow:
+        base = pattern.rstrip("/").removesuffix("/*")
+        if "/" not in base and ref.domain == base:
+            return True  # a whole registry
+        if pattern.endswith("/*"):
+            if any(n.startswith(base + "/") for n in names):
+                return True
+        elif base in names:
+            return True
+    return False
+
+
+def _image_target(value: object, role: str, allow_images: tuple[str, ...]) -> Target:
+    from compatcheck.artifact.contract import image_contract_ref
+
+    if not isinstance(value, str) or not value or len(value) > 512:
+        raise UsageError(f"`{role}.image` must be an image reference `REPO@sha256:…`")
+    try:
+        image_contract_ref(value)  # a tag is refused: artifact/not-pinned
+    except InputError as exc:
+        raise UsageError(str(exc).removeprefix("oci:")) from None
+    if not image_allowed(value, allow_images):
+        raise RefusedError(
+            f"`{role}.image`: the registry or repository of `{value}` is not in this "
+            "server's `allow_images`"
+        )
+    return Target(image=value)
+
+
+def _target(
+    value: object, role: str, allow_url: bool, allow_images: tuple[str, ...] = ()
+) -> Target:
     if not isinstance(value, dict):
         raise UsageError(f'`{role}` must be an object like {{"version": "v1"}}')
     unknown = sorted(set(value) - set(_TARGET_KEYS))
     if unknown:
-        raise UsageError(f"unknown key `{unknown[0]}` in `{role}` (expected version or url)")
-    if ("version" in value) == ("url" in value):
-        raise UsageError(f"`{role}` needs exactly one of `version` or `url`")
+        raise UsageError(f"unknown key `{unknown[0]}` in `{role}` (expected version, url or image)")
+    if sum(k in value for k in _TARGET_KEYS) != 1:
+        raise UsageError(f"`{role}` needs exactly one of `version`, `url` or `image`")
+    if "image" in value:
+        return _image_target(value["image"], role, allow_images)
     if "version" in value:
         return Target(version=validate_name(value["version"], f"{role} version"))
     url = value["url"]
@@ -53,7 +94,9 @@ def _target(value: object, role: str, allow_url: bool) -> Target:
     return Target(url=url)
 
 
-def parse_check_request(body: object, *, allow_url: bool) -> CheckRequest:
+def parse_check_request(
+    body: object, *, allow_url: bool, allow_images: tuple[str, ...] = ()
+) -> CheckRequest:
     """Validate a ``/v1/check`` body; unknown keys are errors (a typo must not pass silently)."""
     if not isinstance(body, dict):
         raise UsageError("request body must be a JSON object")
@@ -71,8 +114,8 @@ def parse_check_request(body: object, *, allow_url: bool) -> CheckRequest:
         raise UsageError("`direction` must be rollback or deploy")
     return CheckRequest(
         service,
-        _target(body["old"], "old", allow_url),
-        _target(body["new"], "new", allow_url),
+        _target(body["old"], "old", allow_url, allow_images),
+        _target(body["new"], "new", allow_url, allow_images),
         direction,
     )
 

@@ -47,6 +47,12 @@ class ServeSettings:
     header_timeout: float = 10.0
     body_timeout: float = 10.0
     max_connections: int = 512
+    #: Registries and repositories whose image digests callers may name (``{"image": ...}``):
+    #: ``reg.example.com/shop`` (one repository), ``reg.example.com/team/*`` (a subtree),
+    #: ``reg.example.com`` or ``reg.example.com/*`` (a whole registry). Empty: image targets off.
+    allow_images: tuple[str, ...] = ()
+    #: A docker ``config.json`` with credentials for those registries.
+    registry_config: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_body < 1:
@@ -105,6 +111,12 @@ def read_config(path: str) -> dict[str, Any]:
         return [str(doc.path_in(v, (key, i), base)) for i, v in enumerate(items)]
 
     out: dict[str, Any] = {"policy": paths("policy"), "consumers": paths("consumers")}
+    if "allow_images" in data:
+        out["allow_images"] = doc.string_list(data["allow_images"], ("allow_images",))
+    if "registry_config" in data:
+        out["registry_config"] = str(
+            doc.path_in(doc.string(data["registry_config"], ("registry_config",)), (), base)
+        )
     if "snapshot_dir" in data:
         snap = doc.string(data["snapshot_dir"], ("snapshot_dir",))
         if not snap:
@@ -131,10 +143,17 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
             f"give --token-file FILE or set {TOKEN_ENV}"
         )
     snapshot_dir = args.snapshot_dir or conf.get("snapshot_dir")
-    if not snapshot_dir and not args.allow_url_targets:
+    allow_images = tuple(conf.get("allow_images", []))
+    if not snapshot_dir and not args.allow_url_targets and not allow_images:
         raise UsageError(
-            "nothing to check against: give --snapshot-dir DIR|URL or --allow-url-targets"
+            "nothing to check against: give --snapshot-dir DIR|URL, --allow-url-targets, "
+            "or `allow_images` in the config"
         )
+    registry_config = getattr(args, "registry_config", None) or conf.get("registry_config")
+    if registry_config:
+        from compatcheck.artifact.auth import load_registry_config
+
+        load_registry_config(registry_config)  # a broken file stops the start, in its words
     return ServeSettings(
         snapshot_dir=snapshot_dir,
         policy=(*conf.get("policy", []), *args.policy),
@@ -150,4 +169,6 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         port=args.port,
         token=token,
         fail_on=args.fail_on,
+        allow_images=allow_images,
+        registry_config=registry_config,
     )
