@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from compatcheck import leftovers
-from compatcheck.config import TargetConfig
+from compatcheck.config import CommandTarget
 from compatcheck.errors import UnavailableError
 from compatcheck.interrupts import default_signals_in_child, shielded, sigterm_as_interrupt
 
@@ -322,7 +322,7 @@ class Workspace:
 
     def launch(
         self,
-        target: TargetConfig,
+        target: CommandTarget,
         *,
         host: str = "127.0.0.1",
         port: int | None = None,
@@ -334,7 +334,6 @@ class Workspace:
         ``name`` names the log (default: the role), so a second process of one release (OLD's
         code on NEW's schema) does not write into the first one's log.
         """
-        assert target.command is not None
         port = port or free_port(host)
         values = {
             "port": str(port),
