@@ -1,6 +1,7 @@
 """The command line: the only module that prints to the terminal and chooses an exit code.
 
-Exit codes (DESIGN.md): 0 go · 1 no-go · 2 usage/config error · 3 could not evaluate.
+Exit codes (:data:`EXIT_CODES`, ``docs/commands.md``): 0 go · 1 no-go · 2 usage/config error ·
+3 could not evaluate.
 Every error a user can cause ends in one line on stderr, never a traceback; set
 ``COMPATCHECK_DEBUG=1`` to see the traceback of an internal error.
 """
@@ -19,10 +20,21 @@ from compatcheck import __version__
 from compatcheck.errors import CompatcheckError, UnavailableError, UsageError
 from compatcheck.interrupts import exit_status, sigterm_as_interrupt
 from compatcheck.masking import mask_secrets
-from compatcheck.serve import cmd_serve
+from compatcheck.serve import add_serve_parser, cmd_serve
 
 EXIT_GO, EXIT_NO_GO, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 REPORT_FORMATS = ("text", "json", "markdown", "junit", "sarif", "github")
+#: What each exit code means (``docs/commands.md`` is generated from this table).
+EXIT_CODES = (
+    (EXIT_GO, "go: the transition is safe (no finding at or above `--fail-on`, except waived)"),
+    (EXIT_NO_GO, "no-go: a finding at or above `--fail-on`"),
+    (EXIT_USAGE, "usage or input error: a bad flag, config, policy or input file (one line)"),
+    (
+        EXIT_UNAVAILABLE,
+        "could not evaluate: something was unavailable (a release never ready, a scrape "
+        "failed, a server unreachable), or an internal error",
+    ),
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -68,15 +80,7 @@ def _add_report_options(p: argparse.ArgumentParser, *, consumers: bool = True) -
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(
-        prog="compatcheck",
-        description="Is rolling back from NEW to OLD safe, and if not, exactly what breaks?",
-    )
-    parser.add_argument("--version", action="version", version=f"compatcheck {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    sub.required = True
-
+def _add_diff(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser("diff", help="compare two versions: URLs, exposition files or snapshots")
     p.add_argument("old", metavar="OLD", help="the release rolled back to")
     p.add_argument("new", metavar="NEW", help="the release running now")
@@ -91,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--service", metavar="NAME", help="service whose stored versions OLD/NEW name")
     _add_report_options(p)
 
+
+def _add_check(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser("check", help="launch OLD and NEW from compatcheck.yaml, capture, compare")
     p.add_argument("-c", "--config", default="compatcheck.yaml", metavar="FILE")
     p.add_argument(
@@ -100,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_report_options(p)
 
+
+def _add_snapshot(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser(
         "snapshot", help="record a release's contract (URL, exposition, -c --target)"
     )
@@ -115,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
+
+def _add_migrations(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser("migrations", help="judge the Alembic migrations between two heads")
     p.add_argument(
         "--script-location",
@@ -145,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_report_options(p, consumers=False)
 
+
+def _add_cleanup(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser(
         "cleanup",
         help="remove what dead compatcheck runs left (processes, temp, scratch DBs)",
@@ -169,15 +181,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="list what would be removed")
     p.add_argument("-q", "--quiet", action="store_true", help="only the summary line")
 
+
+def _add_config(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser(
+        "config",
+        help="validate compatcheck.yaml, or print its JSON Schema",
+        description="Check a config file as `check` would read it (its policy files too), "
+        "without starting anything; or print the JSON Schema of compatcheck.yaml for editors.",
+    )
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--schema", action="store_true", help="print the JSON Schema and exit")
+    g.add_argument(
+        "--validate",
+        nargs="?",
+        const="",
+        metavar="FILE",
+        help="validate FILE (default: -c, else ./compatcheck.yaml): one line, exit 0 or 2",
+    )
+    p.add_argument("-c", "--config", metavar="FILE", help="the config file to validate")
+
+
+def _add_catalogue(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser("rules", help="print the finding catalogue")
     p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
-
     p = sub.add_parser("explain", help="explain one finding kind")
     p.add_argument("kind", metavar="KIND")
 
-    from compatcheck.serve import add_serve_parser
 
-    add_serve_parser(sub)
+def build_parser() -> argparse.ArgumentParser:
+    """The ``compatcheck`` parser: one function per subcommand adds its arguments."""
+    parser = Parser(
+        prog="compatcheck",
+        description="Is rolling back from NEW to OLD safe, and if not, exactly what breaks?",
+    )
+    parser.add_argument("--version", action="version", version=f"compatcheck {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+    for add in (
+        _add_diff,
+        _add_check,
+        _add_snapshot,
+        _add_migrations,
+        _add_cleanup,
+        _add_catalogue,
+        add_serve_parser,
+        _add_config,
+    ):
+        add(sub)
     return parser
 
 
@@ -382,6 +432,27 @@ def _cmd_cleanup(args: argparse.Namespace, out: IO[str]) -> int:
     return EXIT_GO
 
 
+def _cmd_config(args: argparse.Namespace, out: IO[str]) -> int:
+    """``--schema``: the JSON Schema; ``--validate``: the config and its policy files, as
+    ``check`` reads them (the same one-line errors, exit 2), without starting anything."""
+    if args.schema:
+        from compatcheck.config.schema import render_schema
+
+        out.write(render_schema())
+        return EXIT_GO
+    from compatcheck.config import load_config
+    from compatcheck.policy import load_policy
+
+    path = args.validate or args.config or "compatcheck.yaml"
+    config = load_config(path)
+    load_policy([str(p) for p in config.policy])
+    out.write(
+        f"{path}: OK (service `{config.service}`: old is a {config.old.kind} target, "
+        f"new a {config.new.kind} target)\n"
+    )
+    return EXIT_GO
+
+
 def _cmd_snapshot(args: argparse.Namespace, out: IO[str]) -> int:
     from compatcheck.progress import Progress
     from compatcheck.snapshot import dump_snapshot
@@ -498,6 +569,7 @@ COMMANDS = {
     "rules": _cmd_rules,
     "explain": _cmd_explain,
     "serve": cmd_serve,
+    "config": _cmd_config,
 }
 
 

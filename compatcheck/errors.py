@@ -1,4 +1,4 @@
-"""Errors that end a run, each carrying the exit code DESIGN.md assigns to it.
+"""Errors that end a run, each carrying its exit code (the table in ``docs/commands.md``).
 
 Only the CLI turns these into an exit code; the library raises them so that the HTTP hook and the
 Python API can map the same conditions onto their own contracts (status codes, exceptions).

@@ -1,8 +1,8 @@
 """Launching releases: free ports, process groups, logs, scratch databases, and teardown.
 
-The non-negotiable rule (DESIGN.md, "Processes"): everything compatcheck starts is gone when it
-exits, on success, failure, timeout, Ctrl-C or SIGTERM. A :class:`Workspace` owns every resource a
-run creates (temp dir, child process groups, scratch databases) and releases them in one
+The non-negotiable rule (``docs/README.md``, "Guarantees"): everything compatcheck starts is gone
+when it exits, on success, failure, timeout, Ctrl-C or SIGTERM. A :class:`Workspace` owns every
+resource a run creates (temp dir, child process groups, scratch databases) and releases them in one
 idempotent :meth:`Workspace.close`, reached from ``__exit__`` on every path:
 
 * each child runs in its own session (``start_new_session=True``), so its whole process group,
