@@ -14,7 +14,6 @@ from typing import Any
 
 from compatcheck.config.declaration import CONFIG, PLACEHOLDERS, SOURCE_KEYS, Key
 
-SCHEMA_ID = "https://compatcheck.invalid/schemas/config.schema.json"
 _HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 #: A scalar the loader reads as a string (YAML ``version: 1.2`` is the string ``1.2``).
@@ -90,7 +89,6 @@ def config_schema() -> dict[str, Any]:
     top = _object(CONFIG)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": SCHEMA_ID,
         "title": "compatcheck.yaml",
         "description": CONFIG.doc
         + " Placeholders in `command` and `env`: "
