@@ -4,9 +4,7 @@ the schema; what the config claims is never recorded in a snapshot."""
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from compatcheck.config.declaration import CONFIG, Key, walk
 from compatcheck.config.model import parse_duration
 from compatcheck.config.schema import config_schema, render_schema
 from compatcheck.errors import UsageError
+from tests.test_serve_helpers import metrics_handler, serve_http
 
 REPO = Path(__file__).resolve().parent.parent
 EXPOSITION = REPO / "fixtures" / "metrics" / "renamed" / "old.prom"
@@ -263,33 +262,14 @@ def test_config_schema_prints_the_published_schema(capsys):
     assert json.loads(out)["title"] == "compatcheck.yaml"
 
 
-class _Release(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = EXPOSITION.read_bytes() if self.path == "/metrics" else b"ok"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 def test_the_configs_image_claim_is_not_recorded_in_the_snapshot(tmp_path, isolated_tmp):
     from compatcheck.capture import capture_snapshot
     from compatcheck.snapshot import dump_snapshot
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Release)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
-        image = "reg.example/shop@sha256:" + "a" * 64
+    image = "reg.example/shop@sha256:" + "a" * 64
+    with serve_http(metrics_handler(EXPOSITION)) as url:
         path = _write(tmp_path, {"old": {"url": url, "image": image}, "new": {"url": url}})
         snap = capture_snapshot(load_config(path), "old")
-    finally:
-        server.shutdown()
-        server.server_close()
     assert snap.metrics is not None and snap.metrics.families
     assert snap.artifact is None
     assert image not in dump_snapshot(snap) and "sha256:" + "a" * 64 not in dump_snapshot(snap)

@@ -79,6 +79,12 @@ ARTIFACT_KEYS = ("image", "oci_layout", "registry", "release", "kubernetes")
 #: The placeholders a ``command`` or ``env`` value may hold.
 PLACEHOLDERS = ("port", "host", "database_url", "python")
 
+
+def _strings(*keys: tuple[str, str]) -> tuple[Key, ...]:
+    """A section of plain string keys, each ``(name, meaning)``."""
+    return tuple(Key(name, "string", doc) for name, doc in keys)
+
+
 _TARGET = (
     Key("label", "string", "The version's name in reports.", default_doc="derived from the source"),
     Key(
@@ -100,29 +106,29 @@ _TARGET = (
         "release",
         "section",
         "A release binary and its expected digest (the symlink switch of a rollback).",
-        keys=(
-            Key("path", "string", "The release file (or the symlink that selects it)."),
-            Key("sha256", "string", "Its expected sha256 digest."),
-            Key("current_link", "string", "The symlink a rollback switches."),
+        keys=_strings(
+            ("path", "The release file (or the symlink that selects it)."),
+            ("sha256", "Its expected sha256 digest."),
+            ("current_link", "The symlink a rollback switches."),
         ),
     ),
     Key(
         "kubernetes",
         "section",
         "The workload a rollback sets the image of (`kubectl set image`).",
-        keys=(
-            Key("deployment", "string", "Deployment name."),
-            Key("container", "string", "Container name."),
-            Key("namespace", "string", "Namespace."),
+        keys=_strings(
+            ("deployment", "Deployment name."),
+            ("container", "Container name."),
+            ("namespace", "Namespace."),
         ),
     ),
     Key(
         "expect",
         "section",
         "Build info the release must report (`artifact/version-mismatch`).",
-        keys=(
-            Key("version", "string", "Expected `version` label of the build info."),
-            Key("revision", "string", "Expected `revision` label of the build info."),
+        keys=_strings(
+            ("version", "Expected `version` label of the build info."),
+            ("revision", "Expected `revision` label of the build info."),
         ),
     ),
     Key(
