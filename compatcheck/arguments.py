@@ -192,6 +192,16 @@ def _add_config(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("-c", "--config", metavar="FILE", help="the config file to validate")
 
 
+def _add_init(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser(
+        "init",
+        help="write a first compatcheck.yaml here",
+        description="Write ./compatcheck.yaml: OLD and NEW as command targets to edit, every "
+        "optional section commented out with its defaults. An existing file is never replaced.",
+    )
+    p.add_argument("--service", metavar="NAME", help="the service's name (default: this folder's)")
+
+
 def _add_catalogue(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser("rules", help="print the finding catalogue")
     p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
@@ -217,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_catalogue,
         add_serve_parser,
         _add_config,
+        _add_init,
     ):
         add(sub)
     return parser

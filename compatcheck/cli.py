@@ -266,6 +266,27 @@ def _cmd_config(args: argparse.Namespace, out: IO[str]) -> int:
     return EXIT_GO
 
 
+def _cmd_init(args: argparse.Namespace, out: IO[str]) -> int:
+    """Write ``./compatcheck.yaml`` from the declaration; an existing file is left alone."""
+    from compatcheck.config.template import render_template
+
+    path = Path("compatcheck.yaml")
+    service = args.service or Path.cwd().resolve().name
+    text = render_template(service)
+    try:
+        with path.open("x", encoding="utf-8") as fh:
+            fh.write(text)
+    except FileExistsError:
+        raise UsageError(f"{path}: already exists (not replaced)") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write: {exc.strerror}") from None
+    out.write(
+        f"wrote {path} (service `{service}`): edit `old` and `new`, then run "
+        "`compatcheck config --validate`\n"
+    )
+    return EXIT_GO
+
+
 def _cmd_snapshot(args: argparse.Namespace, out: IO[str]) -> int:
     from compatcheck.progress import Progress
     from compatcheck.snapshot import dump_snapshot
@@ -383,6 +404,7 @@ COMMANDS = {
     "explain": _cmd_explain,
     "serve": cmd_serve,
     "config": _cmd_config,
+    "init": _cmd_init,
 }
 
 

@@ -4,6 +4,7 @@ the schema; what the config claims is never recorded in a snapshot."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from compatcheck.cli import main
 from compatcheck.config import (
     CommandTarget,
     ExpositionTarget,
+    MetricsConfig,
     SnapshotTarget,
     StoredTarget,
     UrlTarget,
@@ -273,3 +275,34 @@ def test_the_configs_image_claim_is_not_recorded_in_the_snapshot(tmp_path, isola
     assert snap.metrics is not None and snap.metrics.families
     assert snap.artifact is None
     assert image not in dump_snapshot(snap) and "sha256:" + "a" * 64 not in dump_snapshot(snap)
+
+
+def test_init_writes_a_valid_config_offering_every_declared_key(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", "--service", "shop"]) == 0
+    assert capsys.readouterr() == (
+        "wrote compatcheck.yaml (service `shop`): edit `old` and `new`, then run "
+        "`compatcheck config --validate`\n",
+        "",
+    )
+    text = (tmp_path / "compatcheck.yaml").read_text(encoding="utf-8")
+    assert main(["init"]) == 2
+    assert capsys.readouterr().err == (
+        "compatcheck: error: compatcheck.yaml: already exists (not replaced)\n"
+    )
+    assert (tmp_path / "compatcheck.yaml").read_text(encoding="utf-8") == text
+    cfg = load_config(tmp_path / "compatcheck.yaml")
+    assert (cfg.service, type(cfg.old), type(cfg.new)) == ("shop", CommandTarget, CommandTarget)
+    assert cfg.old.command == ("{python}", "-m", "shop", "--port", "{port}")
+    lines = text.splitlines()
+    offered = {ln[1:].split(":")[0].strip(" -") for ln in lines if ln.startswith("#") and ":" in ln}
+    sections = [k for k in CONFIG.keys if k.name not in ("service", "old", "new")]
+    assert offered >= {k.name for k in sections} | {s.name for k in sections for s in k.keys}
+    # Uncommented, the metrics block it shows holds the loader's defaults.
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("# metrics:"))
+    block = [
+        lines[start],
+        *itertools.takewhile(lambda ln: ln.startswith("#   "), lines[start + 1 :]),
+    ]
+    uncommented = text + "".join(ln[2:] + "\n" for ln in block)
+    assert load_config(_write(tmp_path, uncommented)).metrics == MetricsConfig()
