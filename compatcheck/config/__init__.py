@@ -6,7 +6,8 @@
   (:data:`Target`), one per way of reaching a release;
 * :mod:`.document`, :mod:`.loader`, :mod:`.targets` — reading and validating the file, every
   problem one ``file:line: problem`` line;
-* :mod:`.jsonschema` — the JSON Schema of the file (``compatcheck config --schema``).
+* :mod:`.schema` — the JSON Schema of the file (``compatcheck config --schema``);
+* :mod:`.template` — a first file (``compatcheck init``).
 
 Nothing here is recorded: snapshots and reports hold what was observed, never the config.
 """
