@@ -1,7 +1,8 @@
 """The command line: the only module that prints to the terminal and chooses an exit code.
 
-Exit codes (DESIGN.md): 0 go · 1 no-go · 2 usage/config error · 3 could not evaluate.
-Every error a user can cause ends in one line on stderr, never a traceback; set
+The grammar (subcommands, flags, exit codes) is :mod:`compatcheck.arguments`; this module runs
+the commands. Exit codes (``docs/commands.md``): 0 go · 1 no-go · 2 usage/config error · 3 could
+not evaluate. Every error a user can cause ends in one line on stderr, never a traceback; set
 ``COMPATCHECK_DEBUG=1`` to see the traceback of an internal error.
 """
 
@@ -13,187 +14,35 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, Any
 
-from compatcheck import __version__
+from compatcheck.arguments import (
+    EXIT_CODES,
+    EXIT_GO,
+    EXIT_NO_GO,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    REPORT_FORMATS,
+    Parser,
+    build_parser,
+)
 from compatcheck.errors import CompatcheckError, UnavailableError, UsageError
 from compatcheck.interrupts import exit_status, sigterm_as_interrupt
 from compatcheck.masking import mask_secrets
 from compatcheck.serve import cmd_serve
 
-EXIT_GO, EXIT_NO_GO, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
-REPORT_FORMATS = ("text", "json", "markdown", "junit", "sarif", "github")
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error in one line (with the usual exit code 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
-
-
-def _add_report_options(p: argparse.ArgumentParser, *, consumers: bool = True) -> None:
-    g = p.add_argument_group("report")
-    g.add_argument("--format", choices=REPORT_FORMATS, default="text", help="report format")
-    g.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE")
-    g.add_argument(
-        "--policy", action="append", default=[], metavar="FILE", help="policy file (repeatable)"
-    )
-    g.add_argument(
-        "--fail-on",
-        choices=("error", "warning", "info"),
-        default="error",
-        help="lowest severity that makes the verdict no-go (default: error)",
-    )
-    g.add_argument(
-        "--direction",
-        choices=("rollback", "deploy"),
-        default="rollback",
-        help="rollback judges NEW → OLD (default); deploy judges OLD → NEW",
-    )
-    g.add_argument("--no-color", action="store_true", help="never colour the text report")
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
-    if consumers:
-        g.add_argument(
-            "--consumers",
-            action="append",
-            default=[],
-            metavar="PATH",
-            help="rule files, dashboards or folders whose breakage to name (repeatable)",
-        )
-        g.add_argument(
-            "--emit-bridge-rules",
-            metavar="FILE",
-            help="write a Prometheus rule file that bridges renamed metrics",
-        )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(
-        prog="compatcheck",
-        description="Is rolling back from NEW to OLD safe, and if not, exactly what breaks?",
-    )
-    parser.add_argument("--version", action="version", version=f"compatcheck {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    sub.required = True
-
-    p = sub.add_parser("diff", help="compare two versions: URLs, exposition files or snapshots")
-    p.add_argument("old", metavar="OLD", help="the release rolled back to")
-    p.add_argument("new", metavar="NEW", help="the release running now")
-    p.add_argument("--old-label", default="", help="label shown for OLD")
-    p.add_argument("--new-label", default="", help="label shown for NEW")
-    p.add_argument("--timeout", type=float, default=10.0, help="scrape timeout in seconds")
-    p.add_argument(
-        "--snapshot-dir",
-        metavar="DIR|URL",
-        help="stored release contracts: OLD/NEW may then be versions of --service",
-    )
-    p.add_argument("--service", metavar="NAME", help="service whose stored versions OLD/NEW name")
-    p.add_argument(
-        "--registry-config",
-        metavar="FILE",
-        help="docker config.json with registry credentials for oci: sources",
-    )
-    _add_report_options(p)
-
-    p = sub.add_parser("check", help="launch OLD and NEW from compatcheck.yaml, capture, compare")
-    p.add_argument("-c", "--config", default="compatcheck.yaml", metavar="FILE")
-    p.add_argument(
-        "--snapshot-dir",
-        metavar="DIR|URL",
-        help="store of release contracts for `stored:` targets (overrides `snapshot_dir`)",
-    )
-    _add_report_options(p)
-
-    p = sub.add_parser(
-        "snapshot", help="record a release's contract (URL, exposition, -c --target)"
-    )
-    p.add_argument("source", nargs="?", metavar="SOURCE", help="URL or exposition file")
-    p.add_argument("-c", "--config", metavar="FILE", help="take the target from this config")
-    p.add_argument("--target", choices=("old", "new"), help="which config target to record")
-    p.add_argument("-o", "--output", metavar="FILE", help="snapshot file to write")
-    p.add_argument(
-        "--attach",
-        metavar="IMAGE@DIGEST",
-        help="attach the snapshot to this image digest (oci:IMAGE@sha256:… or "
-        "oci-layout:DIR@sha256:…) as an OCI artifact",
-    )
-    p.add_argument(
-        "--registry-config", metavar="FILE", help="docker config.json with registry credentials"
-    )
-    p.add_argument("--label", default="", help="version label stored in the snapshot")
-    p.add_argument(
-        "--allow-empty",
-        action="store_true",
-        help="record a contract without metric families (refused by default: it proves nothing)",
-    )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
-
-    p = sub.add_parser("migrations", help="judge the Alembic migrations between two heads")
-    p.add_argument(
-        "--script-location",
-        required=True,
-        metavar="DIR",
-        help="Alembic script location (env.py + versions/) or a bare versions folder",
-    )
-    p.add_argument("--old", required=True, metavar="REV", help="OLD's head (id, prefix, head)")
-    p.add_argument("--new", metavar="REV", help="NEW's head (default: the single head)")
-    p.add_argument(
-        "--db-url",
-        metavar="URL",
-        help="server for the scratch database (default: SQLite); also env:VAR or file:PATH",
-    )
-    p.add_argument("--static", action="store_true", help="read the scripts as source only")
-    p.add_argument(
-        "--use-existing-empty-database",
-        action="store_true",
-        help="without the right to create a scratch database, run in the one --db-url names "
-        "(refused unless empty; everything created is dropped)",
-    )
-    p.add_argument("--seed-sql", metavar="FILE", help="extra rows to seed before upgrading")
-    p.add_argument(
-        "--live-db-url",
-        metavar="env:VAR|file:PATH",
-        help="count (read-only) the data a downgrade would destroy on this database; its URL "
-        "from an environment variable or a file, never the command line",
-    )
-    _add_report_options(p, consumers=False)
-
-    p = sub.add_parser(
-        "cleanup",
-        help="remove what dead compatcheck runs left (processes, temp, scratch DBs)",
-        description="Remove what compatcheck runs that no longer exist left behind: their "
-        "processes, their temp folders, and their scratch databases on the servers named by "
-        "--db-url and by the config file's `migrations.database`. What a live run owns is kept.",
-    )
-    p.add_argument(
-        "--db-url",
-        action="append",
-        default=[],
-        metavar="URL",
-        help="a server to look for scratch databases on (repeatable; also env:VAR or file:PATH)",
-    )
-    p.add_argument(
-        "-c",
-        "--config",
-        metavar="FILE",
-        help="also the server of this config's `migrations.database` "
-        "(default: ./compatcheck.yaml when it exists)",
-    )
-    p.add_argument("--dry-run", action="store_true", help="list what would be removed")
-    p.add_argument("-q", "--quiet", action="store_true", help="only the summary line")
-
-    p = sub.add_parser("rules", help="print the finding catalogue")
-    p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
-
-    p = sub.add_parser("explain", help="explain one finding kind")
-    p.add_argument("kind", metavar="KIND")
-
-    from compatcheck.serve import add_serve_parser
-
-    add_serve_parser(sub)
-    return parser
-
+__all__ = [
+    "EXIT_CODES",
+    "EXIT_GO",
+    "EXIT_NO_GO",
+    "EXIT_UNAVAILABLE",
+    "EXIT_USAGE",
+    "REPORT_FORMATS",
+    "Parser",
+    "build_parser",
+    "main",
+    "run",
+]
 
 # -- commands ---------------------------------------------------------------------------------
 
@@ -398,6 +247,48 @@ def _cmd_cleanup(args: argparse.Namespace, out: IO[str]) -> int:
     return EXIT_GO
 
 
+def _cmd_config(args: argparse.Namespace, out: IO[str]) -> int:
+    """``--schema``: the JSON Schema; ``--validate``: the config and its policy files, as
+    ``check`` reads them (the same one-line errors, exit 2), without starting anything."""
+    if args.schema:
+        from compatcheck.config.schema import render_schema
+
+        out.write(render_schema())
+        return EXIT_GO
+    from compatcheck.config import load_config
+    from compatcheck.policy import load_policy
+
+    path = args.validate or args.config or "compatcheck.yaml"
+    config = load_config(path)
+    load_policy([str(p) for p in config.policy])
+    out.write(
+        f"{path}: OK (service `{config.service}`: old is a {config.old.kind} target, "
+        f"new a {config.new.kind} target)\n"
+    )
+    return EXIT_GO
+
+
+def _cmd_init(args: argparse.Namespace, out: IO[str]) -> int:
+    """Write ``./compatcheck.yaml`` from the declaration; an existing file is left alone."""
+    from compatcheck.config.template import render_template
+
+    path = Path("compatcheck.yaml")
+    service = args.service or Path.cwd().resolve().name
+    text = render_template(service)
+    try:
+        with path.open("x", encoding="utf-8") as fh:
+            fh.write(text)
+    except FileExistsError:
+        raise UsageError(f"{path}: already exists (not replaced)") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write: {exc.strerror}") from None
+    out.write(
+        f"wrote {path} (service `{service}`): edit `old` and `new`, then run "
+        "`compatcheck config --validate`\n"
+    )
+    return EXIT_GO
+
+
 def _cmd_snapshot(args: argparse.Namespace, out: IO[str]) -> int:
     from compatcheck.progress import Progress
     from compatcheck.snapshot import dump_snapshot
@@ -557,6 +448,8 @@ COMMANDS = {
     "rules": _cmd_rules,
     "explain": _cmd_explain,
     "serve": cmd_serve,
+    "config": _cmd_config,
+    "init": _cmd_init,
 }
 
 

@@ -1,4 +1,4 @@
-"""Errors that end a run, each carrying the exit code DESIGN.md assigns to it.
+"""Errors that end a run, each carrying its exit code (the table in ``docs/commands.md``).
 
 Only the CLI turns these into an exit code, and only the hook's web layer
 (:mod:`compatcheck.serve.app`) turns them into HTTP statuses; the library raises them so that

@@ -1,8 +1,8 @@
 """Launching releases: free ports, process groups, logs, scratch databases, and teardown.
 
-The non-negotiable rule (DESIGN.md, "Processes"): everything compatcheck starts is gone when it
-exits, on success, failure, timeout, Ctrl-C or SIGTERM. A :class:`Workspace` owns every resource a
-run creates (temp dir, child process groups, scratch databases) and releases them in one
+The non-negotiable rule (``docs/README.md``, "Guarantees"): everything compatcheck starts is gone
+when it exits, on success, failure, timeout, Ctrl-C or SIGTERM. A :class:`Workspace` owns every
+resource a run creates (temp dir, child process groups, scratch databases) and releases them in one
 idempotent :meth:`Workspace.close`, reached from ``__exit__`` on every path:
 
 * each child runs in its own session (``start_new_session=True``), so its whole process group,
@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from compatcheck import leftovers
-from compatcheck.config import TargetConfig
+from compatcheck.config import CommandTarget
 from compatcheck.errors import UnavailableError
 from compatcheck.interrupts import default_signals_in_child, shielded, sigterm_as_interrupt
 
@@ -322,7 +322,7 @@ class Workspace:
 
     def launch(
         self,
-        target: TargetConfig,
+        target: CommandTarget,
         *,
         host: str = "127.0.0.1",
         port: int | None = None,
@@ -334,7 +334,6 @@ class Workspace:
         ``name`` names the log (default: the role), so a second process of one release (OLD's
         code on NEW's schema) does not write into the first one's log.
         """
-        assert target.command is not None
         port = port or free_port(host)
         values = {
             "port": str(port),

@@ -206,14 +206,14 @@ def test_wrong_release_is_a_version_mismatch(tmp_path, isolated_tmp):
 @pytest.mark.slow
 def test_snapshot_from_url_of_a_running_release(tmp_path, isolated_tmp):
     from compatcheck.capture import snapshot_from_url
-    from compatcheck.config import TargetConfig
+    from compatcheck.config import CommandTarget
     from compatcheck.migrations.sources.alembic.runner import migrate_to_head
     from compatcheck.targets import Workspace
 
     shop = DEMO.parent / "services" / "shop" / "v2"
     db = f"sqlite:///{tmp_path / 'shop.sqlite'}"
     migrate_to_head(shop / "migrations", db)
-    target = TargetConfig(
+    target = CommandTarget(
         role="new",
         label="v2",
         command=("{python}", "-m", "shop", "--port", "{port}"),

@@ -1,4 +1,4 @@
-"""The catalogue, the rule registry, DESIGN.md's pinned ids and the README table must agree."""
+"""The catalogue, the rule registry, the pinned public ids and the README table must agree."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from compatcheck.snapshot import Snapshot
 REPO = Path(__file__).resolve().parent.parent
 KIND_RE = re.compile(r"^(metrics|readiness|migrations|consumers|artifact|check)/[a-z0-9-]+$")
 
-#: The ids DESIGN.md pins (public: never renamed, never dropped), copied from its table.
+#: The public ids (never renamed, never dropped), as the product contract first pinned them.
 DESIGN_KINDS = set(
     """
     metrics/family-removed metrics/family-added metrics/type-changed metrics/unit-changed

@@ -328,12 +328,12 @@ def test_children_get_default_signals_even_when_compatcheck_ignores_sigint(
 ) -> None:
     """A run started in the background has SIGINT ignored; its children must not inherit that
     (nor may they ignore SIGTERM)."""
-    from compatcheck.config import TargetConfig
+    from compatcheck.config import CommandTarget
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         with Workspace(grace=1.0) as ws:
-            target = TargetConfig(role="old", label="x", command=("sleep", "30"))
+            target = CommandTarget(role="old", label="x", command=("sleep", "30"))
             running = ws.launch(target)
             status = Path(f"/proc/{running.process.pid}/status").read_text()
     finally:

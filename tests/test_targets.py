@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from compatcheck.capture import capture_snapshot, run_check
-from compatcheck.config import TargetConfig, load_config
+from compatcheck.config import CommandTarget, load_config
 from compatcheck.errors import UnavailableError
 from compatcheck.migrations.sources.alembic.runner import migrate_to_head, script_heads
 from compatcheck.targets import Workspace, free_port, stop_groups
@@ -32,7 +32,7 @@ def test_free_port_is_bindable():
 
 
 def test_workspace_removes_its_dir_and_stops_children(isolated_tmp):
-    target = TargetConfig(
+    target = CommandTarget(
         role="old",
         label="sleeper",
         command=(

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compatcheck.capture.target import Answer, TargetCapture, warmup_summary
-from compatcheck.config import Config, target_script_location
+from compatcheck.config import CommandTarget, Config, target_script_location
 from compatcheck.errors import UnavailableError
 from compatcheck.progress import Progress
 from compatcheck.targets import Workspace
@@ -195,8 +195,10 @@ class Trial:
     def _try(self, out: _TrialRun, db: ScratchDatabase) -> None:
         """Start OLD on ``db``, wait for it, send the warm-up, stop it."""
         cap = self.capture
+        old = self.config.old
+        assert isinstance(old, CommandTarget)  # unrunnable() said so before the trial began
         try:
-            cap.running = self.ws.launch(self.config.old, database_url=db.url, name="code-only")
+            cap.running = self.ws.launch(old, database_url=db.url, name="code-only")
         except UnavailableError as exc:
             out.not_run = str(exc)
             return
@@ -222,8 +224,8 @@ class Trial:
 def unrunnable(config: Config) -> str | None:
     """Why the code-only plan cannot be tried for real with this config (None: it can)."""
     old = config.old
-    if old.command is None:
+    if not isinstance(old, CommandTarget):
         return f"OLD is a `{old.kind}` target: compatcheck has no command to start it with"
-    if not any("{database_url}" in s for s in (*old.command, *old.env.values())):
+    if not old.uses_database:
         return "OLD's command and env take no `{database_url}`: it cannot be pointed elsewhere"
     return None

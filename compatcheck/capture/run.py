@@ -135,10 +135,10 @@ def run_check(config: Config, *, progress: Progress | None = None) -> CheckResul
         findings += mig_findings
     timings["teardown"] = teardown
     artifact: ArtifactSection | None = None
-    if config.old.artifact:
+    if config.old.artifact.spec():
         t0 = time.monotonic()
         progress.step(f"old {config.old.label}", "inspecting the artifact")
-        art = inspect_artifact(config.old.artifact, build=old.snapshot.build, role="old")
+        art = inspect_artifact(config.old.artifact.spec(), build=old.snapshot.build, role="old")
         findings += art.findings
         artifact = art.section
         timings["artifact"] = time.monotonic() - t0

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -31,7 +31,17 @@ from compatcheck.capture.probes import (
 )
 from compatcheck.checks.availability import UNAVAILABLE
 from compatcheck.checks.build import read_build_info
-from compatcheck.config import Config, ReadinessConfig, TargetConfig, target_script_location
+from compatcheck.config import (
+    CommandTarget,
+    Config,
+    ExpositionTarget,
+    ReadinessConfig,
+    SnapshotTarget,
+    StoredTarget,
+    Target,
+    UrlTarget,
+    target_script_location,
+)
 from compatcheck.errors import ExpositionError, UnavailableError, UsageError
 from compatcheck.masking import mask_secrets
 from compatcheck.model import Finding, MetricsSchema
@@ -130,7 +140,7 @@ class TargetCapture:
     def __init__(
         self,
         config: Config,
-        target: TargetConfig,
+        target: Target,
         ws: Workspace | None,
         progress: Progress,
         db_done: threading.Event,
@@ -207,14 +217,14 @@ class TargetCapture:
 
     def run(self) -> Outcome:
         """Capture the target; ``db_done`` is set on every path."""
-        read = self._READERS.get(self.target.kind)
-        if read is not None:
+        t = self.target
+        if not isinstance(t, CommandTarget | UrlTarget):
             self.db_done.set()
-            return Outcome(read(self))
+            return Outcome(self._read(t))
         start = time.monotonic()
         base = Snapshot(label=self.target.label, source=self._source(), captured_at=capture_time())
         try:
-            snap = self._live(base)
+            snap = self._live(t, base)
         finally:
             self.db_done.set()
         self._time("total", start)
@@ -222,18 +232,20 @@ class TargetCapture:
 
     # -- a target that is read, not run ---------------------------------------------------
 
-    def _snapshot(self) -> Snapshot:
-        """A snapshot file recorded earlier (``compatcheck snapshot``)."""
-        t = self.target
-        assert t.snapshot is not None
-        snap = load_snapshot(t.snapshot)
-        self.say(f"loaded snapshot {t.snapshot.name}")
-        return replace(snap, label=t.label or snap.label)
+    def _read(self, t: SnapshotTarget | StoredTarget | ExpositionTarget) -> Snapshot:
+        """A target that is read, not run: a snapshot file, a stored version, an exposition."""
+        match t:
+            case SnapshotTarget():
+                snap = load_snapshot(t.snapshot)
+                self.say(f"loaded snapshot {t.snapshot.name}")
+                return replace(snap, label=t.label or snap.label)
+            case StoredTarget():
+                return self._stored(t)
+            case ExpositionTarget():
+                return self._exposition(t)
 
-    def _stored(self) -> Snapshot:
+    def _stored(self, t: StoredTarget) -> Snapshot:
         """The target's version from the snapshot store: a release contract recorded earlier."""
-        t = self.target
-        assert t.stored is not None
         if not self.config.snapshot_dir:
             raise UsageError(
                 f"{self.config.path}: `{t.role}.stored` needs `snapshot_dir` or --snapshot-dir"
@@ -245,10 +257,8 @@ class TargetCapture:
         snap = replace(snap, source=f"stored: {self.config.service}/{t.stored}{recorded}")
         return replace(snap, label=t.label or snap.label)
 
-    def _exposition(self) -> Snapshot:
+    def _exposition(self, t: ExpositionTarget) -> Snapshot:
         """An exposition file: the metrics only."""
-        t = self.target
-        assert t.exposition is not None
         snap = snapshot_from_exposition_file(
             t.exposition,
             label=t.label,
@@ -258,23 +268,19 @@ class TargetCapture:
         self.say(f"read exposition {t.exposition.name}")
         return snap
 
-    #: Target kinds that are read rather than run, and how.
-    _READERS: ClassVar[dict[str, Callable[[TargetCapture], Snapshot]]] = {
-        "snapshot": _snapshot,
-        "stored": _stored,
-        "exposition": _exposition,
-    }
-
     def _source(self) -> str:
-        t = self.target
-        if t.command is not None:
-            cmd = mask_secrets(" ".join(t.command))
-            return f"command: {cmd}" + (f" (cwd {t.cwd})" if t.cwd else "")
-        if t.url is not None:
-            return mask_secrets(t.url)
-        if t.stored is not None:
-            return f"stored: {self.config.service}/{t.stored}"
-        return str(t.snapshot or t.exposition)
+        """What the snapshot's ``source`` says the release was captured from (masked)."""
+        match self.target:
+            case CommandTarget(command=command, cwd=cwd):
+                return f"command: {mask_secrets(' '.join(command))}" + (
+                    f" (cwd {cwd})" if cwd else ""
+                )
+            case UrlTarget(url=url):
+                return mask_secrets(url)
+            case StoredTarget(stored=stored):
+                return f"stored: {self.config.service}/{stored}"
+            case SnapshotTarget(snapshot=path) | ExpositionTarget(exposition=path):
+                return str(path)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[httpx.Client]:
@@ -287,14 +293,12 @@ class TargetCapture:
 
     # -- a live target (command or url) ---------------------------------------------------
 
-    def _live(self, snap: Snapshot) -> Snapshot:
-        t = self.target
+    def _live(self, t: CommandTarget | UrlTarget, snap: Snapshot) -> Snapshot:
         alembic_head: str | None = None
-        if t.command is not None:
+        if isinstance(t, CommandTarget):
             assert self.ws is not None
-            uses_db = any("{database_url}" in s for s in (*t.command, *t.env.values()))
             database_url = ""
-            if uses_db:
+            if t.uses_database:
                 t0 = time.monotonic()
                 try:
                     alembic_head = self._database()
@@ -319,7 +323,6 @@ class TargetCapture:
             launched = self.running.started
         else:
             self.db_done.set()
-            assert t.url is not None
             base_url = base_of(t.url)
             launched = time.monotonic()
             self.say(f"using {mask_secrets(base_url)}")
@@ -420,12 +423,9 @@ class TargetCapture:
                     f"{k}={v}" for k, v in sorted(build.items()) if k in ("version", "revision")
                 )
             )
-        return replace(
-            snap,
-            build=build,
-            alembic_head=alembic_head,
-            artifact={"image": t.image} if t.image else None,
-        )
+        # Trap: the config's `image` is a claim, not an observation; the snapshot records what
+        # the release reported (the artifact is inspected, and reported, by the check).
+        return replace(snap, build=build, alembic_head=alembic_head)
 
     def wait_ready(self, client: httpx.Client, base_url: str, launched: float) -> ReadyWait:
         """Poll the readiness path until 2xx, a definitive 404, exit, or the timeout.

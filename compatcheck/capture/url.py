@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from compatcheck.capture.target import TargetCapture, base_of
-from compatcheck.config import Config, MetricsConfig, ReadinessConfig, TargetConfig
+from compatcheck.config import Config, MetricsConfig, ReadinessConfig, UrlTarget
 from compatcheck.errors import UnavailableError, UsageError
 from compatcheck.masking import mask_secrets
 from compatcheck.progress import Progress
@@ -76,7 +76,7 @@ def snapshot_from_url(
     mc = metrics or MetricsConfig()
     if _names_a_path(url):
         mc = replace(mc, path=parts.path + (f"?{parts.query}" if parts.query else ""))
-    target = TargetConfig(role="new", label=label or shown, url=base_of(url))
+    target = UrlTarget(role="new", label=label or shown, url=base_of(url))
     config = Config(
         path=Path.cwd() / "compatcheck.yaml",
         service=service,

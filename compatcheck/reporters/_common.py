@@ -18,7 +18,7 @@ from compatcheck.report import RatedFinding, Report
 if TYPE_CHECKING:
     from compatcheck.migrations.section import Plan
 
-#: Areas in the order DESIGN.md lists them; JUnit has one suite per area, in this order.
+#: Areas in the catalogue's order (``docs/findings.md``); JUnit has one suite per area.
 AREAS = ("metrics", "readiness", "migrations", "consumers", "artifact", "check")
 
 #: Severities a person sees, most serious first (``off`` findings are never rendered).

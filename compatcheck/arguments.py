@@ -1,0 +1,247 @@
+"""The command line's grammar: every subcommand's arguments, and the exit codes.
+
+:func:`build_parser` is what ``compatcheck --help`` shows and what ``docs/commands.md`` is
+generated from; one function per subcommand adds its arguments. :mod:`compatcheck.cli` runs the
+commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, NoReturn
+
+from compatcheck import __version__
+from compatcheck.serve import add_serve_parser
+
+EXIT_GO, EXIT_NO_GO, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+REPORT_FORMATS = ("text", "json", "markdown", "junit", "sarif", "github")
+#: What each exit code means (``docs/commands.md`` is generated from this table).
+EXIT_CODES = (
+    (EXIT_GO, "go: the transition is safe (no finding at or above `--fail-on`, except waived)"),
+    (EXIT_NO_GO, "no-go: a finding at or above `--fail-on`"),
+    (EXIT_USAGE, "usage or input error: a bad flag, config, policy or input file (one line)"),
+    (
+        EXIT_UNAVAILABLE,
+        "could not evaluate: something was unavailable (a release never ready, a scrape "
+        "failed, a server unreachable), or an internal error",
+    ),
+)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (with the usual exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _add_report_options(p: argparse.ArgumentParser, *, consumers: bool = True) -> None:
+    g = p.add_argument_group("report")
+    g.add_argument("--format", choices=REPORT_FORMATS, default="text", help="report format")
+    g.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE")
+    g.add_argument(
+        "--policy", action="append", default=[], metavar="FILE", help="policy file (repeatable)"
+    )
+    g.add_argument(
+        "--fail-on",
+        choices=("error", "warning", "info"),
+        default="error",
+        help="lowest severity that makes the verdict no-go (default: error)",
+    )
+    g.add_argument(
+        "--direction",
+        choices=("rollback", "deploy"),
+        default="rollback",
+        help="rollback judges NEW → OLD (default); deploy judges OLD → NEW",
+    )
+    g.add_argument("--no-color", action="store_true", help="never colour the text report")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    if consumers:
+        g.add_argument(
+            "--consumers",
+            action="append",
+            default=[],
+            metavar="PATH",
+            help="rule files, dashboards or folders whose breakage to name (repeatable)",
+        )
+        g.add_argument(
+            "--emit-bridge-rules",
+            metavar="FILE",
+            help="write a Prometheus rule file that bridges renamed metrics",
+        )
+
+
+def _add_diff(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser("diff", help="compare two versions: URLs, exposition files or snapshots")
+    p.add_argument("old", metavar="OLD", help="the release rolled back to")
+    p.add_argument("new", metavar="NEW", help="the release running now")
+    p.add_argument("--old-label", default="", help="label shown for OLD")
+    p.add_argument("--new-label", default="", help="label shown for NEW")
+    p.add_argument("--timeout", type=float, default=10.0, help="scrape timeout in seconds")
+    p.add_argument(
+        "--snapshot-dir",
+        metavar="DIR|URL",
+        help="stored release contracts: OLD/NEW may then be versions of --service",
+    )
+    p.add_argument("--service", metavar="NAME", help="service whose stored versions OLD/NEW name")
+    p.add_argument(
+        "--registry-config",
+        metavar="FILE",
+        help="docker config.json with registry credentials for oci: sources",
+    )
+    _add_report_options(p)
+
+
+def _add_check(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser("check", help="launch OLD and NEW from compatcheck.yaml, capture, compare")
+    p.add_argument("-c", "--config", default="compatcheck.yaml", metavar="FILE")
+    p.add_argument(
+        "--snapshot-dir",
+        metavar="DIR|URL",
+        help="store of release contracts for `stored:` targets (overrides `snapshot_dir`)",
+    )
+    _add_report_options(p)
+
+
+def _add_snapshot(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser(
+        "snapshot", help="record a release's contract (URL, exposition, -c --target)"
+    )
+    p.add_argument("source", nargs="?", metavar="SOURCE", help="URL or exposition file")
+    p.add_argument("-c", "--config", metavar="FILE", help="take the target from this config")
+    p.add_argument("--target", choices=("old", "new"), help="which config target to record")
+    p.add_argument("-o", "--output", metavar="FILE", help="snapshot file to write")
+    p.add_argument(
+        "--attach",
+        metavar="IMAGE@DIGEST",
+        help="attach the snapshot to this image digest (oci:IMAGE@sha256:… or "
+        "oci-layout:DIR@sha256:…) as an OCI artifact",
+    )
+    p.add_argument(
+        "--registry-config", metavar="FILE", help="docker config.json with registry credentials"
+    )
+    p.add_argument("--label", default="", help="version label stored in the snapshot")
+    p.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="record a contract without metric families (refused by default: it proves nothing)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+
+def _add_migrations(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser("migrations", help="judge the Alembic migrations between two heads")
+    p.add_argument(
+        "--script-location",
+        required=True,
+        metavar="DIR",
+        help="Alembic script location (env.py + versions/) or a bare versions folder",
+    )
+    p.add_argument("--old", required=True, metavar="REV", help="OLD's head (id, prefix, head)")
+    p.add_argument("--new", metavar="REV", help="NEW's head (default: the single head)")
+    p.add_argument(
+        "--db-url",
+        metavar="URL",
+        help="server for the scratch database (default: SQLite); also env:VAR or file:PATH",
+    )
+    p.add_argument("--static", action="store_true", help="read the scripts as source only")
+    p.add_argument(
+        "--use-existing-empty-database",
+        action="store_true",
+        help="without the right to create a scratch database, run in the one --db-url names "
+        "(refused unless empty; everything created is dropped)",
+    )
+    p.add_argument("--seed-sql", metavar="FILE", help="extra rows to seed before upgrading")
+    p.add_argument(
+        "--live-db-url",
+        metavar="env:VAR|file:PATH",
+        help="count (read-only) the data a downgrade would destroy on this database; its URL "
+        "from an environment variable or a file, never the command line",
+    )
+    _add_report_options(p, consumers=False)
+
+
+def _add_cleanup(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser(
+        "cleanup",
+        help="remove what dead compatcheck runs left (processes, temp, scratch DBs)",
+        description="Remove what compatcheck runs that no longer exist left behind: their "
+        "processes, their temp folders, and their scratch databases on the servers named by "
+        "--db-url and by the config file's `migrations.database`. What a live run owns is kept.",
+    )
+    p.add_argument(
+        "--db-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a server to look for scratch databases on (repeatable; also env:VAR or file:PATH)",
+    )
+    p.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help="also the server of this config's `migrations.database` "
+        "(default: ./compatcheck.yaml when it exists)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed")
+    p.add_argument("-q", "--quiet", action="store_true", help="only the summary line")
+
+
+def _add_config(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser(
+        "config",
+        help="validate compatcheck.yaml, or print its JSON Schema",
+        description="Check a config file as `check` would read it (its policy files too), "
+        "without starting anything; or print the JSON Schema of compatcheck.yaml for editors.",
+    )
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--schema", action="store_true", help="print the JSON Schema and exit")
+    g.add_argument(
+        "--validate",
+        nargs="?",
+        const="",
+        metavar="FILE",
+        help="validate FILE (default: -c, else ./compatcheck.yaml): one line, exit 0 or 2",
+    )
+    p.add_argument("-c", "--config", metavar="FILE", help="the config file to validate")
+
+
+def _add_init(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser(
+        "init",
+        help="write a first compatcheck.yaml here",
+        description="Write ./compatcheck.yaml: OLD and NEW as command targets to edit, every "
+        "optional section commented out with its defaults. An existing file is never replaced.",
+    )
+    p.add_argument("--service", metavar="NAME", help="the service's name (default: this folder's)")
+
+
+def _add_catalogue(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser("rules", help="print the finding catalogue")
+    p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    p = sub.add_parser("explain", help="explain one finding kind")
+    p.add_argument("kind", metavar="KIND")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``compatcheck`` parser: one function per subcommand adds its arguments."""
+    parser = Parser(
+        prog="compatcheck",
+        description="Is rolling back from NEW to OLD safe, and if not, exactly what breaks?",
+    )
+    parser.add_argument("--version", action="version", version=f"compatcheck {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+    for add in (
+        _add_diff,
+        _add_check,
+        _add_snapshot,
+        _add_migrations,
+        _add_cleanup,
+        _add_catalogue,
+        add_serve_parser,
+        _add_config,
+        _add_init,
+    ):
+        add(sub)
+    return parser
