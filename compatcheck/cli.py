@@ -178,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     from compatcheck.serve import add_serve_parser
 
     add_serve_parser(sub)
+    from compatcheck.verify.cli import add_verify_parser
+
+    add_verify_parser(sub)
     return parser
 
 
@@ -489,6 +492,12 @@ def _finish(args: argparse.Namespace, report: Any, out: IO[str]) -> int:
     return EXIT_GO if report.go else EXIT_NO_GO
 
 
+def _cmd_verify(args: argparse.Namespace, out: IO[str]) -> int:
+    from compatcheck.verify.cli import cmd_verify
+
+    return cmd_verify(args, out)
+
+
 COMMANDS = {
     "check": _cmd_check,
     "diff": _cmd_diff,
@@ -498,6 +507,7 @@ COMMANDS = {
     "rules": _cmd_rules,
     "explain": _cmd_explain,
     "serve": cmd_serve,
+    "verify": _cmd_verify,
 }
 
 

@@ -27,6 +27,7 @@ from compatcheck.snapshot import Snapshot
 if TYPE_CHECKING:
     from compatcheck.consumers import ConsumerSet
     from compatcheck.migrations.section import MigrationsSection
+    from compatcheck.verify.section import VerifySection
 
 DIRECTIONS = ("rollback", "deploy")
 
@@ -50,6 +51,8 @@ class EvaluateOptions:
     extra_findings: Sequence[Finding] = ()
     #: The report's ``migrations`` section, when migrations were inspected.
     migrations: MigrationsSection | None = None
+    #: The report's ``verify`` section, when a post-rollback verification ran.
+    verify: VerifySection | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
     extras: Mapping[str, Any] = field(default_factory=dict)
     #: See :attr:`compatcheck.report.Report.anchor`.
@@ -195,6 +198,7 @@ def evaluate(old: Snapshot, new: Snapshot, options: EvaluateOptions | None = Non
         findings=rated,
         fail_on=opts.fail_on,
         migrations=migrations,
+        verify=opts.verify,
         timings=timings,
         expired_waivers=tuple(outcome.expired_waivers),
         unused_waivers=tuple(outcome.unused_waivers),

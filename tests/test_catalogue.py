@@ -10,7 +10,7 @@ from compatcheck.catalogue import SEVERITIES, load_catalogue, render_markdown_ta
 from compatcheck.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
-KIND_RE = re.compile(r"^(metrics|readiness|migrations|consumers|artifact|check)/[a-z0-9-]+$")
+KIND_RE = re.compile(r"^(metrics|readiness|migrations|consumers|artifact|check|verify)/[a-z0-9-]+$")
 
 #: The ids DESIGN.md pins (public: never renamed, never dropped), copied from its table.
 DESIGN_KINDS = set(
