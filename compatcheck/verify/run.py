@@ -142,6 +142,14 @@ def _observed_build(plan: VerifyPlan, poll: Poll) -> dict[str, str]:
     return dict(next(iter(builds))) if len(builds) == 1 else {}
 
 
+def _briefly(check: VerifyCheck) -> str:
+    """The summary and the first objects that fail: who is still wrong, on one line."""
+    shown = list(check.details[:2])
+    if len(check.details) > 2:
+        shown.append(f"{len(check.details) - 2} more")
+    return "; ".join([check.summary, *shown])
+
+
 def _progress_line(section: VerifySection, elapsed: float, window: float) -> str:
     head = f"poll {section.polls}, {elapsed:.0f} s of {window:.0f} s: "
     if section.verified:
@@ -150,5 +158,5 @@ def _progress_line(section: VerifySection, elapsed: float, window: float) -> str
     waiting = [c for c in section.checks if not c.holds]
     if all(c.status == "unknown" for c in section.checks):
         return head + "Prometheus could not be asked; retrying"
-    parts = [f"{c.name} ({c.summary})" for c in waiting] or ["waived findings only"]
+    parts = [f"{c.name} ({_briefly(c)})" for c in waiting] or ["waived findings only"]
     return head + "waiting for " + "; ".join(parts)
