@@ -279,3 +279,82 @@ def test_verify_bad_arguments_exit_2(args: list[str], line: str, capsys) -> None
     assert main([*base, *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith(line) and err.count("\n") == 1
+
+
+def _section_report() -> object:
+    from compatcheck.engine import EvaluateOptions, evaluate
+    from compatcheck.model import Finding
+    from compatcheck.snapshot import Snapshot
+    from compatcheck.verify.section import VerifyCheck
+
+    checks = (
+        VerifyCheck("build", "ok", "1 of 1 instances report version `1.0.0`", "shop_build_info"),
+        VerifyCheck("targets", "ok", "1 of 1 targets up", 'up{job="shop"}', 1.0),
+        VerifyCheck("series", "skipped", "no consumers given"),
+        VerifyCheck(
+            "error-rate",
+            "failing",
+            "0.3 > 0.015",
+            "sum(rate(x[5m]))",
+            0.3,
+            "t1",
+            None,
+            ("{}: 0.3",),
+        ),
+        VerifyCheck("alerts", "ok", "no alert firing", "GET /api/v1/alerts", 0.0, "t1", "t0"),
+    )
+    section = VerifySection(
+        prometheus="http://prom:9090",
+        selector=SELECTOR,
+        expect="v1",
+        window_seconds=60,
+        interval_seconds=15,
+        started_at="t0",
+        finished_at="t1",
+        polls=4,
+        verified=False,
+        checks=checks,
+    )
+    finding = Finding(
+        "verify/error-rate-high",
+        SELECTOR,
+        f"The error rate of `{SELECTOR}` is 0.3, over the limit 0.015.",
+        {"query": "sum(rate(x[5m]))", "value": 0.3, "limit": 0.015},
+    )
+    return evaluate(
+        Snapshot(label="v1", build={"version": "1.0.0"}),
+        Snapshot(label=SELECTOR, source="http://prom:9090"),
+        EvaluateOptions(extra_findings=(finding,), verify=section),
+    )
+
+
+def test_the_verify_section_in_every_format() -> None:
+    from compatcheck.reporters import FORMATS, render
+
+    report = _section_report()
+    out = {fmt: render(report, fmt) for fmt in FORMATS}  # type: ignore[arg-type]
+    doc = json.loads(out["json"])
+    assert validate(doc, "report") is None
+    assert VerifySection.from_json(doc["verify"]).to_json() == doc["verify"]
+    assert [c["status"] for c in doc["verify"]["checks"]] == [
+        "ok",
+        "ok",
+        "skipped",
+        "failing",
+        "ok",
+    ]
+    assert "failing  error-rate  0.3 > 0.015" in out["text"]
+    assert "      query: sum(rate(x[5m]))" in out["text"]
+    assert "NOT VERIFIED: 1 error, 0 warnings, 0 info" in out["text"]
+    assert out["markdown"].startswith("## compatcheck: NOT VERIFIED for rollback")
+    assert "### Verification" in out["markdown"]
+    assert (
+        "| `error-rate` | failing | 0.3 \\> 0.015<br>{}: 0.3 | `sum(rate(x[5m]))` |"
+        in (out["markdown"])
+    )
+    assert 'name="verify error-rate" value="failing: 0.3 &gt; 0.015"' in out["junit"]
+    sarif = json.loads(out["sarif"])
+    assert sarif["runs"][0]["properties"]["verify"] == doc["verify"]
+    assert [r["ruleId"] for r in sarif["runs"][0]["results"]] == ["verify/error-rate-high"]
+    assert "compatcheck: verify error-rate: failing: 0.3 > 0.015" in out["github"]
+    assert "::error " in out["github"]

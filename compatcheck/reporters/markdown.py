@@ -120,6 +120,8 @@ def _version_row(role: str, info: VersionInfo, note: str) -> str:
 
 def _header(report: Report) -> list[str]:
     verdict = "GO" if report.go else "NO-GO"
+    if report.verify is not None:
+        verdict = "VERIFIED" if report.go else "NOT VERIFIED"
     now, target = ("NEW", "OLD") if report.direction == "rollback" else ("OLD", "NEW")
     info = {"OLD": report.old, "NEW": report.new}
     return [
