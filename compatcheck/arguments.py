@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 from compatcheck import __version__
 from compatcheck.serve import add_serve_parser
+from compatcheck.verify.cli import add_verify_parser
 
 EXIT_GO, EXIT_NO_GO, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 REPORT_FORMATS = ("text", "json", "markdown", "junit", "sarif", "github")
@@ -242,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_serve_parser,
         _add_config,
         _add_init,
+        add_verify_parser,
     ):
         add(sub)
     return parser

@@ -439,6 +439,12 @@ def _finish(args: argparse.Namespace, report: Any, out: IO[str]) -> int:
     return EXIT_GO if report.go else EXIT_NO_GO
 
 
+def _cmd_verify(args: argparse.Namespace, out: IO[str]) -> int:
+    from compatcheck.verify.cli import cmd_verify
+
+    return cmd_verify(args, out)
+
+
 COMMANDS = {
     "check": _cmd_check,
     "diff": _cmd_diff,
@@ -450,6 +456,7 @@ COMMANDS = {
     "serve": cmd_serve,
     "config": _cmd_config,
     "init": _cmd_init,
+    "verify": _cmd_verify,
 }
 
 

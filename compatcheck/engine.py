@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from compatcheck.artifact.section import ArtifactSection
     from compatcheck.consumers import ConsumerSet
     from compatcheck.migrations.section import MigrationsSection
+    from compatcheck.verify.section import VerifySection
 
 DIRECTIONS = ("rollback", "deploy")
 
@@ -54,6 +55,8 @@ class EvaluateOptions:
     migrations: MigrationsSection | None = None
     #: The report's ``artifact`` section, when OLD's artifact was inspected.
     artifact: ArtifactSection | None = None
+    #: The report's ``verify`` section, when a post-rollback verification ran.
+    verify: VerifySection | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
     extras: Mapping[str, Any] = field(default_factory=dict)
     #: See :attr:`compatcheck.report.Report.anchor`.
@@ -151,6 +154,7 @@ def evaluate(old: Snapshot, new: Snapshot, options: EvaluateOptions | None = Non
         findings=rated,
         fail_on=opts.fail_on,
         migrations=migrations,
+        verify=opts.verify,
         timings=timings,
         expired_waivers=tuple(outcome.expired_waivers),
         unused_waivers=tuple(outcome.unused_waivers),

@@ -18,6 +18,7 @@ from compatcheck.policy import Waiver
 if TYPE_CHECKING:
     from compatcheck.artifact.section import ArtifactSection
     from compatcheck.migrations.section import MigrationsSection, Plan
+    from compatcheck.verify.section import VerifySection
 
 REPORT_SCHEMA = "compatcheck.report/v1"
 
@@ -91,6 +92,8 @@ class Report:
     fail_on: str = "error"
     #: What the migrations inspection found, when migrations were inspected.
     migrations: MigrationsSection | None = None
+    #: What post-rollback verification saw (``compatcheck verify``); None for a pre-flight.
+    verify: VerifySection | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
     expired_waivers: tuple[Waiver, ...] = ()
     unused_waivers: tuple[Waiver, ...] = ()
@@ -169,6 +172,8 @@ class Report:
         }
         if self.migrations is not None:
             out["migrations"] = self.migrations.to_json()
+        if self.verify is not None:
+            out["verify"] = self.verify.to_json()
         if self.notes:
             out["notes"] = list(self.notes)
         if self.artifact is not None:

@@ -151,12 +151,18 @@ def test_demo_rollback_captures_both_releases(isolated_tmp):
     assert old.metrics is not None and new.metrics is not None
     shop_old = {n for n in old.metrics.families if n.startswith("shop_")}
     shop_new = {n for n in new.metrics.families if n.startswith("shop_")}
-    assert shop_old == {"shop_orders_total", "shop_request_duration_seconds", "shop_build_info"}
+    assert shop_old == {
+        "shop_orders_total",
+        "shop_request_duration_seconds",
+        "shop_build_info",
+        "shop_http_requests_total",
+    }
     assert shop_new == {
         "shop_orders_created_total",
         "shop_request_duration_seconds",
         "shop_build_info",
         "shop_db_pool_connections",
+        "shop_http_requests_total",
     }
     assert new.metrics.families["shop_orders_created_total"].label_values == {
         "payment_method": ("card", "invoice"),

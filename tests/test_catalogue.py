@@ -16,7 +16,7 @@ from compatcheck.rules import Check, CheckContext, check
 from compatcheck.snapshot import Snapshot
 
 REPO = Path(__file__).resolve().parent.parent
-KIND_RE = re.compile(r"^(metrics|readiness|migrations|consumers|artifact|check)/[a-z0-9-]+$")
+KIND_RE = re.compile(r"^(metrics|readiness|migrations|consumers|artifact|check|verify)/[a-z0-9-]+$")
 
 #: The public ids (never renamed, never dropped), as the product contract first pinned them.
 DESIGN_KINDS = set(

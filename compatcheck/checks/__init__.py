@@ -13,7 +13,15 @@ from collections.abc import Mapping
 from compatcheck.catalogue import Rule, load_catalogue
 
 # Imported for their registration (the engine sorts the findings, so their order is free).
-from compatcheck.checks import artifact, availability, consumers, metrics, migrations, readiness
+from compatcheck.checks import (
+    artifact,
+    availability,
+    consumers,
+    metrics,
+    migrations,
+    readiness,
+    verify,
+)
 from compatcheck.errors import UsageError
 from compatcheck.rules import Check, registered
 
@@ -50,4 +58,5 @@ __all__ = [
     "migrations",
     "readiness",
     "registered_kinds",
+    "verify",
 ]

@@ -110,6 +110,8 @@ def verdict_line(report: Report) -> str:
     if waived:
         parts.append(f"{waived} waived")
     head = report.verdict.upper()
+    if report.verify is not None:
+        head = "VERIFIED" if report.go else "NOT VERIFIED"
     if report.fail_on != "error":
         head += f" (fail on {report.fail_on})"
     line = f"{head}: {', '.join(parts)} ({transition_text(report)})"
@@ -215,6 +217,26 @@ def plan_statuses(report: Report) -> list[tuple[str, str]]:
     """``[("plan code-only", "safe; static analysis only, nothing executed"), ...]``: what the
     one-line formats (JUnit properties, SARIF properties, workflow log) say about the plans."""
     return [(plan_title(report, p), plan_status(p)) for p in report.plans]
+
+
+def verify_statuses(report: Report) -> list[tuple[str, str]]:
+    """``[("verify build", "ok: 2 of 2 instances report ..."), ...]``: each verification check
+    as the one-line formats (JUnit and SARIF properties, workflow log) show it."""
+    if report.verify is None:
+        return []
+    return [(f"verify {c.name}", f"{c.status}: {c.summary}") for c in report.verify.checks]
+
+
+def verify_heading(report: Report) -> str | None:
+    """``http://prometheus:9090 · {job="shop"} should run v1 · 3 polls in a 1m window``."""
+    v = report.verify
+    if v is None:
+        return None
+    return (
+        f"{v.prometheus} · {v.selector} should run {v.expect} · {plural(v.polls, 'poll')} "
+        f"from {v.started_at} to {v.finished_at} (window {v.window_seconds:g} s, every "
+        f"{v.interval_seconds:g} s)"
+    )
 
 
 def chosen_plan(report: Report) -> str | None:

@@ -15,6 +15,7 @@ from compatcheck.reporters._common import (
     plan_statuses,
     printable,
     verdict_line,
+    verify_statuses,
 )
 
 #: compatcheck severity → workflow command.
@@ -61,6 +62,7 @@ def render_github(report: Report, *, color: bool = False) -> str:
     """Workflow commands for ``$GITHUB_STEP`` output; ``color`` is ignored."""
     note = not_blocking_note(report)
     lines = [_command(rf, note, report) for rf in report.visible()]
-    lines += [f"compatcheck: {printable(t)}: {printable(s)}" for t, s in plan_statuses(report)]
+    statuses = [*plan_statuses(report), *verify_statuses(report)]
+    lines += [f"compatcheck: {printable(t)}: {printable(s)}" for t, s in statuses]
     lines.append(f"compatcheck: {verdict_line(report)}")
     return "\n".join(lines) + "\n"

@@ -23,6 +23,7 @@ from compatcheck.reporters._common import (
     printable,
     transition_text,
     verdict_line,
+    verify_statuses,
 )
 
 # Trap: XML 1.0 cannot carry most control characters (e.g. ESC from a coloured service log), nor
@@ -110,6 +111,7 @@ def render_junit(report: Report, *, color: bool = False) -> str:
         ("direction", report.direction),
         ("fail_on", report.fail_on),
         *plan_statuses(report),
+        *verify_statuses(report),
     ):
         ET.SubElement(props, "property", {"name": name, "value": _clean(value)})
     # JUnit puts properties on a testsuite, not on the root; the first suite carries them.

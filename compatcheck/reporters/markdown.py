@@ -29,6 +29,7 @@ from compatcheck.reporters._common import (
     rollback_steps,
     transition_text,
     verdict_line,
+    verify_heading,
     waived_findings,
     waiver_text,
 )
@@ -119,6 +120,8 @@ def _version_row(role: str, info: VersionInfo, note: str) -> str:
 
 def _header(report: Report) -> list[str]:
     verdict = "GO" if report.go else "NO-GO"
+    if report.verify is not None:
+        verdict = "VERIFIED" if report.go else "NOT VERIFIED"
     now, target = ("NEW", "OLD") if report.direction == "rollback" else ("OLD", "NEW")
     info = {"OLD": report.old, "NEW": report.new}
     return [
@@ -247,6 +250,23 @@ def _migrations(report: Report) -> list[str]:
     return out
 
 
+def _verify(report: Report) -> list[str]:
+    heading = verify_heading(report)
+    if report.verify is None or heading is None:
+        return []
+    out = ["", "### Verification", "", escape_text(heading), ""]
+    out += ["| check | status | last result | query |", "|---|---|---|---|"]
+    for c in report.verify.checks:
+        result = [inline(c.summary, table=True)]
+        result += [inline(d, table=True) for d in c.details]
+        query = code(c.query, table=True) if c.query else ""
+        out.append(
+            f"| {code(c.name, table=True)} | {escape_text(c.status, table=True)} "
+            f"| {'<br>'.join(result)} | {query} |"
+        )
+    return out
+
+
 def _artifact(report: Report) -> list[str]:
     summary = artifact_summary(report)
     if summary is None:
@@ -295,6 +315,7 @@ def _render(report: Report, *, evidence: bool, max_rows: int | None) -> str:
     lines += _findings(report, evidence=evidence, max_rows=max_rows)
     lines += _waivers(report)
     lines += _migrations(report)
+    lines += _verify(report)
     lines += _artifact(report)
     lines += _pending_advice(report)
     if evidence:

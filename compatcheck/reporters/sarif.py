@@ -163,6 +163,8 @@ def sarif_log(report: Report) -> dict[str, Any]:
     statuses = plan_statuses(report)
     if statuses:
         run["properties"]["plans"] = [{"plan": t, "status": s} for t, s in statuses]
+    if report.verify is not None:
+        run["properties"]["verify"] = report.verify.to_json()
     return {"$schema": SARIF_SCHEMA_URI, "version": SARIF_VERSION, "runs": [run]}
 
 

@@ -31,6 +31,7 @@ from compatcheck.reporters._common import (
     short_json,
     transition_text,
     verdict_line,
+    verify_heading,
     waived_findings,
     waiver_text,
 )
@@ -196,6 +197,22 @@ def _migrations(report: Report, paint: _Painter) -> list[str]:
     return out
 
 
+def _verify(report: Report, paint: _Painter) -> list[str]:
+    heading = verify_heading(report)
+    if report.verify is None or heading is None:
+        return []
+    out = ["", paint("bold", "VERIFY"), f"  {heading}"]
+    width = max((len(c.name) for c in report.verify.checks), default=0)
+    for c in report.verify.checks:
+        since = f" (since {c.ok_since})" if c.status == "ok" and c.ok_since else ""
+        out.append(f"  {c.status:<7}  {c.name:<{width}}  {c.summary}{since}")
+        if c.status in ("failing", "unknown"):
+            if c.query:
+                out.append(f"      query: {c.query}")
+            out += [f"      {d}" for d in c.details]
+    return out
+
+
 def _artifact(report: Report, paint: _Painter) -> list[str]:
     summary = artifact_summary(report)
     if summary is None:
@@ -246,6 +263,7 @@ def render_text(report: Report, *, color: bool = False) -> str:
     lines += _findings(report, paint)
     lines += _waivers(report, paint)
     lines += _migrations(report, paint)
+    lines += _verify(report, paint)
     lines += _extras(report)
     lines += _artifact(report, paint)
     lines += ["", paint(report.verdict, verdict_line(report))]

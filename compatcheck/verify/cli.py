@@ -1,0 +1,244 @@
+"""``compatcheck verify``: its arguments and its command, kept apart from the main CLI module so
+that the subcommand is one call there (``add_verify_parser``) and one entry in its table.
+
+Exit codes: 0 verified, 1 not verified when the window ended (the report says what still
+fails), 2 bad arguments or input, 3 Prometheus could not be asked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+from compatcheck.errors import UsageError
+from compatcheck.masking import mask_secrets
+
+EXIT_VERIFIED, EXIT_NOT_VERIFIED, EXIT_UNAVAILABLE = 0, 1, 3
+_FORMATS = ("text", "json", "markdown", "junit", "sarif", "github")
+
+
+def _duration(text: str) -> float:
+    from compatcheck.config import parse_duration
+
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return value
+
+
+def _ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a ratio like 0.015, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _promql_duration(text: str) -> str:
+    if not re.fullmatch(r"(\d+(ms|s|m|h|d|w|y))+", text):
+        raise argparse.ArgumentTypeError(f"expected a PromQL duration like 5m, got {text!r}")
+    return text
+
+
+def add_verify_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the ``verify`` subcommand to the CLI's subparsers."""
+    p = subparsers.add_parser(
+        "verify",
+        help="after a rollback: poll Prometheus until OLD runs as its contract says",
+        description="Poll Prometheus until every target of the selector reports the expected "
+        "build, is up, the series consumers need are back, the error rate is under the limit "
+        "and no alert of the service fires (exit 0), or the window ends (exit 1).",
+    )
+    p.add_argument("--prometheus", required=True, metavar="URL", help="Prometheus base URL")
+    p.add_argument(
+        "--selector", required=True, metavar="'{job=\"...\"}'", help="the service's targets"
+    )
+    p.add_argument(
+        "--expect",
+        required=True,
+        metavar="SOURCE",
+        help="the contract of the release that should now run: snapshot or exposition file, "
+        "URL, stored:VERSION (with --snapshot-dir and --service)",
+    )
+    p.add_argument("--window", type=_duration, default=600.0, help="how long to wait (10m)")
+    p.add_argument("--interval", type=_duration, default=15.0, help="time between polls (15s)")
+    p.add_argument(
+        "--error-rate",
+        metavar="EXPR",
+        help="PromQL error ratio (default: 5xx share of the contract's HTTP request counter)",
+    )
+    p.add_argument(
+        "--max-error-rate", type=_ratio, default=0.015, help="highest error ratio (0.015)"
+    )
+    p.add_argument(
+        "--error-rate-range",
+        type=_promql_duration,
+        default="5m",
+        metavar="DURATION",
+        help="rate() range of the default error-rate expression (5m)",
+    )
+    p.add_argument(
+        "--all-families",
+        action="store_true",
+        help="every family of the contract must have series again, not only those consumers use",
+    )
+    p.add_argument(
+        "--build-info", metavar="FAMILY", help="the family carrying the build (version/revision)"
+    )
+    p.add_argument(
+        "--consumers",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="rule files, dashboards or folders whose families must be back (repeatable)",
+    )
+    p.add_argument("--snapshot-dir", metavar="DIR|URL", help="store of release contracts")
+    p.add_argument("--service", metavar="NAME", help="service of stored:VERSION and build info")
+    p.add_argument("--timeout", type=_duration, default=10.0, help="per request to Prometheus")
+    g = p.add_argument_group("report")
+    g.add_argument("--format", choices=_FORMATS, default="text", help="report format")
+    g.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE")
+    g.add_argument(
+        "--policy", action="append", default=[], metavar="FILE", help="policy file (repeatable)"
+    )
+    g.add_argument(
+        "--fail-on",
+        choices=("error", "warning", "info"),
+        default="error",
+        help="lowest severity that keeps the rollback unverified (default: error)",
+    )
+    g.add_argument("--no-color", action="store_true", help="never colour the text report")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+
+def _service(args: argparse.Namespace) -> str:
+    """``--service``, else the selector's ``job="..."`` (the usual service name)."""
+    if args.service:
+        return str(args.service)
+    m = re.search(r'\bjob\s*=\s*"([^"]+)"', args.selector)
+    return m.group(1) if m else ""
+
+
+def load_expect(args: argparse.Namespace) -> Any:
+    """The ``--expect`` contract, from the sources snapshots are read from elsewhere."""
+    from compatcheck.sources import load_source
+    from compatcheck.store import SnapshotStore, resolve_version
+
+    arg = str(args.expect)
+    store = SnapshotStore(args.snapshot_dir) if args.snapshot_dir else None
+    if arg.startswith(("oci:", "oci-layout:")):
+        raise UsageError(f"--expect {arg}: OCI sources are not supported by verify yet")
+    if arg.startswith("stored:"):
+        if store is None or not args.service:
+            raise UsageError(f"--expect {arg}: needs --snapshot-dir and --service")
+        return store.get(args.service, arg[len("stored:") :])
+    snap = resolve_version(arg, store, args.service)
+    if snap is not None:
+        return snap
+    return load_source(arg, timeout=args.timeout, service=_service(args))
+
+
+def cmd_verify(args: argparse.Namespace, out: IO[str]) -> int:
+    """Build the plan (every argument checked), poll, and write the report."""
+    from compatcheck.consumers import load_consumers
+    from compatcheck.engine import EvaluateOptions, evaluate
+    from compatcheck.policy import load_policy
+    from compatcheck.progress import Progress
+    from compatcheck.reporters import render
+    from compatcheck.snapshot import Snapshot
+    from compatcheck.verify.client import PrometheusClient
+    from compatcheck.verify.plan import (
+        VerifyPlan,
+        check_expression,
+        default_error_rate,
+        expected_build,
+        family_needs,
+        parse_selector,
+    )
+    from compatcheck.verify.run import run_verify
+
+    policy = load_policy(args.policy)
+    matchers = parse_selector(args.selector)
+    if args.error_rate is not None:
+        check_expression(args.error_rate, "--error-rate")
+    expect = load_expect(args)
+    consumers = load_consumers(args.consumers) if args.consumers else None
+    build, family = expected_build(expect, service=_service(args), family=args.build_info)
+    error_rate = args.error_rate or default_error_rate(
+        args.selector, expect.metrics, args.error_rate_range
+    )
+    plan = VerifyPlan(
+        selector=args.selector.strip(),
+        matchers=matchers,
+        expected_build=build,
+        build_family=family,
+        families=(
+            family_needs(expect.metrics, consumers, all_families=args.all_families)
+            if expect.metrics is not None
+            else None
+        ),
+        error_rate=error_rate,
+        error_rate_missing="the contract has no HTTP request counter with a status label: "
+        "give --error-rate EXPR",
+        max_error_rate=args.max_error_rate,
+    )
+    label = expect.label or str(args.expect)
+    progress = Progress(quiet=args.quiet)
+    options = EvaluateOptions(
+        direction="rollback",
+        policy=policy,
+        fail_on=args.fail_on,
+        anchor=args.expect if Path(args.expect).is_file() else "",
+    )
+
+    def report_for(section: Any, findings: Any, observed: dict[str, str]) -> Any:
+        running = Snapshot(label=plan.selector, source=section.prometheus, build=observed)
+        return evaluate(
+            expect,
+            running,
+            dataclasses.replace(options, extra_findings=tuple(findings), verify=section),
+        )
+
+    with PrometheusClient(args.prometheus, timeout=args.timeout) as client:
+        progress.step("verify", f"{client.shown}: {plan.selector} should run {label}")
+        result = run_verify(
+            plan,
+            client,
+            window=args.window,
+            interval=args.interval,
+            expect_label=label,
+            decide=lambda section, findings: report_for(section, findings, {}).go,
+            progress=progress,
+        )
+    report = report_for(result.section, result.findings, result.observed_build)
+    color = (
+        not args.no_color
+        and not os.environ.get("NO_COLOR")
+        and not args.output
+        and bool(getattr(out, "isatty", lambda: False)())
+    )
+    text = render(report, args.format, color=color)
+    if args.output:
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{args.output}: cannot write: {exc.strerror}") from None
+    else:
+        out.write(text)
+    if report.unavailable:
+        for rf in report.findings:
+            if rf.finding.kind == "check/unavailable" and not rf.waived:
+                line = f"compatcheck: could not evaluate: {rf.finding.message}"
+                print(mask_secrets(line), file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    return EXIT_VERIFIED if report.go else EXIT_NOT_VERIFIED
