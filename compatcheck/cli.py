@@ -519,7 +519,7 @@ def run(command: Callable[[], int]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``compatcheck`` console script."""
-    _quiet_library_logging()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # `--help` and usage errors end here, before any set-up
+    _quiet_library_logging()
     return run(lambda: int(COMMANDS[args.command](args, sys.stdout)))

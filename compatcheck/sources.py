@@ -12,7 +12,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from compatcheck.checks.build import read_build_info
-from compatcheck.config import MetricsConfig
 from compatcheck.errors import ExpositionError, InputError
 from compatcheck.files import read_text, reading
 from compatcheck.masking import mask_secrets
@@ -85,6 +84,7 @@ def load_source(
         # Local import: capture (HTTP, processes, the artifact inspector) takes ~0.3 s to import,
         # and only a URL needs it; a diff of two files must not pay for it.
         from compatcheck.capture.url import metrics_url, snapshot_from_url
+        from compatcheck.config import MetricsConfig
 
         # Trap: the metrics only. Probing `/readyz` first would put the probe itself into the
         # metrics being compared (`route="/readyz"`, `status="404"` on a request counter) and

@@ -19,11 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
 
-import httpx
-
 from compatcheck.errors import InputError, NotFoundError, UnavailableError
 from compatcheck.masking import mask_secrets
-from compatcheck.scrape import USER_AGENT
 from compatcheck.snapshot import Snapshot, parse_snapshot
 
 #: A service or version name: what a release tag or a Kubernetes name looks like.
@@ -120,6 +117,12 @@ class SnapshotStore:
         return data
 
     def _fetch(self, rel: str, service: str, version: str, deadline: float | None) -> bytes:
+        # Imported here: httpx takes ~0.1 s to import, and a store in a folder (the snapshot
+        # gate's usual case) never needs it.
+        import httpx
+
+        from compatcheck.scrape import USER_AGENT
+
         url = f"{self.base}/{quote(rel)}"
         shown = mask_secrets(url)
         end = time.monotonic() + self.timeout if deadline is None else deadline

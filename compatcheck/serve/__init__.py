@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import socket
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
@@ -29,6 +28,8 @@ from compatcheck.errors import UsageError
 from compatcheck.serve.settings import TOKEN_ENV, ServeSettings, settings_from_args
 
 if TYPE_CHECKING:
+    import socket
+
     from starlette.applications import Starlette
 
 
@@ -246,6 +247,8 @@ def _listen(host: str, port: int) -> socket.socket:
     accepted sockets whose proto is IPPROTO_TCP. Without it, Nagle's algorithm plus the client's
     delayed ACK add ~40 ms to every keep-alive response (headers and body are two writes).
     """
+    import socket  # here: every command builds this module's parser; only serving listens
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from compatcheck.errors import UsageError
-from compatcheck.scrape import is_loopback
-from compatcheck.yamlfile import load_yaml_file
+
+# compatcheck.scrape (httpx) and compatcheck.yamlfile (PyYAML) are imported where used: every
+# `compatcheck` command builds the serve parser from this module, and `compatcheck --help` must
+# not pay ~0.15 s for an HTTP client and a YAML parser it never uses.
 
 TOKEN_ENV = "COMPATCHECK_TOKEN"
 
@@ -98,6 +100,8 @@ def read_config(path: str) -> dict[str, Any]:
     Relative paths are relative to the config file, as in ``compatcheck check``. Other keys belong
     to other commands and are ignored here (a hook's config need not describe launch targets).
     """
+    from compatcheck.yamlfile import load_yaml_file
+
     doc = load_yaml_file(path, "config file")
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):
@@ -137,6 +141,8 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
     """
     conf = read_config(args.config) if args.config else {}
     token = read_token(args.token_file)
+    from compatcheck.scrape import is_loopback
+
     if token is None and not is_loopback(args.host):
         raise UsageError(
             f"refusing to listen on {args.host} without a token: "
