@@ -276,11 +276,16 @@ def _compare_labels(name: str, b: MetricFamily, a: MetricFamily) -> list[Finding
         # nobody selects on them, and a build-info family's values are all identity.
         if label in IDENTITY_LABELS or _is_build_info(b):
             continue
-        vb = {v for v in b.label_values.get(label, ()) if not _is_intermittent(b, label, v)}
-        va = set(a.label_values.get(label, ()))
-        gone = sorted(vb - va)
+        before, after = b.label_values.get(label, ()), a.label_values.get(label, ())
+        if before == after:
+            continue
+        # Intermittent values are filtered only among the differences: a family with thousands
+        # of values compares at C speed (the hook's cold verdict over big snapshots).
+        va = set(after)
+        gone = sorted(v for v in set(before) - va if not _is_intermittent(b, label, v))
         if not gone:
             continue
+        vb = {v for v in before if not _is_intermittent(b, label, v)}
         new = sorted(va - vb)
         out.append(
             Finding(
