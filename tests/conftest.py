@@ -17,14 +17,13 @@ from hypothesis import HealthCheck, settings
 
 from compatcheck import leftovers
 
-# Hypothesis profiles for tests that do not pin their own number of examples: `quick` (the
-# default) keeps `python -m pytest -q` fast; `HYPOTHESIS_PROFILE=thorough` looks much further.
-settings.register_profile(
-    "quick", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.register_profile(
-    "thorough", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+# Hypothesis profiles (no test pins its own number of examples, so the profile decides):
+# `quick`, the default, keeps `python -m pytest -q` within its 3 minutes; `ci` (`.ci/run` sets
+# HYPOTHESIS_PROFILE=ci) looks further than any test used to pin; `thorough` looks much further.
+_PROFILE = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("quick", max_examples=25, **_PROFILE)
+settings.register_profile("ci", max_examples=300, **_PROFILE)
+settings.register_profile("thorough", max_examples=2000, **_PROFILE)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
 
 #: This test run's tag: every scratch database, temp folder and child process compatcheck creates
