@@ -8,6 +8,7 @@ import secrets
 import socket
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -16,6 +17,8 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 
 from compatcheck import leftovers
+from compatcheck.capture import CheckResult, run_check
+from compatcheck.config import load_config
 
 # Hypothesis profiles (no test pins its own number of examples, so the profile decides):
 # `quick`, the default, keeps `python -m pytest -q` within its 3 minutes; `ci` (`.ci/run` sets
@@ -91,6 +94,27 @@ def isolated_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     yield tmp
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """One real ``check`` of the README demo (v2 → v1), shared by the tests that read it."""
+
+    result: CheckResult
+    #: The run's own TMPDIR, empty once the run ended (its workspace is gone).
+    tmp: Path
+
+
+@pytest.fixture(scope="session")
+def demo_check(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """The demo checked once per session: starting both releases, the migrations round trip
+    and the code-only trial cost seconds, and several modules judge the same result."""
+    tmp = tmp_path_factory.mktemp("demo-tmp")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TMPDIR", str(tmp))
+        mp.setattr(tempfile, "tempdir", str(tmp))
+        result = run_check(load_config(FIXTURES / "demo" / "compatcheck.yaml"))
+    return DemoRun(result, tmp)
 
 
 def ours(name: str, pattern: re.Pattern[str] = leftovers.DATABASE_RE) -> bool:

@@ -11,6 +11,7 @@ from compatcheck.capture import run_check
 from compatcheck.config import load_config
 from compatcheck.engine import EvaluateOptions
 from compatcheck.report import Report
+from tests.conftest import DemoRun
 
 DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
 
@@ -24,8 +25,11 @@ def _evaluate(name: str) -> Report:
     )
 
 
-def test_demo_rollback_is_no_go_naming_every_break(isolated_tmp):
-    report = _evaluate("compatcheck.yaml")
+def test_demo_rollback_is_no_go_naming_every_break(demo_check: DemoRun) -> None:
+    config = load_config(DEMO / "compatcheck.yaml")
+    report = demo_check.result.evaluate(
+        EvaluateOptions(consumers=tuple(str(p) for p in config.consumers))
+    )
     assert report.verdict == "no-go"
     keys = {
         (rf.finding.kind, rf.finding.subject)
@@ -49,7 +53,7 @@ def test_demo_rollback_is_no_go_naming_every_break(isolated_tmp):
     assert report.migrations.old_head == "1a0c0ffee001"
     assert report.migrations.new_head == "2b0c0ffee003"
     assert (report.old.build["version"], report.new.build["version"]) == ("1.0.0", "2.0.0")
-    assert list(isolated_tmp.iterdir()) == []
+    assert list(demo_check.tmp.iterdir()) == []
 
 
 def test_compatible_rollback_is_go(isolated_tmp):
