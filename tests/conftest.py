@@ -177,6 +177,17 @@ def _test_accounts(url: str) -> list[str]:
     return sorted(n for n in names if n.startswith("cc_") and f"_{RUN_TAG}_" in n)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave ``realworld`` tests out unless ``-m`` names them: they install published libraries,
+    and ``-m 'not slow'`` (the quick subset) must not bring them back in."""
+    if "realworld" in (config.getoption("markexpr") or ""):
+        return
+    drop = [item for item in items if item.get_closest_marker("realworld")]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = [item for item in items if not item.get_closest_marker("realworld")]
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run when any test left a scratch database or a temp file behind.
 
