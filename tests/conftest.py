@@ -105,16 +105,27 @@ class DemoRun:
     tmp: Path
 
 
-@pytest.fixture(scope="session")
-def demo_check(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
-    """The demo checked once per session: starting both releases, the migrations round trip
-    and the code-only trial cost seconds, and several modules judge the same result."""
-    tmp = tmp_path_factory.mktemp("demo-tmp")
+def _check_demo(name: str, factory: pytest.TempPathFactory) -> DemoRun:
+    tmp = factory.mktemp(f"demo-tmp-{name.split('.')[0]}")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TMPDIR", str(tmp))
         mp.setattr(tempfile, "tempdir", str(tmp))
-        result = run_check(load_config(FIXTURES / "demo" / "compatcheck.yaml"))
+        result = run_check(load_config(FIXTURES / "demo" / name))
     return DemoRun(result, tmp)
+
+
+@pytest.fixture(scope="session")
+def demo_check(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """The demo (``compatcheck.yaml``) checked once per session: starting both releases, the
+    migrations round trip and the code-only trial cost seconds, and several modules judge the
+    same result."""
+    return _check_demo("compatcheck.yaml", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def compatible_check(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """The demo's compatible pair (``compatible.yaml``, v3 → v2) checked once per session."""
+    return _check_demo("compatible.yaml", tmp_path_factory)
 
 
 def ours(name: str, pattern: re.Pattern[str] = leftovers.DATABASE_RE) -> bool:

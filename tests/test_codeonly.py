@@ -312,9 +312,9 @@ def test_demo_code_only_plan_is_verified_unsafe(demo_check: DemoRun) -> None:
 
 
 @pytest.mark.slow
-def test_compatible_pair_code_only_verified_safe_and_go(isolated_tmp):
+def test_compatible_pair_code_only_verified_safe_and_go(compatible_check: DemoRun) -> None:
     config = load_config(DEMO / "compatible.yaml")
-    result = run_check(config)
+    result = compatible_check.result
     assert result.migrations is not None
     assert result.migrations.to_json()["plans"][0] == {
         "name": "code-only",
@@ -334,7 +334,7 @@ def test_compatible_pair_code_only_verified_safe_and_go(isolated_tmp):
     ]
     report = _evaluate(config, result)
     assert report.verdict == "go"
-    assert list(isolated_tmp.iterdir()) == []
+    assert list(compatible_check.tmp.iterdir()) == []
 
 
 def _evaluate(config: Any, result: CheckResult) -> Any:
