@@ -27,7 +27,10 @@ _PROFILE = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
 settings.register_profile("quick", max_examples=25, **_PROFILE)
 settings.register_profile("ci", max_examples=300, **_PROFILE)
 settings.register_profile("thorough", max_examples=2000, **_PROFILE)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "quick")
+settings.load_profile(PROFILE)
+#: Beyond the quick default: tests that size a load by hand (the hook's load run) use the full size.
+THOROUGH = PROFILE != "quick"
 
 #: This test run's tag: every scratch database, temp folder and child process compatcheck creates
 #: during the run carries it (``COMPATCHECK_RUN_TAG``), so the leftover checks look only at what
