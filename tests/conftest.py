@@ -8,6 +8,7 @@ import secrets
 import socket
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -16,16 +17,20 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 
 from compatcheck import leftovers
+from compatcheck.capture import CheckResult, run_check
+from compatcheck.config import load_config
 
-# Hypothesis profiles for tests that do not pin their own number of examples: `quick` (the
-# default) keeps `python -m pytest -q` fast; `HYPOTHESIS_PROFILE=thorough` looks much further.
-settings.register_profile(
-    "quick", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.register_profile(
-    "thorough", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
+# Hypothesis profiles (no test pins its own number of examples, so the profile decides):
+# `quick`, the default, keeps `python -m pytest -q` within its 3 minutes; `ci` (`.ci/run` sets
+# HYPOTHESIS_PROFILE=ci) looks further than any test used to pin; `thorough` looks much further.
+_PROFILE = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("quick", max_examples=25, **_PROFILE)
+settings.register_profile("ci", max_examples=300, **_PROFILE)
+settings.register_profile("thorough", max_examples=2000, **_PROFILE)
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "quick")
+settings.load_profile(PROFILE)
+#: Beyond the quick default: tests that size a load by hand (the hook's load run) use the full size.
+THOROUGH = PROFILE != "quick"
 
 #: This test run's tag: every scratch database, temp folder and child process compatcheck creates
 #: during the run carries it (``COMPATCHECK_RUN_TAG``), so the leftover checks look only at what
@@ -94,6 +99,38 @@ def isolated_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     yield tmp
 
 
+@dataclass(frozen=True)
+class DemoRun:
+    """One real ``check`` of the README demo (v2 → v1), shared by the tests that read it."""
+
+    result: CheckResult
+    #: The run's own TMPDIR, empty once the run ended (its workspace is gone).
+    tmp: Path
+
+
+def _check_demo(name: str, factory: pytest.TempPathFactory) -> DemoRun:
+    tmp = factory.mktemp(f"demo-tmp-{name.split('.')[0]}")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TMPDIR", str(tmp))
+        mp.setattr(tempfile, "tempdir", str(tmp))
+        result = run_check(load_config(FIXTURES / "demo" / name))
+    return DemoRun(result, tmp)
+
+
+@pytest.fixture(scope="session")
+def demo_check(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """The demo (``compatcheck.yaml``) checked once per session: starting both releases, the
+    migrations round trip and the code-only trial cost seconds, and several modules judge the
+    same result."""
+    return _check_demo("compatcheck.yaml", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def compatible_check(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """The demo's compatible pair (``compatible.yaml``, v3 → v2) checked once per session."""
+    return _check_demo("compatible.yaml", tmp_path_factory)
+
+
 def ours(name: str, pattern: re.Pattern[str] = leftovers.DATABASE_RE) -> bool:
     """True for a name compatcheck gave something during this test run."""
     owner = leftovers.parse(name, pattern)
@@ -152,6 +189,17 @@ def _test_accounts(url: str) -> list[str]:
     finally:
         engine.dispose()
     return sorted(n for n in names if n.startswith("cc_") and f"_{RUN_TAG}_" in n)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave ``realworld`` tests out unless ``-m`` names them: they install published libraries,
+    and ``-m 'not slow'`` (the quick subset) must not bring them back in."""
+    if "realworld" in (config.getoption("markexpr") or ""):
+        return
+    drop = [item for item in items if item.get_closest_marker("realworld")]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = [item for item in items if not item.get_closest_marker("realworld")]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -18,6 +18,7 @@ from compatcheck.masking import mask_secrets
 from compatcheck.model import MetricFamily, MetricsSchema
 from compatcheck.scrape import PROMETHEUS_ACCEPT, probe, scrape_metrics
 from compatcheck.targets import free_port
+from tests.conftest import DemoRun
 
 DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
 
@@ -140,8 +141,8 @@ def test_merge_marks_what_comes_and_goes_as_intermittent():
 
 
 @pytest.mark.slow
-def test_demo_rollback_captures_both_releases(isolated_tmp):
-    result = run_check(load_config(DEMO / "compatcheck.yaml"))
+def test_demo_rollback_captures_both_releases(demo_check: DemoRun) -> None:
+    result = demo_check.result
     old, new = result.old, result.new
     assert (old.build, new.build) == (
         {"version": "1.0.0", "revision": "1a2b3c4"},
@@ -186,7 +187,7 @@ def test_demo_rollback_captures_both_releases(isolated_tmp):
     assert all(f.kind != "artifact/version-mismatch" for f in result.findings)
     for key in ("old.ready", "new.ready", "old.scrape", "new.warmup", "teardown", "capture"):
         assert key in result.timings
-    assert list(isolated_tmp.iterdir()) == []
+    assert list(demo_check.tmp.iterdir()) == []
 
 
 @pytest.mark.slow

@@ -7,25 +7,24 @@ from pathlib import Path
 
 import pytest
 
-from compatcheck.capture import run_check
 from compatcheck.config import load_config
 from compatcheck.engine import EvaluateOptions
 from compatcheck.report import Report
+from tests.conftest import DemoRun
 
 DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
 
 pytestmark = pytest.mark.slow
 
 
-def _evaluate(name: str) -> Report:
+def _evaluate(name: str, run: DemoRun) -> Report:
+    """The verdict as ``check -c NAME`` judges it, from the session's one run of NAME."""
     config = load_config(DEMO / name)
-    return run_check(config).evaluate(
-        EvaluateOptions(consumers=tuple(str(p) for p in config.consumers))
-    )
+    return run.result.evaluate(EvaluateOptions(consumers=tuple(str(p) for p in config.consumers)))
 
 
-def test_demo_rollback_is_no_go_naming_every_break(isolated_tmp):
-    report = _evaluate("compatcheck.yaml")
+def test_demo_rollback_is_no_go_naming_every_break(demo_check: DemoRun) -> None:
+    report = _evaluate("compatcheck.yaml", demo_check)
     assert report.verdict == "no-go"
     keys = {
         (rf.finding.kind, rf.finding.subject)
@@ -49,11 +48,11 @@ def test_demo_rollback_is_no_go_naming_every_break(isolated_tmp):
     assert report.migrations.old_head == "1a0c0ffee001"
     assert report.migrations.new_head == "2b0c0ffee003"
     assert (report.old.build["version"], report.new.build["version"]) == ("1.0.0", "2.0.0")
-    assert list(isolated_tmp.iterdir()) == []
+    assert list(demo_check.tmp.iterdir()) == []
 
 
-def test_compatible_rollback_is_go(isolated_tmp):
-    report = _evaluate("compatible.yaml")
+def test_compatible_rollback_is_go(compatible_check: DemoRun) -> None:
+    report = _evaluate("compatible.yaml", compatible_check)
     assert [(rf.finding.kind, rf.finding.subject) for rf in report.findings] == []
     assert report.verdict == "go"
-    assert list(isolated_tmp.iterdir()) == []
+    assert list(compatible_check.tmp.iterdir()) == []

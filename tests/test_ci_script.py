@@ -36,7 +36,8 @@ STUBS = {
     # `python3 -m venv DIR` makes DIR/bin/activate, which defines pip and python as recorders.
     "python3": 'if [ "$1" = -m ] && [ "$2" = venv ]; then mkdir -p "$3/bin"; printf '
     '\'pip() { echo "pip $*" >> "$CI_LOG"; }\\n\' > "$3/bin/activate"; printf '
-    '\'python() { echo "python $*" >> "$CI_LOG"; }\\n\' >> "$3/bin/activate"; fi',
+    '\'python() { echo "python $* [HYPOTHESIS_PROFILE=$HYPOTHESIS_PROFILE]" >> "$CI_LOG"; }\\n\' '
+    '>> "$3/bin/activate"; fi',
 }
 
 
@@ -98,8 +99,12 @@ def test_ci_installs_tools_without_starting_or_enabling_services(
     # The README's .venv is the developer's: untouched. CI uses its own.
     assert (repo / ".venv" / "mine").read_text() == "the developer's environment\n"
     assert "python3 -m venv .ci/venv" in calls
-    # The README's test command, then the realworld tests it excludes.
-    assert calls[-2:] == ["python -m pytest -q", "python -m pytest -q -m realworld"]
+    # The README's test command with the thorough hypothesis profile, then the realworld tests it
+    # excludes.
+    assert calls[-2:] == [
+        "python -m pytest -q [HYPOTHESIS_PROFILE=ci]",
+        "python -m pytest -q -m realworld [HYPOTHESIS_PROFILE=ci]",
+    ]
     assert ".ci/venv/" in (REPO / ".gitignore").read_text().splitlines()
 
 

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from compatcheck.cli import main
 from compatcheck.reporters import FORMATS
 from compatcheck.schemas import validate
 
-from .test_cli_commands import run
+from .test_cli_commands import run, run_all
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "fixtures" / "demo"
@@ -89,10 +90,14 @@ def test_migrations_deploy_of_the_demo_pair_is_no_go() -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_static_plans_say_nothing_was_executed_in_every_format(fmt: str) -> None:
-    proc = run(*MIGRATIONS, "--static", "--format", fmt)
-    assert proc.returncode == 0, proc.stderr
-    out = proc.stdout
+def test_static_plans_say_nothing_was_executed_in_every_format(
+    fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The console entry point in this process: six interpreter starts cost more than the
+    # static analysis they would run (the other tests here go through a child process).
+    code = main([*MIGRATIONS, "--static", "--format", fmt])
+    out, err = capsys.readouterr()
+    assert code == 0, err
     if fmt == "json":
         doc = json.loads(out)
         assert [p["status"] for p in doc["plans"]] == [
@@ -138,38 +143,47 @@ def test_live_counts_are_in_the_text_under_the_plan_they_concern(tmp_path: Path)
 
 
 @pytest.mark.slow
-def test_demo_check_waits_with_its_steps_below_the_verdict() -> None:
-    proc = run("check", "-c", str(DEMO / "compatcheck.yaml"), "-q")
-    assert proc.returncode == 1, proc.stderr
-    assert plan_lines(proc.stdout) == [
+def test_demo_check_waits_with_its_steps_below_the_verdict_and_a_deploy_gives_no_advice() -> None:
+    """The demo as a rollback (the steps wait below the verdict) and as a deploy (no rollback
+    advice): two independent runs, started together."""
+    rollback, deploy = run_all(
+        ["check", "-c", str(DEMO / "compatcheck.yaml"), "-q"],
+        ["check", "-c", str(DEMO / "compatcheck.yaml"), "-q", "--direction", "deploy"],
+    )
+    assert rollback.returncode == 1, rollback.stderr
+    assert plan_lines(rollback.stdout) == [
         "  plan code-only: UNSAFE; verified: OLD ran on NEW's schema (5 warm-up requests replayed)",
         f"  plan downgrade: safe; {ROUNDTRIP_REMOVAL}",
     ]
-    assert after_verdict(proc.stdout) == [
+    assert after_verdict(rollback.stdout) == [
         "",
         "once the 12 blocking findings are resolved:",
         f"  {DOWNGRADE_STEP}",
     ]
-    assert "→ follow" not in proc.stdout
+    assert "→ follow" not in rollback.stdout
 
-
-@pytest.mark.slow
-def test_demo_check_as_a_deploy_is_no_go_without_rollback_advice() -> None:
-    proc = run("check", "-c", str(DEMO / "compatcheck.yaml"), "-q", "--direction", "deploy")
-    assert proc.returncode == 1, proc.stderr
-    assert plan_lines(proc.stdout)[0] == (
+    assert deploy.returncode == 1, deploy.stderr
+    assert plan_lines(deploy.stdout)[0] == (
         "  plan code-only, for this deploy: UNSAFE; verified: OLD ran on NEW's schema "
         "(5 warm-up requests replayed)"
     )
-    assert plan_lines(proc.stdout)[1].startswith("  plan downgrade, for a later rollback: safe;")
+    assert plan_lines(deploy.stdout)[1].startswith("  plan downgrade, for a later rollback: safe;")
     for step in STEPS:
-        assert step not in proc.stdout
-    assert after_verdict(proc.stdout) == []
+        assert step not in deploy.stdout
+    assert after_verdict(deploy.stdout) == []
 
 
 @pytest.mark.slow
 def test_compatible_check_is_verified_only_with_its_warmup(tmp_path: Path) -> None:
-    proc = run("check", "-c", str(DEMO / "compatible.yaml"), "-q")
+    # The same pair without a warm-up: OLD came up on NEW's schema, but nothing was exercised.
+    text = (DEMO / "compatible.yaml").read_text()
+    quiet = re.sub(r"\nwarmup:\n(  .*\n)+", "\n", text).replace("../", f"{DEMO.parent}/")
+    assert "warmup" not in quiet
+    cfg = tmp_path / "no-warmup.yaml"
+    cfg.write_text(quiet)
+    proc, unexercised = run_all(
+        ["check", "-c", str(DEMO / "compatible.yaml"), "-q"], ["check", "-c", str(cfg), "-q"]
+    )
     assert proc.returncode == 0, proc.stderr
     assert plan_lines(proc.stdout) == [
         "  plan code-only: safe; verified: OLD ran on NEW's schema (5 warm-up requests replayed)",
@@ -179,13 +193,7 @@ def test_compatible_check_is_verified_only_with_its_warmup(tmp_path: Path) -> No
         "  → follow the code-only plan: deploy the OLD release and leave the database schema at "
         "the NEW head"
     ) in proc.stdout.splitlines()
-    # The same pair without a warm-up: OLD came up on NEW's schema, but nothing was exercised.
-    text = (DEMO / "compatible.yaml").read_text()
-    quiet = re.sub(r"\nwarmup:\n(  .*\n)+", "\n", text).replace("../", f"{DEMO.parent}/")
-    assert "warmup" not in quiet
-    cfg = tmp_path / "no-warmup.yaml"
-    cfg.write_text(quiet)
-    proc = run("check", "-c", str(cfg), "-q")
+    proc = unexercised
     assert proc.returncode == 0, proc.stderr
     assert plan_lines(proc.stdout)[0] == (
         "  plan code-only: safe; not exercised (no warm-up requests); "

@@ -34,6 +34,7 @@ from compatcheck.migrations.plans import (
 )
 from compatcheck.migrations.section import Exchange, MigrationsSection
 from compatcheck.model import Finding
+from tests.conftest import DemoRun
 from tests.test_reliability import _command, processes_with
 
 from .interruption import spawn
@@ -256,8 +257,8 @@ def _keys(findings: Any) -> set[tuple[str, str]]:
 
 
 @pytest.mark.slow
-def test_demo_code_only_plan_is_verified_unsafe(isolated_tmp):
-    result = run_check(load_config(DEMO / "compatcheck.yaml"))
+def test_demo_code_only_plan_is_verified_unsafe(demo_check: DemoRun) -> None:
+    result = demo_check.result
     assert result.migrations is not None
     plans = {p["name"]: p for p in result.migrations.to_json()["plans"]}
     broken_post = (
@@ -307,13 +308,13 @@ def test_demo_code_only_plan_is_verified_unsafe(isolated_tmp):
         ("migrations/new-data-removed", "2b0c0ffee003"),
     }
     assert result.timings["code_only"] > 0
-    assert list(isolated_tmp.iterdir()) == []
+    assert list(demo_check.tmp.iterdir()) == []
 
 
 @pytest.mark.slow
-def test_compatible_pair_code_only_verified_safe_and_go(isolated_tmp):
+def test_compatible_pair_code_only_verified_safe_and_go(compatible_check: DemoRun) -> None:
     config = load_config(DEMO / "compatible.yaml")
-    result = run_check(config)
+    result = compatible_check.result
     assert result.migrations is not None
     assert result.migrations.to_json()["plans"][0] == {
         "name": "code-only",
@@ -333,7 +334,7 @@ def test_compatible_pair_code_only_verified_safe_and_go(isolated_tmp):
     ]
     report = _evaluate(config, result)
     assert report.verdict == "go"
-    assert list(isolated_tmp.iterdir()) == []
+    assert list(compatible_check.tmp.iterdir()) == []
 
 
 def _evaluate(config: Any, result: CheckResult) -> Any:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest as generate_text
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
@@ -82,10 +82,6 @@ def reference(text: str) -> dict[str, MetricFamily]:
     return out
 
 
-PROFILE = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-@PROFILE
 @given(registries)
 def test_openmetrics_matches_prometheus_client(reg: CollectorRegistry) -> None:
     text = generate_openmetrics(reg).decode()
@@ -102,7 +98,6 @@ def _contract(fam: MetricFamily) -> MetricFamily:
     return replace(fam, unit="", type=typ, help="", series=0)
 
 
-@PROFILE
 @given(registries)
 def test_both_formats_of_one_registry_give_one_contract(reg: CollectorRegistry) -> None:
     om = parse_text(generate_openmetrics(reg).decode(), content_type=OM)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from unittest import mock
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -35,10 +35,6 @@ BOUND_SPELLINGS = {
 }
 QUANTILES = ("0.5", "0.9", "0.99")
 HELP_CHARS = st.sampled_from([*list("ab \"'{}#="), "\\", "\n", "é"])
-
-settings.register_profile(
-    "exposition", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
 
 
 @dataclass
@@ -198,7 +194,6 @@ def reference_schema(gen: Generated) -> dict[str, MetricFamily]:
     return out
 
 
-@settings(settings.get_profile("exposition"))
 @given(expositions())
 def test_matches_prometheus_client(gen: Generated) -> None:
     ours = parse_text(gen.text)
@@ -214,7 +209,6 @@ def _split(data: bytes, cuts: Iterable[int]) -> list[bytes]:
     return out
 
 
-@settings(settings.get_profile("exposition"))
 @given(expositions(), st.lists(st.integers(0, 10**6), max_size=12), st.integers(1, 64))
 def test_chunk_boundaries_do_not_matter(gen: Generated, cuts: list[int], block: int) -> None:
     expected = parse_text(gen.text)
@@ -226,7 +220,6 @@ def test_chunk_boundaries_do_not_matter(gen: Generated, cuts: list[int], block: 
         assert parse_stream([bytes([b]) for b in data]) == expected
 
 
-@settings(settings.get_profile("exposition"))
 @given(expositions())
 def test_fast_and_slow_paths_agree(gen: Generated) -> None:
     fast = parse_text(gen.text)
@@ -283,14 +276,12 @@ NOISY = st.sampled_from(
 )
 
 
-@settings(settings.get_profile("exposition"))
 @given(st.lists(NOISY, max_size=40).map("".join), st.sampled_from(["", "text/plain", OM]))
 def test_any_text_parses_or_fails_cleanly_and_paths_agree(text: str, content_type: str) -> None:
     """Arbitrary input never raises anything but ExpositionError; both paths say the same."""
     assert _outcome(text, True, content_type) == _outcome(text, False, content_type)
 
 
-@settings(settings.get_profile("exposition"))
 @given(
     expositions(),
     st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 2), NOISY), min_size=1, max_size=3),

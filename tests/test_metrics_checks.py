@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import given
 
 from compatcheck.checks.metrics import check_metrics, detect_renames, rename_score
 from compatcheck.model import MetricFamily, MetricsSchema
@@ -22,14 +22,12 @@ def _pairs(before: MetricsSchema, after: MetricsSchema) -> set[tuple[str, str]]:
 
 
 @given(schemas())
-@settings(max_examples=150)
 def test_diff_of_a_schema_with_itself_is_empty(schema: MetricsSchema) -> None:
     kinds = {k for k, _ in _pairs(schema, schema)}
     assert kinds <= {"metrics/build-info-missing"}
 
 
 @given(schemas(), schemas())
-@settings(max_examples=150)
 def test_what_one_direction_removes_the_other_adds(a: MetricsSchema, b: MetricsSchema) -> None:
     forward = check_metrics(a, b)
     backward = check_metrics(b, a)

@@ -14,7 +14,6 @@ import http.server
 import json
 import secrets
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from compatcheck.cli import REPORT_FORMATS
 from compatcheck.masking import mask_secrets
 from compatcheck.targets import free_port
 
+from .test_cli_commands import run_all
 from .test_serve_helpers import AUTH, METRICS, REPO, SNAPSHOTS, hook_process, serve_http
 
 EXPOSITION = (METRICS / "compatible" / "new.prom").read_bytes()
@@ -84,24 +84,7 @@ def release() -> Iterator[str]:
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return _clis([list(args)], cwd)[0]
-
-
-def _clis(runs: list[list[str]], cwd: Path) -> list[subprocess.CompletedProcess[str]]:
-    """Run the console entry point once per argument list, all at once (the formats of one
-    command are independent runs; in parallel they cost one run's time)."""
-    procs = [
-        (args, subprocess.Popen(
-            [sys.executable, "-m", "compatcheck", *args], cwd=cwd, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        ))
-        for args in runs
-    ]  # fmt: skip
-    out = []
-    for args, proc in procs:
-        stdout, stderr = proc.communicate(timeout=120)
-        out.append(subprocess.CompletedProcess(args, proc.returncode, stdout, stderr))
-    return out
+    return run_all(list(args), cwd=cwd)[0]
 
 
 def _assert_clean(where: str, text: str) -> None:
@@ -140,7 +123,7 @@ def test_diff_shows_no_secret_in_any_format(release: str, tmp_path: Path) -> Non
         ["diff", "--snapshot-dir", store, "--service", "shop", "v1", "v2"],
         ["diff", "--snapshot-dir", store, "--service", "broken", "v1", "v2"],
     ]
-    procs = _clis(runs, tmp_path)
+    procs = run_all(*runs, cwd=tmp_path)
     assert [p.returncode for p in procs] == [0] * 6 + [0, 0, 3], [p.stderr for p in procs]
     assert "answered HTTP 500" in procs[-1].stderr
     assert "token=***" in (tmp_path / "diff.json").read_text()
@@ -159,7 +142,7 @@ def test_check_shows_no_secret_in_any_format(release: str, tmp_path: Path) -> No
         "readiness: {path: /readyz, timeout: 5s}\n"
     )
     runs = [["check", "-c", str(config), "--format", f, "-o", f"check.{f}"] for f in REPORT_FORMATS]
-    procs = _clis(runs, tmp_path)
+    procs = run_all(*runs, cwd=tmp_path)
     # The registry cannot be reached: could not evaluate (3), its URL named without the password.
     assert [p.returncode for p in procs] == [3] * 6, [p.stderr for p in procs]
     assert "registry `http://u:***@127.0.0.1:" in (tmp_path / "check.text").read_text()
@@ -198,7 +181,7 @@ def test_migrations_show_no_database_password_in_any_format(
     ]  # fmt: skip
     bad = f"nonsense://u:{SECRETS['DbPassword']}@h/db?password={SECRETS['DbQuery']}"
     runs.append(["migrations", "--script-location", case, "--old", "0001", "--db-url", bad])
-    procs = _clis(runs, tmp_path)
+    procs = run_all(*runs, cwd=tmp_path)
     assert [p.returncode for p in procs] == [0] * 6 + [2], [p.stderr for p in procs]
     assert "password=***" in procs[0].stderr
     assert "database URL nonsense://u:***@h/db?password=*** unsupported" in procs[-1].stderr

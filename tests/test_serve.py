@@ -371,12 +371,14 @@ def test_busy_is_429_cached_is_not_and_timeouts_end_terminal(make_client: MakeCl
 
 
 def test_sync_check_timeout_is_503(make_client: MakeClient) -> None:
-    client = make_client(allow_url_targets=True, check_timeout=0.3, scrape_timeout=1.5)
-    with serve_http(metrics_handler(METRICS / "compatible" / "new.prom", delay=1.0)) as base:
+    client = make_client(allow_url_targets=True, check_timeout=0.3, scrape_timeout=3)
+    with serve_http(metrics_handler(METRICS / "compatible" / "new.prom", delay=2.0)) as base:
         slow = {"service": "shop", "old": {"version": "v1"}, "new": {"url": f"{base}/metrics"}}
         started = time.monotonic()
         resp = client.post("/v1/check", json=slow, headers=AUTH)
-        assert time.monotonic() - started < 0.9
+        # Answered at the deadline, long before the release would have (2 s): room for a
+        # loaded machine, where 0.9 s against a 1 s release was a coin toss.
+        assert time.monotonic() - started < 1.7
     assert resp.status_code == 503
     assert resp.json() == {"error": "check timed out after 0.3s"}
     assert resp.headers["retry-after"] == "5"
@@ -632,8 +634,10 @@ def test_unsafe_or_empty_settings_are_refused(
 
 def test_real_server_answers_and_drains_on_sigterm(tmp_path: Path) -> None:
     args = ["--snapshot-dir", str(SNAPSHOTS), "--allow-url-targets", "--check-timeout", "10"]
+    arrived = threading.Event()
+    slow_release = metrics_handler(METRICS / "compatible" / "new.prom", delay=1.5, arrived=arrived)
     with (
-        serve_http(metrics_handler(METRICS / "compatible" / "new.prom", delay=1.5)) as metrics_url,
+        serve_http(slow_release) as metrics_url,
         hook_process(args, tmp_path / "hook.log") as hook,
     ):
         with httpx.Client(base_url=hook.url, headers=AUTH, timeout=10) as http:
@@ -664,7 +668,9 @@ def test_real_server_answers_and_drains_on_sigterm(tmp_path: Path) -> None:
 
         thread = threading.Thread(target=in_flight)
         thread.start()
-        time.sleep(0.5)  # the request is in the hook, waiting on the slow release
+        # The request is in the hook, waiting on the slow release (a fixed sleep here raced the
+        # hook on a loaded machine: SIGTERM came before the request did).
+        assert arrived.wait(15), "the hook never scraped the slow release"
         hook.terminate()
         thread.join(15)
         code = hook.proc.wait(15)

@@ -62,13 +62,19 @@ def static_handler(root: Path) -> type[http.server.BaseHTTPRequestHandler]:
 
 
 def metrics_handler(
-    exposition: Path, release: threading.Event | None = None, delay: float = 0.0
+    exposition: Path,
+    release: threading.Event | None = None,
+    delay: float = 0.0,
+    arrived: threading.Event | None = None,
 ) -> type[http.server.BaseHTTPRequestHandler]:
-    """A ``/metrics`` endpoint serving ``exposition``, after ``release`` is set or ``delay``."""
+    """A ``/metrics`` endpoint serving ``exposition``, after ``release`` is set or ``delay``;
+    ``arrived`` is set as a request comes in (a test waits on it instead of sleeping)."""
     data = exposition.read_bytes()
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if arrived is not None:
+                arrived.set()
             if release is not None:
                 release.wait(30)
             if delay:

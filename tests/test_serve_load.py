@@ -1,11 +1,12 @@
 """Load and abuse against a real uvicorn hook on loopback.
 
-``test_load_and_abuse``: 2,000+ requests at 50 concurrent. Valid checks, malformed JSON, hostile
-JSON (1,000 levels deep, 5,000-digit numbers, repeated keys, lone surrogates in a token),
-oversized bodies (declared and streamed), unknown services and versions, missing and wrong
-tokens, Flagger and Spinnaker calls, all interleaved. The hook must answer every one with the code
-its category calls for, never crash, and keep its memory bounded (RSS of the child process, read
-from /proc, before and after).
+``test_load_and_abuse``: 2,000 requests at 50 concurrent after a warm-up of 400 (800 after 160
+in the default quick profile; ``HYPOTHESIS_PROFILE=ci``, as ``.ci/run`` sets, runs the full
+size). Valid checks, malformed JSON, hostile JSON (1,000 levels deep, 5,000-digit numbers,
+repeated keys, lone surrogates in a token), oversized bodies (declared and streamed), unknown
+services and versions, missing and wrong tokens, Flagger and Spinnaker calls, all interleaved.
+The hook must answer every one with the code its category calls for, never crash, and keep its
+memory bounded (RSS of the child process, read from /proc, before and after).
 
 ``test_abuse_run``: everything at once with ``--check-timeout 2``: 40 clients trickling their
 request heads, clients trickling or abandoning bodies, hostile bodies, a burst of identical and
@@ -31,6 +32,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import THOROUGH
+
 from .test_serve_helpers import (
     AUTH,
     SNAPSHOTS,
@@ -41,11 +44,12 @@ from .test_serve_helpers import (
     trickle_head,
 )
 
-TOTAL = 2_000
+TOTAL = 2_000 if THOROUGH else 800
 CONCURRENCY = 50
 MAX_BODY = 8192  # room for a 5,000-digit number, which must be a 400, not a 413
-#: RSS growth allowed over a full run once warm: generous for allocator noise, far below a leak
-#: (2,000 requests leaking even one report each would be tens of MiB).
+#: RSS growth allowed over a full run once warm: generous for allocator noise, below a leak
+#: (2,000 requests leaking even one report each would be tens of MiB; the quick profile's 800,
+#: half that).
 RSS_GROWTH_KIB = 24 * 1024
 
 
@@ -199,7 +203,7 @@ def _run_load(hook: HookProcess) -> None:
         if case.expect == {200} and case.path == "/v1/check":
             resp = httpx.post(f"{hook.url}{case.path}", json=case.json_body, headers=AUTH)
             assert resp.status_code == 200
-    asyncio.run(_run(hook.url, 400))
+    asyncio.run(_run(hook.url, TOTAL // 5))
     rss_before = hook.rss_kib()
     before = _requests_total(hook.url)
     codes, latencies = asyncio.run(_run(hook.url, TOTAL))
@@ -302,6 +306,14 @@ async def _abuse(url: str, port: int) -> dict[str, Any]:
                 )
                 await asyncio.sleep(0.02)
 
+        async def lag() -> None:
+            """The most this event loop ran late (a 20 ms sleep that took longer)."""
+            out["lag"] = 0.0
+            while not done.is_set():
+                started = time.perf_counter()
+                await asyncio.sleep(0.02)
+                out["lag"] = max(out["lag"], time.perf_counter() - started - 0.02)
+
         async def hostile() -> None:
             bad = [c for c in CASES if c.raw is not None and c.expect <= {400, 401, 413}]
             for i in range(200):
@@ -321,6 +333,7 @@ async def _abuse(url: str, port: int) -> dict[str, Any]:
             for old, new in (("v1", "v3"), ("v1", "v4"), ("v3", "v4"), ("v2", "v4"))
         ]
         caller = asyncio.create_task(cached_caller())
+        lagging = asyncio.create_task(lag())
         slow_bodies = [_raw(port, head, b'{"service": "sh') for _ in range(20)]
         hang_ups = [_raw(port, head, b'{"service": "sh', close=True) for _ in range(20)]
         started = time.perf_counter()
@@ -329,6 +342,7 @@ async def _abuse(url: str, port: int) -> dict[str, Any]:
         out["slow_bodies"] = results[len(burst) + 1 : len(burst) + 21]
         done.set()
         await caller
+        await lagging
     return out
 
 
@@ -427,19 +441,26 @@ def test_abuse_run(tmp_path: Path) -> None:
         f"a running one; their retry answered from the cache after {retried:.1f}s; "
         f"20 trickled bodies answered {slow_codes} in {slowest_body:.2f}s max",
         f"{len(closed)}/{TRICKLERS} trickling connections closed by {trickle_closed:.1f}s; "
-        f"RSS {rss_before} → {rss_after} KiB ({rss_after - rss_before:+d})",
+        f"RSS {rss_before} → {rss_after} KiB ({rss_after - rss_before:+d}); "
+        f"this client's event loop ran up to {result['lag'] * 1000:.0f} ms late",
     ]
     print("\n" + "\n  ".join(lines))
     assert 500 not in by_status and "Traceback" not in log, log[-3000:]
     assert {code for (name, code) in codes if name == "hostile"} <= {400, 401, 413}
     assert {code for (name, code) in codes if name.startswith("cold")} <= {200, 429, 503}
     assert {code for (name, code) in codes if name == "cached"} == {200}
+    # A latency is measured in this process, so it includes how late this process's own event
+    # loop ran (its 100 connections, other jobs on a shared 2-core machine): that lag is added
+    # to the slack. It says nothing about the hook (a hook that blocks its loop does not delay
+    # ours), and on a quiet machine it is milliseconds. Without it a loaded machine failed the
+    # deadline by a scheduler's delay (3.18 s against 3 s).
+    slack = SLACK + result["lag"]
     for name, samples in latency.items():
-        assert max(samples) < CHECK_TIMEOUT + SLACK, (name, max(samples))
+        assert max(samples) < CHECK_TIMEOUT + slack, (name, max(samples), slack)
     assert slow_codes == [408]
-    assert slowest_body < 2 + SLACK
+    assert slowest_body < 2 + slack
     # 20 identical cold checks share one evaluation; each distinct pair needs at most one.
     assert evaluations <= 5, evaluations
     assert shared >= 1
-    assert len(closed) == TRICKLERS and trickle_closed < 2 + 2
+    assert len(closed) == TRICKLERS and trickle_closed < 2 + 2 + result["lag"]
     assert rss_after - rss_before < 64 * 1024

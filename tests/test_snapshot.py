@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 
 from compatcheck import __version__
 from compatcheck.errors import InputError
@@ -18,7 +18,6 @@ from .strategies import snapshots
 
 
 @given(snapshots())
-@settings(max_examples=200)
 def test_round_trip_is_lossless(snap: Snapshot) -> None:
     text = dump_snapshot(snap)
     assert validate(json.loads(text), "snapshot") is None

