@@ -33,7 +33,7 @@ import httpx
 import pytest
 
 from compatcheck.artifact import inspect_artifact, parse_reference
-from compatcheck.artifact.oci import parse_challenge, registry_base_url
+from compatcheck.artifact.registry import parse_challenge, registry_base_url
 from compatcheck.targets import free_port
 
 pytestmark = pytest.mark.slow

@@ -23,8 +23,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from compatcheck.artifact.oci import ArtifactUnavailable, ImageInfo, read_layout, read_registry
+from compatcheck.artifact.oci import ArtifactUnavailable, ImageInfo, read_layout
 from compatcheck.artifact.reference import ImageReference, parse_reference
+from compatcheck.artifact.registry import read_registry
 from compatcheck.artifact.release import ReleaseSpec, inspect_release, parse_release
 from compatcheck.artifact.rollback import (
     KubernetesTarget,

@@ -52,14 +52,13 @@ from compatcheck.artifact.oci import (
     REF_NAME,
     ArtifactUnavailable,
     LayoutSource,
-    RegistrySource,
-    _json_object,
-    _media_type,
-    _sha256,
-    _verify,
-    registry_base_url,
+    json_object,
+    media_type,
+    sha256_digest,
+    verify_digest,
 )
 from compatcheck.artifact.reference import ImageReference, parse_digest, parse_reference
+from compatcheck.artifact.registry import RegistrySource, registry_base_url
 from compatcheck.errors import InputError
 
 ARTIFACT_TYPE = "application/vnd.compatcheck.snapshot.v1+json"
@@ -147,14 +146,14 @@ def build_artifact(snapshot: bytes, subject: Mapping[str, Any], created: str) ->
             "artifactType": ARTIFACT_TYPE,
             "config": {
                 "mediaType": EMPTY_TYPE,
-                "digest": _sha256(EMPTY_BLOB),
+                "digest": sha256_digest(EMPTY_BLOB),
                 "size": len(EMPTY_BLOB),
                 "data": "e30=",
             },
             "layers": [
                 {
                     "mediaType": SNAPSHOT_LAYER_TYPE,
-                    "digest": _sha256(snapshot),
+                    "digest": sha256_digest(snapshot),
                     "size": len(snapshot),
                     "annotations": {TITLE: "snapshot.json"},
                 }
@@ -213,7 +212,7 @@ class _Registry:
 
     def subject(self, digest: str) -> dict[str, Any]:
         fetched = self.source.manifest(digest)
-        mtype = _media_type(_json_object(fetched.body, f"manifest `{digest}`"), fetched.media_type)
+        mtype = media_type(json_object(fetched.body, f"manifest `{digest}`"), fetched.media_type)
         if mtype not in INDEX_TYPES + MANIFEST_TYPES:
             raise ArtifactUnavailable(f"manifest `{digest}` has unsupported media type `{mtype}`")
         return {"mediaType": mtype, "digest": digest, "size": len(fetched.body)}
@@ -230,7 +229,7 @@ class _Registry:
         )
         if status == 404:
             return None
-        return _json_object(body, what)
+        return json_object(body, what)
 
     def referrers(self, digest: str) -> tuple[list[Mapping[str, Any]], str]:
         # Trap: the `+` of the media type is a space in a query string unless encoded.
@@ -251,7 +250,7 @@ class _Registry:
         return status == 200
 
     def _upload(self, data: bytes) -> None:
-        digest = _sha256(data)
+        digest = sha256_digest(data)
         if self._has("blobs", digest):
             return
         what = f"blob upload `{digest}`"
@@ -271,7 +270,7 @@ class _Registry:
         )
 
     def push(self, subject: str, snapshot: bytes, manifest: bytes) -> tuple[bool, str]:
-        digest = _sha256(manifest)
+        digest = sha256_digest(manifest)
         existed = self._has("manifests", digest)
         self._upload(EMPTY_BLOB)
         self._upload(snapshot)
@@ -323,7 +322,7 @@ class _Layout:
             ),
             "",
         )
-        mtype = _media_type(_json_object(body, f"manifest `{digest}`"), declared)
+        mtype = media_type(json_object(body, f"manifest `{digest}`"), declared)
         if mtype not in INDEX_TYPES + MANIFEST_TYPES:
             raise ArtifactUnavailable(f"manifest `{digest}` has unsupported media type `{mtype}`")
         return {"mediaType": mtype, "digest": digest, "size": len(body)}
@@ -341,7 +340,7 @@ class _Layout:
             annotations = entry.get("annotations")
             name = annotations.get(REF_NAME) if isinstance(annotations, dict) else None
             if name == tag and entry.get("mediaType") in INDEX_TYPES:
-                listed = _json_object(
+                listed = json_object(
                     self.source.blob(str(entry.get("digest", "")), MANIFEST_MAX_BYTES),
                     f"referrers tag `{tag}`",
                 )
@@ -351,9 +350,9 @@ class _Layout:
         return out, "layout index"
 
     def _write_blob(self, data: bytes) -> None:
-        path = self.root / "blobs" / "sha256" / _sha256(data).partition(":")[2]
+        path = self.root / "blobs" / "sha256" / sha256_digest(data).partition(":")[2]
         if path.exists():
-            _verify(path.read_bytes(), _sha256(data), f"blob `{path}`")
+            verify_digest(path.read_bytes(), sha256_digest(data), f"blob `{path}`")
             return
         self._atomic(path, data)
 
@@ -370,7 +369,7 @@ class _Layout:
             raise
 
     def push(self, subject: str, snapshot: bytes, manifest: bytes) -> tuple[bool, str]:
-        digest = _sha256(manifest)
+        digest = sha256_digest(manifest)
         for data in (EMPTY_BLOB, snapshot, manifest):
             self._write_blob(data)
         # Re-read index.json just before writing it: keep whatever was added meanwhile.
@@ -437,7 +436,7 @@ def attach_contract(
         subject = backend.subject(ref.digest)
         manifest = build_artifact(snapshot, subject, created)
         already, how = backend.push(ref.digest, snapshot, manifest)
-    return Attached(_sha256(manifest), ref.digest, how, already, backend.description)
+    return Attached(sha256_digest(manifest), ref.digest, how, already, backend.description)
 
 
 # --- resolve ----------------------------------------------------------------------------------
@@ -472,7 +471,7 @@ def _candidate(
     size = desc.get("size")
     if isinstance(size, int) and size > MANIFEST_MAX_BYTES:
         raise ArtifactUnavailable(f"manifest `{digest}` declares {size} bytes, over the cap")
-    doc = _json_object(backend.manifest(digest), f"manifest `{digest}`")
+    doc = json_object(backend.manifest(digest), f"manifest `{digest}`")
     if doc.get("artifactType") != ARTIFACT_TYPE:
         raise ArtifactUnavailable(f"manifest `{digest}` is not a compatcheck contract")
     own_subject = doc.get("subject")
