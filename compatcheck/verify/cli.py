@@ -148,36 +148,22 @@ def load_expect(args: argparse.Namespace) -> Any:
     return load_source(arg, timeout=args.timeout, service=_service(args))
 
 
-def cmd_verify(args: argparse.Namespace, out: IO[str]) -> int:
-    """Build the plan (every argument checked), poll, and write the report."""
-    from compatcheck.consumers import load_consumers
-    from compatcheck.engine import EvaluateOptions, evaluate
-    from compatcheck.policy import load_policy
-    from compatcheck.progress import Progress
-    from compatcheck.reporters import render
-    from compatcheck.snapshot import Snapshot
-    from compatcheck.verify.client import PrometheusClient
+def _plan(args: argparse.Namespace, expect: Any, consumers: Any) -> Any:
+    """Everything the polls ask, worked out (and every argument checked) before the first."""
     from compatcheck.verify.plan import (
         VerifyPlan,
-        check_expression,
         default_error_rate,
         expected_build,
         family_needs,
         parse_selector,
     )
-    from compatcheck.verify.run import run_verify
 
-    policy = load_policy(args.policy)
     matchers = parse_selector(args.selector)
-    if args.error_rate is not None:
-        check_expression(args.error_rate, "--error-rate")
-    expect = load_expect(args)
-    consumers = load_consumers(args.consumers) if args.consumers else None
     build, family = expected_build(expect, service=_service(args), family=args.build_info)
     error_rate = args.error_rate or default_error_rate(
         args.selector, expect.metrics, args.error_rate_range
     )
-    plan = VerifyPlan(
+    return VerifyPlan(
         selector=args.selector.strip(),
         matchers=matchers,
         expected_build=build,
@@ -192,6 +178,52 @@ def cmd_verify(args: argparse.Namespace, out: IO[str]) -> int:
         "give --error-rate EXPR",
         max_error_rate=args.max_error_rate,
     )
+
+
+def _write(report: Any, args: argparse.Namespace, out: IO[str]) -> int:
+    """Render the report where asked; the exit code (unavailable named on stderr)."""
+    from compatcheck.reporters import render
+
+    color = (
+        not args.no_color
+        and not os.environ.get("NO_COLOR")
+        and not args.output
+        and bool(getattr(out, "isatty", lambda: False)())
+    )
+    text = render(report, args.format, color=color)
+    if args.output:
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{args.output}: cannot write: {exc.strerror}") from None
+    else:
+        out.write(text)
+    if report.unavailable:
+        for rf in report.findings:
+            if rf.finding.kind == "check/unavailable" and not rf.waived:
+                line = f"compatcheck: could not evaluate: {rf.finding.message}"
+                print(mask_secrets(line), file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    return EXIT_VERIFIED if report.go else EXIT_NOT_VERIFIED
+
+
+def cmd_verify(args: argparse.Namespace, out: IO[str]) -> int:
+    """Build the plan (every argument checked), poll, and write the report."""
+    from compatcheck.consumers import load_consumers
+    from compatcheck.engine import EvaluateOptions, evaluate
+    from compatcheck.policy import load_policy
+    from compatcheck.progress import Progress
+    from compatcheck.snapshot import Snapshot
+    from compatcheck.verify.client import PrometheusClient
+    from compatcheck.verify.plan import check_expression
+    from compatcheck.verify.run import run_verify
+
+    policy = load_policy(args.policy)
+    if args.error_rate is not None:
+        check_expression(args.error_rate, "--error-rate")
+    expect = load_expect(args)
+    consumers = load_consumers(args.consumers) if args.consumers else None
+    plan = _plan(args, expect, consumers)
     label = expect.label or str(args.expect)
     progress = Progress(quiet=args.quiet)
     options = EvaluateOptions(
@@ -220,25 +252,4 @@ def cmd_verify(args: argparse.Namespace, out: IO[str]) -> int:
             decide=lambda section, findings: report_for(section, findings, {}).go,
             progress=progress,
         )
-    report = report_for(result.section, result.findings, result.observed_build)
-    color = (
-        not args.no_color
-        and not os.environ.get("NO_COLOR")
-        and not args.output
-        and bool(getattr(out, "isatty", lambda: False)())
-    )
-    text = render(report, args.format, color=color)
-    if args.output:
-        try:
-            Path(args.output).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"{args.output}: cannot write: {exc.strerror}") from None
-    else:
-        out.write(text)
-    if report.unavailable:
-        for rf in report.findings:
-            if rf.finding.kind == "check/unavailable" and not rf.waived:
-                line = f"compatcheck: could not evaluate: {rf.finding.message}"
-                print(mask_secrets(line), file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    return EXIT_VERIFIED if report.go else EXIT_NOT_VERIFIED
+    return _write(report_for(result.section, result.findings, result.observed_build), args, out)
