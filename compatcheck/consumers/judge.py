@@ -60,7 +60,7 @@ from compatcheck.consumers.bridge import (
     series_renames,
 )
 from compatcheck.consumers.load import ConsumerSet, Expression
-from compatcheck.consumers.promql import REASON_MATCHER, VAR_PREFIX, Node, Selector
+from compatcheck.consumers.promql import REASON_MATCHER, VAR_PREFIX, Node, Selector, matches_empty
 from compatcheck.model import (
     Consumer,
     Finding,
@@ -254,7 +254,7 @@ class _Judge:
         """label → why, for every label the selector's series must carry (matchers first)."""
         needs: dict[str, str] = {}
         for m in sel.matchers:
-            if not _matches_empty(m.op, m.value):
+            if not matches_empty(m.op, m.value):
                 needs[m.label] = REASON_MATCHER
         for label, reason in sorted(sel.needs):
             needs.setdefault(label, reason)
@@ -345,21 +345,6 @@ class _Judge:
         result = _Result(blank, data or not blank, tuple(problems))
         self.record_memo[name] = result
         return result
-
-
-def _matches_empty(op: str, value: str) -> bool:
-    """Does the matcher accept a series that lacks the label (empty value)?"""
-    if op == "=":
-        return value == ""
-    if op == "!=":
-        return value != ""
-    if VAR_PREFIX in value:
-        return True  # a variable's "All" is usually `.*`: do not demand the label
-    try:
-        hit = re.fullmatch(value, "") is not None
-    except re.error:
-        return True
-    return hit if op == "=~" else not hit
 
 
 # ---------------------------------------------------------------------------------------------

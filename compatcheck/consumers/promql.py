@@ -161,6 +161,21 @@ def _var_name(m: re.Match[str]) -> str:
     return m.group("braced") or m.group("plain") or m.group("old") or ""
 
 
+def matches_empty(op: str, value: str) -> bool:
+    """Does the matcher accept a series that lacks the label (empty value)?"""
+    if op == "=":
+        return value == ""
+    if op == "!=":
+        return value != ""
+    if VAR_PREFIX in value:
+        return True  # a variable's "All" is usually `.*`: do not demand the label
+    try:
+        hit = re.fullmatch(value, "") is not None
+    except re.error:
+        return True
+    return hit if op == "=~" else not hit
+
+
 # ---------------------------------------------------------------------------------------------
 # Parsing into the judge's tree
 # ---------------------------------------------------------------------------------------------

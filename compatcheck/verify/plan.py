@@ -6,7 +6,6 @@ before anything waits.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -17,6 +16,7 @@ from compatcheck.consumers.promql import (
     VAR_PREFIX,
     PromQLError,
     Selector,
+    matches_empty,
     parse_expression,
     selectors,
 )
@@ -131,24 +131,10 @@ def default_error_rate(
     return f"sum(rate({errors}[{window}])) / sum(rate({every}[{window}]))"
 
 
-def _matches_empty(op: str, value: str) -> bool:
-    if op == "=":
-        return value == ""
-    if op == "!=":
-        return value != ""
-    if VAR_PREFIX in value:
-        return True
-    try:
-        hit = re.fullmatch(value, "") is not None
-    except re.error:
-        return True
-    return hit if op == "=~" else not hit
-
-
 def _needed_labels(sel: Selector) -> set[str]:
     """Label keys a selector's series must carry: its non-empty matchers and what the
     expression around it reads (``by``, ``on``, ``le`` under ``histogram_quantile``...)."""
-    out = {m.label for m in sel.matchers if not _matches_empty(m.op, m.value)}
+    out = {m.label for m in sel.matchers if not matches_empty(m.op, m.value)}
     out |= {label for label, _reason in sel.needs}
     return {lb for lb in out if lb != "__name__" and VAR_PREFIX not in lb}
 
