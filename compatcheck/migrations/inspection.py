@@ -9,6 +9,7 @@ offline, optionally counts what a live database would lose, and judges the two r
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,9 +24,17 @@ from compatcheck.migrations.graph import DowngradePath, History, UnknownRevision
 from compatcheck.migrations.graph import resolve as resolve_ref
 from compatcheck.migrations.plans import STATIC_ONLY, describe, judge_plans, new_data_finding
 from compatcheck.migrations.roundtrip import RunnerUnavailable, round_trip
-from compatcheck.migrations.scratch import Scratch, ScratchUnavailable, one_line, scratch_database
+from compatcheck.migrations.scratch import (
+    Scratch,
+    ScratchUnavailable,
+    mask,
+    one_line,
+    scratch_database,
+)
 from compatcheck.migrations.section import SKIPPED, UNAVAILABLE, MigrationsSection, RoundTrip
+from compatcheck.migrations.seeding import run_seed_sql
 from compatcheck.migrations.sources import Source, open_source
+from compatcheck.migrations.sources.alembic.project import AlembicProject
 from compatcheck.model import Finding, sort_findings
 from compatcheck.targets import Workspace
 
@@ -92,8 +101,85 @@ def _multiple_heads(history: History) -> list[Finding]:
     return [Finding("migrations/multiple-heads", ",".join(heads), message, {"heads": heads})]
 
 
+@dataclass(frozen=True)
+class StartingSchema:
+    """The schema that exists before the first revision, made on the empty scratch database:
+    ``--base-sql FILE`` (run there) or ``--base-command "CMD {database_url}"`` (the
+    application's own init, e.g. a ``create_all`` script)."""
+
+    sql: Path | None = None
+    command: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.sql is not None or self.command is not None
+
+
+#: Seconds ``--base-command`` may run.
+BASE_COMMAND_TIMEOUT = 600
+
+
+def _make_base(
+    start: StartingSchema, scratch: Scratch, conn: sa.Connection
+) -> Callable[[], str | None]:
+    """The round trip's ``base`` step for ``start`` on ``scratch``."""
+
+    def run() -> str | None:
+        if conn.in_transaction():
+            conn.commit()
+        if start.sql is not None:
+            try:
+                run_seed_sql(conn, start.sql)
+            except InputError as exc:
+                return f"--base-sql {str(exc).removeprefix('seed file ')}"
+        if start.command is not None:
+            return _run_base_command(start.command, scratch)
+        return None
+
+    return run
+
+
+def _run_base_command(command: str, scratch: Scratch) -> str | None:
+    """Run the user's init command with ``{database_url}`` filled in (also in the environment as
+    ``COMPATCHECK_DATABASE_URL``); why it failed, or None."""
+    import shlex
+    import subprocess
+
+    from compatcheck.targets import spawn, stop_groups
+
+    url = scratch.url.render_as_string(hide_password=False)
+    try:
+        argv = [a.replace("{database_url}", url) for a in shlex.split(command)]
+    except ValueError as exc:
+        return f"--base-command: cannot split it: {exc}"
+    if not argv:
+        return "--base-command is empty"
+    env = {**os.environ, "COMPATCHECK_DATABASE_URL": url}
+    try:
+        process = spawn(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+    except OSError as exc:
+        return f"--base-command: cannot start `{argv[0]}`: {exc.strerror or exc}"
+    try:
+        output, _ = process.communicate(timeout=BASE_COMMAND_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        stop_groups([process], 5.0)
+        return f"--base-command did not finish within {BASE_COMMAND_TIMEOUT} s"
+    finally:
+        stop_groups([process], 5.0)
+    if process.returncode != 0:
+        lines = [ln for ln in output.decode("utf-8", "replace").splitlines() if ln.strip()]
+        last = mask(lines[-1].strip()) if lines else "no output"
+        return f"--base-command exited with code {process.returncode}: {last}"
+    return None
+
+
 def inspect_migrations(
-    script_location: str | Path,
+    script_location: str | Path | AlembicProject,
     old: str | None,
     new: str | None,
     *,
@@ -104,6 +190,7 @@ def inspect_migrations(
     live_db_url: str | None = None,
     progress: Callable[[str], None] | None = None,
     workspace: Workspace | None = None,
+    start: StartingSchema = StartingSchema(),
 ) -> MigrationsResult:
     """Judge the rollback of the database from ``new`` to ``old``.
 
@@ -156,6 +243,7 @@ def inspect_migrations(
             seed_sql=Path(seed_sql) if seed_sql is not None else None,
             say=progress or (lambda _msg: None),
             workspace=workspace,
+            start=start,
         )
     if live_db_url is not None:
         section = _live(collected, live_db_url, section)
@@ -179,13 +267,17 @@ def _dynamic(
     seed_sql: Path | None,
     say: Callable[[str], None],
     workspace: Workspace | None,
+    start: StartingSchema,
 ) -> MigrationsSection:
-    """The round trip on a scratch database; no right to create one is ``check/unavailable``."""
+    """The round trip on a scratch database; no right to create one is ``check/unavailable``,
+    and so is any other failure of the stage (an unreachable server, the application's import
+    error in a place no step names, an internal error): the static findings, the path and the
+    plans are still reported."""
     try:
         with scratch_database(
             db_url, workspace=workspace, use_existing_empty=use_existing_empty, progress=say
         ) as scratch:
-            return _round_trip(found, source, history, path, section, scratch, seed_sql, say)
+            return _round_trip(found, source, history, path, section, scratch, seed_sql, say, start)
     except ScratchUnavailable as exc:
         hint = (
             "; to run it in the empty database the URL names instead, pass "
@@ -200,6 +292,18 @@ def _dynamic(
             {"stage": "scratch database", "error": str(exc), "privilege": exc.privilege},
         )
         return replace(section, roundtrip=RoundTrip(UNAVAILABLE, error=str(exc)))
+    except InputError:
+        raise
+    except Exception as exc:
+        error = mask(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        stage = "round trip" if isinstance(exc, UnavailableError) else "round trip (internal error)"
+        found.add(
+            "check/unavailable",
+            "migrations",
+            f"The migration round trip did not run: {stage}: {error}.",
+            {"stage": stage, "error": error},
+        )
+        return replace(section, roundtrip=RoundTrip(UNAVAILABLE, error=error))
 
 
 def _round_trip(
@@ -211,6 +315,7 @@ def _round_trip(
     scratch: Scratch,
     seed_sql: Path | None,
     say: Callable[[str], None],
+    start: StartingSchema,
 ) -> MigrationsSection:
     database = scratch.display if not scratch.owned else f"scratch ({scratch.dialect})"
     section = replace(section, engine=scratch.dialect, database=database)
@@ -224,18 +329,24 @@ def _round_trip(
         except RunnerUnavailable as exc:
             found.add("check/unavailable", "migrations", str(exc), {"error": exc.error})
             return replace(section, roundtrip=RoundTrip(UNAVAILABLE, error=exc.error))
-        trip = round_trip(
-            runner,
-            path.old,
-            path.new,
-            path.revisions,
-            seed_sql=seed_sql,
-            renamed=rename_targets(history, path),
-            say=say,
-        )
-        roundtrip_findings(found, history, path, trip, scratch.dialect)
-        say("rendering the downgrade SQL offline")
-        sql, online = runner.offline_sql(path.revisions, path.new)
+        try:
+            trip = round_trip(
+                runner,
+                path.old,
+                path.new,
+                path.revisions,
+                seed_sql=seed_sql,
+                renamed=rename_targets(history, path),
+                say=say,
+                base=_make_base(start, scratch, conn) if start else None,
+            )
+            roundtrip_findings(found, history, path, trip, scratch.dialect)
+            say("rendering the downgrade SQL offline")
+            sql, online = runner.offline_sql(path.revisions, path.new)
+        finally:
+            close = getattr(runner, "close", None)
+            if close is not None:
+                close()
     return replace(section, roundtrip=trip, offline_sql=sql, online_only=online)
 
 

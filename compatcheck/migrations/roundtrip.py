@@ -152,13 +152,22 @@ def round_trip(
     seed_sql: Path | None = None,
     renamed: frozenset[str] = frozenset(),
     say: Callable[[str], None] = lambda _m: None,
+    base: Callable[[], str | None] | None = None,
 ) -> RoundTrip:
     """Up to OLD → A, seed, up to NEW → B, NEW-era rows, down the path → A', checks, up → B'.
 
     ``renamed`` lists rename targets (``table``, ``table.column``) of the path's upgrades: they
-    hold OLD's data under a new name, so they are not "new" and get no NEW-era values.
+    hold OLD's data under a new name, so they are not "new" and get no NEW-era values. ``base``
+    creates the schema that exists before the first revision (``--base-sql``,
+    ``--base-command``) on the empty database; it returns why it failed, or None.
     """
     trip = _Trip(runner, Seeder(runner.conn))
+    if base is not None:
+        say("creating the starting schema")
+        error = base()
+        trip.lap("base")
+        if error is not None:
+            return _failed(trip, "upgrade-failed", "starting schema", Failed(None, error))
     if old is not None:
         say(f"upgrading to OLD's head {old}")
         failed = runner.upgrade(old)
