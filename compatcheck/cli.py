@@ -10,16 +10,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from compatcheck import __version__
 from compatcheck.errors import CompatcheckError, UnavailableError, UsageError
 from compatcheck.interrupts import exit_status, sigterm_as_interrupt
 from compatcheck.masking import mask_secrets
 from compatcheck.serve import cmd_serve
+
+if TYPE_CHECKING:
+    from compatcheck.migrations.inspection import StartingSchema
+    from compatcheck.migrations.sources.alembic import AlembicProject
 
 EXIT_GO, EXIT_NO_GO, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 REPORT_FORMATS = ("text", "json", "markdown", "junit", "sarif", "github")
@@ -116,11 +121,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
     p = sub.add_parser("migrations", help="judge the Alembic migrations between two heads")
-    p.add_argument(
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument(
         "--script-location",
-        required=True,
         metavar="DIR",
         help="Alembic script location (env.py + versions/) or a bare versions folder",
+    )
+    where.add_argument(
+        "--config",
+        metavar="INI",
+        help="the project's alembic.ini, read as `alembic -c INI` reads it (script_location, "
+        "version_locations; env.py gets it as config.config_file_name)",
+    )
+    p.add_argument(
+        "--name", default="alembic", metavar="SECTION", help="the ini section (alembic -n)"
+    )
+    p.add_argument(
+        "-x",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an argument for env.py, as `alembic -x` (repeatable)",
+    )
+    p.add_argument(
+        "--python",
+        metavar="PATH",
+        help="run env.py and the revisions in this interpreter (the application's virtual "
+        "environment); default: compatcheck's own",
+    )
+    p.add_argument(
+        "--base-sql",
+        metavar="FILE",
+        help="SQL run on the empty scratch database first: the schema before the first revision",
+    )
+    p.add_argument(
+        "--base-command",
+        metavar="CMD",
+        help="command that creates the schema before the first revision on the scratch "
+        "database (`{database_url}` is replaced by its URL), e.g. the app's create_all script",
     )
     p.add_argument("--old", required=True, metavar="REV", help="OLD's head (id, prefix, head)")
     p.add_argument("--new", metavar="REV", help="NEW's head (default: the single head)")
@@ -281,13 +319,15 @@ def _cmd_migrations(args: argparse.Namespace, out: IO[str]) -> int:
     live_db_url = _url_argument(args.live_db_url, "--live-db-url", literal=False)
     if args.use_existing_empty_database and db_url is None:
         raise UsageError("--use-existing-empty-database needs --db-url naming that database")
+    project = _alembic_project(args)
+    start = _starting_schema(args)
     progress = Progress(quiet=args.quiet)
     if not args.static:
         _sweep_stale(
             [db_url] if db_url is not None and not args.use_existing_empty_database else []
         )
     result = inspect_migrations(
-        args.script_location,
+        project,
         args.old,
         args.new,
         db_url=db_url,
@@ -296,9 +336,10 @@ def _cmd_migrations(args: argparse.Namespace, out: IO[str]) -> int:
         seed_sql=args.seed_sql,
         live_db_url=live_db_url,
         progress=progress,
+        start=start,
     )
     section = result.section
-    source = str(args.script_location)
+    source = project.shown
     old = Snapshot(label=str(section.old_head or args.old), source=source)
     new = Snapshot(label=str(section.new_head or args.new or "head"), source=source)
     report = evaluate(
@@ -307,6 +348,41 @@ def _cmd_migrations(args: argparse.Namespace, out: IO[str]) -> int:
         dataclasses.replace(options, extra_findings=result.findings, migrations=section),
     )
     return _finish(args, report, out)
+
+
+def _alembic_project(args: argparse.Namespace) -> AlembicProject:
+    """What ``alembic`` would be given: ``--config`` (+ ``--name``, ``-x``) or
+    ``--script-location``, and the interpreter the revisions run in."""
+    from compatcheck.migrations.sources.alembic import AlembicProject
+
+    python = None
+    if args.python is not None:
+        python = shutil.which(args.python)
+        if python is None:
+            raise UsageError(f"--python {args.python}: no such executable")
+    if args.config is None and (args.name != "alembic" or args.x):
+        raise UsageError("--name and -x need --config (the alembic.ini they apply to)")
+    return AlembicProject(
+        script_location=None if args.script_location is None else Path(args.script_location),
+        config_file=None if args.config is None else Path(args.config),
+        name=args.name,
+        x=tuple(args.x),
+        python=python,
+    )
+
+
+def _starting_schema(args: argparse.Namespace) -> StartingSchema:
+    from compatcheck.migrations.inspection import StartingSchema
+
+    if args.base_sql is not None and not Path(args.base_sql).is_file():
+        raise UsageError(f"--base-sql {args.base_sql}: no such file")
+    if args.base_command is not None and not args.base_command.strip():
+        raise UsageError("--base-command is empty")
+    if args.static and (args.base_sql or args.base_command):
+        raise UsageError("--base-sql and --base-command need a round trip; not with --static")
+    return StartingSchema(
+        sql=None if args.base_sql is None else Path(args.base_sql), command=args.base_command
+    )
 
 
 def _url_argument(value: str | None, flag: str, *, literal: bool = True) -> str | None:
