@@ -15,7 +15,7 @@ from typing import Any
 
 from compatcheck.migrations.checks import path_touches
 from compatcheck.migrations.graph import DowngradePath, History
-from compatcheck.migrations.section import RoundTrip, SchemaDifference
+from compatcheck.migrations.section import RoundTrip, SchemaDifference, StepFailure
 from compatcheck.model import Finding
 
 
@@ -71,10 +71,15 @@ def attributor(history: History, path: DowngradePath) -> Callable[[str, str], st
 
 
 def _failure(found: FindingSet, trip: RoundTrip, engine: str) -> None:
-    """The phase that failed: a downgrade (the revision's), a re-upgrade, anything else."""
-    if trip.failure is None:
-        return
-    stage, rev, err = trip.failure.stage, trip.failure.revision, trip.failure.error
+    """Every phase that failed: the first, then those the walk met after it."""
+    for failure in (trip.failure, *trip.later_failures):
+        if failure is not None:
+            _one_failure(found, failure, engine)
+
+
+def _one_failure(found: FindingSet, failure: StepFailure, engine: str) -> None:
+    """A phase that failed: a downgrade (the revision's), a re-upgrade, anything else."""
+    stage, rev, err = failure.stage, failure.revision, failure.error
     if stage == "downgrade" and rev is not None:
         if found.has("migrations/downgrade-not-implemented", rev):
             found.add("migrations/downgrade-not-implemented", rev, "", {"error": err})

@@ -10,7 +10,8 @@ offline, optionally counts what a live database would lose, and judges the two r
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -31,7 +32,13 @@ from compatcheck.migrations.scratch import (
     one_line,
     scratch_database,
 )
-from compatcheck.migrations.section import SKIPPED, UNAVAILABLE, MigrationsSection, RoundTrip
+from compatcheck.migrations.section import (
+    SKIPPED,
+    UNAVAILABLE,
+    MigrationsSection,
+    RoundTrip,
+    StepFailure,
+)
 from compatcheck.migrations.seeding import run_seed_sql
 from compatcheck.migrations.sources import Source, open_source
 from compatcheck.migrations.sources.alembic.project import AlembicProject
@@ -277,7 +284,14 @@ def _dynamic(
         with scratch_database(
             db_url, workspace=workspace, use_existing_empty=use_existing_empty, progress=say
         ) as scratch:
-            return _round_trip(found, source, history, path, section, scratch, seed_sql, say, start)
+
+            def fresh() -> AbstractContextManager[Scratch]:
+                return scratch_database(db_url, workspace=workspace, use_existing_empty=False)
+
+            walk = fresh if not use_existing_empty else None
+            return _round_trip(
+                found, source, history, path, section, scratch, seed_sql, say, start, walk
+            )
     except ScratchUnavailable as exc:
         hint = (
             "; to run it in the empty database the URL names instead, pass "
@@ -316,6 +330,7 @@ def _round_trip(
     seed_sql: Path | None,
     say: Callable[[str], None],
     start: StartingSchema,
+    fresh: Callable[[], AbstractContextManager[Scratch]] | None = None,
 ) -> MigrationsSection:
     database = scratch.display if not scratch.owned else f"scratch ({scratch.dialect})"
     section = replace(section, engine=scratch.dialect, database=database)
@@ -340,6 +355,10 @@ def _round_trip(
                 say=say,
                 base=_make_base(start, scratch, conn) if start else None,
             )
+            failure = trip.failure
+            if fresh is not None and failure is not None and failure.stage == "downgrade":
+                later = _walk_on(source, history, path, failure.revision, fresh, start, say)
+                trip = replace(trip, later_failures=tuple(later))
             roundtrip_findings(found, history, path, trip, scratch.dialect)
             say("rendering the downgrade SQL offline")
             sql, online = runner.offline_sql(path.revisions, path.new)
@@ -348,6 +367,59 @@ def _round_trip(
             if close is not None:
                 close()
     return replace(section, roundtrip=trip, offline_sql=sql, online_only=online)
+
+
+def _heads_after(history: History, path: DowngradePath, undone: Sequence[str]) -> tuple[str, ...]:
+    """The heads a database has once ``undone`` (the start of the path) is downgraded."""
+    gone = set(undone)
+    applied = [r for r in history.order.downgrade_order(path.new) if r not in gone]
+    below = {p for r in applied for p in (*history.steps[r].parents, *history.steps[r].depends_on)}
+    return tuple(sorted(r for r in applied if r not in below))
+
+
+def _walk_on(
+    source: Source,
+    history: History,
+    path: DowngradePath,
+    failed: str | None,
+    fresh: Callable[[], AbstractContextManager[Scratch]],
+    start: StartingSchema,
+    say: Callable[[str], None],
+) -> list[StepFailure]:
+    """After a downgrade fails, go on: a fresh scratch database upgraded to the revisions below
+    the broken one, then the rest of the path, until it ends; so one run names every broken
+    downgrade of the window (``alembic downgrade`` and pytest-alembic stop at the first)."""
+    failures: list[StepFailure] = []
+    rest = list(path.revisions)
+    while failed is not None and failed in rest:
+        done = path.revisions[: path.revisions.index(failed) + 1]
+        rest = list(path.revisions[len(done) :])
+        if not rest:
+            break
+        heads = _heads_after(history, path, done)
+        say(f"continuing after `{failed}` on a fresh database at {', '.join(heads)}")
+        with fresh() as scratch, scratch.engine.connect() as conn:
+            runner = source.runner(scratch, conn)
+            try:
+                error = _make_base(start, scratch, conn)() if start else None
+                if error is not None:
+                    failures.append(StepFailure("starting schema", None, error))
+                    break
+                target = heads[0] if len(heads) == 1 else ",".join(heads)
+                up = runner.upgrade(target)
+                if up is not None:
+                    failures.append(StepFailure("upgrade to continue", up.revision, up.error))
+                    break
+                down = runner.downgrade(rest)
+            finally:
+                close = getattr(runner, "close", None)
+                if close is not None:
+                    close()
+        if down is None:
+            break
+        failures.append(StepFailure("downgrade", down.revision, down.error))
+        failed = down.revision
+    return failures
 
 
 def _live(found: FindingSet, url: str, section: MigrationsSection) -> MigrationsSection:

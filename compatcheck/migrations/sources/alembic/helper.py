@@ -198,10 +198,11 @@ class Session:
     def upgrade(self, target: str) -> Failure | None:
         from alembic.runtime.migration import MigrationStep
 
+        upper: Any = tuple(target.split(",")) if "," in target else target
         try:
             heads = self.current()
             with self._guarded():  # the first use of the map imports every revision file
-                revs = list(self.script.iterate_revisions(target, heads, implicit_base=True))
+                revs = list(self.script.iterate_revisions(upper, heads, implicit_base=True))
                 rmap = self.script.revision_map
             steps = [
                 (s.revision, MigrationStep.upgrade_from_script(rmap, s)) for s in reversed(revs)
