@@ -126,9 +126,10 @@ BASE_COMMAND_TIMEOUT = 600
 
 
 def _make_base(
-    start: StartingSchema, scratch: Scratch, conn: sa.Connection
+    start: StartingSchema, scratch: Scratch, conn: sa.Connection, runner: object
 ) -> Callable[[], str | None]:
-    """The round trip's ``base`` step for ``start`` on ``scratch``."""
+    """The round trip's ``base`` step for ``start`` on ``scratch`` (its URL with the driver the
+    runner's interpreter has, when it runs in the application's)."""
 
     def run() -> str | None:
         if conn.in_transaction():
@@ -139,13 +140,18 @@ def _make_base(
             except InputError as exc:
                 return f"--base-sql {str(exc).removeprefix('seed file ')}"
         if start.command is not None:
-            return _run_base_command(start.command, scratch)
+            app_url = getattr(runner, "app_url", None)
+            try:
+                url = app_url() if app_url is not None else None
+            except UnavailableError as exc:
+                return str(exc)
+            return _run_base_command(start.command, scratch, url)
         return None
 
     return run
 
 
-def _run_base_command(command: str, scratch: Scratch) -> str | None:
+def _run_base_command(command: str, scratch: Scratch, url: str | None) -> str | None:
     """Run the user's init command with ``{database_url}`` filled in (also in the environment as
     ``COMPATCHECK_DATABASE_URL``); why it failed, or None."""
     import shlex
@@ -153,7 +159,7 @@ def _run_base_command(command: str, scratch: Scratch) -> str | None:
 
     from compatcheck.targets import spawn, stop_groups
 
-    url = scratch.url.render_as_string(hide_password=False)
+    url = url or scratch.url.render_as_string(hide_password=False)
     try:
         argv = [a.replace("{database_url}", url) for a in shlex.split(command)]
     except ValueError as exc:
@@ -353,7 +359,7 @@ def _round_trip(
                 seed_sql=seed_sql,
                 renamed=rename_targets(history, path),
                 say=say,
-                base=_make_base(start, scratch, conn) if start else None,
+                base=_make_base(start, scratch, conn, runner) if start else None,
             )
             failure = trip.failure
             if fresh is not None and failure is not None and failure.stage == "downgrade":
@@ -401,7 +407,7 @@ def _walk_on(
         with fresh() as scratch, scratch.engine.connect() as conn:
             runner = source.runner(scratch, conn)
             try:
-                error = _make_base(start, scratch, conn)() if start else None
+                error = _make_base(start, scratch, conn, runner)() if start else None
                 if error is not None:
                     failures.append(StepFailure("starting schema", None, error))
                     break

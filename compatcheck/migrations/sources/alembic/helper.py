@@ -329,7 +329,9 @@ def serve(requests: Any, replies: Any) -> int:
                 if session is None:
                     engine, conn, url = connect(str(url))
                     session = Session(make_config(project, url, io.StringIO()), conn)
-                if op == "upgrade":
+                if op == "url":
+                    reply({"url": url})
+                elif op == "upgrade":
                     reply({"failed": _failure_json(session.upgrade(request["target"]))})
                 elif op == "downgrade":
                     reply({"failed": _failure_json(session.downgrade(request["path"]))})

@@ -155,6 +155,14 @@ class RemoteRunner:
             return None
         return Failed(failed.get("revision"), mask_secrets(str(failed.get("error"))))
 
+    def app_url(self) -> str:
+        """The scratch URL with the driver the application's interpreter has (the helper falls
+        back from compatcheck's driver to one installed there): for ``--base-command``."""
+        reply = self._ask({"op": "url"})
+        if "url" not in reply:
+            raise UnavailableError(f"--python {self.helper.python}: {reply.get('error')}")
+        return str(reply["url"])
+
     def upgrade(self, target: str) -> Failed | None:
         return self._phase({"op": "upgrade", "target": target})
 
