@@ -105,6 +105,8 @@ def describe(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None)
     lines = str(orig if orig is not None else exc).strip().splitlines()
     line = lines[0][:300] if lines else type(exc).__name__
+    if orig is None and isinstance(exc, (LookupError, AttributeError, TypeError, NameError)):
+        line = f"{type(exc).__name__}: {line}"  # `'notes'` alone says nothing
     frames = traceback.extract_tb(exc.__traceback__)
     in_env = [f for f in frames if os.path.basename(f.filename) == "env.py"]
     if any(f.name == "fileConfig" for f in frames) or (
