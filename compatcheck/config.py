@@ -121,9 +121,18 @@ class MetricsConfig:
 
 @dataclass(frozen=True)
 class MigrationsConfig:
+    #: Relative to each release tree; with ``alembic_ini``, what that file names (``.``: unused).
     script_location: Path
     #: ``sqlite`` (a temporary file per target) or a server URL on which scratch databases are made.
     database: str = "sqlite"
+    #: The project's ``alembic.ini`` (relative to each release tree), its section, ``-x`` values,
+    #: the application's interpreter, and the schema before the first revision (issue 12).
+    alembic_ini: Path | None = None
+    name: str = "alembic"
+    x: tuple[str, ...] = ()
+    python: str | None = None
+    base_sql: Path | None = None
+    base_command: str | None = None
 
 
 @dataclass(frozen=True)
@@ -520,10 +529,11 @@ def _metrics(ld: _Loader, raw: Any) -> MetricsConfig:
 
 def _migrations(ld: _Loader, raw: Any) -> MigrationsConfig:
     where: tuple[Any, ...] = ("migrations",)
-    data = ld.mapping(raw, where, ("script_location", "database"))
-    if "script_location" not in data:
-        raise ld.error(where, "`migrations` needs `script_location`")
-    location = ld.string(data["script_location"], (*where, "script_location"))
+    keys = ("script_location", "database", "alembic_ini", "name", "x", "python", "base_sql")
+    data = ld.mapping(raw, where, (*keys, "base_command"))
+    if ("script_location" in data) == ("alembic_ini" in data):
+        raise ld.error(where, "`migrations` needs `script_location` or `alembic_ini` (one)")
+    location = ld.string(data.get("script_location", "."), (*where, "script_location"))
     database = ld.string(data.get("database", "sqlite"), (*where, "database"))
     if database != "sqlite" and "://" not in database:
         raise ld.error(
@@ -531,8 +541,25 @@ def _migrations(ld: _Loader, raw: Any) -> MigrationsConfig:
             "`migrations.database` must be `sqlite` or a server URL "
             "(postgresql+psycopg://..., mysql+pymysql://...)",
         )
-    # Kept relative: each command target resolves it against its own cwd (its release tree).
-    return MigrationsConfig(script_location=Path(location), database=database)
+    x = data.get("x", {})
+    if not isinstance(x, dict):
+        raise ld.error((*where, "x"), "`migrations.x` must be a mapping (KEY: VALUE, as -x K=V)")
+    opt = {k: ld.string(data[k], (*where, k)) for k in keys[2:] if k in data and k != "x"}
+    if "base_command" in data:
+        opt["base_command"] = ld.string(data["base_command"], (*where, "base_command"))
+    # Kept relative: each command target resolves them against its own cwd (its release tree).
+    return MigrationsConfig(
+        script_location=Path(location),
+        database=database,
+        alembic_ini=Path(opt["alembic_ini"]) if "alembic_ini" in opt else None,
+        name=opt.get("name", "alembic"),
+        x=tuple(f"{k}={ld.string(v, (*where, 'x', k))}" for k, v in x.items()),
+        python=opt.get("python"),
+        base_sql=ld.path_in(opt["base_sql"], (*where, "base_sql"), ld.path.parent)
+        if "base_sql" in opt
+        else None,
+        base_command=opt.get("base_command"),
+    )
 
 
 def _refuse_password_in_argv(
@@ -629,6 +656,16 @@ def _snapshot_dir(ld: _Loader, value: Any) -> str:
     if text.startswith(("http://", "https://")):
         return text
     return str(ld.path_in(text, ("snapshot_dir",), ld.path.parent))
+
+
+def target_alembic_ini(config: Config, target: TargetConfig) -> Path | None:
+    """The release's ``alembic.ini`` (``migrations.alembic_ini`` against its tree), or None."""
+    mig = config.migrations
+    if mig is None or mig.alembic_ini is None:
+        return None
+    if mig.alembic_ini.is_absolute():
+        return mig.alembic_ini
+    return (target.cwd or config.base_dir) / mig.alembic_ini
 
 
 def target_script_location(config: Config, target: TargetConfig) -> Path | None:

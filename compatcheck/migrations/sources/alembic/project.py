@@ -12,9 +12,12 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from compatcheck.errors import InputError, UnavailableError
+
+if TYPE_CHECKING:
+    from compatcheck.config import Config, TargetConfig
 
 
 @dataclass(frozen=True)
@@ -93,3 +96,19 @@ def resolve_locations(project: AlembicProject) -> Locations:
         tuple(Path(p) for p in raw["version_locations"]),
         bool(raw.get("recursive")),
     )
+
+
+def release_project(config: Config, target: TargetConfig) -> Path | AlembicProject | None:
+    """What ``check`` runs Alembic on for one release: its ``alembic.ini`` (``migrations.
+    alembic_ini`` against the release tree, with ``name``, ``x`` and ``python``) or its script
+    location; None when migrations are not configured."""
+    from compatcheck.config import target_alembic_ini, target_script_location
+
+    ini = target_alembic_ini(config, target)
+    mig = config.migrations
+    if ini is None or mig is None:
+        return target_script_location(config, target)
+    python = mig.python
+    if python is not None and "/" in python and not Path(python).is_absolute():
+        python = str((target.cwd or config.base_dir) / python)
+    return AlembicProject(config_file=ini, name=mig.name, x=mig.x, python=python)

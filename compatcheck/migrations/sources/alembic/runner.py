@@ -109,25 +109,48 @@ class AlembicRunner:
         return sql, tuple(OnlineOnly(rev, why) for rev, why in online)
 
 
-def migrate_to_head(script_location: Path, url: str) -> str | None:
-    """Upgrade a release's scratch database to its head(s) with Alembic; return the new head."""
-    if not (script_location / "env.py").is_file():
-        raise UnavailableError(f"{script_location}: not an Alembic script location (no env.py)")
+def migrate_to_head(script_location: Path | AlembicProject, url: str) -> str | None:
+    """Upgrade a release's scratch database to its head(s) with Alembic; return the new head.
+    A project with ``python`` runs Alembic in that interpreter (:mod:`.remote`)."""
+    project = (
+        script_location
+        if isinstance(script_location, AlembicProject)
+        else AlembicProject(script_location=script_location)
+    )
+    if project.config_file is None:
+        assert project.script_location is not None
+        if not (project.script_location / "env.py").is_file():
+            raise UnavailableError(
+                f"{project.script_location}: not an Alembic script location (no env.py)"
+            )
     failed: Failed | None
     try:
         engine = engine_for(make_url(url))
         try:
             with engine.connect() as conn:
-                failed = AlembicRunner(script_location, url, conn).upgrade("heads")
+                if project.python is not None:
+                    from compatcheck.migrations.sources.alembic.remote import RemoteRunner
+
+                    remote = RemoteRunner(project, url, conn, lambda: False)
+                    try:
+                        failed = remote.upgrade("heads")
+                    finally:
+                        remote.close()
+                else:
+                    failed = AlembicRunner(project, url, conn).upgrade("heads")
         finally:
             engine.dispose()
     except Exception as exc:
         failed = Failed(None, one_line(exc), exc)
     if failed is not None:
-        cause = failed.cause or Exception(failed.error)
+        cause = failed.cause
+        if cause is None:
+            raise UnavailableError(
+                f"{project.shown}: upgrade to head failed: {failed.error}"
+            ) from None
         first = (str(cause).splitlines() or [type(cause).__name__])[0]
         raise UnavailableError(
-            f"{script_location}: upgrade to head failed: {type(cause).__name__}: {first}"
+            f"{project.shown}: upgrade to head failed: {type(cause).__name__}: {first}"
         ) from None
     return read_alembic_head(url)
 
@@ -146,8 +169,17 @@ def read_alembic_head(url: str) -> str | None:
     return ",".join(sorted(heads)) or None
 
 
-def script_heads(script_location: Path) -> str | None:
-    """Head revision(s) of a script location without touching a database."""
+def script_heads(script_location: Path | AlembicProject) -> str | None:
+    """Head revision(s) of a script location (or a project's ini) without touching a database.
+    A project is read as source (never imported: its revisions may need the application)."""
+    if isinstance(script_location, AlembicProject):
+        from compatcheck.migrations.sources.alembic import AlembicSource
+
+        try:
+            found = AlembicSource(script_location).history().heads
+        except Exception:
+            return None
+        return ",".join(sorted(found)) or None
     with ALEMBIC_LOCK:
         try:
             heads = ScriptDirectory.from_config(alembic_config(script_location)).get_heads()
