@@ -24,7 +24,7 @@ from compatcheck.migrations.findings import FindingSet, roundtrip_findings
 from compatcheck.migrations.graph import DowngradePath, History, UnknownRevision, downgrade_path
 from compatcheck.migrations.graph import resolve as resolve_ref
 from compatcheck.migrations.plans import STATIC_ONLY, describe, judge_plans, new_data_finding
-from compatcheck.migrations.roundtrip import RunnerUnavailable, round_trip
+from compatcheck.migrations.roundtrip import Runner, RunnerUnavailable, round_trip
 from compatcheck.migrations.scratch import (
     Scratch,
     ScratchUnavailable,
@@ -351,16 +351,31 @@ def _round_trip(
             found.add("check/unavailable", "migrations", str(exc), {"error": exc.error})
             return replace(section, roundtrip=RoundTrip(UNAVAILABLE, error=exc.error))
         try:
-            trip = round_trip(
-                runner,
-                path.old,
-                path.new,
-                path.revisions,
-                seed_sql=seed_sql,
-                renamed=rename_targets(history, path),
-                say=say,
-                base=_make_base(start, scratch, conn, runner) if start else None,
-            )
+            trip = _run_trip(runner, history, path, scratch, conn, seed_sql, say, start)
+            failure = trip.failure
+            if (
+                fresh is not None
+                and failure is not None
+                and failure.stage == "upgrade to NEW"
+                and trip.seeded
+            ):
+                say(
+                    "the seeded rows made the upgrade fail: again without them, on a fresh database"
+                )
+                with fresh() as again, again.engine.connect() as conn2:
+                    runner2 = source.runner(again, conn2)
+                    try:
+                        retry = _run_trip(
+                            runner2, history, path, again, conn2, None, say, start, seed=False
+                        )
+                    finally:
+                        _close(runner2)
+                note = (
+                    f"rows compatcheck generated made `{failure.revision}`'s upgrade fail "
+                    f"({failure.error}); the round trip ran again without seeded rows, so no "
+                    "data check was made"
+                )
+                trip = replace(retry, seed_errors={**retry.seed_errors, UNSEEDED: note})
             failure = trip.failure
             if fresh is not None and failure is not None and failure.stage == "downgrade":
                 later = _walk_on(source, history, path, failure.revision, fresh, start, say)
@@ -369,10 +384,44 @@ def _round_trip(
             say("rendering the downgrade SQL offline")
             sql, online = runner.offline_sql(path.revisions, path.new)
         finally:
-            close = getattr(runner, "close", None)
-            if close is not None:
-                close()
+            _close(runner)
     return replace(section, roundtrip=trip, offline_sql=sql, online_only=online)
+
+
+#: The ``seed_errors`` key saying the round trip ran without seeded rows, and why.
+UNSEEDED = "(all tables)"
+
+
+def _close(runner: object) -> None:
+    """Stop what a runner started (the ``--python`` helper); in-process runners have nothing."""
+    close = getattr(runner, "close", None)
+    if close is not None:
+        close()
+
+
+def _run_trip(
+    runner: Runner,
+    history: History,
+    path: DowngradePath,
+    scratch: Scratch,
+    conn: sa.Connection,
+    seed_sql: Path | None,
+    say: Callable[[str], None],
+    start: StartingSchema,
+    *,
+    seed: bool = True,
+) -> RoundTrip:
+    return round_trip(
+        runner,
+        path.old,
+        path.new,
+        path.revisions,
+        seed_sql=seed_sql,
+        renamed=rename_targets(history, path),
+        say=say,
+        base=_make_base(start, scratch, conn, runner) if start else None,
+        seed=seed,
+    )
 
 
 def _heads_after(history: History, path: DowngradePath, undone: Sequence[str]) -> tuple[str, ...]:
@@ -418,9 +467,7 @@ def _walk_on(
                     break
                 down = runner.downgrade(rest)
             finally:
-                close = getattr(runner, "close", None)
-                if close is not None:
-                    close()
+                _close(runner)
         if down is None:
             break
         failures.append(StepFailure("downgrade", down.revision, down.error))

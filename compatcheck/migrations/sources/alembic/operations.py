@@ -351,12 +351,38 @@ def core_statement(c: OpCall, node: ast.AST) -> Iterator[Op]:
 # --- type changes -----------------------------------------------------------------------------
 
 _STRINGS = frozenset({"string", "varchar", "unicode", "nvarchar"})
-_TEXTS = frozenset({"text", "unicodetext"})
-_INT_WIDTH = {"smallinteger": 1, "integer": 2, "biginteger": 3}
+#: Unbounded text types by capacity (MySQL's TEXT < MEDIUMTEXT < LONGTEXT; elsewhere one TEXT).
+_TEXT_RANK = {"text": 1, "unicodetext": 1, "clob": 1, "nclob": 1, "mediumtext": 2, "longtext": 3}
+_TEXTS = frozenset(_TEXT_RANK)
+_INT_WIDTH = {
+    "smallinteger": 1,
+    "smallint": 1,
+    "integer": 2,
+    "int": 2,
+    "biginteger": 3,
+    "bigint": 3,
+}
+_NUMERICS = frozenset({"numeric", "decimal"})
+
+
+def _variants(node: ast.expr) -> list[ast.expr]:
+    """``T().with_variant(M, "mysql").with_variant(N, "mssql")`` → ``[T(), M, N]``: the column's
+    type on every dialect (each must widen for the change to be a widening)."""
+    out: list[ast.expr] = []
+    while (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "with_variant"
+        and node.args
+    ):
+        out.append(node.args[0])
+        node = node.func.value
+    return [node, *out]
 
 
 def _type_signature(node: ast.expr | None) -> tuple[str, tuple[int, ...]] | None:
-    """``sa.String(50)`` → ``("string", (50,))``; None when it is not a literal type expression."""
+    """``sa.String(50)`` → ``("string", (50,))``; None when it is not a literal type expression
+    (``NVARCHAR(None)``, no length, is ``("nvarchar", ())``)."""
     if node is None:
         return None
     call = node if isinstance(node, ast.Call) else None
@@ -369,8 +395,11 @@ def _type_signature(node: ast.expr | None) -> tuple[str, tuple[int, ...]] | None
         return None
     args: list[int] = []
     if call is not None:
-        values = [*call.args, *(kw.value for kw in call.keywords if kw.arg in ("length",))]
+        keys = ("length", "precision", "scale")
+        values = [*call.args, *(kw.value for kw in call.keywords if kw.arg in keys)]
         for value in values:
+            if isinstance(value, ast.Constant) and value.value is None and not args:
+                break
             if not (isinstance(value, ast.Constant) and isinstance(value.value, int)):
                 return None
             args.append(value.value)
@@ -378,20 +407,35 @@ def _type_signature(node: ast.expr | None) -> tuple[str, tuple[int, ...]] | None
 
 
 def is_widening(existing: ast.expr | None, new: ast.expr) -> bool:
-    """True when ``alter_column(type_=new, existing_type=existing)`` only widens the column.
+    """True when ``alter_column(type_=new, existing_type=existing)`` only widens the column, on
+    every dialect ``new`` names a variant for.
 
     OLD's code keeps working on a wider column (``String(50)`` → ``String(100)`` or ``Text``,
-    ``Integer`` → ``BigInteger``), so such a change is no ``type-changed`` reason. Without a literal
+    ``TEXT`` → ``MEDIUMTEXT``, ``Integer`` → ``BigInteger``, ``Numeric(10, 2)`` →
+    ``Numeric(12, 2)``), so such a change is no ``type-changed`` reason. Without a literal
     ``existing_type`` nothing can be proven and the change counts.
     """
-    old_sig, new_sig = _type_signature(existing), _type_signature(new)
-    if old_sig is None or new_sig is None:
+    old_sig = _type_signature(existing)
+    if old_sig is None:
+        return False
+    return all(_widens(old_sig, _type_signature(t)) for t in _variants(new))
+
+
+def _widens(
+    old_sig: tuple[str, tuple[int, ...]], new_sig: tuple[str, tuple[int, ...]] | None
+) -> bool:
+    if new_sig is None:
         return False
     (old_name, old_args), (new_name, new_args) = old_sig, new_sig
     if old_name in _STRINGS and new_name in _STRINGS | _TEXTS:
         if new_name in _TEXTS or not new_args:
             return True
-        return bool(old_args) and new_args[0] >= old_args[0] and old_name == new_name
+        return bool(old_args) and new_args[0] >= old_args[0]
+    if old_name in _TEXTS and new_name in _TEXTS:
+        return _TEXT_RANK[new_name] >= _TEXT_RANK[old_name]
     if old_name in _INT_WIDTH and new_name in _INT_WIDTH:
         return _INT_WIDTH[new_name] >= _INT_WIDTH[old_name]
+    if old_name in _NUMERICS and new_name in _NUMERICS and len(old_args) == len(new_args) == 2:
+        (p1, s1), (p2, s2) = old_args, new_args
+        return s2 >= s1 and p2 - s2 >= p1 - s1
     return False
