@@ -61,6 +61,9 @@ class Op:
     #: Source of the statement (SQL text or ``op.drop_column('t', 'c')``), for evidence.
     source: str = ""
     line: int = 0
+    #: An added column whose values the database computes (a generated column): dropping and
+    #: adding it again loses nothing.
+    generated: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,3 +116,14 @@ class Wording:
     def code(self, direction: str) -> str:
         """``upgrade`` → ``\\`upgrade()\\```: the direction as the framework's users know it."""
         return self.up if direction == "upgrade" else self.down
+
+
+def net_ops(ops: tuple[Op, ...]) -> tuple[Op, ...]:
+    """The ops without a generated column dropped and added again in the same function (SQLite
+    batch rebuilds do that to move a column): nothing is lost, nothing changes for OLD's code."""
+    readded = {(o.table, o.column) for o in ops if o.op == ADD_COLUMN and o.generated}
+    dropped = {(o.table, o.column) for o in ops if o.op == DROP_COLUMN}
+    both = readded & dropped
+    return tuple(
+        o for o in ops if o.op not in (ADD_COLUMN, DROP_COLUMN) or (o.table, o.column) not in both
+    )

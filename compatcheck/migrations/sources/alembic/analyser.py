@@ -34,7 +34,7 @@ from compatcheck.migrations.sources.alembic.operations import (
     keyword,
     literal,
 )
-from compatcheck.migrations.steps import NON_TRANSACTIONAL, Code, Op, identifier
+from compatcheck.migrations.steps import NON_TRANSACTIONAL, Code, Op, identifier, net_ops
 
 #: How deep helper functions are inlined (a helper calling a helper...); guards recursion.
 MAX_HELPER_DEPTH = 4
@@ -75,7 +75,7 @@ class Analyser:
             empty=all(_is_trivial(s) for s in body),
             # A ``raise`` at the top level of the body: every call fails.
             raises=any(isinstance(s, ast.Raise) for s in body),
-            ops=tuple(self.statements(body, Scope(dict(self.constants)))),
+            ops=net_ops(tuple(self.statements(body, Scope(dict(self.constants))))),
             line=fn.lineno,
         )
 

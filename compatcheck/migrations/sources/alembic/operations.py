@@ -71,6 +71,8 @@ class Column:
     server_default: bool
     #: Enum types (PostgreSQL creates a named type for each) in the column's type.
     enums: tuple[str, ...]
+    #: ``sa.Computed(...)`` among its arguments: the database computes its values.
+    generated: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,9 @@ class OpCall:
             nullable=nullable if isinstance(nullable, bool) else None,
             server_default=keyword(node, "server_default") is not None,
             enums=self.enums(node),
+            generated=any(
+                isinstance(a, ast.Call) and call_name(a) == "Computed" for a in node.args
+            ),
         )
 
 
@@ -191,6 +196,7 @@ def add_column(c: OpCall) -> Iterator[Op]:
         column=col.name,
         nullable=col.nullable,
         server_default=col.server_default,
+        generated=col.generated,
     )
     for enum in col.enums:
         yield c.op(s.CREATE_ENUM, table=table, column=col.name, name=enum)
