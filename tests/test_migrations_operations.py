@@ -84,3 +84,34 @@ def test_a_generated_column_dropped_and_added_again_is_no_op() -> None:
         ("drop_column", "spans", "note"),
         ("add_column", "spans", "note"),
     ]
+
+
+def test_loops_over_literals_are_unrolled() -> None:
+    """Issue 12: `for name, table in ((...), ...)` and `.items()` of a literal dict name each
+    object; a helper's parameter without a literal value is unresolved, not a table."""
+    body = (
+        "    for name, table in (('ix_a', 'a'), ('ix_b', 'b')):\n"
+        "        op.drop_index(name, table_name=table)\n"
+        "    for table, cols in {'t': ['x', 'y']}.items():\n"
+        "        for col in cols:\n"
+        "            op.drop_column(table, col)\n"
+        "    for n in names_from_app():\n"
+        "        op.drop_column('u', n)\n"
+    )
+    assert _function_ops(body) == [
+        ("drop_index", "a", None),
+        ("drop_index", "b", None),
+        ("drop_column", "t", "x"),
+        ("drop_column", "t", "y"),
+        ("drop_column", "u", None),
+    ]
+
+
+def test_an_index_dropped_and_created_again_is_no_op() -> None:
+    body = (
+        "    with op.batch_alter_table('spans') as b:\n"
+        "        b.drop_constraint('fk_x', type_='foreignkey')\n"
+        "        b.create_foreign_key('fk_x', 'other', ['a'], ['b'], ondelete='CASCADE')\n"
+        "        b.drop_index('ix_gone')\n"
+    )
+    assert _function_ops(body) == [("drop_index", "spans", None)]

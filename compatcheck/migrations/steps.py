@@ -119,11 +119,30 @@ class Wording:
 
 
 def net_ops(ops: tuple[Op, ...]) -> tuple[Op, ...]:
-    """The ops without a generated column dropped and added again in the same function (SQLite
-    batch rebuilds do that to move a column): nothing is lost, nothing changes for OLD's code."""
+    """The ops without what one function takes away and puts back (SQLite batch rebuilds do
+    that): a generated column dropped and added again (nothing is lost), an index or constraint
+    dropped and created again under the same name (it existed before and exists after; a
+    downgrade need not drop it)."""
     readded = {(o.table, o.column) for o in ops if o.op == ADD_COLUMN and o.generated}
     dropped = {(o.table, o.column) for o in ops if o.op == DROP_COLUMN}
-    both = readded & dropped
+    columns = readded & dropped
+    names: set[tuple[str, str]] = set()
+    for drop, create in ((DROP_INDEX, CREATE_INDEX), (DROP_CONSTRAINT, CREATE_CONSTRAINT)):
+        gone: set[str] = set()
+        for o in ops:
+            if o.op == drop and o.name:
+                gone.add(o.name)
+            elif o.op == create and o.name in gone:
+                names.add((create, o.name))
+    paired = {(d, n) for c, n in names for d in (DROP_INDEX, DROP_CONSTRAINT) if _pair(d, c)}
     return tuple(
-        o for o in ops if o.op not in (ADD_COLUMN, DROP_COLUMN) or (o.table, o.column) not in both
+        o
+        for o in ops
+        if not (o.op in (ADD_COLUMN, DROP_COLUMN) and (o.table, o.column) in columns)
+        and (o.op, o.name) not in names
+        and (o.op, o.name) not in paired
     )
+
+
+def _pair(drop: str, create: str) -> bool:
+    return (drop, create) in ((DROP_INDEX, CREATE_INDEX), (DROP_CONSTRAINT, CREATE_CONSTRAINT))

@@ -349,7 +349,13 @@ def core_statement(c: OpCall, node: ast.AST) -> Iterator[Op]:
             if isinstance(target, ast.Call) and call_name(target) in ("table", "Table"):
                 table = c.ident(target.args[0]) if target.args else None
             elif isinstance(target, ast.Name):
-                table = identifier(str(c.scope.constants.get(target.id) or target.id))
+                # A name bound to ``sa.table("t", ...)`` (or to a string) names that table; any
+                # other name (a helper's parameter) is unresolved here, not a table of that name.
+                bound = c.scope.constants.get(target.id)
+                if isinstance(bound, str):
+                    table = identifier(bound)
+                elif target.id not in c.scope.unresolved:
+                    table = identifier(target.id)  # `orders = sa.table(...)` elsewhere
             yield c.op(kind, table=table)
             return
 

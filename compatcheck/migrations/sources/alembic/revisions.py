@@ -64,7 +64,10 @@ def read_revision_file(path: Path) -> Step | None:
     for key in ("down_revision", "branch_labels", "depends_on"):
         if values.get(key) is NOT_LITERAL:
             raise InputError(f"{path}: `{key}` is not a literal; compatcheck reads it as source")
-    constants = {k: v for k, v in values.items() if isinstance(v, str)}
+    # Strings, and lists/tuples/dicts of literals: loops over them are unrolled (analyser).
+    constants = {
+        k: v for k, v in values.items() if isinstance(v, (str, list, tuple, dict, frozenset))
+    }
     analyser = Analyser(functions, constants)
     return Step(
         id=revision,
