@@ -19,6 +19,9 @@ ADD_COLUMN = "add_column"
 DROP_COLUMN = "drop_column"
 RENAME_COLUMN = "rename_column"
 ALTER_TYPE = "alter_type"
+#: A type change OLD's code survives (a widening): no finding, but the revision touches the
+#: column (what the round trip sees of it is attributed to this revision).
+WIDEN_TYPE = "widen_type"
 ALTER_NULLABLE = "alter_nullable"
 CREATE_INDEX = "create_index"
 DROP_INDEX = "drop_index"

@@ -217,7 +217,9 @@ def alter_column(c: OpCall) -> Iterator[Op]:
     if new_name is not None:
         yield c.op(s.RENAME_COLUMN, table=table, column=column, name=c.ident(new_name))
     type_ = c.kw("type_")
-    if type_ is not None and not is_widening(c.kw("existing_type"), type_):
+    if type_ is not None and is_widening(c.kw("existing_type"), type_):
+        yield c.op(s.WIDEN_TYPE, table=table, column=column)
+    elif type_ is not None:
         yield c.op(s.ALTER_TYPE, table=table, column=column)
         for enum in c.enums(type_):
             yield c.op(s.CREATE_ENUM, table=table, column=column, name=enum)
