@@ -201,3 +201,20 @@ def test_every_broken_downgrade_on_postgresql(app_python: str, postgres_url: str
     assert trip is not None and trip.failure is not None
     assert trip.failure.revision == "c3"
     assert [f.revision for f in trip.later_failures] == ["b2"]
+
+
+def test_tables_never_seeded_are_named_in_the_plan(app_python: str, tmp_path: Path) -> None:
+    """A CHECK constraint with a value list the seeder does not satisfy: the downgrade plan's
+    status (printed by every format) says the data check was partial and names the table."""
+    base = tmp_path / "base.sql"
+    base.write_text(
+        "CREATE TABLE legacy (id INTEGER PRIMARY KEY, "
+        "label VARCHAR(40) NOT NULL CHECK (label IN ('on', 'off')));\n"
+    )
+    result = run(app_python, start=StartingSchema(sql=base))
+    plan = result.section.plan("downgrade")
+    assert plan is not None and plan.status is not None
+    assert plan.status.endswith(
+        "data check partial: seeded 1/2 tables; not seeded: `legacy` (CHECK constraint failed: "
+        "label IN ('on', 'off'))"
+    )

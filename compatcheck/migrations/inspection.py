@@ -23,7 +23,13 @@ from compatcheck.migrations.checks import rename_targets, static_findings
 from compatcheck.migrations.findings import FindingSet, roundtrip_findings
 from compatcheck.migrations.graph import DowngradePath, History, UnknownRevision, downgrade_path
 from compatcheck.migrations.graph import resolve as resolve_ref
-from compatcheck.migrations.plans import STATIC_ONLY, describe, judge_plans, new_data_finding
+from compatcheck.migrations.plans import (
+    STATIC_ONLY,
+    describe,
+    judge_plans,
+    new_data_finding,
+    seeding_coverage,
+)
 from compatcheck.migrations.roundtrip import Runner, RunnerUnavailable, round_trip
 from compatcheck.migrations.scratch import (
     Scratch,
@@ -261,7 +267,8 @@ def inspect_migrations(
     if live_db_url is not None:
         section = _live(collected, live_db_url, section)
     result = sort_findings(collected.findings())
-    plans, recommended = judge_plans(result, static=why_static)
+    coverage = seeding_coverage(section.roundtrip, UNSEEDED)
+    plans, recommended = judge_plans(result, static=why_static, coverage=coverage)
     removal = new_data_finding(plans, path.new)
     if removal is not None:
         result = sort_findings([*result, removal])
