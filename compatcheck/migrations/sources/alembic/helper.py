@@ -280,13 +280,12 @@ class Session:
         if self.conn.in_transaction():
             self.conn.commit()
         try:
-            with (
-                self._guarded(),
-                EnvironmentContext(
+            # Nested, not one parenthesised `with`: this file runs on Python 3.8 too.
+            with self._guarded():  # noqa: SIM117
+                with EnvironmentContext(
                     self.cfg, self.script, fn=fn, as_sql=as_sql, starting_rev=starting_rev
-                ),
-            ):
-                self.script.run_env()
+                ):
+                    self.script.run_env()
         except Exception as exc:
             if not as_sql:
                 self.conn.rollback()
