@@ -218,3 +218,20 @@ def test_tables_never_seeded_are_named_in_the_plan(app_python: str, tmp_path: Pa
         "data check partial: seeded 1/2 tables; not seeded: `legacy` (CHECK constraint failed: "
         "label IN ('on', 'off'))"
     )
+
+
+def test_the_helper_runs_on_the_applications_python() -> None:
+    """The helper runs in applications' interpreters: Python 3.8 syntax, and no compatcheck
+    import (the application's environment does not have compatcheck)."""
+    import ast
+
+    from compatcheck.migrations.sources.alembic.remote import HELPER
+
+    tree = ast.parse(HELPER.read_text(), feature_version=(3, 8))
+    imported = {
+        (n.module or "") if isinstance(n, ast.ImportFrom) else a.name
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.Import, ast.ImportFrom))
+        for a in n.names
+    }
+    assert not {m for m in imported if m.split(".")[0] == "compatcheck"}
