@@ -132,11 +132,44 @@ def _add_snapshot(sub: argparse._SubParsersAction[Any]) -> None:
 
 def _add_migrations(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser("migrations", help="judge the Alembic migrations between two heads")
-    p.add_argument(
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument(
         "--script-location",
-        required=True,
         metavar="DIR",
         help="Alembic script location (env.py + versions/) or a bare versions folder",
+    )
+    where.add_argument(
+        "--config",
+        metavar="INI",
+        help="the project's alembic.ini, read as `alembic -c INI` reads it (script_location, "
+        "version_locations; env.py gets it as config.config_file_name)",
+    )
+    p.add_argument(
+        "--name", default="alembic", metavar="SECTION", help="the ini section (alembic -n)"
+    )
+    p.add_argument(
+        "-x",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an argument for env.py, as `alembic -x` (repeatable)",
+    )
+    p.add_argument(
+        "--python",
+        metavar="PATH",
+        help="run env.py and the revisions in this interpreter (the application's virtual "
+        "environment); default: compatcheck's own",
+    )
+    p.add_argument(
+        "--base-sql",
+        metavar="FILE",
+        help="SQL run on the empty scratch database first: the schema before the first revision",
+    )
+    p.add_argument(
+        "--base-command",
+        metavar="CMD",
+        help="command that creates the schema before the first revision on the scratch "
+        "database (`{database_url}` is replaced by its URL), e.g. the app's create_all script",
     )
     p.add_argument("--old", required=True, metavar="REV", help="OLD's head (id, prefix, head)")
     p.add_argument("--new", metavar="REV", help="NEW's head (default: the single head)")

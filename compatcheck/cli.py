@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from compatcheck.arguments import (
     EXIT_CODES,
@@ -43,6 +44,10 @@ __all__ = [
     "main",
     "run",
 ]
+
+if TYPE_CHECKING:
+    from compatcheck.migrations.inspection import StartingSchema
+    from compatcheck.migrations.sources.alembic import AlembicProject
 
 # -- commands ---------------------------------------------------------------------------------
 
@@ -146,13 +151,15 @@ def _cmd_migrations(args: argparse.Namespace, out: IO[str]) -> int:
     live_db_url = _url_argument(args.live_db_url, "--live-db-url", literal=False)
     if args.use_existing_empty_database and db_url is None:
         raise UsageError("--use-existing-empty-database needs --db-url naming that database")
+    project = _alembic_project(args)
+    start = _starting_schema(args)
     progress = Progress(quiet=args.quiet)
     if not args.static:
         _sweep_stale(
             [db_url] if db_url is not None and not args.use_existing_empty_database else []
         )
     result = inspect_migrations(
-        args.script_location,
+        project,
         args.old,
         args.new,
         db_url=db_url,
@@ -161,9 +168,10 @@ def _cmd_migrations(args: argparse.Namespace, out: IO[str]) -> int:
         seed_sql=args.seed_sql,
         live_db_url=live_db_url,
         progress=progress,
+        start=start,
     )
     section = result.section
-    source = str(args.script_location)
+    source = project.shown
     old = Snapshot(label=str(section.old_head or args.old), source=source)
     new = Snapshot(label=str(section.new_head or args.new or "head"), source=source)
     report = evaluate(
@@ -172,6 +180,41 @@ def _cmd_migrations(args: argparse.Namespace, out: IO[str]) -> int:
         dataclasses.replace(options, extra_findings=result.findings, migrations=section),
     )
     return _finish(args, report, out)
+
+
+def _alembic_project(args: argparse.Namespace) -> AlembicProject:
+    """What ``alembic`` would be given: ``--config`` (+ ``--name``, ``-x``) or
+    ``--script-location``, and the interpreter the revisions run in."""
+    from compatcheck.migrations.sources.alembic import AlembicProject
+
+    python = None
+    if args.python is not None:
+        python = shutil.which(args.python)
+        if python is None:
+            raise UsageError(f"--python {args.python}: no such executable")
+    if args.config is None and (args.name != "alembic" or args.x):
+        raise UsageError("--name and -x need --config (the alembic.ini they apply to)")
+    return AlembicProject(
+        script_location=None if args.script_location is None else Path(args.script_location),
+        config_file=None if args.config is None else Path(args.config),
+        name=args.name,
+        x=tuple(args.x),
+        python=python,
+    )
+
+
+def _starting_schema(args: argparse.Namespace) -> StartingSchema:
+    from compatcheck.migrations.inspection import StartingSchema
+
+    if args.base_sql is not None and not Path(args.base_sql).is_file():
+        raise UsageError(f"--base-sql {args.base_sql}: no such file")
+    if args.base_command is not None and not args.base_command.strip():
+        raise UsageError("--base-command is empty")
+    if args.static and (args.base_sql or args.base_command):
+        raise UsageError("--base-sql and --base-command need a round trip; not with --static")
+    return StartingSchema(
+        sql=None if args.base_sql is None else Path(args.base_sql), command=args.base_command
+    )
 
 
 def _url_argument(value: str | None, flag: str, *, literal: bool = True) -> str | None:

@@ -393,6 +393,20 @@ class Workspace:
                 self._processes.remove(running.process)
 
 
+def spawn(argv: list[str], **popen: Any) -> subprocess.Popen[Any]:
+    """Start a helper child the way every child is started: its own session (stop it with
+    :func:`stop_groups`), dying with compatcheck, owner-marked, forked from the spawner thread.
+    For children a run talks to (the ``--python`` Alembic helper) rather than launches."""
+    preexec = _child_setup()
+    env = dict(popen.pop("env", None) or os.environ)
+    env[leftovers.OWNER_ENV] = leftovers.me().mark
+
+    def start() -> subprocess.Popen[Any]:
+        return subprocess.Popen(argv, env=env, start_new_session=True, preexec_fn=preexec, **popen)
+
+    return _SPAWNER.run(start)
+
+
 def _fill(template: str, values: Mapping[str, str]) -> str:
     """Replace ``{name}`` placeholders; other braces (JSON in an env value) stay as they are."""
     out = template

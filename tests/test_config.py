@@ -196,3 +196,54 @@ def test_labels_default_to_what_names_the_release(tmp_path):
     cfg.write_text("old: {url: 'http://127.0.0.1:9000'}\nnew: {stored: v2, label: current}\n")
     config = load_config(cfg)
     assert (config.old.label, config.new.label) == ("127.0.0.1:9000", "current")
+
+
+def test_migrations_alembic_ini_keys(tmp_path):
+    """Issue 12: the project's alembic.ini per release tree, its section, -x values, the app's
+    interpreter and the starting schema."""
+    from compatcheck.config import target_alembic_ini
+
+    (tmp_path / "base.sql").write_text("CREATE TABLE t (id INTEGER PRIMARY KEY);\n")
+    path = _write(
+        tmp_path,
+        "old: {url: 'http://x:1'}\n"
+        + OK_NEW
+        + "migrations:\n  alembic_ini: app/alembic.ini\n  name: tenant\n"
+        + "  x: {tenant: t1, dry: 0}\n  python: .venv/bin/python\n"
+        + "  base_sql: base.sql\n  base_command: python init.py {database_url}\n",
+    )
+    cfg = load_config(path)
+    mig = cfg.migrations
+    assert mig is not None
+    assert (mig.alembic_ini, mig.name, mig.x, mig.python) == (
+        Path("app/alembic.ini"),
+        "tenant",
+        ("tenant=t1", "dry=0"),
+        ".venv/bin/python",
+    )
+    assert (mig.base_sql, mig.base_command) == (
+        tmp_path / "base.sql",
+        "python init.py {database_url}",
+    )
+    assert target_alembic_ini(cfg, cfg.old) == cfg.base_dir / "app/alembic.ini"
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (
+            "migrations: {script_location: m, alembic_ini: a.ini}\n",
+            "`migrations` needs `script_location` or `alembic_ini` (one)",
+        ),
+        ("migrations: {database: sqlite}\n", "`migrations` needs `script_location` or"),
+        (
+            "migrations: {alembic_ini: a.ini, x: [a=b]}\n",
+            "`migrations.x` must be a mapping (KEY: VALUE, as -x K=V)",
+        ),
+    ],
+)
+def test_migrations_alembic_ini_errors(tmp_path, body, problem):
+    path = _write(tmp_path, "old: {url: 'http://x:1'}\n" + OK_NEW + body)
+    with pytest.raises(UsageError) as err:
+        load_config(path)
+    assert problem in str(err.value)

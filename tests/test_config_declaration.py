@@ -124,6 +124,7 @@ def test_absent_keys_take_the_declared_defaults(tmp_path):
         "metrics.timeout",
         "metrics.max_bytes",
         "migrations.database",
+        "migrations.name",
         "grace",
     }
     for dotted, key in defaults.items():

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from compatcheck.errors import InputError, UnavailableError
+from compatcheck.errors import InputError
 from compatcheck.migrations import MigrationsResult, inspect_migrations
 from compatcheck.migrations.graph import downgrade_path, resolve
 from compatcheck.migrations.sources.alembic.history import load_history
@@ -357,11 +357,17 @@ def test_shop_history_round_trips_on_mariadb(mysql_url: str, no_leftovers: None)
     )
 
 
-def test_unreachable_server_is_unavailable() -> None:
-    with pytest.raises(
-        UnavailableError, match=r"cannot connect to postgresql\+psycopg://u:\*\*\*@"
-    ):
-        run_case("clean_reversible", "postgresql+psycopg://u:topsecret@127.0.0.1:1/db")
+def test_unreachable_server_is_unavailable_and_still_reported() -> None:
+    """An unreachable server is one `check/unavailable` finding (exit 3), with the static
+    findings and the path still reported (issue 12: a report, always); the password masked."""
+    result = run_case("clean_reversible", "postgresql+psycopg://u:topsecret@127.0.0.1:1/db")
+    unavailable = [f for f in result.findings if f.kind == "check/unavailable"]
+    assert [f.subject for f in unavailable] == ["migrations"]
+    assert "postgresql+psycopg://u:***@127.0.0.1:1/db" in unavailable[0].message
+    assert "topsecret" not in json.dumps(result.section.to_json())
+    assert result.section.roundtrip is not None
+    assert result.section.roundtrip.status == "unavailable"
+    assert result.section.downgrade_path
 
 
 # ---------------------------------------------------------------------------------- servers

@@ -28,7 +28,21 @@ def _expr(text: str) -> ast.expr:
         ("sa.BigInteger()", "sa.Integer()", False),
         ("sa.String(50)", "sa.Integer()", False),
         ("sa.Text()", "sa.String(50)", False),
-        ("sa.Numeric(10, 2)", "sa.Numeric(12, 2)", False),
+        # Issue 12: larger precision, TEXT -> MEDIUMTEXT/LONGTEXT, and every dialect's variant.
+        ("sa.Numeric(10, 2)", "sa.Numeric(12, 2)", True),
+        ("sa.Numeric(10, 2)", "sa.Numeric(10, 4)", False),  # fewer integer digits
+        ("sa.Numeric(12, 2)", "sa.Numeric(10, 2)", False),
+        ("sa.Text()", "MEDIUMTEXT()", True),
+        ("mysql.MEDIUMTEXT()", "mysql.LONGTEXT()", True),
+        ("mysql.LONGTEXT()", "sa.Text()", False),
+        ("sa.VARCHAR(255)", "mysql.LONGTEXT", True),
+        ("sa.Integer()", "sa.BIGINT()", True),
+        (
+            "sa.String(5000)",
+            'sa.Text().with_variant(MEDIUMTEXT, "mysql").with_variant(NVARCHAR(None), "mssql")',
+            True,
+        ),
+        ("sa.String(5000)", 'sa.Text().with_variant(sa.String(100), "mysql")', False),
         ("LENGTH_TYPE", "sa.String(100)", False),
         ("sa.String(N)", "sa.String(100)", False),
     ],

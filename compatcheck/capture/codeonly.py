@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compatcheck.capture.target import Answer, TargetCapture, warmup_summary
-from compatcheck.config import CommandTarget, Config, target_script_location
+from compatcheck.config import CommandTarget, Config
 from compatcheck.errors import UnavailableError
 from compatcheck.progress import Progress
 from compatcheck.targets import Workspace
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from compatcheck.migrations.plans import CodeOnlyTrial
     from compatcheck.migrations.scratch import ScratchDatabase
     from compatcheck.migrations.section import TrialSetup
+    from compatcheck.migrations.sources.alembic.project import AlembicProject
 
 
 @dataclass
@@ -145,9 +146,12 @@ class Trial:
         )
 
     def _run(self) -> _TrialRun:
-        new_loc = target_script_location(self.config, self.config.new)
+        # Local import: compatcheck.migrations is heavy (see the TYPE_CHECKING note).
+        from compatcheck.migrations.sources.alembic.project import release_project
+
+        new_loc = release_project(self.config, self.config.new)
         out = _TrialRun()
-        if new_loc is None or not (new_loc / "env.py").is_file():
+        if new_loc is None or (isinstance(new_loc, Path) and not (new_loc / "env.py").is_file()):
             out.not_run = f"NEW's migrations ({new_loc}) have no env.py to migrate a database with"
             return out
         # NEW's scratch database first: with SQLite, NEW's capture hands over a copy of it.
@@ -165,7 +169,7 @@ class Trial:
         self._try(out, db)
         return out
 
-    def _database(self, out: _TrialRun, new_loc: Path) -> ScratchDatabase | None:
+    def _database(self, out: _TrialRun, new_loc: Path | AlembicProject) -> ScratchDatabase | None:
         """The scratch database at NEW's head (None, with ``out.not_run`` said, when none)."""
         if self.copied is not None:
             db = self.copied

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compatcheck.artifact import inspect_artifact
@@ -22,7 +23,7 @@ from compatcheck.capture.codeonly import Trial, unrunnable
 from compatcheck.capture.target import Outcome, TargetCapture
 from compatcheck.checks.availability import UNAVAILABLE
 from compatcheck.checks.build import check_expected_build
-from compatcheck.config import Config, target_script_location
+from compatcheck.config import Config
 from compatcheck.engine import EvaluateOptions, evaluate
 from compatcheck.errors import UnavailableError, UsageError
 from compatcheck.model import Finding
@@ -170,8 +171,16 @@ def _migrations_job(
     """
     if config.migrations is None:
         return None
-    old_loc = target_script_location(config, config.old)
-    new_loc = target_script_location(config, config.new)
+    # Local import: compatcheck.migrations is heavy (SQLAlchemy, Alembic).
+    from compatcheck.migrations.sources.alembic.project import AlembicProject, release_project
+
+    old_loc = release_project(config, config.old)
+    new_loc = release_project(config, config.new)
+
+    def present(loc: Path | AlembicProject | None) -> bool:
+        if isinstance(loc, AlembicProject):
+            return loc.config_file is not None and loc.config_file.is_file()
+        return loc is not None and loc.is_dir()
 
     def job() -> tuple[list[Finding], MigrationsSection | None, float]:
         # A worker blocks here: every capture and the trial set their event in a finally.
@@ -181,8 +190,8 @@ def _migrations_job(
         # Local import: compatcheck.migrations is heavy (SQLAlchemy, Alembic).
         from compatcheck.migrations.sources.alembic.runner import script_heads
 
-        old_head = script_heads(old_loc) if old_loc and old_loc.is_dir() else None
-        new_head = script_heads(new_loc) if new_loc and new_loc.is_dir() else None
+        old_head = script_heads(old_loc) if old_loc and present(old_loc) else None
+        new_head = script_heads(new_loc) if new_loc and present(new_loc) else None
         if old_head is None or new_head is None or new_loc is None:
             return (
                 [
@@ -198,6 +207,7 @@ def _migrations_job(
         try:
             # Local import: compatcheck.migrations is heavy (SQLAlchemy, Alembic).
             from compatcheck.migrations import inspect_migrations
+            from compatcheck.migrations.inspection import StartingSchema
         except ImportError:
             return (
                 [
@@ -220,6 +230,9 @@ def _migrations_job(
                 static=False,
                 progress=progress,
                 workspace=ws,
+                start=StartingSchema(
+                    sql=config.migrations.base_sql, command=config.migrations.base_command
+                ),
             )
         except UnavailableError as exc:
             return [_plain_unavailable("migrations", str(exc))], None, time.monotonic() - t0

@@ -40,7 +40,6 @@ from compatcheck.config import (
     StoredTarget,
     Target,
     UrlTarget,
-    target_script_location,
 )
 from compatcheck.errors import ExpositionError, UnavailableError, UsageError
 from compatcheck.masking import mask_secrets
@@ -339,7 +338,10 @@ class TargetCapture:
         mig = self.config.migrations
         db = self.ws.scratch_database(self.target.role, mig.database if mig else "sqlite")
         self.db_url = db.url
-        location = target_script_location(self.config, self.target)
+        # Local import: compatcheck.migrations is heavy (see the TYPE_CHECKING note).
+        from compatcheck.migrations.sources.alembic.project import release_project
+
+        location = release_project(self.config, self.target)
         if location is None:
             return None
         if self.ws.closing():  # interrupted meanwhile: no migration nobody will look at

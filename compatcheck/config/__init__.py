@@ -31,6 +31,7 @@ from compatcheck.config.model import (
     UrlTarget,
     WarmupRequest,
     parse_duration,
+    target_alembic_ini,
     target_script_location,
 )
 
@@ -52,5 +53,6 @@ __all__ = [
     "load_config",
     "parse_config",
     "parse_duration",
+    "target_alembic_ini",
     "target_script_location",
 ]

@@ -199,8 +199,8 @@ CONFIG = Key(
                 Key(
                     "script_location",
                     "string",
-                    "Alembic script location, relative to each release tree (`cwd`).",
-                    required=True,
+                    "Alembic script location, relative to each release tree (`cwd`); this or "
+                    "`alembic_ini`.",
                 ),
                 Key(
                     "database",
@@ -208,6 +208,32 @@ CONFIG = Key(
                     "`sqlite` (a temporary file) or a server URL on which scratch databases "
                     "are created and dropped.",
                     default="sqlite",
+                ),
+                Key(
+                    "alembic_ini",
+                    "string",
+                    "The project's `alembic.ini`, relative to each release tree: its "
+                    "`script_location` and `version_locations` are used, and `env.py` sees it "
+                    "as `config_file_name`; this or `script_location`.",
+                ),
+                Key("name", "string", "The ini section (`alembic --name`).", default="alembic"),
+                Key("x", "string_map", "`-x KEY=VALUE` arguments for `env.py`."),
+                Key(
+                    "python",
+                    "string",
+                    "The application's interpreter (its virtual environment), relative to each "
+                    "release tree: everything that imports revisions or `env.py` runs there.",
+                ),
+                Key(
+                    "base_sql",
+                    "path",
+                    "SQL run on the empty scratch database before the first revision (the "
+                    "schema an application creates itself).",
+                ),
+                Key(
+                    "base_command",
+                    "string",
+                    "A command run for the same purpose; `{database_url}` is filled in.",
                 ),
             ),
         ),

@@ -157,9 +157,9 @@ def _metrics(ld: Loader, raw: Any) -> MetricsConfig:
 def _migrations(ld: Loader, raw: Any) -> MigrationsConfig:
     where: tuple[Any, ...] = ("migrations",)
     data = ld.section(raw, where, section("migrations"))
-    if "script_location" not in data:
-        raise ld.error(where, "`migrations` needs `script_location`")
-    location = ld.string(data["script_location"], (*where, "script_location"))
+    if ("script_location" in data) == ("alembic_ini" in data):
+        raise ld.error(where, "`migrations` needs `script_location` or `alembic_ini` (one)")
+    location = ld.string(data.get("script_location", "."), (*where, "script_location"))
     database = ld.string(data.get("database", default("migrations.database")), (*where, "database"))
     if database != "sqlite" and "://" not in database:
         raise ld.error(
@@ -167,8 +167,29 @@ def _migrations(ld: Loader, raw: Any) -> MigrationsConfig:
             "`migrations.database` must be `sqlite` or a server URL "
             "(postgresql+psycopg://..., mysql+pymysql://...)",
         )
-    # Kept relative: each command target resolves it against its own cwd (its release tree).
-    return MigrationsConfig(script_location=Path(location), database=database)
+    x = data.get("x", {})
+    if not isinstance(x, dict):
+        raise ld.error((*where, "x"), "`migrations.x` must be a mapping (KEY: VALUE, as -x K=V)")
+    opt = {
+        k: ld.string(data[k], (*where, k))
+        for k in ("alembic_ini", "name", "python", "base_sql", "base_command")
+        if k in data
+    }
+    # Kept relative: each command target resolves them against its own cwd (its release tree).
+    return MigrationsConfig(
+        script_location=Path(location),
+        database=database,
+        alembic_ini=Path(opt["alembic_ini"]) if "alembic_ini" in opt else None,
+        name=opt.get("name", default("migrations.name")),
+        x=tuple(f"{k}={ld.string(v, (*where, 'x', k))}" for k, v in x.items()),
+        python=opt.get("python"),
+        base_sql=(
+            ld.path_in(opt["base_sql"], (*where, "base_sql"), ld.path.parent)
+            if "base_sql" in opt
+            else None
+        ),
+        base_command=opt.get("base_command"),
+    )
 
 
 def _refuse_password_in_argv(

@@ -193,9 +193,18 @@ class MetricsConfig:
 
 @dataclass(frozen=True)
 class MigrationsConfig:
+    #: Relative to each release tree; with ``alembic_ini``, what that file names (``.``: unused).
     script_location: Path
     #: ``sqlite`` (a temporary file per target) or a server URL on which scratch databases are made.
     database: str = default("migrations.database")
+    #: The project's ``alembic.ini`` (relative to each release tree), its section, ``-x`` values,
+    #: the application's interpreter, and the schema before the first revision (issue 12).
+    alembic_ini: Path | None = None
+    name: str = default("migrations.name")
+    x: tuple[str, ...] = ()
+    python: str | None = None
+    base_sql: Path | None = None
+    base_command: str | None = None
 
 
 @dataclass(frozen=True)
@@ -228,6 +237,17 @@ class Config:
         if role == "new":
             return self.new
         raise UsageError(f"unknown target {role!r}: expected 'old' or 'new'")
+
+
+def target_alembic_ini(config: Config, target: Target) -> Path | None:
+    """The release's ``alembic.ini`` (``migrations.alembic_ini`` against its tree), or None."""
+    mig = config.migrations
+    if mig is None or mig.alembic_ini is None:
+        return None
+    if mig.alembic_ini.is_absolute():
+        return mig.alembic_ini
+    cwd = target.cwd if isinstance(target, CommandTarget) else None
+    return (cwd or config.base_dir) / mig.alembic_ini
 
 
 def target_script_location(config: Config, target: Target) -> Path | None:

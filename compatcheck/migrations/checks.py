@@ -263,11 +263,11 @@ def _upgrade_destructive(r: _Revision) -> list[Finding]:
 
 
 def _old_code_incompatible(r: _Revision) -> list[Finding]:
-    changes = [
-        change
-        for op in r.up.ops
-        if op.op in OLD_CODE_CHANGES and (change := OLD_CODE_CHANGES[op.op](op, r.created))
-    ]
+    changes: list[dict[str, Any]] = []
+    for op in r.up.ops:
+        change = OLD_CODE_CHANGES[op.op](op, r.created) if op.op in OLD_CODE_CHANGES else None
+        if change and change not in changes:  # both branches of a dialect test drop it
+            changes.append(change)
     if not changes:
         return []
     reasons = [x for x in REASONS if any(c["reason"] == x for c in changes)]

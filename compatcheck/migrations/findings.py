@@ -23,7 +23,7 @@ from compatcheck.checks.migrations import (
 )
 from compatcheck.migrations.checks import path_touches
 from compatcheck.migrations.graph import DowngradePath, History
-from compatcheck.migrations.section import RoundTrip, SchemaDifference
+from compatcheck.migrations.section import RoundTrip, SchemaDifference, StepFailure
 from compatcheck.model import Finding
 
 
@@ -79,10 +79,15 @@ def attributor(history: History, path: DowngradePath) -> Callable[[str, str], st
 
 
 def _failure(found: FindingSet, trip: RoundTrip, engine: str) -> None:
-    """The phase that failed: a downgrade (the revision's), a re-upgrade, anything else."""
-    if trip.failure is None:
-        return
-    stage, rev, err = trip.failure.stage, trip.failure.revision, trip.failure.error
+    """Every phase that failed: the first, then those the walk met after it."""
+    for failure in (trip.failure, *trip.later_failures):
+        if failure is not None:
+            _one_failure(found, failure, engine)
+
+
+def _one_failure(found: FindingSet, failure: StepFailure, engine: str) -> None:
+    """A phase that failed: a downgrade (the revision's), a re-upgrade, anything else."""
+    stage, rev, err = failure.stage, failure.revision, failure.error
     if stage == "downgrade" and rev is not None:
         if found.has(DOWNGRADE_NOT_IMPLEMENTED, rev):
             found.add(DOWNGRADE_NOT_IMPLEMENTED, rev, "", {"error": err})

@@ -9,7 +9,9 @@ offline, optionally counts what a live database would lose, and judges the two r
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,11 +25,31 @@ from compatcheck.migrations.checks import rename_targets, static_findings
 from compatcheck.migrations.findings import FindingSet, roundtrip_findings
 from compatcheck.migrations.graph import DowngradePath, History, UnknownRevision, downgrade_path
 from compatcheck.migrations.graph import resolve as resolve_ref
-from compatcheck.migrations.plans import STATIC_ONLY, describe, judge_plans, new_data_finding
-from compatcheck.migrations.roundtrip import RunnerUnavailable, round_trip
-from compatcheck.migrations.scratch import Scratch, ScratchUnavailable, one_line, scratch_database
-from compatcheck.migrations.section import SKIPPED, UNAVAILABLE, MigrationsSection, RoundTrip
+from compatcheck.migrations.plans import (
+    STATIC_ONLY,
+    describe,
+    judge_plans,
+    new_data_finding,
+    seeding_coverage,
+)
+from compatcheck.migrations.roundtrip import Runner, RunnerUnavailable, round_trip
+from compatcheck.migrations.scratch import (
+    Scratch,
+    ScratchUnavailable,
+    mask,
+    one_line,
+    scratch_database,
+)
+from compatcheck.migrations.section import (
+    SKIPPED,
+    UNAVAILABLE,
+    MigrationsSection,
+    RoundTrip,
+    StepFailure,
+)
+from compatcheck.migrations.seeding import run_seed_sql
 from compatcheck.migrations.sources import Source, open_source
+from compatcheck.migrations.sources.alembic.project import AlembicProject
 from compatcheck.model import Finding, sort_findings
 from compatcheck.targets import Workspace
 
@@ -94,8 +116,91 @@ def _multiple_heads(history: History) -> list[Finding]:
     return [Finding(MULTIPLE_HEADS, ",".join(heads), message, {"heads": heads})]
 
 
+@dataclass(frozen=True)
+class StartingSchema:
+    """The schema that exists before the first revision, made on the empty scratch database:
+    ``--base-sql FILE`` (run there) or ``--base-command "CMD {database_url}"`` (the
+    application's own init, e.g. a ``create_all`` script)."""
+
+    sql: Path | None = None
+    command: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.sql is not None or self.command is not None
+
+
+#: Seconds ``--base-command`` may run.
+BASE_COMMAND_TIMEOUT = 600
+
+
+def _make_base(
+    start: StartingSchema, scratch: Scratch, conn: sa.Connection, runner: object
+) -> Callable[[], str | None]:
+    """The round trip's ``base`` step for ``start`` on ``scratch`` (its URL with the driver the
+    runner's interpreter has, when it runs in the application's)."""
+
+    def run() -> str | None:
+        if conn.in_transaction():
+            conn.commit()
+        if start.sql is not None:
+            try:
+                run_seed_sql(conn, start.sql)
+            except InputError as exc:
+                return f"--base-sql {str(exc).removeprefix('seed file ')}"
+        if start.command is not None:
+            app_url = getattr(runner, "app_url", None)
+            try:
+                url = app_url() if app_url is not None else None
+            except UnavailableError as exc:
+                return str(exc)
+            return _run_base_command(start.command, scratch, url)
+        return None
+
+    return run
+
+
+def _run_base_command(command: str, scratch: Scratch, url: str | None) -> str | None:
+    """Run the user's init command with ``{database_url}`` filled in (also in the environment as
+    ``COMPATCHECK_DATABASE_URL``); why it failed, or None."""
+    import shlex
+    import subprocess
+
+    from compatcheck.targets import spawn, stop_groups
+
+    url = url or scratch.url.render_as_string(hide_password=False)
+    try:
+        argv = [a.replace("{database_url}", url) for a in shlex.split(command)]
+    except ValueError as exc:
+        return f"--base-command: cannot split it: {exc}"
+    if not argv:
+        return "--base-command is empty"
+    env = {**os.environ, "COMPATCHECK_DATABASE_URL": url}
+    try:
+        process = spawn(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+    except OSError as exc:
+        return f"--base-command: cannot start `{argv[0]}`: {exc.strerror or exc}"
+    try:
+        output, _ = process.communicate(timeout=BASE_COMMAND_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        stop_groups([process], 5.0)
+        return f"--base-command did not finish within {BASE_COMMAND_TIMEOUT} s"
+    finally:
+        stop_groups([process], 5.0)
+    if process.returncode != 0:
+        lines = [ln for ln in output.decode("utf-8", "replace").splitlines() if ln.strip()]
+        last = mask(lines[-1].strip()) if lines else "no output"
+        return f"--base-command exited with code {process.returncode}: {last}"
+    return None
+
+
 def inspect_migrations(
-    script_location: str | Path,
+    script_location: str | Path | AlembicProject,
     old: str | None,
     new: str | None,
     *,
@@ -106,6 +211,7 @@ def inspect_migrations(
     live_db_url: str | None = None,
     progress: Callable[[str], None] | None = None,
     workspace: Workspace | None = None,
+    start: StartingSchema = StartingSchema(),
 ) -> MigrationsResult:
     """Judge the rollback of the database from ``new`` to ``old``.
 
@@ -158,11 +264,13 @@ def inspect_migrations(
             seed_sql=Path(seed_sql) if seed_sql is not None else None,
             say=progress or (lambda _msg: None),
             workspace=workspace,
+            start=start,
         )
     if live_db_url is not None:
         section = _live(collected, live_db_url, section)
     result = sort_findings(collected.findings())
-    plans, recommended = judge_plans(result, static=why_static)
+    coverage = seeding_coverage(section.roundtrip, UNSEEDED)
+    plans, recommended = judge_plans(result, static=why_static, coverage=coverage)
     removal = new_data_finding(plans, path.new)
     if removal is not None:
         result = sort_findings([*result, removal])
@@ -181,13 +289,24 @@ def _dynamic(
     seed_sql: Path | None,
     say: Callable[[str], None],
     workspace: Workspace | None,
+    start: StartingSchema,
 ) -> MigrationsSection:
-    """The round trip on a scratch database; no right to create one is ``check/unavailable``."""
+    """The round trip on a scratch database; no right to create one is ``check/unavailable``,
+    and so is any other failure of the stage (an unreachable server, the application's import
+    error in a place no step names, an internal error): the static findings, the path and the
+    plans are still reported."""
     try:
         with scratch_database(
             db_url, workspace=workspace, use_existing_empty=use_existing_empty, progress=say
         ) as scratch:
-            return _round_trip(found, source, history, path, section, scratch, seed_sql, say)
+
+            def fresh() -> AbstractContextManager[Scratch]:
+                return scratch_database(db_url, workspace=workspace, use_existing_empty=False)
+
+            walk = fresh if not use_existing_empty else None
+            return _round_trip(
+                found, source, history, path, section, scratch, seed_sql, say, start, walk
+            )
     except ScratchUnavailable as exc:
         hint = (
             "; to run it in the empty database the URL names instead, pass "
@@ -202,6 +321,18 @@ def _dynamic(
             {"stage": "scratch database", "error": str(exc), "privilege": exc.privilege},
         )
         return replace(section, roundtrip=RoundTrip(UNAVAILABLE, error=str(exc)))
+    except InputError:
+        raise
+    except Exception as exc:
+        error = mask(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        stage = "round trip" if isinstance(exc, UnavailableError) else "round trip (internal error)"
+        found.add(
+            "check/unavailable",
+            "migrations",
+            f"The migration round trip did not run: {stage}: {error}.",
+            {"stage": stage, "error": error},
+        )
+        return replace(section, roundtrip=RoundTrip(UNAVAILABLE, error=error))
 
 
 def _round_trip(
@@ -213,6 +344,8 @@ def _round_trip(
     scratch: Scratch,
     seed_sql: Path | None,
     say: Callable[[str], None],
+    start: StartingSchema,
+    fresh: Callable[[], AbstractContextManager[Scratch]] | None = None,
 ) -> MigrationsSection:
     database = scratch.display if not scratch.owned else f"scratch ({scratch.dialect})"
     section = replace(section, engine=scratch.dialect, database=database)
@@ -226,19 +359,129 @@ def _round_trip(
         except RunnerUnavailable as exc:
             found.add(CHECK_UNAVAILABLE, "migrations", str(exc), {"error": exc.error})
             return replace(section, roundtrip=RoundTrip(UNAVAILABLE, error=exc.error))
-        trip = round_trip(
-            runner,
-            path.old,
-            path.new,
-            path.revisions,
-            seed_sql=seed_sql,
-            renamed=rename_targets(history, path),
-            say=say,
-        )
-        roundtrip_findings(found, history, path, trip, scratch.dialect)
-        say("rendering the downgrade SQL offline")
-        sql, online = runner.offline_sql(path.revisions, path.new)
+        try:
+            trip = _run_trip(runner, history, path, scratch, conn, seed_sql, say, start)
+            failure = trip.failure
+            if (
+                fresh is not None
+                and failure is not None
+                and failure.stage == "upgrade to NEW"
+                and trip.seeded
+            ):
+                say(
+                    "the seeded rows made the upgrade fail: again without them, on a fresh database"
+                )
+                with fresh() as again, again.engine.connect() as conn2:
+                    runner2 = source.runner(again, conn2)
+                    try:
+                        retry = _run_trip(
+                            runner2, history, path, again, conn2, None, say, start, seed=False
+                        )
+                    finally:
+                        _close(runner2)
+                note = (
+                    f"rows compatcheck generated made `{failure.revision}`'s upgrade fail "
+                    f"({failure.error}); the round trip ran again without seeded rows, so no "
+                    "data check was made"
+                )
+                trip = replace(retry, seed_errors={**retry.seed_errors, UNSEEDED: note})
+            failure = trip.failure
+            if fresh is not None and failure is not None and failure.stage == "downgrade":
+                later = _walk_on(source, history, path, failure.revision, fresh, start, say)
+                trip = replace(trip, later_failures=tuple(later))
+            roundtrip_findings(found, history, path, trip, scratch.dialect)
+            say("rendering the downgrade SQL offline")
+            sql, online = runner.offline_sql(path.revisions, path.new)
+        finally:
+            _close(runner)
     return replace(section, roundtrip=trip, offline_sql=sql, online_only=online)
+
+
+#: The ``seed_errors`` key saying the round trip ran without seeded rows, and why.
+UNSEEDED = "(all tables)"
+
+
+def _close(runner: object) -> None:
+    """Stop what a runner started (the ``--python`` helper); in-process runners have nothing."""
+    close = getattr(runner, "close", None)
+    if close is not None:
+        close()
+
+
+def _run_trip(
+    runner: Runner,
+    history: History,
+    path: DowngradePath,
+    scratch: Scratch,
+    conn: sa.Connection,
+    seed_sql: Path | None,
+    say: Callable[[str], None],
+    start: StartingSchema,
+    *,
+    seed: bool = True,
+) -> RoundTrip:
+    return round_trip(
+        runner,
+        path.old,
+        path.new,
+        path.revisions,
+        seed_sql=seed_sql,
+        renamed=rename_targets(history, path),
+        say=say,
+        base=_make_base(start, scratch, conn, runner) if start else None,
+        seed=seed,
+    )
+
+
+def _heads_after(history: History, path: DowngradePath, undone: Sequence[str]) -> tuple[str, ...]:
+    """The heads a database has once ``undone`` (the start of the path) is downgraded."""
+    gone = set(undone)
+    applied = [r for r in history.order.downgrade_order(path.new) if r not in gone]
+    below = {p for r in applied for p in (*history.steps[r].parents, *history.steps[r].depends_on)}
+    return tuple(sorted(r for r in applied if r not in below))
+
+
+def _walk_on(
+    source: Source,
+    history: History,
+    path: DowngradePath,
+    failed: str | None,
+    fresh: Callable[[], AbstractContextManager[Scratch]],
+    start: StartingSchema,
+    say: Callable[[str], None],
+) -> list[StepFailure]:
+    """After a downgrade fails, go on: a fresh scratch database upgraded to the revisions below
+    the broken one, then the rest of the path, until it ends; so one run names every broken
+    downgrade of the window (``alembic downgrade`` and pytest-alembic stop at the first)."""
+    failures: list[StepFailure] = []
+    rest = list(path.revisions)
+    while failed is not None and failed in rest:
+        done = path.revisions[: path.revisions.index(failed) + 1]
+        rest = list(path.revisions[len(done) :])
+        if not rest:
+            break
+        heads = _heads_after(history, path, done)
+        say(f"continuing after `{failed}` on a fresh database at {', '.join(heads)}")
+        with fresh() as scratch, scratch.engine.connect() as conn:
+            runner = source.runner(scratch, conn)
+            try:
+                error = _make_base(start, scratch, conn, runner)() if start else None
+                if error is not None:
+                    failures.append(StepFailure("starting schema", None, error))
+                    break
+                target = heads[0] if len(heads) == 1 else ",".join(heads)
+                up = runner.upgrade(target)
+                if up is not None:
+                    failures.append(StepFailure("upgrade to continue", up.revision, up.error))
+                    break
+                down = runner.downgrade(rest)
+            finally:
+                _close(runner)
+        if down is None:
+            break
+        failures.append(StepFailure("downgrade", down.revision, down.error))
+        failed = down.revision
+    return failures
 
 
 def _live(found: FindingSet, url: str, section: MigrationsSection) -> MigrationsSection:

@@ -45,6 +45,7 @@ from compatcheck.migrations.section import (
     MigrationsSection,
     Plan,
     Removal,
+    RoundTrip,
     TrialRecord,
     TrialSetup,
 )
@@ -271,6 +272,7 @@ def judge_plans(
     trial: CodeOnlyTrial | None = None,
     *,
     static: str | None = None,
+    coverage: str | None = None,
 ) -> tuple[tuple[Plan, ...], str | None]:
     """Both plans, judged, and the plan to follow (or None).
 
@@ -279,9 +281,16 @@ def judge_plans(
     nothing was executed (``--static was asked for``, a bare versions folder); None when the
     round trip ran. ``basis`` is how each verdict was reached (``runtime``, ``roundtrip`` or
     ``static``, with ``basis_reason`` for the last), ``status`` the line every format prints.
+    ``coverage`` (:func:`seeding_coverage`) ends the downgrade plan's status: how much of its data
+    check was made.
     """
     items = sorted(findings, key=lambda f: (f.kind, f.subject))
     plans = tuple(_judge_plan(name, items, trial, static) for name in ORDER)
+    if coverage:
+        plans = tuple(
+            replace(p, status=f"{p.status}; {coverage}") if p.name == "downgrade" else p
+            for p in plans
+        )
     recommended = next((p.name for p in plans if p.safe), None)
     return plans, recommended
 
@@ -320,6 +329,29 @@ def _judge_plan(
             live_data_at_risk=live_data_at_risk(items),
         )
     return replace(plan, status=_status(plan, trial, static))
+
+
+#: How many unseeded tables a status line names before "and N more".
+COVERAGE_NAMES = 5
+
+
+def seeding_coverage(trip: RoundTrip | None, unseeded_key: str = "(all tables)") -> str | None:
+    """``data check partial: seeded 36/38 tables; not seeded: `x` (why), ...``: what the round
+    trip's data check covered, for every format's plan status (a table never seeded is said,
+    never silently skipped). None when no round trip ran or every table was seeded."""
+    if trip is None or not trip.ran:
+        return None
+    if unseeded_key in trip.seed_errors:
+        return f"no data check: {trip.seed_errors[unseeded_key]}"
+    errors = dict(trip.seed_errors)
+    if not errors:
+        return None
+    total = len(set(trip.seeded) | set(errors))
+    named = [f"`{t}` ({why})" for t, why in sorted(errors.items())[:COVERAGE_NAMES]]
+    more = len(errors) - len(named)
+    tail = f" and {more} more" if more > 0 else ""
+    done = total - len(errors)
+    return f"data check partial: seeded {done}/{total} tables; not seeded: {', '.join(named)}{tail}"
 
 
 def _code_only_basis(trial: CodeOnlyTrial | None, static: str | None) -> tuple[str, str | None]:
@@ -483,7 +515,8 @@ def verify_code_only(
     covered = any(f.kind == OLD_CODE_INCOMPATIBLE for f in out)
     if trial.failures and not covered and section.new_head is not None:
         out = sort_findings([*out, runtime_finding(section.new_head, trial)])
-    plans, recommended = judge_plans(out, trial, static=section.static_reason)
+    coverage = seeding_coverage(section.roundtrip)
+    plans, recommended = judge_plans(out, trial, static=section.static_reason, coverage=coverage)
     updated = replace(
         section, plans=plans, recommended=recommended, code_only_trial=trial_record(trial)
     )

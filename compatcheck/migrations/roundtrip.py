@@ -152,20 +152,31 @@ def round_trip(
     seed_sql: Path | None = None,
     renamed: frozenset[str] = frozenset(),
     say: Callable[[str], None] = lambda _m: None,
+    base: Callable[[], str | None] | None = None,
+    seed: bool = True,
 ) -> RoundTrip:
     """Up to OLD → A, seed, up to NEW → B, NEW-era rows, down the path → A', checks, up → B'.
 
     ``renamed`` lists rename targets (``table``, ``table.column``) of the path's upgrades: they
-    hold OLD's data under a new name, so they are not "new" and get no NEW-era values.
+    hold OLD's data under a new name, so they are not "new" and get no NEW-era values. ``base``
+    creates the schema that exists before the first revision (``--base-sql``,
+    ``--base-command``) on the empty database; it returns why it failed, or None. ``seed=False``
+    runs the history on the schema alone (after seeded rows made an upgrade fail).
     """
     trip = _Trip(runner, Seeder(runner.conn))
+    if base is not None:
+        say("creating the starting schema")
+        error = base()
+        trip.lap("base")
+        if error is not None:
+            return _failed(trip, "upgrade-failed", "starting schema", Failed(None, error))
     if old is not None:
         say(f"upgrading to OLD's head {old}")
         failed = runner.upgrade(old)
         if failed:
             return _failed(trip, "upgrade-failed", "upgrade to OLD", failed)
     trip.lap("upgrade_old")
-    schema_a = _seed_old(trip, seed_sql)
+    schema_a = _seed_old(trip, seed_sql) if seed else trip.inspect()
     pause_point("roundtrip:seeded")
     if runner.cancelled():
         raise Cancelled("the run is closing")
@@ -176,7 +187,8 @@ def round_trip(
         return _failed(trip, "upgrade-failed", "upgrade to NEW", failed)
     schema_b = trip.inspect()
     trip.lap("upgrade_new")
-    _seed_new(trip, schema_a, schema_b, renamed)
+    if seed:
+        _seed_new(trip, schema_a, schema_b, renamed)
     trip.lap("seed_new")
 
     say(f"downgrading {len(path)} revision(s) one at a time")

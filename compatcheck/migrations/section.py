@@ -89,6 +89,9 @@ class RoundTrip:
     seeded: Mapping[str, int] = field(default_factory=dict)
     seed_errors: Mapping[str, str] = field(default_factory=dict)
     timings: Mapping[str, float] = field(default_factory=dict)
+    #: Failures after the first: once a downgrade fails, the walk goes on from a fresh scratch
+    #: database upgraded to the revisions below it, so every broken downgrade is named.
+    later_failures: tuple[StepFailure, ...] = ()
 
     @property
     def ran(self) -> bool:
@@ -109,6 +112,8 @@ class RoundTrip:
                 seed_errors=dict(self.seed_errors),
                 timings=dict(self.timings),
             )
+            if self.later_failures:
+                out["later_failures"] = [f.to_json() for f in self.later_failures]
         return out
 
     @classmethod
@@ -130,6 +135,7 @@ class RoundTrip:
             seeded=dict(data.get("seeded", {})),
             seed_errors=dict(data.get("seed_errors", {})),
             timings=dict(data.get("timings", {})),
+            later_failures=tuple(StepFailure.from_json(f) for f in data.get("later_failures", ())),
         )
 
 

@@ -221,6 +221,10 @@ class Seeder:
 def read_rows(conn: Connection, schema: Schema, table: str, columns: list[str]) -> dict[Row, Row]:
     """Rows keyed by primary key (or by the whole row when there is none), values in order."""
     pk = list(schema.pks.get(table) or ())
+    if not pk:
+        # Trap: without a primary key the whole row is the key; selecting only ``columns``
+        # (none, to list the keys) would be an empty SELECT.
+        pk = [c["name"] for c in schema.raw[table] if not c.get("computed")]
     t = _table(schema, table, set(columns) | set(pk))
     cols = [t.c[c] for c in columns if c in t.c]
     rows = conn.execute(sa.select(*[t.c[k] for k in pk], *cols)).all()

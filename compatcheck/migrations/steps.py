@@ -19,6 +19,9 @@ ADD_COLUMN = "add_column"
 DROP_COLUMN = "drop_column"
 RENAME_COLUMN = "rename_column"
 ALTER_TYPE = "alter_type"
+#: A type change OLD's code survives (a widening): no finding, but the revision touches the
+#: column (what the round trip sees of it is attributed to this revision).
+WIDEN_TYPE = "widen_type"
 ALTER_NULLABLE = "alter_nullable"
 CREATE_INDEX = "create_index"
 DROP_INDEX = "drop_index"
@@ -61,6 +64,9 @@ class Op:
     #: Source of the statement (SQL text or ``op.drop_column('t', 'c')``), for evidence.
     source: str = ""
     line: int = 0
+    #: An added column whose values the database computes (a generated column): dropping and
+    #: adding it again loses nothing.
+    generated: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,3 +119,33 @@ class Wording:
     def code(self, direction: str) -> str:
         """``upgrade`` → ``\\`upgrade()\\```: the direction as the framework's users know it."""
         return self.up if direction == "upgrade" else self.down
+
+
+def net_ops(ops: tuple[Op, ...]) -> tuple[Op, ...]:
+    """The ops without what one function takes away and puts back (SQLite batch rebuilds do
+    that): a generated column dropped and added again (nothing is lost), an index or constraint
+    dropped and created again under the same name (it existed before and exists after; a
+    downgrade need not drop it)."""
+    readded = {(o.table, o.column) for o in ops if o.op == ADD_COLUMN and o.generated}
+    dropped = {(o.table, o.column) for o in ops if o.op == DROP_COLUMN}
+    columns = readded & dropped
+    names: set[tuple[str, str]] = set()
+    for drop, create in ((DROP_INDEX, CREATE_INDEX), (DROP_CONSTRAINT, CREATE_CONSTRAINT)):
+        gone: set[str] = set()
+        for o in ops:
+            if o.op == drop and o.name:
+                gone.add(o.name)
+            elif o.op == create and o.name in gone:
+                names.add((create, o.name))
+    paired = {(d, n) for c, n in names for d in (DROP_INDEX, DROP_CONSTRAINT) if _pair(d, c)}
+    return tuple(
+        o
+        for o in ops
+        if not (o.op in (ADD_COLUMN, DROP_COLUMN) and (o.table, o.column) in columns)
+        and (o.op, o.name) not in names
+        and (o.op, o.name) not in paired
+    )
+
+
+def _pair(drop: str, create: str) -> bool:
+    return (drop, create) in ((DROP_INDEX, CREATE_INDEX), (DROP_CONSTRAINT, CREATE_CONSTRAINT))

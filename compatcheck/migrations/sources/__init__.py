@@ -19,7 +19,7 @@ from compatcheck.errors import UsageError
 from compatcheck.migrations.graph import History
 from compatcheck.migrations.roundtrip import Runner
 from compatcheck.migrations.scratch import Scratch
-from compatcheck.migrations.sources.alembic import AlembicSource
+from compatcheck.migrations.sources.alembic import AlembicProject, AlembicSource
 
 
 class Source(Protocol):
@@ -43,13 +43,13 @@ class Source(Protocol):
 
 
 #: Every framework compatcheck reads, by the name ``--framework`` takes.
-SOURCES: dict[str, Callable[[Path], Source]] = {"alembic": AlembicSource}
+SOURCES: dict[str, Callable[[Path | AlembicProject], Source]] = {"alembic": AlembicSource}
 
 
-def open_source(location: str | Path, framework: str = "alembic") -> Source:
+def open_source(location: str | Path | AlembicProject, framework: str = "alembic") -> Source:
     """The source for a folder; :class:`~compatcheck.errors.InputError` when it is not one."""
     if framework not in SOURCES:
         raise UsageError(
             f"unknown migrations framework `{framework}` (known: {', '.join(SOURCES)})"
         )
-    return SOURCES[framework](Path(location))
+    return SOURCES[framework](location if isinstance(location, AlembicProject) else Path(location))

@@ -1,5 +1,6 @@
 """The Alembic source: revision files read as source, the graph Alembic builds from them, and the
-one in-process Alembic runner (with the lock that serialises Alembic's process-wide ``context``).
+one in-process Alembic runner (with the lock that serialises Alembic's process-wide ``context``),
+or the ``--python`` helper that runs Alembic in the application's own interpreter.
 """
 
 from __future__ import annotations
@@ -10,46 +11,75 @@ from sqlalchemy.engine import Connection
 
 from compatcheck.errors import InputError
 from compatcheck.migrations.graph import History
-from compatcheck.migrations.roundtrip import RunnerUnavailable
+from compatcheck.migrations.roundtrip import Runner, RunnerUnavailable
 from compatcheck.migrations.scratch import Scratch, one_line
 from compatcheck.migrations.sources.alembic.history import load_history
+from compatcheck.migrations.sources.alembic.project import (
+    AlembicProject,
+    Locations,
+    resolve_locations,
+)
 from compatcheck.migrations.sources.alembic.runner import AlembicRunner
+
+__all__ = ["AlembicProject", "AlembicSource"]
 
 
 class AlembicSource:
-    """An Alembic script location (``env.py`` + ``versions/``) or a bare versions folder."""
+    """An Alembic project (``alembic.ini`` or a script location: ``env.py`` + ``versions/``) or
+    a bare versions folder."""
 
     framework = "alembic"
 
-    def __init__(self, location: Path) -> None:
-        if not location.is_dir():
-            raise InputError(f"migrations folder {location}: no such directory")
-        self.location = location
+    def __init__(self, location: Path | AlembicProject) -> None:
+        project = (
+            location
+            if isinstance(location, AlembicProject)
+            else AlembicProject(script_location=Path(location))
+        )
+        self.project = project
         self.not_executable: str | None = None
-        if (location / "env.py").is_file():
-            self.versions = location / "versions"
-            if not self.versions.is_dir():
-                raise InputError(
-                    f"migrations folder {location}: has env.py but no versions/ folder"
-                )
+        if project.config_file is not None:
+            self.locations = resolve_locations(project)
+            self.location = self.locations.script_location
+            if not (self.location / "env.py").is_file():
+                raise InputError(f"{project.shown}: script_location {self.location} has no env.py")
             return
-        if not any(p.suffix == ".py" for p in location.iterdir()):
+        loc = project.script_location
+        assert loc is not None
+        if not loc.is_dir():
+            raise InputError(f"migrations folder {loc}: no such directory")
+        self.location = loc
+        if (loc / "env.py").is_file():
+            if not (loc / "versions").is_dir():
+                raise InputError(f"migrations folder {loc}: has env.py but no versions/ folder")
+            self.locations = Locations(loc, (loc / "versions",))
+            return
+        if not any(p.suffix == ".py" for p in loc.iterdir()):
             raise InputError(
-                f"migrations folder {location}: not an Alembic script location (env.py + "
+                f"migrations folder {loc}: not an Alembic script location (env.py + "
                 "versions/) nor a versions folder"
             )
-        self.versions = location
+        self.locations = Locations(loc, (loc,))
         self.not_executable = "no env.py: a bare versions folder"
 
-    def history(self) -> History:
-        return load_history(self.versions)
+    @property
+    def versions(self) -> Path:
+        return self.locations.version_locations[0]
 
-    def runner(self, scratch: Scratch, conn: Connection) -> AlembicRunner:
+    def history(self) -> History:
+        first, *more = self.locations.version_locations
+        return load_history(first, more, recursive=self.locations.recursive)
+
+    def runner(self, scratch: Scratch, conn: Connection) -> Runner:
         url = scratch.url.render_as_string(hide_password=False)
         try:
-            return AlembicRunner(self.location, url, conn, scratch.cancelled)
+            if self.project.python is not None:
+                from compatcheck.migrations.sources.alembic.remote import RemoteRunner
+
+                return RemoteRunner(self.project, url, conn, scratch.cancelled)
+            return AlembicRunner(self.project, url, conn, scratch.cancelled)
         except Exception as exc:
             error = one_line(exc)
             raise RunnerUnavailable(
-                f"Alembic could not load the scripts in `{self.location}`: {error}", error
+                f"Alembic could not load the scripts in `{self.project.shown}`: {error}", error
             ) from exc

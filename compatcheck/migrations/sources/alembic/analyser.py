@@ -34,10 +34,12 @@ from compatcheck.migrations.sources.alembic.operations import (
     keyword,
     literal,
 )
-from compatcheck.migrations.steps import NON_TRANSACTIONAL, Code, Op, identifier
+from compatcheck.migrations.steps import NON_TRANSACTIONAL, Code, Op, identifier, net_ops
 
 #: How deep helper functions are inlined (a helper calling a helper...); guards recursion.
 MAX_HELPER_DEPTH = 4
+#: Longest literal a ``for`` loop is unrolled over (longer: its body is read once, as a branch).
+MAX_UNROLL = 200
 
 
 @dataclass
@@ -49,6 +51,8 @@ class Scope:
     batch: dict[str, str] = field(default_factory=dict)
     enums: dict[str, str] = field(default_factory=dict)
     depth: int = 0
+    #: A helper's parameters given no literal value: a name, not a table called that.
+    unresolved: frozenset[str] = frozenset()
 
 
 def _is_trivial(stmt: ast.stmt) -> bool:
@@ -75,7 +79,7 @@ class Analyser:
             empty=all(_is_trivial(s) for s in body),
             # A ``raise`` at the top level of the body: every call fails.
             raises=any(isinstance(s, ast.Raise) for s in body),
-            ops=tuple(self.statements(body, Scope(dict(self.constants)))),
+            ops=net_ops(tuple(self.statements(body, Scope(dict(self.constants))))),
             line=fn.lineno,
         )
 
@@ -160,6 +164,8 @@ class Analyser:
         for target in targets:
             if isinstance(target, ast.Name):
                 bound = self.value(value, scope)
+                if isinstance(value, ast.Call) and call_name(value) in ("table", "Table"):
+                    bound = self.text(value.args[0] if value.args else None, scope)
                 if bound is not None:
                     scope.constants[target.id] = bound
                 enum = self.enum_name(value, scope)
@@ -173,6 +179,52 @@ class Analyser:
             yield from self.expression(stmt.test, scope)
         yield from self.statements(stmt.body, scope)
         yield from self.statements(stmt.orelse, scope)
+
+    def _for(self, stmt: ast.stmt, scope: Scope) -> Iterator[Op]:
+        """A loop over a literal (inline, or a name bound to a list, tuple or dict, ``.items()``
+        included) is unrolled: its body is read once per item with the loop names bound, so
+        ``for name, table in (("ix_a", "a"), ...): op.drop_index(name, table_name=table)``
+        drops each index by name. Any other loop's body is read once, as a branch."""
+        assert isinstance(stmt, (ast.For, ast.AsyncFor))
+        items = self._iterated(stmt.iter, scope)
+        if items is None or not 0 < len(items) <= MAX_UNROLL:
+            yield from self._branches(stmt, scope)
+            return
+        for item in items:
+            inner = Scope(
+                dict(scope.constants), scope.batch, scope.enums, scope.depth, scope.unresolved
+            )
+            if not _bind(stmt.target, item, inner.constants):
+                yield from self._branches(stmt, scope)
+                return
+            yield from self.statements(stmt.body, inner)
+        yield from self.statements(stmt.orelse, scope)
+
+    def _iterated(self, node: ast.expr, scope: Scope) -> list[Any] | None:
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("items", "keys", "values")
+            and not node.args
+        ):
+            mapping = self._iterated_value(node.func.value, scope)
+            if not isinstance(mapping, dict):
+                return None
+            if node.func.attr == "items":
+                return [[k, v] for k, v in mapping.items()]
+            return list(mapping.keys() if node.func.attr == "keys" else mapping.values())
+        found = self._iterated_value(node, scope)
+        if isinstance(found, dict):
+            return list(found)
+        return list(found) if isinstance(found, (list, tuple)) else None
+
+    def _iterated_value(self, node: ast.expr, scope: Scope) -> Any:
+        if isinstance(node, ast.Name):
+            return scope.constants.get(node.id)
+        if isinstance(node, ast.Dict):
+            found = literal(node)
+            return found if isinstance(found, dict) else None
+        return self.value(node, scope)
 
     def _try(self, stmt: ast.stmt, scope: Scope) -> Iterator[Op]:
         assert isinstance(stmt, ast.Try)
@@ -238,7 +290,8 @@ class Analyser:
                 val = self.value(kw.value, scope)
                 if val is not None:
                     consts[kw.arg] = val
-        inner = Scope(consts, batch, dict(scope.enums), scope.depth + 1)
+        unresolved = frozenset(p for p in params if p not in consts and p not in batch)
+        inner = Scope(consts, batch, dict(scope.enums), scope.depth + 1, unresolved)
         yield from self.statements(helper.body, inner)
 
 
@@ -253,11 +306,26 @@ _STATEMENTS: dict[type[ast.stmt], _StatementHandler] = {
     ast.Assign: Analyser._assign,
     ast.AnnAssign: Analyser._assign,
     ast.If: Analyser._branches,
-    ast.For: Analyser._branches,
+    ast.For: Analyser._for,
     ast.While: Analyser._branches,
-    ast.AsyncFor: Analyser._branches,
+    ast.AsyncFor: Analyser._for,
     ast.Try: Analyser._try,
 }
+
+
+def _bind(target: ast.expr, item: Any, constants: dict[str, Any]) -> bool:
+    """Bind a loop target (a name, or a tuple of them) to one item; False when it cannot."""
+    if isinstance(target, ast.Name):
+        if item is not None:
+            constants[target.id] = item
+        else:
+            constants.pop(target.id, None)
+        return True
+    if isinstance(target, (ast.Tuple, ast.List)):
+        if not isinstance(item, (list, tuple)) or len(item) != len(target.elts):
+            return False
+        return all(_bind(t, i, constants) for t, i in zip(target.elts, item, strict=True))
+    return False
 
 
 def read_call(source: str, batch_table: str | None = None) -> list[Op]:

@@ -53,27 +53,37 @@ class AlembicOrder:
         return found.revision
 
 
-def load_history(versions: Path) -> History:
-    """Read every revision file in ``versions`` (never importing one) and build the graph."""
+def load_history(versions: Path, more: Sequence[Path] = (), *, recursive: bool = False) -> History:
+    """Read every revision file in ``versions`` and the ``more`` version locations (never
+    importing one), in Alembic's load order, and build the graph."""
     steps: dict[str, Step] = {}
-    for path in list_revision_files(versions):
+    seen: set[Path] = set()
+    files: list[Path] = []
+    for folder in (versions, *more):
+        if not folder.is_dir():
+            continue  # Alembic skips a version location that does not exist
+        for path in list_revision_files(folder, recursive):
+            if path.resolve() not in seen:  # Alembic loads a file named twice once
+                seen.add(path.resolve())
+                files.append(path)
+    where = versions if not more else f"{versions} (and {len(more)} more version locations)"
+    for path in files:
         step = read_revision_file(path)
         if step is None:
             continue
         if step.id in steps:
             raise InputError(
-                f"{versions}: revision `{step.id}` is defined twice "
+                f"{where}: revision `{step.id}` is defined twice "
                 f"({steps[step.id].path.name}, {path.name})"
             )
         steps[step.id] = step
     if not steps:
-        raise InputError(f"{versions}: no Alembic revision file found")
+        raise InputError(f"{where}: no Alembic revision file found")
     for step in steps.values():
         for down in step.parents:
             if down not in steps:
                 raise InputError(
-                    f"{step.path}: `down_revision` names `{down}`, "
-                    f"which no file in {versions} defines"
+                    f"{step.path}: `down_revision` names `{down}`, which no file in {where} defines"
                 )
 
     def generate() -> list[Revision]:
@@ -91,7 +101,7 @@ def load_history(versions: Path) -> History:
     try:
         heads = tuple(rmap.heads)
     except RevisionError as exc:
-        raise InputError(f"{versions}: invalid revision graph: {exc}") from exc
+        raise InputError(f"{where}: invalid revision graph: {exc}") from exc
     return History(
         location=versions, steps=steps, heads=heads, order=AlembicOrder(rmap), wording=WORDING
     )

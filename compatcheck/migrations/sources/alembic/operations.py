@@ -71,6 +71,8 @@ class Column:
     server_default: bool
     #: Enum types (PostgreSQL creates a named type for each) in the column's type.
     enums: tuple[str, ...]
+    #: ``sa.Computed(...)`` among its arguments: the database computes its values.
+    generated: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,9 @@ class OpCall:
             nullable=nullable if isinstance(nullable, bool) else None,
             server_default=keyword(node, "server_default") is not None,
             enums=self.enums(node),
+            generated=any(
+                isinstance(a, ast.Call) and call_name(a) == "Computed" for a in node.args
+            ),
         )
 
 
@@ -191,6 +196,7 @@ def add_column(c: OpCall) -> Iterator[Op]:
         column=col.name,
         nullable=col.nullable,
         server_default=col.server_default,
+        generated=col.generated,
     )
     for enum in col.enums:
         yield c.op(s.CREATE_ENUM, table=table, column=col.name, name=enum)
@@ -211,7 +217,9 @@ def alter_column(c: OpCall) -> Iterator[Op]:
     if new_name is not None:
         yield c.op(s.RENAME_COLUMN, table=table, column=column, name=c.ident(new_name))
     type_ = c.kw("type_")
-    if type_ is not None and not is_widening(c.kw("existing_type"), type_):
+    if type_ is not None and is_widening(c.kw("existing_type"), type_):
+        yield c.op(s.WIDEN_TYPE, table=table, column=column)
+    elif type_ is not None:
         yield c.op(s.ALTER_TYPE, table=table, column=column)
         for enum in c.enums(type_):
             yield c.op(s.CREATE_ENUM, table=table, column=column, name=enum)
@@ -343,7 +351,13 @@ def core_statement(c: OpCall, node: ast.AST) -> Iterator[Op]:
             if isinstance(target, ast.Call) and call_name(target) in ("table", "Table"):
                 table = c.ident(target.args[0]) if target.args else None
             elif isinstance(target, ast.Name):
-                table = identifier(str(c.scope.constants.get(target.id) or target.id))
+                # A name bound to ``sa.table("t", ...)`` (or to a string) names that table; any
+                # other name (a helper's parameter) is unresolved here, not a table of that name.
+                bound = c.scope.constants.get(target.id)
+                if isinstance(bound, str):
+                    table = identifier(bound)
+                elif target.id not in c.scope.unresolved:
+                    table = identifier(target.id)  # `orders = sa.table(...)` elsewhere
             yield c.op(kind, table=table)
             return
 
@@ -351,12 +365,38 @@ def core_statement(c: OpCall, node: ast.AST) -> Iterator[Op]:
 # --- type changes -----------------------------------------------------------------------------
 
 _STRINGS = frozenset({"string", "varchar", "unicode", "nvarchar"})
-_TEXTS = frozenset({"text", "unicodetext"})
-_INT_WIDTH = {"smallinteger": 1, "integer": 2, "biginteger": 3}
+#: Unbounded text types by capacity (MySQL's TEXT < MEDIUMTEXT < LONGTEXT; elsewhere one TEXT).
+_TEXT_RANK = {"text": 1, "unicodetext": 1, "clob": 1, "nclob": 1, "mediumtext": 2, "longtext": 3}
+_TEXTS = frozenset(_TEXT_RANK)
+_INT_WIDTH = {
+    "smallinteger": 1,
+    "smallint": 1,
+    "integer": 2,
+    "int": 2,
+    "biginteger": 3,
+    "bigint": 3,
+}
+_NUMERICS = frozenset({"numeric", "decimal"})
+
+
+def _variants(node: ast.expr) -> list[ast.expr]:
+    """``T().with_variant(M, "mysql").with_variant(N, "mssql")`` → ``[T(), M, N]``: the column's
+    type on every dialect (each must widen for the change to be a widening)."""
+    out: list[ast.expr] = []
+    while (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "with_variant"
+        and node.args
+    ):
+        out.append(node.args[0])
+        node = node.func.value
+    return [node, *out]
 
 
 def _type_signature(node: ast.expr | None) -> tuple[str, tuple[int, ...]] | None:
-    """``sa.String(50)`` → ``("string", (50,))``; None when it is not a literal type expression."""
+    """``sa.String(50)`` → ``("string", (50,))``; None when it is not a literal type expression
+    (``NVARCHAR(None)``, no length, is ``("nvarchar", ())``)."""
     if node is None:
         return None
     call = node if isinstance(node, ast.Call) else None
@@ -369,8 +409,11 @@ def _type_signature(node: ast.expr | None) -> tuple[str, tuple[int, ...]] | None
         return None
     args: list[int] = []
     if call is not None:
-        values = [*call.args, *(kw.value for kw in call.keywords if kw.arg in ("length",))]
+        keys = ("length", "precision", "scale")
+        values = [*call.args, *(kw.value for kw in call.keywords if kw.arg in keys)]
         for value in values:
+            if isinstance(value, ast.Constant) and value.value is None and not args:
+                break
             if not (isinstance(value, ast.Constant) and isinstance(value.value, int)):
                 return None
             args.append(value.value)
@@ -378,20 +421,35 @@ def _type_signature(node: ast.expr | None) -> tuple[str, tuple[int, ...]] | None
 
 
 def is_widening(existing: ast.expr | None, new: ast.expr) -> bool:
-    """True when ``alter_column(type_=new, existing_type=existing)`` only widens the column.
+    """True when ``alter_column(type_=new, existing_type=existing)`` only widens the column, on
+    every dialect ``new`` names a variant for.
 
     OLD's code keeps working on a wider column (``String(50)`` → ``String(100)`` or ``Text``,
-    ``Integer`` → ``BigInteger``), so such a change is no ``type-changed`` reason. Without a literal
+    ``TEXT`` → ``MEDIUMTEXT``, ``Integer`` → ``BigInteger``, ``Numeric(10, 2)`` →
+    ``Numeric(12, 2)``), so such a change is no ``type-changed`` reason. Without a literal
     ``existing_type`` nothing can be proven and the change counts.
     """
-    old_sig, new_sig = _type_signature(existing), _type_signature(new)
-    if old_sig is None or new_sig is None:
+    old_sig = _type_signature(existing)
+    if old_sig is None:
+        return False
+    return all(_widens(old_sig, _type_signature(t)) for t in _variants(new))
+
+
+def _widens(
+    old_sig: tuple[str, tuple[int, ...]], new_sig: tuple[str, tuple[int, ...]] | None
+) -> bool:
+    if new_sig is None:
         return False
     (old_name, old_args), (new_name, new_args) = old_sig, new_sig
     if old_name in _STRINGS and new_name in _STRINGS | _TEXTS:
         if new_name in _TEXTS or not new_args:
             return True
-        return bool(old_args) and new_args[0] >= old_args[0] and old_name == new_name
+        return bool(old_args) and new_args[0] >= old_args[0]
+    if old_name in _TEXTS and new_name in _TEXTS:
+        return _TEXT_RANK[new_name] >= _TEXT_RANK[old_name]
     if old_name in _INT_WIDTH and new_name in _INT_WIDTH:
         return _INT_WIDTH[new_name] >= _INT_WIDTH[old_name]
+    if old_name in _NUMERICS and new_name in _NUMERICS and len(old_args) == len(new_args) == 2:
+        (p1, s1), (p2, s2) = old_args, new_args
+        return s2 >= s1 and p2 - s2 >= p1 - s1
     return False

@@ -7,6 +7,7 @@ Every fact comes from the syntax tree (``ast``), never from importing the file (
 from __future__ import annotations
 
 import ast
+import os
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,10 @@ def read_revision_file(path: Path) -> Step | None:
     for key in ("down_revision", "branch_labels", "depends_on"):
         if values.get(key) is NOT_LITERAL:
             raise InputError(f"{path}: `{key}` is not a literal; compatcheck reads it as source")
-    constants = {k: v for k, v in values.items() if isinstance(v, str)}
+    # Strings, and lists/tuples/dicts of literals: loops over them are unrolled (analyser).
+    constants = {
+        k: v for k, v in values.items() if isinstance(v, (str, list, tuple, dict, frozenset))
+    }
     analyser = Analyser(functions, constants)
     return Step(
         id=revision,
@@ -76,16 +80,25 @@ def read_revision_file(path: Path) -> Step | None:
     )
 
 
-def list_revision_files(versions: Path) -> list[Path]:
-    """The ``.py`` files Alembic would load, in the order it loads them (sorted by name).
+def list_revision_files(versions: Path, recursive: bool = False) -> list[Path]:
+    """The ``.py`` files Alembic would load from one version location, in the order it loads
+    them (sorted by name; with ``recursive_version_locations``, each folder's files before its
+    subfolders', subfolders sorted).
 
     Trap: the load order is the tie-break Alembic uses between independent branches when it orders
     a downgrade, so it must be reproduced exactly.
     """
-    return [
-        entry
-        for entry in sorted(versions.iterdir(), key=lambda p: p.name)
-        if entry.is_file()
-        and entry.name.endswith(".py")
-        and not entry.name.startswith((".#", "__init__"))
-    ]
+    out: list[Path] = []
+    for root, dirs, files in os.walk(versions):
+        if Path(root).name.endswith("__pycache__"):
+            dirs[:] = []
+            continue
+        out.extend(
+            Path(root) / name
+            for name in sorted(files)
+            if name.endswith(".py") and not name.startswith((".#", "__init__"))
+        )
+        if not recursive:
+            break
+        dirs.sort()
+    return out

@@ -17,37 +17,36 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
-from alembic.runtime.migration import MigrationContext, MigrationStep
+from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, make_url
 
-from compatcheck.errors import InputError, UnavailableError
+from compatcheck.errors import UnavailableError
 from compatcheck.interrupts import Cancelled
 from compatcheck.migrations.roundtrip import Failed
 from compatcheck.migrations.scratch import engine_for, one_line
 from compatcheck.migrations.section import OnlineOnly
+from compatcheck.migrations.sources.alembic import helper
+from compatcheck.migrations.sources.alembic.project import AlembicProject
 
 #: Serialises everything that runs Alembic in this process (see the module's Trap).
 ALEMBIC_LOCK = threading.RLock()
 
-Steps = Sequence[tuple[str, MigrationStep]]
 
-
-def alembic_config(script_location: Path, url: str | None = None) -> Config:
-    """Alembic's config for a script location (and a database), its output captured."""
-    cfg = Config(output_buffer=io.StringIO())
-    cfg.set_main_option("script_location", str(script_location))
-    if url is not None:
-        # Trap: Alembic config values go through ConfigParser interpolation; a `%` in a password
-        # would be read as a reference.
-        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+def alembic_config(script_location: Path | AlembicProject, url: str | None = None) -> Config:
+    """Alembic's config for a project (the ini ``alembic -c`` reads, or a bare script
+    location) and a database, its output captured."""
+    project = (
+        script_location
+        if isinstance(script_location, AlembicProject)
+        else AlembicProject(script_location=script_location)
+    )
+    cfg: Config = helper.make_config(project.spec(), url, io.StringIO())
     return cfg
 
 
@@ -62,126 +61,96 @@ def current_heads(conn: Connection) -> tuple[str, ...]:
 class AlembicRunner:
     """Runs migration steps in-process on one connection, naming the step that fails.
 
-    Implements :class:`~compatcheck.migrations.roundtrip.Runner`.
+    Implements :class:`~compatcheck.migrations.roundtrip.Runner` on :class:`.helper.Session`
+    (the code the ``--python`` helper runs too), under :data:`ALEMBIC_LOCK`.
     """
 
     version_tables = ("alembic_version",)
 
     def __init__(
         self,
-        script_location: Path,
+        script_location: Path | AlembicProject,
         url: str,
         conn: Connection,
         cancelled: Callable[[], bool] = lambda: False,
     ) -> None:
         self.cfg = alembic_config(script_location, url)
-        self.cfg.attributes["connection"] = conn
         self.conn = conn
         self.cancelled = cancelled
-        with ALEMBIC_LOCK:
-            self.script = ScriptDirectory.from_config(self.cfg)
+        self.session = helper.Session(self.cfg, conn, self._before_step, ALEMBIC_LOCK)
+        self.script = self.session.script
+
+    def _before_step(self, rev: str) -> None:
+        if self.cancelled():
+            raise Cancelled(f"stopped before `{rev}`: the run is closing")
+
+    def close(self) -> None:
+        """Nothing to stop: everything ran in this process."""
+
+    @staticmethod
+    def _failed(failure: helper.Failure | None) -> Failed | None:
+        if failure is None:
+            return None
+        rev, exc = failure
+        cause = exc if isinstance(exc, Exception) else None
+        return Failed(rev, helper.describe(exc), cause)
 
     def upgrade(self, target: str) -> Failed | None:
-        heads = current_heads(self.conn)
-        with ALEMBIC_LOCK:  # the first use of the map imports every revision file
-            revs = list(self.script.iterate_revisions(target, heads, implicit_base=True))
-            rmap = self.script.revision_map
-        steps = [(s.revision, MigrationStep.upgrade_from_script(rmap, s)) for s in reversed(revs)]
-        return self._run(steps)
+        return self._failed(self.session.upgrade(target))
 
     def downgrade(self, path: Sequence[str]) -> Failed | None:
-        return self._run(self._downgrade_steps(path))
-
-    def _downgrade_steps(self, path: Iterable[str]) -> Steps:
-        out: list[tuple[str, MigrationStep]] = []
-        with ALEMBIC_LOCK:
-            rmap = self.script.revision_map
-            for rev in path:
-                script = self.script.get_revision(rev)
-                if script is None:  # pragma: no cover - graph and Alembic disagree
-                    raise InputError(f"Alembic does not know revision `{rev}`")
-                out.append((rev, MigrationStep.downgrade_from_script(rmap, script)))
-        return out
+        return self._failed(self.session.downgrade(path))
 
     def offline_sql(self, path: Sequence[str], new: str) -> tuple[str, tuple[OnlineOnly, ...]]:
         """The downgrade rendered as SQL (Alembic ``--sql``), and the revisions that need a
         database. A revision that inspects the database or reads rows cannot render offline;
         rendering resumes after it so the rest of the script is still shown."""
-        buffer = self.cfg.output_buffer
-        assert isinstance(buffer, io.StringIO)
-        online: list[OnlineOnly] = []
-        chunks: list[str] = []
-        remaining = list(path)
-        while remaining:
-            buffer.seek(0)
-            buffer.truncate()
-            steps = self._downgrade_steps(remaining)
-            failed = self._run(steps, as_sql=True, starting_rev=remaining[0])
-            chunks.append(buffer.getvalue())
-            if not failed:
-                break
-            if failed.revision is None:
-                online.append(OnlineOnly(remaining[0], failed.error))
-                break
-            online.append(OnlineOnly(failed.revision, failed.error))
-            note = f"-- revision {failed.revision} cannot be rendered offline: {failed.error}\n"
-            chunks.append(note)
-            remaining = remaining[remaining.index(failed.revision) + 1 :]
-        return "".join(chunks), tuple(online)
-
-    def _run(
-        self, steps: Steps, *, as_sql: bool = False, starting_rev: str | None = None
-    ) -> Failed | None:
-        """Run the steps in one ``env.py`` run; None on success."""
-        current: list[str | None] = [None]
-
-        def fn(rev: Any, context: Any) -> Iterator[MigrationStep]:
-            for rev_id, step in steps:
-                if self.cancelled():
-                    raise Cancelled(f"stopped before `{rev_id}`: the run is closing")
-                current[0] = rev_id
-                yield step
-            current[0] = None
-
-        if self.conn.in_transaction():
-            self.conn.commit()
-        try:
-            with (
-                ALEMBIC_LOCK,
-                EnvironmentContext(
-                    self.cfg, self.script, fn=fn, as_sql=as_sql, starting_rev=starting_rev
-                ),
-            ):
-                self.script.run_env()
-        except Exception as exc:
-            if not as_sql:
-                self.conn.rollback()
-            return Failed(current[0], one_line(exc), exc)
-        finally:
-            if not as_sql and self.conn.in_transaction():
-                self.conn.commit()
-        return None
+        sql, online = self.session.offline_sql(path)
+        return sql, tuple(OnlineOnly(rev, why) for rev, why in online)
 
 
-def migrate_to_head(script_location: Path, url: str) -> str | None:
-    """Upgrade a release's scratch database to its head(s) with Alembic; return the new head."""
-    if not (script_location / "env.py").is_file():
-        raise UnavailableError(f"{script_location}: not an Alembic script location (no env.py)")
+def migrate_to_head(script_location: Path | AlembicProject, url: str) -> str | None:
+    """Upgrade a release's scratch database to its head(s) with Alembic; return the new head.
+    A project with ``python`` runs Alembic in that interpreter (:mod:`.remote`)."""
+    project = (
+        script_location
+        if isinstance(script_location, AlembicProject)
+        else AlembicProject(script_location=script_location)
+    )
+    if project.config_file is None:
+        assert project.script_location is not None
+        if not (project.script_location / "env.py").is_file():
+            raise UnavailableError(
+                f"{project.script_location}: not an Alembic script location (no env.py)"
+            )
     failed: Failed | None
     try:
         engine = engine_for(make_url(url))
         try:
             with engine.connect() as conn:
-                failed = AlembicRunner(script_location, url, conn).upgrade("heads")
+                if project.python is not None:
+                    from compatcheck.migrations.sources.alembic.remote import RemoteRunner
+
+                    remote = RemoteRunner(project, url, conn, lambda: False)
+                    try:
+                        failed = remote.upgrade("heads")
+                    finally:
+                        remote.close()
+                else:
+                    failed = AlembicRunner(project, url, conn).upgrade("heads")
         finally:
             engine.dispose()
     except Exception as exc:
         failed = Failed(None, one_line(exc), exc)
     if failed is not None:
-        cause = failed.cause or Exception(failed.error)
+        cause = failed.cause
+        if cause is None:
+            raise UnavailableError(
+                f"{project.shown}: upgrade to head failed: {failed.error}"
+            ) from None
         first = (str(cause).splitlines() or [type(cause).__name__])[0]
         raise UnavailableError(
-            f"{script_location}: upgrade to head failed: {type(cause).__name__}: {first}"
+            f"{project.shown}: upgrade to head failed: {type(cause).__name__}: {first}"
         ) from None
     return read_alembic_head(url)
 
@@ -200,8 +169,17 @@ def read_alembic_head(url: str) -> str | None:
     return ",".join(sorted(heads)) or None
 
 
-def script_heads(script_location: Path) -> str | None:
-    """Head revision(s) of a script location without touching a database."""
+def script_heads(script_location: Path | AlembicProject) -> str | None:
+    """Head revision(s) of a script location (or a project's ini) without touching a database.
+    A project is read as source (never imported: its revisions may need the application)."""
+    if isinstance(script_location, AlembicProject):
+        from compatcheck.migrations.sources.alembic import AlembicSource
+
+        try:
+            found = AlembicSource(script_location).history().heads
+        except Exception:
+            return None
+        return ",".join(sorted(found)) or None
     with ALEMBIC_LOCK:
         try:
             heads = ScriptDirectory.from_config(alembic_config(script_location)).get_heads()

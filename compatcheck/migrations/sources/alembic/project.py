@@ -1,0 +1,115 @@
+"""How a project tells Alembic where its scripts are: an ini file, or a bare script location.
+
+``compatcheck migrations --config alembic.ini [--name SECTION] [-x K=V]`` must behave as
+``alembic -c alembic.ini -n SECTION -x K=V``: Alembic itself reads the ini (``script_location``
+with ``package:path`` and ``%(here)s``, ``version_locations`` split by its ``path_separator``),
+in the interpreter the revisions run in (``--python``: a ``package:path`` names a package only the
+application's environment has). ``--script-location DIR`` stays: a config with that one option.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from compatcheck.errors import InputError, UnavailableError
+
+if TYPE_CHECKING:
+    from compatcheck.config import Config, Target
+
+
+@dataclass(frozen=True)
+class AlembicProject:
+    """What ``alembic`` would be given: an ini (and section, ``-x``) or a script location."""
+
+    script_location: Path | None = None
+    config_file: Path | None = None
+    name: str = "alembic"
+    x: tuple[str, ...] = ()
+    #: The application's interpreter; None: compatcheck's own.
+    python: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.script_location is None) == (self.config_file is None):
+            raise InputError("give either --script-location or --config, not both or neither")
+
+    def spec(self) -> dict[str, Any]:
+        """The project as :mod:`.helper` takes it (JSON for the ``--python`` subprocess)."""
+        return {
+            "config_file": None if self.config_file is None else str(self.config_file.absolute()),
+            "name": self.name,
+            "script_location": None if self.script_location is None else str(self.script_location),
+            "x": list(self.x),
+        }
+
+    @property
+    def shown(self) -> str:
+        """How messages name the project."""
+        if self.config_file is not None:
+            section = f" [{self.name}]" if self.name != "alembic" else ""
+            return f"{self.config_file}{section}"
+        return str(self.script_location)
+
+
+@dataclass(frozen=True)
+class Locations:
+    """Where Alembic finds the scripts: ``env.py``'s folder and the version folders."""
+
+    script_location: Path
+    version_locations: tuple[Path, ...]
+    recursive: bool = False
+
+
+def resolve_locations(project: AlembicProject) -> Locations:
+    """The folders Alembic would use, resolved by Alembic (in the application's interpreter
+    with ``--python``); a bare ``--script-location`` is taken as it is."""
+    if project.config_file is None:
+        assert project.script_location is not None
+        loc = project.script_location
+        return Locations(loc, (loc / "versions",))
+    if not project.config_file.is_file():
+        raise InputError(f"--config {project.config_file}: no such file")
+    if project.python is not None:
+        from compatcheck.migrations.sources.alembic.remote import HelperProcess
+
+        with HelperProcess(project, url=None) as process:
+            found = process.request({"op": "locations"})
+        if "ok" not in found:
+            raise UnavailableError(
+                f"{project.shown}: Alembic in {project.python} could not read it: "
+                f"{found.get('error')}"
+            )
+        raw = found["ok"]
+    else:
+        from compatcheck.migrations.sources.alembic import helper
+        from compatcheck.migrations.sources.alembic.runner import ALEMBIC_LOCK
+
+        try:
+            with ALEMBIC_LOCK:
+                raw = helper.locations(helper.make_config(project.spec(), None, io.StringIO()))
+        except Exception as exc:
+            raise InputError(f"{project.shown}: {helper.describe(exc)}") from None
+    return Locations(
+        Path(raw["script_location"]),
+        tuple(Path(p) for p in raw["version_locations"]),
+        bool(raw.get("recursive")),
+    )
+
+
+def release_project(config: Config, target: Target) -> Path | AlembicProject | None:
+    """What ``check`` runs Alembic on for one release: its ``alembic.ini`` (``migrations.
+    alembic_ini`` against the release tree, with ``name``, ``x`` and ``python``) or its script
+    location; None when migrations are not configured."""
+    from compatcheck.config import CommandTarget, target_alembic_ini, target_script_location
+
+    ini = target_alembic_ini(config, target)
+    mig = config.migrations
+    if ini is None or mig is None:
+        return target_script_location(config, target)
+    python = mig.python
+    if python is not None and "/" in python and not Path(python).is_absolute():
+        cwd = target.cwd if isinstance(target, CommandTarget) else None
+        python = str((cwd or config.base_dir) / python)
+    return AlembicProject(config_file=ini, name=mig.name, x=mig.x, python=python)

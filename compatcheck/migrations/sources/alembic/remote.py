@@ -1,0 +1,180 @@
+"""Alembic in the application's own interpreter (``--python PATH``), driven over JSON lines.
+
+An application whose revisions import it (``from app.models import ...``) cannot run in
+compatcheck's environment, and installing compatcheck into the application's would change what is
+tested. So the one process that imports revision files and ``env.py`` is the application's
+interpreter running :mod:`.helper` *by path* (the file imports only the standard library, Alembic
+and SQLAlchemy); compatcheck keeps seeding, inspecting and judging on its own connection to the
+same scratch database. The scratch URL goes to the helper on stdin, never in ``argv``.
+
+Trap: two connections share the scratch database, so compatcheck ends its own transaction before
+every request (SQLite's file lock, PostgreSQL's table locks taken by a read would otherwise block
+the helper's DDL), and the helper commits after each phase.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any, cast
+
+from sqlalchemy.engine import Connection
+
+from compatcheck.errors import UnavailableError
+from compatcheck.interrupts import Cancelled
+from compatcheck.masking import mask_secrets
+from compatcheck.migrations.roundtrip import Failed
+from compatcheck.migrations.section import OnlineOnly
+from compatcheck.migrations.sources.alembic.project import AlembicProject
+
+#: The helper, run by path with the application's interpreter.
+HELPER = Path(__file__).with_name("helper.py")
+#: Seconds the helper gets to leave after ``quit`` before its group is killed.
+QUIT_GRACE = 5.0
+
+
+class HelperDied(UnavailableError):
+    """The helper process ended without answering (its interpreter crashed or could not start)."""
+
+
+class HelperProcess:
+    """One helper child for the length of a round trip (or one question)."""
+
+    def __init__(self, project: AlembicProject, url: str | None) -> None:
+        from compatcheck.targets import spawn
+
+        assert project.python is not None
+        self.python = project.python
+        self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
+        try:
+            self.process = spawn(
+                [project.python, str(HELPER)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                text=True,
+                encoding="utf-8",
+            )
+        except OSError as exc:
+            self._stderr.close()
+            raise UnavailableError(
+                f"--python {project.python}: cannot start it: {exc.strerror or exc}"
+            ) from None
+        self._send({"project": project.spec(), "url": url})
+
+    def __enter__(self) -> HelperProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _send(self, message: dict[str, Any]) -> None:
+        stdin = cast(IO[str], self.process.stdin)
+        try:
+            stdin.write(json.dumps(message) + "\n")
+            stdin.flush()
+        except (BrokenPipeError, ValueError):
+            raise self._died() from None
+
+    def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send one request and wait for its one-line reply."""
+        self._send(message)
+        line = cast(IO[str], self.process.stdout).readline()
+        if not line:
+            raise self._died()
+        reply = json.loads(line)
+        assert isinstance(reply, dict)
+        return reply
+
+    def _died(self) -> HelperDied:
+        self.process.wait(timeout=QUIT_GRACE)
+        self._stderr.seek(0)
+        lines = [
+            ln.strip()
+            for ln in self._stderr.read()[-8192:].decode("utf-8", "replace").splitlines()
+            if ln.strip()
+        ]
+        last = mask_secrets(lines[-1]) if lines else "no output"
+        return HelperDied(
+            f"--python {self.python}: the Alembic helper exited "
+            f"(code {self.process.returncode}): {last}"
+        )
+
+    def close(self) -> None:
+        from compatcheck.targets import stop_groups
+
+        if self.process.poll() is None:
+            try:
+                self._send({"op": "quit"})
+                self.process.wait(timeout=QUIT_GRACE)
+            except (UnavailableError, subprocess.TimeoutExpired):
+                pass
+        stop_groups([self.process], QUIT_GRACE)
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
+        self._stderr.close()
+
+
+class RemoteRunner:
+    """The :class:`~compatcheck.migrations.roundtrip.Runner` whose Alembic runs in the helper;
+    ``conn`` is compatcheck's own connection (seeding and inspection)."""
+
+    version_tables = ("alembic_version",)
+
+    def __init__(self, project: AlembicProject, url: str, conn: Connection, cancelled: Any) -> None:
+        self.conn = conn
+        self._cancelled = cancelled
+        self.helper = HelperProcess(project, url)
+
+    def cancelled(self) -> bool:
+        return bool(self._cancelled())
+
+    def close(self) -> None:
+        self.helper.close()
+
+    def _ask(self, message: dict[str, Any]) -> dict[str, Any]:
+        if self.cancelled():
+            raise Cancelled("the run is closing")
+        if self.conn.in_transaction():
+            self.conn.commit()
+        return self.helper.request(message)
+
+    def _phase(self, message: dict[str, Any]) -> Failed | None:
+        try:
+            reply = self._ask(message)
+        except HelperDied as exc:
+            return Failed(None, str(exc), exc)
+        if "error" in reply:
+            return Failed(None, mask_secrets(str(reply["error"])))
+        failed = reply.get("failed")
+        if failed is None:
+            return None
+        return Failed(failed.get("revision"), mask_secrets(str(failed.get("error"))))
+
+    def app_url(self) -> str:
+        """The scratch URL with the driver the application's interpreter has (the helper falls
+        back from compatcheck's driver to one installed there): for ``--base-command``."""
+        reply = self._ask({"op": "url"})
+        if "url" not in reply:
+            raise UnavailableError(f"--python {self.helper.python}: {reply.get('error')}")
+        return str(reply["url"])
+
+    def upgrade(self, target: str) -> Failed | None:
+        return self._phase({"op": "upgrade", "target": target})
+
+    def downgrade(self, path: Sequence[str]) -> Failed | None:
+        return self._phase({"op": "downgrade", "path": list(path)})
+
+    def offline_sql(self, path: Sequence[str], new: str) -> tuple[str, tuple[OnlineOnly, ...]]:
+        try:
+            reply = self._ask({"op": "offline_sql", "path": list(path)})
+        except HelperDied as exc:
+            return "", (OnlineOnly(path[0] if path else new, str(exc)),)
+        if "error" in reply:
+            return "", (OnlineOnly(path[0] if path else new, mask_secrets(str(reply["error"]))),)
+        online = tuple(OnlineOnly(str(r), mask_secrets(str(e))) for r, e in reply["online"])
+        return str(reply["sql"]), online
