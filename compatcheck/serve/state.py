@@ -108,6 +108,10 @@ def parse_state_url(text: str) -> StateConfig:
         )
     if parts.scheme != "unix" and not parts.hostname:
         raise UsageError(f"--state {mask_secrets(text)}: no host")
+    db = parts.path.removeprefix("/")
+    if parts.scheme != "unix" and db and not db.isdigit():
+        # Trap: the client ignores a database that is not a number and uses 0.
+        raise UsageError(f"--state {mask_secrets(text)}: the database must be a number, got {db!r}")
     query = parse_qsl(parts.query, keep_blank_values=True)
     ours = {k: v for k, v in query if k in _OUR_QUERY}
     rest = [(k, v) for k, v in query if k not in _OUR_QUERY]
