@@ -16,6 +16,8 @@ import random
 import secrets
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -32,7 +34,7 @@ from compatcheck.serve.state import parse_state_url
 
 from .conftest import RUN_TAG, _reachable, skip_or_fail
 from .test_serve import RENAMED, findings_of, metric
-from .test_serve_helpers import AUTH, SNAPSHOTS, HookProcess, body, hook_clients
+from .test_serve_helpers import AUTH, REPO, SNAPSHOTS, HookProcess, body, hook_clients
 
 REDIS = ("127.0.0.1", 6379)
 GO = body("shop", "v1", "v2")
@@ -128,6 +130,19 @@ def test_state_url_options_and_shown_form() -> None:
         "compatcheck:",
         10.0,
     )
+
+
+def test_cli_refuses_a_bad_state_url_in_one_line() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "compatcheck", "serve", "--snapshot-dir", str(SNAPSHOTS),
+         "--state", "redis://user:s3cret@127.0.0.1:6379/zero", "--port", "0"],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "compatcheck: error: --state redis://user:***@127.0.0.1:6379/zero: "
+        "the database must be a number, got 'zero'"
+    ]
 
 
 # -- two apps in this process, one Redis ----------------------------------------------------------
