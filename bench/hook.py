@@ -9,7 +9,7 @@ With ``--state redis://HOST:PORT/DB`` it then starts two replicas sharing that R
 prefix of their own, deleted after) and measures, in the same run, against the in-process hook:
 
 - cached verdict across replicas: the verdict is evaluated on replica A only, then 50 callers
-  alternate between A and B (B's first answer comes from Redis, later ones from its own LRU);
+  are spread over A and B (B's first answer comes from Redis, later ones from its own LRU);
 - a poll on the other replica (``GET /v1/checks/ID``: always a Redis read) at 50 callers;
 - throughput of cached verdicts with one replica vs two (each with ``--state``).
 
@@ -97,16 +97,16 @@ def timed_calls(url: str | list[str], n: int, poll: str | None = None) -> list[f
 def concurrent(
     urls: list[str], callers: int, total: int, poll: str | None = None
 ) -> tuple[list[float], float]:
-    """``total`` calls from ``callers`` threads, caller i starting on replica i mod len(urls);
-    the samples and the requests per second."""
+    """``total`` calls from ``callers`` threads, caller i on replica i mod len(urls) (one
+    keep-alive connection each, as a controller behind a Service has); the samples and the
+    requests per second."""
     results: list[list[float]] = [[] for _ in range(callers)]
     failed: list[BaseException] = []
     per = max(1, total // callers)
 
     def caller(i: int) -> None:
-        order = urls[i % len(urls) :] + urls[: i % len(urls)]
         try:
-            results[i] = timed_calls(order, per, poll)
+            results[i] = timed_calls(urls[i % len(urls)], per, poll)
         except BaseException as exc:  # a thread's SystemExit would vanish silently
             failed.append(exc)
 
