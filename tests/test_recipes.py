@@ -414,3 +414,54 @@ def test_spinnaker_unknown_version_fails_fast(hook: HookProcess) -> None:
         content=json.dumps(stage["payload"]),
     )
     assert resp.status_code in stage["failFastStatusCodes"]
+
+
+def test_kubernetes_hook_manifest_runs_two_replicas_on_redis(tmp_path: Path) -> None:
+    """The manifest's container args and ConfigMap, with the mounts materialised, are accepted by
+    compatcheck's own parser and settings (the policy parsed, the state URL checked), and the
+    Services, probes and NetworkPolicy point at what the Deployments run."""
+    from urllib.parse import urlsplit
+
+    from compatcheck.serve import create_app
+    from compatcheck.serve.settings import settings_from_args
+    from compatcheck.serve.state import parse_state_url
+
+    from .test_serve import parse_serve_args
+
+    docs = list(yaml.safe_load_all((RECIPES / "kubernetes-hook.yaml").read_text()))
+    by = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    hook = by[("Deployment", "compatcheck")]
+    redis = by[("Deployment", "compatcheck-redis")]
+    assert (hook["spec"]["replicas"], redis["spec"]["replicas"]) == (2, 1)
+    labels = hook["spec"]["template"]["metadata"]["labels"]
+    assert hook["spec"]["selector"]["matchLabels"] == labels
+    assert by[("Service", "compatcheck")]["spec"]["selector"] == labels
+    assert by[("PodDisruptionBudget", "compatcheck")]["spec"]["selector"]["matchLabels"] == labels
+    policy = by[("NetworkPolicy", "compatcheck-redis")]["spec"]
+    assert policy["podSelector"]["matchLabels"] == redis["spec"]["template"]["metadata"]["labels"]
+    assert policy["ingress"][0]["from"][0]["podSelector"]["matchLabels"] == labels
+
+    pod = hook["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    for name, text in by[("ConfigMap", "compatcheck-config")]["data"].items():
+        (etc / name).write_text(text)
+    (tmp_path / "token").write_text("t0ken\n")
+    mounted = {
+        "/etc/compatcheck/compatcheck.yaml": str(etc / "compatcheck.yaml"),
+        "/var/run/compatcheck/token": str(tmp_path / "token"),
+    }
+    assert container["args"][0] == "serve"
+    settings = settings_from_args(
+        parse_serve_args(*(mounted.get(a, a) for a in container["args"][1:]))
+    )
+    assert (settings.host, settings.port, settings.token) == ("0.0.0.0", 8080, "t0ken")
+    assert settings.allow_images == ("registry.example.com/team/*",)
+    assert settings.check_timeout < pod["terminationGracePeriodSeconds"]
+    assert settings.state is not None
+    state = urlsplit(parse_state_url(settings.state).url)
+    redis_service = by[("Service", "compatcheck-redis")]["spec"]
+    assert (state.hostname, state.port) == ("compatcheck-redis", redis_service["ports"][0]["port"])
+    create_app(settings)  # the policy parses; nothing connects before a request

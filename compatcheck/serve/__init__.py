@@ -118,6 +118,12 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
         help='docker config.json with credentials for {"image": ...} targets (`allow_images`)',
     )
     p.add_argument(
+        "--state",
+        metavar="redis://HOST:PORT/DB",
+        help="share asynchronous checks and verdicts between replicas in Redis "
+        "(?prefix=KEYS&lease=SECONDS; default: in this process)",
+    )
+    p.add_argument(
         "--token-file",
         metavar="FILE",
         help=f"bearer token callers must send (default: ${TOKEN_ENV}; none: loopback only)",

@@ -25,12 +25,13 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -56,6 +57,9 @@ from compatcheck.serve.metrics import HookMetrics, endpoint_of
 from compatcheck.serve.requests import CheckRequest, parse_check_request, parse_flagger_request
 from compatcheck.serve.settings import ServeSettings
 
+if TYPE_CHECKING:
+    from compatcheck.serve.state import SharedChecks
+
 _OPEN_PATHS = frozenset({"/healthz", "/metrics"})
 FLAGGER_PATH = "/v1/flagger"
 #: Request state flag: the caller sent no Authorization header and must carry the token in the body.
@@ -63,6 +67,8 @@ BODY_TOKEN_STATE = "compatcheck_body_token"
 #: A Flagger body carrying its token is read before the token is checked (Flagger's webhooks
 #: cannot send headers), so anyone can make the hook read it: no Flagger payload comes near this.
 UNAUTHENTICATED_MAX_BODY = 16 * 1024
+#: Ids of shared checks (``--state``): a cache key, or ``u`` and a random one for URL targets.
+_SHARED_ID = re.compile(r"u?[0-9a-f]{32,64}")
 #: Requests are two levels deep; anything deeper is not a request.
 REQUEST_MAX_DEPTH = 8
 
@@ -255,7 +261,16 @@ class Hook:
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
         self.metrics = HookMetrics()
-        self.checker = Checker(settings, self.metrics)
+        #: With ``--state``: checks and verdicts shared by replicas (:mod:`.state`).
+        self.shared: SharedChecks | None = None
+        state = None
+        if settings.state is not None:
+            from compatcheck.serve.state import SharedChecks, SharedState, parse_state_url
+
+            state = SharedState(parse_state_url(settings.state))
+        self.checker = Checker(settings, self.metrics, state)
+        if state is not None:
+            self.shared = SharedChecks(state, self.checker, settings, self.count_verdict)
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -352,12 +367,7 @@ class Hook:
     def _finish(self, job: Job, outcome: Outcome) -> None:
         self.count_verdict(outcome)
         job.outcome = outcome
-        if outcome.unavailable is not None:
-            job.status, job.error = "TERMINAL", f"cannot tell: {outcome.unavailable}"
-        elif outcome.go:
-            job.status = "SUCCEEDED"
-        else:
-            job.status, job.error = "TERMINAL", outcome.summary
+        job.status, job.error = outcome.job_status()
 
     async def _run_job(self, job: Job, future: asyncio.Future[Outcome], deadline: float) -> None:
         try:
@@ -370,6 +380,8 @@ class Hook:
             job.status, job.error = "TERMINAL", mask_secrets(message)
 
     async def start_check(self, request: Request) -> Response:
+        if self.shared is not None:
+            return await self._start_shared(request, self.shared)
         try:
             req = await self._request(request, self._check_body)
             deadline = time.monotonic() + self.settings.check_timeout
@@ -391,7 +403,31 @@ class Hook:
             headers={"Location": location},
         )
 
+    async def _start_shared(self, request: Request, shared: SharedChecks) -> Response:
+        """``/v1/checks`` with ``--state``: the check lives in Redis, any replica answers polls."""
+        try:
+            req = await self._request(request, self._check_body)
+            deadline = time.monotonic() + self.settings.check_timeout
+            check_id, (status, _, _) = await shared.submit(req, deadline)
+        except (HookError, CompatcheckError) as exc:
+            return _reject(request, exc)
+        location = f"/v1/checks/{check_id}"
+        return JSONResponse(
+            {"id": check_id, "status": status, "location": location},
+            status_code=202,
+            headers={"Location": location},
+        )
+
     async def get_check(self, request: Request) -> Response:
+        if self.shared is not None:
+            check_id = request.path_params["id"]
+            try:
+                found = await self.shared.poll(check_id) if _SHARED_ID.fullmatch(check_id) else None
+            except CompatcheckError as exc:
+                return _reject(request, exc)
+            if found is None:
+                return _error(404, "no such check (finished checks are kept for a day)")
+            return Response(Job(*found).body(), media_type=JSON_TYPE)
         job = self.jobs.get(request.path_params["id"])
         if job is None:
             return _error(404, "no such check (finished checks are kept for a while, then dropped)")
@@ -404,9 +440,12 @@ class Hook:
         finally:
             # Graceful shutdown: uvicorn has already drained in-flight requests; let background
             # checks finish or reach their deadline, then drop the threads.
-            if self.tasks:
-                await asyncio.wait(set(self.tasks), timeout=self.settings.check_timeout + 1)
+            tasks = set(self.tasks) | (self.shared.tasks if self.shared else set())
+            if tasks:
+                await asyncio.wait(tasks, timeout=self.settings.check_timeout + 1)
             self.checker.close()
+            if self.shared is not None:
+                await self.shared.state.close()
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:

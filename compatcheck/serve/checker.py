@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -51,6 +52,7 @@ from compatcheck.errors import (
     UnavailableError,
     UsageError,
 )
+from compatcheck.interrupts import pause_point
 from compatcheck.masking import mask_secrets
 from compatcheck.report import Report
 from compatcheck.serve.metrics import HookMetrics
@@ -62,10 +64,12 @@ from compatcheck.store import SnapshotStore
 if TYPE_CHECKING:
     from compatcheck.consumers import ConsumerSet
     from compatcheck.policy import Policy
+    from compatcheck.serve.state import SharedState
 
 #: A file whose size, mtime and ctime last changed longer ago than this is trusted unchanged while
 #: they stay the same; a younger one is read again on every check (see :class:`_FileCache`).
 _RACY_NS = 2_000_000_000
+log = logging.getLogger("compatcheck.serve")
 #: Lookups (read, hash, answer from the cache: about a millisecond) allowed per check slot, so
 #: that cached verdicts keep flowing while slow evaluations hold every check slot.
 LOOKUPS_PER_CHECK = 8
@@ -84,6 +88,15 @@ class Outcome:
     #: One line naming the first blocking findings, for Flagger's 412 and logs.
     summary: str
     cached: bool = False
+
+    def job_status(self) -> tuple[str, str | None]:
+        """``(status, error)`` of an asynchronous check that ended with this outcome: SUCCEEDED
+        for go, TERMINAL with the reason for no-go and for "cannot tell"."""
+        if self.unavailable is not None:
+            return "TERMINAL", f"cannot tell: {self.unavailable}"
+        if self.go:
+            return "SUCCEEDED", None
+        return "TERMINAL", self.summary
 
 
 class _FileCache:
@@ -232,9 +245,13 @@ class _Slots:
 class Checker:
     """Everything a check needs that outlives one request: store, inputs, cache, slots, threads."""
 
-    def __init__(self, settings: ServeSettings, metrics: HookMetrics) -> None:
+    def __init__(
+        self, settings: ServeSettings, metrics: HookMetrics, shared: SharedState | None = None
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
+        #: With ``--state``: the verdict cache replicas share, behind this replica's own LRU.
+        self.shared = shared
         self.store = (
             SnapshotStore(settings.snapshot_dir, timeout=min(10.0, settings.check_timeout))
             if settings.snapshot_dir
@@ -346,6 +363,10 @@ class Checker:
         ]
         key = hashlib.sha256(json.dumps(parts).encode()).hexdigest()
         cached = self._cache_get(key)
+        if cached is None and self.shared is not None:
+            cached = self.shared.get_verdict(key)  # UnavailableError when Redis is down
+            if cached is not None:
+                self._cache_put(key, cached)
         if cached is not None:
             self.metrics.cache_hits.inc()
             cached = replace(cached, cached=True)
@@ -393,6 +414,7 @@ class Checker:
 
         req = lookup.request
         _check_deadline(deadline, self.settings.check_timeout)
+        pause_point("serve-evaluate")  # tests: a slow evaluation, to stop a replica mid-check
         started = time.perf_counter()
         try:
             old = self._stored(lookup, "old") or self._scrape(req.old, deadline)
@@ -412,6 +434,11 @@ class Checker:
             self.metrics.check_duration.observe(time.perf_counter() - started)
         if lookup.key is not None and outcome.unavailable is None:
             self._cache_put(lookup.key, outcome)
+            if self.shared is not None:
+                try:
+                    self.shared.put_verdict(lookup.key, outcome)
+                except UnavailableError as exc:  # the verdict stands; only sharing it failed
+                    log.warning("%s", f"verdict not shared: {exc}")
         return outcome
 
     # -- the asynchronous side (event loop) -------------------------------------------------
@@ -458,20 +485,29 @@ class Checker:
         Spinnaker's stage answers "accepted" between the two; the other endpoints wait. Both
         phases share ``deadline`` (``time.monotonic()``).
         """
-        lookup = await self._wait(
-            self._start(self._lookups, "lookups", self.lookup, req, deadline), deadline
-        )
+        lookup = await self.look(req, deadline)
         if lookup.cached is not None:
             return lookup.cached, _done(lookup.cached)
+        return None, self.run(lookup, deadline)
+
+    async def look(self, req: CheckRequest, deadline: float) -> Lookup:
+        """Phase 1 (a lookup slot, waited for): everything read and hashed, the cached answer."""
+        return await self._wait(
+            self._start(self._lookups, "lookups", self.lookup, req, deadline), deadline
+        )
+
+    def run(self, lookup: Lookup, deadline: float) -> asyncio.Future[Outcome]:
+        """Phase 2 started (a check slot taken now, busy when none is free): the evaluation of
+        ``lookup``, or the identical one already running here, joined."""
         if lookup.key is not None and lookup.key in self._inflight:
             self.metrics.shared.inc()
-            return None, self._inflight[lookup.key]
+            return self._inflight[lookup.key]
         future = self._start(self._checks, "checks", self.evaluate, lookup, deadline)
         if lookup.key is not None:
             key = lookup.key
             self._inflight[key] = future
             future.add_done_callback(lambda _: self._inflight.pop(key, None))
-        return None, future
+        return future
 
     async def finish(self, future: asyncio.Future[Outcome], deadline: float) -> Outcome:
         return await self._wait(future, deadline)

@@ -55,6 +55,9 @@ class ServeSettings:
     allow_images: tuple[str, ...] = ()
     #: A docker ``config.json`` with credentials for those registries.
     registry_config: str | None = None
+    #: ``redis://HOST:PORT/DB``: asynchronous checks and verdicts shared by replicas (see
+    #: :mod:`compatcheck.serve.state`). None: everything in this process.
+    state: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_body < 1:
@@ -160,6 +163,11 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         from compatcheck.artifact.auth import load_registry_config
 
         load_registry_config(registry_config)  # a broken file stops the start, in its words
+    state = getattr(args, "state", None)
+    if state is not None:
+        from compatcheck.serve.state import parse_state_url
+
+        parse_state_url(state)  # a bad URL stops the start, in one line
     return ServeSettings(
         snapshot_dir=snapshot_dir,
         policy=(*conf.get("policy", []), *args.policy),
@@ -177,4 +185,5 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         fail_on=args.fail_on,
         allow_images=allow_images,
         registry_config=registry_config,
+        state=state,
     )
