@@ -24,6 +24,7 @@ import signal
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
+from compatcheck.argtypes import port, positive_int, seconds
 from compatcheck.errors import UsageError
 from compatcheck.serve.settings import TOKEN_ENV, ServeSettings, settings_from_args
 
@@ -49,36 +50,6 @@ def create_app(settings: ServeSettings) -> Starlette:
     return _create(settings)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     """The ``serve`` flags, on the CLI's subparser or on ``python -m compatcheck.serve``."""
     p.add_argument(
@@ -86,7 +57,7 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument(
-        "--port", type=_port, default=8080, help="port (default: 8080; 0 picks a free one)"
+        "--port", type=port, default=8080, help="port (default: 8080; 0 picks a free one)"
     )
     p.add_argument(
         "--snapshot-dir", metavar="DIR|URL", help="store of <service>/<version>.snapshot.json"
@@ -130,42 +101,42 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--max-body",
-        type=_positive_int,
+        type=positive_int,
         default=64 * 1024,
         metavar="BYTES",
         help="request body cap (default: 65536; 413 beyond)",
     )
     p.add_argument(
         "--max-concurrent",
-        type=_positive_int,
+        type=positive_int,
         default=4,
         metavar="N",
         help="checks evaluated at once (default: 4; 429 beyond)",
     )
     p.add_argument(
         "--check-timeout",
-        type=_seconds,
+        type=seconds,
         default=30.0,
         metavar="SECONDS",
         help="per-check deadline (default: 30; 503 / TERMINAL beyond)",
     )
     p.add_argument(
         "--header-timeout",
-        type=_seconds,
+        type=seconds,
         default=10.0,
         metavar="SECONDS",
         help="time a client has to send a request's headers (default: 10; then closed)",
     )
     p.add_argument(
         "--body-timeout",
-        type=_seconds,
+        type=seconds,
         default=10.0,
         metavar="SECONDS",
         help="time a client has to send a request's body (default: 10; 408 beyond)",
     )
     p.add_argument(
         "--max-connections",
-        type=_positive_int,
+        type=positive_int,
         default=512,
         metavar="N",
         help="connections served at once (default: 512; 503 beyond)",

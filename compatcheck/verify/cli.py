@@ -15,33 +15,12 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
+from compatcheck.argtypes import duration, ratio
 from compatcheck.errors import UsageError
 from compatcheck.masking import mask_secrets
 
 EXIT_VERIFIED, EXIT_NOT_VERIFIED, EXIT_UNAVAILABLE = 0, 1, 3
 _FORMATS = ("text", "json", "markdown", "junit", "sarif", "github")
-
-
-def _duration(text: str) -> float:
-    from compatcheck.config import parse_duration
-
-    try:
-        value = parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
-    return value
-
-
-def _ratio(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a ratio like 0.015, got {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
 
 
 def _promql_duration(text: str) -> str:
@@ -70,15 +49,15 @@ def add_verify_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="the contract of the release that should now run: snapshot or exposition file, "
         "URL, stored:VERSION (with --snapshot-dir and --service)",
     )
-    p.add_argument("--window", type=_duration, default=600.0, help="how long to wait (10m)")
-    p.add_argument("--interval", type=_duration, default=15.0, help="time between polls (15s)")
+    p.add_argument("--window", type=duration, default=600.0, help="how long to wait (10m)")
+    p.add_argument("--interval", type=duration, default=15.0, help="time between polls (15s)")
     p.add_argument(
         "--error-rate",
         metavar="EXPR",
         help="PromQL error ratio (default: 5xx share of the contract's HTTP request counter)",
     )
     p.add_argument(
-        "--max-error-rate", type=_ratio, default=0.015, help="highest error ratio (0.015)"
+        "--max-error-rate", type=ratio, default=0.015, help="highest error ratio (0.015)"
     )
     p.add_argument(
         "--error-rate-range",
@@ -104,7 +83,7 @@ def add_verify_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("--snapshot-dir", metavar="DIR|URL", help="store of release contracts")
     p.add_argument("--service", metavar="NAME", help="service of stored:VERSION and build info")
-    p.add_argument("--timeout", type=_duration, default=10.0, help="per request to Prometheus")
+    p.add_argument("--timeout", type=duration, default=10.0, help="per request to Prometheus")
     g = p.add_argument_group("report")
     g.add_argument("--format", choices=_FORMATS, default="text", help="report format")
     g.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE")
