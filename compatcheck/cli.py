@@ -416,9 +416,23 @@ def _use_color(args: argparse.Namespace, stream: IO[str]) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
+def _stamped(args: argparse.Namespace, report: Any) -> Any:
+    """The report with the command line as it ran and the total time since start-up."""
+    import time
+
+    started = getattr(args, "started", None)
+    timings = dict(report.timings)
+    if isinstance(started, float):
+        timings["total"] = time.monotonic() - started
+    return dataclasses.replace(
+        report, invocation=getattr(args, "invocation", "") or report.invocation, timings=timings
+    )
+
+
 def _finish(args: argparse.Namespace, report: Any, out: IO[str]) -> int:
     from compatcheck.reporters import render
 
+    report = _stamped(args, report)
     text = render(report, args.format, color=_use_color(args, out))
     if args.output:
         _write_file(args.output, text)
@@ -513,6 +527,13 @@ def run(command: Callable[[], int]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``compatcheck`` console script."""
     _quiet_library_logging()
+    import shlex
+    import time
+
+    started = time.monotonic()
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.started = started
+    args.invocation = mask_secrets(shlex.join(["compatcheck", *argv]))
     return run(lambda: int(COMMANDS[args.command](args, sys.stdout)))

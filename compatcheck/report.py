@@ -104,6 +104,9 @@ class Report:
     #: What a person must read before the findings (e.g. one capture is a small fraction of the
     #: other): the text and Markdown reports' first line, ``notes`` in JSON.
     notes: tuple[str, ...] = ()
+    #: The compatcheck command line as it ran (URLs masked): the header, and the base of the
+    #: commands a fix suggests (``--emit-bridge-rules``). ``invocation`` in JSON when known.
+    invocation: str = ""
 
     @property
     def plans(self) -> tuple[Plan, ...]:
@@ -171,6 +174,8 @@ class Report:
             out["migrations"] = self.migrations.to_json()
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.invocation:
+            out["invocation"] = self.invocation
         if self.artifact is not None:
             out["artifact"] = self.artifact.to_json()
         out.update(self.extras)

@@ -103,6 +103,22 @@ class Outcome:
         return [f for f in self.findings if f.kind == UNAVAILABLE]
 
 
+#: A wait longer than this says, every as many seconds, what it waits for and the last answer.
+HEARTBEAT_S = 5.0
+
+
+def answer_text(result: ProbeResult | None) -> str:
+    """``HTTP 503 {"db_connected": false}`` or ``connection refused``: a probe's last answer."""
+    if result is None:
+        return "no answer yet"
+    if result.status is None:
+        return result.error or "no answer"
+    body = " ".join(result.text.split())
+    if len(body) > 120:
+        body = body[:119] + "…"
+    return f"HTTP {result.status}" + (f" {body}" if body else "")
+
+
 def base_of(url: str) -> str:
     """``scheme://host:port`` of a URL: where a release's endpoints are probed."""
     parts = urlsplit(url)
@@ -319,6 +335,8 @@ class TargetCapture:
                 ["python" if a == sys.executable else mask_secrets(a) for a in self.running.argv]
             )
             self.say(f"started `{shown}` (pid {self.running.process.pid})")
+            # The header shows the command as it ran (placeholders expanded), not the template.
+            snap = replace(snap, source=f"command: {shown}" + (f" (cwd {t.cwd})" if t.cwd else ""))
             base_url = self.running.base_url
             launched = self.running.started
         else:
@@ -437,6 +455,7 @@ class TargetCapture:
         rc, mc = self.config.readiness, self.config.metrics
         deadline = launched + rc.timeout
         last: ProbeResult | None = None
+        beat = launched
         while True:
             if self.running is not None:
                 code = self.running.exit_code()
@@ -454,11 +473,18 @@ class TargetCapture:
                     return ReadyWait(result, False, None)
             if time.monotonic() >= deadline:
                 seen = (
-                    f"last answer HTTP {last.status}"
+                    f"last answer {answer_text(last)}"
                     if last and last.status is not None
                     else f"last error: {last.error if last else 'none'}"
                 )
                 return ReadyWait(last, False, f"not ready within {rc.timeout:g} s ({seen})")
+            now = time.monotonic()
+            if now - launched > HEARTBEAT_S and now - beat >= HEARTBEAT_S:
+                beat = now
+                self.say(
+                    f"waiting for {self.target.label} {rc.path}: {answer_text(last)} "
+                    f"({now - launched:.0f} s of {rc.timeout:g} s)"
+                )
             if self._pause(rc.interval):
                 return ReadyWait(last, False, "the run is shutting down")
 
