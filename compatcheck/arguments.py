@@ -14,7 +14,7 @@ from compatcheck import __version__
 from compatcheck.serve import add_serve_parser
 
 EXIT_GO, EXIT_NO_GO, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
-REPORT_FORMATS = ("text", "json", "markdown", "junit", "sarif", "github")
+REPORT_FORMATS = ("text", "json", "markdown", "junit", "sarif", "github", "html")
 #: What each exit code means (``docs/commands.md`` is generated from this table).
 EXIT_CODES = (
     (EXIT_GO, "go: the transition is safe (no finding at or above `--fail-on`, except waived)"),

@@ -444,12 +444,9 @@ def _finish(args: argparse.Namespace, report: Any, out: IO[str]) -> int:
             print(mask_secrets(line), file=sys.stderr)
         return EXIT_UNAVAILABLE
     if args.output and not args.quiet:
-        counts = report.counts
-        print(
-            f"compatcheck: {report.verdict.upper()} ({counts['error']} errors, "
-            f"{counts['warning']} warnings, {counts['info']} info) → {args.output}",
-            file=sys.stderr,
-        )
+        from compatcheck.reporters.causes import summary_line
+
+        print(f"compatcheck: {summary_line(report)} → {args.output}", file=sys.stderr)
     return EXIT_GO if report.go else EXIT_NO_GO
 
 

@@ -494,14 +494,15 @@ def test_colour_only_when_asked(case: str, build: Callable[[str], Report]) -> No
 
 def test_unknown_format_is_a_one_line_usage_error(build: Callable[[str], Report]) -> None:
     with pytest.raises(UsageError) as exc:
-        render(build("go"), "html")
+        render(build("go"), "pdf")
     assert str(exc.value) == (
-        "unknown report format 'html' (expected one of: text, json, markdown, junit, sarif, github)"
+        "unknown report format 'pdf' (expected one of: text, json, markdown, junit, sarif, "
+        "github, html)"
     )
 
 
 def test_formats_are_the_public_list() -> None:
-    assert FORMATS == ("text", "json", "markdown", "junit", "sarif", "github")
+    assert FORMATS == ("text", "json", "markdown", "junit", "sarif", "github", "html")
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
