@@ -28,6 +28,17 @@ EXIT_CODES = (
 )
 
 
+def seconds(text: str) -> float:
+    """A positive number of seconds (``--timeout``): 0, negatives and ``nan`` are refused."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive number of seconds")
+    return value
+
+
 class Parser(argparse.ArgumentParser):
     """argparse that reports a usage error in one line (with the usual exit code 2)."""
 
@@ -77,7 +88,7 @@ def _add_diff(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("new", metavar="NEW", help="the release running now")
     p.add_argument("--old-label", default="", help="label shown for OLD")
     p.add_argument("--new-label", default="", help="label shown for NEW")
-    p.add_argument("--timeout", type=float, default=10.0, help="scrape timeout in seconds")
+    p.add_argument("--timeout", type=seconds, default=10.0, help="scrape timeout in seconds")
     p.add_argument(
         "--snapshot-dir",
         metavar="DIR|URL",
@@ -121,6 +132,20 @@ def _add_snapshot(sub: argparse._SubParsersAction[Any]) -> None:
         "--registry-config", metavar="FILE", help="docker config.json with registry credentials"
     )
     p.add_argument("--label", default="", help="version label stored in the snapshot")
+    p.add_argument(
+        "--readiness",
+        default="/readyz",
+        metavar="PATH|none",
+        help="SOURCE is a URL: the readiness path to wait for first (default /readyz); "
+        "`none` scrapes the metrics without waiting",
+    )
+    p.add_argument(
+        "--timeout",
+        type=seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="SOURCE is a URL: how long to wait for readiness (default 10)",
+    )
     p.add_argument(
         "--allow-empty",
         action="store_true",

@@ -87,6 +87,10 @@ def _options(args: argparse.Namespace, **extra: Any) -> Any:
     from compatcheck.engine import EvaluateOptions
     from compatcheck.policy import load_policy
 
+    for path in (getattr(args, "output", None), getattr(args, "emit_bridge_rules", None)):
+        if path:
+            _prepare_output(path)
+
     return EvaluateOptions(
         direction=args.direction,
         policy=load_policy(args.policy),
@@ -296,6 +300,10 @@ def _cmd_snapshot(args: argparse.Namespace, out: IO[str]) -> int:
     progress = Progress(quiet=args.quiet)
     if not args.output and not args.attach:
         raise UsageError("snapshot: give -o FILE, --attach IMAGE@sha256:…, or both")
+    if args.target and not args.config:
+        raise UsageError("snapshot: --target old|new picks a target of a config: add -c FILE")
+    if args.output:
+        _prepare_output(args.output)  # before anything is captured
     attach = _attach_target(args.attach) if args.attach else None
     if args.config:
         if args.source or not args.target:
@@ -311,8 +319,15 @@ def _cmd_snapshot(args: argparse.Namespace, out: IO[str]) -> int:
 
         if is_url(args.source):
             from compatcheck.capture import snapshot_from_url
+            from compatcheck.capture.url import RUNNING_READINESS
 
-            snap = snapshot_from_url(args.source, label=args.label, progress=progress)
+            readiness = None
+            if args.readiness.lower() != "none":
+                path = args.readiness if args.readiness.startswith("/") else f"/{args.readiness}"
+                readiness = dataclasses.replace(RUNNING_READINESS, path=path, timeout=args.timeout)
+            snap = snapshot_from_url(
+                args.source, label=args.label, progress=progress, readiness=readiness
+            )
         else:
             snap = load_source(args.source, label=args.label, registry_config=args.registry_config)
     else:
@@ -401,6 +416,20 @@ def _write_bridge(args: argparse.Namespace, report: Any, old: Any, new: Any) -> 
         raise UsageError(f"{target}: no bridge rules: the metrics of both versions are needed")
     findings = [rf.finding for rf in report.findings]
     _write_file(target, render_bridge_rules(findings, before.metrics, after.metrics))
+
+
+def _prepare_output(path: str) -> None:
+    """Check an output path before the run starts: its folder is created, and a directory or
+    an unwritable place is a usage error now, not after minutes of capture."""
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"{path}: is a directory, expected a file to write")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot create its folder: {exc.strerror}") from None
+    if not os.access(target.parent, os.W_OK):
+        raise UsageError(f"{path}: cannot write: permission denied")
 
 
 def _write_file(path: str, text: str) -> None:
@@ -521,6 +550,14 @@ def run(command: Callable[[], int]) -> int:
         return EXIT_UNAVAILABLE
 
 
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+            sub: argparse.ArgumentParser = action.choices[name]
+            return sub
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``compatcheck`` console script."""
     _quiet_library_logging()
@@ -530,7 +567,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # Point at the subcommand's own --help, where the option that was meant is listed.
+        sub = _subparser(parser, args.command)
+        sub.error(f"unrecognized arguments: {' '.join(extra)}")
     args.started = started
     args.invocation = mask_secrets(shlex.join(["compatcheck", *argv]))
     return run(lambda: int(COMMANDS[args.command](args, sys.stdout)))

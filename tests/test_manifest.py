@@ -272,4 +272,4 @@ def test_the_same_probe_over_plain_http_is_not_ready(
     cfg = _tls_config(tmp_path, *tls_service, plain)
     proc = run("snapshot", "-c", str(cfg), "--target", "new", "-o", str(tmp_path / "s.json"))
     assert proc.returncode == 3
-    assert "not ready within 3 s (last answer HTTP 503)" in proc.stderr
+    assert "`/readyz` not ready within 3 s (last answer HTTP 503" in proc.stderr

@@ -103,6 +103,9 @@ class Outcome:
         return [f for f in self.findings if f.kind == UNAVAILABLE]
 
 
+#: A url target whose port refuses connections for this long is not starting: fail then.
+REFUSED_S = 2.0
+
 #: A wait longer than this says, every as many seconds, what it waits for and the last answer.
 HEARTBEAT_S = 5.0
 
@@ -117,6 +120,10 @@ def answer_text(result: ProbeResult | None) -> str:
     if len(body) > 120:
         body = body[:119] + "…"
     return f"HTTP {result.status}" + (f" {body}" if body else "")
+
+
+def _refused(result: ProbeResult) -> bool:
+    return result.status is None and "refused" in (result.error or "").lower()
 
 
 def base_of(url: str) -> str:
@@ -162,6 +169,7 @@ class TargetCapture:
         db_done: threading.Event,
         *,
         readiness: bool = True,
+        who: str | None = None,
     ) -> None:
         self.config = config
         self.target = target
@@ -171,7 +179,8 @@ class TargetCapture:
         self.ws = ws
         self.progress = progress
         self.db_done = db_done
-        self.who = f"{target.role} {target.label}"
+        #: How progress names the target: ``old v1`` in a check; a bare URL has no role.
+        self.who = who or f"{target.role} {target.label}"
         self.timings: dict[str, float] = {}
         self.findings: list[Finding] = []
         self.running: RunningTarget | None = None
@@ -467,6 +476,14 @@ class TargetCapture:
                 last = result
             if result.ok:
                 return ReadyWait(result, True, None)
+            refused = _refused(result) and last is not None and last.status is None
+            if self.running is None and refused and time.monotonic() - launched >= REFUSED_S:
+                # A release that runs already (a url target) and whose port stays closed will
+                # not open it while we wait: say so now, not after the whole timeout. (A short
+                # grace covers a release started just before, still binding its port.)
+                return ReadyWait(
+                    result, False, f"nothing listens on {mask_secrets(base_url)} ({result.error})"
+                )
             if result.status == 404:
                 m = probe(base_url + mc.path, client=client, timeout=max(0.2, min(2.0, remaining)))
                 if m.ok:
@@ -477,7 +494,9 @@ class TargetCapture:
                     if last and last.status is not None
                     else f"last error: {last.error if last else 'none'}"
                 )
-                return ReadyWait(last, False, f"not ready within {rc.timeout:g} s ({seen})")
+                return ReadyWait(
+                    last, False, f"`{rc.path}` not ready within {rc.timeout:g} s ({seen})"
+                )
             now = time.monotonic()
             if now - launched > HEARTBEAT_S and now - beat >= HEARTBEAT_S:
                 beat = now
