@@ -253,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="compatcheck",
         description="Is rolling back from NEW to OLD safe, and if not, exactly what breaks?",
+        epilog=exit_codes_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"compatcheck {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -269,4 +271,16 @@ def build_parser() -> argparse.ArgumentParser:
         _add_init,
     ):
         add(sub)
+    # Every subcommand's --help ends with the exit codes (scripts branch on them).
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                if child.epilog is None:
+                    child.epilog = exit_codes_text()
+                    child.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
+
+
+def exit_codes_text() -> str:
+    """``exit codes:`` and one line per code, for ``--help``."""
+    return "exit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES)

@@ -58,6 +58,12 @@ def _cmd_rules(args: argparse.Namespace, out: IO[str]) -> int:
         out.write(json.dumps([r.to_json() for r in cat.values()], indent=2) + "\n")
     elif args.format == "markdown":
         out.write(render_markdown_table(cat))
+        # The table says what each kind is; a reader deciding what to do needs why and the fix.
+        for rule in cat.values():
+            out.write(
+                f"\n### `{rule.kind}`\n\n{rule.summary}\n\n**Why it matters:** {rule.why}\n\n"
+                f"**Example:** {rule.example}\n\n**Fix:** {rule.fix}\n"
+            )
     else:
         width = max(len(k) for k in cat)
         for rule in cat.values():
@@ -509,6 +515,17 @@ def _quiet_library_logging() -> None:
         logging.getLogger().addHandler(logging.NullHandler())
 
 
+#: Database driver modules SQLAlchemy imports for a URL, and what to install (or write) instead.
+_DRIVERS = {
+    "psycopg": "install compatcheck[postgres] (pip install 'compatcheck[postgres]')",
+    "psycopg2": "use a postgresql+psycopg:// URL and install compatcheck[postgres]",
+    "pymysql": "install compatcheck[mysql] (pip install 'compatcheck[mysql]')",
+    "MySQLdb": "use a mysql+pymysql:// URL and install compatcheck[mysql]",
+    "mysqlclient": "use a mysql+pymysql:// URL and install compatcheck[mysql]",
+    "asyncpg": "use a postgresql+psycopg:// URL and install compatcheck[postgres]",
+}
+
+
 def resource_error(exc: MemoryError | RecursionError) -> str:
     """The line for an input too large or too deeply nested to load, where no loader named it."""
     what = "too large (out of memory)" if isinstance(exc, MemoryError) else "nested too deeply"
@@ -526,6 +543,19 @@ def run(command: Callable[[], int]) -> int:
     except CompatcheckError as exc:
         print(f"compatcheck: error: {mask_secrets(exc)}", file=sys.stderr)
         return exc.exit_code
+    except ModuleNotFoundError as exc:
+        hint = _DRIVERS.get((exc.name or "").split(".")[0])
+        if hint is None:
+            if os.environ.get("COMPATCHECK_DEBUG"):
+                raise
+            print(
+                f"compatcheck: internal error: ModuleNotFoundError: {exc} "
+                "(set COMPATCHECK_DEBUG=1 for the traceback)",
+                file=sys.stderr,
+            )
+            return EXIT_UNAVAILABLE
+        print(f"compatcheck: error: no database driver `{exc.name}`: {hint}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt as exc:
         code, line = exit_status(exc)
         print(line, file=sys.stderr)

@@ -188,3 +188,66 @@ def test_snapshot_readiness_none_scrapes_without_waiting(not_ready: str, tmp_pat
         "http_server_requests_total",
         "worker_threads",
     }
+
+
+ALEMBIC = REPO / "fixtures" / "alembic" / "batch_mode"
+
+
+@pytest.mark.parametrize(
+    ("url", "hidden", "line"),
+    [
+        (
+            "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+            "psycopg",
+            "no database driver `psycopg`: install compatcheck[postgres] "
+            "(pip install 'compatcheck[postgres]')",
+        ),
+        (
+            "mysql+pymysql://root@127.0.0.1:3306/mysql",
+            "pymysql",
+            "no database driver `pymysql`: install compatcheck[mysql] "
+            "(pip install 'compatcheck[mysql]')",
+        ),
+        (
+            "mysql+mysqldb://root@127.0.0.1:3306/mysql",
+            None,
+            "no database driver `MySQLdb`: use a mysql+pymysql:// URL and install "
+            "compatcheck[mysql]",
+        ),
+    ],
+)
+def test_missing_database_driver_names_the_extra(url: str, hidden: str | None, line: str) -> None:
+    """The console entry point in a child process whose driver cannot be imported (as after a
+    plain `pip install compatcheck`): exit 2 and the extra to install."""
+    hide = f"sys.modules[{hidden!r}] = None; " if hidden else ""
+    code = (
+        f"import sys; {hide}from compatcheck.cli import main; "
+        f"sys.exit(main(['migrations', '--script-location', {str(ALEMBIC)!r}, '--old', 'base', "
+        f"'--new', 'head', '--db-url', {url!r}, '-q']))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert one_line(proc, 2) == f"compatcheck: error: {line}"
+
+
+@pytest.mark.parametrize("command", [[], ["diff"], ["check"], ["snapshot"], ["migrations"]])
+def test_help_lists_the_exit_codes(command: list[str]) -> None:
+    proc = run(*command, "--help")
+    assert proc.returncode == 0, proc.stderr
+    tail = proc.stdout.split("exit codes:\n", 1)[1].splitlines()
+    assert [line.split()[0] for line in tail] == ["0", "1", "2", "3"]
+
+
+def test_rules_markdown_carries_why_and_fix() -> None:
+    from compatcheck.checks import catalogued_rules
+
+    proc = run("rules", "--format", "markdown")
+    assert proc.returncode == 0, proc.stderr
+    cat = catalogued_rules()
+    sections = re.findall(r"^### `([^`]+)`$", proc.stdout, re.M)
+    assert sections == list(cat)
+    for rule in cat.values():
+        block = proc.stdout.split(f"### `{rule.kind}`\n", 1)[1].split("\n### ", 1)[0]
+        assert f"**Why it matters:** {rule.why}\n" in block
+        assert f"**Fix:** {rule.fix}\n" in block
