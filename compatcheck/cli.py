@@ -460,8 +460,31 @@ def _stamped(args: argparse.Namespace, report: Any) -> Any:
     if isinstance(started, float):
         timings["total"] = time.monotonic() - started
     return dataclasses.replace(
-        report, invocation=getattr(args, "invocation", "") or report.invocation, timings=timings
+        report,
+        invocation=getattr(args, "invocation", "") or report.invocation,
+        timings=timings,
+        workspace=report.workspace or _workspace(),
     )
+
+
+def _workspace() -> str:
+    """The repository root: ``GITHUB_WORKSPACE``, else the git top level, else the cwd."""
+    import subprocess
+
+    root = os.environ.get("GITHUB_WORKSPACE", "")
+    if not root:
+        try:
+            done = subprocess.run(
+                ["git", "rev-parse", "--show-toplevel"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            )
+            root = done.stdout.strip() if done.returncode == 0 else ""
+        except (OSError, subprocess.SubprocessError):
+            root = ""
+    return str(Path(root or os.getcwd()).resolve())
 
 
 def _finish(args: argparse.Namespace, report: Any, out: IO[str]) -> int:

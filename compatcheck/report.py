@@ -107,6 +107,10 @@ class Report:
     #: The compatcheck command line as it ran (URLs masked): the header, and the base of the
     #: commands a fix suggests (``--emit-bridge-rules``). ``invocation`` in JSON when known.
     invocation: str = ""
+    #: The repository root file paths in ``github`` and ``sarif`` output are relative to
+    #: (``GITHUB_WORKSPACE``, else the git top level, else the working directory); set by the
+    #: CLI, not part of the JSON.
+    workspace: str = ""
 
     @property
     def plans(self) -> tuple[Plan, ...]:

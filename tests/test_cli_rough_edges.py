@@ -251,3 +251,55 @@ def test_rules_markdown_carries_why_and_fix() -> None:
         block = proc.stdout.split(f"### `{rule.kind}`\n", 1)[1].split("\n### ", 1)[0]
         assert f"**Why it matters:** {rule.why}\n" in block
         assert f"**Fix:** {rule.fix}\n" in block
+
+
+@pytest.mark.parametrize("how", ["GITHUB_WORKSPACE", "git top level"])
+def test_github_and_sarif_paths_are_relative_to_the_repository(tmp_path: Path, how: str) -> None:
+    """Consumers given by absolute path still annotate `fixtures/consumers/...`: GitHub resolves
+    annotation and code-scanning paths against the repository root."""
+    import os
+
+    env = dict(os.environ)
+    env.pop("GITHUB_WORKSPACE", None)
+    if how == "GITHUB_WORKSPACE":
+        env["GITHUB_WORKSPACE"] = str(REPO)
+    cwd = tmp_path if how == "GITHUB_WORKSPACE" else REPO
+    consumers = str(REPO / "fixtures" / "consumers" / "shop")
+    files: dict[str, set[str]] = {}
+    for fmt in ("github", "sarif"):
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "compatcheck",
+                "diff",
+                OLD,
+                NEW,
+                "--consumers",
+                consumers,
+                "--format",
+                fmt,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=cwd,
+            env=env,
+        )
+        assert proc.returncode == 1, proc.stderr
+        if fmt == "github":
+            files[fmt] = set(re.findall(r"file=([^,:]+)", proc.stdout))
+        else:
+            doc = json.loads(proc.stdout)
+            files[fmt] = {
+                loc["physicalLocation"]["artifactLocation"]["uri"]
+                for r in doc["runs"][0]["results"]
+                for loc in r["locations"]
+                if "physicalLocation" in loc
+            }
+    consumer_files = {
+        "fixtures/consumers/shop/rules/shop-alerts.yml",
+        "fixtures/consumers/shop/dashboards/shop.json",
+    }
+    anchor = "fixtures/metrics/renamed/new.prom"  # where findings without a consumer point
+    assert files["github"] == files["sarif"] == consumer_files | {anchor}

@@ -169,6 +169,16 @@ def finding_location(rf: RatedFinding, report: Report) -> tuple[str, int | None]
     return None
 
 
+def repo_path(path: str, report: Report) -> str:
+    """``path`` relative to the report's workspace when it lies inside it (code scanning and
+    workflow annotations resolve paths against the repository root, not this machine's)."""
+    root = report.workspace
+    if not root or not path.startswith("/"):
+        return path
+    prefix = root.rstrip("/") + "/"
+    return path[len(prefix) :] if path.startswith(prefix) else path
+
+
 def consumer_location(c: Consumer) -> str:
     """``alerts.yml:12`` (or just the file when the line is unknown)."""
     return f"{c.file}:{c.line}" if c.line is not None else c.file

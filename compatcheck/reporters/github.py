@@ -14,6 +14,7 @@ from compatcheck.reporters._common import (
     not_blocking_note,
     plan_statuses,
     printable,
+    repo_path,
 )
 from compatcheck.reporters.causes import Cause, build_causes, fixes, short_fingerprint, summary_line
 
@@ -37,7 +38,7 @@ def _command(rf: RatedFinding, note: str, report: Report) -> str:
     props: list[tuple[str, str]] = []
     where = finding_location(rf, report)
     if where is not None:
-        props.append(("file", where[0]))
+        props.append(("file", repo_path(where[0], report)))
         if where[1] is not None:
             props.append(("line", str(where[1])))
     props.append(("title", f.kind))
@@ -67,7 +68,7 @@ def _cause_command(cause: Cause, report: Report) -> list[str]:
     props: list[tuple[str, str]] = []
     where = finding_location(rf, report)
     if where is not None:
-        props.append(("file", where[0]))
+        props.append(("file", repo_path(where[0], report)))
         if where[1] is not None:
             props.append(("line", str(where[1])))
     props.append(("title", f"{f.kind} (fp {short_fingerprint(rf)})"))
@@ -81,7 +82,9 @@ def _cause_command(cause: Cause, report: Report) -> list[str]:
     out = [f"::{COMMANDS[sev]} {prop_text}::{escape_data(chr(10).join(lines))}"]
     for e in cause.effects:
         c = e.consumer
-        eprops = [("file", c.file)] + ([("line", str(c.line))] if c.line is not None else [])
+        eprops = [("file", repo_path(c.file, report))] + (
+            [("line", str(c.line))] if c.line is not None else []
+        )
         eprops.append(("title", f"broken by {f.kind} {f.subject}"))
         text = e.finding.finding.message if e.finding is not None else consumer_text(c)
         ptext = ",".join(f"{k}={escape_property(v)}" for k, v in eprops)
