@@ -172,6 +172,12 @@ def _cmd_migrations(args: argparse.Namespace, out: IO[str]) -> int:
         live_db_url=live_db_url,
         progress=progress,
     )
+    typed = {args.old, args.new}
+    for f in result.findings:
+        # A revision typed on this command line that the history lacks is a usage error (exit
+        # 2, naming the close matches); in `check` the same finding is about a release.
+        if f.kind == "migrations/path-missing" and f.evidence.get("unknown") in typed:
+            raise UsageError(f"--script-location {args.script_location}: {f.message}")
     section = result.section
     source = str(args.script_location)
     old = Snapshot(label=str(section.old_head or args.old), source=source)

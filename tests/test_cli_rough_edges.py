@@ -303,3 +303,39 @@ def test_github_and_sarif_paths_are_relative_to_the_repository(tmp_path: Path, h
     }
     anchor = "fixtures/metrics/renamed/new.prom"  # where findings without a consumer point
     assert files["github"] == files["sarif"] == consumer_files | {anchor}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line"),
+    [
+        (
+            "0001_bat",
+            "head",
+            "OLD's head `0001_bat` is not a revision of this history. "
+            "Close matches: `0002_batch`, `0001_users`.",
+        ),
+        ("deadbeef", "head", "OLD's head `deadbeef` is not a revision of this history."),
+        (
+            "base",
+            "0002_bach",
+            "NEW's head `0002_bach` is not a revision of this history. "
+            "Close matches: `0002_batch`.",
+        ),
+    ],
+)
+def test_unknown_revision_on_the_command_line_is_a_usage_error(
+    old: str, new: str, line: str
+) -> None:
+    script = "fixtures/alembic/batch_mode"
+    proc = run(
+        "migrations",
+        "--script-location",
+        script,
+        "--old",
+        old,
+        "--new",
+        new,
+        "--static",
+        cwd=REPO,
+    )
+    assert one_line(proc, 2) == f"compatcheck: error: --script-location {script}: {line}"
