@@ -129,7 +129,7 @@ def _cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
     from compatcheck.config import load_config
     from compatcheck.progress import Progress
 
-    config = load_config(args.config)
+    config = load_config(args.config, store_given=bool(args.snapshot_dir))
     if args.snapshot_dir:
         config = dataclasses.replace(config, snapshot_dir=args.snapshot_dir)
     args.policy = [*args.policy, *map(str, config.policy)]

@@ -339,3 +339,39 @@ def test_unknown_revision_on_the_command_line_is_a_usage_error(
         cwd=REPO,
     )
     assert one_line(proc, 2) == f"compatcheck: error: --script-location {script}: {line}"
+
+
+@pytest.mark.parametrize(
+    ("config", "line", "problem"),
+    [
+        (
+            "service: shop\nold: {stored: v1}\nnew: {url: 'http://127.0.0.1:9'}\n",
+            2,
+            "`old.stored` needs `snapshot_dir` or --snapshot-dir",
+        ),
+        (
+            "service: shop\nold: {url: 'http://127.0.0.1:9'}\nnew:\n"
+            "  command: [serve, '{database_url}']\n",
+            3,
+            "`new` takes `{database_url}` but the config has no `migrations:` section to build "
+            "that database from",
+        ),
+        (
+            "service: shop\nold: {url: 'http://127.0.0.1:9'}\nnew:\n  command: [serve]\n"
+            "  cwd: tree\n  env: {DB: '{database_url}'}\nmigrations:\n  script_location: nope\n",
+            8,
+            "new's migrations folder {tmp}/tree/nope does not exist",
+        ),
+    ],
+)
+def test_config_problems_stop_check_before_anything_starts(
+    tmp_path: Path, config: str, line: int, problem: str
+) -> None:
+    """`file:line`, exit 2, and no progress line: nothing was started."""
+    (tmp_path / "tree").mkdir()
+    cfg = tmp_path / "compatcheck.yaml"
+    cfg.write_text(config)
+    proc = run("check", "-c", str(cfg))
+    problem = problem.replace("{tmp}", str(tmp_path))
+    expected = f"compatcheck: error: {cfg}:{line}: {problem}"
+    assert one_line(proc, 2) == expected
