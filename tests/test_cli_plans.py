@@ -70,7 +70,7 @@ def test_migrations_deploy_of_the_demo_pair_is_no_go() -> None:
     assert proc.returncode == 1, proc.stderr
     text = proc.stdout
     assert text.splitlines()[-3] == (
-        "NO-GO: 1 blocking problem (1 finding); 3 moot under a safe plan "
+        "NO-GO: 1 blocking problem (1 finding); 3 about a later rollback "
         "(deploy 1a0c0ffee001 → 2b0c0ffee003)"
     )
     assert plan_lines(text) == [

@@ -439,7 +439,7 @@ def test_text_verdict_line_is_last_but_for_steps_waiting_on_it(
         "(rollback v1.5.0 → v1.4.2); some checks could not run",
         "pending": "NO-GO: 1 blocking problem (1 finding); 2 warnings, 1 moot under a safe plan "
         "(rollback v1.5.0 → v1.4.2)",
-        "deploy_migrations": "NO-GO: 1 blocking problem (1 finding); 2 moot under a safe plan "
+        "deploy_migrations": "NO-GO: 1 blocking problem (1 finding); 2 about a later rollback "
         "(deploy v1.4.2 → v1.5.0)",
     }
     after = {name: text[_verdict_at(text) + 1 :] for name, text in rendered.items()}

@@ -147,7 +147,10 @@ def summary_line(report: Report, causes: Sequence[Cause] | None = None) -> str:
             parts.append(plural(n, sev))
     relaxed = sum(1 for rf in active if not rf.blocking)
     if relaxed:
-        parts.append(f"{relaxed} moot under a safe plan")
+        moot = (
+            "about a later rollback" if report.direction == "deploy" else "moot under a safe plan"
+        )
+        parts.append(f"{relaxed} {moot}")
     waived = sum(1 for rf in report.visible() if rf.waived)
     if waived:
         parts.append(f"{waived} waived")
