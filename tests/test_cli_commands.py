@@ -262,4 +262,5 @@ def test_migration_findings_point_at_their_revision_file() -> None:
         "--format", "github", "-q",
     )  # fmt: skip
     (line,) = [ln for ln in proc.stdout.splitlines() if "downgrade-not-implemented" in ln]
-    assert f"file={case}/versions/" in line and ",line=" in line
+    # Relative to the repository root (the git top level here), as annotations need.
+    assert f"file={case.relative_to(REPO)}/versions/" in line and ",line=" in line
