@@ -15,7 +15,7 @@ from compatcheck.serve import add_serve_parser
 from compatcheck.verify.cli import add_verify_parser
 
 EXIT_GO, EXIT_NO_GO, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
-REPORT_FORMATS = ("text", "json", "markdown", "junit", "sarif", "github")
+REPORT_FORMATS = ("text", "json", "markdown", "junit", "sarif", "github", "html")
 #: What each exit code means (``docs/commands.md`` is generated from this table).
 EXIT_CODES = (
     (EXIT_GO, "go: the transition is safe (no finding at or above `--fail-on`, except waived)"),
@@ -27,6 +27,17 @@ EXIT_CODES = (
         "failed, a server unreachable), or an internal error",
     ),
 )
+
+
+def seconds(text: str) -> float:
+    """A positive number of seconds (``--timeout``): 0, negatives and ``nan`` are refused."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive number of seconds")
+    return value
 
 
 class Parser(argparse.ArgumentParser):
@@ -78,7 +89,7 @@ def _add_diff(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("new", metavar="NEW", help="the release running now")
     p.add_argument("--old-label", default="", help="label shown for OLD")
     p.add_argument("--new-label", default="", help="label shown for NEW")
-    p.add_argument("--timeout", type=float, default=10.0, help="scrape timeout in seconds")
+    p.add_argument("--timeout", type=seconds, default=10.0, help="scrape timeout in seconds")
     p.add_argument(
         "--snapshot-dir",
         metavar="DIR|URL",
@@ -122,6 +133,20 @@ def _add_snapshot(sub: argparse._SubParsersAction[Any]) -> None:
         "--registry-config", metavar="FILE", help="docker config.json with registry credentials"
     )
     p.add_argument("--label", default="", help="version label stored in the snapshot")
+    p.add_argument(
+        "--readiness",
+        default="/readyz",
+        metavar="PATH|none",
+        help="SOURCE is a URL: the readiness path to wait for first (default /readyz); "
+        "`none` scrapes the metrics without waiting",
+    )
+    p.add_argument(
+        "--timeout",
+        type=seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="SOURCE is a URL: how long to wait for readiness (default 10)",
+    )
     p.add_argument(
         "--allow-empty",
         action="store_true",
@@ -262,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="compatcheck",
         description="Is rolling back from NEW to OLD safe, and if not, exactly what breaks?",
+        epilog=exit_codes_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"compatcheck {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -279,4 +306,16 @@ def build_parser() -> argparse.ArgumentParser:
         add_verify_parser,
     ):
         add(sub)
+    # Every subcommand's --help ends with the exit codes (scripts branch on them).
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                if child.epilog is None:
+                    child.epilog = exit_codes_text()
+                    child.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
+
+
+def exit_codes_text() -> str:
+    """``exit codes:`` and one line per code, for ``--help``."""
+    return "exit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES)

@@ -63,6 +63,12 @@ def _cmd_rules(args: argparse.Namespace, out: IO[str]) -> int:
         out.write(json.dumps([r.to_json() for r in cat.values()], indent=2) + "\n")
     elif args.format == "markdown":
         out.write(render_markdown_table(cat))
+        # The table says what each kind is; a reader deciding what to do needs why and the fix.
+        for rule in cat.values():
+            out.write(
+                f"\n### `{rule.kind}`\n\n{rule.summary}\n\n**Why it matters:** {rule.why}\n\n"
+                f"**Example:** {rule.example}\n\n**Fix:** {rule.fix}\n"
+            )
     else:
         width = max(len(k) for k in cat)
         for rule in cat.values():
@@ -91,6 +97,10 @@ def _cmd_explain(args: argparse.Namespace, out: IO[str]) -> int:
 def _options(args: argparse.Namespace, **extra: Any) -> Any:
     from compatcheck.engine import EvaluateOptions
     from compatcheck.policy import load_policy
+
+    for path in (getattr(args, "output", None), getattr(args, "emit_bridge_rules", None)):
+        if path:
+            _prepare_output(path)
 
     return EvaluateOptions(
         direction=args.direction,
@@ -124,7 +134,7 @@ def _cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
     from compatcheck.config import load_config
     from compatcheck.progress import Progress
 
-    config = load_config(args.config)
+    config = load_config(args.config, store_given=bool(args.snapshot_dir))
     if args.snapshot_dir:
         config = dataclasses.replace(config, snapshot_dir=args.snapshot_dir)
     args.policy = [*args.policy, *map(str, config.policy)]
@@ -170,6 +180,12 @@ def _cmd_migrations(args: argparse.Namespace, out: IO[str]) -> int:
         progress=progress,
         start=start,
     )
+    typed = {args.old, args.new}
+    for f in result.findings:
+        # A revision typed on this command line that the history lacks is a usage error (exit
+        # 2, naming the close matches); in `check` the same finding is about a release.
+        if f.kind == "migrations/path-missing" and f.evidence.get("unknown") in typed:
+            raise UsageError(f"--script-location {args.script_location}: {f.message}")
     section = result.section
     source = project.shown
     old = Snapshot(label=str(section.old_head or args.old), source=source)
@@ -339,6 +355,10 @@ def _cmd_snapshot(args: argparse.Namespace, out: IO[str]) -> int:
     progress = Progress(quiet=args.quiet)
     if not args.output and not args.attach:
         raise UsageError("snapshot: give -o FILE, --attach IMAGE@sha256:…, or both")
+    if args.target and not args.config:
+        raise UsageError("snapshot: --target old|new picks a target of a config: add -c FILE")
+    if args.output:
+        _prepare_output(args.output)  # before anything is captured
     attach = _attach_target(args.attach) if args.attach else None
     if args.config:
         if args.source or not args.target:
@@ -354,8 +374,15 @@ def _cmd_snapshot(args: argparse.Namespace, out: IO[str]) -> int:
 
         if is_url(args.source):
             from compatcheck.capture import snapshot_from_url
+            from compatcheck.capture.url import RUNNING_READINESS
 
-            snap = snapshot_from_url(args.source, label=args.label, progress=progress)
+            readiness = None
+            if args.readiness.lower() != "none":
+                path = args.readiness if args.readiness.startswith("/") else f"/{args.readiness}"
+                readiness = dataclasses.replace(RUNNING_READINESS, path=path, timeout=args.timeout)
+            snap = snapshot_from_url(
+                args.source, label=args.label, progress=progress, readiness=readiness
+            )
         else:
             snap = load_source(args.source, label=args.label, registry_config=args.registry_config)
     else:
@@ -446,6 +473,20 @@ def _write_bridge(args: argparse.Namespace, report: Any, old: Any, new: Any) -> 
     _write_file(target, render_bridge_rules(findings, before.metrics, after.metrics))
 
 
+def _prepare_output(path: str) -> None:
+    """Check an output path before the run starts: its folder is created, and a directory or
+    an unwritable place is a usage error now, not after minutes of capture."""
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"{path}: is a directory, expected a file to write")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot create its folder: {exc.strerror}") from None
+    if not os.access(target.parent, os.W_OK):
+        raise UsageError(f"{path}: cannot write: permission denied")
+
+
 def _write_file(path: str, text: str) -> None:
     try:
         Path(path).write_text(text, encoding="utf-8")
@@ -459,9 +500,46 @@ def _use_color(args: argparse.Namespace, stream: IO[str]) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
+def _stamped(args: argparse.Namespace, report: Any) -> Any:
+    """The report with the command line as it ran and the total time since start-up."""
+    import time
+
+    started = getattr(args, "started", None)
+    timings = dict(report.timings)
+    if isinstance(started, float):
+        timings["total"] = time.monotonic() - started
+    return dataclasses.replace(
+        report,
+        invocation=getattr(args, "invocation", "") or report.invocation,
+        timings=timings,
+        workspace=report.workspace or _workspace(),
+    )
+
+
+def _workspace() -> str:
+    """The repository root: ``GITHUB_WORKSPACE``, else the git top level, else the cwd."""
+    import subprocess
+
+    root = os.environ.get("GITHUB_WORKSPACE", "")
+    if not root:
+        try:
+            done = subprocess.run(
+                ["git", "rev-parse", "--show-toplevel"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            )
+            root = done.stdout.strip() if done.returncode == 0 else ""
+        except (OSError, subprocess.SubprocessError):
+            root = ""
+    return str(Path(root or os.getcwd()).resolve())
+
+
 def _finish(args: argparse.Namespace, report: Any, out: IO[str]) -> int:
     from compatcheck.reporters import render
 
+    report = _stamped(args, report)
     text = render(report, args.format, color=_use_color(args, out))
     if args.output:
         _write_file(args.output, text)
@@ -473,12 +551,9 @@ def _finish(args: argparse.Namespace, report: Any, out: IO[str]) -> int:
             print(mask_secrets(line), file=sys.stderr)
         return EXIT_UNAVAILABLE
     if args.output and not args.quiet:
-        counts = report.counts
-        print(
-            f"compatcheck: {report.verdict.upper()} ({counts['error']} errors, "
-            f"{counts['warning']} warnings, {counts['info']} info) → {args.output}",
-            file=sys.stderr,
-        )
+        from compatcheck.reporters.causes import summary_line
+
+        print(f"compatcheck: {summary_line(report)} → {args.output}", file=sys.stderr)
     return EXIT_GO if report.go else EXIT_NO_GO
 
 
@@ -519,6 +594,17 @@ def _quiet_library_logging() -> None:
         logging.getLogger().addHandler(logging.NullHandler())
 
 
+#: Database driver modules SQLAlchemy imports for a URL, and what to install (or write) instead.
+_DRIVERS = {
+    "psycopg": "install compatcheck[postgres] (pip install 'compatcheck[postgres]')",
+    "psycopg2": "use a postgresql+psycopg:// URL and install compatcheck[postgres]",
+    "pymysql": "install compatcheck[mysql] (pip install 'compatcheck[mysql]')",
+    "MySQLdb": "use a mysql+pymysql:// URL and install compatcheck[mysql]",
+    "mysqlclient": "use a mysql+pymysql:// URL and install compatcheck[mysql]",
+    "asyncpg": "use a postgresql+psycopg:// URL and install compatcheck[postgres]",
+}
+
+
 def resource_error(exc: MemoryError | RecursionError) -> str:
     """The line for an input too large or too deeply nested to load, where no loader named it."""
     what = "too large (out of memory)" if isinstance(exc, MemoryError) else "nested too deeply"
@@ -536,6 +622,19 @@ def run(command: Callable[[], int]) -> int:
     except CompatcheckError as exc:
         print(f"compatcheck: error: {mask_secrets(exc)}", file=sys.stderr)
         return exc.exit_code
+    except ModuleNotFoundError as exc:
+        hint = _DRIVERS.get((exc.name or "").split(".")[0])
+        if hint is None:
+            if os.environ.get("COMPATCHECK_DEBUG"):
+                raise
+            print(
+                f"compatcheck: internal error: ModuleNotFoundError: {exc} "
+                "(set COMPATCHECK_DEBUG=1 for the traceback)",
+                file=sys.stderr,
+            )
+            return EXIT_UNAVAILABLE
+        print(f"compatcheck: error: no database driver `{exc.name}`: {hint}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt as exc:
         code, line = exit_status(exc)
         print(line, file=sys.stderr)
@@ -560,9 +659,29 @@ def run(command: Callable[[], int]) -> int:
         return EXIT_UNAVAILABLE
 
 
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+            sub: argparse.ArgumentParser = action.choices[name]
+            return sub
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``compatcheck`` console script."""
+    import shlex
+    import time
+
+    started = time.monotonic()
     parser = build_parser()
-    args = parser.parse_args(argv)  # `--help` and usage errors end here, before any set-up
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `--help` and usage errors end here, before any set-up
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # Point at the subcommand's own --help, where the option that was meant is listed.
+        sub = _subparser(parser, args.command)
+        sub.error(f"unrecognized arguments: {' '.join(extra)}")
     _quiet_library_logging()
+    args.started = started
+    args.invocation = mask_secrets(shlex.join(["compatcheck", *argv]))
     return run(lambda: int(COMMANDS[args.command](args, sys.stdout)))

@@ -7,7 +7,8 @@ key, a finding kind or a report field cannot change without its page). Sources:
 * ``docs/commands.md`` — the argparse parser of :mod:`compatcheck.arguments` and its exit codes;
 * ``docs/config.md`` and ``docs/config.schema.json`` — :mod:`compatcheck.config.declaration`;
 * ``docs/findings.md`` — the catalogue (``rules/default.yaml`` via :mod:`compatcheck.catalogue`);
-* ``docs/formats.md`` — the JSON Schemas in :mod:`compatcheck.schemas`.
+* ``docs/formats.md`` — the JSON Schemas in :mod:`compatcheck.schemas`;
+* ``docs/report.md`` — how to read a report, with every field of both schemas and its meaning.
 """
 
 from __future__ import annotations
@@ -214,6 +215,81 @@ def render_formats() -> str:
     return "\n".join(out) + "\n"
 
 
+_REPORT_INTRO = """\
+How to read what compatcheck answers: the verdict, the findings behind it, and every field of
+the two JSON documents (`compatcheck.report/v1`, written by `--format json`, and
+`compatcheck.snapshot/v1`, written by `compatcheck snapshot`). Keys are a public contract: new
+ones are added, none is renamed or removed within v1.
+
+## Verdict, exit code, and "could not evaluate"
+
+| exit | verdict | meaning |
+|---|---|---|
+| 0 | `go` | no finding counts against the verdict |
+| 1 | `no-go` | at least one finding is blocking, unwaived and at or above `fail_on` |
+| 2 | — | usage or input error (one line on stderr naming the input); no report |
+| 3 | `no-go` | something could not be evaluated (a `check/unavailable` finding): "cannot tell" |
+
+To tell "could not evaluate" from a real no-go in JSON, look for findings whose `kind` is
+`check/unavailable` (and not `waived`); the CLI also prints each one on stderr.
+
+## blocking, waived, and what counts
+
+A finding decides the verdict only when all of these hold: `blocking` is true, `waived` is
+false, and its `severity` is at or above `fail_on`.
+
+- `waived: true` — a policy waiver (with a reason and an expiry) accepts it; `waiver` says which.
+- `blocking: false` — it concerns a rollback plan that is not needed because another plan is
+  safe (e.g. a destructive downgrade when the code-only plan is safe). The human formats show
+  such findings under the plan, never as errors.
+
+`counts` counts unwaived findings per severity, blocking or not.
+
+## Causes (text, Markdown, GitHub, HTML)
+
+The human formats group findings into causes: the findings of one area about one subject (a
+family, a label, a readiness field, a migration revision) are one cause, shown with its
+strongest finding; the alert, record, panel and query findings (`consumers/*`) are nested under
+the cause that breaks them instead of being listed again. The summary counts both: `NO-GO: 4
+blocking problems (12 findings)`. Each cause names its fingerprint's first 8 hex digits (the
+JSON's `fingerprint` has all 12: use that in a waiver) and how to fix it. The JSON keeps every
+finding on its own.
+"""
+
+
+def render_report() -> str:
+    out = _page(
+        "Reading a report",
+        "`compatcheck/docs.py` and `compatcheck/schemas/*.schema.json`",
+        _REPORT_INTRO,
+    )
+    for name, file in SCHEMA_FILES.items():
+        schema = load_schema(name)
+        out += ["", f"## Fields of {schema['properties']['schema']['const']}\n"]
+        out.append(f"{schema.get('description', '')} Schema: `compatcheck/schemas/{file}`.\n")
+        out += _object_table(schema)
+        out += _nested(name, "", schema)
+        for def_name, definition in schema.get("$defs", {}).items():
+            if definition.get("properties"):
+                out += ["", f"### {name}: {def_name}\n", *_object_table(definition)]
+                out += _nested(name, def_name, definition)
+    return "\n".join(out) + "\n"
+
+
+def _nested(doc: str, path: str, schema: dict[str, Any]) -> list[str]:
+    """A table for every object nested in ``schema`` (``counts``, ``waiver``, array items)."""
+    out: list[str] = []
+    for key, prop in schema.get("properties", {}).items():
+        inner = prop.get("items") if isinstance(prop.get("items"), dict) else prop
+        if not inner.get("properties"):
+            continue
+        where = f"{path}.{key}" if path else key
+        where += "[]" if inner is not prop else ""
+        out += ["", f"### {doc}: `{where}`\n", *_object_table(inner)]
+        out += _nested(doc, where, inner)
+    return out
+
+
 # -- writing ----------------------------------------------------------------------------------
 
 
@@ -225,6 +301,7 @@ def generated() -> dict[str, str]:
         "docs/config.schema.json": render_schema(),
         "docs/findings.md": render_findings(),
         "docs/formats.md": render_formats(),
+        "docs/report.md": render_report(),
     }
 
 

@@ -107,6 +107,13 @@ class Report:
     #: What a person must read before the findings (e.g. one capture is a small fraction of the
     #: other): the text and Markdown reports' first line, ``notes`` in JSON.
     notes: tuple[str, ...] = ()
+    #: The compatcheck command line as it ran (URLs masked): the header, and the base of the
+    #: commands a fix suggests (``--emit-bridge-rules``). ``invocation`` in JSON when known.
+    invocation: str = ""
+    #: The repository root file paths in ``github`` and ``sarif`` output are relative to
+    #: (``GITHUB_WORKSPACE``, else the git top level, else the working directory); set by the
+    #: CLI, not part of the JSON.
+    workspace: str = ""
 
     @property
     def plans(self) -> tuple[Plan, ...]:
@@ -176,6 +183,8 @@ class Report:
             out["verify"] = self.verify.to_json()
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.invocation:
+            out["invocation"] = self.invocation
         if self.artifact is not None:
             out["artifact"] = self.artifact.to_json()
         out.update(self.extras)

@@ -8,11 +8,12 @@ JSON document with the snapshot schema id is a snapshot, anything else is read a
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
 from compatcheck.checks.build import read_build_info
-from compatcheck.errors import ExpositionError, InputError
+from compatcheck.errors import ExpositionError, InputError, UsageError
 from compatcheck.files import read_text, reading
 from compatcheck.masking import mask_secrets
 from compatcheck.model import MetricsSchema
@@ -25,6 +26,10 @@ from compatcheck.snapshot import (
 )
 
 _SNIFF_BYTES = 4096
+
+
+#: ``ftp://...``, ``s3://...``: a scheme compatcheck does not read (``C:\\x`` is no scheme).
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
 
 
 def is_url(arg: str) -> bool:
@@ -80,6 +85,12 @@ def load_source(
         config = load_registry_config(registry_config)
         snap: Snapshot = load_contract(arg, label=label, registry_config=config, timeout=timeout)
         return snap
+    scheme = _SCHEME.match(arg)
+    if scheme and not is_url(arg) and scheme.group(1).lower() not in ("oci", "oci-layout"):
+        raise UsageError(
+            f"{mask_secrets(arg)}: unsupported URL scheme `{scheme.group(1)}` "
+            "(expected http:// or https://, a file, or oci:IMAGE@sha256:…)"
+        )
     if is_url(arg):
         # Local import: capture (HTTP, processes, the artifact inspector) takes ~0.3 s to import,
         # and only a URL needs it; a diff of two files must not pay for it.

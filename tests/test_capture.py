@@ -243,6 +243,7 @@ def test_snapshot_from_url_of_a_running_release(tmp_path, isolated_tmp):
     with pytest.raises(UnavailableError) as err:
         snapshot_from_url(f"http://127.0.0.1:{closed}", readiness=ReadinessConfig(timeout=0.5))
     assert str(err.value) == (
-        f"http://127.0.0.1:{closed}: not ready within 0.5 s (last error: connection refused)"
+        f"http://127.0.0.1:{closed}: `/readyz` not ready within 0.5 s "
+        "(last error: connection refused)"
     )
     assert list(isolated_tmp.iterdir()) == []

@@ -3,6 +3,9 @@ compatible pair v3 → v2 is go with nothing to report."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,3 +59,51 @@ def test_compatible_rollback_is_go(compatible_check: DemoRun) -> None:
     assert [(rf.finding.kind, rf.finding.subject) for rf in report.findings] == []
     assert report.verdict == "go"
     assert list(compatible_check.tmp.iterdir()) == []
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "compatcheck", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=DEMO.parent.parent,
+    )
+
+
+def test_demo_text_report_reads_causes_first(isolated_tmp):
+    """The on-call view of the demo: five causes, each once, consumers nested under them, a fix
+    per cause; the command as it ran; the full downgrade path; the total time last."""
+    proc = _cli("check", "-c", "fixtures/demo/compatcheck.yaml", "-q")
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stdout.splitlines()
+    causes = [re.sub(r" \(fp [0-9a-f]{8}\)$", "", x) for x in lines if re.match(r"  \d+\. \[", x)]
+    assert causes == [
+        "  1. [ERROR] metrics/buckets-changed shop_request_duration_seconds",
+        "  2. [ERROR] metrics/family-removed shop_db_pool_connections",
+        "  3. [ERROR] metrics/label-removed shop_orders_created_total{payment_method}",
+        "  4. [ERROR] metrics/renamed shop_orders_created_total",
+        "  5. [ERROR] readiness/contract-violated /readyz#/db_connected",
+        "  6. [warning, not blocking] migrations/downgrade-destructive 2b0c0ffee002",
+        "  7. [warning, not blocking] migrations/downgrade-destructive 2b0c0ffee003",
+    ]
+    assert lines[1] == "  ran: compatcheck check -c fixtures/demo/compatcheck.yaml -q"
+    assert "{python}" not in proc.stdout and "{port}" not in proc.stdout
+    assert "goes blank" not in proc.stdout
+    assert "     also: readiness/field-missing (fp " in proc.stdout
+    assert "  downgrade path: 2b0c0ffee003 → 2b0c0ffee002 → 1a0c0ffee001 (OLD head)" in lines
+    assert (
+        "          rewrite the queries below to `shop_orders_created_total or shop_orders_total`"
+        " (works on both releases)" in lines
+    )
+    assert (
+        "          or bridge it: `compatcheck check -c fixtures/demo/compatcheck.yaml -q "
+        "--emit-bridge-rules bridge-rules.yml`" in lines
+    )
+    assert "[error]" not in proc.stdout.split("MIGRATIONS")[0]
+    assert lines[-6] == (
+        "NO-GO: 5 blocking problems (12 findings); 2 warnings, 1 moot under a safe plan "
+        "(rollback v2 → v1)"
+    )
+    assert re.fullmatch(r"done in \d+\.\d s", lines[-1])
+    assert list(isolated_tmp.iterdir()) == []

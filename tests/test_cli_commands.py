@@ -89,7 +89,7 @@ def test_demo_check_is_no_go_with_both_plans_and_a_bridge(
 def test_compatible_rollback_is_go_with_progress_on_stderr() -> None:
     proc = run("check", "-c", str(DEMO / "compatible.yaml"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.rstrip().splitlines()[-1].startswith("GO:")
+    assert proc.stdout.rstrip().splitlines()[-3].startswith("GO:")
     progress = proc.stderr
     for stage in ("started", "ready in", "warm-up", "scraped /metrics", "comparing"):
         assert stage in progress
@@ -218,7 +218,7 @@ def test_stored_target_needs_a_store(tmp_path: Path) -> None:
     store = REPO / "fixtures" / "snapshots"
     proc = run("check", "-c", str(cfg), "--snapshot-dir", str(store), "-q")
     assert proc.returncode == 1, proc.stderr
-    assert proc.stdout.rstrip().splitlines()[-1].startswith("NO-GO:")
+    assert proc.stdout.rstrip().splitlines()[-3].startswith("NO-GO:")
 
 
 def test_stored_version_name_is_validated(tmp_path: Path) -> None:
@@ -248,9 +248,10 @@ def test_check_with_artifact_ends_with_the_rollback_command(tmp_path: Path) -> N
     # NO-GO: the command is no step to take now; it waits below the verdict, conditionally.
     text = run("check", "-c", str(cfg), "-q").stdout.rstrip().splitlines()
     verdict = next(i for i, line in enumerate(text) if line.startswith("NO-GO:"))
-    assert text[verdict + 1 :] == [
+    assert text[-1].startswith("done in ") and text[-2] == ""
+    assert text[verdict + 1 : -2] == [
         "",
-        "once the 13 blocking findings are resolved:",
+        "once the 6 blocking problems are resolved:",
         "  follow the downgrade plan: run `alembic downgrade 1a0c0ffee001` (undoes "
         "`2b0c0ffee003`, then `2b0c0ffee002`), then deploy the OLD release",
         "  rollback command:",
@@ -258,7 +259,7 @@ def test_check_with_artifact_ends_with_the_rollback_command(tmp_path: Path) -> N
     ]
     assert text.count(f"    {command}") == 1
     md = run("check", "-c", str(cfg), "-q", "--format", "markdown").stdout
-    pending = md.split("### Once the 13 blocking findings are resolved\n", 1)[1]
+    pending = md.split("### Once the 6 blocking problems are resolved\n", 1)[1]
     assert f"```sh\n{command}\n```" in pending
 
 
@@ -288,4 +289,5 @@ def test_migration_findings_point_at_their_revision_file() -> None:
         "--format", "github", "-q",
     )  # fmt: skip
     (line,) = [ln for ln in proc.stdout.splitlines() if "downgrade-not-implemented" in ln]
-    assert f"file={case}/versions/" in line and ",line=" in line
+    # Relative to the repository root (the git top level here), as annotations need.
+    assert f"file={case.relative_to(REPO)}/versions/" in line and ",line=" in line

@@ -96,3 +96,61 @@ def test_no_file_points_outside_the_repository():
             f"{name}:{n}" for n, line in enumerate(text.splitlines(), 1) if pattern.search(line)
         ]
     assert hits == []
+
+
+def _properties(node: object, path: str = "") -> list[tuple[str, dict[str, object]]]:
+    """Every property of a JSON Schema (nested objects, array items and $defs), with its path."""
+    out: list[tuple[str, dict[str, object]]] = []
+    if not isinstance(node, dict):
+        return out
+    for name, prop in node.get("properties", {}).items():
+        out.append((f"{path}.{name}", prop))
+        out += _properties(prop, f"{path}.{name}")
+    for name, definition in node.get("$defs", {}).items():
+        out += _properties(definition, f"${name}")
+    if isinstance(node.get("items"), dict):
+        out += _properties(node["items"], f"{path}[]")
+    return out
+
+
+def test_every_report_and_snapshot_field_has_a_meaning_in_report_md():
+    from compatcheck.schemas import SCHEMA_FILES, load_schema
+
+    page = (REPO / "docs" / "report.md").read_text()
+    for name in SCHEMA_FILES:
+        props = _properties(load_schema(name))
+        assert props, name
+        missing = [p for p, prop in props if not str(prop.get("description", "")).strip()]
+        assert missing == [], f"{name}: properties without a description: {missing}"
+        for path, _prop in props:
+            key = path.rsplit(".", 1)[-1]
+            assert f"| `{key}` |" in page, f"{name} {path} not in docs/report.md"
+    for topic in ("could not evaluate", "`blocking: false`", "`waived: true`", "Causes"):
+        assert topic in page
+
+
+def test_api_example_runs_as_documented(monkeypatch):
+    """The example in docs/api.md is run as written, from the repository root."""
+    import compatcheck
+
+    page = (REPO / "docs" / "api.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
+    assert len(blocks) == 1
+    monkeypatch.chdir(REPO)
+    printed: list[str] = []
+    namespace = {"print": lambda *a: printed.append(" ".join(map(str, a)))}
+    exec(compile(blocks[0], "docs/api.md", "exec"), namespace)
+    assert printed[0] == "no-go"
+    assert {tuple(line.rsplit(" ", 1)[0].split(" ", 2)) for line in printed[1:]} == {
+        ("error", "metrics/renamed", "shop_orders_created_total"),
+        ("error", "metrics/label-removed", "shop_orders_created_total{payment_method}"),
+        ("error", "consumers/query-broken", "alert:ShopCardPaymentsFailing"),
+        ("error", "consumers/query-broken", "alert:ShopOrdersFailing"),
+        ("error", "consumers/query-broken", "panel:Shop/Orders by payment method"),
+    }
+    documented = set(re.findall(r"^\| `(\w+)", page, re.M))
+    assert documented | {"Report", "RatedFinding", "Snapshot", "__version__"} >= set(
+        compatcheck.__all__
+    )
+    for name in compatcheck.__all__:
+        assert getattr(compatcheck, name) is not None

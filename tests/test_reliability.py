@@ -98,7 +98,7 @@ def test_target_never_ready(tmp_path, isolated_tmp, marker):
     result = run_check(load_config(write_config(tmp_path, "never-ready", "ok", marker)))
     assert time.monotonic() - start < 8
     assert _keys(result.findings) == {("check/unavailable", "old")}
-    assert "not ready within 3 s (last answer HTTP 503)" in result.findings[0].message
+    assert "`/readyz` not ready within 3 s (last answer HTTP 503" in result.findings[0].message
     assert result.old.readiness is not None
     assert result.old.readiness["/readyz"].ready is False
     assert result.old.metrics is None

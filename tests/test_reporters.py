@@ -429,26 +429,34 @@ def test_text_verdict_line_is_last_but_for_steps_waiting_on_it(
     rendered = {name: render(build(name), "text").splitlines() for name in CASES}
     lines = {name: text[_verdict_at(text)] for name, text in rendered.items()}
     assert lines == {
-        "nogo": "NO-GO: 2 errors, 1 warning, 1 info, 1 waived (rollback v1.5.0 → v1.4.2)",
-        "go": "GO: 0 errors, 0 warnings, 1 info (rollback v1.5.0 → v1.4.2)",
-        "deploy": "GO: 0 errors, 0 warnings, 1 info (deploy v1.4.2 → v1.5.0)",
-        "migrations": "GO: 1 error, 1 warning, 0 info, 2 not blocking (rollback v1.5.0 → v1.4.2)",
-        "unavailable": "NO-GO (fail on warning): 3 errors, 1 warning, 0 info "
+        "nogo": "NO-GO: 2 blocking problems (2 findings); 1 warning, 1 info, 1 waived "
+        "(rollback v1.5.0 → v1.4.2)",
+        "go": "GO: no blocking problem; 1 info (rollback v1.5.0 → v1.4.2)",
+        "deploy": "GO: no blocking problem; 1 info (deploy v1.4.2 → v1.5.0)",
+        "migrations": "GO: no blocking problem; 2 moot under a safe plan "
+        "(rollback v1.5.0 → v1.4.2)",
+        "unavailable": "NO-GO (fail on warning): 4 blocking problems (4 findings) "
         "(rollback v1.5.0 → v1.4.2); some checks could not run",
-        "pending": "NO-GO: 2 errors, 2 warnings, 0 info, 1 not blocking (rollback v1.5.0 → v1.4.2)",
-        "deploy_migrations": "NO-GO: 1 error, 2 warnings, 0 info, 2 not blocking "
+        "pending": "NO-GO: 1 blocking problem (1 finding); 2 warnings, 1 moot under a safe plan "
+        "(rollback v1.5.0 → v1.4.2)",
+        "deploy_migrations": "NO-GO: 1 blocking problem (1 finding); 2 about a later rollback "
         "(deploy v1.4.2 → v1.5.0)",
     }
     after = {name: text[_verdict_at(text) + 1 :] for name, text in rendered.items()}
     assert {name for name, rest in after.items() if rest} == {"pending"}
-    assert after["pending"][:2] == ["", "once the 1 blocking finding is resolved:"]
+    assert after["pending"][:2] == ["", "once the 1 blocking problem is resolved:"]
 
 
-def test_text_errors_before_warnings_with_consumers(build: Callable[[str], Report]) -> None:
+def test_text_causes_first_blocking_before_the_rest(build: Callable[[str], Report]) -> None:
+    """Blocking problems come first, then what does not block, then what was waived; each cause
+    carries its short fingerprint and how to fix it."""
     text = render(build("nogo"), "text")
-    assert text.index("ERRORS (2)") < text.index("WARNINGS (1)") < text.index("INFO (1)")
-    assert text.index("INFO (1)") < text.index("WAIVED (1)")
-    assert "      alert HighErrorRate in group api (monitoring/alerts.yml:12)\n" in text
+    assert text.index("BLOCKING PROBLEMS (2)") < text.index("NOT BLOCKING (2)")
+    assert text.index("NOT BLOCKING (2)") < text.index("WAIVED (1)")
+    assert "[ERROR] metrics/family-removed http_request_duration_seconds (fp 045c4330)\n" in text
+    assert "details: `compatcheck explain metrics/family-removed`" in text
+    assert 'fingerprint: "045c4330b714"' in text
+    assert "not blocking" not in text.split("NOT BLOCKING")[0]
     assert (
         "waived until 2026-12-31: route label dropped on purpose, PLAT-123 (policy.yaml:2)" in text
     )
@@ -458,11 +466,12 @@ def test_text_errors_before_warnings_with_consumers(build: Callable[[str], Repor
 
 def test_text_log_tail_and_plan_advice(build: Callable[[str], Report]) -> None:
     text = render(build("unavailable"), "text")
-    assert "      log_tail (last 4 lines):\n        | starting v1.4.2\n" in text
+    assert "     log_tail (last 4 lines):\n       | starting v1.4.2\n" in text
     mig = render(build("migrations"), "text")
     assert "  plan downgrade: UNSAFE\n" in mig
     assert "→ follow the code-only plan: deploy the OLD release" in mig
-    assert mig.count("(not blocking: the code-only plan is safe)") == 2
+    assert mig.count("  not blocking: the code-only plan is safe, so these do not block:\n") == 1
+    assert "[ERROR]" not in mig and "[error]" not in mig
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -485,14 +494,15 @@ def test_colour_only_when_asked(case: str, build: Callable[[str], Report]) -> No
 
 def test_unknown_format_is_a_one_line_usage_error(build: Callable[[str], Report]) -> None:
     with pytest.raises(UsageError) as exc:
-        render(build("go"), "html")
+        render(build("go"), "pdf")
     assert str(exc.value) == (
-        "unknown report format 'html' (expected one of: text, json, markdown, junit, sarif, github)"
+        "unknown report format 'pdf' (expected one of: text, json, markdown, junit, sarif, "
+        "github, html)"
     )
 
 
 def test_formats_are_the_public_list() -> None:
-    assert FORMATS == ("text", "json", "markdown", "junit", "sarif", "github")
+    assert FORMATS == ("text", "json", "markdown", "junit", "sarif", "github", "html")
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -536,17 +546,21 @@ def test_github_commands_round_trip(build: Callable[[str], Report]) -> None:
     out = render(report, "github")
     commands = _parse_github(out)
     assert [(c, p.get("title")) for c, p, _ in commands] == [
-        ("error", "check/unavailable"),
-        ("error", "check/unavailable"),
-        ("warning", "consumers/bucket-dependent"),
-        ("error", "readiness/contract-violated"),
+        ("error", "readiness/contract-violated (fp 6a51fafe)"),
+        ("error", "check/unavailable (fp f7864e96)"),
+        ("error", "check/unavailable (fp 7b0ca8c5)"),
+        ("warning", "consumers/bucket-dependent (fp c4405bf5)"),
+        ("notice", "broken by consumers/bucket-dependent panel:API `prod`/p99 | latency"),
     ]
-    _, props, message = commands[2]
-    assert props == {"file": "dash,boards/api: main.json", "title": "consumers/bucket-dependent"}
-    assert message.splitlines()[-1] == (
-        "used by panel p99 | latency in dashboard API `prod` (dash,boards/api: main.json)"
+    _, props, message = commands[3]
+    assert props == {
+        "file": "dash,boards/api: main.json",
+        "title": "consumers/bucket-dependent (fp c4405bf5)",
+    }
+    assert "breaks panel p99 | latency in dashboard API `prod` (dash,boards/api: main.json)" in (
+        message.splitlines()
     )
-    _, _, log_message = commands[1]
+    _, _, log_message = commands[2]
     assert NASTY_LOG not in log_message  # messages only; the log stays in the JSON/SARIF
     assert out.splitlines()[-1] == "compatcheck: " + render(report, "text").splitlines()[-1]
 
@@ -554,16 +568,28 @@ def test_github_commands_round_trip(build: Callable[[str], Report]) -> None:
 def test_github_waived_is_a_notice_with_reason(build: Callable[[str], Report]) -> None:
     commands = _parse_github(render(build("nogo"), "github"))
     assert [(c, p) for c, p, _ in commands] == [
+        ("error", {"title": "metrics/family-removed (fp 045c4330)"}),
         (
             "error",
-            {"file": "monitoring/alerts.yml", "line": "12", "title": "consumers/query-broken"},
+            {
+                "file": "monitoring/alerts.yml",
+                "line": "12",
+                "title": "consumers/query-broken (fp 6308cf11)",
+            },
         ),
-        ("notice", {"title": "metrics/family-added"}),
-        ("error", {"title": "metrics/family-removed"}),
+        (
+            "notice",
+            {
+                "file": "monitoring/alerts.yml",
+                "line": "12",
+                "title": "broken by consumers/query-broken alert:HighErrorRate",
+            },
+        ),
+        ("warning", {"title": "metrics/label-values-changed (fp 02af55ca)"}),
+        ("notice", {"title": "metrics/family-added (fp 2c20c938)"}),
         ("notice", {"title": "metrics/label-removed"}),
-        ("warning", {"title": "metrics/label-values-changed"}),
     ]
-    assert commands[3][2].splitlines()[-1] == (
+    assert commands[5][2].splitlines()[-1] == (
         "waived (error) until 2026-12-31: route label dropped on purpose, PLAT-123 (policy.yaml:2)"
     )
 
@@ -604,18 +630,18 @@ def _md_tables(text: str) -> list[list[list[str]]]:
 def test_markdown_tables_survive_hostile_text(build: Callable[[str], Report]) -> None:
     text = render(build("unavailable"), "markdown")
     _versions, findings = _md_tables(text)
-    assert findings[0] == ["severity", "kind", "subject", "message", "consumers"]
+    assert findings[0] == ["#", "severity", "cause", "breaks", "how to fix"]
     assert all(len(row) == 5 for row in findings)
-    by_kind = {row[1]: row for row in findings[1:]}
-    assert by_kind["readiness/contract-violated"][2] == "/readyz#/db|state"
-    assert by_kind["readiness/contract-violated"][3] == (
+    by_kind = {row[2].split(" ", 1)[0]: row for row in findings[1:]}
+    assert by_kind["readiness/contract-violated"][2] == (
+        "readiness/contract-violated /readyz#/db|state (fp 6a51fafe): "
         "/readyz field /db|state is a|b in OLD, expected ok (x`` y odd `)."
     )
-    assert by_kind["consumers/bucket-dependent"][2] == "panel:API `prod`/p99 | latency"
-    assert by_kind["consumers/bucket-dependent"][3] == (
+    assert by_kind["consumers/bucket-dependent"][2] == (
+        "consumers/bucket-dependent panel:API `prod`/p99 | latency (fp c4405bf5): "
         "panel p99 | latency uses le=&quot;0.25&quot;, 100% of its data &lt;gone&gt;."
     )
-    assert by_kind["consumers/bucket-dependent"][4] == (
+    assert by_kind["consumers/bucket-dependent"][3] == (
         "panel p99 | latency in dashboard API `prod` (dash,boards/api: main.json)"
     )
     assert "<gone>" not in text.replace("\\<gone\\>", "")
@@ -859,10 +885,10 @@ def test_markdown_stays_under_the_comment_limit(build: Callable[[str], Report]) 
     assert full.count("<details>") == 400
     no_evidence = render_markdown(report, limit=len(full) - 1)
     assert "<details>" not in no_evidence
-    assert no_evidence.count("| info | `metrics/family-added` |") == 400
+    assert no_evidence.count("| info, not blocking | `metrics/family-added` `") == 400
     small = render_markdown(report, limit=8_000)
     assert len(small) <= 8_000
-    rows = small.count("| info | `metrics/family-added` |")
+    rows = small.count("| info, not blocking | `metrics/family-added` `")
     assert 0 < rows < 400
-    assert f"... and {400 - rows} more findings: see the JSON report." in small
-    assert "**GO: 0 errors, 0 warnings, 400 info (rollback v1.5.0 → v1.4.2)**" in small
+    assert f"... and {400 - rows} more problems: see the JSON report." in small
+    assert "**GO: no blocking problem; 400 info (rollback v1.5.0 → v1.4.2)**" in small

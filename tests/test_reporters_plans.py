@@ -165,7 +165,7 @@ def test_on_go_the_advice_is_the_thing_to_do() -> None:
     )
     assert advice in text.splitlines()
     assert "  rollback command:\n    kubectl set image" in text
-    assert text.endswith("GO: 1 error, 0 warnings, 0 info, 1 not blocking (rollback v2 → v1)\n")
+    assert text.endswith("GO: no blocking problem; 1 moot under a safe plan (rollback v2 → v1)\n")
     md = render(report, "markdown")
     assert "run \\`alembic downgrade a\\` (undoes \\`c\\`, then \\`b\\`)" in md
     assert "Once the" not in md
@@ -182,11 +182,11 @@ def test_on_no_go_the_advice_waits_below_the_verdict(fmt: str) -> None:
     report = _report(plans, findings=(BROKEN_ALERT,), artifact=ARTIFACT)
     assert not report.go
     out = render(report, fmt)
-    verdict = "NO-GO: 1 error, 0 warnings, 0 info (rollback v2 → v1)"
+    verdict = "NO-GO: 1 blocking problem (1 finding) (rollback v2 → v1)"
     if fmt == "text":
         tail = out.split(verdict + "\n", 1)[1]
         assert tail == (
-            "\nonce the 1 blocking finding is resolved:\n"
+            "\nonce the 1 blocking problem is resolved:\n"
             "  follow the code-only plan: deploy the OLD release and leave the database schema "
             "at the NEW head\n"
             "  rollback command:\n"
@@ -194,7 +194,7 @@ def test_on_no_go_the_advice_waits_below_the_verdict(fmt: str) -> None:
         )
         head = out.split(verdict, 1)[0]
     else:
-        assert out.index(verdict) < out.index("### Once the 1 blocking finding is resolved")
+        assert out.index(verdict) < out.index("### Once the 1 blocking problem is resolved")
         head = out.split("### Once the", 1)[0]
     # Nowhere before it is a rollback step offered as the thing to do.
     assert "follow the" not in head and "kubectl" not in head

@@ -325,6 +325,7 @@ def test_a_password_never_goes_into_a_command_line(tmp_path: Path) -> None:
         "new: {label: v2, url: 'http://127.0.0.1:1'}\n"
         "migrations: {script_location: m, database: 'postgresql+psycopg://u:pw@db/postgres'}\n"
     )
+    (tmp_path / "m").mkdir()  # a migrations folder that does not exist is refused by itself
     with pytest.raises(UsageError, match=r"compatcheck\.yaml:1: .*`\{database_url\}` in a command"):
         parse_config(text, tmp_path / "compatcheck.yaml")
     # Through env, or without a password (SQLite, peer/trust auth), it is fine.

@@ -104,5 +104,6 @@ def test_what_a_comparison_cannot_read_is_data_and_a_snapshot_refuses_it() -> No
     with pytest.raises(UnavailableError) as err:
         snapshot_from_url(url.removesuffix("/metrics"), readiness=ReadinessConfig(timeout=0.3))
     assert str(err.value) == (
-        f"{url.removesuffix('/metrics')}: not ready within 0.3 s (last error: connection refused)"
+        f"{url.removesuffix('/metrics')}: `/readyz` not ready within 0.3 s "
+        "(last error: connection refused)"
     )

@@ -8,6 +8,7 @@ Each test waits for what Prometheus has seen (not for a fixed time) before it as
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -237,10 +238,17 @@ def test_verify_fails_while_a_series_consumers_need_stays_missing(
         text = verify.proc.stdout.read()
         code = verify.proc.wait(30)
     assert code == 1, verify.lines
-    assert "verify/series-missing shop_orders_total: `shop_orders_total` has no series" in text
-    assert "record shop:orders:rate1m" in text
+    lines = text.splitlines()
+    assert any(
+        re.fullmatch(
+            r"  1\. \[ERROR\] verify/series-missing shop_orders_total \(fp [0-9a-f]{8}\)", x
+        )
+        for x in lines
+    ), text
+    assert '     `shop_orders_total` has no series for `{job="shop"}`.' in lines
+    assert "       record shop:orders:rate1m in group shop-orders (" in text
     assert "failing  series" in text
-    assert "NOT VERIFIED: 1 error" in text
+    assert 'NOT VERIFIED: 1 blocking problem (1 finding) (rollback {job="shop"} → v1)' in lines
 
 
 def test_verify_exits_3_when_prometheus_cannot_be_asked(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -345,7 +353,7 @@ def test_the_verify_section_in_every_format() -> None:
     ]
     assert "failing  error-rate  0.3 > 0.015" in out["text"]
     assert "      query: sum(rate(x[5m]))" in out["text"]
-    assert "NOT VERIFIED: 1 error, 0 warnings, 0 info" in out["text"]
+    assert "NOT VERIFIED: 1 blocking problem (1 finding) (rollback" in out["text"]
     assert out["markdown"].startswith("## compatcheck: NOT VERIFIED for rollback")
     assert "### Verification" in out["markdown"]
     assert (

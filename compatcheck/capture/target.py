@@ -102,6 +102,29 @@ class Outcome:
         return [f for f in self.findings if f.kind == UNAVAILABLE]
 
 
+#: A url target whose port refuses connections for this long is not starting: fail then.
+REFUSED_S = 2.0
+
+#: A wait longer than this says, every as many seconds, what it waits for and the last answer.
+HEARTBEAT_S = 5.0
+
+
+def answer_text(result: ProbeResult | None) -> str:
+    """``HTTP 503 {"db_connected": false}`` or ``connection refused``: a probe's last answer."""
+    if result is None:
+        return "no answer yet"
+    if result.status is None:
+        return result.error or "no answer"
+    body = " ".join(result.text.split())
+    if len(body) > 120:
+        body = body[:119] + "…"
+    return f"HTTP {result.status}" + (f" {body}" if body else "")
+
+
+def _refused(result: ProbeResult) -> bool:
+    return result.status is None and "refused" in (result.error or "").lower()
+
+
 def base_of(url: str) -> str:
     """``scheme://host:port`` of a URL: where a release's endpoints are probed."""
     parts = urlsplit(url)
@@ -145,6 +168,7 @@ class TargetCapture:
         db_done: threading.Event,
         *,
         readiness: bool = True,
+        who: str | None = None,
     ) -> None:
         self.config = config
         self.target = target
@@ -154,7 +178,8 @@ class TargetCapture:
         self.ws = ws
         self.progress = progress
         self.db_done = db_done
-        self.who = f"{target.role} {target.label}"
+        #: How progress names the target: ``old v1`` in a check; a bare URL has no role.
+        self.who = who or f"{target.role} {target.label}"
         self.timings: dict[str, float] = {}
         self.findings: list[Finding] = []
         self.running: RunningTarget | None = None
@@ -318,6 +343,8 @@ class TargetCapture:
                 ["python" if a == sys.executable else mask_secrets(a) for a in self.running.argv]
             )
             self.say(f"started `{shown}` (pid {self.running.process.pid})")
+            # The header shows the command as it ran (placeholders expanded), not the template.
+            snap = replace(snap, source=f"command: {shown}" + (f" (cwd {t.cwd})" if t.cwd else ""))
             base_url = self.running.base_url
             launched = self.running.started
         else:
@@ -439,6 +466,7 @@ class TargetCapture:
         rc, mc = self.config.readiness, self.config.metrics
         deadline = launched + rc.timeout
         last: ProbeResult | None = None
+        beat = launched
         while True:
             if self.running is not None:
                 code = self.running.exit_code()
@@ -450,17 +478,34 @@ class TargetCapture:
                 last = result
             if result.ok:
                 return ReadyWait(result, True, None)
+            refused = _refused(result) and last is not None and last.status is None
+            if self.running is None and refused and time.monotonic() - launched >= REFUSED_S:
+                # A release that runs already (a url target) and whose port stays closed will
+                # not open it while we wait: say so now, not after the whole timeout. (A short
+                # grace covers a release started just before, still binding its port.)
+                return ReadyWait(
+                    result, False, f"nothing listens on {mask_secrets(base_url)} ({result.error})"
+                )
             if result.status == 404:
                 m = probe(base_url + mc.path, client=client, timeout=max(0.2, min(2.0, remaining)))
                 if m.ok:
                     return ReadyWait(result, False, None)
             if time.monotonic() >= deadline:
                 seen = (
-                    f"last answer HTTP {last.status}"
+                    f"last answer {answer_text(last)}"
                     if last and last.status is not None
                     else f"last error: {last.error if last else 'none'}"
                 )
-                return ReadyWait(last, False, f"not ready within {rc.timeout:g} s ({seen})")
+                return ReadyWait(
+                    last, False, f"`{rc.path}` not ready within {rc.timeout:g} s ({seen})"
+                )
+            now = time.monotonic()
+            if now - launched > HEARTBEAT_S and now - beat >= HEARTBEAT_S:
+                beat = now
+                self.say(
+                    f"waiting for {self.target.label} {rc.path}: {answer_text(last)} "
+                    f"({now - launched:.0f} s of {rc.timeout:g} s)"
+                )
             if self._pause(rc.interval):
                 return ReadyWait(last, False, "the run is shutting down")
 

@@ -92,6 +92,7 @@ def snapshot_from_url(
         progress or Progress(quiet=True),
         threading.Event(),
         readiness=readiness is not None,
+        who=label or shown,
     )
     outcome = capture.run()
     snap = replace(outcome.snapshot, source=shown)

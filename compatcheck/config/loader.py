@@ -24,9 +24,11 @@ from compatcheck.config.model import (
     MetricsConfig,
     MigrationsConfig,
     ReadinessConfig,
+    StoredTarget,
     Target,
     WarmupRequest,
     default,
+    target_script_location,
 )
 from compatcheck.config.targets import parse_target
 from compatcheck.errors import UsageError
@@ -217,13 +219,19 @@ def _refuse_password_in_argv(
         )
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a config file; every problem is a UsageError ``file:line: problem``."""
+def load_config(path: str | Path, *, store_given: bool = True) -> Config:
+    """Read and validate a config file; every problem is a UsageError ``file:line: problem``.
+
+    ``store_given=False`` (``check`` without ``--snapshot-dir``): a ``stored:`` target and no
+    ``snapshot_dir`` is an error now, before anything starts, since the check would have
+    nowhere to read it from.
+    """
     p = Path(path)
-    return parse_config(read_text(p, "config file", max_bytes=MAX_YAML_BYTES), p)
+    text = read_text(p, "config file", max_bytes=MAX_YAML_BYTES)
+    return parse_config(text, p, store_given=store_given)
 
 
-def parse_config(text: str, path: Path) -> Config:
+def parse_config(text: str, path: Path, *, store_given: bool = True) -> Config:
     """Validate the text of a config file at ``path`` (relative paths are resolved against it)."""
     path = path.resolve()
     doc = parse_yaml(text, path)
@@ -245,7 +253,15 @@ def parse_config(text: str, path: Path) -> Config:
                 (t.role, "migrations"), f"`{t.role}.migrations` needs a top-level `migrations`"
             )
         _refuse_password_in_argv(ld, t, migrations)
-    return Config(
+        if uses_db and migrations is None and t.migrations is None:
+            # Trap: without migrations the scratch database stays empty and the release fails
+            # on its first query; the report would blame the release, not the config.
+            raise ld.error(
+                (t.role,),
+                f"`{t.role}` takes `{{database_url}}` but the config has no `migrations:` "
+                "section to build that database from",
+            )
+    config = Config(
         path=path,
         service=service,
         old=old,
@@ -260,6 +276,31 @@ def parse_config(text: str, path: Path) -> Config:
         snapshot_dir=_snapshot_dir(ld, top["snapshot_dir"]) if "snapshot_dir" in top else None,
         build_info=_build_info(ld, top["build_info"]) if "build_info" in top else None,
     )
+    _script_locations_exist(ld, config)
+    if not store_given and config.snapshot_dir is None:
+        for t in (config.old, config.new):
+            if isinstance(t, StoredTarget):
+                raise ld.error(
+                    (t.role, "stored"), f"`{t.role}.stored` needs `snapshot_dir` or --snapshot-dir"
+                )
+    return config
+
+
+def _script_locations_exist(ld: Loader, config: Config) -> None:
+    """Each release tree that gets a scratch database has the migrations it is built from:
+    checked now (``file:line``, exit 2), not after both releases were started."""
+    for t in (config.old, config.new):
+        if not (isinstance(t, CommandTarget) and t.uses_database):
+            continue
+        location = target_script_location(config, t)
+        if location is None or location.is_dir():
+            continue
+        where: tuple[Any, ...] = (
+            (t.role, "migrations")
+            if t.migrations is not None
+            else ("migrations", "script_location")
+        )
+        raise ld.error(where, f"{t.role}'s migrations folder {location} does not exist")
 
 
 def _build_info(ld: Loader, value: Any) -> str:

@@ -76,7 +76,7 @@ _HISTOGRAMS = ("histogram", "gaugehistogram")
 # label_values() variable lists nothing); for the others the series merely lose a grouping.
 _EMPTYING = frozenset({REASON_MATCHER, "label_values"})
 _PHRASE = {
-    "blank": "goes blank",
+    "blank": "returns no data",
     "fires": "fires",
     "unfiltered": "stops filtering",
     "masked": "silently reads its fallback constant",

@@ -9,6 +9,7 @@ offline, optionally counts what a live database would lose, and judges the two r
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -74,16 +75,29 @@ class _Resolved:
 
 def _resolve(history: History, old: str | None, new: str | None) -> _Resolved:
     def missing(
-        subject: str, message: str, old_head: str | None, new_head: str | None
+        subject: str,
+        message: str,
+        old_head: str | None,
+        new_head: str | None,
+        unknown: str | None = None,
     ) -> _Resolved:
-        evidence = {"old": old, "new": new}
+        evidence: dict[str, object] = {"old": old, "new": new}
+        if unknown is not None:
+            # The closest revision ids: a mistyped or shortened id is the usual cause.
+            close = difflib.get_close_matches(unknown, sorted(history.steps), n=3, cutoff=0.5)
+            evidence["unknown"] = unknown
+            evidence["close_matches"] = close
+            if close:
+                message += f" Close matches: {', '.join(f'`{c}`' for c in close)}."
         finding = Finding(PATH_MISSING, subject, message, evidence)
         return _Resolved(old_head, new_head, missing=finding)
 
     try:
         new_id = resolve_ref(history, new or "head")
     except UnknownRevision:
-        return missing(str(new), f"NEW's head `{new}` is not a revision of this history.", old, new)
+        return missing(
+            str(new), f"NEW's head `{new}` is not a revision of this history.", old, new, str(new)
+        )
     except InputError:
         if new is not None:
             raise
@@ -94,7 +108,7 @@ def _resolve(history: History, old: str | None, new: str | None) -> _Resolved:
         old_id = resolve_ref(history, old)
     except UnknownRevision:
         message = f"OLD's head `{old}` is not a revision of this history."
-        return missing(str(old), message, old, new_id)
+        return missing(str(old), message, old, new_id, str(old))
     path = downgrade_path(history, new_id, old_id)
     if path is None:
         message = (

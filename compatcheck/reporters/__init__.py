@@ -12,6 +12,7 @@ from compatcheck.errors import UsageError
 from compatcheck.masking import mask_secrets
 from compatcheck.report import Report
 from compatcheck.reporters.github import render_github
+from compatcheck.reporters.html import render_html
 from compatcheck.reporters.json import render_json
 from compatcheck.reporters.junit import render_junit
 from compatcheck.reporters.markdown import render_markdown
@@ -21,7 +22,7 @@ from compatcheck.reporters.text import render_text
 Renderer = Callable[..., str]
 
 #: Output formats, in the order ``--format`` lists them.
-FORMATS = ("text", "json", "markdown", "junit", "sarif", "github")
+FORMATS = ("text", "json", "markdown", "junit", "sarif", "github", "html")
 
 _RENDERERS: dict[str, Renderer] = {
     "text": render_text,
@@ -30,6 +31,7 @@ _RENDERERS: dict[str, Renderer] = {
     "junit": render_junit,
     "sarif": render_sarif,
     "github": render_github,
+    "html": render_html,
 }
 
 #: Usual file extension per format (for golden files and ``--output`` defaults).
@@ -40,6 +42,7 @@ EXTENSIONS = {
     "junit": "xml",
     "sarif": "sarif",
     "github": "txt",
+    "html": "html",
 }
 
 

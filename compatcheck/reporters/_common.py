@@ -139,9 +139,11 @@ def blocking_count(report: Report) -> int:
 
 
 def advice_heading(report: Report) -> str:
-    """``once the 3 blocking findings are resolved``: how advice is framed on NO-GO."""
-    n = blocking_count(report)
-    return f"once the {plural(n, 'blocking finding')} {'is' if n == 1 else 'are'} resolved"
+    """``once the 3 blocking problems are resolved``: how advice is framed on NO-GO."""
+    from compatcheck.reporters.causes import blocking_causes, build_causes
+
+    n = len(blocking_causes(report, build_causes(report)))
+    return f"once the {plural(n, 'blocking problem')} {'is' if n == 1 else 'are'} resolved"
 
 
 def build_text(build: Mapping[str, str]) -> str:
@@ -167,6 +169,16 @@ def finding_location(rf: RatedFinding, report: Report) -> tuple[str, int | None]
     if report.anchor:
         return report.anchor, None
     return None
+
+
+def repo_path(path: str, report: Report) -> str:
+    """``path`` relative to the report's workspace when it lies inside it (code scanning and
+    workflow annotations resolve paths against the repository root, not this machine's)."""
+    root = report.workspace
+    if not root or not path.startswith("/"):
+        return path
+    prefix = root.rstrip("/") + "/"
+    return path[len(prefix) :] if path.startswith(prefix) else path
 
 
 def consumer_location(c: Consumer) -> str:
@@ -308,8 +320,14 @@ def artifact_summary(report: Report) -> tuple[str, list[str], str | None] | None
     return what, list(art.rollback_commands), art.rollback_note or None
 
 
-def downgrade_path_text(path: Sequence[Any]) -> str:
-    return " → ".join(str(r) for r in path) if path else "(none)"
+def downgrade_path_text(path: Sequence[Any], end: str | None = None) -> str:
+    """``c → b → a (OLD head)``: every revision undone, then where the database ends."""
+    steps = [str(r) for r in path]
+    if not steps:
+        return "(none)"
+    if end is not None:
+        steps.append(f"{end} (OLD head)")
+    return " → ".join(steps)
 
 
 def short_json(value: Any, limit: int = 160) -> str:

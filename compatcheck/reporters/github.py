@@ -14,9 +14,10 @@ from compatcheck.reporters._common import (
     not_blocking_note,
     plan_statuses,
     printable,
-    verdict_line,
+    repo_path,
     verify_statuses,
 )
+from compatcheck.reporters.causes import Cause, build_causes, fixes, short_fingerprint, summary_line
 
 #: compatcheck severity → workflow command.
 COMMANDS = {"error": "error", "warning": "warning", "info": "notice"}
@@ -38,7 +39,7 @@ def _command(rf: RatedFinding, note: str, report: Report) -> str:
     props: list[tuple[str, str]] = []
     where = finding_location(rf, report)
     if where is not None:
-        props.append(("file", where[0]))
+        props.append(("file", repo_path(where[0], report)))
         if where[1] is not None:
             props.append(("line", str(where[1])))
     props.append(("title", f.kind))
@@ -58,11 +59,53 @@ def _command(rf: RatedFinding, note: str, report: Report) -> str:
     return f"::{command} {prop_text}::{escape_data(chr(10).join(lines))}"
 
 
+def _cause_command(cause: Cause, report: Report) -> list[str]:
+    """One annotation per cause (its severity, where it points) with its consequences and fix;
+    each consequence is a notice on the consumer's own file and line, so the PR diff shows it,
+    without counting it as a problem of its own."""
+    rf = cause.primary
+    f = rf.finding
+    sev = cause.severity()
+    props: list[tuple[str, str]] = []
+    where = finding_location(rf, report)
+    if where is not None:
+        props.append(("file", repo_path(where[0], report)))
+        if where[1] is not None:
+            props.append(("line", str(where[1])))
+    props.append(("title", f"{f.kind} (fp {short_fingerprint(rf)})"))
+    lines = [f"{f.subject}: {f.message}"]
+    lines += [f"also {o.finding.kind}: {o.finding.message}" for o in cause.related]
+    lines += [f"breaks {consumer_text(e.consumer)}" for e in cause.effects]
+    if not cause.blocking(report.fail_on):
+        lines.append("not blocking")
+    lines += [f"fix: {line}" for line in fixes(cause, report)]
+    prop_text = ",".join(f"{k}={escape_property(v)}" for k, v in props)
+    out = [f"::{COMMANDS[sev]} {prop_text}::{escape_data(chr(10).join(lines))}"]
+    for e in cause.effects:
+        c = e.consumer
+        eprops = [("file", repo_path(c.file, report))] + (
+            [("line", str(c.line))] if c.line is not None else []
+        )
+        eprops.append(("title", f"broken by {f.kind} {f.subject}"))
+        text = e.finding.finding.message if e.finding is not None else consumer_text(c)
+        ptext = ",".join(f"{k}={escape_property(v)}" for k, v in eprops)
+        out.append(f"::notice {ptext}::{escape_data(text)}")
+    return out
+
+
 def render_github(report: Report, *, color: bool = False) -> str:
-    """Workflow commands for ``$GITHUB_STEP`` output; ``color`` is ignored."""
+    """Workflow commands for ``$GITHUB_STEP`` output, causes first; ``color`` is ignored."""
     note = not_blocking_note(report)
-    lines = [_command(rf, note, report) for rf in report.visible()]
-    statuses = [*plan_statuses(report), *verify_statuses(report)]
-    lines += [f"compatcheck: {printable(t)}: {printable(s)}" for t, s in statuses]
-    lines.append(f"compatcheck: {verdict_line(report)}")
+    lines: list[str] = []
+    for cause in build_causes(report):
+        lines += _cause_command(cause, report)
+    lines += [_command(rf, note, report) for rf in report.visible() if rf.waived or not rf.blocking]
+    lines += [
+        f"compatcheck: {printable(t)}: {printable(s)}"
+        for t, s in [*plan_statuses(report), *verify_statuses(report)]
+    ]
+    lines.append(f"compatcheck: {summary_line(report)}")
+    total = report.timings.get("total")
+    if total is not None:
+        lines.append(f"compatcheck: done in {total:.1f} s")
     return "\n".join(lines) + "\n"

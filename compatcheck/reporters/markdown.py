@@ -13,11 +13,9 @@ import re
 
 from compatcheck.report import RatedFinding, Report, VersionInfo
 from compatcheck.reporters._common import (
-    active_findings,
     advice_heading,
     artifact_summary,
     build_text,
-    by_severity,
     chosen_plan,
     consumer_text,
     downgrade_path_text,
@@ -28,11 +26,11 @@ from compatcheck.reporters._common import (
     printable,
     rollback_steps,
     transition_text,
-    verdict_line,
     verify_heading,
     waived_findings,
     waiver_text,
 )
+from compatcheck.reporters.causes import Cause, build_causes, fixes, short_fingerprint, summary_line
 
 #: Characters with a meaning in (GitHub-flavoured) Markdown text; backslash-escaped outside code.
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
@@ -127,7 +125,7 @@ def _header(report: Report) -> list[str]:
     return [
         f"## compatcheck: {verdict} for {escape_text(transition_text(report))}",
         "",
-        f"**{escape_text(verdict_line(report))}**",
+        f"**{escape_text(summary_line(report))}**",
         "",
         "| version | label | source | build |",
         "|---|---|---|---|",
@@ -161,25 +159,58 @@ def _evidence(rfs: list[RatedFinding]) -> list[str]:
     return out
 
 
+def _cause_row(n: int, cause: Cause, report: Report) -> str:
+    rf = cause.primary
+    f = rf.finding
+    sev = cause.severity()
+    if not cause.blocking(report.fail_on):
+        sev += ", not blocking"
+    what = (
+        f"{code(f.kind, table=True)} {code(f.subject, table=True)} "
+        f"(fp {code(short_fingerprint(rf), table=True)}): {inline(f.message, table=True)}"
+    )
+    for other in cause.related:
+        what += f"<br>also {code(other.finding.kind, table=True)}: "
+        what += inline(other.finding.message, table=True)
+    effects = "<br>".join(escape_text(consumer_text(e.consumer), table=True) for e in cause.effects)
+    fix = "<br>".join(inline(line, table=True) for line in fixes(cause, report))
+    return f"| {n} | {sev} | {what} | {effects} | {fix} |"
+
+
 def _findings(report: Report, *, evidence: bool, max_rows: int | None) -> list[str]:
-    groups = by_severity(report)
-    if not groups:
-        return ["", "No findings."]
-    out = [
-        "",
-        "### Findings",
-        "",
-        "| severity | kind | subject | message | consumers |",
-        "|---|---|---|---|---|",
-    ]
-    ordered = [(sev, rf) for sev, group in groups for rf in group]
-    shown = ordered if max_rows is None else ordered[:max_rows]
-    out += [_row(rf, sev, not_blocking_note(report)) for sev, rf in shown]
-    if len(shown) < len(ordered):
-        out += ["", f"... and {len(ordered) - len(shown)} more findings: see the JSON report."]
-    if evidence:
-        return out + _evidence([rf for _, rf in shown])
-    return [*out, "", "Evidence omitted to fit a comment: see the JSON report."]
+    causes = build_causes(report)
+    if not causes:
+        out = ["", "No problems."]
+    else:
+        out = [
+            "",
+            "### Problems, causes first",
+            "",
+            "| # | severity | cause | breaks | how to fix |",
+            "|---|---|---|---|---|",
+        ]
+        shown = causes if max_rows is None else causes[:max_rows]
+        out += [_cause_row(i, c, report) for i, c in enumerate(shown, 1)]
+        if len(shown) < len(causes):
+            out += ["", f"... and {len(causes) - len(shown)} more problems: see the JSON report."]
+        if not evidence:
+            return [*out, "", "Evidence omitted to fit a comment: see the JSON report."]
+        out += _evidence([rf for c in shown for rf in c.findings])
+    relaxed = [rf for rf in report.visible() if not rf.waived and not rf.blocking]
+    if relaxed:
+        note = not_blocking_note(report)
+        out += [
+            "",
+            f"**{escape_text(note[0].upper() + note[1:])}**, so these do not block:",
+            "",
+        ]
+        out += [
+            f"- {code(rf.finding.kind)} {code(rf.finding.subject)}: {inline(rf.finding.message)}"
+            for rf in relaxed
+        ]
+        if evidence:
+            out += _evidence(relaxed)
+    return out
 
 
 def _waivers(report: Report) -> list[str]:
@@ -224,7 +255,7 @@ def _migrations(report: Report) -> list[str]:
         return []
     out = ["", "### Migrations", ""]
     old_head, new_head = code(str(mig.old_head)), code(str(mig.new_head))
-    path = code(downgrade_path_text(mig.downgrade_path or ()))
+    path = code(downgrade_path_text(mig.downgrade_path or (), mig.old_head or "base"))
     out.append(f"OLD head {old_head}, NEW head {new_head}; downgrade path: {path}")
     out.append("")
     if mig.plans:
@@ -320,6 +351,9 @@ def _render(report: Report, *, evidence: bool, max_rows: int | None) -> str:
     lines += _pending_advice(report)
     if evidence:
         lines += _extras(report)
+    total = report.timings.get("total")
+    if total is not None:
+        lines += ["", f"_done in {total:.1f} s_"]
     return "\n".join(lines) + "\n"
 
 
@@ -332,7 +366,7 @@ def render_markdown(report: Report, *, color: bool = False, limit: int = COMMENT
     text = _render(report, evidence=True, max_rows=None)
     if len(text) <= limit:
         return text
-    rows = len(active_findings(report))
+    rows = len(build_causes(report))
     text = _render(report, evidence=False, max_rows=None)
     while len(text) > limit and rows > 0:
         rows = rows // 2 if len(text) > 2 * limit else rows - max(1, rows // 10)

@@ -23,6 +23,7 @@ from compatcheck.reporters._common import (
     consumer_text,
     finding_location,
     plan_statuses,
+    repo_path,
     verdict_line,
 )
 
@@ -54,8 +55,8 @@ def _uri(path: str) -> str:
     return quote(posix)
 
 
-def _consumer_location(c: Consumer) -> dict[str, Any]:
-    physical: dict[str, Any] = {"artifactLocation": {"uri": _uri(c.file)}}
+def _consumer_location(c: Consumer, report: Report) -> dict[str, Any]:
+    physical: dict[str, Any] = {"artifactLocation": {"uri": _uri(repo_path(c.file, report))}}
     if c.line is not None and c.line >= 1:
         physical["region"] = {"startLine": c.line}
     logical: dict[str, Any] = {"name": c.name, "kind": c.type}
@@ -71,14 +72,15 @@ def _consumer_location(c: Consumer) -> dict[str, Any]:
 def _locations(rf: RatedFinding, report: Report) -> list[dict[str, Any]]:
     f = rf.finding
     if f.consumers:
-        return [_consumer_location(c) for c in f.consumers]
+        return [_consumer_location(c, report) for c in f.consumers]
     kind = _LOGICAL_KINDS.get(area_of(f.kind), "resource")
     location: dict[str, Any] = {"logicalLocations": [{"name": f.subject, "kind": kind}]}
     # Trap: GitHub code scanning rejects a result without a physical location
     # ("locationFromSarifResult: expected at least one location"), so point at a file.
     where = finding_location(rf, report)
     if where is not None:
-        physical: dict[str, Any] = {"artifactLocation": {"uri": _uri(where[0])}}
+        uri = _uri(repo_path(where[0], report))
+        physical: dict[str, Any] = {"artifactLocation": {"uri": uri}}
         if where[1] is not None:
             physical["region"] = {"startLine": where[1]}
         location["physicalLocation"] = physical

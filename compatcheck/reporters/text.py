@@ -18,7 +18,6 @@ from compatcheck.reporters._common import (
     advice_heading,
     artifact_summary,
     build_text,
-    by_severity,
     chosen_plan,
     consumer_text,
     downgrade_path_text,
@@ -30,10 +29,17 @@ from compatcheck.reporters._common import (
     rollback_steps,
     short_json,
     transition_text,
-    verdict_line,
     verify_heading,
     waived_findings,
     waiver_text,
+)
+from compatcheck.reporters.causes import (
+    Cause,
+    Effect,
+    build_causes,
+    fixes,
+    short_fingerprint,
+    summary_line,
 )
 
 _RESET = "\x1b[0m"
@@ -46,8 +52,6 @@ _STYLES = {
     "dim": "\x1b[2m",
     "bold": "\x1b[1m",
 }
-
-_HEADINGS = {"error": "ERRORS", "warning": "WARNINGS", "info": "INFO"}
 
 #: Evidence worth a line in the terminal: what a person needs to act without opening the JSON.
 _EVIDENCE_KEYS = (
@@ -94,8 +98,11 @@ def _version_line(role: str, info: VersionInfo, note: str) -> str:
 def _header(report: Report, paint: _Painter) -> list[str]:
     now, target = ("NEW", "OLD") if report.direction == "rollback" else ("OLD", "NEW")
     info = {"OLD": report.old, "NEW": report.new}
+    lines = [paint("bold", f"compatcheck {transition_text(report)}")]
+    if report.invocation:
+        lines.append(f"  ran: {report.invocation}")
     return [
-        paint("bold", f"compatcheck {transition_text(report)}"),
+        *lines,
         _version_line(now, info[now], "running now"),
         _version_line(target, info[target], "target"),
     ]
@@ -133,23 +140,73 @@ def _evidence_lines(rf: RatedFinding) -> list[str]:
     return out
 
 
-def _finding_lines(rf: RatedFinding, note: str) -> list[str]:
+def _symptom_text(effect: Effect) -> str | None:
+    """The consumer finding's message without the consumer's name (the line above has it)."""
+    if effect.finding is None:
+        return None
+    c, msg = effect.consumer, effect.finding.finding.message
+    prefix = f"{c.type} `{c.name}` "
+    return msg[len(prefix) :] if msg.startswith(prefix) else msg
+
+
+def _cause_lines(n: int, cause: Cause, report: Report, paint: _Painter) -> list[str]:
+    rf = cause.primary
     f = rf.finding
-    head = f"  {f.kind} {f.subject}: {f.message}"
-    if not rf.blocking:
-        head += f" ({note})"
-    lines = [head]
-    lines += [f"      {consumer_text(c)}" for c in f.consumers]
-    lines += _evidence_lines(rf)
+    sev = cause.severity()
+    blocking = cause.blocking(report.fail_on)
+    tag = sev.upper() if blocking or sev == "error" else f"{sev}, not blocking"
+    lines: list[str] = [
+        paint(sev, f"  {n}. [{tag}] {f.kind} {f.subject} (fp {short_fingerprint(rf)})"),
+        f"     {f.message}",
+    ]
+    lines += [line[1:] for line in _evidence_lines(rf)]
+    for other in cause.related:
+        lines.append(
+            f"     also: {other.finding.kind} (fp {short_fingerprint(other)}): "
+            f"{other.finding.message}"
+        )
+        lines += [line[1:] for line in _evidence_lines(other)]
+    if cause.effects:
+        lines.append(f"     consequences ({len(cause.effects)}):")
+        for effect in cause.effects:
+            lines.append(f"       {consumer_text(effect.consumer)}")
+            symptom = _symptom_text(effect)
+            if symptom is not None:
+                lines.append(f"         {symptom}")
+                expr = effect.finding.finding.evidence.get("expr") if effect.finding else None
+                if isinstance(expr, str) and expr.strip():
+                    lines.append(f"         expr: {short_json(expr)}")
+    fix = fixes(cause, report)
+    lines.append(f"     fix: {fix[0]}")
+    lines += [f"          {line}" for line in fix[1:]]
     return lines
 
 
 def _findings(report: Report, paint: _Painter) -> list[str]:
+    causes = build_causes(report)
+    blocking = [c for c in causes if c.blocking(report.fail_on)]
+    rest = [c for c in causes if not c.blocking(report.fail_on)]
     out: list[str] = []
-    for sev, group in by_severity(report):
-        out += ["", paint(sev, f"{_HEADINGS[sev]} ({len(group)})")]
-        for rf in group:
-            out += _finding_lines(rf, not_blocking_note(report))
+    if blocking:
+        out += ["", paint("error", f"BLOCKING PROBLEMS ({len(blocking)})")]
+        for i, cause in enumerate(blocking, 1):
+            out += _cause_lines(i, cause, report, paint)
+    if rest:
+        out += ["", paint("warning", f"NOT BLOCKING ({len(rest)})")]
+        for i, cause in enumerate(rest, len(blocking) + 1):
+            out += _cause_lines(i, cause, report, paint)
+    return out
+
+
+def _relaxed(report: Report) -> list[str]:
+    """Findings a safe plan makes moot: shown under the plans, never as errors."""
+    relaxed = [rf for rf in report.visible() if not rf.waived and not rf.blocking]
+    if not relaxed:
+        return []
+    out = [f"  {not_blocking_note(report)}, so these do not block:"]
+    for rf in relaxed:
+        f = rf.finding
+        out.append(f"      {f.kind} {f.subject} (fp {short_fingerprint(rf)}): {f.message}")
     return out
 
 
@@ -183,7 +240,8 @@ def _migrations(report: Report, paint: _Painter) -> list[str]:
         return []
     out = ["", paint("bold", "MIGRATIONS")]
     out.append(f"  heads: OLD {mig.old_head} · NEW {mig.new_head}")
-    out.append(f"  downgrade path: {downgrade_path_text(mig.downgrade_path or ())}")
+    path = downgrade_path_text(mig.downgrade_path or (), mig.old_head or "base")
+    out.append(f"  downgrade path: {path}")
     for p in mig.plans:
         out.append(f"  {plan_title(report, p)}: {plan_status(p)}")
         out += [f"      {r}" for r in p.reasons]
@@ -191,6 +249,7 @@ def _migrations(report: Report, paint: _Painter) -> list[str]:
         if live:
             out.append("      data at risk on the live database:")
             out += [f"        {line}" for line in live]
+    out += _relaxed(report)
     advice = plan_advice(report)
     if advice and (report.go or chosen_plan(report) is None):
         out.append(f"  → {advice}")
@@ -266,7 +325,10 @@ def render_text(report: Report, *, color: bool = False) -> str:
     lines += _verify(report, paint)
     lines += _extras(report)
     lines += _artifact(report, paint)
-    lines += ["", paint(report.verdict, verdict_line(report))]
+    lines += ["", paint(report.verdict, summary_line(report))]
     lines += _pending_advice(report)
+    total = report.timings.get("total")
+    if total is not None:
+        lines += ["", paint("dim", f"done in {total:.1f} s")]
     safe = [line if isinstance(line, _Painted) else printable(line, keep="\t") for line in lines]
     return "\n".join(safe) + "\n"
