@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -436,3 +437,52 @@ def test_serve_refuses_to_start_on_broken_files_from_its_config(tmp_path: Path) 
         proc = run("serve", "--port", "0", "-c", "compatcheck.yaml", cwd=tmp_path)
         line = one_line(proc, 2)
         assert line.startswith("compatcheck: error: ") and fragment in line, line
+
+
+class _SlowWarmup(http.server.BaseHTTPRequestHandler):
+    """A ready release whose warm-up endpoint takes 2.2 s per answer (a cold cache)."""
+
+    def do_GET(self) -> None:
+        if self.path == "/warm":
+            time.sleep(2.2)
+            body, ctype = b'{"warm": true}', "application/json"
+        elif self.path == "/readyz":
+            body, ctype = b"{}", "application/json"
+        else:
+            body, ctype = RENAMED.joinpath("new.prom").read_bytes(), "text/plain"
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.slow
+def test_a_long_warm_up_says_what_it_waits_for(tmp_path: Path) -> None:
+    """Not only readiness: any wait past 5 s (here three slow warm-up requests, ~6.6 s) prints a
+    heartbeat naming what it waits for and the last answer, and the run still succeeds."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowWarmup)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        cfg = tmp_path / "compatcheck.yaml"
+        cfg.write_text(
+            f"service: shop\nold: {{url: '{url}'}}\nnew: {{url: '{url}'}}\n"
+            "warmup:\n  - {path: /warm, repeat: 3}\n"
+        )
+        out = tmp_path / "v2.json"
+        proc = run("snapshot", "-c", str(cfg), "--target", "new", "-o", str(out))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 0, proc.stderr
+    beats = [ln for ln in proc.stderr.splitlines() if "warm-up" in ln and "waiting" in ln]
+    host = url.removeprefix("http://")
+    assert beats == [
+        f"compatcheck: [new {host}] waiting for the warm-up requests: "
+        '2 of 3 answered, GET /warm: HTTP 200 {"warm": true} (5 s)'
+    ]
+    assert json.loads(out.read_text())["metrics"]["families"]
