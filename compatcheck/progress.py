@@ -7,9 +7,11 @@ OLD and NEW report from two threads, so writes are serialised.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from typing import IO
 
 from compatcheck.masking import mask_secrets
@@ -46,3 +48,43 @@ class Progress:
 
 #: A progress sink that prints nothing (library use, tests).
 QUIET = Progress(quiet=True)
+
+
+#: A wait longer than this says, every as many seconds, what it waits for and the last answer.
+HEARTBEAT_S = 5.0
+
+
+@contextlib.contextmanager
+def heartbeat(
+    say: Callable[[str], None],
+    what: str,
+    last: Callable[[], str] | None = None,
+    *,
+    limit: float | None = None,
+    every: float = HEARTBEAT_S,
+) -> Iterator[None]:
+    """While the body runs, say ``{what}: {last()} (N s[ of LIMIT s])`` every ``every`` seconds.
+
+    Why: a pre-flight that prints nothing for half a minute looks hung, and the operator cannot
+    tell a slow migration from a dead database. Nothing is said when the body ends sooner. The
+    beat comes from a daemon thread (the body is usually one blocking call: a child process's
+    answer, an HTTP request), so ``say`` and ``last`` must be safe to call from another thread;
+    :class:`Progress` serialises its writes, and ``last`` should only read a value.
+    """
+    stop = threading.Event()
+    start = time.monotonic()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            elapsed = f"{time.monotonic() - start:.0f} s" + (f" of {limit:g} s" if limit else "")
+            with contextlib.suppress(Exception):  # a heartbeat must never fail the run
+                answer = last() if last is not None else ""
+                say(f"{what}: {answer} ({elapsed})" if answer else f"{what} ({elapsed})")
+
+    thread = threading.Thread(target=beat, name="compatcheck-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -375,3 +376,113 @@ def test_config_problems_stop_check_before_anything_starts(
     problem = problem.replace("{tmp}", str(tmp_path))
     expected = f"compatcheck: error: {cfg}:{line}: {problem}"
     assert one_line(proc, 2) == expected
+
+
+_BROKEN_YAML = (
+    "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up ==\n   bad: [\n"
+)
+_BAD_PROMQL = "groups:\n  - name: g\n    rules:\n      - alert: Lost\n        expr: sum(up\n"
+
+
+@pytest.mark.parametrize(
+    ("files", "consumers", "message"),
+    [
+        (
+            {"rules.yml": _BROKEN_YAML},
+            "rules.yml",
+            "rules.yml:6: cannot be read as a consumer: invalid YAML: "
+            "did not find expected '-' indicator",
+        ),
+        (
+            {"rules.yml": _BAD_PROMQL},
+            "rules.yml",
+            "rules.yml:5: alert `Lost`: PromQL does not parse: unclosed left parenthesis",
+        ),
+        (
+            {"mon/a.yml": _BROKEN_YAML, "mon/b.yml": _BAD_PROMQL},
+            "mon",
+            "mon/a.yml:6: cannot be read as a consumer: invalid YAML: "
+            "did not find expected '-' indicator (and 1 more)",
+        ),
+        ({}, "gone.yml", "gone.yml: no such file or folder"),
+    ],
+)
+def test_serve_refuses_to_start_on_broken_consumers(
+    tmp_path: Path, files: dict[str, str], consumers: str, message: str
+) -> None:
+    """Found at start-up, in the operator's words, instead of a 500 (or a parse-error warning) in
+    every verdict the hook would give."""
+    (tmp_path / "snaps").mkdir()
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    proc = run(
+        "serve", "--port", "0", "--snapshot-dir", "snaps", "--consumers", consumers, cwd=tmp_path
+    )
+    assert one_line(proc, 2) == f"compatcheck: error: {message}"
+
+
+def test_serve_refuses_to_start_on_broken_files_from_its_config(tmp_path: Path) -> None:
+    """The same through ``-c``: every file the hook will read (consumers, policy, store)."""
+    (tmp_path / "rules.yml").write_text(_BROKEN_YAML)
+    (tmp_path / "policy.yaml").write_text("severity: {bogus/kind: error}\n")
+    cases = {
+        "snapshot_dir: snaps\n": "snaps: snapshot store is not a directory",
+        "snapshot_dir: .\npolicy: [missing.yaml]\n": "missing.yaml",
+        "snapshot_dir: .\npolicy: [policy.yaml]\n": "policy.yaml:1: unknown finding kind",
+        "snapshot_dir: .\nconsumers: [rules.yml]\n": "rules.yml:6: cannot be read as a consumer",
+    }
+    for text, fragment in cases.items():
+        (tmp_path / "compatcheck.yaml").write_text(text)
+        proc = run("serve", "--port", "0", "-c", "compatcheck.yaml", cwd=tmp_path)
+        line = one_line(proc, 2)
+        assert line.startswith("compatcheck: error: ") and fragment in line, line
+
+
+class _SlowWarmup(http.server.BaseHTTPRequestHandler):
+    """A ready release whose warm-up endpoint takes 2.2 s per answer (a cold cache)."""
+
+    def do_GET(self) -> None:
+        if self.path == "/warm":
+            time.sleep(2.2)
+            body, ctype = b'{"warm": true}', "application/json"
+        elif self.path == "/readyz":
+            body, ctype = b"{}", "application/json"
+        else:
+            body, ctype = RENAMED.joinpath("new.prom").read_bytes(), "text/plain"
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.slow
+def test_a_long_warm_up_says_what_it_waits_for(tmp_path: Path) -> None:
+    """Not only readiness: any wait past 5 s (here three slow warm-up requests, ~6.6 s) prints a
+    heartbeat naming what it waits for and the last answer, and the run still succeeds."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowWarmup)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        cfg = tmp_path / "compatcheck.yaml"
+        cfg.write_text(
+            f"service: shop\nold: {{url: '{url}'}}\nnew: {{url: '{url}'}}\n"
+            "warmup:\n  - {path: /warm, repeat: 3}\n"
+        )
+        out = tmp_path / "v2.json"
+        proc = run("snapshot", "-c", str(cfg), "--target", "new", "-o", str(out))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 0, proc.stderr
+    beats = [ln for ln in proc.stderr.splitlines() if "warm-up" in ln and "waiting" in ln]
+    host = url.removeprefix("http://")
+    assert beats == [
+        f"compatcheck: [new {host}] waiting for the warm-up requests: "
+        '2 of 3 answered, GET /warm: HTTP 200 {"warm": true} (5 s)'
+    ]
+    assert json.loads(out.read_text())["metrics"]["families"]

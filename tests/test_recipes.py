@@ -70,7 +70,7 @@ def gha_steps() -> dict[str, dict[str, Any]]:
     job = data["jobs"]["compatcheck"]
     assert data["defaults"]["run"]["shell"] == "bash"
     assert data["permissions"]["security-events"] == "write"
-    assert set(job["env"]) == {"OLD", "NEW"}
+    assert set(job["env"]) == {"OLD", "NEW", "COMPATCHECK_GIT", "COMPATCHECK_REF"}
     return {step.get("name", step.get("uses", "")): step for step in job["steps"]}
 
 
@@ -151,7 +151,7 @@ def test_gitlab_recipe(case: str, tmp_path: Path, compatcheck_on_path: dict[str,
         "OLD": str(METRICS / case / "old.prom"),
         "NEW": str(METRICS / case / "new.prom"),
     }
-    assert set(job["variables"]) == {"OLD", "NEW"}
+    assert set(job["variables"]) == {"OLD", "NEW", "COMPATCHECK_GIT", "COMPATCHECK_REF"}
     # GitLab runs each `script` line in one shell and stops at the first non-zero exit.
     code = 0
     for line in job["script"]:
@@ -171,6 +171,76 @@ def test_gitlab_recipe(case: str, tmp_path: Path, compatcheck_on_path: dict[str,
     }
     assert failed == {f"{kind} {subject}" for kind, subject in blocking_of(case)}
     assert int(root.get("failures", "0")) == len(blocking_of(case))
+
+
+# -- installing compatcheck (both CI recipes) -----------------------------------------------------
+
+
+def install_lines(recipe: str) -> tuple[dict[str, str], list[str]]:
+    """The recipe's variables and its lines that install compatcheck, as the tool runs them."""
+    data = yaml.safe_load((RECIPES / recipe).read_text())
+    if recipe == "github-actions.yml":
+        job = data["jobs"]["compatcheck"]
+        steps = {step.get("name"): step for step in job["steps"]}
+        return job["env"], steps["Install compatcheck"]["run"].strip().splitlines()
+    job = data["rollback-compatibility"]
+    return job["variables"], list(job["before_script"])
+
+
+@pytest.fixture(scope="session")
+def built_wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Folders where a recipe's build line already ran, by line: built once per session (~7 s)."""
+    return {}
+
+
+@pytest.mark.parametrize("recipe", ["github-actions.yml", "gitlab-ci.yml"])
+def test_ci_recipes_install_a_wheel_built_from_a_pinned_tag(
+    recipe: str, built_wheels: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Never an unpublished package name: the recipe builds a wheel from a pinned ref of the
+    repository, then installs that wheel. The build line runs for real against this repository's
+    own commit (a ``file://`` git URL); the install line runs with ``--dry-run --no-deps`` (a fresh
+    venv with every dependency would take minutes) and must pick up exactly the wheel built."""
+    variables, lines = install_lines(recipe)
+    assert variables["COMPATCHECK_REF"].startswith("v") and variables["COMPATCHECK_GIT"]
+    build, install = lines
+    assert build.startswith("pip wheel --no-deps -w dist ") and "COMPATCHECK_REF" in build
+    assert install == "pip install dist/compatcheck-*.whl"
+    head = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    bindir = tmp_path_factory.mktemp("pip-bin")
+    (bindir / "pip").write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m pip "$@"\n')
+    (bindir / "pip").chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+        "COMPATCHECK_GIT": f"file://{REPO}",
+        "COMPATCHECK_REF": head,
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    }
+    cwd = built_wheels.get(build)
+    if cwd is None:
+        cwd = tmp_path_factory.mktemp("recipe-build")
+        proc = subprocess.run(
+            ["bash", "-c", build], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        built_wheels[build] = cwd
+    version = re.search(r'^version = "(.+)"$', (REPO / "pyproject.toml").read_text(), re.M)
+    assert version is not None
+    wheel = f"compatcheck-{version[1]}-py3-none-any.whl"
+    assert sorted(p.name for p in (cwd / "dist").iterdir()) == [wheel]
+    proc = subprocess.run(
+        ["bash", "-c", f"{install} --dry-run --no-deps"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"Would install compatcheck-{version[1]}" in proc.stdout, proc.stdout
 
 
 # -- systemd -------------------------------------------------------------------------------------

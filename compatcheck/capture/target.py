@@ -44,7 +44,7 @@ from compatcheck.config import (
 from compatcheck.errors import ExpositionError, UnavailableError, UsageError
 from compatcheck.masking import mask_secrets
 from compatcheck.model import Finding, MetricsSchema
-from compatcheck.progress import Progress
+from compatcheck.progress import HEARTBEAT_S, Progress, heartbeat
 from compatcheck.scrape import ProbeResult, probe, scrape_metrics
 from compatcheck.snapshot import Snapshot, capture_time, load_snapshot
 from compatcheck.sources import snapshot_from_exposition_file
@@ -104,9 +104,6 @@ class Outcome:
 
 #: A url target whose port refuses connections for this long is not starting: fail then.
 REFUSED_S = 2.0
-
-#: A wait longer than this says, every as many seconds, what it waits for and the last answer.
-HEARTBEAT_S = 5.0
 
 
 def answer_text(result: ProbeResult | None) -> str:
@@ -377,7 +374,8 @@ class TargetCapture:
         # Local import: compatcheck.migrations is heavy (see the TYPE_CHECKING note).
         from compatcheck.migrations.sources.alembic.runner import migrate_to_head
 
-        head = migrate_to_head(location, db.url)
+        with heartbeat(self.say, "waiting for the scratch database's migration to the head"):
+            head = migrate_to_head(location, db.url)
         if self.on_migrated is not None and db.kind == "sqlite":
             self.on_migrated(db.url)
         return head
@@ -518,6 +516,24 @@ class TargetCapture:
         (what it appended to its log in the meantime), for the code-only trial's evidence.
         """
         answers: list[Answer] = []
+        total = sum(req.repeat for req in self.config.warmup)
+
+        def last() -> str:
+            if not answers:
+                return "no answer yet"
+            a = answers[-1]
+            return (
+                f"{len(answers)} of {total} answered, {a.method} {a.path}: {answer_text(a.result)}"
+            )
+
+        with heartbeat(self.say, "waiting for the warm-up requests", last):
+            self._send_warmup(client, base_url, answers, with_log=with_log)
+        self.answers = answers
+        return answers
+
+    def _send_warmup(
+        self, client: httpx.Client, base_url: str, answers: list[Answer], *, with_log: bool
+    ) -> None:
         for req in self.config.warmup:
             for _ in range(req.repeat):
                 mark = self._log_size() if with_log else 0
@@ -536,8 +552,6 @@ class TargetCapture:
 
                     logged = error_line(self._log_since(mark))
                 answers.append(Answer(req.method, req.path, r, logged))
-        self.answers = answers
-        return answers
 
     def _log_size(self) -> int:
         if self.running is None:
@@ -565,6 +579,20 @@ class TargetCapture:
         mc = self.config.metrics
         url = base_url + mc.path
         scrapes: list[MetricsSchema] = []
+
+        def last() -> str:
+            if not scrapes:
+                return f"0 of {mc.scrapes} scrapes answered"
+            families = len(scrapes[-1].families)
+            return f"{len(scrapes)} of {mc.scrapes} scrapes answered, the last: {families} families"
+
+        with heartbeat(self.say, f"waiting for {mc.path}", last):
+            return self._scrapes(client, url, scrapes)
+
+    def _scrapes(
+        self, client: httpx.Client, url: str, scrapes: list[MetricsSchema]
+    ) -> MetricsSchema | None:
+        mc = self.config.metrics
         for i in range(mc.scrapes):
             if i:
                 self._pause(mc.interval)

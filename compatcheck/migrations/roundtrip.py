@@ -38,6 +38,7 @@ from compatcheck.migrations.seeding import (
     read_rows,
     run_seed_sql,
 )
+from compatcheck.progress import heartbeat
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,8 @@ def round_trip(
             return _failed(trip, "upgrade-failed", "starting schema", Failed(None, error))
     if old is not None:
         say(f"upgrading to OLD's head {old}")
-        failed = runner.upgrade(old)
+        with heartbeat(say, f"waiting for the upgrade to OLD's head {old}"):
+            failed = runner.upgrade(old)
         if failed:
             return _failed(trip, "upgrade-failed", "upgrade to OLD", failed)
     trip.lap("upgrade_old")
@@ -182,7 +184,8 @@ def round_trip(
         raise Cancelled("the run is closing")
 
     say(f"upgrading to NEW's head {new}")
-    failed = runner.upgrade(new)
+    with heartbeat(say, f"waiting for the upgrade to NEW's head {new}"):
+        failed = runner.upgrade(new)
     if failed:
         return _failed(trip, "upgrade-failed", "upgrade to NEW", failed)
     schema_b = trip.inspect()
@@ -192,7 +195,8 @@ def round_trip(
     trip.lap("seed_new")
 
     say(f"downgrading {len(path)} revision(s) one at a time")
-    failed = runner.downgrade(path)
+    with heartbeat(say, f"waiting for the downgrade of {len(path)} revision(s)"):
+        failed = runner.downgrade(path)
     trip.lap("downgrade")
     if failed:
         return _failed(trip, "downgrade-failed", "downgrade", failed)
@@ -205,7 +209,8 @@ def round_trip(
     trip.lap("check_downgrade")
 
     say("upgrading again to NEW's head")
-    failed = runner.upgrade(new)
+    with heartbeat(say, f"waiting for the upgrade again to NEW's head {new}"):
+        failed = runner.upgrade(new)
     if failed:
         trip.lap("reupgrade")
         return _failed(trip, "reupgrade-failed", "re-upgrade", failed, checked)

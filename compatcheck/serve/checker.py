@@ -242,6 +242,31 @@ class _Slots:
         return release
 
 
+def validate_consumer_files(paths: tuple[str, ...]) -> None:
+    """Refuse to start on consumer files that are missing or do not parse, naming the first.
+
+    Why at start-up: the hook reads these files on every check, so a typo found there would be a
+    500 (missing file) or a ``consumers/parse-error`` warning in every verdict, which a caller
+    cannot fix; the operator who started the hook can, and is watching when it starts.
+    """
+    if not paths:
+        return
+    from compatcheck.consumers import load_consumers
+
+    findings = load_consumers(paths).findings  # a missing path raises, naming it
+    if not findings:
+        return
+    first = findings[0]
+    line, reason = first.evidence.get("line"), first.evidence["error"]
+    if first.consumers:  # one expression in the file does not parse
+        c = first.consumers[0]
+        where, problem = c.file, f"{c.type} `{c.name}`: PromQL does not parse: {reason}"
+    else:  # the file itself cannot be read as a consumer
+        where, problem = first.evidence["file"], f"cannot be read as a consumer: {reason}"
+    more = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
+    raise InputError(f"{where}:{line}: {problem}{more}" if line else f"{where}: {problem}{more}")
+
+
 class Checker:
     """Everything a check needs that outlives one request: store, inputs, cache, slots, threads."""
 
@@ -260,6 +285,7 @@ class Checker:
         from compatcheck.policy import load_policy
 
         load_policy(settings.policy)  # a broken policy stops the server starting, in its words
+        validate_consumer_files(settings.consumers)
         from compatcheck.artifact.auth import load_registry_config
 
         self.registry_config = load_registry_config(settings.registry_config)
