@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from compatcheck.errors import UsageError
+from compatcheck.masking import mask_secrets
 
 # compatcheck.scrape (httpx) and compatcheck.yamlfile (PyYAML) are imported where used: every
 # `compatcheck` command builds the serve parser from this module, and `compatcheck --help` must
@@ -168,6 +169,14 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         from compatcheck.serve.state import parse_state_url
 
         parse_state_url(state)  # a bad URL stops the start, in one line
+    for spec in (*conf.get("consumers", []), *args.consumers):
+        if str(spec).startswith("prometheus:"):
+            # The hook keeps its consumers loaded and keyed by file content; a live source has
+            # neither, so it is refused at start rather than failing every request.
+            raise UsageError(
+                f"--consumers {mask_secrets(spec)}: serve reads rule files and dashboards only "
+                "(prometheus:URL is for diff, check and verify)"
+            )
     return ServeSettings(
         snapshot_dir=snapshot_dir,
         policy=(*conf.get("policy", []), *args.policy),

@@ -78,8 +78,9 @@ def add_verify_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--consumers",
         action="append",
         default=[],
-        metavar="PATH",
-        help="rule files, dashboards or folders whose families must be back (repeatable)",
+        metavar="PATH|prometheus:URL",
+        help="rule files, dashboards or folders whose families must be back, or the rules a "
+        "running Prometheus loaded (repeatable)",
     )
     p.add_argument("--snapshot-dir", metavar="DIR|URL", help="store of release contracts")
     p.add_argument("--service", metavar="NAME", help="service of stored:VERSION and build info")
