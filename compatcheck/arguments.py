@@ -73,8 +73,9 @@ def _add_report_options(p: argparse.ArgumentParser, *, consumers: bool = True) -
             "--consumers",
             action="append",
             default=[],
-            metavar="PATH",
-            help="rule files, dashboards or folders whose breakage to name (repeatable)",
+            metavar="PATH|prometheus:URL",
+            help="rule files, dashboards or folders whose breakage to name, or the rules a "
+            "running Prometheus loaded (repeatable)",
         )
         g.add_argument(
             "--emit-bridge-rules",

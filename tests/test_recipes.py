@@ -535,3 +535,96 @@ def test_kubernetes_hook_manifest_runs_two_replicas_on_redis(tmp_path: Path) -> 
     redis_service = by[("Service", "compatcheck-redis")]["spec"]
     assert (state.hostname, state.port) == ("compatcheck-redis", redis_service["ports"][0]["port"])
     create_app(settings)  # the policy parses; nothing connects before a request
+
+
+# -- post-rollback verification: the hook, a real Prometheus, the real shop ----------------------
+
+
+@pytest.fixture(scope="module")
+def verify_hook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HookProcess, str]]:
+    """shop v1 running and scraped by Prometheus; its contract recorded into the hook's store as
+    ``shop/v1``, and another release's (``shop/v1.4.2``, another build) next to it; the hook
+    allows that one Prometheus. Yields the hook and the Prometheus URL."""
+    from compatcheck.cli import main
+    from tests.prometheus import free_port, running_prometheus, running_shop, traffic, wait_for
+
+    tmp = tmp_path_factory.mktemp("verify")
+    store = tmp / "store" / "shop"
+    store.mkdir(parents=True)
+    (store / "v1.4.2.snapshot.json").write_bytes((SNAPSHOTS / "shop/v1.snapshot.json").read_bytes())
+    port = free_port()
+    with (
+        running_shop(tmp, "v1", port) as shop,
+        traffic(shop),
+        running_prometheus(tmp / "prometheus", f"127.0.0.1:{port}") as prom,
+    ):
+        wait_for(prom, 'rate(shop_http_requests_total{job="shop"}[5m])', bool)
+        out = str(store / "v1.snapshot.json")
+        assert main(["snapshot", f"{shop}/metrics", "-o", out, "--label", "v1", "-q"]) == 0
+        args = ["--snapshot-dir", str(tmp / "store"), "--allow-prometheus", prom]
+        with hook_process(args, tmp / "hook.log") as proc:
+            yield proc, prom
+
+
+def argo_verify(hook: HookProcess, prom: str, version: str, **body: Any) -> tuple[str, Any]:
+    """The recipe's measurement (``body`` overriding its jsonBody): Argo's phase and the answer."""
+    template = yaml.safe_load((RECIPES / "argo-verify-analysistemplate.yaml").read_text())
+    (metric,) = template["spec"]["metrics"]
+    args = {"service": "shop", "version": version, "selector": '{job="shop"}',
+            "prometheus": prom, "compatcheck-token": TOKEN}  # fmt: skip
+    assert {a["name"] for a in template["spec"]["args"]} == set(args)
+    web = substitute(metric["provider"]["web"], r"\{\{\s*args\.([\w-]+)\s*\}\}", args)
+    resp = httpx.request(
+        web["method"],
+        on_hook(hook, web["url"]),
+        headers={h["key"]: h["value"] for h in web["headers"]},
+        content=json.dumps({**web["jsonBody"], **body}),
+        timeout=web["timeoutSeconds"],
+    )
+    if not 200 <= resp.status_code < 300:
+        return "Error", resp.json()
+    assert metric["successCondition"] == "result == true"
+    return ("Successful" if json_path(resp.json(), web["jsonPath"]) is True else "Failed"), (
+        resp.json()
+    )
+
+
+def test_argo_verify_analysis_template_verifies_the_running_release(
+    verify_hook: tuple[HookProcess, str],
+) -> None:
+    hook, prom = verify_hook
+    phase, report = argo_verify(hook, prom, "v1")
+    assert phase == "Successful", report
+    assert {c["name"]: c["status"] for c in report["verify"]["checks"]} == {
+        "build": "ok", "targets": "ok", "series": "skipped", "error-rate": "ok", "alerts": "ok",
+    }  # fmt: skip
+    assert (report["verify"]["prometheus"], report["verify"]["expect"]) == (prom, "v1")
+
+
+def test_argo_verify_fails_when_another_build_runs(verify_hook: tuple[HookProcess, str]) -> None:
+    hook, prom = verify_hook
+    phase, report = argo_verify(hook, prom, "v1.4.2", window="1s", interval="500ms")
+    assert phase == "Failed"
+    assert {f["kind"] for f in report["findings"] if f["blocking"]} == {"verify/build-mismatch"}
+
+
+def test_argo_verify_refuses_what_the_operator_did_not_allow(
+    verify_hook: tuple[HookProcess, str],
+) -> None:
+    hook, prom = verify_hook
+    other = "http://127.0.0.1:1"
+    assert argo_verify(hook, prom, "v1", prometheus=other) == (
+        "Error",
+        {"error": f"Prometheus {other} is not allowed here (the hook asks only those given "
+                  "with --allow-prometheus)"},
+    )  # fmt: skip
+    assert argo_verify(hook, prom, "v9") == (
+        "Error",
+        {"error": "no stored snapshot for service 'shop' version 'v9'"},
+    )
+    phase, answer = argo_verify(hook, prom, "v1", window="1h")
+    assert (phase, answer) == (
+        "Error",
+        {"error": "`window` must be shorter than this hook's check timeout (30s): let the "
+                  "AnalysisTemplate repeat it"},
+    )  # fmt: skip

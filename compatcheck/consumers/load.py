@@ -6,7 +6,8 @@ its content for a file named explicitly with another suffix):
 
 * :mod:`~compatcheck.consumers.rulefile` — Prometheus rule files and ``PrometheusRule`` objects;
 * :mod:`~compatcheck.consumers.grafana` — Grafana dashboards (current and legacy schema, exports);
-* :mod:`~compatcheck.consumers.textlist` — one expression per line.
+* :mod:`~compatcheck.consumers.textlist` — one expression per line;
+* :mod:`~compatcheck.consumers.live` — ``prometheus:URL``: the rules a running Prometheus loaded.
 
 Unreadable content becomes a ``consumers/parse-error`` finding (the run goes on); a path that does
 not exist is an :class:`~compatcheck.errors.InputError` (the user mistyped something).
@@ -35,6 +36,7 @@ from pathlib import Path
 from compatcheck.checks.consumers import PARSE_ERROR
 from compatcheck.consumers.collector import Collector, Source
 from compatcheck.consumers.grafana import read_dashboard
+from compatcheck.consumers.live import check_live, is_live, read_live_rules
 from compatcheck.consumers.promql import Node, PromQLError, parse_expression
 from compatcheck.consumers.rulefile import read_rule_file
 from compatcheck.consumers.textlist import read_text_list
@@ -99,14 +101,27 @@ _FORMATS: dict[str, _Format] = {
 
 
 def load_consumers(paths: Sequence[str | Path]) -> ConsumerSet:
-    """Load rule files, dashboards and expression lists from files and folders (recursively).
+    """Load rule files, dashboards and expression lists from files and folders (recursively),
+    and the rules loaded in each Prometheus named ``prometheus:URL``, in the order given.
 
     Folders contribute their ``.yml``/``.yaml`` (rules), ``.json`` (dashboards) and
     ``.promql``/``.txt`` (expressions) files, skipping hidden ones; YAML or JSON in a folder that is
     neither a rule file nor a dashboard is ignored. A file named explicitly is read whatever its
-    suffix.
+    suffix. Every path and URL is checked before anything is read or asked.
     """
-    return read_consumer_files(list_consumer_files(paths))
+    # Every path and URL checked first: a typo after a live source must not wait for its answer.
+    plan = [str(p) if is_live(p) else list_consumer_files([p]) for p in paths]
+    for p in plan:
+        if isinstance(p, str):
+            check_live(p)
+    collector = Collector()
+    for p in plan:
+        if isinstance(p, str):
+            read_live_rules(collector, p)
+            continue
+        for f in p:
+            _read_file(Source(str(f.path), f.rel, collector), f.path, f.explicit, None)
+    return _finish(collector)
 
 
 def read_consumer_files(

@@ -9,7 +9,7 @@ document: a broken document does not hide the ones before it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import yaml
 
@@ -138,12 +138,19 @@ def _read_group(source: Source, group: yaml.Node) -> None:
 
 def _template_labels(rule: dict[str, yaml.Node]) -> set[str]:
     """Labels an alert's annotations and labels print (``{{ $labels.instance }}``)."""
-    found: set[str] = set()
+    values: list[str] = []
     for key in ("annotations", "labels"):
         m = _mapping(rule.get(key))
-        for node in (m or {}).values():
-            value = _scalar(node)
-            if value and "$labels" in value:
-                for a, b in _TEMPLATE_LABEL.findall(value):
-                    found.add(a or b)
+        values += [v for v in map(_scalar, (m or {}).values()) if v]
+    return template_labels(values)
+
+
+def template_labels(values: Iterable[str]) -> set[str]:
+    """Labels the templates in ``values`` print (``{{ $labels.instance }}``): the alert needs its
+    expression's result to carry them."""
+    found: set[str] = set()
+    for value in values:
+        if "$labels" in value:
+            for a, b in _TEMPLATE_LABEL.findall(value):
+                found.add(a or b)
     return found

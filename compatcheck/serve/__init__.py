@@ -84,6 +84,13 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
         help='let callers give {"url": ...} targets to scrape (off: stored snapshots only)',
     )
     p.add_argument(
+        "--allow-prometheus",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a Prometheus base URL POST /v1/verify may ask (repeatable; none: verify refused)",
+    )
+    p.add_argument(
         "--registry-config",
         metavar="FILE",
         help='docker config.json with credentials for {"image": ...} targets (`allow_images`)',

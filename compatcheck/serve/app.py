@@ -255,6 +255,20 @@ class Job:
         return head + b'"report":' + report + b"}"
 
 
+def _argo_answer(outcome: Outcome) -> Response:
+    """Argo's web metric: 200 with the report (``go`` read by ``jsonPath``) for a verdict, 503
+    (an Error measurement, retried) only when it cannot tell yet."""
+    if outcome.unavailable is not None:
+        body = (
+            f'{{"error":{json.dumps("cannot tell yet: " + outcome.unavailable)},'
+            f'"go":false,"report":'.encode()
+            + outcome.report_json
+            + b"}"
+        )
+        return Response(body, status_code=503, media_type=JSON_TYPE, headers={"Retry-After": "30"})
+    return Response(outcome.report_json, media_type=JSON_TYPE)
+
+
 class Hook:
     """State shared by the routes of one app: settings, the checker, the jobs."""
 
@@ -309,17 +323,31 @@ class Hook:
         except (HookError, CompatcheckError) as exc:
             return _reject(request, exc)
         self.count_verdict(outcome)
-        if outcome.unavailable is not None:
-            body = (
-                f'{{"error":{json.dumps("cannot tell yet: " + outcome.unavailable)},'
-                f'"go":false,"report":'.encode()
-                + outcome.report_json
-                + b"}"
+        return _argo_answer(outcome)
+
+    async def verify(self, request: Request) -> Response:
+        """``/v1/verify``: one post-rollback verification, answered like ``/v1/check``."""
+        from compatcheck.serve.verify import parse_verify_request
+
+        try:
+            body = await read_json(request, self.settings.max_body, self.settings.body_timeout)
+            req = parse_verify_request(
+                body,
+                allow=self.settings.allow_prometheus,
+                snapshot_dir=self.settings.snapshot_dir,
+                fail_on=self.settings.fail_on,
             )
-            return Response(
-                body, status_code=503, media_type=JSON_TYPE, headers={"Retry-After": "30"}
-            )
-        return Response(outcome.report_json, media_type=JSON_TYPE)
+            if req.window >= self.settings.check_timeout:
+                raise UsageError(
+                    f"`window` must be shorter than this hook's check timeout "
+                    f"({self.settings.check_timeout:g}s): let the AnalysisTemplate repeat it"
+                )
+            req.args.policy = list(self.settings.policy)
+            outcome = await self.checker.verify(req.args)
+        except (HookError, CompatcheckError) as exc:
+            return _reject(request, exc)
+        self.count_verdict(outcome)
+        return _argo_answer(outcome)
 
     def _flagger_body(self, request: Request) -> Callable[[object], CheckRequest]:
         needs_token = bool(getattr(request.state, BODY_TOKEN_STATE, False))
@@ -467,6 +495,7 @@ def create_app(settings: ServeSettings) -> Starlette:
         _route("/healthz", hook.healthz, "GET"),
         _route("/metrics", hook.metrics_endpoint, "GET"),
         _route("/v1/check", hook.check, "POST"),
+        _route("/v1/verify", hook.verify, "POST"),
         _route("/v1/checks", hook.start_check, "POST"),
         _route("/v1/checks/{id}", hook.get_check, "GET"),
         _route("/v1/flagger", hook.flagger, "POST"),

@@ -546,6 +546,17 @@ class Checker:
             return cached
         return await self.finish(future, deadline)
 
+    async def verify(self, args: Any) -> Outcome:
+        """A post-rollback verification (``verify`` options ``args``) on a check slot, within
+        the check deadline; judged with the consumers the hook keeps loaded."""
+        deadline = time.monotonic() + self.settings.check_timeout
+        return await self._wait(self._start(self._checks, "checks", self._verify, args), deadline)
+
+    def _verify(self, args: Any) -> Outcome:
+        from compatcheck.verify.cli import verify_report
+
+        return outcome_of(verify_report(args, self._inputs.current().consumers))
+
     def close(self) -> None:
         # Trap: waiting here would hang shutdown behind a stuck thread; running checks were
         # already given their deadline by the caller.

@@ -14,6 +14,7 @@ ENDPOINTS = (
     "/healthz",
     "/metrics",
     "/v1/check",
+    "/v1/verify",
     "/v1/checks",
     "/v1/checks/{id}",
     "/v1/flagger",

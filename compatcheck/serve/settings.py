@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from compatcheck.errors import UsageError
+from compatcheck.masking import mask_secrets
 
 # compatcheck.scrape (httpx) and compatcheck.yamlfile (PyYAML) are imported where used: every
 # `compatcheck` command builds the serve parser from this module, and `compatcheck --help` must
@@ -53,6 +54,9 @@ class ServeSettings:
     #: ``reg.example.com/shop`` (one repository), ``reg.example.com/team/*`` (a subtree),
     #: ``reg.example.com`` or ``reg.example.com/*`` (a whole registry). Empty: image targets off.
     allow_images: tuple[str, ...] = ()
+    #: Prometheus base URLs ``POST /v1/verify`` may ask (exactly, without a trailing slash): the
+    #: hook would otherwise send requests wherever a caller points it. Empty: verify refused.
+    allow_prometheus: tuple[str, ...] = ()
     #: A docker ``config.json`` with credentials for those registries.
     registry_config: str | None = None
     #: ``redis://HOST:PORT/DB``: asynchronous checks and verdicts shared by replicas (see
@@ -98,7 +102,8 @@ def read_token(token_file: str | None) -> str | None:
 
 
 def read_config(path: str) -> dict[str, Any]:
-    """The keys of ``compatcheck.yaml`` the hook uses: ``snapshot_dir``, ``policy``, ``consumers``.
+    """The keys of ``compatcheck.yaml`` the hook uses: ``snapshot_dir``, ``policy``, ``consumers``,
+    ``allow_images``, ``allow_prometheus``, ``registry_config``.
 
     Relative paths are relative to the config file, as in ``compatcheck check``. Other keys belong
     to other commands and are ignored here (a hook's config need not describe launch targets).
@@ -120,6 +125,8 @@ def read_config(path: str) -> dict[str, Any]:
     out: dict[str, Any] = {"policy": paths("policy"), "consumers": paths("consumers")}
     if "allow_images" in data:
         out["allow_images"] = doc.string_list(data["allow_images"], ("allow_images",))
+    if "allow_prometheus" in data:
+        out["allow_prometheus"] = doc.string_list(data["allow_prometheus"], ("allow_prometheus",))
     if "registry_config" in data:
         out["registry_config"] = str(
             doc.path_in(doc.string(data["registry_config"], ("registry_config",)), (), base)
@@ -168,6 +175,14 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         from compatcheck.serve.state import parse_state_url
 
         parse_state_url(state)  # a bad URL stops the start, in one line
+    for spec in (*conf.get("consumers", []), *args.consumers):
+        if str(spec).startswith("prometheus:"):
+            # The hook keeps its consumers loaded and keyed by file content; a live source has
+            # neither, so it is refused at start rather than failing every request.
+            raise UsageError(
+                f"--consumers {mask_secrets(spec)}: serve reads rule files and dashboards only "
+                "(prometheus:URL is for diff, check and verify)"
+            )
     return ServeSettings(
         snapshot_dir=snapshot_dir,
         policy=(*conf.get("policy", []), *args.policy),
@@ -184,6 +199,10 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         token=token,
         fail_on=args.fail_on,
         allow_images=allow_images,
+        allow_prometheus=tuple(
+            u.strip().rstrip("/")
+            for u in (*conf.get("allow_prometheus", []), *getattr(args, "allow_prometheus", []))
+        ),
         registry_config=registry_config,
         state=state,
     )

@@ -78,8 +78,9 @@ def add_verify_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--consumers",
         action="append",
         default=[],
-        metavar="PATH",
-        help="rule files, dashboards or folders whose families must be back (repeatable)",
+        metavar="PATH|prometheus:URL",
+        help="rule files, dashboards or folders whose families must be back, or the rules a "
+        "running Prometheus loaded (repeatable)",
     )
     p.add_argument("--snapshot-dir", metavar="DIR|URL", help="store of release contracts")
     p.add_argument("--service", metavar="NAME", help="service of stored:VERSION and build info")
@@ -188,6 +189,13 @@ def _write(report: Any, args: argparse.Namespace, out: IO[str]) -> int:
 
 def cmd_verify(args: argparse.Namespace, out: IO[str]) -> int:
     """Build the plan (every argument checked), poll, and write the report."""
+    return _write(verify_report(args), args, out)
+
+
+def verify_report(args: argparse.Namespace, consumers: Any = None) -> Any:
+    """The report of one verification as ``args`` (the ``verify`` options) describe it;
+    ``consumers`` is a loaded :class:`~compatcheck.consumers.ConsumerSet` used when ``args``
+    names none (the hook passes the ones it keeps loaded)."""
     from compatcheck.consumers import load_consumers
     from compatcheck.engine import EvaluateOptions, evaluate
     from compatcheck.policy import load_policy
@@ -201,7 +209,8 @@ def cmd_verify(args: argparse.Namespace, out: IO[str]) -> int:
     if args.error_rate is not None:
         check_expression(args.error_rate, "--error-rate")
     expect = load_expect(args)
-    consumers = load_consumers(args.consumers) if args.consumers else None
+    if args.consumers:
+        consumers = load_consumers(args.consumers)
     plan = _plan(args, expect, consumers)
     label = expect.label or str(args.expect)
     progress = Progress(quiet=args.quiet)
@@ -231,4 +240,4 @@ def cmd_verify(args: argparse.Namespace, out: IO[str]) -> int:
             decide=lambda section, findings: report_for(section, findings, {}).go,
             progress=progress,
         )
-    return _write(report_for(result.section, result.findings, result.observed_build), args, out)
+    return report_for(result.section, result.findings, result.observed_build)

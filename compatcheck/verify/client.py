@@ -61,6 +61,9 @@ class Rule:
     query: str
     group: str
     file: str
+    #: An alerting rule's labels and annotations (their templates name labels the alert needs).
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
 
 class PrometheusClient:
@@ -169,9 +172,16 @@ class PrometheusClient:
                         query=str(rule.get("query", "")),
                         group=str(group.get("name", "")),
                         file=str(group.get("file", "")),
+                        labels=_strings(rule.get("labels")),
+                        annotations=_strings(rule.get("annotations")),
                     )
                 )
         return out
+
+
+def _strings(value: Any) -> dict[str, str]:
+    """A label or annotation map as strings (empty when absent or not a map)."""
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
 def _number(value: Any) -> float:

@@ -1,0 +1,108 @@
+"""``POST /v1/verify``: post-rollback verification as an Argo Rollouts web metric.
+
+An AnalysisTemplate run after a rollback asks the hook whether the release it rolled back to runs
+as its stored contract says; the answer is the ``compatcheck.report/v1`` with its ``verify``
+section, ``go`` true when verified (read with ``jsonPath: "{$.go}"``), like ``/v1/check``. One
+request is one verification with a short window (default: a single poll): Argo's ``count`` and
+``interval`` do the waiting, and a measurement must end within its ``timeoutSeconds``.
+
+The hook only asks the Prometheus servers the operator listed (``--allow-prometheus``): a caller
+must not be able to make it send requests to any address it names. The body becomes the
+``compatcheck verify`` options, so each value is checked exactly as on the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from compatcheck.arguments import Parser
+from compatcheck.errors import RefusedError, UsageError
+from compatcheck.masking import mask_secrets
+from compatcheck.store import validate_name
+
+_KEYS = ("prometheus", "selector", "service", "expect", "window", "interval", "max_error_rate")
+
+
+class _BodyParser(Parser):
+    """The ``verify`` options parsed from a request body: an error is a 400, not an exit."""
+
+    def error(self, message: str) -> NoReturn:
+        # `argument --max-error-rate: ...` names the body key the caller wrote.
+        raise UsageError(
+            re.sub(r"argument --([\w-]+)", lambda m: f"`{m.group(1).replace('-', '_')}`", message)
+        )
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    """A checked ``/v1/verify`` body as ``verify`` options (``args``) for the hook's store."""
+
+    args: argparse.Namespace
+    window: float
+
+
+def _text(body: dict[str, Any], key: str, *, required: bool = False) -> str | None:
+    value = body.get(key)
+    if value is None:
+        if required:
+            raise UsageError(f"`{key}` is required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise UsageError(f"`{key}` must be a string or a number")
+    return str(value)
+
+
+def parse_verify_request(
+    body: object, *, allow: tuple[str, ...], snapshot_dir: str | None, fail_on: str
+) -> VerifyRequest:
+    """Check ``body``; :class:`RefusedError` (403) for a Prometheus the operator did not list."""
+    if not isinstance(body, dict):
+        raise UsageError("the body must be a JSON object")
+    unknown = sorted(set(body) - set(_KEYS))
+    if unknown:
+        raise UsageError(f"unknown key `{unknown[0]}` (expected {', '.join(_KEYS)})")
+    prometheus = _text(body, "prometheus", required=True)
+    assert prometheus is not None
+    if prometheus.strip().rstrip("/") not in allow:
+        raise RefusedError(
+            f"Prometheus {mask_secrets(prometheus)} is not allowed here (the hook asks only "
+            "those given with --allow-prometheus)"
+        )
+    selector = _text(body, "selector", required=True)
+    expect = body.get("expect")
+    if not isinstance(expect, dict) or set(expect) != {"version"}:
+        raise UsageError('`expect` must be {"version": V} (a stored contract)')
+    version = validate_name(expect["version"], "expect version")
+    if snapshot_dir is None:
+        raise RefusedError("this hook has no snapshot store (--snapshot-dir) to read `expect` from")
+    service = _text(body, "service")
+    if service is None:
+        m = re.search(r'\bjob\s*=\s*"([^"]+)"', selector or "")
+        service = m.group(1) if m else None
+    if service is None:
+        raise UsageError('`service` is required when the selector has no job="..." matcher')
+    validate_name(service, "service")
+    argv = [
+        "verify",
+        f"--prometheus={prometheus}",
+        f"--selector={selector}",
+        f"--expect=stored:{version}",
+        f"--snapshot-dir={snapshot_dir}",
+        f"--service={service}",
+        f"--window={_text(body, 'window') or '0s'}",
+        f"--fail-on={fail_on}",
+        "--quiet",
+    ]
+    for key in ("interval", "max_error_rate"):
+        value = _text(body, key)
+        if value is not None:
+            argv.append(f"--{key.replace('_', '-')}={value}")
+    from compatcheck.verify.cli import add_verify_parser
+
+    parser = _BodyParser(prog="verify")
+    add_verify_parser(parser.add_subparsers(dest="command", parser_class=_BodyParser))
+    args = parser.parse_args(argv)
+    return VerifyRequest(args, float(args.window))
