@@ -366,3 +366,22 @@ def test_the_verify_section_in_every_format() -> None:
     assert [r["ruleId"] for r in sarif["runs"][0]["results"]] == ["verify/error-rate-high"]
     assert "compatcheck: verify error-rate: failing: 0.3 > 0.015" in out["github"]
     assert "::error " in out["github"]
+
+
+def test_a_hook_verify_request_without_a_window_is_one_poll(tmp_path: Path) -> None:
+    """Argo repeats the measurement itself: a `/v1/verify` body without `window` is one poll
+    (a window of 0), not a refusal of the CLI's own `--window=0s`."""
+    from compatcheck.serve.verify import parse_verify_request
+
+    body = {"prometheus": "http://prom:9090", "selector": SELECTOR, "expect": {"version": "v1"}}
+    req = parse_verify_request(
+        body, allow=("http://prom:9090",), snapshot_dir=str(tmp_path), fail_on="error"
+    )
+    assert req.window == 0.0 and req.args.window == 0.0
+    req = parse_verify_request(
+        {**body, "window": "20s"},
+        allow=("http://prom:9090",),
+        snapshot_dir=str(tmp_path),
+        fail_on="error",
+    )
+    assert req.window == 20.0

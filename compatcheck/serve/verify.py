@@ -92,11 +92,12 @@ def parse_verify_request(
         f"--expect=stored:{version}",
         f"--snapshot-dir={snapshot_dir}",
         f"--service={service}",
-        f"--window={_text(body, 'window') or '0s'}",
         f"--fail-on={fail_on}",
         "--quiet",
     ]
-    for key in ("interval", "max_error_rate"):
+    # No `window`: one poll (Argo repeats the measurement itself). The CLI's `--window` must be
+    # positive, so zero is set after parsing rather than passed as `--window=0s`.
+    for key in ("window", "interval", "max_error_rate"):
         value = _text(body, key)
         if value is not None:
             argv.append(f"--{key.replace('_', '-')}={value}")
@@ -105,4 +106,6 @@ def parse_verify_request(
     parser = _BodyParser(prog="verify")
     add_verify_parser(parser.add_subparsers(dest="command", parser_class=_BodyParser))
     args = parser.parse_args(argv)
+    if _text(body, "window") is None:
+        args.window = 0.0
     return VerifyRequest(args, float(args.window))
