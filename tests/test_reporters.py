@@ -892,3 +892,23 @@ def test_markdown_stays_under_the_comment_limit(build: Callable[[str], Report]) 
     assert 0 < rows < 400
     assert f"... and {400 - rows} more problems: see the JSON report." in small
     assert "**GO: no blocking problem; 400 info (rollback v1.5.0 → v1.4.2)**" in small
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html"])
+def test_a_no_go_plan_is_advice_only_under_its_steps(
+    fmt: str, build: Callable[[str], Report]
+) -> None:
+    """On a NO-GO with a safe plan, no format tells the reader to follow the plan before the
+    rollback steps that say "once the problems are resolved" (html once did, in bold)."""
+    report = build("pending")
+    assert not report.go
+    out = render(report, fmt)
+    marker = {
+        "text": "once the 1 blocking problem is resolved:",
+        "markdown": "### Once the 1 blocking problem is resolved",
+        "html": "Rollback steps, once the problems are resolved",
+    }[fmt]
+    assert marker in out
+    before, after = out.split(marker, 1)
+    assert "follow the downgrade plan" not in before.lower()
+    assert "follow the downgrade plan" in after.lower()

@@ -80,17 +80,6 @@ def active_findings(report: Report) -> list[RatedFinding]:
     return [rf for rf in report.visible() if not rf.waived]
 
 
-def by_severity(report: Report) -> list[tuple[str, list[RatedFinding]]]:
-    """Active findings grouped by severity, errors first; empty groups left out."""
-    active = active_findings(report)
-    out = []
-    for sev in SHOWN_SEVERITIES:
-        group = [rf for rf in active if rf.severity == sev]
-        if group:
-            out.append((sev, group))
-    return out
-
-
 def verdict_line(report: Report) -> str:
     """``NO-GO: 2 errors, 1 warning, 4 info (rollback v1.5.0 → v1.4.2)``.
 
@@ -131,11 +120,6 @@ def not_blocking_note(report: Report) -> str:
         return "not blocking: another rollback plan is safe"
     names = " and ".join(f"the {n} plan" for n in safe)
     return f"not blocking: {names} {'is' if len(safe) == 1 else 'are'} safe"
-
-
-def blocking_count(report: Report) -> int:
-    """Findings that make the verdict no-go (unwaived, blocking, at or above ``--fail-on``)."""
-    return sum(1 for rf in report.findings if rf.counts_against(report.fail_on))
 
 
 def advice_heading(report: Report) -> str:

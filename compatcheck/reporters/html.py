@@ -17,6 +17,7 @@ from typing import Any
 from compatcheck.report import RatedFinding, Report, VersionInfo
 from compatcheck.reporters._common import (
     build_text,
+    chosen_plan,
     consumer_text,
     downgrade_path_text,
     not_blocking_note,
@@ -227,7 +228,9 @@ def _migrations(report: Report) -> list[str]:
         ]
         out.append("</ul>")
     advice = plan_advice(report)
-    if advice:
+    # As in the text report: on a NO-GO the plan is advice only once the blockers are resolved,
+    # and the rollback steps below say so; it is not repeated here as an instruction.
+    if advice and (report.go or chosen_plan(report) is None):
         out.append(f"<p><strong>{_inline(advice)}</strong></p>")
     return out
 

@@ -134,21 +134,6 @@ def _header(report: Report) -> list[str]:
     ]
 
 
-def _consumers_cell(rf: RatedFinding) -> str:
-    return "<br>".join(escape_text(consumer_text(c), table=True) for c in rf.finding.consumers)
-
-
-def _row(rf: RatedFinding, severity: str, note: str) -> str:
-    f = rf.finding
-    message = inline(f.message, table=True)
-    if not rf.blocking:
-        message += f" ({escape_text(note, table=True)})"
-    return (
-        f"| {severity} | {code(f.kind, table=True)} | {code(f.subject, table=True)} | "
-        f"{message} | {_consumers_cell(rf)} |"
-    )
-
-
 def _evidence(rfs: list[RatedFinding]) -> list[str]:
     out: list[str] = []
     for rf in rfs:

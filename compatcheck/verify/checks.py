@@ -24,16 +24,6 @@ from compatcheck.model import Finding
 from compatcheck.verify.client import Alert, PrometheusClient, Sample, matches
 from compatcheck.verify.plan import VerifyPlan
 
-#: Every kind a verification emits (``check/unavailable`` aside), for the catalogue test.
-KINDS = (
-    BUILD_MISMATCH,
-    TARGET_DOWN,
-    TARGETS_DROPPED,
-    SERIES_MISSING,
-    ERROR_RATE_HIGH,
-    ALERT_FIRING,
-)
-
 
 @dataclass(frozen=True)
 class Outcome:

@@ -83,9 +83,6 @@ class VerifySection:
     verified: bool
     checks: tuple[VerifyCheck, ...] = ()
 
-    def check(self, name: str) -> VerifyCheck | None:
-        return next((c for c in self.checks if c.name == name), None)
-
     def to_json(self) -> dict[str, Any]:
         return {
             "prometheus": self.prometheus,
