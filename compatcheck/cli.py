@@ -126,7 +126,7 @@ def _cmd_diff(args: argparse.Namespace, out: IO[str]) -> int:
     anchor = local[0] if local else ""
     report = evaluate(old, new, dataclasses.replace(options, anchor=anchor))
     _write_bridge(args, report, old, new)
-    return _finish(args, report, out)
+    return write_report(args, report, out)
 
 
 def _cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
@@ -147,7 +147,7 @@ def _cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
     progress.step(None, "comparing")
     report = result.evaluate(dataclasses.replace(options, anchor=args.config))
     _write_bridge(args, report, result.old, result.new)
-    return _finish(args, report, out)
+    return write_report(args, report, out)
 
 
 def _cmd_migrations(args: argparse.Namespace, out: IO[str]) -> int:
@@ -195,7 +195,7 @@ def _cmd_migrations(args: argparse.Namespace, out: IO[str]) -> int:
         new,
         dataclasses.replace(options, extra_findings=result.findings, migrations=section),
     )
-    return _finish(args, report, out)
+    return write_report(args, report, out)
 
 
 def _alembic_project(args: argparse.Namespace) -> AlembicProject:
@@ -536,7 +536,9 @@ def _workspace() -> str:
     return str(Path(root or os.getcwd()).resolve())
 
 
-def _finish(args: argparse.Namespace, report: Any, out: IO[str]) -> int:
+def write_report(args: argparse.Namespace, report: Any, out: IO[str]) -> int:
+    """Render ``report`` as ``--format`` to ``-o`` or ``out``; the exit code. Every command that
+    ends in a report (``diff``, ``check``, ``migrations``, ``verify``) ends here."""
     from compatcheck.reporters import render
 
     report = _stamped(args, report)

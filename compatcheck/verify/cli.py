@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import re
-import sys
 from pathlib import Path
 from typing import IO, Any
 
 from compatcheck.argtypes import duration, ratio
 from compatcheck.errors import UsageError
-from compatcheck.masking import mask_secrets
 
-EXIT_VERIFIED, EXIT_NOT_VERIFIED, EXIT_UNAVAILABLE = 0, 1, 3
 _FORMATS = ("text", "json", "markdown", "junit", "sarif", "github")
 
 
@@ -160,36 +156,13 @@ def _plan(args: argparse.Namespace, expect: Any, consumers: Any) -> Any:
     )
 
 
-def _write(report: Any, args: argparse.Namespace, out: IO[str]) -> int:
-    """Render the report where asked; the exit code (unavailable named on stderr)."""
-    from compatcheck.reporters import render
-
-    color = (
-        not args.no_color
-        and not os.environ.get("NO_COLOR")
-        and not args.output
-        and bool(getattr(out, "isatty", lambda: False)())
-    )
-    text = render(report, args.format, color=color)
-    if args.output:
-        try:
-            Path(args.output).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"{args.output}: cannot write: {exc.strerror}") from None
-    else:
-        out.write(text)
-    if report.unavailable:
-        for rf in report.findings:
-            if rf.finding.kind == "check/unavailable" and not rf.waived:
-                line = f"compatcheck: could not evaluate: {rf.finding.message}"
-                print(mask_secrets(line), file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    return EXIT_VERIFIED if report.go else EXIT_NOT_VERIFIED
-
-
 def cmd_verify(args: argparse.Namespace, out: IO[str]) -> int:
     """Build the plan (every argument checked), poll, and write the report."""
-    return _write(verify_report(args), args, out)
+    # The CLI's one ending (exit 0 verified, 1 not verified, 3 could not evaluate); imported here
+    # because the CLI's parser imports this module.
+    from compatcheck.cli import write_report
+
+    return write_report(args, verify_report(args), out)
 
 
 def verify_report(args: argparse.Namespace, consumers: Any = None) -> Any:
