@@ -287,11 +287,14 @@ def parse_config(text: str, path: Path, *, store_given: bool = True) -> Config:
 
 
 def _script_locations_exist(ld: Loader, config: Config) -> None:
-    """Each release tree that gets a scratch database has the migrations it is built from:
-    checked now (``file:line``, exit 2), not after both releases were started."""
-    for t in (config.old, config.new):
-        if not (isinstance(t, CommandTarget) and t.uses_database):
-            continue
+    """Each release's migrations folder exists (the one its scratch database is built from, the
+    one its Alembic head is read from): checked now (``file:line``, exit 2), not after both
+    releases were started and scraped (a url or snapshot target's folder is resolved against the
+    config's folder, a command target's against its ``cwd``)."""
+    both = (config.old, config.new)
+    builds = [t for t in both if isinstance(t, CommandTarget) and t.uses_database]
+    # The tree a scratch database is built from is named first: without it nothing can run.
+    for t in [*builds, *(t for t in both if t not in builds)]:
         location = target_script_location(config, t)
         if location is None or location.is_dir():
             continue
