@@ -95,3 +95,32 @@ def test_a_kind_without_evidence_docs_is_refused(evidence: object, problem: str)
         entry["evidence"] = evidence  # type: ignore[assignment]
     with pytest.raises(UsageError, match=f"rules.yaml: metrics/x: {problem}"):
         _parse({"kinds": {"metrics/x": entry}}, "rules.yaml")
+
+
+@pytest.mark.slow
+def test_the_demo_writes_only_declared_keys(tmp_path: Path) -> None:
+    """The README's demo (both shop releases started, migrations, consumers) through the CLI."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "demo.json"
+    demo = ["check", "-c", "fixtures/demo/compatcheck.yaml", "--format", "json", "-o", str(out)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "compatcheck", *demo, "-q"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr
+    declared = _declared()
+    findings = json.loads(out.read_text())["findings"]
+    assert len({f["kind"] for f in findings}) >= 5
+    undeclared = sorted(
+        f"{f['kind']}: `{key}`"
+        for f in findings
+        for key in f["evidence"]
+        if key not in declared[f["kind"]]
+    )
+    assert undeclared == []
