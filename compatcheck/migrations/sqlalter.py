@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import sqlglot
 from sqlglot import TokenType, exp
+from sqlglot.errors import TokenError
 
 from compatcheck.migrations import steps as s
 from compatcheck.migrations.sqlshape import (
@@ -103,6 +104,10 @@ def _alter_column(r: Reading, table: str | None, action: exp.Expr, where: Where)
         sig, text = signature(dtype)
         current = replace(current, type=sig, text=text)
         r.type_change(table, name, current, where)
+        using = action.args.get("using")
+        if isinstance(using, exp.Expr) and using.find(exp.Column) is None:
+            # ``USING NULL`` (or any constant): every value is replaced, none converted.
+            r.add(where.op(s.UPDATE_ROWS, table=table, column=name))
     allow_null = action.args.get("allow_null")
     if allow_null is not None:
         nullable = bool(allow_null) and bool(action.args.get("drop"))
@@ -207,6 +212,15 @@ NEUTRAL_COMMANDS = (
     ("DROP", "TRIGGER"),
     ("CREATE", "OR", "REPLACE", "RULE"),
     ("CREATE", "OR", "REPLACE", "TRIGGER"),
+    ("CREATE", "FUNCTION"),
+    ("CREATE", "OR", "REPLACE", "FUNCTION"),
+    ("DROP", "FUNCTION"),
+    ("CREATE", "PROCEDURE"),
+    ("CREATE", "OR", "REPLACE", "PROCEDURE"),
+    ("DROP", "PROCEDURE"),
+    ("CREATE", "VIEW"),
+    ("CREATE", "OR", "REPLACE", "VIEW"),
+    ("DROP", "VIEW"),
     ("ALTER", "FUNCTION"),
     ("ALTER", "SEQUENCE"),
     ("ALTER", "VIEW"),
@@ -275,7 +289,18 @@ def command(r: Reading, tree: exp.Expr, where: Where) -> None:
     """A statement sqlglot read only as a command: judged by its first words, or unknown."""
     rest = tree.args.get("expression")
     text = f"{tree.this} {rest.name if isinstance(rest, exp.Literal) else rest or ''}"
-    parts = _words(text, r.reader.sqlglot_dialect)
+    by_words(r, text, where, "statement the SQL parser does not read")
+
+
+def by_words(r: Reading, text: str, where: Where, unread: str) -> None:
+    """A statement judged by its words alone (the parser gave no tree): MySQL's ``RENAME
+    TABLE``, ``VACUUM``/``ALTER TYPE ... ADD VALUE`` (non-transactional), statements whose first
+    words say they leave our objects alone; anything else is unknown (``unread`` says why)."""
+    try:
+        parts = _words(text, r.reader.sqlglot_dialect)
+    except TokenError as exc:
+        r.not_judged(where, f"{unread}: {exc}")
+        return
     head = parts[0]
     if _starts(head, ("RENAME", "TABLE")):  # MySQL: RENAME TABLE a TO b, c TO d
         pairs = [head[2:], *parts[1:]]
@@ -292,11 +317,11 @@ def command(r: Reading, tree: exp.Expr, where: Where) -> None:
         actions = [head[_table_end(head) :], *parts[1:]]
         if all(any(_starts(a, n) for n in NEUTRAL_ALTER_ACTIONS) for a in actions):
             return
-        r.not_judged(where, "ALTER TABLE with an action the SQL parser does not read")
+        r.not_judged(where, f"ALTER TABLE {unread}")
         return
     elif any(_starts(head, n) for n in NEUTRAL_COMMANDS) or _starts(head, ("ALTER", "TYPE")):
         return
-    r.not_judged(where, f"{' '.join(head[:2])} statement the SQL parser does not read")
+    r.not_judged(where, f"{' '.join(head[:2])} {unread}")
 
 
 def _table_end(words: list[str]) -> int:

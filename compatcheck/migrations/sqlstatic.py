@@ -27,7 +27,7 @@ from sqlglot.errors import ParseError, TokenError
 
 from compatcheck.migrations import steps as s
 from compatcheck.migrations.sql import shorten, split_sql
-from compatcheck.migrations.sqlalter import ALTER_ACTIONS, command
+from compatcheck.migrations.sqlalter import ALTER_ACTIONS, by_words, command
 from compatcheck.migrations.sqlshape import (
     Column,
     Copy,
@@ -209,7 +209,7 @@ class Reading:
         except (ParseError, TokenError) as exc:
             self.does_something = True
             reason = _one_line(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-            self.not_judged(where, f"not parsed as {self.reader.dialect} SQL: {reason}")
+            by_words(self, text, where, f"not parsed as {self.reader.dialect} SQL: {reason}")
             return
         for tree in trees:
             if not _inert(tree):
