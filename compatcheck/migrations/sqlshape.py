@@ -55,6 +55,8 @@ class Table:
     columns: dict[str, Column] = field(default_factory=dict)
     indexes: set[str] = field(default_factory=set)
     complete: bool = True
+    #: Tables its foreign keys point at.
+    references: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -148,8 +150,8 @@ def references_of(node: exp.Expr) -> tuple[str, ...]:
     return tuple(out)
 
 
-def table_of(target: exp.Expr, query: exp.Expr | None) -> tuple[Table, tuple[str, ...]]:
-    """A ``CREATE TABLE``'s shape and the tables its foreign keys point at."""
+def table_of(target: exp.Expr, query: exp.Expr | None) -> Table:
+    """A ``CREATE TABLE``'s shape (with the tables its foreign keys point at)."""
     table = Table()
     refs: list[str] = []
     if isinstance(target, exp.Schema):
@@ -172,7 +174,8 @@ def table_of(target: exp.Expr, query: exp.Expr | None) -> tuple[Table, tuple[str
                 table.columns[name.lower()] = Column(None, "", False, False)
     else:
         table.complete = False
-    return table, tuple(dict.fromkeys(refs))
+    table.references = tuple(dict.fromkeys(refs))
+    return table
 
 
 def copy_of(tree: exp.Expr, tables: dict[str, Table]) -> tuple[str, Copy] | None:

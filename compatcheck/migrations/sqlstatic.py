@@ -187,6 +187,8 @@ class Reading:
         self.copies: dict[str, list[Copy]] = {}
         #: A rebuilt table's old name kept as a backup → (rebuilt table, index of its rename).
         self.backups: dict[str, int] = {}
+        #: Columns this direction added: filling them overwrites nothing.
+        self.added: set[tuple[str | None, str | None]] = set()
         #: Tables rebuilt here → their indexes before (re-created ones are not new).
         self.rebuilt: dict[str, tuple[str, Table, Where]] = {}
 
@@ -196,6 +198,8 @@ class Reading:
 
     def add(self, op: Op) -> int:
         self.ops.append(op)
+        if op.op == s.ADD_COLUMN:
+            self.added.add((op.table, op.column))
         return len(self.ops) - 1
 
     def not_judged(self, where: Where, reason: str) -> None:
@@ -234,12 +238,11 @@ class Reading:
 
     # --- tables -----------------------------------------------------------------------------
 
-    def create_table(
-        self, name: str, table: Table, refs: tuple[str, ...], where: Where, *, guarded: bool
-    ) -> None:
+    def create_table(self, name: str, table: Table, where: Where, *, guarded: bool) -> None:
         if name in self.gone and self.tables.get(name) is None:
             self.rebuild(name, table, None, where)
             return
+        refs = table.references
         self.created[name] = self.add(
             where.op(s.CREATE_TABLE, table=name, references=refs, guarded=guarded)
         )
@@ -259,10 +262,14 @@ class Reading:
         if new_name in self.gone and new_name not in self.tables:
             moved = self.tables.pop(old_name, None)
             if moved is not None:
-                if old_name in self.created:
+                existed = old_name not in self.created
+                helper_ops: list[Op] = []
+                if not existed:  # a helper table of this rebuild: it was never anywhere else
                     self.ops[self.created.pop(old_name)] = None
-                    self.ops[:] = [_retarget(o, old_name, new_name) for o in self.ops]
-                self.rebuild(new_name, moved, old_name, where)
+                    helper_ops = self._take_ops(old_name, new_name)
+                self.rebuild(new_name, moved, old_name, where, existed=existed)
+                for op in helper_ops:  # what was done to the helper is done to the new table
+                    self.add(op)
                 return
         index = self.add(where.op(s.RENAME_TABLE, table=old_name, name=new_name))
         table = self.tables.pop(old_name, None)
@@ -271,13 +278,32 @@ class Reading:
             if table.complete:
                 self.gone[old_name] = (table, index, new_name)
 
-    def rebuild(self, name: str, new: Table, source: str | None, where: Where) -> None:
-        """``name`` was dropped or renamed away and now a table arrives under its name."""
+    def _take_ops(self, helper: str, name: str) -> list[Op]:
+        """The ops on a rebuild's helper table, taken out to follow the rebuild as ops on
+        ``name``; filling a column the old table did not have overwrites nothing."""
+        old = self.gone[name][0]
+        taken: list[Op] = []
+        for i, op in enumerate(self.ops):
+            if op is None or op.table != helper:
+                continue
+            self.ops[i] = None
+            if not (op.op == s.UPDATE_ROWS and op.column and op.column not in old.columns):
+                taken.append(replace(op, table=name))
+        return taken
+
+    def rebuild(
+        self, name: str, new: Table, source: str | None, where: Where, *, existed: bool = False
+    ) -> None:
+        """``name`` was dropped or renamed away and now a table arrives under its name: from
+        ``source`` (renamed; ``existed`` when that table was there before this direction) or
+        from a ``CREATE TABLE`` (``source`` None)."""
         old, index, backup = self.gone.pop(name)
         if backup is None:
             self.ops[index] = None  # DROP TABLE name: the table lives on in its new shape
         else:
             self.backups[backup] = index
+        replaced = source if existed else None
+        self.add(where.op(s.REBUILD_TABLE, table=name, name=replaced, references=new.references))
         copies = [c for c in self.copies.get(source or name, []) if c.source in (name, backup)]
         for op in rebuild_ops(name, old, new, copies, where):
             self.add(op)
@@ -306,13 +332,6 @@ def _inert(tree: exp.Expr) -> bool:
     return False
 
 
-def _retarget(op: Op | None, old: str, new: str) -> Op | None:
-    """An op on a helper table that now carries another name."""
-    if op is None or op.table != old:
-        return op
-    return replace(op, table=new)
-
-
 # --- statements ---------------------------------------------------------------------------------
 
 Handler = Callable[[Reading, exp.Expr, Where], None]
@@ -331,8 +350,8 @@ def _create(r: Reading, tree: exp.Expr, where: Where) -> None:
             return  # gone at the end of the session: nothing a downgrade must undo
         name = name_of(target)
         if name:
-            table, refs = table_of(target, tree.args.get("expression"))
-            r.create_table(name, table, refs, where, guarded=guarded)
+            table = table_of(target, tree.args.get("expression"))
+            r.create_table(name, table, where, guarded=guarded)
     elif kind == "INDEX" and isinstance(target, exp.Index):
         on, index = name_of(target.args.get("table")), name_of(target.this)
         params = target.args.get("params")
@@ -406,8 +425,11 @@ def _update(r: Reading, tree: exp.Expr, where: Where) -> None:
     columns = [
         name_of(e.this) for e in tree.expressions if isinstance(e, exp.EQ) and e.this is not None
     ]
+    if columns and all((table, c) in r.added for c in columns):
+        return  # fills columns this direction added: nothing is overwritten
     for column in columns or [None]:
-        r.add(where.op(s.UPDATE_ROWS, table=table, column=column))
+        if (table, column) not in r.added:
+            r.add(where.op(s.UPDATE_ROWS, table=table, column=column))
 
 
 def _insert(r: Reading, tree: exp.Expr, where: Where) -> None:

@@ -15,6 +15,11 @@ from pathlib import Path
 CREATE_TABLE = "create_table"
 DROP_TABLE = "drop_table"
 RENAME_TABLE = "rename_table"
+#: ``table`` defined anew in place of the table of that name (SQLite's rebuild: create, copy,
+#: drop, rename; or a swap by renames). ``name`` is the table that took its place when that one
+#: existed before the step (it is gone now). What changed for OLD's code (columns added,
+#: dropped, renamed, retyped; rows not carried over) follows as ops of their own.
+REBUILD_TABLE = "rebuild_table"
 ADD_COLUMN = "add_column"
 DROP_COLUMN = "drop_column"
 RENAME_COLUMN = "rename_column"
