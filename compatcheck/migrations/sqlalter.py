@@ -260,7 +260,12 @@ def _words(text: str, dialect: str) -> list[list[str]]:
     parts: list[list[str]] = [[]]
     depth = 0
     join = False
-    for token in sqlglot.tokenize(text, read=dialect):
+    found = sqlglot.tokenize(text, read=dialect)
+    if len(found) == 2 and found[1].token_type == TokenType.STRING:
+        # sqlglot keeps what follows a command word (RENAME, SHOW...) as one string token.
+        if text[found[1].start : found[1].start + 1] not in ("'", '"', "$"):
+            found = [found[0], *sqlglot.tokenize(found[1].text, read=dialect)]
+    for token in found:
         kind = token.token_type
         if kind == TokenType.L_PAREN:
             depth += 1

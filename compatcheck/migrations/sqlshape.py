@@ -92,7 +92,9 @@ def signature(dtype: exp.Expr | None) -> tuple[Signature | None, str]:
         value = param.this if isinstance(param, exp.DataTypeParam) else param
         if isinstance(value, exp.Literal) and not value.is_string and str(value.this).isdigit():
             args.append(int(value.this))
-    return (dtype.this.name.lower(), tuple(args)), dtype.sql()
+    # The type's own name (``dtype.sql()`` would spell MEDIUMTEXT as TEXT) and its arguments.
+    text = f"{dtype.this.name}({', '.join(e.sql() for e in dtype.expressions)})"
+    return (dtype.this.name.lower(), tuple(args)), text
 
 
 _DEFAULTS = (
