@@ -261,10 +261,10 @@ def _words(text: str, dialect: str) -> list[list[str]]:
     depth = 0
     join = False
     found = sqlglot.tokenize(text, read=dialect)
-    if len(found) == 2 and found[1].token_type == TokenType.STRING:
-        # sqlglot keeps what follows a command word (RENAME, SHOW...) as one string token.
-        if text[found[1].start : found[1].start + 1] not in ("'", '"', "$"):
-            found = [found[0], *sqlglot.tokenize(found[1].text, read=dialect)]
+    # sqlglot keeps what follows a command word (RENAME, SHOW...) as one string token.
+    quoted = len(found) == 2 and text[found[1].start : found[1].start + 1] in ("'", '"', "$")
+    if len(found) == 2 and found[1].token_type == TokenType.STRING and not quoted:
+        found = [found[0], *sqlglot.tokenize(found[1].text, read=dialect)]
     for token in found:
         kind = token.token_type
         if kind == TokenType.L_PAREN:
@@ -326,7 +326,8 @@ def by_words(r: Reading, text: str, where: Where, unread: str) -> None:
         return
     elif any(_starts(head, n) for n in NEUTRAL_COMMANDS) or _starts(head, ("ALTER", "TYPE")):
         return
-    r.not_judged(where, f"{' '.join(head[:2])} {unread}")
+    lead = " ".join(w for w in head[:2] if w.replace("_", "").isalnum())  # keywords, no bodies
+    r.not_judged(where, f"{lead} {unread}".strip())
 
 
 def _table_end(words: list[str]) -> int:
