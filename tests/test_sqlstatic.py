@@ -80,6 +80,24 @@ def test_quoting_and_schema_prefix_do_not_matter(sql: str, dialect: str) -> None
 # --- columns ------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite", ANY])
+def test_rename_without_the_column_keyword_renames_a_column(dialect: str) -> None:
+    # sqlglot reads "rename the table to a" and drops "TO b"; PostgreSQL and SQLite rename a.
+    assert ops("ALTER TABLE t RENAME a TO b", dialect) == [("rename_column", "t", "a", "b")]
+
+
+def test_rename_without_column_is_no_mysql() -> None:
+    (unknown,) = analyse([("ALTER TABLE t RENAME a TO b", 2)], "mysql").unknown
+    assert unknown.line == 2 and "MySQL" in unknown.reason
+
+
+def test_drop_key_is_mysql_only() -> None:
+    assert ops("ALTER TABLE t DROP KEY k", "mysql") == [("drop_index", "t", None, "k")]
+    assert ops("ALTER TABLE t DROP KEY k", ANY) == [("drop_index", "t", None, "k")]
+    (unknown,) = analyse([("ALTER TABLE t DROP KEY k", 1)], "postgresql").unknown
+    assert unknown.reason == "ALTER TABLE action `DROP KEY k` the SQL parser does not read"
+
+
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_add_column_nullability_default_generated(dialect: str) -> None:
     nn = one("ALTER TABLE t ADD COLUMN c INT NOT NULL", dialect)

@@ -80,6 +80,20 @@ def _drop_primary_key(r: Reading, table: str | None, action: exp.Expr, where: Wh
 
 
 def _rename_table(r: Reading, table: str | None, action: exp.Expr, where: Where) -> None:
+    for words in _words(r.text, r.reader.sqlglot_dialect):
+        rest = words[words.index("RENAME") + 1 :] if "RENAME" in words else []
+        if len(rest) >= 3 and rest[0] not in ("TO", "AS", "COLUMN") and rest[1] == "TO":
+            # ``RENAME a TO b``: PostgreSQL and SQLite rename column a (COLUMN is optional);
+            # sqlglot reads "rename the table to a" and drops ``TO b``.
+            if r.reader.dialect == "mysql":
+                r.not_judged(where, "RENAME a TO b is no MySQL syntax")
+            else:
+                renamed = exp.RenameColumn(
+                    this=exp.column(identifier(rest[0]) or rest[0]),
+                    to=exp.column(identifier(rest[2]) or rest[2]),
+                )
+                _rename_column(r, table, renamed, where)
+            return
     new = name_of(action.this)
     if table and new:
         r.rename_table(table, new, where)

@@ -157,7 +157,7 @@ class Reader:
             except (ParseError, TokenError) as exc:
                 error = error or exc
                 continue
-            if not any(isinstance(t, exp.Command) for t in trees):
+            if not any(t.find(exp.Command) for t in trees):
                 return trees
             fallback = fallback if fallback is not None else trees
         if fallback is not None:
@@ -178,6 +178,8 @@ class Reading:
         self.ops: list[Op | None] = []
         self.unknown: list[Unknown] = []
         self.does_something = False
+        #: The statement being read (handlers that must look at its words).
+        self.text = ""
         self.first_line = 0
         #: Tables this direction dropped or renamed away: old shape and the op that did it.
         self.gone: dict[str, tuple[Table, int, str | None]] = {}
@@ -206,6 +208,7 @@ class Reading:
         self.unknown.append(Unknown(where.line, where.source, reason))
 
     def statement(self, text: str, line: int) -> None:
+        self.text = text
         where = Where(shorten(_one_line(text)), line)
         self.first_line = self.first_line or line
         try:
@@ -405,7 +408,9 @@ def _alter(r: Reading, tree: exp.Expr, where: Where) -> None:
     table = name_of(tree.this)
     for action in tree.args.get("actions") or ():
         handler = ALTER_ACTIONS.get(type(action))
-        if handler is None:
+        if isinstance(action, exp.Command):
+            r.not_judged(where, f"ALTER TABLE action `{action.sql()}` the SQL parser does not read")
+        elif handler is None:
             r.not_judged(where, f"ALTER TABLE action {type(action).__name__} not judged")
         else:
             handler(r, table, action, where)

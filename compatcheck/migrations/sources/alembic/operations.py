@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from compatcheck.migrations import steps as s
 from compatcheck.migrations.sql import shorten
-from compatcheck.migrations.sqlstatic import parse_sql
 from compatcheck.migrations.steps import Op, identifier
 from compatcheck.migrations.typechange import widens
 
@@ -321,6 +320,9 @@ def execute(c: OpCall) -> Generator[Op, None, bool]:
     if sql is None:
         yield from core_statement(c, c.node.args[0])
         return False
+    # Imported here: the SQL parser (sqlglot) loads only for a history that runs raw SQL.
+    from compatcheck.migrations.sqlstatic import parse_sql
+
     yield from parse_sql(sql, c.node.lineno)
     return True
 
