@@ -58,6 +58,10 @@ class Table:
     #: Tables its foreign keys point at.
     references: tuple[str, ...] = ()
 
+    def copy(self) -> Table:
+        """A copy to change without changing this one (columns are immutable values)."""
+        return Table(dict(self.columns), set(self.indexes), self.complete, self.references)
+
 
 @dataclass(frozen=True)
 class Copy:

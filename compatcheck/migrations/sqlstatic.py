@@ -16,7 +16,6 @@ by renames) is read as that table changing columns, not as a dropped and a renam
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
@@ -138,7 +137,7 @@ class Reader:
         up_code = self.read(up)
         if down is None:
             return up_code, None
-        kept = copy.deepcopy(self.tables)
+        kept = {name: table.copy() for name, table in self.tables.items()}
         down_code = self.read(down)
         self.tables = kept
         return up_code, down_code
