@@ -444,6 +444,33 @@ def test_drop_and_create_again_without_copy_loses_every_row() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("create", "dialect"),
+    [
+        ("CREATE TABLE packages (LIKE template)", "postgresql"),
+        ("CREATE TABLE packages LIKE template", "mysql"),
+        ("CREATE TABLE packages AS SELECT * FROM template", "sqlite"),
+    ],
+)
+def test_a_table_whose_columns_are_not_listed_is_not_judged_when_rebuilt(
+    create: str, dialect: str
+) -> None:
+    reader = Reader(dialect)
+    reader.read([(create, 1)])
+    code = reader.read(
+        [
+            ("CREATE TABLE tmp (id INT)", 2),
+            ("DROP TABLE packages", 3),
+            ("ALTER TABLE tmp RENAME TO packages", 4),
+        ]
+    )
+    # A rebuild, but nothing says which of its columns went away: named, not guessed.
+    assert [o.op for o in code.ops] == ["rebuild_table"]
+    assert [(u.line, u.reason) for u in code.unknown] == [
+        (4, "rebuild of packages: its columns before are not known")
+    ]
+
+
 def test_drop_and_create_of_a_table_never_seen_is_read_literally() -> None:
     assert ops("DROP TABLE IF EXISTS t; CREATE TABLE t (id INT)", "sqlite") == [
         ("drop_table", "t", None, None),

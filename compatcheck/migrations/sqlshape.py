@@ -166,6 +166,8 @@ def table_of(target: exp.Expr, query: exp.Expr | None) -> Table:
                 name, column, col_refs = column_of(item)
                 table.columns[name] = column
                 refs += col_refs
+            elif isinstance(item, exp.LikeProperty):  # (LIKE other): columns not listed here
+                table.complete = False
             else:
                 refs += references_of(item)
                 index = name_of(item.this) if isinstance(item, exp.IndexColumnConstraint) else None

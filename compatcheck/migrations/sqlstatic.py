@@ -257,7 +257,7 @@ class Reading:
             return
         index = self.add(where.op(s.DROP_TABLE, table=name, guarded=guarded))
         old = self.tables.pop(name, None)
-        if old is not None and old.complete:
+        if old is not None:
             self.gone[name] = (old, index, None)
 
     def rename_table(self, old_name: str, new_name: str, where: Where) -> None:
@@ -277,8 +277,7 @@ class Reading:
         table = self.tables.pop(old_name, None)
         if table is not None:
             self.tables[new_name] = table
-            if table.complete:
-                self.gone[old_name] = (table, index, new_name)
+            self.gone[old_name] = (table, index, new_name)
 
     def _take_ops(self, helper: str, name: str) -> list[Op]:
         """The ops on a rebuild's helper table, taken out to follow the rebuild as ops on
@@ -307,7 +306,9 @@ class Reading:
         replaced = source if existed else None
         self.add(where.op(s.REBUILD_TABLE, table=name, name=replaced, references=new.references))
         copies = [c for c in self.copies.get(source or name, []) if c.source in (name, backup)]
-        for op in rebuild_ops(name, old, new, copies, where):
+        if not old.complete:
+            self.not_judged(where, f"rebuild of {name}: its columns before are not known")
+        for op in rebuild_ops(name, old, new, copies, where) if old.complete else ():
             self.add(op)
         self.tables[name] = new
         self.rebuilt[name] = (name, old, where)
