@@ -18,7 +18,7 @@ from compatcheck.migrations import MigrationsResult, inspect_migrations
 from compatcheck.migrations.graph import downgrade_path, resolve
 from compatcheck.migrations.sources.alembic.history import load_history
 from compatcheck.migrations.sources.alembic.revisions import read_revision_file
-from compatcheck.migrations.sql import parse_sql
+from compatcheck.migrations.sqlstatic import parse_sql
 
 from .conftest import scratch_databases
 
@@ -207,7 +207,7 @@ def test_parse_sql_statements() -> None:
         ("update_rows", "users", "a", None),
         ("update_rows", "users", "b", None),
         ("rename_table", "t", None, "t2"),
-        ("non_transactional", None, None, None),
+        ("non_transactional", "t", None, "ix"),
         ("create_index", "t", None, "ix"),
         ("add_column", "t", "c", None),
         ("drop_column", "t", "d", None),

@@ -32,7 +32,8 @@ from compatcheck.migrations.scratch import one_line, scratch_database
 from compatcheck.migrations.section import OnlineOnly
 from compatcheck.migrations.sources import open_source
 from compatcheck.migrations.sources.alembic.runner import migrate_to_head, read_alembic_head
-from compatcheck.migrations.sql import parse_sql, split_sql
+from compatcheck.migrations.sql import split_sql
+from compatcheck.migrations.sqlstatic import parse_sql
 from compatcheck.migrations.steps import Code, Step, Wording
 
 WORDING = Wording(step="Migration", up="up section", down="down section", upgrade_all="`up`")
