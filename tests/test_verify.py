@@ -27,9 +27,15 @@ from tests.prometheus import (
     running_shop,
     traffic,
     wait_for,
+    wait_for_scrapes,
 )
 
 SELECTOR = '{job="shop"}'
+#: The default error rate verify builds from shop v1's contract with --error-rate-range 5s.
+ERROR_RATE = (
+    '(sum(rate(shop_http_requests_total{job="shop", status=~"5.."}[5s])) or vector(0)) '
+    '/ sum(rate(shop_http_requests_total{job="shop"}[5s]))'
+)
 CHECKS = ("build", "targets", "series", "error-rate", "alerts")
 
 #: What the team's monitoring reads: the alert Prometheus loads, and an orders panel's query.
@@ -157,9 +163,15 @@ def test_verify_waits_through_the_rollback_then_verifies(
             wait_for(prom, 'shop_build_info{version="2.0.0"}', bool)
             verify = Verify(verify_argv(prom, contract, consumers, "--window", "60s"))
             waiting = verify.wait_line("waiting for build")
-        # the rollback: v2 stops, v1 starts on the same address
-        with running_shop(tmp_path, "v1", port) as shop, traffic(shop):
-            code, report = verify.finish()
+        # the rollback: v2 stops, v1 starts on the same address. Nobody orders until v1 has
+        # been scraped twice with requests counted: until then the error rate has no data (it
+        # would be "skipped"), and the missing order series keeps verify waiting meanwhile.
+        with running_shop(tmp_path, "v1", port) as shop:
+            with traffic(shop, orders=False):
+                wait_for_scrapes(prom, 'shop_build_info{job="shop", version="1.0.0"}')
+                wait_for(prom, ERROR_RATE, bool)
+            with traffic(shop):
+                code, report = verify.finish()
     assert code == 0, verify.lines
     # the waiting line names who is still wrong
     assert (
@@ -171,6 +183,8 @@ def test_verify_waits_through_the_rollback_then_verifies(
     assert report["verdict"] == "go"
     assert _kinds(report) == set()
     assert _statuses(report) == dict.fromkeys(CHECKS, "ok")
+    rate = next(c for c in report["verify"]["checks"] if c["name"] == "error-rate")  # type: ignore[index]
+    assert (rate["value"], rate["query"]) == (0.0, ERROR_RATE)  # no 5xx series: 0, not empty
     section = report["verify"]
     assert isinstance(section, dict)
     assert section["verified"] is True and section["polls"] >= 2
@@ -213,10 +227,7 @@ def test_verify_fails_when_the_old_release_fails_requests(
     assert isinstance(section, dict)
     rate = next(c for c in section["checks"] if c["name"] == "error-rate")
     assert 0.2 < rate["value"] < 0.4  # 3 requests in 10 fail
-    assert rate["query"] == (
-        'sum(rate(shop_http_requests_total{job="shop", status=~"5.."}[5s])) '
-        '/ sum(rate(shop_http_requests_total{job="shop"}[5s]))'
-    )
+    assert rate["query"] == ERROR_RATE
     assert "waiting for error-rate" in "\n".join(verify.lines)
 
 
@@ -249,6 +260,37 @@ def test_verify_fails_while_a_series_consumers_need_stays_missing(
     assert "       record shop:orders:rate1m in group shop-orders (" in text
     assert "failing  series" in text
     assert 'NOT VERIFIED: 1 blocking problem (1 finding) (rollback {job="shop"} → v1)' in lines
+
+
+@pytest.mark.slow
+def test_an_error_rate_without_data_is_not_checked_not_ok(tmp_path: Path, contract: Path) -> None:
+    """v1 runs and is scraped, but nobody sends a request: there is no rate to judge. The check
+    says "skipped" with "no data" and no value, and the verified line names it as not checked."""
+    port = free_port()
+    with (
+        running_prometheus(tmp_path / "prometheus", f"127.0.0.1:{port}") as prom,
+        running_shop(tmp_path, "v1", port),
+    ):
+        wait_for_scrapes(prom, 'shop_build_info{job="shop"}')
+        argv = verify_argv(prom, contract, tmp_path / "none", "--window", "2s")
+        argv.remove("--consumers")
+        argv.remove(str(tmp_path / "none"))
+        verify = Verify(argv)
+        code, report = verify.finish()
+    assert code == 0, verify.lines
+    assert _statuses(report) == {
+        "build": "ok",
+        "targets": "ok",
+        "series": "skipped",
+        "error-rate": "skipped",
+        "alerts": "ok",
+    }
+    rate = next(c for c in report["verify"]["checks"] if c["name"] == "error-rate")  # type: ignore[index]
+    assert rate["summary"].startswith("no data: ") and rate["value"] is None
+    assert rate["query"] == ERROR_RATE
+    last = verify.lines[-1]
+    assert "verified (build, targets, alerts hold; not checked: series: " in last
+    assert "; not checked: error-rate: no data: " in last
 
 
 def test_verify_exits_3_when_prometheus_cannot_be_asked(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
