@@ -23,13 +23,13 @@ from compatcheck.arguments import (
     EXIT_NO_GO,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
-    REPORT_FORMATS,
     Parser,
     build_parser,
 )
 from compatcheck.errors import CompatcheckError, UnavailableError, UsageError
 from compatcheck.interrupts import exit_status, sigterm_as_interrupt
 from compatcheck.masking import mask_secrets
+from compatcheck.reportargs import REPORT_FORMATS
 from compatcheck.serve import cmd_serve
 
 __all__ = [

@@ -293,6 +293,50 @@ def test_an_error_rate_without_data_is_not_checked_not_ok(tmp_path: Path, contra
     assert "; not checked: error-rate: no data: " in last
 
 
+@pytest.mark.slow
+def test_verify_expects_the_contract_attached_to_an_image_digest(
+    tmp_path: Path, contract: Path, consumers: Path
+) -> None:
+    """``--expect oci-layout:DIR@sha256:…`` resolves the contract attached to the image, as
+    ``diff`` does, and verifies the running release against it."""
+    import shutil
+
+    layout = tmp_path / "layout"
+    shutil.copytree(Path(__file__).parent.parent / "fixtures/oci/labelled", layout)
+    digest = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
+    image = f"oci-layout:{layout}@{digest}"
+    assert main(["snapshot", str(contract), "--attach", image, "-q"]) == 0
+    port = free_port()
+    with (
+        running_prometheus(tmp_path / "prometheus", f"127.0.0.1:{port}") as prom,
+        running_shop(tmp_path, "v1", port) as shop,
+        traffic(shop),
+    ):
+        wait_for_scrapes(prom, 'shop_build_info{job="shop"}')
+        wait_for(prom, ERROR_RATE, bool)
+        wait_for(prom, 'shop_orders_total{job="shop"}', bool)
+        argv = verify_argv(prom, contract, consumers, "--window", "5s")
+        argv[argv.index(str(contract))] = image
+        verify = Verify(argv)
+        code, report = verify.finish()
+    assert code == 0, verify.lines
+    assert _statuses(report) == dict.fromkeys(CHECKS, "ok")
+    assert report["verify"]["expect"] == "v1"  # type: ignore[index]
+    source = report["old"]["source"]  # type: ignore[index]
+    named = rf"{re.escape(image)} \(contract sha256:[0-9a-f]{{64}}, created .+\)"
+    assert re.fullmatch(named, source), source
+
+
+def test_verify_refuses_an_image_tag_as_expect(capsys) -> None:  # type: ignore[no-untyped-def]
+    argv = ["verify", "--prometheus", "http://127.0.0.1:9", "--selector", SELECTOR]
+    assert main([*argv, "--expect", "oci:registry.example.com/team/shop:v1", "-q"]) == 2
+    assert capsys.readouterr().err == (
+        "compatcheck: error: oci:registry.example.com/team/shop:v1: artifact/not-pinned: a tag "
+        "can be moved to another image, so it names no contract; give the image digest "
+        "(`registry.example.com/team/shop@sha256:…`)\n"
+    )
+
+
 def test_verify_exits_3_when_prometheus_cannot_be_asked(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     contract = Path(__file__).parent.parent / "fixtures/snapshots/shop/v1.snapshot.json"
     port = free_port()  # nothing listens there
@@ -408,6 +452,11 @@ def test_the_verify_section_in_every_format() -> None:
     assert [r["ruleId"] for r in sarif["runs"][0]["results"]] == ["verify/error-rate-high"]
     assert "compatcheck: verify error-rate: failing: 0.3 > 0.015" in out["github"]
     assert "::error " in out["github"]
+    assert "<h2>Verification</h2>" in out["html"]
+    assert (
+        '<tr><td><code>error-rate</code></td><td class="unsafe">failing</td>'
+        "<td>0.3 &gt; 0.015<br>{}: 0.3</td><td><code>sum(rate(x[5m]))</code></td></tr>"
+    ) in out["html"]
 
 
 def test_a_hook_verify_request_without_a_window_is_one_poll(tmp_path: Path) -> None:

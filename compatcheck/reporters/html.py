@@ -27,6 +27,7 @@ from compatcheck.reporters._common import (
     printable,
     rollback_steps,
     transition_text,
+    verify_heading,
     waived_findings,
 )
 from compatcheck.reporters.causes import Cause, build_causes, fixes, short_fingerprint, summary_line
@@ -235,6 +236,28 @@ def _migrations(report: Report) -> list[str]:
     return out
 
 
+def _verify(report: Report) -> list[str]:
+    """The verification checks as the Markdown report lists them: status, result, query."""
+    heading = verify_heading(report)
+    if report.verify is None or heading is None:
+        return []
+    out = [
+        "<h2>Verification</h2>",
+        f"<p>{_e(heading)}</p>",
+        "<table><tr><th>check</th><th>status</th><th>last result</th><th>query</th></tr>",
+    ]
+    for c in report.verify.checks:
+        cls = {"ok": "safe", "failing": "unsafe"}.get(c.status, "")
+        result = "<br>".join(_inline(t) for t in (c.summary, *c.details))
+        query = f"<code>{_e(c.query)}</code>" if c.query else ""
+        out.append(
+            f'<tr><td><code>{_e(c.name)}</code></td><td class="{cls}">{_e(c.status)}</td>'
+            f"<td>{result}</td><td>{query}</td></tr>"
+        )
+    out.append("</table>")
+    return out
+
+
 def _waivers(report: Report) -> list[str]:
     waived = waived_findings(report)
     if not waived:
@@ -273,6 +296,7 @@ def render_html(report: Report, *, color: bool = False) -> str:
     body += _causes(report, causes)
     body += _families(causes)
     body += _migrations(report)
+    body += _verify(report)
     body += _waivers(report)
     body += _steps(report)
     total = report.timings.get("total")
