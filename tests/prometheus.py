@@ -75,6 +75,7 @@ def running_prometheus(tmp: Path, target: str, rules: str = ALERT_RULES) -> Iter
             f"--config.file={tmp / 'prometheus.yml'}",
             f"--storage.tsdb.path={tmp / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
+            "--web.enable-lifecycle",  # POST /-/reload: a test changes the rules Prometheus has
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

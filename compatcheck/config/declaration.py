@@ -24,6 +24,7 @@ TYPES = (
     "integer",
     "strings",
     "paths",
+    "consumer_sources",
     "argv",
     "string_map",
     "mapping",
@@ -237,7 +238,13 @@ CONFIG = Key(
                 ),
             ),
         ),
-        Key("consumers", "paths", "Rule files, dashboards or folders whose breakage to name."),
+        Key(
+            "consumers",
+            "consumer_sources",
+            "Rule files, dashboards or folders whose breakage to name, or `prometheus:URL`: the "
+            "rules that Prometheus has loaded, read once per run (`serve`: at most every "
+            "`--live-consumers-max-age`).",
+        ),
         Key("policy", "paths", "Policy files (severities, waivers)."),
         Key("grace", "duration", "Time between SIGTERM and SIGKILL when stopping a release.", "5s"),
         Key(

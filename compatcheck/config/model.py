@@ -217,7 +217,8 @@ class Config:
     warmup: tuple[WarmupRequest, ...] = ()
     metrics: MetricsConfig = MetricsConfig()
     migrations: MigrationsConfig | None = None
-    consumers: tuple[Path, ...] = ()
+    #: Consumer files and folders, and ``prometheus:URL`` live sources (kept as written).
+    consumers: tuple[Path | str, ...] = ()
     policy: tuple[Path, ...] = ()
     #: Seconds between SIGTERM and SIGKILL when stopping a target.
     grace: float = default("grace")
