@@ -34,6 +34,7 @@ from compatcheck.checks.build import read_build_info
 from compatcheck.config import (
     CommandTarget,
     Config,
+    ContractTarget,
     ExpositionTarget,
     ReadinessConfig,
     SnapshotTarget,
@@ -253,8 +254,11 @@ class TargetCapture:
 
     # -- a target that is read, not run ---------------------------------------------------
 
-    def _read(self, t: SnapshotTarget | StoredTarget | ExpositionTarget) -> Snapshot:
-        """A target that is read, not run: a snapshot file, a stored version, an exposition."""
+    def _read(
+        self, t: SnapshotTarget | StoredTarget | ExpositionTarget | ContractTarget
+    ) -> Snapshot:
+        """A target that is read, not run: a snapshot file, a stored version, an exposition, the
+        contract attached to an image digest."""
         match t:
             case SnapshotTarget():
                 snap = load_snapshot(t.snapshot)
@@ -264,6 +268,22 @@ class TargetCapture:
                 return self._stored(t)
             case ExpositionTarget():
                 return self._exposition(t)
+            case ContractTarget():
+                return self._contract(t)
+
+    def _contract(self, t: ContractTarget) -> Snapshot:
+        """The contract attached to the target's image digest, resolved as ``diff`` does."""
+        from compatcheck.sources import load_source
+
+        registry_config = self.config.registry_config
+        snap = load_source(
+            t.contract,
+            label=t.label,
+            service=self.config.service,
+            registry_config=str(registry_config) if registry_config is not None else None,
+        )
+        self.say(f"loaded contract {snap.source}")
+        return snap
 
     def _stored(self, t: StoredTarget) -> Snapshot:
         """The target's version from the snapshot store: a release contract recorded earlier."""
@@ -302,6 +322,8 @@ class TargetCapture:
                 return f"stored: {self.config.service}/{stored}"
             case SnapshotTarget(snapshot=path) | ExpositionTarget(exposition=path):
                 return str(path)
+            case ContractTarget(contract=contract):
+                return contract
 
     @contextlib.contextmanager
     def session(self) -> Iterator[httpx.Client]:
