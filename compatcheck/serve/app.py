@@ -362,7 +362,7 @@ class Hook:
                     given.encode("utf-8", "surrogatepass"), expected.encode()
                 ):
                     raise HookError(401, "missing or wrong bearer token (or `metadata.token`)")
-            return parse_flagger_request(body)
+            return parse_flagger_request(body, allow_images=self.settings.allow_images)
 
         return parse
 

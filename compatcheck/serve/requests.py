@@ -120,12 +120,16 @@ def parse_check_request(
     )
 
 
-def parse_flagger_request(body: object) -> CheckRequest:
-    """Flagger's webhook payload: ``name``, ``namespace``, ``phase``, ``metadata`` (strings).
+def parse_flagger_request(body: object, *, allow_images: tuple[str, ...] = ()) -> CheckRequest:
+    """Flagger's webhook payload: ``name``, ``namespace``, ``phase``, ``checksum``, ``metadata``
+    (a map of strings, copied from the Canary's webhook spec).
 
-    The service is ``metadata.service`` or else the canary's ``name``; ``metadata.old`` and
-    ``metadata.new`` name the stored versions. Other keys Flagger sends (``checksum``, ``type``)
-    are ignored: Flagger's payload grows between releases.
+    Flagger sends nothing about images (its ``CanaryWebhookPayload`` has only those keys), so the
+    two releases come from ``metadata``: per side either a stored version (``old``, ``new``) or
+    an image digest whose attached contract is read (``oldImage``, ``newImage``: written into
+    the Canary by the pipeline that sets the Deployment's image; see
+    ``recipes/flagger-canary-digests.yaml``). The service is ``metadata.service`` or else the
+    canary's ``name``. Other keys Flagger sends are ignored: its payload grows between releases.
     """
     if not isinstance(body, dict):
         raise UsageError("request body must be a JSON object")
@@ -135,14 +139,15 @@ def parse_flagger_request(body: object) -> CheckRequest:
     service = meta.get("service") or body.get("name")
     if not service:
         raise UsageError("flagger payload needs `name` (or `metadata.service`)")
-    for key in ("old", "new"):
-        if not meta.get(key):
-            raise UsageError(f"flagger payload needs `metadata.{key}` (a stored version)")
-    check: dict[str, Any] = {
-        "service": service,
-        "old": {"version": meta["old"]},
-        "new": {"version": meta["new"]},
-    }
+    check: dict[str, Any] = {"service": service}
+    for role in ("old", "new"):
+        version, image = meta.get(role), meta.get(f"{role}Image")
+        if bool(version) == bool(image):
+            raise UsageError(
+                f"flagger payload needs exactly one of `metadata.{role}` (a stored version) or "
+                f"`metadata.{role}Image` (an image digest)"
+            )
+        check[role] = {"version": version} if version else {"image": image}
     if "direction" in meta:
         check["direction"] = meta["direction"]
-    return parse_check_request(check, allow_url=False)
+    return parse_check_request(check, allow_url=False, allow_images=allow_images)
