@@ -158,6 +158,11 @@ class Checker:
         from compatcheck.artifact.auth import load_registry_config
 
         self.registry_config = load_registry_config(settings.registry_config)
+        from compatcheck.artifact.cache import ContentCache
+
+        #: Contract manifests and snapshots already fetched and verified, by digest: a lookup
+        #: asks the registry only for the list of referrers unless the contract is new to it.
+        self.contract_content = ContentCache()
         self._inputs = InputFiles(settings)
         self._cache: OrderedDict[str, Outcome] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -220,7 +225,10 @@ class Checker:
         budget = min(10.0, max(0.001, deadline - time.monotonic()))
         try:
             found = resolve_contract(
-                f"oci:{image}", registry_config=self.registry_config, timeout=budget
+                f"oci:{image}",
+                registry_config=self.registry_config,
+                timeout=budget,
+                cache=self.contract_content,
             )
         except ContractMissing as exc:
             raise NotFoundError(f"{image}: {exc}") from None
@@ -280,16 +288,13 @@ class Checker:
     def _stored(self, lookup: Lookup, role: str) -> Snapshot | None:
         req = lookup.request
         if role in lookup.contracts:
-            from compatcheck.snapshot import parse_snapshot
+            from compatcheck.artifact.contract import parse_contract_snapshot
 
-            name = lookup.contracts[role]
             try:
-                snap = parse_snapshot(lookup.raw[role].decode("utf-8"), name)
-            except UnicodeDecodeError:
-                raise InternalError(f"attached contract is unusable: {name}: not UTF-8") from None
+                snap: Snapshot = parse_contract_snapshot(lookup.raw[role], lookup.contracts[role])
             except InputError as exc:
                 raise InternalError(f"attached contract is unusable: {exc}") from None
-            return replace(snap, source=name)
+            return snap
         version = req.old.version if role == "old" else req.new.version
         if version is None:
             return None
