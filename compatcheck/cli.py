@@ -410,7 +410,8 @@ def _cmd_snapshot(args: argparse.Namespace, out: IO[str]) -> int:
 
 def _attach_target(arg: str) -> str:
     """``--attach`` takes ``oci:IMAGE@…`` or ``oci-layout:DIR@…``; a bare image means ``oci:``."""
-    from compatcheck.artifact.contract import is_contract_ref, parse_contract_ref
+    from compatcheck.artifact.contract import parse_contract_ref
+    from compatcheck.sources import is_contract_ref
 
     target = arg if is_contract_ref(arg) else f"oci:{arg}"
     parse_contract_ref(target)  # a tag is refused before anything is captured

@@ -61,6 +61,7 @@ from compatcheck.artifact.oci import (
 from compatcheck.artifact.reference import ImageReference, parse_digest, parse_reference
 from compatcheck.artifact.registry import RegistrySource, registry_base_url
 from compatcheck.errors import InputError
+from compatcheck.sources import CONTRACT_PREFIXES
 
 ARTIFACT_TYPE = "application/vnd.compatcheck.snapshot.v1+json"
 #: The snapshot itself, the artifact's one layer.
@@ -73,16 +74,11 @@ SNAPSHOT_MAX_BYTES = 16 * 1024 * 1024
 #: Referrers looked at for one digest: signatures, SBOMs and attestations share the list, but a
 #: subject with more than this many is a registry being abused, not a release.
 MAX_REFERRERS = 256
-REGISTRY_PREFIX = "oci:"
-LAYOUT_PREFIX = "oci-layout:"
+REGISTRY_PREFIX, LAYOUT_PREFIX = CONTRACT_PREFIXES
 
 
 class ContractMissing(ArtifactUnavailable):
     """The image is there but carries no usable compatcheck contract."""
-
-
-def is_contract_ref(arg: str) -> bool:
-    return arg.startswith((REGISTRY_PREFIX, LAYOUT_PREFIX))
 
 
 @dataclass(frozen=True)

@@ -98,8 +98,7 @@ def _service(args: argparse.Namespace) -> str:
 
 def load_expect(args: argparse.Namespace) -> Any:
     """The ``--expect`` contract, from the sources snapshots are read from elsewhere."""
-    from compatcheck.artifact.contract import is_contract_ref
-    from compatcheck.sources import load_source
+    from compatcheck.sources import is_contract_ref, load_source
     from compatcheck.store import SnapshotStore, resolve_version
 
     arg = str(args.expect)
