@@ -337,6 +337,42 @@ def test_verify_refuses_an_image_tag_as_expect(capsys) -> None:  # type: ignore[
     )
 
 
+@pytest.mark.slow
+def test_the_hook_verifies_with_the_operators_policy(tmp_path: Path) -> None:
+    """``POST /v1/verify`` judges with the policy the hook keeps loaded (here: a build mismatch
+    is only info), not with none: the same request is no-go without it."""
+    from tests.test_serve_helpers import AUTH, hook_clients
+
+    store = tmp_path / "store" / "shop"
+    store.mkdir(parents=True)
+    fixture = Path(__file__).parent.parent / "fixtures/snapshots/shop/v1.snapshot.json"
+    (store / "v1.4.2.snapshot.json").write_bytes(fixture.read_bytes())  # another build
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("severity:\n  verify/build-mismatch: info\n")
+    port = free_port()
+    clients = hook_clients()
+    make = next(clients)
+    try:
+        with (
+            running_prometheus(tmp_path / "prometheus", f"127.0.0.1:{port}") as prom,
+            running_shop(tmp_path, "v1", port),
+        ):
+            wait_for_scrapes(prom, 'shop_build_info{job="shop"}')
+            body = {"prometheus": prom, "selector": SELECTOR, "expect": {"version": "v1.4.2"}}
+            answers = {}
+            for name, files in (("with", (str(policy),)), ("without", ())):
+                client = make(
+                    snapshot_dir=str(tmp_path / "store"), allow_prometheus=(prom,), policy=files
+                )
+                answers[name] = client.post("/v1/verify", json=body, headers=AUTH).json()
+    finally:
+        clients.close()
+    for answer in answers.values():
+        assert [f["kind"] for f in answer["findings"]] == ["verify/build-mismatch"], answer
+    assert (answers["with"]["go"], answers["without"]["go"]) == (True, False)
+    assert answers["with"]["findings"][0]["severity"] == "info"
+
+
 def test_verify_exits_3_when_prometheus_cannot_be_asked(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     contract = Path(__file__).parent.parent / "fixtures/snapshots/shop/v1.snapshot.json"
     port = free_port()  # nothing listens there

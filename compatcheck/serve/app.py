@@ -342,7 +342,6 @@ class Hook:
                     f"`window` must be shorter than this hook's check timeout "
                     f"({self.settings.check_timeout:g}s): let the AnalysisTemplate repeat it"
                 )
-            req.args.policy = list(self.settings.policy)
             outcome = await self.checker.verify(req.args)
         except (HookError, CompatcheckError) as exc:
             return _reject(request, exc)

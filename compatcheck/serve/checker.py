@@ -429,7 +429,9 @@ class Checker:
     def _verify(self, args: Any) -> Outcome:
         from compatcheck.verify.cli import verify_report
 
-        return outcome_of(verify_report(args, self._inputs.current().consumers))
+        inputs = self._inputs.current()  # the operator's policy and consumers, parsed once
+        report = verify_report(args, inputs.consumers, policy=inputs.policy, store=self.store)
+        return outcome_of(report)
 
     def close(self) -> None:
         # Trap: waiting here would hang shutdown behind a stuck thread; running checks were

@@ -14,6 +14,7 @@ must not be able to make it send requests to any address it names. The body beco
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -34,6 +35,16 @@ class _BodyParser(Parser):
         raise UsageError(
             re.sub(r"argument --([\w-]+)", lambda m: f"`{m.group(1).replace('-', '_')}`", message)
         )
+
+
+@functools.cache
+def _parser() -> _BodyParser:
+    """The ``verify`` options' parser, built once (parsing does not change it)."""
+    from compatcheck.verify.cli import add_verify_parser
+
+    parser = _BodyParser(prog="verify")
+    add_verify_parser(parser.add_subparsers(dest="command", parser_class=_BodyParser))
+    return parser
 
 
 @dataclass(frozen=True)
@@ -80,8 +91,9 @@ def parse_verify_request(
         raise RefusedError("this hook has no snapshot store (--snapshot-dir) to read `expect` from")
     service = _text(body, "service")
     if service is None:
-        m = re.search(r'\bjob\s*=\s*"([^"]+)"', selector or "")
-        service = m.group(1) if m else None
+        from compatcheck.verify.plan import job_of
+
+        service = job_of(selector or "")
     if service is None:
         raise UsageError('`service` is required when the selector has no job="..." matcher')
     validate_name(service, "service")
@@ -101,11 +113,7 @@ def parse_verify_request(
         value = _text(body, key)
         if value is not None:
             argv.append(f"--{key.replace('_', '-')}={value}")
-    from compatcheck.verify.cli import add_verify_parser
-
-    parser = _BodyParser(prog="verify")
-    add_verify_parser(parser.add_subparsers(dest="command", parser_class=_BodyParser))
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     if _text(body, "window") is None:
         args.window = 0.0
     return VerifyRequest(args, float(args.window))

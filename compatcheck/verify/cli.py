@@ -92,17 +92,20 @@ def _service(args: argparse.Namespace) -> str:
     """``--service``, else the selector's ``job="..."`` (the usual service name)."""
     if args.service:
         return str(args.service)
-    m = re.search(r'\bjob\s*=\s*"([^"]+)"', args.selector)
-    return m.group(1) if m else ""
+    from compatcheck.verify.plan import job_of
+
+    return job_of(args.selector) or ""
 
 
-def load_expect(args: argparse.Namespace) -> Any:
-    """The ``--expect`` contract, from the sources snapshots are read from elsewhere."""
+def load_expect(args: argparse.Namespace, store: Any = None) -> Any:
+    """The ``--expect`` contract, from the sources snapshots are read from elsewhere; ``store``
+    is the snapshot store to use (the hook's own), else one is opened for ``--snapshot-dir``."""
     from compatcheck.sources import is_contract_ref, load_source
     from compatcheck.store import SnapshotStore, resolve_version
 
     arg = str(args.expect)
-    store = SnapshotStore(args.snapshot_dir) if args.snapshot_dir else None
+    if store is None and args.snapshot_dir:
+        store = SnapshotStore(args.snapshot_dir)
     if arg.startswith("stored:"):
         if store is None or not args.service:
             raise UsageError(f"--expect {arg}: needs --snapshot-dir and --service")
@@ -158,10 +161,15 @@ def cmd_verify(args: argparse.Namespace, out: IO[str]) -> int:
     return write_report(args, verify_report(args), out)
 
 
-def verify_report(args: argparse.Namespace, consumers: Any = None) -> Any:
-    """The report of one verification as ``args`` (the ``verify`` options) describe it;
-    ``consumers`` is a loaded :class:`~compatcheck.consumers.ConsumerSet` used when ``args``
-    names none (the hook passes the ones it keeps loaded)."""
+def verify_report(
+    args: argparse.Namespace, consumers: Any = None, *, policy: Any = None, store: Any = None
+) -> Any:
+    """The report of one verification as ``args`` (the ``verify`` options) describe it.
+
+    The hook passes what it keeps loaded instead of having each request read it again:
+    ``consumers`` (a :class:`~compatcheck.consumers.ConsumerSet`, used when ``args`` names
+    none), ``policy`` (a parsed :class:`~compatcheck.policy.Policy`, instead of ``--policy``)
+    and ``store`` (its :class:`~compatcheck.store.SnapshotStore`)."""
     from compatcheck.consumers import load_consumers
     from compatcheck.engine import EvaluateOptions, evaluate
     from compatcheck.policy import load_policy
@@ -171,10 +179,11 @@ def verify_report(args: argparse.Namespace, consumers: Any = None) -> Any:
     from compatcheck.verify.plan import check_expression
     from compatcheck.verify.run import run_verify
 
-    policy = load_policy(args.policy)
+    if policy is None:
+        policy = load_policy(args.policy)
     if args.error_rate is not None:
         check_expression(args.error_rate, "--error-rate")
-    expect = load_expect(args)
+    expect = load_expect(args, store)
     if args.consumers:
         consumers = load_consumers(args.consumers)
     plan = _plan(args, expect, consumers)

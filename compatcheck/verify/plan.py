@@ -6,6 +6,7 @@ before anything waits.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -64,6 +65,12 @@ class VerifyPlan:
     def select(self, name: str, *extra: str) -> str:
         """``name{<selector's matchers>, <extra>}``."""
         return f"{name}{{{', '.join([self.inner, *extra])}}}"
+
+
+def job_of(selector: str) -> str | None:
+    """The ``job="..."`` of a selector (the usual service name), None without one."""
+    m = re.search(r'\bjob\s*=\s*"([^"]+)"', selector)
+    return m.group(1) if m else None
 
 
 def inner_matchers(selector: str) -> str:
