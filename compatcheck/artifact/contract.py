@@ -29,6 +29,7 @@ annotation wins, and the report names it and says how many there were.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -497,13 +498,18 @@ def resolve_contract(
     registry_config: RegistryConfig | None = None,
     timeout: float = 10.0,
     cache: ContentCache | None = None,
+    client: httpx.Client | None = None,
 ) -> Contract:
     """The newest contract attached to ``arg``'s digest, verified; raises ``ArtifactUnavailable``
     (``ContractMissing`` when the image carries none) and ``InputError`` for a bad reference.
     With ``cache``, manifests and the snapshot are fetched only when their digest is not in it
-    (the list of referrers always is: :mod:`compatcheck.artifact.cache`)."""
+    (the list of referrers always is: :mod:`compatcheck.artifact.cache`). ``client``: an HTTP
+    client to reuse (the hook's: creating one loads the CA bundle, tens of milliseconds); each
+    request still has its own deadline within ``timeout``."""
     ref = parse_contract_ref(arg)
-    with _client(timeout) as client:
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            client = stack.enter_context(_client(timeout))
         backend = _backend(ref, registry_config or RegistryConfig(), timeout, client, push=False)
         if cache is not None:
             backend = CachedContent(backend, cache)

@@ -163,6 +163,12 @@ class Checker:
         #: Contract manifests and snapshots already fetched and verified, by digest: a lookup
         #: asks the registry only for the list of referrers unless the contract is new to it.
         self.contract_content = ContentCache()
+        #: One HTTP client for every contract lookup (thread-safe; its CA bundle loaded once).
+        self._registry_http: Any = None
+        if settings.allow_images:
+            import httpx
+
+            self._registry_http = httpx.Client(timeout=10.0)
         self._inputs = InputFiles(settings)
         self._cache: OrderedDict[str, Outcome] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -229,6 +235,7 @@ class Checker:
                 registry_config=self.registry_config,
                 timeout=budget,
                 cache=self.contract_content,
+                client=self._registry_http,
             )
         except ContractMissing as exc:
             raise NotFoundError(f"{image}: {exc}") from None
@@ -437,6 +444,8 @@ class Checker:
         # Trap: waiting here would hang shutdown behind a stuck thread; running checks were
         # already given their deadline by the caller.
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._registry_http is not None:
+            self._registry_http.close()
 
 
 def _timed_out(seconds: float) -> DeadlineExceeded:
