@@ -373,6 +373,52 @@ def test_the_hook_verifies_with_the_operators_policy(tmp_path: Path) -> None:
     assert answers["with"]["findings"][0]["severity"] == "info"
 
 
+@pytest.mark.slow
+def test_the_hook_verifies_against_the_contract_attached_to_an_image(
+    tmp_path: Path, contract: Path
+) -> None:
+    """``/v1/verify`` with ``expect: {"image": "REPO@sha256:…"}``: the contract attached to that
+    digest in a real registry, within the hook's ``allow_images``; a tag is refused."""
+    from compatcheck.artifact.contract import attach_contract
+    from tests.test_artifact_registry import ML, Pusher, _start_registry, _stop
+    from tests.test_serve_helpers import AUTH, hook_clients
+
+    registry = _start_registry(tmp_path / "registry")
+    clients = hook_clients()
+    port = free_port()
+    try:
+        digest = Pusher(registry.url).image("team/shop", "v1", ML.image(ML.FULL_LABELS))
+        image = f"{registry.host}/team/shop@{digest}"
+        attach_contract(f"oci:{image}", contract.read_bytes(), "2026-05-01T00:00:00Z")
+        with (
+            running_prometheus(tmp_path / "prometheus", f"127.0.0.1:{port}") as prom,
+            running_shop(tmp_path, "v1", port),
+        ):
+            wait_for_scrapes(prom, 'shop_build_info{job="shop"}')
+            client = next(clients)(
+                snapshot_dir=None,
+                allow_prometheus=(prom,),
+                allow_images=(f"{registry.host}/team/*",),
+            )
+
+            def verify(expect: dict[str, str]) -> object:
+                body = {"prometheus": prom, "selector": SELECTOR, "expect": expect}
+                return client.post("/v1/verify", json=body, headers=AUTH)
+
+            ok = verify({"image": image})
+            tagged = verify({"image": f"{registry.host}/team/shop:v1"})
+            elsewhere = verify({"image": image.replace("/team/", "/other/")})
+    finally:
+        clients.close()
+        _stop(registry.process)
+    assert ok.status_code == 200, ok.text  # type: ignore[attr-defined]
+    report = ok.json()  # type: ignore[attr-defined]
+    assert report["go"] is True and report["verify"]["expect"] == "v1"
+    assert report["old"]["source"].startswith(f"oci:{image} (contract sha256:")
+    assert tagged.status_code == 400 and "artifact/not-pinned" in tagged.text  # type: ignore[attr-defined]
+    assert elsewhere.status_code == 403  # type: ignore[attr-defined]
+
+
 def test_verify_exits_3_when_prometheus_cannot_be_asked(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     contract = Path(__file__).parent.parent / "fixtures/snapshots/shop/v1.snapshot.json"
     port = free_port()  # nothing listens there

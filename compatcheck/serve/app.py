@@ -336,6 +336,8 @@ class Hook:
                 allow=self.settings.allow_prometheus,
                 snapshot_dir=self.settings.snapshot_dir,
                 fail_on=self.settings.fail_on,
+                allow_images=self.settings.allow_images,
+                registry_config=self.settings.registry_config,
             )
             if req.window >= self.settings.check_timeout:
                 raise UsageError(

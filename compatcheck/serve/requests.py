@@ -53,7 +53,9 @@ def image_allowed(image: str, allow: tuple[str, ...]) -> bool:
     return False
 
 
-def _image_target(value: object, role: str, allow_images: tuple[str, ...]) -> Target:
+def image_target(value: object, role: str, allow_images: tuple[str, ...]) -> Target:
+    """``{"image": ...}`` checked: a digest (a tag is ``artifact/not-pinned``), in a registry or
+    repository of ``allow_images`` (:class:`RefusedError` otherwise)."""
     from compatcheck.artifact.contract import image_contract_ref
 
     if not isinstance(value, str) or not value or len(value) > 512:
@@ -81,7 +83,7 @@ def _target(
     if sum(k in value for k in _TARGET_KEYS) != 1:
         raise UsageError(f"`{role}` needs exactly one of `version`, `url` or `image`")
     if "image" in value:
-        return _image_target(value["image"], role, allow_images)
+        return image_target(value["image"], role, allow_images)
     if "version" in value:
         return Target(version=validate_name(value["version"], f"{role} version"))
     url = value["url"]

@@ -66,10 +66,42 @@ def _text(body: dict[str, Any], key: str, *, required: bool = False) -> str | No
     return str(value)
 
 
+def _expect(
+    expect: object,
+    snapshot_dir: str | None,
+    allow_images: tuple[str, ...],
+    registry_config: str | None,
+) -> list[str]:
+    """The ``--expect`` options of ``{"version": V}`` or ``{"image": "REPO@sha256:…"}``."""
+    if not isinstance(expect, dict) or len(expect) != 1 or set(expect) - {"version", "image"}:
+        raise UsageError(
+            '`expect` must be {"version": V} (a stored contract) or {"image": "REPO@sha256:…"} '
+            "(the contract attached to that image)"
+        )
+    if "image" in expect:
+        from compatcheck.serve.requests import image_target
+
+        image = image_target(expect["image"], "expect", allow_images).image
+        extra = [f"--registry-config={registry_config}"] if registry_config else []
+        return [f"--expect=oci:{image}", *extra]
+    version = validate_name(expect["version"], "expect version")
+    if snapshot_dir is None:
+        raise RefusedError("this hook has no snapshot store (--snapshot-dir) to read `expect` from")
+    return [f"--expect=stored:{version}", f"--snapshot-dir={snapshot_dir}"]
+
+
 def parse_verify_request(
-    body: object, *, allow: tuple[str, ...], snapshot_dir: str | None, fail_on: str
+    body: object,
+    *,
+    allow: tuple[str, ...],
+    snapshot_dir: str | None,
+    fail_on: str,
+    allow_images: tuple[str, ...] = (),
+    registry_config: str | None = None,
 ) -> VerifyRequest:
-    """Check ``body``; :class:`RefusedError` (403) for a Prometheus the operator did not list."""
+    """Check ``body``; :class:`RefusedError` (403) for a Prometheus the operator did not list,
+    or an image outside ``allow_images``. ``expect`` is a stored version or, like ``/v1/check``'s
+    targets, an image digest whose attached contract is read."""
     if not isinstance(body, dict):
         raise UsageError("the body must be a JSON object")
     unknown = sorted(set(body) - set(_KEYS))
@@ -83,12 +115,7 @@ def parse_verify_request(
             "those given with --allow-prometheus)"
         )
     selector = _text(body, "selector", required=True)
-    expect = body.get("expect")
-    if not isinstance(expect, dict) or set(expect) != {"version"}:
-        raise UsageError('`expect` must be {"version": V} (a stored contract)')
-    version = validate_name(expect["version"], "expect version")
-    if snapshot_dir is None:
-        raise RefusedError("this hook has no snapshot store (--snapshot-dir) to read `expect` from")
+    source = _expect(body.get("expect"), snapshot_dir, allow_images, registry_config)
     service = _text(body, "service")
     if service is None:
         from compatcheck.verify.plan import job_of
@@ -101,8 +128,7 @@ def parse_verify_request(
         "verify",
         f"--prometheus={prometheus}",
         f"--selector={selector}",
-        f"--expect=stored:{version}",
-        f"--snapshot-dir={snapshot_dir}",
+        *source,
         f"--service={service}",
         f"--fail-on={fail_on}",
         "--quiet",
