@@ -11,11 +11,11 @@ import argparse
 from typing import Any, NoReturn
 
 from compatcheck import __version__
+from compatcheck.reportargs import add_report_options
 from compatcheck.serve import add_serve_parser
 from compatcheck.verify.cli import add_verify_parser
 
 EXIT_GO, EXIT_NO_GO, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
-REPORT_FORMATS = ("text", "json", "markdown", "junit", "sarif", "github", "html")
 #: What each exit code means (``docs/commands.md`` is generated from this table).
 EXIT_CODES = (
     (EXIT_GO, "go: the transition is safe (no finding at or above `--fail-on`, except waived)"),
@@ -48,40 +48,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def _add_report_options(p: argparse.ArgumentParser, *, consumers: bool = True) -> None:
-    g = p.add_argument_group("report")
-    g.add_argument("--format", choices=REPORT_FORMATS, default="text", help="report format")
-    g.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE")
-    g.add_argument(
-        "--policy", action="append", default=[], metavar="FILE", help="policy file (repeatable)"
-    )
-    g.add_argument(
-        "--fail-on",
-        choices=("error", "warning", "info"),
-        default="error",
-        help="lowest severity that makes the verdict no-go (default: error)",
-    )
-    g.add_argument(
-        "--direction",
-        choices=("rollback", "deploy"),
-        default="rollback",
-        help="rollback judges NEW → OLD (default); deploy judges OLD → NEW",
-    )
-    g.add_argument("--no-color", action="store_true", help="never colour the text report")
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
-    if consumers:
-        g.add_argument(
-            "--consumers",
-            action="append",
-            default=[],
-            metavar="PATH|prometheus:URL",
-            help="rule files, dashboards or folders whose breakage to name, or the rules a "
-            "running Prometheus loaded (repeatable)",
-        )
-        g.add_argument(
-            "--emit-bridge-rules",
-            metavar="FILE",
-            help="write a Prometheus rule file that bridges renamed metrics",
-        )
+    add_report_options(p, consumers=consumers)
 
 
 def _add_diff(sub: argparse._SubParsersAction[Any]) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 from compatcheck.arguments import EXIT_CODES, build_parser
 from compatcheck.catalogue import load_catalogue
 from compatcheck.checks.availability import UNAVAILABLE_KINDS
-from compatcheck.config.declaration import CONFIG, PLACEHOLDERS, Key
+from compatcheck.config.declaration import CONFIG, PLACEHOLDERS, SOURCE_KEYS, Key
 from compatcheck.config.schema import render_schema
 from compatcheck.interrupts import EXITS
 from compatcheck.schemas import SCHEMA_FILES, load_schema
@@ -129,7 +129,7 @@ def render_config() -> str:
     )
     out.append(
         "A target (`old`, `new`: the same keys; `new.*` is not repeated below) has exactly one "
-        "of `command`, `url`, `snapshot`, `exposition`, `stored`. Placeholders in `command` and "
+        "of " + ", ".join(f"`{k}`" for k in SOURCE_KEYS) + ". Placeholders in `command` and "
         "`env`: " + ", ".join(f"`{{{p}}}`" for p in PLACEHOLDERS) + ". Durations: a number of "
         "seconds or `500ms`, `30s`, `2m`, `1h`.\n"
     )

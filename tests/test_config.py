@@ -93,7 +93,7 @@ OK_NEW = "new: {url: 'http://127.0.0.1:9000'}\n"
         (
             "old:\n  url: 'http://x:1'\n  command: [a]\n" + OK_NEW,
             1,
-            "`old` needs exactly one of command, url, snapshot, exposition, stored "
+            "`old` needs exactly one of command, url, snapshot, exposition, stored, contract "
             "(has `command`, `url`)",
         ),
         (

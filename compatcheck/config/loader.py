@@ -275,6 +275,7 @@ def parse_config(text: str, path: Path, *, store_given: bool = True) -> Config:
         grace=ld.plain(top, (), CONFIG.key("grace")),
         snapshot_dir=_snapshot_dir(ld, top["snapshot_dir"]) if "snapshot_dir" in top else None,
         build_info=_build_info(ld, top["build_info"]) if "build_info" in top else None,
+        registry_config=ld.plain(top, (), CONFIG.key("registry_config")),
     )
     _script_locations_exist(ld, config)
     if not store_given and config.snapshot_dir is None:

@@ -141,7 +141,18 @@ class StoredTarget(_Target):
     stored: str
 
 
-Target = CommandTarget | UrlTarget | SnapshotTarget | ExpositionTarget | StoredTarget
+@dataclass(frozen=True, kw_only=True)
+class ContractTarget(_Target):
+    """The contract attached to an image digest (``oci:IMAGE@sha256:…`` or
+    ``oci-layout:DIR@sha256:…``, a layout folder made absolute against the config file)."""
+
+    kind: ClassVar[str] = "contract"
+    contract: str
+
+
+Target = (
+    CommandTarget | UrlTarget | SnapshotTarget | ExpositionTarget | StoredTarget | ContractTarget
+)
 
 
 @dataclass(frozen=True)
@@ -217,12 +228,15 @@ class Config:
     warmup: tuple[WarmupRequest, ...] = ()
     metrics: MetricsConfig = MetricsConfig()
     migrations: MigrationsConfig | None = None
-    consumers: tuple[Path, ...] = ()
+    #: Consumer files and folders, and ``prometheus:URL`` live sources (kept as written).
+    consumers: tuple[Path | str, ...] = ()
     policy: tuple[Path, ...] = ()
     #: Seconds between SIGTERM and SIGKILL when stopping a target.
     grace: float = default("grace")
     #: Store of release contracts (directory or http(s) base URL) for ``stored`` targets.
     snapshot_dir: str | None = None
+    #: A docker ``config.json`` with registry credentials for ``contract`` targets.
+    registry_config: Path | None = None
     #: The family that carries the service's build identity (``build_info: shop_build_info``);
     #: by default the service's own ``<service>_build_info`` is preferred over a runtime's.
     build_info: str | None = None
