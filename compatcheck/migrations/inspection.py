@@ -213,6 +213,17 @@ def _run_base_command(command: str, scratch: Scratch, url: str | None) -> str | 
     return None
 
 
+def _dialect(db_url: str | None) -> str:
+    """The dialect the scratch database will have (SQL files are split by its rules)."""
+    if db_url is None:
+        return "sqlite"
+    try:
+        backend = sa.engine.make_url(db_url).get_backend_name()
+    except (sa.exc.ArgumentError, ValueError):
+        return "sqlite"  # the scratch database refuses the URL with its own message
+    return {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}.get(backend, "sqlite")
+
+
 def inspect_migrations(
     script_location: str | Path | AlembicProject,
     old: str | None,
@@ -226,6 +237,7 @@ def inspect_migrations(
     progress: Callable[[str], None] | None = None,
     workspace: Workspace | None = None,
     start: StartingSchema = StartingSchema(),
+    framework: str = "auto",
 ) -> MigrationsResult:
     """Judge the rollback of the database from ``new`` to ``old``.
 
@@ -241,7 +253,7 @@ def inspect_migrations(
     privileges: it must be trusted code. ``workspace`` owns the scratch database when given
     (``check``); otherwise the inspection has a workspace of its own.
     """
-    source = open_source(script_location)
+    source = open_source(script_location, framework, _dialect(db_url))
     history = source.history()
     # Why nothing is executed, in the JSON too: the reader must know it was asked for.
     why_static = source.not_executable or ("--static was asked for" if static else None)
@@ -265,7 +277,13 @@ def inspect_migrations(
     section = replace(
         section, downgrade_path=path.revisions, skipped_by_framework=path.skipped_by_framework
     )
-    collected = FindingSet([*_multiple_heads(history), *static_findings(history, path)])
+    collected = FindingSet(
+        [
+            *_multiple_heads(history),
+            *static_findings(history, path),
+            *source.notes(path.revisions),
+        ]
+    )
     if why_static is None and path.revisions:
         section = _dynamic(
             collected,
