@@ -173,6 +173,12 @@ def _add_migrations(sub: argparse._SubParsersAction[Any]) -> None:
         default="auto",
         help="the tool whose files the folder holds (default: auto, detected from the files)",
     )
+    p.add_argument(
+        "--dialect",
+        choices=("sqlite", "postgresql", "mysql"),
+        help="the database SQL files are written for, which decides how they are split and "
+        "read (default: --db-url's, else sqlite); mysql covers MariaDB",
+    )
     where.add_argument(
         "--config",
         metavar="INI",

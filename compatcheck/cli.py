@@ -180,6 +180,7 @@ def _cmd_migrations(args: argparse.Namespace, out: IO[str]) -> int:
         progress=progress,
         start=start,
         framework=args.framework,
+        dialect=args.dialect,
     )
     typed = {args.old, args.new}
     for f in result.findings:

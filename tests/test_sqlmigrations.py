@@ -91,6 +91,8 @@ def test_roundtrip_sqlite(case: str, tmp_path: Path) -> None:
     _roundtrip(case, "sqlite", tmp_path)
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_roundtrip_postgres(case: str, tmp_path: Path, postgres_url: str) -> None:
     before = scratch_databases(postgres_url)
@@ -98,6 +100,8 @@ def test_roundtrip_postgres(case: str, tmp_path: Path, postgres_url: str) -> Non
     assert scratch_databases(postgres_url) == before
 
 
+@pytest.mark.mysql
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_roundtrip_mariadb(case: str, tmp_path: Path, mysql_url: str) -> None:
     before = scratch_databases(mysql_url)

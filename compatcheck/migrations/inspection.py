@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from compatcheck.checks.availability import UNAVAILABLE as CHECK_UNAVAILABLE
 from compatcheck.checks.migrations import DOWNGRADE_DESTRUCTIVE, MULTIPLE_HEADS, PATH_MISSING
-from compatcheck.errors import InputError, UnavailableError
+from compatcheck.errors import InputError, UnavailableError, UsageError
 from compatcheck.migrations import live
 from compatcheck.migrations.checks import rename_targets, static_findings
 from compatcheck.migrations.findings import FindingSet, roundtrip_findings
@@ -238,6 +238,7 @@ def inspect_migrations(
     workspace: Workspace | None = None,
     start: StartingSchema = StartingSchema(),
     framework: str = "auto",
+    dialect: str | None = None,
 ) -> MigrationsResult:
     """Judge the rollback of the database from ``new`` to ``old``.
 
@@ -253,7 +254,11 @@ def inspect_migrations(
     privileges: it must be trusted code. ``workspace`` owns the scratch database when given
     (``check``); otherwise the inspection has a workspace of its own.
     """
-    source = open_source(script_location, framework, _dialect(db_url))
+    if dialect is not None and db_url is not None and not static and dialect != _dialect(db_url):
+        raise UsageError(
+            f"--dialect {dialect} does not match the --db-url's database ({_dialect(db_url)})"
+        )
+    source = open_source(script_location, framework, dialect or _dialect(db_url))
     history = source.history()
     # Why nothing is executed, in the JSON too: the reader must know it was asked for.
     why_static = source.not_executable or ("--static was asked for" if static else None)

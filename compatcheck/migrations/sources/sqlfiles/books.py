@@ -166,7 +166,7 @@ class DbmateBook(Book):
     def ensure(self, cur: Any) -> None:
         if self.dialect == "postgresql":
             cur.execute(
-                f"create table if not exists public.{self.table} (version varchar(128) primary key)"
+                f"create table if not exists public.{self.table} (version varchar primary key)"
             )
         else:
             cur.execute(
