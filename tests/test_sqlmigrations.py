@@ -16,9 +16,7 @@ from compatcheck.cli import main
 from .conftest import scratch_databases
 
 ROOT = Path(__file__).resolve().parent.parent / "fixtures" / "sqlmigrations"
-CASES = sorted(
-    f"{p.parent.parent.name}/{p.parent.name}" for p in ROOT.glob("*/*/expected.yaml")
-)
+CASES = sorted(f"{p.parent.parent.name}/{p.parent.name}" for p in ROOT.glob("*/*/expected.yaml"))
 
 
 def expected(case: str) -> dict[str, Any]:
