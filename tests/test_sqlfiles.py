@@ -62,7 +62,10 @@ def test_delimiter_blocks_on_mariadb() -> None:
 
 
 def test_sqlite_trigger_body_is_kept_whole() -> None:
-    sql = "CREATE TRIGGER tr AFTER INSERT ON a BEGIN\n UPDATE a SET x = 1;\n DELETE FROM b;\nEND;\nSELECT 1;"
+    sql = (
+        "CREATE TRIGGER tr AFTER INSERT ON a BEGIN\n UPDATE a SET x = 1;\n DELETE FROM b;\n"
+        "END;\nSELECT 1;"
+    )
     assert [line for _, line in texts(sql, "sqlite")] == [1, 5]
 
 
