@@ -5,6 +5,7 @@ round trip on SQLite, PostgreSQL and MariaDB, and nothing is left on the servers
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,12 @@ from compatcheck.cli import main
 from .conftest import scratch_databases
 
 ROOT = Path(__file__).resolve().parent.parent / "fixtures" / "sqlmigrations"
-CASES = sorted(f"{p.parent.parent.name}/{p.parent.name}" for p in ROOT.glob("*/*/expected.yaml"))
+#: ``live/`` holds cases about a live database, not a framework's folder.
+CASES = sorted(
+    f"{p.parent.parent.name}/{p.parent.name}"
+    for p in ROOT.glob("*/*/expected.yaml")
+    if p.parent.parent.name != "live"
+)
 
 
 def expected(case: str) -> dict[str, Any]:
@@ -105,3 +111,33 @@ def test_roundtrip_mariadb(case: str, tmp_path: Path, mysql_url: str) -> None:
     before = scratch_databases(mysql_url)
     _roundtrip(case, "mysql", tmp_path, "--db-url", mysql_url)
     assert scratch_databases(mysql_url) == before
+
+
+def test_dirty_golang_migrate_version_on_the_live_database(tmp_path: Path) -> None:
+    """A live database whose ``schema_migrations`` row is dirty: its own finding, and the
+    downgrade plan is unsafe (``migrate down`` refuses to run there)."""
+    case = ROOT.parent / "sqlmigrations" / "live" / "dirty_version"
+    exp = yaml.safe_load((case / "expected.yaml").read_text())
+    db = tmp_path / "live.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.executescript((case / "live.sql").read_text())
+    url_file = tmp_path / "url"
+    url_file.write_text(f"sqlite:///{db}\n")
+    out = tmp_path / "report.json"
+    argv = ["migrations", "--script-location", str(case / "migrations"), "--static", "-q"]
+    argv += ["--old", exp["old"], "--new", exp["new"], "--format", "json", "-o", str(out)]
+    code = main([*argv, "--live-db-url", f"file:{url_file}"])
+    doc = json.loads(out.read_text())
+    assert found(doc) == pairs(exp["static"]) | pairs(exp["live"])
+    assert code == 0  # a downgrade concern: the code-only plan is safe, so it does not block
+    plans = {p["name"]: p for p in doc["migrations"]["plans"]}
+    assert not plans["downgrade"]["safe"]
+    assert any(r.startswith("migrations/dirty-version 2:") for r in plans["downgrade"]["reasons"])
+    assert doc["migrations"]["recommended"] == exp["recommended"]
+    # The same files against a clean live version: no such finding.
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE schema_migrations SET dirty = false")
+    main([*argv, "--live-db-url", f"file:{url_file}"])
+    assert found(json.loads(out.read_text())) == pairs(exp["static"]) | {
+        ("migrations/new-data-removed", "2")
+    }

@@ -304,6 +304,8 @@ def inspect_migrations(
             start=start,
         )
     if live_db_url is not None:
+        for f in source.live_findings(live_db_url):
+            collected.add(f.kind, f.subject, f.message, f.evidence)
         section = _live(collected, live_db_url, section)
     result = sort_findings(collected.findings())
     coverage = seeding_coverage(section.roundtrip, UNSEEDED)

@@ -49,6 +49,10 @@ class Source(Protocol):
         steps ``revisions`` (and the folder's other files)."""
         ...
 
+    def live_findings(self, url: str) -> list[Finding]:
+        """Findings about the framework's own state on the live database (read-only)."""
+        ...
+
 
 def _sql(framework: str) -> Callable[[Path | AlembicProject, str], Source]:
     def make(location: Path | AlembicProject, dialect: str) -> Source:

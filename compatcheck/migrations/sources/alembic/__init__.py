@@ -76,6 +76,10 @@ class AlembicSource:
         """Nothing: every revision is read as Python source."""
         return []
 
+    def live_findings(self, url: str) -> list[Finding]:
+        """Nothing: ``alembic_version`` has no state of its own to judge."""
+        return []
+
     def runner(self, scratch: Scratch, conn: Connection) -> Runner:
         url = scratch.url.render_as_string(hide_password=False)
         try:

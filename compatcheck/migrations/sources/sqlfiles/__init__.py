@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy.engine import Connection
 
 from compatcheck.checks.availability import UNAVAILABLE
+from compatcheck.checks.migrations import DIRTY_VERSION
 from compatcheck.errors import InputError
 from compatcheck.migrations.graph import History
 from compatcheck.migrations.roundtrip import Runner
@@ -126,6 +127,26 @@ class SqlFilesSource:
             message = f"{n.path.name}:{n.line}: {n.text}."
             evidence = {"file": n.path.name, "path": str(n.path), "line": n.line, "note": n.text}
             out.append(Finding(UNAVAILABLE, subject, message, evidence))
+        return out
+
+    def live_findings(self, url: str) -> list[Finding]:
+        """golang-migrate: a dirty version on the live database (a migration failed part-way
+        there; ``migrate`` refuses to run until it is forced) is ``migrations/dirty-version``."""
+        if self.framework != GOLANG_MIGRATE:
+            return []
+        from compatcheck.migrations import live
+
+        rows = live.live_rows(url, "schema_migrations", ("version", "dirty"))
+        out = []
+        for version, dirty in rows or ():
+            if dirty:
+                message = (
+                    f"The live database's golang-migrate version {version} is dirty: a migration "
+                    "failed part-way there, and `migrate` refuses to run (up or down) until the "
+                    "schema is repaired and the version forced."
+                )
+                evidence = {"table": "schema_migrations", "version": version, "dirty": True}
+                out.append(Finding(DIRTY_VERSION, str(version), message, evidence))
         return out
 
     def runner(self, scratch: Scratch, conn: Connection) -> Runner:
