@@ -141,3 +141,33 @@ def test_dirty_golang_migrate_version_on_the_live_database(tmp_path: Path) -> No
     assert found(json.loads(out.read_text())) == pairs(exp["static"]) | {
         ("migrations/new-data-removed", "2")
     }
+
+
+def test_check_reads_a_sql_folder_per_release(tmp_path: Path) -> None:
+    """``check`` with ``migrations: {framework: dbmate, dir: ...}``: each release's folder gives
+    its head, and the inspection runs the dbmate files (the recreated-column case)."""
+    import shutil
+
+    case = ROOT / "dbmate" / "recreated_column"
+    exp = expected("dbmate/recreated_column")
+    (tmp_path / "old").mkdir()
+    shutil.copy(case / "20240101000001_items.sql", tmp_path / "old")
+    shutil.copytree(case, tmp_path / "new", ignore=shutil.ignore_patterns("*.yaml"))
+    prom = ROOT.parent / "expositions" / "node_app.prom"
+    (tmp_path / "compatcheck.yaml").write_text(
+        f"service: shop\nold: {{exposition: {prom}, migrations: old}}\n"
+        f"new: {{exposition: {prom}, migrations: new}}\n"
+        "migrations: {framework: dbmate, dir: new}\n"
+    )
+    out = tmp_path / "report.json"
+    argv = ["check", "-c", str(tmp_path / "compatcheck.yaml"), "-q", "--format", "json"]
+    assert main([*argv, "-o", str(out)]) == 1
+    doc = json.loads(out.read_text())
+    section = doc["migrations"]
+    assert (section["framework"], section["old_head"], section["new_head"]) == (
+        "dbmate",
+        exp["old"],
+        exp["new"],
+    )
+    assert section["roundtrip"]["status"] == "completed"
+    assert found(doc) == pairs(exp["static"]) | pairs(exp["roundtrip"])
