@@ -194,8 +194,9 @@ def test_bad_folders_are_one_line_and_exit_2(
         ("migrations/downgrade-missing", "1"),  # nor a Down section
     }
     capsys.readouterr()
-    assert main([*argv, "--framework", "dbmate"]) == 2
+    (mixed / "V1__a.sql").unlink()
+    assert main([*argv, "--framework", "flyway"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no dbmate migration files in it" in err[0]
+    assert len(err) == 1 and "no flyway migration files in it" in err[0]
     assert main([*argv[:-2], "--old", "7", "--static", "--framework", "golang-migrate"]) == 2
     assert "OLD's head `7` is not a revision" in capsys.readouterr().err
