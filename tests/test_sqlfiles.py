@@ -275,3 +275,58 @@ def test_runner_leaves_the_shared_connection_usable(tmp_path: Path) -> None:
         conn.rollback()  # SQLAlchemy's own transaction still works after the runner's
         assert conn.execute(sa.text("SELECT count(*) FROM a")).scalar_one() == 0
         assert runner.downgrade(["1"]) is None
+
+
+# --- the runner on the servers ------------------------------------------------------------------
+
+
+def _server_trip(folder: Path, framework: str, server: str, dialect: str) -> list[object]:
+    source = SqlFilesSource(framework, folder, dialect)
+    head = source.history().heads[0]
+    with scratch_database(server) as scratch, scratch.engine.connect() as conn:
+        runner = source.runner(scratch, conn)
+        return [runner.upgrade(head), runner.downgrade(list(reversed(source.history().steps)))]
+
+
+@pytest.mark.postgres
+def test_goose_blocks_and_concurrently_on_postgres(tmp_path: Path, postgres_url: str) -> None:
+    """A plpgsql body in StatementBegin/End runs whole; `CREATE INDEX CONCURRENTLY` runs
+    because the file says NO TRANSACTION (inside one, PostgreSQL refuses it)."""
+    folder = write(
+        tmp_path,
+        {
+            "001_f.sql": "-- +goose Up\nCREATE TABLE t (a int);\n-- +goose StatementBegin\n"
+            "CREATE FUNCTION f() RETURNS int AS $$\nBEGIN\n  INSERT INTO t VALUES (1);\n"
+            "  RETURN 1;\nEND;\n$$ LANGUAGE plpgsql;\n-- +goose StatementEnd\n"
+            "-- +goose Down\nDROP FUNCTION f();\nDROP TABLE t;\n",
+            "002_ix.sql": "-- +goose NO TRANSACTION\n-- +goose Up\n"
+            "CREATE INDEX CONCURRENTLY ix_t ON t (a);\n-- +goose Down\n"
+            "DROP INDEX CONCURRENTLY ix_t;\n",
+        },
+    )
+    assert _server_trip(folder, "goose", postgres_url, "postgresql") == [None, None]
+    (folder / "002_ix.sql").write_text(
+        "-- +goose Up\nCREATE INDEX CONCURRENTLY ix_t ON t (a);\n-- +goose Down\nDROP INDEX ix_t;\n"
+    )
+    up, _ = _server_trip(folder, "goose", postgres_url, "postgresql")
+    assert up is not None and "cannot run inside a transaction block" in up.error  # type: ignore[attr-defined]
+
+
+@pytest.mark.mysql
+def test_flyway_delimiter_and_half_applied_failure_on_mariadb(
+    tmp_path: Path, mysql_url: str
+) -> None:
+    """Flyway reads DELIMITER blocks; a failure after DDL says MariaDB kept the DDL."""
+    folder = write(
+        tmp_path,
+        {
+            "V1__p.sql": "CREATE TABLE t (a int);\nDELIMITER //\nCREATE PROCEDURE p() BEGIN\n"
+            "  INSERT INTO t VALUES (1); INSERT INTO t VALUES (2);\nEND //\nDELIMITER ;\n",
+            "U1__p.sql": "DROP PROCEDURE p;\nDROP TABLE t;\n",
+            "V2__bad.sql": "CREATE TABLE u (a int);\nINSERT INTO nope VALUES (1);\n",
+        },
+    )
+    up, _ = _server_trip(folder, "flyway", mysql_url, "mysql")
+    assert up is not None and up.revision == "2"  # type: ignore[attr-defined]
+    assert up.error.startswith("V2__bad.sql:2:")  # type: ignore[attr-defined]
+    assert "MariaDB committed the 1 statement(s) before it" in up.error  # type: ignore[attr-defined]
