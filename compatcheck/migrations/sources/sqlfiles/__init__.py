@@ -124,7 +124,9 @@ class SqlFilesSource:
         ]
         notes += [("migrations", n) for n in self.folder.notes]
         for subject, n in notes:
-            message = f"{n.path.name}:{n.line}: {n.text}."
+            # A refusal's own text may name the file already: say it once.
+            text = n.text.removeprefix(f"{n.path.name}:{n.line}: ").removeprefix(f"{n.path.name}: ")
+            message = f"{n.path.name}:{n.line}: {text}."
             evidence = {"file": n.path.name, "path": str(n.path), "line": n.line, "note": n.text}
             out.append(Finding(UNAVAILABLE, subject, message, evidence))
         return out
