@@ -330,3 +330,28 @@ def test_flyway_delimiter_and_half_applied_failure_on_mariadb(
     assert up is not None and up.revision == "2"  # type: ignore[attr-defined]
     assert up.error.startswith("V2__bad.sql:2:")  # type: ignore[attr-defined]
     assert "MariaDB committed the 1 statement(s) before it" in up.error  # type: ignore[attr-defined]
+
+
+def test_statements_the_reader_cannot_read_are_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path a SQL parser's "unparseable" takes: ``file:line``, effect unknown (the regex
+    reader reports none, so the reader is replaced here)."""
+    from compatcheck.migrations.sources.sqlfiles import reading
+
+    def strict(statements: list[tuple[str, int]], dialect: str) -> reading.Reading:
+        unknown = tuple((line, "no grammar for it") for text, line in statements if "FROB" in text)
+        return reading.Reading(reading.code_of(statements, dialect), unknown)
+
+    monkeypatch.setattr("compatcheck.migrations.sources.sqlfiles.read", strict)
+    folder = write(
+        tmp_path,
+        {"1_a.up.sql": "CREATE TABLE a (x int);\nFROB a;\n", "1_a.down.sql": "DROP TABLE a;"},
+    )
+    source = SqlFilesSource("golang-migrate", folder)
+    source.history()
+    (finding,) = source.notes(["1"])
+    assert (finding.kind, finding.subject) == ("check/unavailable", "1")
+    assert finding.message == (
+        "1_a.up.sql:2: statement not understood (no grammar for it): its effect is unknown."
+    )
