@@ -355,3 +355,37 @@ def test_statements_the_reader_cannot_read_are_named(
     assert finding.message == (
         "1_a.up.sql:2: statement not understood (no grammar for it): its effect is unknown."
     )
+
+
+@pytest.mark.postgres
+def test_lone_concurrently_file_runs_with_golang_migrate_and_flyway(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """golang-migrate sends a file as one query: a lone `CREATE INDEX CONCURRENTLY` runs outside
+    a transaction block; Flyway runs such a script without a transaction, and refuses one that
+    mixes it with transactional statements."""
+    migrate = write(
+        tmp_path / "m",
+        {
+            "1_t.up.sql": "CREATE TABLE t (a int);",
+            "1_t.down.sql": "DROP TABLE t;",
+            "2_ix.up.sql": "CREATE INDEX CONCURRENTLY ix_t ON t (a);",
+            "2_ix.down.sql": "DROP INDEX CONCURRENTLY ix_t;",
+        },
+    )
+    assert _server_trip(migrate, "golang-migrate", postgres_url, "postgresql") == [None, None]
+    flyway = write(
+        tmp_path / "f",
+        {
+            "V1__t.sql": "CREATE TABLE t (a int);",
+            "U1__t.sql": "DROP TABLE t;",
+            "V2__ix.sql": "CREATE INDEX CONCURRENTLY ix_t ON t (a);",
+            "U2__ix.sql": "DROP INDEX ix_t;",
+        },
+    )
+    assert _server_trip(flyway, "flyway", postgres_url, "postgresql") == [None, None]
+    (flyway / "V2__ix.sql").write_text(
+        "CREATE TABLE u (a int);\nCREATE INDEX CONCURRENTLY ix_t ON t (a);"
+    )
+    up, _ = _server_trip(flyway, "flyway", postgres_url, "postgresql")
+    assert up is not None and "both transactional and non-transactional" in up.error  # type: ignore[attr-defined]
