@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from compatcheck.checks.availability import UNAVAILABLE as CHECK_UNAVAILABLE
 from compatcheck.checks.migrations import DOWNGRADE_DESTRUCTIVE, MULTIPLE_HEADS, PATH_MISSING
-from compatcheck.errors import InputError, UnavailableError
+from compatcheck.errors import InputError, UnavailableError, UsageError
 from compatcheck.migrations import live
 from compatcheck.migrations.checks import rename_targets, static_findings
 from compatcheck.migrations.findings import FindingSet, roundtrip_findings
@@ -213,6 +213,17 @@ def _run_base_command(command: str, scratch: Scratch, url: str | None) -> str | 
     return None
 
 
+def _dialect(db_url: str | None) -> str:
+    """The dialect the scratch database will have (SQL files are split by its rules)."""
+    if db_url is None:
+        return "sqlite"
+    try:
+        backend = sa.engine.make_url(db_url).get_backend_name()
+    except (sa.exc.ArgumentError, ValueError):
+        return "sqlite"  # the scratch database refuses the URL with its own message
+    return {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}.get(backend, "sqlite")
+
+
 def inspect_migrations(
     script_location: str | Path | AlembicProject,
     old: str | None,
@@ -226,6 +237,8 @@ def inspect_migrations(
     progress: Callable[[str], None] | None = None,
     workspace: Workspace | None = None,
     start: StartingSchema = StartingSchema(),
+    framework: str = "auto",
+    dialect: str | None = None,
 ) -> MigrationsResult:
     """Judge the rollback of the database from ``new`` to ``old``.
 
@@ -241,7 +254,11 @@ def inspect_migrations(
     privileges: it must be trusted code. ``workspace`` owns the scratch database when given
     (``check``); otherwise the inspection has a workspace of its own.
     """
-    source = open_source(script_location)
+    if dialect is not None and db_url is not None and not static and dialect != _dialect(db_url):
+        raise UsageError(
+            f"--dialect {dialect} does not match the --db-url's database ({_dialect(db_url)})"
+        )
+    source = open_source(script_location, framework, dialect or _dialect(db_url))
     history = source.history()
     # Why nothing is executed, in the JSON too: the reader must know it was asked for.
     why_static = source.not_executable or ("--static was asked for" if static else None)
@@ -265,7 +282,13 @@ def inspect_migrations(
     section = replace(
         section, downgrade_path=path.revisions, skipped_by_framework=path.skipped_by_framework
     )
-    collected = FindingSet([*_multiple_heads(history), *static_findings(history, path)])
+    collected = FindingSet(
+        [
+            *_multiple_heads(history),
+            *static_findings(history, path),
+            *source.notes(path.revisions),
+        ]
+    )
     if why_static is None and path.revisions:
         section = _dynamic(
             collected,
@@ -281,6 +304,8 @@ def inspect_migrations(
             start=start,
         )
     if live_db_url is not None:
+        for f in source.live_findings(live_db_url):
+            collected.add(f.kind, f.subject, f.message, f.evidence)
         section = _live(collected, live_db_url, section)
     result = sort_findings(collected.findings())
     coverage = seeding_coverage(section.roundtrip, UNSEEDED)
@@ -382,9 +407,7 @@ def _round_trip(
                 and failure.stage == "upgrade to NEW"
                 and trip.seeded
             ):
-                say(
-                    "the seeded rows made the upgrade fail: again without them, on a fresh database"
-                )
+                say("the upgrade failed on seeded rows: again without them, on a fresh database")
                 with fresh() as again, again.engine.connect() as conn2:
                     runner2 = source.runner(again, conn2)
                     try:
@@ -393,12 +416,20 @@ def _round_trip(
                         )
                     finally:
                         _close(runner2)
-                note = (
-                    f"rows compatcheck generated made `{failure.revision}`'s upgrade fail "
-                    f"({failure.error}); the round trip ran again without seeded rows, so no "
-                    "data check was made"
-                )
-                trip = replace(retry, seed_errors={**retry.seed_errors, UNSEEDED: note})
+                again_failed = retry.failure
+                # The rows were the cause only if the same upgrade passes without them (a step
+                # that cannot run at all, e.g. a goose Go migration, fails either way).
+                if not (
+                    again_failed is not None
+                    and again_failed.stage == failure.stage
+                    and again_failed.revision == failure.revision
+                ):
+                    note = (
+                        f"rows compatcheck generated made `{failure.revision}`'s upgrade fail "
+                        f"({failure.error}); the round trip ran again without seeded rows, so "
+                        "no data check was made"
+                    )
+                    trip = replace(retry, seed_errors={**retry.seed_errors, UNSEEDED: note})
             failure = trip.failure
             if fresh is not None and failure is not None and failure.stage == "downgrade":
                 later = _walk_on(source, history, path, failure.revision, fresh, start, say)
