@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from compatcheck.migrations.sources.sqlfiles.splitting import blank_bodies
-from compatcheck.migrations.sql import parse_sql
-from compatcheck.migrations.steps import Code, Op
+from compatcheck.migrations.sqlstatic import analyse
+from compatcheck.migrations.steps import Code
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,11 @@ class Reading:
 def code_of(statements: Sequence[tuple[str, int]], dialect: str) -> Code:
     """The ops of ``(statement text, line)`` pairs for ``dialect`` (``sqlite``, ``postgresql``,
     ``mysql``); no statement at all is an empty direction."""
-    del dialect  # the regex reader knows no dialects
-    ops: list[Op] = []
-    for text, line in statements:
-        ops.extend(parse_sql(blank_bodies(text), line))
+    code = analyse([(blank_bodies(text), line) for text, line in statements], dialect)
     first = statements[0][1] if statements else 0
-    return Code(empty=not statements, raises=False, ops=tuple(ops), line=first)
+    return Code(
+        empty=not statements, raises=False, ops=code.ops, line=first, unknown=code.unknown
+    )
 
 
 def read(statements: Sequence[tuple[str, int]], dialect: str) -> Reading:
