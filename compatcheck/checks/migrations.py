@@ -25,6 +25,8 @@ OLD_CODE_INCOMPATIBLE = "migrations/old-code-incompatible"
 NON_TRANSACTIONAL = "migrations/non-transactional"
 NEW_DATA_REMOVED = "migrations/new-data-removed"
 DIRTY_VERSION = "migrations/dirty-version"
+STATEMENT_UNREAD = "migrations/statement-unread"
+REPEATABLE_NOT_UNDONE = "migrations/repeatable-not-undone"
 
 
 @check(
@@ -42,6 +44,8 @@ DIRTY_VERSION = "migrations/dirty-version"
     NON_TRANSACTIONAL,
     NEW_DATA_REMOVED,
     DIRTY_VERSION,
+    STATEMENT_UNREAD,
+    REPEATABLE_NOT_UNDONE,
 )
 def migration_problems(ctx: CheckContext) -> list[Finding]:
     """Nothing beyond what the inspection recorded (see the module docstring)."""

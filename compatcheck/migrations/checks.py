@@ -12,18 +12,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from compatcheck.checks.availability import UNAVAILABLE
 from compatcheck.checks.migrations import (
     DOWNGRADE_DESTRUCTIVE,
+    DOWNGRADE_FAILED,
     DOWNGRADE_INCOMPLETE,
     DOWNGRADE_MISSING,
     DOWNGRADE_NOT_IMPLEMENTED,
     NON_TRANSACTIONAL,
     OLD_CODE_INCOMPATIBLE,
+    STATEMENT_UNREAD,
     UPGRADE_DESTRUCTIVE,
 )
 from compatcheck.migrations import steps as s
 from compatcheck.migrations.graph import DowngradePath, History
+from compatcheck.migrations.simulate import failing_downgrades
 from compatcheck.model import Finding
 
 #: ``old-code-incompatible`` reasons (public ids), in the order messages list them.
@@ -268,7 +270,13 @@ def _upgrade_destructive(r: _Revision) -> list[Finding]:
 
 def _old_code_incompatible(r: _Revision) -> list[Finding]:
     changes: list[dict[str, Any]] = []
+    # A column renamed in this step is already a change OLD's code trips over (it knows only
+    # the old name); its NOT NULL under the new name is no second one (a SQLite rebuild that
+    # renames a column and defines it NOT NULL).
+    renamed = {(o.table, o.name) for o in r.up.ops if o.op == s.RENAME_COLUMN}
     for op in r.up.ops:
+        if op.op in (s.ADD_COLUMN, s.ALTER_NULLABLE) and (op.table, op.column) in renamed:
+            continue
         change = OLD_CODE_CHANGES[op.op](op, r.created) if op.op in OLD_CODE_CHANGES else None
         if change and change not in changes:  # both branches of a dialect test drop it
             changes.append(change)
@@ -313,9 +321,10 @@ def _non_transactional(r: _Revision) -> list[Finding]:
 
 
 def _unknown_statements(r: _Revision) -> list[Finding]:
-    """Statements the source could not read or judge (``Code.unknown``): the step is judged
-    unknown where it matters (no ``downgrade-incomplete`` from a partial reading), and the
-    blind spot is a ``check/unavailable`` naming each statement, never a silent pass."""
+    """Statements the source could not read or judge (``Code.unknown``): the step's static
+    reading is partial, so no ``downgrade-incomplete`` is judged from it, and each statement is
+    named (``migrations/statement-unread``, a warning: the step's other checks ran, and the
+    round trip, when it runs, executes the statement for real), never a silent pass."""
     found: list[dict[str, Any]] = []
     for direction, code in (("upgrade", r.up), ("downgrade", r.down)):
         for u in code.unknown if code else ():
@@ -327,10 +336,18 @@ def _unknown_statements(r: _Revision) -> list[Finding]:
     more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
     message = (
         f"{r.wording.step} `{r.id}` could not be read in full, so its static checks are "
-        f"incomplete: {r.wording.code(first['function'])} line {first['line']}: "
+        f"partial: {r.wording.code(first['function'])} line {first['line']}: "
         f"{first['reason']}{more}."
     )
-    return [Finding(UNAVAILABLE, r.id, message, {**r.where, "statements": found})]
+    evidence = {
+        **r.where,
+        "line": first["line"],
+        "statement": first["statement"],
+        "reason": first["reason"],
+        "statements": found,
+        "static_reading": "partial",
+    }
+    return [Finding(STATEMENT_UNREAD, r.id, message, evidence)]
 
 
 #: What is checked for every step on the path, each on its own.
@@ -343,9 +360,12 @@ STEP_CHECKS: tuple[Callable[[_Revision], list[Finding]], ...] = (
 )
 
 
-def static_findings(history: History, path: DowngradePath) -> list[Finding]:
+def static_findings(
+    history: History, path: DowngradePath, *, foreign_keys: bool = True
+) -> list[Finding]:
     """Per step on the path: missing/raising/destructive/incomplete downgrades, destructive
-    upgrades, changes OLD's code cannot live with, and non-transactional work."""
+    upgrades, changes OLD's code cannot live with, non-transactional work, and downgrades
+    predicted to fail (``foreign_keys``: the engine refuses to drop a referenced table)."""
     findings: list[Finding] = []
     created = _Created()
     # Walk in upgrade order so "existed in OLD" means: not created by an earlier revision here.
@@ -356,7 +376,46 @@ def static_findings(history: History, path: DowngradePath) -> list[Finding]:
         for check in STEP_CHECKS:
             findings += check(r)
         created.record(r.up)
-    return findings
+    return findings + predicted_failures(history, path, foreign_keys=foreign_keys)
+
+
+def predicted_failures(
+    history: History, path: DowngradePath, *, foreign_keys: bool = True
+) -> list[Finding]:
+    """Downgrades on the path that will fail, from the ops alone (:mod:`.simulate`): every
+    upgrade up to NEW teaches (it ran), then the path's downgrades run in order. A downgrade
+    with statements not read stops the replay (what it did is not known, so nothing after it
+    is predicted); one that always raises is ``downgrade-not-implemented`` already. The
+    finding is ``downgrade-failed`` with ``predicted``: the round trip, when it runs on the
+    same engine, replaces the prediction with what it saw."""
+    replay: list[tuple[str, str, tuple[s.Op, ...]]] = []
+    for rev_id in reversed(list(history.order.downgrade_order(path.new))):
+        up = history.steps[rev_id].up
+        replay.append((rev_id, "upgrade", up.ops if up else ()))
+    for rev_id in path.revisions:
+        down = history.steps[rev_id].down
+        if down is not None and (down.unknown or down.raises):
+            break
+        replay.append((rev_id, "downgrade", down.ops if down else ()))
+    out: dict[str, Finding] = {}
+    for rev_id, op, reason in failing_downgrades(replay, foreign_keys=foreign_keys):
+        if rev_id in out:
+            continue
+        step = history.steps[rev_id]
+        w = history.wording
+        message = (
+            f"The downgrade of `{rev_id}` will fail: {reason}, at {w.code('downgrade')} line "
+            f"{op.line}: `{op.source}` (predicted from the code of the steps before it)."
+        )
+        evidence = {
+            "file": step.path.name,
+            "path": str(step.path),
+            "line": op.line,
+            "statement": op.source,
+            "predicted": reason,
+        }
+        out[rev_id] = Finding(DOWNGRADE_FAILED, rev_id, message, evidence)
+    return list(out.values())
 
 
 def path_touches(history: History, revisions: Iterable[str]) -> dict[str, dict[str, set[str]]]:

@@ -56,6 +56,19 @@ class FindingSet:
     def has(self, kind: str, subject: str) -> bool:
         return (kind, subject) in self.items
 
+    def get(self, kind: str, subject: str) -> Finding | None:
+        return self.items.get((kind, subject))
+
+    def observed(self, kind: str, subject: str, message: str, evidence: Mapping[str, Any]) -> None:
+        """Like :meth:`add`, but what was observed wins: its message replaces a predicted one
+        (the prediction's evidence stays, as evidence)."""
+        self.add(kind, subject, message, evidence)
+        self.items[(kind, subject)] = replace(self.items[(kind, subject)], message=message)
+
+    def drop(self, kind: str, subject: str) -> None:
+        if self.items.pop((kind, subject), None) is not None:
+            self.order.remove((kind, subject))
+
     def findings(self) -> list[Finding]:
         return [self.items[k] for k in self.order]
 
@@ -94,7 +107,7 @@ def _one_failure(found: FindingSet, failure: StepFailure, engine: str) -> None:
         else:
             message = f"The downgrade of `{rev}` failed on {engine}: {err}"
             evidence = {"error": err, "engine": engine}
-            found.add(DOWNGRADE_FAILED, rev, message, evidence)
+            found.observed(DOWNGRADE_FAILED, rev, message, evidence)
     elif stage == "re-upgrade" and rev is not None:
         message = f"Upgrading `{rev}` again after the downgrade failed on {engine}: {err}"
         found.add(
@@ -110,6 +123,36 @@ def _one_failure(found: FindingSet, failure: StepFailure, engine: str) -> None:
         found.add(UNAVAILABLE, rev or "migrations", message, evidence)
 
 
+def downgrades_run(path: DowngradePath, trip: RoundTrip) -> set[str]:
+    """The steps whose downgrade the round trip ran to the end without an error: every step
+    downgraded before the first failure, and between the failures the walk met after it. After
+    the last failure nothing is claimed (the walk may not have run: one scratch database)."""
+    first = trip.failure
+    if first is None or first.stage == "re-upgrade":
+        return set(path.revisions) if trip.ran else set()
+    if first.stage != "downgrade":
+        return set()
+    revs = list(path.revisions)
+    out: set[str] = set()
+    start = 0
+    for failure in (first, *trip.later_failures):
+        if failure.stage != "downgrade" or failure.revision not in revs:
+            break
+        at = revs.index(failure.revision)
+        out.update(revs[start:at])
+        start = at + 1
+    return out
+
+
+def _settle_predictions(found: FindingSet, path: DowngradePath, trip: RoundTrip) -> None:
+    """A downgrade predicted to fail that the round trip ran without an error: what happened
+    wins, the prediction goes (a failure it saw already replaced the predicted message)."""
+    for rev in downgrades_run(path, trip):
+        f = found.get(DOWNGRADE_FAILED, rev)
+        if f is not None and "predicted" in f.evidence and "error" not in f.evidence:
+            found.drop(DOWNGRADE_FAILED, rev)
+
+
 def _ticks(counts: Mapping[str, int]) -> str:
     return ", ".join(f"`{k}`: {v}" for k, v in sorted(counts.items()))
 
@@ -119,6 +162,7 @@ def roundtrip_findings(
 ) -> None:
     """Add what the round trip observed on ``engine``, each attributed to a revision."""
     _failure(found, trip, engine)
+    _settle_predictions(found, path, trip)
     attribute = attributor(history, path)
     # Before the downgrade vs after it (OLD's schema), then NEW's vs after upgrading again.
     compared = (

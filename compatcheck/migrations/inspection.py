@@ -258,7 +258,8 @@ def inspect_migrations(
         raise UsageError(
             f"--dialect {dialect} does not match the --db-url's database ({_dialect(db_url)})"
         )
-    source = open_source(script_location, framework, dialect or _dialect(db_url))
+    engine = dialect or _dialect(db_url)
+    source = open_source(script_location, framework, engine)
     history = source.history()
     # Why nothing is executed, in the JSON too: the reader must know it was asked for.
     why_static = source.not_executable or ("--static was asked for" if static else None)
@@ -285,7 +286,8 @@ def inspect_migrations(
     collected = FindingSet(
         [
             *_multiple_heads(history),
-            *static_findings(history, path),
+            # SQLite (PRAGMA foreign_keys off by default) drops a table still referenced.
+            *static_findings(history, path, foreign_keys=engine != "sqlite"),
             *source.notes(path.revisions),
         ]
     )

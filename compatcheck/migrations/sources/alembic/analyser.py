@@ -34,7 +34,7 @@ from compatcheck.migrations.sources.alembic.operations import (
     keyword,
     literal,
 )
-from compatcheck.migrations.steps import NON_TRANSACTIONAL, Code, Op, identifier, net_ops
+from compatcheck.migrations.steps import NON_TRANSACTIONAL, Code, Op, Unknown, identifier, net_ops
 
 #: How deep helper functions are inlined (a helper calling a helper...); guards recursion.
 MAX_HELPER_DEPTH = 4
@@ -67,6 +67,9 @@ class Analyser:
     def __init__(self, functions: dict[str, ast.FunctionDef], constants: dict[str, Any]) -> None:
         self.functions = functions
         self.constants = constants
+        #: SQL statements (``op.execute``) the function being read runs and the SQL reader
+        #: could not read or judge: its ``Code.unknown``.
+        self.unknown: list[Unknown] = []
 
     def function(self, name: str) -> Code | None:
         """What ``name`` (``upgrade``/``downgrade``) does; None when the file has no such
@@ -75,12 +78,15 @@ class Analyser:
         if fn is None:
             return None
         body = fn.body
+        self.unknown = []
+        ops = net_ops(tuple(self.statements(body, Scope(dict(self.constants)))))
         return Code(
             empty=all(_is_trivial(s) for s in body),
             # A ``raise`` at the top level of the body: every call fails.
             raises=any(isinstance(s, ast.Raise) for s in body),
-            ops=net_ops(tuple(self.statements(body, Scope(dict(self.constants))))),
+            ops=ops,
             line=fn.lineno,
+            unknown=tuple(self.unknown),
         )
 
     # -- values -------------------------------------------------------------------------------

@@ -321,9 +321,12 @@ def execute(c: OpCall) -> Generator[Op, None, bool]:
         yield from core_statement(c, c.node.args[0])
         return False
     # Imported here: the SQL parser (sqlglot) loads only for a history that runs raw SQL.
-    from compatcheck.migrations.sqlstatic import parse_sql
+    from compatcheck.migrations.sql import split_sql
+    from compatcheck.migrations.sqlstatic import ANY, analyse
 
-    yield from parse_sql(sql, c.node.lineno)
+    code = analyse([(stmt, c.node.lineno) for stmt in split_sql(sql)], ANY)
+    c.analyser.unknown.extend(code.unknown)  # named by the core (statement-unread)
+    yield from code.ops
     return True
 
 

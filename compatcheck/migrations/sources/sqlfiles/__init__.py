@@ -1,7 +1,8 @@
 """The SQL-file sources: golang-migrate, goose, dbmate and Flyway folders as core steps.
 
 A folder is read by its tool's rules (:mod:`.formats`), split by the target database's rules
-(:mod:`.splitting`), read statically through one function (:func:`.reading.code_of`), and run
+(:mod:`.splitting`), read statically by one reader per history (:func:`.reading.read_history`),
+and run
 on a scratch database by :class:`.runner.SqlRunner` with the tool's transaction semantics and
 version table. The history is linear: each step follows the one before it in the tool's order.
 """
@@ -9,13 +10,12 @@ version table. The history is linear: each step follows the one before it in the
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy.engine import Connection
 
 from compatcheck.checks.availability import UNAVAILABLE
-from compatcheck.checks.migrations import DIRTY_VERSION
+from compatcheck.checks.migrations import DIRTY_VERSION, REPEATABLE_NOT_UNDONE
 from compatcheck.errors import InputError
 from compatcheck.migrations.graph import History
 from compatcheck.migrations.roundtrip import Runner
@@ -29,10 +29,9 @@ from compatcheck.migrations.sources.sqlfiles.formats import (
     READERS,
     Folder,
     Note,
-    Section,
 )
-from compatcheck.migrations.sources.sqlfiles.reading import read
-from compatcheck.migrations.steps import Code, Step, Wording
+from compatcheck.migrations.sources.sqlfiles.reading import read_history
+from compatcheck.migrations.steps import Step, Wording
 from compatcheck.model import Finding
 
 __all__ = ["FRAMEWORKS", "SqlFilesSource", "detect"]
@@ -74,26 +73,6 @@ class LinearOrder:
         raise UnknownRevision(ref)
 
 
-def _code(section: Section | None, dialect: str) -> tuple[Code | None, list[Note]]:
-    """The direction's Code, and notes naming the statements whose effect is unknown."""
-    if section is None:
-        return None, []
-    if section.not_executable is not None:
-        # Unknown: not empty (something is there), not raising, no op read.
-        return Code(empty=False, raises=False, ops=(), line=section.line), []
-    reading = read([(s.text, s.line) for s in section.statements], dialect)
-    code = reading.code
-    if section.refused is not None:
-        code = replace(code, empty=False, raises=True, line=section.line)
-    if section.no_transaction:
-        code = replace(code, non_transactional=section.no_transaction)
-    notes = [
-        Note(section.path, line, f"statement not understood ({why}): its effect is unknown")
-        for line, why in reading.unknown
-    ]
-    return code, notes
-
-
 class SqlFilesSource:
     """One folder of SQL migrations of one of the four tools, for one database dialect."""
 
@@ -107,43 +86,41 @@ class SqlFilesSource:
         self.dialect = dialect
         self.not_executable: str | None = None
         self.folder: Folder = READERS[framework](location, dialect)
-        #: Per version, the statements the reader could not read (filled by :meth:`history`).
-        self.unknown: dict[str, list[Note]] = {}
         if not self.folder.migrations:
             raise InputError(f"migrations folder {location}: no {framework} migration files in it")
 
     def history(self) -> History:
+        """The steps in the tool's order, read by one reader (:func:`.reading.read_history`):
+        statements not read are each step's ``Code.unknown``, named by the core's checks."""
         steps: dict[str, Step] = {}
         previous: tuple[str, ...] = ()
-        for m in self.folder.migrations:
-            up, up_notes = _code(m.up, self.dialect)
-            down, down_notes = _code(m.down, self.dialect)
-            self.unknown[m.version] = up_notes + down_notes
+        codes = read_history(self.folder.migrations, self.dialect)
+        for m, (up, down) in zip(self.folder.migrations, codes, strict=True):
             steps[m.version] = Step(m.version, m.path, previous, up, down)
             previous = (m.version,)
         ids = [m.version for m in self.folder.migrations]
         return History(self.location, steps, (ids[-1],), LinearOrder(ids), WORDING[self.framework])
 
     def notes(self, revisions: Sequence[str]) -> list[Finding]:
-        """What could only be read as written or not at all, for the steps on the path (and
-        the folder's other files): ``check/unavailable`` findings naming ``file:line``."""
+        """What is about files rather than statements, for the steps on the path and the
+        folder's other files: a file the tool refuses or compatcheck cannot run (a goose Go
+        migration), a file that is no step, as ``check/unavailable`` naming ``file:line``; and
+        Flyway's repeatable scripts, which no downgrade undoes (``repeatable-not-undone``).
+        Statements read only in part are the steps' ``Code.unknown`` (the core names them)."""
         on_path = set(revisions)
-        out: list[Finding] = []
-        if not self.unknown:
-            self.history()
         notes: list[tuple[str, Note]] = [
-            (m.version, n)
-            for m in self.folder.migrations
-            if m.version in on_path
-            for n in (*m.notes, *self.unknown.get(m.version, ()))
+            (m.version, n) for m in self.folder.migrations if m.version in on_path for n in m.notes
         ]
         notes += [("migrations", n) for n in self.folder.notes]
+        out: list[Finding] = []
         for subject, n in notes:
             # A refusal's own text may name the file already: say it once.
             text = n.text.removeprefix(f"{n.path.name}:{n.line}: ").removeprefix(f"{n.path.name}: ")
             message = f"{n.path.name}:{n.line}: {text}."
             evidence = {"file": n.path.name, "path": str(n.path), "line": n.line, "note": n.text}
             out.append(Finding(UNAVAILABLE, subject, message, evidence))
+        if on_path:
+            out += [_repeatable(r.path) for r in self.folder.repeatables]
         return out
 
     def live_findings(self, url: str) -> list[Finding]:
@@ -170,6 +147,20 @@ class SqlFilesSource:
         from compatcheck.migrations.sources.sqlfiles.runner import SqlRunner
 
         return SqlRunner(self.framework, self.folder, conn, scratch.dialect, scratch.cancelled)
+
+
+def _repeatable(path: Path) -> Finding:
+    """A Flyway ``R__`` script: re-run after the versioned ones whenever it changes, never
+    undone. A finding about the rollback (what it defines stays as its last run left it), not
+    an inability to check."""
+    message = (
+        f"Flyway never undoes the repeatable script `{path.name}`: after a downgrade, what it "
+        "defines (views, functions, grants...) stays as its last run left it — NEW's version "
+        "if the script changed since OLD."
+    )
+    return Finding(
+        REPEATABLE_NOT_UNDONE, path.name, message, {"file": path.name, "path": str(path)}
+    )
 
 
 def _looks(folder: Path) -> set[str]:

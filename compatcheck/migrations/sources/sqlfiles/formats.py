@@ -5,8 +5,9 @@ with the tool's own rules: which files are migrations (a file the tool ignores i
 a version is named and ordered, where the up and down parts are, which part runs outside a
 transaction, and what the tool refuses to run (a goose statement without its semicolon, a dbmate
 file without ``-- migrate:down``). What compatcheck cannot execute or can only read as written
-(goose Go migrations, ``ENVSUB``, Flyway placeholders and repeatable scripts) is a :class:`Note`,
-never skipped in silence.
+(a goose Go migration, a refused file) is a :class:`Note`; what is read only as written
+(``ENVSUB``, Flyway placeholders) is a section's ``unread`` note; Flyway repeatable scripts are
+kept apart (``Folder.repeatables``). Nothing is skipped in silence.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ class Section:
     refused: str | None = None
     #: Why compatcheck cannot run it at all (a goose Go migration); its effect is unknown.
     not_executable: str | None = None
+    #: What in its statements is read only as written (a Flyway placeholder, goose ``ENVSUB``):
+    #: the tool fills it in when it runs, so the static reading of that statement is partial.
+    unread: tuple[Note, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -179,12 +183,12 @@ class _GooseState:
         self.buf, self.buf_line = [], 0
 
 
-def _goose_sql(path: Path) -> tuple[dict[str, Section | None], list[Note]]:
+def _goose_sql(path: Path) -> dict[str, Section | None]:
     """The Up and Down sections of a goose SQL file, by goose's line rules: a statement ends
     at a line whose last word ends with ``;``, or at ``StatementEnd``; comment lines are
     dropped; ``NO TRANSACTION`` covers the whole file."""
     st = _GooseState(path)
-    notes: list[Note] = []
+    notes: dict[str, list[Note]] = {}
     no_tx = ""
     envsub = False
     for number, raw in enumerate(_text(path).splitlines(), start=1):
@@ -211,7 +215,7 @@ def _goose_sql(path: Path) -> tuple[dict[str, Section | None], list[Note]]:
         if not line or not st.side:
             continue
         if envsub and "${" in raw:
-            notes.append(
+            notes.setdefault(st.side, []).append(
                 Note(
                     path,
                     number,
@@ -236,8 +240,9 @@ def _goose_sql(path: Path) -> tuple[dict[str, Section | None], list[Note]]:
             st.starts[side],
             no_transaction=no_tx,
             refused=st.refused.get(side),
+            unread=tuple(notes.get(side, ())),
         )
-    return sections, notes
+    return sections
 
 
 def read_goose(folder: Path, dialect: str) -> Folder:
@@ -258,7 +263,8 @@ def read_goose(folder: Path, dialect: str) -> Folder:
             note = Note(path, 1, why)
             _unique(folder, found, Migration(str(v), (v,), path, unknown, unknown, (note,)))
             continue
-        sections, notes = _goose_sql(path)
+        sections = _goose_sql(path)
+        notes: list[Note] = []
         up, down = sections["up"], sections["down"]
         if up is None:
             up = Section((), path, 1, refused=f"{path.name}: goose refuses it: no `-- +goose Up`")
@@ -327,9 +333,9 @@ _FLYWAY_NAME = re.compile(r"^([VUR])(\d+(?:[._]\d+)*)?__(.+)\.sql$")
 _PLACEHOLDER = re.compile(r"\$\{([^}\s]+)\}")
 
 
-def _flyway_section(path: Path, dialect: str) -> tuple[Section, list[Note]]:
+def _flyway_section(path: Path, dialect: str) -> Section:
     text = _text(path)
-    notes = [
+    notes = tuple(
         Note(
             path,
             text.count("\n", 0, m.start()) + 1,
@@ -337,13 +343,13 @@ def _flyway_section(path: Path, dialect: str) -> tuple[Section, list[Note]]:
             "configuration (and refuses to run when no value is given)",
         )
         for m in _PLACEHOLDER.finditer(text)
-    ]
+    )
     conf = path.with_name(path.name + ".conf")
     no_tx = ""
     if conf.is_file() and re.search(r"^\s*executeInTransaction\s*=\s*false\s*$", _text(conf), re.M):
         no_tx = f"{conf.name}: executeInTransaction=false"
     statements = tuple(split_statements(text, dialect, delimiter_lines=True))
-    return Section(statements, path, 1, no_transaction=no_tx), notes
+    return Section(statements, path, 1, no_transaction=no_tx, unread=notes)
 
 
 def read_flyway(folder: Path, dialect: str) -> Folder:
@@ -359,12 +365,7 @@ def read_flyway(folder: Path, dialect: str) -> Folder:
             continue
         prefix, raw, desc = m.groups()
         if prefix == "R":
-            section, notes = _flyway_section(path, dialect)
-            out.repeatables.append(section)
-            out.notes += notes
-            out.notes.append(
-                Note(path, 1, f"{path.name}: a repeatable migration: Flyway never undoes it")
-            )
+            out.repeatables.append(_flyway_section(path, dialect))
             continue
         if raw is None:
             continue
@@ -381,12 +382,9 @@ def read_flyway(folder: Path, dialect: str) -> Folder:
         versioned[key] = (version, path, desc.replace("_", " "))
     for key in sorted(versioned):
         version, path, desc = versioned[key]
-        up, notes = _flyway_section(path, dialect)
-        down = None
-        if key in undo:
-            down, more = _flyway_section(undo[key], dialect)
-            notes += more
-        out.migrations.append(Migration(version, key, path, up, down, tuple(notes), desc))
+        up = _flyway_section(path, dialect)
+        down = _flyway_section(undo[key], dialect) if key in undo else None
+        out.migrations.append(Migration(version, key, path, up, down, (), desc))
     for key in sorted(set(undo) - set(versioned)):
         out.notes.append(Note(undo[key], 1, "an undo script without its versioned migration"))
     return out
