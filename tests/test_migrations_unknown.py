@@ -2,7 +2,8 @@
 
 A down section written as a PostgreSQL ``DO`` block may well drop the column its up added; read
 statically nothing says so. The checks must then not claim the column is left behind
-(``downgrade-incomplete``) but name the statement they could not read (``check/unavailable``).
+(``downgrade-incomplete``) but name the statement they could not read
+(``migrations/statement-unread``: a warning, the step's static reading is partial).
 """
 
 from __future__ import annotations
@@ -38,8 +39,14 @@ def _found(history: History) -> dict[str, dict[str, object]]:
 
 def test_a_down_not_read_is_named_not_guessed(tmp_path: Path) -> None:
     found = _found(_history(tmp_path, DO_BLOCK))
-    assert set(found) == {"check/unavailable"}
-    assert found["check/unavailable"]["statements"] == [
+    assert set(found) == {"migrations/statement-unread"}
+    unread = found["migrations/statement-unread"]
+    assert (unread["line"], unread["statement"], unread["static_reading"]) == (
+        5,
+        DO_BLOCK,
+        "partial",
+    )
+    assert unread["statements"] == [
         {
             "function": "downgrade",
             "line": 5,

@@ -103,9 +103,15 @@ def test_goose_sections_blocks_and_markers(tmp_path: Path) -> None:
     assert [o.op for o in history.steps["1"].down.ops] == [DROP_TABLE]  # type: ignore[union-attr]
     assert history.steps["2"].down is None  # no Down section: goose only moves the version
     assert history.steps["4"].up.raises  # type: ignore[union-attr]  # goose refuses: no `;`
-    notes = {(f.subject, f.evidence["line"]): f.message for f in source.notes(["2", "3"])}
-    assert "ENVSUB" in notes[("2", 3)]
-    assert "not executable here" in notes[("3", 1)]
+    # ENVSUB is read as written: the statement is the step's unknown (statement-unread), not
+    # a source note; the Go migration, which nothing can read or run, stays a file note.
+    (envsub,) = history.steps["2"].up.unknown  # type: ignore[union-attr]
+    assert envsub.line == 3 and "ENVSUB" in envsub.reason
+    assert envsub.statement.startswith("CREATE TABLE ${PREFIX}x")
+    notes = {(f.subject, f.evidence["line"]): f for f in source.notes(["2", "3"])}
+    assert set(notes) == {("3", 1)}
+    assert notes[("3", 1)].kind == "check/unavailable"
+    assert "not executable here" in notes[("3", 1)].message
 
 
 def test_dbmate_versions_options_and_missing_down(tmp_path: Path) -> None:
@@ -163,9 +169,15 @@ def test_flyway_versions_undo_repeatable_and_placeholders(tmp_path: Path) -> Non
     assert resolve(history, "V1_2") == "1.2"
     path = downgrade_path(history, "1.10", None)
     assert path is not None and path.revisions == ("1.10", "1.2")
-    messages = [f.message for f in source.notes(["1.2"])]
-    assert any("`${schema}`" in m for m in messages)
-    assert any("R__view.sql" in m and "never undoes" in m for m in messages)
+    (placeholder,) = history.steps["1.2"].up.unknown  # type: ignore[union-attr]
+    assert placeholder.line == 1 and "`${schema}`" in placeholder.reason
+    (repeatable,) = source.notes(["1.2"])
+    assert (repeatable.kind, repeatable.subject) == (
+        "migrations/repeatable-not-undone",
+        "R__view.sql",
+    )
+    assert "never undoes" in repeatable.message
+    assert source.notes([]) == []  # nothing to roll back: no finding about the rollback
 
 
 # --- detection --------------------------------------------------------------------------------
@@ -332,29 +344,28 @@ def test_flyway_delimiter_and_half_applied_failure_on_mariadb(
     assert "MariaDB committed the 1 statement(s) before it" in up.error  # type: ignore[attr-defined]
 
 
-def test_statements_the_reader_cannot_read_are_named(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The path a SQL parser's "unparseable" takes: ``file:line``, effect unknown (the regex
-    reader reports none, so the reader is replaced here)."""
-    from compatcheck.migrations.sources.sqlfiles import reading
+def test_statements_the_reader_cannot_read_are_named_once(tmp_path: Path) -> None:
+    """A statement the SQL reader cannot read is the step's ``Code.unknown`` (named by the core
+    as ``migrations/statement-unread`` with file, line, statement and reason), and never a
+    source note as well."""
+    from compatcheck.migrations.checks import static_findings
 
-    def strict(statements: list[tuple[str, int]], dialect: str) -> reading.Reading:
-        unknown = tuple((line, "no grammar for it") for text, line in statements if "FROB" in text)
-        return reading.Reading(reading.code_of(statements, dialect), unknown)
-
-    monkeypatch.setattr("compatcheck.migrations.sources.sqlfiles.read", strict)
     folder = write(
         tmp_path,
         {"1_a.up.sql": "CREATE TABLE a (x int);\nFROB a;\n", "1_a.down.sql": "DROP TABLE a;"},
     )
     source = SqlFilesSource("golang-migrate", folder)
-    source.history()
-    (finding,) = source.notes(["1"])
-    assert (finding.kind, finding.subject) == ("check/unavailable", "1")
-    assert finding.message == (
-        "1_a.up.sql:2: statement not understood (no grammar for it): its effect is unknown."
-    )
+    history = source.history()
+    assert source.notes(["1"]) == []
+    path = downgrade_path(history, "1", None)
+    assert path is not None
+    found = {f.kind: f for f in static_findings(history, path)}
+    assert set(found) == {"migrations/statement-unread", "migrations/downgrade-destructive"}
+    finding = found["migrations/statement-unread"]
+    assert finding.subject == "1"
+    ev = finding.evidence
+    assert (ev["file"], ev["line"], ev["statement"]) == ("1_a.up.sql", 2, "FROB a")
+    assert ev["static_reading"] == "partial" and ev["reason"]
 
 
 @pytest.mark.postgres
