@@ -3,10 +3,9 @@
 ``(kind, subject)`` set statically (``--static --dialect``) and after the round trip on that
 engine, the downgrade path, and the ``old-code-incompatible`` reasons.
 
-Where the result differs because the regex reader (:func:`compatcheck.migrations.sql.parse_sql`,
-behind :func:`~compatcheck.migrations.sources.sqlfiles.reading.code_of`) reads less than the SQL
-parser of ``compatcheck/migrations/sqlstatic.py`` will, or because of a limit of the round trip's
-core, the case is a strict xfail naming why: it fails loudly once the reader or core catches up.
+The folders are read by the SQL parser of ``compatcheck/migrations/sqlstatic.py``, one reader per
+history. Where the result differs because of a limit of the round trip's core, the case is a
+strict xfail naming why: it fails loudly once the core catches up.
 """
 
 from __future__ import annotations
@@ -25,44 +24,16 @@ pytestmark = pytest.mark.realworld
 ROOT = Path(__file__).resolve().parent.parent / "fixtures" / "realworld" / "sql"
 DIALECT = {"sqlite": "sqlite", "postgres": "postgresql", "mysql": "mysql"}
 
-REGEX = "regex reader (sqlstatic will read it): "
 #: (project, window, dialect, mode) → why our result differs from expected.yaml today.
 KNOWN: dict[tuple[str, str, str, str], str] = {}
-for _d in ("sqlite", "postgres"):
-    for _mode in ("static", "roundtrip"):
-        KNOWN[("sematic", "release", _d, _mode)] = (
-            REGEX + "the table swap (20230221004041) and rebuild (20230223020405) are read as "
-            "separate RENAME/DROP statements: downgrade-incomplete and table-dropped/-renamed "
-            "reasons instead of not-null-without-default and column-dropped"
-        )
-    KNOWN[("sematic", "broken-down", _d, "static")] = (
-        REGEX + "20221004183943's Down adds `runs.exception`, which exists at that point: no "
-        "static downgrade-failed, so the downgrade plan reads safe (extra new-data-removed)"
-    )
-KNOWN[("sematic", "release", "postgres", "roundtrip")] += (
-    "; and core: the schema comparison does not compare primary-key index names "
+KNOWN[("sematic", "release", "postgres", "roundtrip")] = (
+    "core: the schema comparison does not compare primary-key index names "
     "(notes_tmp_pkey1 vs notes_pkey at 20230223020405)"
-)
-for _w in ("release", "latest"):
-    for _mode in ("static", "roundtrip"):
-        KNOWN[("rebuilderd", _w, "sqlite", _mode)] = (
-            REGEX + "SQLite table rebuilds (CREATE _new / INSERT SELECT / DROP / RENAME) are read "
-            "as a table dropped and renamed; the round trip's observations are attributed by "
-            "the same ops"
-        )
-KNOWN[("goiardi", "v0.6.0-to-v0.8.0", "postgres", "static")] = (
-    REGEX + "`ALTER COLUMN ... TYPE json USING NULL` (30) is not read as destroying the "
-    "values, and `CREATE INDEX node_is_down ON goiardi.nodes(is_down)` (34) not as covering "
-    "`is_down` (extra downgrade-incomplete)"
-)
-KNOWN[("goiardi", "v0.8.0-to-v0.11.0", "postgres", "static")] = (
-    REGEX + "`ALTER COLUMN ... TYPE jsonb USING NULL` (41) is not read as destroying the values"
 )
 for _w in ("v0.6.0-to-v0.8.0", "v0.8.0-to-v0.11.0"):
     KNOWN[("goiardi", _w, "postgres", "roundtrip")] = (
-        KNOWN[("goiardi", _w, "postgres", "static")]
-        + "; and core: the round trip inspects and seeds only the default schema, and goiardi's "
-        "tables live in schema `goiardi` (no data-lost observed)"
+        "core: the round trip inspects and seeds only the default schema, and goiardi's tables "
+        "live in schema `goiardi` (no data-lost observed)"
     )
 
 

@@ -202,7 +202,7 @@ def test_type_change_of_an_unknown_column_counts() -> None:
 def test_using_a_constant_overwrites_every_value() -> None:
     assert ops("ALTER TABLE t ALTER COLUMN c TYPE json USING NULL", "postgresql") == [
         ("alter_type", "t", "c", None),
-        ("update_rows", "t", "c", None),
+        ("clear_values", "t", "c", None),
     ]
     assert ops("ALTER TABLE t ALTER COLUMN c TYPE bigint USING c::bigint", "postgresql") == [
         ("alter_type", "t", "c", None)

@@ -200,7 +200,7 @@ def _goiardi_json(step: Step) -> None:
     got = _ops(step.up_code)
     retyped = [r for r in got if r[0] == "alter_type"]
     assert len(retyped) == 26
-    assert {r[0] for r in got} == {"alter_type", "update_rows"}  # USING NULL wipes them
+    assert {r[0] for r in got} == {"alter_type", "clear_values"}  # USING NULL wipes them
 
 
 def _goiardi_jsonb(step: Step) -> None:

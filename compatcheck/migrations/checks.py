@@ -57,7 +57,7 @@ def _destroyed(ops: Iterable[s.Op]) -> dict[str, list[str]]:
     for op in ops:
         if (op.op == s.DROP_TABLE and op.table) or (op.op == s.DELETE_ROWS and op.table):
             tables.append(str(op.table))
-        elif op.op in (s.DROP_COLUMN, s.UPDATE_ROWS) and op.table:
+        elif op.op in (s.DROP_COLUMN, s.UPDATE_ROWS, s.CLEAR_VALUES) and op.table:
             if op.column:
                 columns.append(_col(op))
             else:

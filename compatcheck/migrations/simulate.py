@@ -115,6 +115,7 @@ _COLUMN_OPS = frozenset(
         s.WIDEN_TYPE,
         s.ALTER_NULLABLE,
         s.UPDATE_ROWS,
+        s.CLEAR_VALUES,
     }
 )
 

@@ -121,7 +121,7 @@ def _alter_column(r: Reading, table: str | None, action: exp.Expr, where: Where)
         using = action.args.get("using")
         if isinstance(using, exp.Expr) and using.find(exp.Column) is None:
             # ``USING NULL`` (or any constant): every value is replaced, none converted.
-            r.add(where.op(s.UPDATE_ROWS, table=table, column=name))
+            r.add(where.op(s.CLEAR_VALUES, table=table, column=name))
     allow_null = action.args.get("allow_null")
     if allow_null is not None:
         nullable = bool(allow_null) and bool(action.args.get("drop"))

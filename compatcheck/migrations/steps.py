@@ -36,6 +36,10 @@ CREATE_ENUM = "create_enum"
 DROP_ENUM = "drop_enum"
 DELETE_ROWS = "delete_rows"
 UPDATE_ROWS = "update_rows"
+#: Every value of ``table.column`` replaced by a constant, none converted (``ALTER COLUMN ...
+#: TYPE ... USING NULL``): destroyed in either direction (an upgrade's ``UPDATE`` is usually a
+#: backfill; this never is).
+CLEAR_VALUES = "clear_values"
 NON_TRANSACTIONAL = "non_transactional"
 NEEDS_ONLINE = "needs_online"
 
