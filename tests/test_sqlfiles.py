@@ -49,6 +49,19 @@ def test_dollar_quoted_bodies_are_one_statement_on_postgres() -> None:
     assert got[2] == ("DROP TABLE t", 8)
 
 
+def test_dollar_quoted_bodies_are_not_split_without_a_dialect() -> None:
+    """A PostgreSQL folder read without --dialect/--db-url is split by SQLite's rules: SQLite has
+    no dollar quotes, so a `$$` body there is never split (else the function's statements
+    would be read as the migration's)."""
+    sql = (
+        "CREATE FUNCTION f() RETURNS int AS $$\nBEGIN\n  DELETE FROM t;\n  RETURN 1;\nEND;\n$$ "
+        "LANGUAGE plpgsql;\nDROP TABLE t;"
+    )
+    got = texts(sql, "sqlite")
+    assert [line for _, line in got] == [1, 7]
+    assert "RETURN 1;" in got[0][0] and got[1] == ("DROP TABLE t", 7)
+
+
 def test_delimiter_blocks_on_mariadb() -> None:
     sql = (
         "DELIMITER //\nCREATE PROCEDURE p() BEGIN SELECT 1; SELECT 2; END //\nDELIMITER ;\n"

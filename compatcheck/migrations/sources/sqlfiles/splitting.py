@@ -161,7 +161,9 @@ def _literal(sc: _Scanner, i: int) -> int:
     if ch == "[" and dialect == "sqlite":
         end = text.find("]", i)
         return sc.skip_to(i, len(text) if end < 0 else end + 1)
-    if ch == "$" and dialect == "postgresql" and not _word(text, i - 1):
+    # SQLite too: SQLite has no dollar quotes, so a `$$` body there is a PostgreSQL file read
+    # without --dialect; splitting inside it would cut the function into pieces.
+    if ch == "$" and dialect != "mysql" and not _word(text, i - 1):
         m = _DOLLAR.match(text, i)
         if m:
             close = text.find(m.group(0), m.end())
