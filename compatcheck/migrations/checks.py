@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from compatcheck.checks.migrations import (
@@ -223,6 +224,10 @@ class _Revision:
     where: dict[str, Any]
 
 
+def _file(path: Path) -> dict[str, Any]:
+    return {"file": path.name, "path": str(path)}
+
+
 def _downgrade(r: _Revision) -> list[Finding]:
     """Missing, always raising, or present: then destructive and/or incomplete."""
     w, down = r.wording, r.down
@@ -333,6 +338,8 @@ def _unknown_statements(r: _Revision) -> list[Finding]:
     if not found:
         return []
     first = found[0]
+    code = r.up if first["function"] == "upgrade" else r.down
+    where = _file(code.path) if code is not None and code.path else r.where
     more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
     message = (
         f"{r.wording.step} `{r.id}` could not be read in full, so its static checks are "
@@ -340,7 +347,7 @@ def _unknown_statements(r: _Revision) -> list[Finding]:
         f"{first['reason']}{more}."
     )
     evidence = {
-        **r.where,
+        **where,
         "line": first["line"],
         "statement": first["statement"],
         "reason": first["reason"],
@@ -402,14 +409,16 @@ def predicted_failures(
         if rev_id in out:
             continue
         step = history.steps[rev_id]
+        down = step.down
         w = history.wording
+        where = _file(down.path if down is not None and down.path else step.path)
         message = (
-            f"The downgrade of `{rev_id}` will fail: {reason}, at {w.code('downgrade')} line "
-            f"{op.line}: `{op.source}` (predicted from the code of the steps before it)."
+            f"The downgrade of `{rev_id}` will fail: {reason}, at {w.code('downgrade')} "
+            f"({where['file']}:{op.line}): `{op.source}` (predicted from the code of the steps "
+            "before it)."
         )
         evidence = {
-            "file": step.path.name,
-            "path": str(step.path),
+            **where,
             "line": op.line,
             "statement": op.source,
             "predicted": reason,

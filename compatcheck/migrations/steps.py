@@ -114,6 +114,9 @@ class Code:
     #: Statements not read or not judged (:class:`Unknown`): what this direction does is not
     #: fully known, so the checks must not judge it from ``ops`` alone.
     unknown: tuple[Unknown, ...] = ()
+    #: The file this direction is written in when it is not the step's own (golang-migrate's
+    #: ``.down.sql``, Flyway's ``U`` script): what ``line`` and the ops' lines count in.
+    path: Path | None = None
 
 
 @dataclass(frozen=True)

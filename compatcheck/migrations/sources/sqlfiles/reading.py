@@ -48,7 +48,7 @@ def _finish(section: Section, code: Code) -> Code:
     """The tool's facts about the section on top of what its statements do. Empty is "no
     statement": a down of ``SELECT 1`` is a down that undoes nothing, not a missing one."""
     first = section.statements[0].line if section.statements else section.line
-    code = replace(code, empty=not section.statements, line=first)
+    code = replace(code, empty=not section.statements, line=first, path=section.path)
     code = _unread(section, code)
     if section.refused is not None:
         code = replace(code, empty=False, raises=True, line=section.line)
