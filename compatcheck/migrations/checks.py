@@ -386,6 +386,26 @@ def static_findings(
     return findings + predicted_failures(history, path, foreign_keys=foreign_keys)
 
 
+_NAMED = frozenset(
+    {s.CREATE_INDEX, s.DROP_INDEX, s.CREATE_CONSTRAINT, s.DROP_CONSTRAINT, s.CREATE_ENUM}
+    | {s.DROP_ENUM}
+)
+
+
+def _once(ops: Iterable[s.Op]) -> list[s.Op]:
+    """The ops of one direction, each operation on an object once: the same drop twice in one
+    function is the two branches of a dialect test (``if dialect == "sqlite": batch ... else:
+    op.drop_index(...)``), which the source reads one after the other, not a double drop."""
+    seen: set[tuple[str | None, ...]] = set()
+    out: list[s.Op] = []
+    for o in ops:
+        key = (o.op, o.name) if o.op in _NAMED else (o.op, o.table, o.column, o.name)
+        if key not in seen:
+            seen.add(key)
+            out.append(o)
+    return out
+
+
 def predicted_failures(
     history: History, path: DowngradePath, *, foreign_keys: bool = True
 ) -> list[Finding]:
@@ -395,15 +415,15 @@ def predicted_failures(
     is predicted); one that always raises is ``downgrade-not-implemented`` already. The
     finding is ``downgrade-failed`` with ``predicted``: the round trip, when it runs on the
     same engine, replaces the prediction with what it saw."""
-    replay: list[tuple[str, str, tuple[s.Op, ...]]] = []
+    replay: list[tuple[str, str, list[s.Op]]] = []
     for rev_id in reversed(list(history.order.downgrade_order(path.new))):
         up = history.steps[rev_id].up
-        replay.append((rev_id, "upgrade", up.ops if up else ()))
+        replay.append((rev_id, "upgrade", _once(up.ops if up else ())))
     for rev_id in path.revisions:
         down = history.steps[rev_id].down
         if down is not None and (down.unknown or down.raises):
             break
-        replay.append((rev_id, "downgrade", down.ops if down else ()))
+        replay.append((rev_id, "downgrade", _once(down.ops if down else ())))
     out: dict[str, Finding] = {}
     for rev_id, op, reason in failing_downgrades(replay, foreign_keys=foreign_keys):
         if rev_id in out:
