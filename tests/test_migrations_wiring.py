@@ -196,11 +196,7 @@ def test_using_a_constant_destroys_the_values_on_the_way_up(tmp_path: Path) -> N
 
 
 def test_alembic_execute_statements_not_read_are_the_codes_unknowns() -> None:
-    body = (
-        "def downgrade():\n"
-        "    op.execute('FROB TABLE t')\n"
-        "    op.execute('DROP TABLE u')\n"
-    )
+    body = "def downgrade():\n    op.execute('FROB TABLE t')\n    op.execute('DROP TABLE u')\n"
     fn = ast.parse(body).body[0]
     assert isinstance(fn, ast.FunctionDef)
     analyser = Analyser({"downgrade": fn}, {})
