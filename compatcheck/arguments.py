@@ -144,7 +144,8 @@ def _add_migrations(sub: argparse._SubParsersAction[Any]) -> None:
         "--dialect",
         choices=("sqlite", "postgresql", "mysql"),
         help="the database SQL files are written for, which decides how they are split and "
-        "read (default: --db-url's, else sqlite); mysql covers MariaDB",
+        "read (default: --db-url's; with --static and no --db-url, guessed from the files' marks, "
+        "else sqlite); mysql covers MariaDB",
     )
     where.add_argument(
         "--config",

@@ -207,3 +207,33 @@ def test_alembic_execute_statements_not_read_are_the_codes_unknowns() -> None:
     assert (unread.line, unread.statement) == (2, "FROB TABLE t")
     again = analyser.function("downgrade")  # each function read starts afresh
     assert again is not None and len(again.unknown) == 1
+
+
+def test_a_postgresql_folder_read_without_a_dialect_is_read_as_postgresql(tmp_path: Path) -> None:
+    """``--static`` without --dialect/--db-url: the files' marks say PostgreSQL (a `$$` body),
+    so the multi-clause ALTER is read in full, not named unread by SQLite's reading."""
+    from compatcheck.migrations import inspect_migrations
+    from compatcheck.migrations.sources.sqlfiles import guess_dialect
+
+    folder = _write(
+        tmp_path / "pg",
+        {
+            "1_a.up.sql": "CREATE TABLE t (id int PRIMARY KEY, a bytea, b bytea);\n"
+            "CREATE FUNCTION f() RETURNS int AS $$ BEGIN RETURN 1; END; $$ LANGUAGE plpgsql;",
+            "1_a.down.sql": "DROP FUNCTION f(); DROP TABLE t;",
+            "2_b.up.sql": "ALTER TABLE t ALTER COLUMN a TYPE json USING NULL, "
+            "ALTER COLUMN b TYPE json USING NULL;",
+            "2_b.down.sql": "ALTER TABLE t ALTER COLUMN a TYPE bytea USING NULL, "
+            "ALTER COLUMN b TYPE bytea USING NULL;",
+        },
+    )
+    assert guess_dialect(folder) == "postgresql"
+    my = _write(tmp_path / "my", {"1_a.up.sql": "CREATE TABLE `t` (id int) ENGINE=InnoDB;"})
+    assert guess_dialect(my) == "mysql"
+    plain = _write(tmp_path / "plain", {"1_a.up.sql": "CREATE TABLE t (id int);"})
+    assert guess_dialect(plain) == "sqlite"
+    result = inspect_migrations(folder, "1", "2", static=True, framework="golang-migrate")
+    found = {(f.kind, f.subject): f for f in result.findings}
+    assert ("migrations/statement-unread", "2") not in found
+    destroyed = found[("migrations/upgrade-destructive", "2")].evidence["columns"]
+    assert destroyed == ["t.a", "t.b"]

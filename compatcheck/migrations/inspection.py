@@ -258,8 +258,11 @@ def inspect_migrations(
         raise UsageError(
             f"--dialect {dialect} does not match the --db-url's database ({_dialect(db_url)})"
         )
-    engine = dialect or _dialect(db_url)
+    # Nothing runs and nothing names the database: the SQL source guesses from its files.
+    guess = static and db_url is None
+    engine = dialect or ("auto" if guess else _dialect(db_url))
     source = open_source(script_location, framework, engine)
+    engine = getattr(source, "dialect", "sqlite" if engine == "auto" else engine)
     history = source.history()
     # Why nothing is executed, in the JSON too: the reader must know it was asked for.
     why_static = source.not_executable or ("--static was asked for" if static else None)

@@ -9,6 +9,7 @@ version table. The history is linear: each step follows the one before it in the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
@@ -83,7 +84,8 @@ class SqlFilesSource:
             raise InputError(f"migrations folder {location}: no such directory")
         self.framework = framework
         self.location = location
-        self.dialect = dialect
+        #: ``auto`` (nothing runs and no --dialect): what the files are written for, guessed.
+        self.dialect = guess_dialect(location) if dialect == AUTO else dialect
         self.not_executable: str | None = None
         self.folder: Folder = READERS[framework](location, dialect)
         if not self.folder.migrations:
@@ -149,6 +151,27 @@ class SqlFilesSource:
         return SqlRunner(self.framework, self.folder, conn, scratch.dialect, scratch.cancelled)
 
 
+#: The dialect a source is given when nothing says it (``--static`` without --dialect/--db-url).
+AUTO = "auto"
+_POSTGRES = re.compile(
+    r"\$[A-Za-z_]*\$|::[a-z]|\b(?:serial|bigserial|jsonb|bytea|plpgsql|concurrently)\b", re.I
+)
+_MYSQL = re.compile(r"`\w+`|\bengine\s*=|\bauto_increment\b|^\s*delimiter\s", re.I | re.M)
+
+
+def guess_dialect(folder: Path) -> str:
+    """What the ``.sql`` files of ``folder`` are written for, when nobody said: PostgreSQL when
+    they hold its marks (dollar quotes, ``::`` casts, ``SERIAL``/``JSONB``/``BYTEA``), MySQL for
+    backquotes, ``ENGINE=``, ``AUTO_INCREMENT``, ``DELIMITER``; SQLite when neither or both (the
+    default reading). A PostgreSQL folder read by SQLite's rules loses multi-clause ``ALTER``s."""
+    pg = my = False
+    for path in sorted(folder.glob("*.sql")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        pg = pg or bool(_POSTGRES.search(text))
+        my = my or bool(_MYSQL.search(text))
+    return "postgresql" if pg and not my else "mysql" if my and not pg else "sqlite"
+
+
 def _repeatable(path: Path) -> Finding:
     """A Flyway ``R__`` script: re-run after the versioned ones whenever it changes, never
     undone. A finding about the rollback (what it defines stays as its last run left it), not
@@ -165,8 +188,6 @@ def _repeatable(path: Path) -> Finding:
 
 def _looks(folder: Path) -> set[str]:
     """The frameworks whose files are in ``folder`` (by names, then by markers inside)."""
-    import re
-
     from compatcheck.migrations.sources.sqlfiles import formats as f
 
     found: set[str] = set()
