@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from compatcheck.migrations.sources.sqlfiles.formats import Migration, Note, Section
+from compatcheck.migrations.sources.sqlfiles.formats import Migration, Section
 from compatcheck.migrations.sources.sqlfiles.splitting import blank_bodies
 from compatcheck.migrations.sql import shorten
 from compatcheck.migrations.sqlstatic import Reader
@@ -82,5 +82,3 @@ def read_history(migrations: Sequence[Migration], dialect: str) -> list[tuple[Co
     reader = Reader(dialect)
     return [read_step(reader, m) for m in migrations]
 
-
-__all__ = ["Note", "read_history", "read_step"]
