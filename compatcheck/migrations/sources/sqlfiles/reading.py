@@ -81,4 +81,3 @@ def read_history(migrations: Sequence[Migration], dialect: str) -> list[tuple[Co
     """Every step's up and down, in the tool's order, through one reader."""
     reader = Reader(dialect)
     return [read_step(reader, m) for m in migrations]
-
