@@ -58,8 +58,10 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _check_depth(value: Any, max_depth: int) -> None:
-    """Iterative (a recursive check would fail exactly where it is needed).
+def check_depth(value: Any, max_depth: int) -> None:
+    """:class:`JsonError` when ``value`` (decoded JSON) nests deeper than ``max_depth`` levels.
+
+    Iterative (a recursive check would fail exactly where it is needed).
 
     Each container's children are typed at C speed (``set(map(type, ...))``) and only containers
     are visited: a 13 MB snapshot is mostly lists of label values, and a Python-level test of
@@ -79,7 +81,7 @@ def _check_depth(value: Any, max_depth: int) -> None:
 def parse_json(
     text: str | bytes,
     *,
-    max_depth: int = MAX_DEPTH,
+    max_depth: int | None = MAX_DEPTH,
     unique_keys: bool = False,
     located: bool = False,
 ) -> Any:
@@ -88,6 +90,9 @@ def parse_json(
     ``unique_keys``: a key given twice in one object is an error instead of "the last one wins"
     (a request that says ``"new"`` twice must not be judged by whichever came last).
     ``located``: every object is a :class:`LocatedDict` (positions index ``text`` decoded).
+    ``max_depth=None``: the caller checks the nesting itself (:func:`check_depth`), where it can
+    do so for less (a snapshot whose schema bounds the depth of all but two keys); the decoder's
+    own limit (the interpreter's recursion limit) still holds.
     """
     try:
         if located and isinstance(text, bytes):
@@ -104,7 +109,7 @@ def parse_json(
     except UnicodeDecodeError:
         raise JsonError("not UTF-8 text") from None
     except RecursionError:
-        raise JsonError(f"nested deeper than {max_depth} levels") from None
+        raise JsonError(f"nested deeper than {max_depth or MAX_DEPTH} levels") from None
     except ValueError:
         # Python refuses to convert integers longer than sys.get_int_max_str_digits().
         limit = sys.get_int_max_str_digits()
@@ -112,8 +117,8 @@ def parse_json(
             f"JSON with a number of more than {limit} digits",
             problem=f"a number of more than {limit} digits",
         ) from None
-    if isinstance(value, dict | list):
-        _check_depth(value, max_depth)
+    if max_depth is not None and isinstance(value, dict | list):
+        check_depth(value, max_depth)
     return value
 
 

@@ -106,13 +106,21 @@ def _compiled(name: str) -> Any:
     return fastjsonschema.compile(load_schema(name))
 
 
-def validate(document: Any, name: str) -> str | None:
-    """Return ``None`` when ``document`` is valid, else one line: the JSON path and the problem."""
+def accepts(document: Any, name: str) -> bool:
+    """True when the compiled validator accepts ``document``: then it is valid. False means
+    "judge it with :func:`validate`", not "invalid"."""
     try:
         _compiled(name)(document)
-        return None
+        return True
     except ValueError:  # fastjsonschema's rejections, and the written module's
-        pass  # judged again below: jsonschema decides and words the message
+        return False
+
+
+def validate(document: Any, name: str) -> str | None:
+    """Return ``None`` when ``document`` is valid, else one line: the JSON path and the problem."""
+    if accepts(document, name):
+        return None
+    # Judged again: jsonschema decides and words the message.
     # Imported here: it takes ~0.1 s to import and is needed only to word a rejection.
     import jsonschema
 
