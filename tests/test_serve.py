@@ -459,6 +459,24 @@ def test_cache_is_lru_bounded(make_client: MakeClient) -> None:
     assert metric(client, "compatcheck_hook_cache_hits_total") == 1
 
 
+def test_a_check_sharing_a_side_with_the_last_one_parses_only_the_other(
+    make_client: MakeClient,
+) -> None:
+    client = make_client(cache_size=0)  # no verdict cache: every check is evaluated
+    parsed = client.app.state.hook.checker.parsed  # type: ignore[attr-defined]
+    expected = {}
+    for old, new, parses in (("v1", "v2", 2), ("v2", "v3", 3), ("v2", "v3", 3), ("v4", "v1", 5)):
+        answer = client.post("/v1/check", json=body("shop", old, new), headers=AUTH)
+        assert answer.status_code == 200, answer.text
+        assert parsed.parses == parses, (old, new)
+        # A verdict over a kept snapshot is the verdict over the snapshot parsed afresh.
+        expected.setdefault((old, new), without_timings(answer.json()))
+        assert without_timings(answer.json()) == expected[(old, new)]
+    # Only the last pair (v4, v1) is kept: v2 is parsed again, v1 is not.
+    client.post("/v1/check", json=body("shop", "v2", "v1"), headers=AUTH)
+    assert parsed.parses == 6
+
+
 # -- /v1/flagger ---------------------------------------------------------------------------------
 
 

@@ -56,6 +56,7 @@ from compatcheck.interrupts import pause_point
 from compatcheck.masking import mask_secrets
 from compatcheck.report import Report
 from compatcheck.serve.metrics import HookMetrics
+from compatcheck.serve.parsed import ParsedSnapshots
 from compatcheck.serve.requests import CheckRequest, Target
 from compatcheck.serve.settings import ServeSettings
 from compatcheck.snapshot import Snapshot
@@ -212,6 +213,8 @@ class Lookup:
     cached: Outcome | None
     #: Where each ``image`` side's contract came from (the report's source), by role.
     contracts: Mapping[str, str] = field(default_factory=dict)
+    #: sha256 (hex) of ``raw``, by role: the parsed snapshots are cached by it.
+    digests: Mapping[str, str] = field(default_factory=dict)
 
 
 class _Slots:
@@ -290,6 +293,8 @@ class Checker:
 
         self.registry_config = load_registry_config(settings.registry_config)
         self._inputs = _InputFiles(settings)
+        #: Parsed snapshots by the digest of their bytes (a side two checks share, once).
+        self.parsed = ParsedSnapshots()
         self._cache: OrderedDict[str, Outcome] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._lookups = _Slots(LOOKUPS_PER_CHECK * settings.max_concurrent)
@@ -375,14 +380,15 @@ class Checker:
             _check_deadline(deadline, self.settings.check_timeout)
             raw[role] = self._read(req, target.version, deadline)
         inputs = self._inputs.current()
+        digests = {role: hashlib.sha256(data).hexdigest() for role, data in raw.items()}
         if req.old.url is not None or req.new.url is not None:
-            return Lookup(req, raw, inputs, None, None, contracts)
+            return Lookup(req, raw, inputs, None, None, contracts, digests)
         parts = [
             req.service,
             req.old.version or contracts.get("old"),
-            hashlib.sha256(raw["old"]).hexdigest(),
+            digests["old"],
             req.new.version or contracts.get("new"),
-            hashlib.sha256(raw["new"]).hexdigest(),
+            digests["new"],
             req.direction,
             self.settings.fail_on,
             inputs.digest,
@@ -396,7 +402,7 @@ class Checker:
         if cached is not None:
             self.metrics.cache_hits.inc()
             cached = replace(cached, cached=True)
-        return Lookup(req, raw, inputs, key, cached, contracts)
+        return Lookup(req, raw, inputs, key, cached, contracts, digests)
 
     # -- phase 2: evaluation (worker thread, check slot) -----------------------------------
 
@@ -411,24 +417,37 @@ class Checker:
     def _stored(self, lookup: Lookup, role: str) -> Snapshot | None:
         req = lookup.request
         if role in lookup.contracts:
-            from compatcheck.snapshot import parse_snapshot
-
             name = lookup.contracts[role]
-            try:
-                snap = parse_snapshot(lookup.raw[role].decode("utf-8"), name)
-            except UnicodeDecodeError:
-                raise InternalError(f"attached contract is unusable: {name}: not UTF-8") from None
-            except InputError as exc:
-                raise InternalError(f"attached contract is unusable: {exc}") from None
-            return replace(snap, source=name)
+            return self.parsed.get(
+                (lookup.digests[role], f"contract {name}"),
+                lambda: self._contract_snapshot(lookup, role),
+            )
         version = req.old.version if role == "old" else req.new.version
         if version is None:
             return None
-        assert self.store is not None
+        store = self.store
+        assert store is not None
+
+        def parse() -> Snapshot:
+            try:
+                return store.parse(req.service, version, lookup.raw[role])
+            except InputError as exc:
+                raise InternalError(f"stored snapshot is unusable: {exc}") from None
+
+        # The service and version name the file in errors and label an unlabelled snapshot.
+        return self.parsed.get((lookup.digests[role], f"store {req.service} {version}"), parse)
+
+    def _contract_snapshot(self, lookup: Lookup, role: str) -> Snapshot:
+        from compatcheck.snapshot import parse_snapshot
+
+        name = lookup.contracts[role]
         try:
-            return self.store.parse(req.service, version, lookup.raw[role])
+            snap = parse_snapshot(lookup.raw[role].decode("utf-8"), name)
+        except UnicodeDecodeError:
+            raise InternalError(f"attached contract is unusable: {name}: not UTF-8") from None
         except InputError as exc:
-            raise InternalError(f"stored snapshot is unusable: {exc}") from None
+            raise InternalError(f"attached contract is unusable: {exc}") from None
+        return replace(snap, source=name)
 
     def evaluate(self, lookup: Lookup, deadline: float) -> Outcome:
         """Parse (exactly the bytes looked up), evaluate, cache.
