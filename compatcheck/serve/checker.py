@@ -414,17 +414,27 @@ class Checker:
         budget = min(self.settings.scrape_timeout, max(0.001, deadline - time.monotonic()))
         return load_source(target.url, label=mask_secrets(target.url), timeout=budget)
 
-    def _stored(self, lookup: Lookup, role: str) -> Snapshot | None:
+    @staticmethod
+    def _parsed_key(lookup: Lookup, role: str) -> tuple[str, str] | None:
+        """What a stored side is kept by: its bytes' digest and how it is read (the service and
+        version name the file in errors and label an unlabelled snapshot). None: not stored."""
         req = lookup.request
         if role in lookup.contracts:
-            name = lookup.contracts[role]
-            return self.parsed.get(
-                (lookup.digests[role], f"contract {name}"),
-                lambda: self._contract_snapshot(lookup, role),
-            )
+            return lookup.digests[role], f"contract {lookup.contracts[role]}"
         version = req.old.version if role == "old" else req.new.version
         if version is None:
             return None
+        return lookup.digests[role], f"store {req.service} {version}"
+
+    def _stored(self, lookup: Lookup, role: str) -> Snapshot | None:
+        req = lookup.request
+        key = self._parsed_key(lookup, role)
+        if key is None:
+            return None
+        if role in lookup.contracts:
+            return self.parsed.get(key, lambda: self._contract_snapshot(lookup, role))
+        version = req.old.version if role == "old" else req.new.version
+        assert version is not None
         store = self.store
         assert store is not None
 
@@ -434,8 +444,7 @@ class Checker:
             except InputError as exc:
                 raise InternalError(f"stored snapshot is unusable: {exc}") from None
 
-        # The service and version name the file in errors and label an unlabelled snapshot.
-        return self.parsed.get((lookup.digests[role], f"store {req.service} {version}"), parse)
+        return self.parsed.get(key, parse)
 
     def _contract_snapshot(self, lookup: Lookup, role: str) -> Snapshot:
         from compatcheck.snapshot import parse_snapshot
@@ -461,6 +470,8 @@ class Checker:
         _check_deadline(deadline, self.settings.check_timeout)
         pause_point("serve-evaluate")  # tests: a slow evaluation, to stop a replica mid-check
         started = time.perf_counter()
+        keys = (self._parsed_key(lookup, role) for role in ("old", "new"))
+        self.parsed.retain({key for key in keys if key is not None})
         try:
             old = self._stored(lookup, "old") or self._scrape(req.old, deadline)
             new = self._stored(lookup, "new") or self._scrape(req.new, deadline)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from compatcheck.snapshot import Snapshot
 
@@ -28,6 +28,14 @@ class ParsedSnapshots:
         self.parses = 0
         self._kept: OrderedDict[tuple[str, str], Snapshot] = OrderedDict()
         self._lock = threading.Lock()
+
+    def retain(self, keys: Collection[tuple[str, str]]) -> None:
+        """Forget every snapshot but those of ``keys`` (a check's two sides), before that check
+        parses anything: the memory of the last pair is given back before a new pair's is
+        taken, so that the peak is one pair's, not two."""
+        with self._lock:
+            for key in [k for k in self._kept if k not in keys]:
+                del self._kept[key]
 
     def get(self, key: tuple[str, str], parse: Callable[[], Snapshot]) -> Snapshot:
         """The snapshot kept for ``key``, else ``parse()`` (kept if it does not raise)."""
