@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import compileall
-import contextlib
 import os
 import resource
 import statistics
@@ -36,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from _load import beside, describe  # noqa: E402
 from parse import generate_exposition  # noqa: E402
 
 #: The environment compatcheck runs in when installed: bytecode written and read.
@@ -91,18 +90,6 @@ def _row(label: str, times: tuple[list[float], list[float]]) -> str:
     )
 
 
-@contextlib.contextmanager
-def _beside(n: int) -> Iterator[None]:
-    """``n`` CPU-bound processes running for as long as the block does."""
-    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(max(n, 0))]
-    try:
-        yield
-    finally:
-        for proc in busy:
-            proc.kill()
-            proc.wait()
-
-
 def _measure(commands: dict[str, tuple[list[str], dict[str, str]]], runs: int) -> dict[str, Any]:
     """Each command ``runs`` times, in turns (a change of load hits them all alike)."""
     out: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in commands}
@@ -144,11 +131,10 @@ def main() -> int:
             "help": ([py, "-m", "compatcheck", "--help"], _INSTALLED),
             "source": (gate, _NO_BYTECODE),
         }
-        with _beside(args.beside):
+        with beside(args.beside):
             got = _measure(commands, args.runs)
-    beside = f", {args.beside} CPU-bound process(es) beside" if args.beside else ""
     print(f"snapshots: 300 families each, {size:.2f} MB each (from {args.size_mb:g} MB)")
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}{beside}")
+    print(describe(args.beside))
     print(f"{args.runs} runs, seconds{'':<27}{'min':>8}{'median':>9}{'max':>9}{'cpu med':>9}")
     print(_row("baseline: python reads both with json.load", got["base"]))
     print(_row("compatcheck diff OLD.json NEW.json", got["gate"]))
