@@ -56,7 +56,7 @@ from compatcheck.interrupts import pause_point
 from compatcheck.masking import mask_secrets
 from compatcheck.report import Report
 from compatcheck.serve.metrics import HookMetrics
-from compatcheck.serve.parsed import ParsedSnapshots
+from compatcheck.serve.parsed import ParsedSnapshots, give_back_big_buffers
 from compatcheck.serve.requests import CheckRequest, Target
 from compatcheck.serve.settings import ServeSettings
 from compatcheck.snapshot import Snapshot
@@ -295,6 +295,7 @@ class Checker:
         self._inputs = _InputFiles(settings)
         #: Parsed snapshots by the digest of their bytes (a side two checks share, once).
         self.parsed = ParsedSnapshots()
+        give_back_big_buffers()  # a cold verdict's peak must not stay the hook's size
         self._cache: OrderedDict[str, Outcome] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._lookups = _Slots(LOOKUPS_PER_CHECK * settings.max_concurrent)
