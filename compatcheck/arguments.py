@@ -15,6 +15,8 @@ from compatcheck.serve import add_serve_parser
 from compatcheck.verify.cli import add_verify_parser
 
 EXIT_GO, EXIT_NO_GO, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+#: ``--framework`` of ``migrations`` (the sources' registry, kept here: this module stays light).
+MIGRATION_FRAMEWORKS = ("auto", "alembic", "golang-migrate", "goose", "dbmate", "flyway")
 REPORT_FORMATS = ("text", "json", "markdown", "junit", "sarif", "github", "html")
 #: What each exit code means (``docs/commands.md`` is generated from this table).
 EXIT_CODES = (
@@ -157,12 +159,25 @@ def _add_snapshot(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _add_migrations(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser("migrations", help="judge the Alembic migrations between two heads")
+    p = sub.add_parser("migrations", help="judge the migrations between two heads")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument(
         "--script-location",
         metavar="DIR",
-        help="Alembic script location (env.py + versions/) or a bare versions folder",
+        help="Alembic script location (env.py + versions/), a bare versions folder, or a "
+        "golang-migrate, goose, dbmate or Flyway SQL folder",
+    )
+    p.add_argument(
+        "--framework",
+        choices=MIGRATION_FRAMEWORKS,
+        default="auto",
+        help="the tool whose files the folder holds (default: auto, detected from the files)",
+    )
+    p.add_argument(
+        "--dialect",
+        choices=("sqlite", "postgresql", "mysql"),
+        help="the database SQL files are written for, which decides how they are split and "
+        "read (default: --db-url's, else sqlite); mysql covers MariaDB",
     )
     where.add_argument(
         "--config",
@@ -197,7 +212,12 @@ def _add_migrations(sub: argparse._SubParsersAction[Any]) -> None:
         help="command that creates the schema before the first revision on the scratch "
         "database (`{database_url}` is replaced by its URL), e.g. the app's create_all script",
     )
-    p.add_argument("--old", required=True, metavar="REV", help="OLD's head (id, prefix, head)")
+    p.add_argument(
+        "--old",
+        required=True,
+        metavar="REV",
+        help="OLD's head (Alembic id, prefix, head; a SQL tool's version as it names it, 0: none)",
+    )
     p.add_argument("--new", metavar="REV", help="NEW's head (default: the single head)")
     p.add_argument(
         "--db-url",

@@ -179,6 +179,8 @@ def _cmd_migrations(args: argparse.Namespace, out: IO[str]) -> int:
         live_db_url=live_db_url,
         progress=progress,
         start=start,
+        framework=args.framework,
+        dialect=args.dialect,
     )
     typed = {args.old, args.new}
     for f in result.findings:

@@ -233,9 +233,9 @@ def test_migrations_alembic_ini_keys(tmp_path):
     [
         (
             "migrations: {script_location: m, alembic_ini: a.ini}\n",
-            "`migrations` needs `script_location` or `alembic_ini` (one)",
+            "`migrations` needs `script_location`, `dir` or `alembic_ini` (one)",
         ),
-        ("migrations: {database: sqlite}\n", "`migrations` needs `script_location` or"),
+        ("migrations: {database: sqlite}\n", "`migrations` needs `script_location`, `dir` or"),
         (
             "migrations: {alembic_ini: a.ini, x: [a=b]}\n",
             "`migrations.x` must be a mapping (KEY: VALUE, as -x K=V)",

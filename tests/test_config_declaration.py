@@ -124,6 +124,7 @@ def test_absent_keys_take_the_declared_defaults(tmp_path):
         "metrics.interval",
         "metrics.timeout",
         "metrics.max_bytes",
+        "migrations.framework",
         "migrations.database",
         "migrations.name",
         "grace",

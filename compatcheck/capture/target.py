@@ -372,10 +372,11 @@ class TargetCapture:
             raise UnavailableError("the run is shutting down")
         self.say(f"migrating scratch database ({db.kind}) to the release's head")
         # Local import: compatcheck.migrations is heavy (see the TYPE_CHECKING note).
-        from compatcheck.migrations.sources.alembic.runner import migrate_to_head
+        from compatcheck.migrations.releases import migrate_release
 
+        framework = mig.framework if mig else "auto"
         with heartbeat(self.say, "waiting for the scratch database's migration to the head"):
-            head = migrate_to_head(location, db.url)
+            head = migrate_release(location, db.url, framework)
         if self.on_migrated is not None and db.kind == "sqlite":
             self.on_migrated(db.url)
         return head
@@ -435,7 +436,9 @@ class TargetCapture:
             # Local import: compatcheck.migrations is heavy (see the TYPE_CHECKING note).
             from compatcheck.migrations.sources.alembic.runner import read_alembic_head
 
-            alembic_head = read_alembic_head(self.db_url) or alembic_head
+            mig = self.config.migrations
+            if mig is None or mig.framework in ("auto", "alembic"):
+                alembic_head = read_alembic_head(self.db_url) or alembic_head
         if self.running is not None and self.running.exit_code() is not None:
             self._unavailable(
                 t.role, f"exited with code {self.running.exit_code()} during the capture"

@@ -194,13 +194,26 @@ CONFIG = Key(
         Key(
             "migrations",
             "section",
-            "The Alembic migrations between the two heads.",
+            "The migrations between the two heads (Alembic or SQL files).",
             keys=(
+                Key(
+                    "framework",
+                    "string",
+                    "The tool whose files the migrations folder holds: `auto` (detected from "
+                    "the files), `alembic`, `golang-migrate`, `goose`, `dbmate` or `flyway`.",
+                    default="auto",
+                ),
                 Key(
                     "script_location",
                     "string",
-                    "Alembic script location, relative to each release tree (`cwd`); this or "
-                    "`alembic_ini`.",
+                    "Alembic script location, relative to each release tree (`cwd`); this, "
+                    "`dir` or `alembic_ini`.",
+                ),
+                Key(
+                    "dir",
+                    "string",
+                    "The SQL migrations folder (golang-migrate, goose, dbmate, Flyway), relative "
+                    "to each release tree; this, `script_location` or `alembic_ini`.",
                 ),
                 Key(
                     "database",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from compatcheck.arguments import MIGRATION_FRAMEWORKS
 from compatcheck.config.declaration import CONFIG, section
 from compatcheck.config.document import Loader
 from compatcheck.config.model import (
@@ -159,9 +160,23 @@ def _metrics(ld: Loader, raw: Any) -> MetricsConfig:
 def _migrations(ld: Loader, raw: Any) -> MigrationsConfig:
     where: tuple[Any, ...] = ("migrations",)
     data = ld.section(raw, where, section("migrations"))
-    if ("script_location" in data) == ("alembic_ini" in data):
-        raise ld.error(where, "`migrations` needs `script_location` or `alembic_ini` (one)")
-    location = ld.string(data.get("script_location", "."), (*where, "script_location"))
+    given = [k for k in ("script_location", "dir", "alembic_ini") if k in data]
+    if len(given) != 1:
+        raise ld.error(where, "`migrations` needs `script_location`, `dir` or `alembic_ini` (one)")
+    framework = ld.string(
+        data.get("framework", default("migrations.framework")), (*where, "framework")
+    )
+    if framework not in MIGRATION_FRAMEWORKS:
+        raise ld.error(
+            (*where, "framework"),
+            f"`migrations.framework` must be one of {', '.join(MIGRATION_FRAMEWORKS)}",
+        )
+    if framework not in ("auto", "alembic") and given != ["dir"]:
+        raise ld.error(where, f"`migrations.framework: {framework}` reads a folder: give `dir`")
+    if framework == "alembic" and given == ["dir"]:
+        raise ld.error(where, "`migrations.dir` is a SQL folder: Alembic takes `script_location`")
+    key = "dir" if given == ["dir"] else "script_location"
+    location = ld.string(data.get(key, "."), (*where, key))
     database = ld.string(data.get("database", default("migrations.database")), (*where, "database"))
     if database != "sqlite" and "://" not in database:
         raise ld.error(
@@ -180,6 +195,7 @@ def _migrations(ld: Loader, raw: Any) -> MigrationsConfig:
     # Kept relative: each command target resolves them against its own cwd (its release tree).
     return MigrationsConfig(
         script_location=Path(location),
+        framework=framework,
         database=database,
         alembic_ini=Path(opt["alembic_ini"]) if "alembic_ini" in opt else None,
         name=opt.get("name", default("migrations.name")),

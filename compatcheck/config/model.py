@@ -195,6 +195,8 @@ class MetricsConfig:
 class MigrationsConfig:
     #: Relative to each release tree; with ``alembic_ini``, what that file names (``.``: unused).
     script_location: Path
+    #: ``auto`` or the framework of the folder (``dir`` is kept here too, as the location).
+    framework: str = default("migrations.framework")
     #: ``sqlite`` (a temporary file per target) or a server URL on which scratch databases are made.
     database: str = default("migrations.database")
     #: The project's ``alembic.ini`` (relative to each release tree), its section, ``-x`` values,

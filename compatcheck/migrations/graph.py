@@ -38,8 +38,9 @@ class Ordering(Protocol):
         refuses to say."""
         ...
 
-    def find(self, ref: str) -> str:
-        """A reference only the framework understands (``branch@head``) → its step id;
+    def find(self, ref: str) -> str | None:
+        """A reference only the framework understands (``branch@head``, a SQL tool's ``001``
+        for ``1``) → its step id, None for "before the first step" (a SQL tool's ``0``);
         :class:`UnknownRevision` when it names nothing."""
         ...
 

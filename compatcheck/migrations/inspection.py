@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from compatcheck.checks.availability import UNAVAILABLE as CHECK_UNAVAILABLE
 from compatcheck.checks.migrations import DOWNGRADE_DESTRUCTIVE, MULTIPLE_HEADS, PATH_MISSING
-from compatcheck.errors import InputError, UnavailableError
+from compatcheck.errors import InputError, UnavailableError, UsageError
 from compatcheck.migrations import live
 from compatcheck.migrations.checks import rename_targets, static_findings
 from compatcheck.migrations.findings import FindingSet, roundtrip_findings
@@ -213,6 +213,17 @@ def _run_base_command(command: str, scratch: Scratch, url: str | None) -> str | 
     return None
 
 
+def _dialect(db_url: str | None) -> str:
+    """The dialect the scratch database will have (SQL files are split by its rules)."""
+    if db_url is None:
+        return "sqlite"
+    try:
+        backend = sa.engine.make_url(db_url).get_backend_name()
+    except (sa.exc.ArgumentError, ValueError):
+        return "sqlite"  # the scratch database refuses the URL with its own message
+    return {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}.get(backend, "sqlite")
+
+
 def inspect_migrations(
     script_location: str | Path | AlembicProject,
     old: str | None,
@@ -226,6 +237,8 @@ def inspect_migrations(
     progress: Callable[[str], None] | None = None,
     workspace: Workspace | None = None,
     start: StartingSchema = StartingSchema(),
+    framework: str = "auto",
+    dialect: str | None = None,
 ) -> MigrationsResult:
     """Judge the rollback of the database from ``new`` to ``old``.
 
@@ -241,7 +254,11 @@ def inspect_migrations(
     privileges: it must be trusted code. ``workspace`` owns the scratch database when given
     (``check``); otherwise the inspection has a workspace of its own.
     """
-    source = open_source(script_location)
+    if dialect is not None and db_url is not None and not static and dialect != _dialect(db_url):
+        raise UsageError(
+            f"--dialect {dialect} does not match the --db-url's database ({_dialect(db_url)})"
+        )
+    source = open_source(script_location, framework, dialect or _dialect(db_url))
     history = source.history()
     # Why nothing is executed, in the JSON too: the reader must know it was asked for.
     why_static = source.not_executable or ("--static was asked for" if static else None)
@@ -265,7 +282,13 @@ def inspect_migrations(
     section = replace(
         section, downgrade_path=path.revisions, skipped_by_framework=path.skipped_by_framework
     )
-    collected = FindingSet([*_multiple_heads(history), *static_findings(history, path)])
+    collected = FindingSet(
+        [
+            *_multiple_heads(history),
+            *static_findings(history, path),
+            *source.notes(path.revisions),
+        ]
+    )
     if why_static is None and path.revisions:
         section = _dynamic(
             collected,
@@ -281,6 +304,8 @@ def inspect_migrations(
             start=start,
         )
     if live_db_url is not None:
+        for f in source.live_findings(live_db_url):
+            collected.add(f.kind, f.subject, f.message, f.evidence)
         section = _live(collected, live_db_url, section)
     result = sort_findings(collected.findings())
     coverage = seeding_coverage(section.roundtrip, UNSEEDED)

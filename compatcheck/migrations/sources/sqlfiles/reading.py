@@ -1,0 +1,27 @@
+"""What one direction of a SQL migration does, read without running it: the one place that
+turns statements into the core's :class:`~compatcheck.migrations.steps.Code`.
+
+Today the regex reader :func:`compatcheck.migrations.sql.parse_sql` reads each statement (a
+dollar-quoted function body blanked out first: its statements are the function's, not the
+migration's); what it does not recognise yields no op. A real SQL parser replaces it here, and
+only here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from compatcheck.migrations.sources.sqlfiles.splitting import blank_bodies
+from compatcheck.migrations.sql import parse_sql
+from compatcheck.migrations.steps import Code, Op
+
+
+def code_of(statements: Sequence[tuple[str, int]], dialect: str) -> Code:
+    """The ops of ``(statement text, line)`` pairs for ``dialect`` (``sqlite``, ``postgresql``,
+    ``mysql``); no statement at all is an empty direction."""
+    del dialect  # the regex reader knows no dialects
+    ops: list[Op] = []
+    for text, line in statements:
+        ops.extend(parse_sql(blank_bodies(text), line))
+    first = statements[0][1] if statements else 0
+    return Code(empty=not statements, raises=False, ops=tuple(ops), line=first)
