@@ -151,7 +151,7 @@ def test_missing_and_non_alembic_folders(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such directory"):
         inspect_migrations(tmp_path / "nope", None, None)
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(InputError, match="not an Alembic script location"):
+    with pytest.raises(InputError, match="no migration files of a known framework"):
         inspect_migrations(tmp_path, None, None)
     (tmp_path / "broken.py").write_text("revision = 'x'\ndown_revision = (\n")
     with pytest.raises(InputError, match=r"broken\.py: syntax error on line"):

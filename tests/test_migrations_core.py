@@ -223,8 +223,8 @@ def test_the_round_trip_runs_a_framework_it_does_not_know(
 
 
 def test_an_unknown_framework_is_a_usage_error(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="unknown migrations framework `flyway`"):
-        open_source(tmp_path, "flyway")
+    with pytest.raises(UsageError, match="unknown migrations framework `liquibase`"):
+        open_source(tmp_path, "liquibase")
     assert open_source(Path(__file__).parent.parent / "fixtures/alembic/batch_mode").framework == (
         "alembic"
     )

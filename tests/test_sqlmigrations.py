@@ -171,3 +171,32 @@ def test_check_reads_a_sql_folder_per_release(tmp_path: Path) -> None:
     )
     assert section["roundtrip"]["status"] == "completed"
     assert found(doc) == pairs(exp["static"]) | pairs(exp["roundtrip"])
+
+
+def test_bad_folders_are_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "1_a.up.sql").write_text("SELECT 1;")
+    (mixed / "V1__a.sql").write_text("SELECT 1;")
+    argv = ["migrations", "--script-location", str(mixed), "--old", "0", "--static", "-q"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "several frameworks (flyway, golang-migrate)" in err[0]
+    assert main([*argv, "--framework", "golang-migrate"]) == 0
+    capsys.readouterr()
+    # goose takes `1_a.up.sql` for one of its files, and refuses it: named, exit 3.
+    out = tmp_path / "r.json"
+    assert main([*argv, "--framework", "goose", "--format", "json", "-o", str(out)]) == 3
+    assert found(json.loads(out.read_text())) == {
+        ("check/unavailable", "1"),
+        ("migrations/downgrade-missing", "1"),  # nor a Down section
+    }
+    capsys.readouterr()
+    (mixed / "V1__a.sql").unlink()
+    assert main([*argv, "--framework", "flyway"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no flyway migration files in it" in err[0]
+    assert main([*argv[:-2], "--old", "7", "--static", "--framework", "golang-migrate"]) == 2
+    assert "OLD's head `7` is not a revision" in capsys.readouterr().err

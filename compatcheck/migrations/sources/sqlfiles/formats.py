@@ -170,7 +170,7 @@ class _GooseState:
             self.statements[self.side].append(Statement(text, self.buf_line))
         self.buf, self.buf_line = [], 0
 
-    def unfinished(self, line: int) -> None:
+    def unfinished(self) -> None:
         if self.buf and self.side and self.side not in self.refused:
             self.refused[self.side] = (
                 f"{self.path.name}:{self.buf_line}: goose refuses the file: unfinished SQL "
@@ -193,12 +193,12 @@ def _goose_sql(path: Path) -> tuple[dict[str, Section | None], list[Note]]:
             ann = _ANNOTATION.match(line)
             cmd = ann.group(1).lower() if ann else ""
             if cmd in ("up", "down"):
-                st.unfinished(number)
+                st.unfinished()
                 st.side = cmd
                 st.statements.setdefault(cmd, [])
                 st.starts[cmd] = number
             elif cmd == "statementbegin":
-                st.unfinished(number)
+                st.unfinished()
                 st.block = True
             elif cmd == "statementend":
                 st.flush()
@@ -224,7 +224,7 @@ def _goose_sql(path: Path) -> tuple[dict[str, Section | None], list[Note]]:
         st.buf.append(raw)
         if not st.block and _ends_with_semicolon(raw):
             st.flush()
-    st.unfinished(0)
+    st.unfinished()
     sections: dict[str, Section | None] = {}
     for side in ("up", "down"):
         if side not in st.statements:
@@ -262,6 +262,9 @@ def read_goose(folder: Path, dialect: str) -> Folder:
         up, down = sections["up"], sections["down"]
         if up is None:
             up = Section((), path, 1, refused=f"{path.name}: goose refuses it: no `-- +goose Up`")
+        for side in (up, down):
+            if side is not None and side.refused is not None:
+                notes.append(Note(path, side.line, side.refused))
         _unique(folder, found, Migration(str(v), (v,), path, up, down, tuple(notes)))
     out.migrations = _sorted(found)
     return out
@@ -308,9 +311,11 @@ def read_dbmate(folder: Path, dialect: str) -> Folder:
                 mk.group(1), Section(statements, path, body_line, no_transaction=no_tx)
             )
         up = sides.get("up") or Section((), path, 1)
+        notes: tuple[Note, ...] = ()
         if refused is not None:
             up = Section(up.statements, path, up.line, up.no_transaction, f"{path.name}: {refused}")
-        _unique(folder, found, Migration(m.group(1), (), path, up, sides.get("down")))
+            notes = (Note(path, 1, f"dbmate refuses the file: {refused}"),)
+        _unique(folder, found, Migration(m.group(1), (), path, up, sides.get("down"), notes))
     # dbmate orders by version as a string of digits (file names sort the same way).
     out.migrations = sorted(found.values(), key=lambda x: (len(x.version), x.version))
     return out
