@@ -54,11 +54,14 @@ def test_delimiter_blocks_on_mariadb() -> None:
         "DELIMITER //\nCREATE PROCEDURE p() BEGIN SELECT 1; SELECT 2; END //\nDELIMITER ;\n"
         "SELECT 'it\\'s;'; # trailing; comment\nSELECT 3;"
     )
-    assert texts(sql, "mysql") == [
+    got = [(s.text, s.line) for s in split_statements(sql, "mysql", delimiter_lines=True)]
+    assert got == [
         ("CREATE PROCEDURE p() BEGIN SELECT 1; SELECT 2; END", 2),
         ("SELECT 'it\\'s;'", 4),
         ("SELECT 3", 5),
     ]
+    # golang-migrate and dbmate send the text to the server: no DELIMITER command there.
+    assert texts(sql, "mysql")[0][0].startswith("DELIMITER //")
 
 
 def test_sqlite_trigger_body_is_kept_whole() -> None:
@@ -272,3 +275,117 @@ def test_runner_leaves_the_shared_connection_usable(tmp_path: Path) -> None:
         conn.rollback()  # SQLAlchemy's own transaction still works after the runner's
         assert conn.execute(sa.text("SELECT count(*) FROM a")).scalar_one() == 0
         assert runner.downgrade(["1"]) is None
+
+
+# --- the runner on the servers ------------------------------------------------------------------
+
+
+def _server_trip(folder: Path, framework: str, server: str, dialect: str) -> list[object]:
+    source = SqlFilesSource(framework, folder, dialect)
+    head = source.history().heads[0]
+    with scratch_database(server) as scratch, scratch.engine.connect() as conn:
+        runner = source.runner(scratch, conn)
+        return [runner.upgrade(head), runner.downgrade(list(reversed(source.history().steps)))]
+
+
+@pytest.mark.postgres
+def test_goose_blocks_and_concurrently_on_postgres(tmp_path: Path, postgres_url: str) -> None:
+    """A plpgsql body in StatementBegin/End runs whole; `CREATE INDEX CONCURRENTLY` runs
+    because the file says NO TRANSACTION (inside one, PostgreSQL refuses it)."""
+    folder = write(
+        tmp_path,
+        {
+            "001_f.sql": "-- +goose Up\nCREATE TABLE t (a int);\n-- +goose StatementBegin\n"
+            "CREATE FUNCTION f() RETURNS int AS $$\nBEGIN\n  INSERT INTO t VALUES (1);\n"
+            "  RETURN 1;\nEND;\n$$ LANGUAGE plpgsql;\n-- +goose StatementEnd\n"
+            "-- +goose Down\nDROP FUNCTION f();\nDROP TABLE t;\n",
+            "002_ix.sql": "-- +goose NO TRANSACTION\n-- +goose Up\n"
+            "CREATE INDEX CONCURRENTLY ix_t ON t (a);\n-- +goose Down\n"
+            "DROP INDEX CONCURRENTLY ix_t;\n",
+        },
+    )
+    assert _server_trip(folder, "goose", postgres_url, "postgresql") == [None, None]
+    (folder / "002_ix.sql").write_text(
+        "-- +goose Up\nCREATE INDEX CONCURRENTLY ix_t ON t (a);\n-- +goose Down\nDROP INDEX ix_t;\n"
+    )
+    up, _ = _server_trip(folder, "goose", postgres_url, "postgresql")
+    assert up is not None and "cannot run inside a transaction block" in up.error  # type: ignore[attr-defined]
+
+
+@pytest.mark.mysql
+def test_flyway_delimiter_and_half_applied_failure_on_mariadb(
+    tmp_path: Path, mysql_url: str
+) -> None:
+    """Flyway reads DELIMITER blocks; a failure after DDL says MariaDB kept the DDL."""
+    folder = write(
+        tmp_path,
+        {
+            "V1__p.sql": "CREATE TABLE t (a int);\nDELIMITER //\nCREATE PROCEDURE p() BEGIN\n"
+            "  INSERT INTO t VALUES (1); INSERT INTO t VALUES (2);\nEND //\nDELIMITER ;\n",
+            "U1__p.sql": "DROP PROCEDURE p;\nDROP TABLE t;\n",
+            "V2__bad.sql": "CREATE TABLE u (a int);\nINSERT INTO nope VALUES (1);\n",
+        },
+    )
+    up, _ = _server_trip(folder, "flyway", mysql_url, "mysql")
+    assert up is not None and up.revision == "2"  # type: ignore[attr-defined]
+    assert up.error.startswith("V2__bad.sql:2:")  # type: ignore[attr-defined]
+    assert "MariaDB committed the 1 statement(s) before it" in up.error  # type: ignore[attr-defined]
+
+
+def test_statements_the_reader_cannot_read_are_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path a SQL parser's "unparseable" takes: ``file:line``, effect unknown (the regex
+    reader reports none, so the reader is replaced here)."""
+    from compatcheck.migrations.sources.sqlfiles import reading
+
+    def strict(statements: list[tuple[str, int]], dialect: str) -> reading.Reading:
+        unknown = tuple((line, "no grammar for it") for text, line in statements if "FROB" in text)
+        return reading.Reading(reading.code_of(statements, dialect), unknown)
+
+    monkeypatch.setattr("compatcheck.migrations.sources.sqlfiles.read", strict)
+    folder = write(
+        tmp_path,
+        {"1_a.up.sql": "CREATE TABLE a (x int);\nFROB a;\n", "1_a.down.sql": "DROP TABLE a;"},
+    )
+    source = SqlFilesSource("golang-migrate", folder)
+    source.history()
+    (finding,) = source.notes(["1"])
+    assert (finding.kind, finding.subject) == ("check/unavailable", "1")
+    assert finding.message == (
+        "1_a.up.sql:2: statement not understood (no grammar for it): its effect is unknown."
+    )
+
+
+@pytest.mark.postgres
+def test_lone_concurrently_file_runs_with_golang_migrate_and_flyway(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """golang-migrate sends a file as one query: a lone `CREATE INDEX CONCURRENTLY` runs outside
+    a transaction block; Flyway runs such a script without a transaction, and refuses one that
+    mixes it with transactional statements."""
+    migrate = write(
+        tmp_path / "m",
+        {
+            "1_t.up.sql": "CREATE TABLE t (a int);",
+            "1_t.down.sql": "DROP TABLE t;",
+            "2_ix.up.sql": "CREATE INDEX CONCURRENTLY ix_t ON t (a);",
+            "2_ix.down.sql": "DROP INDEX CONCURRENTLY ix_t;",
+        },
+    )
+    assert _server_trip(migrate, "golang-migrate", postgres_url, "postgresql") == [None, None]
+    flyway = write(
+        tmp_path / "f",
+        {
+            "V1__t.sql": "CREATE TABLE t (a int);",
+            "U1__t.sql": "DROP TABLE t;",
+            "V2__ix.sql": "CREATE INDEX CONCURRENTLY ix_t ON t (a);",
+            "U2__ix.sql": "DROP INDEX ix_t;",
+        },
+    )
+    assert _server_trip(flyway, "flyway", postgres_url, "postgresql") == [None, None]
+    (flyway / "V2__ix.sql").write_text(
+        "CREATE TABLE u (a int);\nCREATE INDEX CONCURRENTLY ix_t ON t (a);"
+    )
+    up, _ = _server_trip(flyway, "flyway", postgres_url, "postgresql")
+    assert up is not None and "both transactional and non-transactional" in up.error  # type: ignore[attr-defined]

@@ -200,3 +200,28 @@ def test_bad_folders_are_one_line_and_exit_2(
     assert len(err) == 1 and "no flyway migration files in it" in err[0]
     assert main([*argv[:-2], "--old", "7", "--static", "--framework", "golang-migrate"]) == 2
     assert "OLD's head `7` is not a revision" in capsys.readouterr().err
+
+
+def test_seeded_rows_are_blamed_only_when_the_upgrade_passes_without_them(tmp_path: Path) -> None:
+    """An upgrade that fails on compatcheck's own rows runs again unseeded (and says so); a
+    step that fails either way (a Go migration) is not blamed on the rows."""
+    folder = tmp_path / "seeded"
+    folder.mkdir()
+    (folder / "001_items.sql").write_text(
+        "-- +goose Up\nCREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(40) NOT NULL);\n"
+        "-- +goose Down\nDROP TABLE items;\n"
+    )
+    (folder / "002_first.sql").write_text(
+        "-- +goose Up\nINSERT INTO items (id, name) VALUES (1, 'first');\n"
+        "-- +goose Down\nDELETE FROM items WHERE id = 1;\n"
+    )
+    out = tmp_path / "r.json"
+    argv = ["migrations", "--old", "1", "--new", "2", "-q", "--format", "json", "-o", str(out)]
+    main([*argv, "--script-location", str(folder)])
+    trip = json.loads(out.read_text())["migrations"]["roundtrip"]
+    assert trip["status"] == "completed"
+    assert "made `2`'s upgrade fail (002_first.sql:2: UNIQUE" in trip["seed_errors"]["(all tables)"]
+    main([*argv, "--script-location", str(ROOT / "goose" / "go_migration")])
+    trip = json.loads(out.read_text())["migrations"]["roundtrip"]
+    assert trip["status"] == "upgrade-failed"
+    assert "(all tables)" not in trip["seed_errors"]

@@ -407,9 +407,7 @@ def _round_trip(
                 and failure.stage == "upgrade to NEW"
                 and trip.seeded
             ):
-                say(
-                    "the seeded rows made the upgrade fail: again without them, on a fresh database"
-                )
+                say("the upgrade failed on seeded rows: again without them, on a fresh database")
                 with fresh() as again, again.engine.connect() as conn2:
                     runner2 = source.runner(again, conn2)
                     try:
@@ -418,12 +416,20 @@ def _round_trip(
                         )
                     finally:
                         _close(runner2)
-                note = (
-                    f"rows compatcheck generated made `{failure.revision}`'s upgrade fail "
-                    f"({failure.error}); the round trip ran again without seeded rows, so no "
-                    "data check was made"
-                )
-                trip = replace(retry, seed_errors={**retry.seed_errors, UNSEEDED: note})
+                again_failed = retry.failure
+                # The rows were the cause only if the same upgrade passes without them (a step
+                # that cannot run at all, e.g. a goose Go migration, fails either way).
+                if not (
+                    again_failed is not None
+                    and again_failed.stage == failure.stage
+                    and again_failed.revision == failure.revision
+                ):
+                    note = (
+                        f"rows compatcheck generated made `{failure.revision}`'s upgrade fail "
+                        f"({failure.error}); the round trip ran again without seeded rows, so "
+                        "no data check was made"
+                    )
+                    trip = replace(retry, seed_errors={**retry.seed_errors, UNSEEDED: note})
             failure = trip.failure
             if fresh is not None and failure is not None and failure.stage == "downgrade":
                 later = _walk_on(source, history, path, failure.revision, fresh, start, say)

@@ -31,7 +31,7 @@ from compatcheck.migrations.sources.sqlfiles.formats import (
     Note,
     Section,
 )
-from compatcheck.migrations.sources.sqlfiles.reading import code_of
+from compatcheck.migrations.sources.sqlfiles.reading import read
 from compatcheck.migrations.steps import Code, Step, Wording
 from compatcheck.model import Finding
 
@@ -74,18 +74,24 @@ class LinearOrder:
         raise UnknownRevision(ref)
 
 
-def _code(section: Section | None, dialect: str) -> Code | None:
+def _code(section: Section | None, dialect: str) -> tuple[Code | None, list[Note]]:
+    """The direction's Code, and notes naming the statements whose effect is unknown."""
     if section is None:
-        return None
+        return None, []
     if section.not_executable is not None:
         # Unknown: not empty (something is there), not raising, no op read.
-        return Code(empty=False, raises=False, ops=(), line=section.line)
-    code = code_of([(s.text, s.line) for s in section.statements], dialect)
+        return Code(empty=False, raises=False, ops=(), line=section.line), []
+    reading = read([(s.text, s.line) for s in section.statements], dialect)
+    code = reading.code
     if section.refused is not None:
         code = replace(code, empty=False, raises=True, line=section.line)
     if section.no_transaction:
         code = replace(code, non_transactional=section.no_transaction)
-    return code
+    notes = [
+        Note(section.path, line, f"statement not understood ({why}): its effect is unknown")
+        for line, why in reading.unknown
+    ]
+    return code, notes
 
 
 class SqlFilesSource:
@@ -101,6 +107,8 @@ class SqlFilesSource:
         self.dialect = dialect
         self.not_executable: str | None = None
         self.folder: Folder = READERS[framework](location, dialect)
+        #: Per version, the statements the reader could not read (filled by :meth:`history`).
+        self.unknown: dict[str, list[Note]] = {}
         if not self.folder.migrations:
             raise InputError(f"migrations folder {location}: no {framework} migration files in it")
 
@@ -108,8 +116,10 @@ class SqlFilesSource:
         steps: dict[str, Step] = {}
         previous: tuple[str, ...] = ()
         for m in self.folder.migrations:
-            up = _code(m.up, self.dialect)
-            steps[m.version] = Step(m.version, m.path, previous, up, _code(m.down, self.dialect))
+            up, up_notes = _code(m.up, self.dialect)
+            down, down_notes = _code(m.down, self.dialect)
+            self.unknown[m.version] = up_notes + down_notes
+            steps[m.version] = Step(m.version, m.path, previous, up, down)
             previous = (m.version,)
         ids = [m.version for m in self.folder.migrations]
         return History(self.location, steps, (ids[-1],), LinearOrder(ids), WORDING[self.framework])
@@ -119,12 +129,19 @@ class SqlFilesSource:
         the folder's other files): ``check/unavailable`` findings naming ``file:line``."""
         on_path = set(revisions)
         out: list[Finding] = []
+        if not self.unknown:
+            self.history()
         notes: list[tuple[str, Note]] = [
-            (m.version, n) for m in self.folder.migrations if m.version in on_path for n in m.notes
+            (m.version, n)
+            for m in self.folder.migrations
+            if m.version in on_path
+            for n in (*m.notes, *self.unknown.get(m.version, ()))
         ]
         notes += [("migrations", n) for n in self.folder.notes]
         for subject, n in notes:
-            message = f"{n.path.name}:{n.line}: {n.text}."
+            # A refusal's own text may name the file already: say it once.
+            text = n.text.removeprefix(f"{n.path.name}:{n.line}: ").removeprefix(f"{n.path.name}: ")
+            message = f"{n.path.name}:{n.line}: {text}."
             evidence = {"file": n.path.name, "path": str(n.path), "line": n.line, "note": n.text}
             out.append(Finding(UNAVAILABLE, subject, message, evidence))
         return out

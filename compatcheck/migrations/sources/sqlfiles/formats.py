@@ -342,7 +342,8 @@ def _flyway_section(path: Path, dialect: str) -> tuple[Section, list[Note]]:
     no_tx = ""
     if conf.is_file() and re.search(r"^\s*executeInTransaction\s*=\s*false\s*$", _text(conf), re.M):
         no_tx = f"{conf.name}: executeInTransaction=false"
-    return Section(tuple(split_statements(text, dialect)), path, 1, no_transaction=no_tx), notes
+    statements = tuple(split_statements(text, dialect, delimiter_lines=True))
+    return Section(statements, path, 1, no_transaction=no_tx), notes
 
 
 def read_flyway(folder: Path, dialect: str) -> Folder:

@@ -3,17 +3,28 @@ turns statements into the core's :class:`~compatcheck.migrations.steps.Code`.
 
 Today the regex reader :func:`compatcheck.migrations.sql.parse_sql` reads each statement (a
 dollar-quoted function body blanked out first: its statements are the function's, not the
-migration's); what it does not recognise yields no op. A real SQL parser replaces it here, and
-only here.
+migration's); what it does not recognise yields no op, and it names nothing as unreadable. A
+real SQL parser replaces :func:`read` here, and only here: it returns the same :class:`Reading`,
+with the statements it could not parse in ``unknown`` (the source names each ``file:line``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from compatcheck.migrations.sources.sqlfiles.splitting import blank_bodies
 from compatcheck.migrations.sql import parse_sql
 from compatcheck.migrations.steps import Code, Op
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A direction's ops, and the statements whose effect the reader cannot tell."""
+
+    code: Code
+    #: ``(line, why)`` per statement the reader could not read: its effect is unknown.
+    unknown: tuple[tuple[int, str], ...] = ()
 
 
 def code_of(statements: Sequence[tuple[str, int]], dialect: str) -> Code:
@@ -25,3 +36,8 @@ def code_of(statements: Sequence[tuple[str, int]], dialect: str) -> Code:
         ops.extend(parse_sql(blank_bodies(text), line))
     first = statements[0][1] if statements else 0
     return Code(empty=not statements, raises=False, ops=tuple(ops), line=first)
+
+
+def read(statements: Sequence[tuple[str, int]], dialect: str) -> Reading:
+    """The one entry point the sources call."""
+    return Reading(code_of(statements, dialect))

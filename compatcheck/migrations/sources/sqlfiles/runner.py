@@ -18,6 +18,7 @@ runner commits what SQLAlchemy began, switches the driver to autocommit so that 
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
@@ -35,6 +36,9 @@ from compatcheck.migrations.sources.sqlfiles.formats import (
     Migration,
     Section,
 )
+
+#: Statements PostgreSQL refuses inside a transaction block (Flyway runs them outside one).
+_NON_TX = re.compile(r"\bCONCURRENTLY\b|^\s*VACUUM\b|^\s*(CREATE|DROP)\s+DATABASE\b", re.I)
 
 
 class StepError(Exception):
@@ -102,10 +106,26 @@ class SqlRunner:
                 raw.autocommit(before)
 
     def _transactional(self, section: Section) -> bool:
+        """Whether the tool runs this section in one transaction; :class:`StepError` when it
+        refuses to run it at all."""
         if section.no_transaction:
             return False
-        # golang-migrate's MySQL driver sends the file without a transaction.
-        return not (self.framework == GOLANG_MIGRATE and self.dialect == "mysql")
+        if self.framework == GOLANG_MIGRATE:
+            # Its MySQL driver sends the file without a transaction; on PostgreSQL the file is
+            # one query, an implicit transaction only when it holds several statements (a lone
+            # `CREATE INDEX CONCURRENTLY` file works there).
+            if self.dialect == "postgresql":
+                return len(section.statements) != 1
+            return self.dialect == "sqlite"  # its sqlite3 driver wraps the file
+        if self.framework == FLYWAY and self.dialect == "postgresql":
+            outside = [bool(_NON_TX.search(st.text)) for st in section.statements]
+            if any(outside) and not all(outside):
+                raise StepError(
+                    f"{section.path.name}: Flyway refuses it: detected both transactional and "
+                    "non-transactional statements within the same migration"
+                )
+            return not any(outside)
+        return True
 
     def applied(self, cur: Any) -> list[str]:
         if self._applied is None:
@@ -126,8 +146,8 @@ class SqlRunner:
             raise StepError(
                 f"Flyway cannot undo version {m.version}: no U{m.version}__*.sql undo script"
             )
-        self.book.before(cur, m, side, target)
         tx = section is None or self._transactional(section)
+        self.book.before(cur, m, side, target)
         t0 = time.perf_counter()
         try:
             if tx:

@@ -94,9 +94,17 @@ def _line_comment(text: str, i: int, dialect: str) -> bool:
     return dialect == "mysql" and text[i] == "#"
 
 
-def split_statements(text: str, dialect: str, first_line: int = 1) -> list[Statement]:
-    """Every statement of ``text`` (line numbers counted from ``first_line``)."""
+def split_statements(
+    text: str, dialect: str, first_line: int = 1, *, delimiter_lines: bool = False
+) -> list[Statement]:
+    """Every statement of ``text`` (line numbers counted from ``first_line``).
+
+    ``delimiter_lines``: MariaDB ``DELIMITER x`` lines change the delimiter, as the ``mysql``
+    client and Flyway read them. golang-migrate and dbmate send the text to the server, which
+    knows no ``DELIMITER`` command: for them such a line stays in the statement (and fails there,
+    as it does with the real tool)."""
     sc = _Scanner(text, dialect, first_line)
+    delimiters = dialect == "mysql" and delimiter_lines
     delimiter = ";"
     i, n = 0, len(text)
     while i < n:
@@ -104,14 +112,14 @@ def split_statements(text: str, dialect: str, first_line: int = 1) -> list[State
         if ch == "\n":
             sc.line += 1
             i += 1
-            if dialect == "mysql" and not sc.code_line:
+            if delimiters and not sc.code_line:
                 m = _DELIMITER.match(text, i)
                 if m:
                     sc.start = m.end()
                     delimiter = m.group(1)
                     i = m.end()
             continue
-        if dialect == "mysql" and i == 0 and (m := _DELIMITER.match(text, 0)):
+        if delimiters and i == 0 and (m := _DELIMITER.match(text, 0)):
             delimiter, sc.start, i = m.group(1), m.end(), m.end()
             continue
         if ch in " \t\r":
