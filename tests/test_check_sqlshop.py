@@ -95,7 +95,7 @@ def _compare(alembic: Report, twin: Report, name: str) -> None:
 def test_the_twins_configs_differ_only_in_where_the_migrations_are() -> None:
     for alembic, twin in TWINS.items():
         a, b = load_config(DEMO / alembic), load_config(DEMO / twin)
-        assert (a.migrations is not None, b.migrations is not None) == (True, True)
+        assert a.migrations is not None and b.migrations is not None
         assert (a.migrations.framework, b.migrations.framework) == ("auto", "golang-migrate")
         assert (a.readiness, a.warmup, a.consumers) == (b.readiness, b.warmup, b.consumers)
         for x, y in ((a.old, b.old), (a.new, b.new)):
