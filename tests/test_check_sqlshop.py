@@ -4,7 +4,8 @@ fixtures/services/shop/vN/sql/<engine>/ translate each Alembic revision of the s
 (flaws included) into golang-migrate files; fixtures/demo/sqlshop*.yaml are the demo configs with
 the migrations read from there. Both pairs (v2 → v1, NO-GO; v3 → v2, GO) are checked end to end
 (both releases started, scratch databases migrated, round trip, code-only trial) on SQLite and
-PostgreSQL, and compared with the Alembic run on the same engine modulo the mapping below.
+PostgreSQL and MariaDB, and compared with the Alembic run on the same engine modulo the mapping
+below.
 """
 
 from __future__ import annotations
@@ -46,14 +47,15 @@ EXPECTED = {
 pytestmark = pytest.mark.slow
 
 
-def _on(name: str, tmp_path: Path, postgres_url: str | None) -> Report:
-    """``check -c fixtures/demo/NAME`` judged as the CLI does, on SQLite or on PostgreSQL (the
-    twin then reads sql/postgres: only the auto-increment keys are spelled differently)."""
+def _on(name: str, tmp_path: Path, server_url: str | None, folder: str = "sqlite") -> Report:
+    """``check -c fixtures/demo/NAME`` judged as the CLI does, on SQLite or on a server (the
+    twin then reads sql/postgres or sql/mariadb: the files differ from SQLite's only where the
+    engines spell an auto-increment key or ``DROP INDEX`` differently)."""
     # Written elsewhere, so the release trees and consumers are given as absolute paths.
     text = (DEMO / name).read_text(encoding="utf-8").replace("../", f"{DEMO.parent}/")
-    if postgres_url is not None:
-        text = text.replace("database: sqlite", f'database: "{postgres_url}"')
-        text = text.replace("dir: sql/sqlite", "dir: sql/postgres")
+    if server_url is not None:
+        text = text.replace("database: sqlite", f'database: "{server_url}"')
+        text = text.replace("dir: sql/sqlite", f"dir: sql/{folder}")
     config = parse_config(text, tmp_path / name)
     assert config.consumers == load_config(DEMO / name).consumers
     return run_check(config).evaluate(EvaluateOptions(consumers=config.consumers))
@@ -120,16 +122,18 @@ def test_twin_on_sqlite_matches_the_alembic_shop(
     assert list(isolated_tmp.iterdir()) == []
 
 
+@pytest.mark.parametrize("engine", ["postgres", "mariadb"])
 @pytest.mark.parametrize("name", sorted(TWINS))
-def test_twin_on_postgresql_matches_the_alembic_shop(
-    name: str, tmp_path: Path, isolated_tmp: Path, postgres_url: str
+def test_twin_on_a_server_matches_the_alembic_shop(
+    name: str, engine: str, tmp_path: Path, isolated_tmp: Path, request: pytest.FixtureRequest
 ) -> None:
-    before = scratch_databases(postgres_url)
-    alembic = _on(name, tmp_path, postgres_url)
-    twin = _on(TWINS[name], tmp_path, postgres_url)
+    url: str = request.getfixturevalue("postgres_url" if engine == "postgres" else "mysql_url")
+    before = scratch_databases(url)
+    alembic = _on(name, tmp_path, url)
+    twin = _on(TWINS[name], tmp_path, url, engine)
     _compare(alembic, twin, TWINS[name])
     trial = twin.migrations.to_json()["code_only_trial"] if twin.migrations else {}
     # On a server the trial's database is migrated by running NEW's SQL files, not copied.
     assert (trial["database"], trial["prepared"]) == ("server", "migrated with NEW's scripts")
-    assert scratch_databases(postgres_url) == before
+    assert scratch_databases(url) == before
     assert list(isolated_tmp.iterdir()) == []
