@@ -389,3 +389,27 @@ def test_lone_concurrently_file_runs_with_golang_migrate_and_flyway(
     )
     up, _ = _server_trip(flyway, "flyway", postgres_url, "postgresql")
     assert up is not None and "both transactional and non-transactional" in up.error  # type: ignore[attr-defined]
+
+
+TRIGGER = (
+    "CREATE TABLE t (a int);\n"
+    "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW BEGIN\n"
+    "  IF NEW.a < 0 THEN SET NEW.a = 0; END IF;\n"
+    "  SET NEW.a = CASE WHEN NEW.a > 9 THEN 9 ELSE NEW.a END;\n"
+    "END;\n"
+    "INSERT INTO t VALUES (-5);\n"
+)
+
+
+def test_mariadb_compound_statements_without_delimiter() -> None:
+    """golang-migrate and dbmate send a file to the server, which reads a trigger's
+    ``BEGIN ... END`` (with ``IF``/``CASE`` inside) as one statement."""
+    assert [line for _, line in texts(TRIGGER, "mysql")] == [1, 2, 6]
+
+
+@pytest.mark.mysql
+def test_golang_migrate_trigger_on_mariadb(tmp_path: Path, mysql_url: str) -> None:
+    folder = write(
+        tmp_path, {"1_t.up.sql": TRIGGER, "1_t.down.sql": "DROP TRIGGER tr;\nDROP TABLE t;\n"}
+    )
+    assert _server_trip(folder, "golang-migrate", mysql_url, "mysql") == [None, None]

@@ -225,3 +225,14 @@ def test_seeded_rows_are_blamed_only_when_the_upgrade_passes_without_them(tmp_pa
     trip = json.loads(out.read_text())["migrations"]["roundtrip"]
     assert trip["status"] == "upgrade-failed"
     assert "(all tables)" not in trip["seed_errors"]
+
+
+def test_dialect_must_match_the_scratch_database(
+    mysql_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["migrations", "--script-location", str(ROOT / "goose" / "clean_reversible")]
+    argv += ["--old", "1", "--db-url", mysql_url, "--dialect", "postgresql", "-q"]
+    assert main(argv) == 2
+    assert "--dialect postgresql does not match the --db-url's database (mysql)" in (
+        capsys.readouterr().err
+    )

@@ -133,6 +133,9 @@ def split_statements(
             if dialect == "sqlite" and sc.code_line and not _complete(text[sc.start : i]):
                 i += 1  # inside a trigger body: SQLite's own test says it goes on
                 continue
+            if dialect == "mysql" and delimiter == ";" and _inside_routine(text[sc.start : i]):
+                i += 1  # the server reads a routine's BEGIN ... END as one statement
+                continue
             sc.cut(i, i + len(delimiter))
             i += len(delimiter)
         else:
@@ -165,6 +168,30 @@ def _literal(sc: _Scanner, i: int) -> int:
             end = len(text) if close < 0 else close + len(m.group(0))
             return sc.skip_to(i, end)
     return i + 1
+
+
+_ROUTINE = re.compile(
+    r"^CREATE\s+(?:OR\s+REPLACE\s+)?(?:DEFINER\s*=\s*\S+\s+)?"
+    r"(?:PROCEDURE|FUNCTION|TRIGGER|EVENT)\b",
+    re.I,
+)
+_BLOCK = re.compile(r"\b(BEGIN|CASE|END(?:\s+(?:CASE|IF|LOOP|WHILE|REPEAT)\b)?)", re.I)
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`")
+
+
+def _inside_routine(stmt: str) -> bool:
+    """A MariaDB routine or trigger whose ``BEGIN ... END`` is still open: its inner ``;`` do
+    not end it (the server parses compound statements; ``CASE`` closes with ``END`` too)."""
+    if not _ROUTINE.match(stmt):
+        return False
+    depth = 0
+    for m in _BLOCK.finditer(_QUOTED.sub("''", stmt)):
+        word = " ".join(m.group(1).upper().split())
+        if word in ("BEGIN", "CASE"):
+            depth += 1
+        elif word in ("END", "END CASE"):
+            depth -= 1
+    return depth > 0
 
 
 def _word(text: str, i: int) -> bool:
