@@ -32,9 +32,7 @@ def code_of(statements: Sequence[tuple[str, int]], dialect: str) -> Code:
     ``mysql``); no statement at all is an empty direction."""
     code = analyse([(blank_bodies(text), line) for text, line in statements], dialect)
     first = statements[0][1] if statements else 0
-    return Code(
-        empty=not statements, raises=False, ops=code.ops, line=first, unknown=code.unknown
-    )
+    return Code(empty=not statements, raises=False, ops=code.ops, line=first, unknown=code.unknown)
 
 
 def read(statements: Sequence[tuple[str, int]], dialect: str) -> Reading:
