@@ -36,7 +36,20 @@ THOROUGH = PROFILE != "quick"
 #: This test run's tag: every scratch database, temp folder and child process compatcheck creates
 #: during the run carries it (``COMPATCHECK_RUN_TAG``), so the leftover checks look only at what
 #: THIS run made while other runs use the same servers and temp folder.
-RUN_TAG = os.environ.setdefault(leftovers.TAG_ENV, "t" + secrets.token_hex(3))
+#: Under ``pytest -n`` (pytest-xdist) each worker is a run of its own: the workers inherit the
+#: controller's tag and add their number, so one worker's leftover checks never see what another
+#: is still using.
+def _run_tag() -> str:
+    base = os.environ.setdefault(leftovers.TAG_ENV, "t" + secrets.token_hex(3))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
+    if not worker:
+        return base
+    tag = base[: 8 - len(worker)] + worker
+    os.environ[leftovers.TAG_ENV] = tag
+    return tag
+
+
+RUN_TAG = _run_tag()
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"

@@ -194,6 +194,20 @@ def built_wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("recipe", ["github-actions.yml", "gitlab-ci.yml"])
+def test_ci_recipes_build_from_a_pinned_tag_and_install_that_wheel(recipe: str) -> None:
+    """The recipes' own lines, as the slow test below runs them: the build names a pinned ref of
+    the repository, the install takes exactly the wheel built (never a package name)."""
+    variables, lines = install_lines(recipe)
+    assert variables["COMPATCHECK_REF"].startswith("v") and variables["COMPATCHECK_GIT"]
+    assert len(lines) == 2
+    build, install = lines
+    assert build.startswith("pip wheel --no-deps -w dist ") and "COMPATCHECK_REF" in build
+    assert "COMPATCHECK_GIT" in build
+    assert install == "pip install dist/compatcheck-*.whl"
+
+
+@pytest.mark.slow  # a wheel built from a git clone: seconds of pip
+@pytest.mark.parametrize("recipe", ["github-actions.yml", "gitlab-ci.yml"])
 def test_ci_recipes_install_a_wheel_built_from_a_pinned_tag(
     recipe: str, built_wheels: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
