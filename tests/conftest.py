@@ -33,6 +33,7 @@ settings.load_profile(PROFILE)
 #: Beyond the quick default: tests that size a load by hand (the hook's load run) use the full size.
 THOROUGH = PROFILE != "quick"
 
+
 #: This test run's tag: every scratch database, temp folder and child process compatcheck creates
 #: during the run carries it (``COMPATCHECK_RUN_TAG``), so the leftover checks look only at what
 #: THIS run made while other runs use the same servers and temp folder.

@@ -23,7 +23,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,22 +41,13 @@ from compatcheck.artifact.contract import (
     resolve_contract,
 )
 from compatcheck.artifact.oci import ArtifactUnavailable
+from tests.cli import run
 from tests.test_artifact_registry import ML, Pusher, Registry, TokenIssuer, _start_registry, _stop
 
 REPO = Path(__file__).resolve().parent.parent
 METRICS = REPO / "fixtures" / "metrics" / "renamed"
 LABELLED = REPO / "fixtures" / "oci" / "labelled"
 PASSWORD = "s3cr3t-Pa55word-never-shown"
-
-
-def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "compatcheck", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-    )
 
 
 def _snapshot(tmp: Path, name: str, captured_at: str | None = None) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from compatcheck.config import load_config
 from compatcheck.engine import EvaluateOptions
 from compatcheck.report import Report
+from tests.cli import run
 from tests.conftest import DemoRun
 
 DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
@@ -62,13 +62,7 @@ def test_compatible_rollback_is_go(compatible_check: DemoRun) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "compatcheck", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=DEMO.parent.parent,
-    )
+    return run(*args, cwd=DEMO.parent.parent)
 
 
 def test_demo_text_report_reads_causes_first(isolated_tmp):

@@ -4,53 +4,18 @@ validate, and files written. Real services, real Alembic, real child processes."
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from compatcheck.schemas import validate
 from compatcheck.snapshot import load_snapshot
+from tests.cli import run, run_all
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "fixtures" / "demo"
 METRICS = REPO / "fixtures" / "metrics"
 ALEMBIC = REPO / "fixtures" / "alembic"
-
-
-def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "compatcheck", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=cwd,
-    )
-
-
-def run_all(*argvs: Sequence[str], cwd: Path = REPO) -> list[subprocess.CompletedProcess[str]]:
-    """Several independent runs of the console entry point at once, in order: a run that starts
-    releases mostly waits on them, so two cost about one run's time on two cores."""
-    procs = [
-        (list(argv), subprocess.Popen(
-            [sys.executable, "-m", "compatcheck", *argv], cwd=cwd, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        ))
-        for argv in argvs
-    ]  # fmt: skip
-    out = []
-    try:
-        for argv, proc in procs:
-            stdout, stderr = proc.communicate(timeout=180)
-            out.append(subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr))
-    finally:
-        for _, proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    return out
 
 
 @pytest.mark.slow

@@ -16,29 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import one_line, run
+
 REPO = Path(__file__).resolve().parent.parent
 RENAMED = REPO / "fixtures" / "metrics" / "renamed"
 OLD, NEW = str(RENAMED / "old.prom"), str(RENAMED / "new.prom")
-
-
-def run(
-    *args: str, cwd: Path | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "compatcheck", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-    )
-
-
-def one_line(proc: subprocess.CompletedProcess[str], code: int) -> str:
-    assert proc.returncode == code, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
 
 
 def _closed_port() -> int:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import http.server
 import json
 import secrets
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,8 @@ import pytest
 from compatcheck.cli import REPORT_FORMATS, main
 from compatcheck.masking import mask_secrets
 from compatcheck.targets import free_port
+from tests.cli import run, run_all
 
-from .test_cli_commands import run_all
 from .test_serve_helpers import AUTH, METRICS, REPO, SNAPSHOTS, hook_process, serve_http
 
 EXPOSITION = (METRICS / "compatible" / "new.prom").read_bytes()
@@ -81,10 +80,6 @@ class _Release(http.server.BaseHTTPRequestHandler):
 def release() -> Iterator[str]:
     with serve_http(_Release) as base:
         yield base.removeprefix("http://")
-
-
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return run_all(list(args), cwd=cwd)[0]
 
 
 def _in_every_format(
@@ -193,7 +188,7 @@ def test_check_shows_no_secret_in_any_format(
 def test_snapshot_files_never_store_a_token(release: str, tmp_path: Path) -> None:
     source = f"http://{release}/metrics?sig={SECRETS['SnapSig']}"
     out = tmp_path / "v1.snapshot.json"
-    proc = _cli("snapshot", source, "-o", str(out), cwd=tmp_path)
+    proc = run("snapshot", source, "-o", str(out), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
     assert doc["source"] == f"http://{release}/metrics?sig=***"
