@@ -36,8 +36,6 @@ from compatcheck.artifact import inspect_artifact, parse_reference
 from compatcheck.artifact.registry import parse_challenge, registry_base_url
 from compatcheck.targets import free_port
 
-pytestmark = pytest.mark.slow
-
 REGISTRY_BIN = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "oci"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
@@ -495,7 +493,7 @@ class Hostile:
     ("mode", "fragment"),
     [
         ("huge", "larger than the 4194304 byte cap"),
-        ("trickle", "within the time limit"),
+        pytest.param("trickle", "within the time limit", marks=pytest.mark.slow),
         ("liar", f"not `sha256:{'b' * 64}` as addressed"),
         ("claims", f"but the registry claims `sha256:{'c' * 64}`"),
     ],

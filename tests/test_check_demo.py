@@ -17,8 +17,6 @@ from tests.conftest import DemoRun
 
 DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
 
-pytestmark = pytest.mark.slow
-
 
 def _evaluate(name: str, run: DemoRun) -> Report:
     """The verdict as ``check -c NAME`` judges it, from the session's one run of NAME."""
@@ -65,6 +63,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return run(*args, cwd=DEMO.parent.parent)
 
 
+@pytest.mark.slow  # its own run of the demo through the console entry point
 def test_demo_text_report_reads_causes_first(isolated_tmp):
     """The on-call view of the demo: five causes, each once, consumers nested under them, a fix
     per cause; the command as it ran; the full downgrade path; the total time last."""

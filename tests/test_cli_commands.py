@@ -50,7 +50,6 @@ def test_demo_check_is_no_go_with_both_plans_and_a_bridge(
     assert "record: shop_orders_created_total" in bridge.read_text()
 
 
-@pytest.mark.slow
 def test_compatible_rollback_is_go_with_progress_on_stderr() -> None:
     proc = run("check", "-c", str(DEMO / "compatible.yaml"))
     assert proc.returncode == 0, proc.stdout + proc.stderr

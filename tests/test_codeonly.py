@@ -256,7 +256,6 @@ def _keys(findings: Any) -> set[tuple[str, str]]:
     return {(f.kind, f.subject) for f in findings}
 
 
-@pytest.mark.slow
 def test_demo_code_only_plan_is_verified_unsafe(demo_check: DemoRun) -> None:
     result = demo_check.result
     assert result.migrations is not None
@@ -311,7 +310,6 @@ def test_demo_code_only_plan_is_verified_unsafe(demo_check: DemoRun) -> None:
     assert list(demo_check.tmp.iterdir()) == []
 
 
-@pytest.mark.slow
 def test_compatible_pair_code_only_verified_safe_and_go(compatible_check: DemoRun) -> None:
     config = load_config(DEMO / "compatible.yaml")
     result = compatible_check.result
@@ -503,7 +501,6 @@ def marker() -> str:
     return f"cc-codeonly-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.mark.slow
 def test_unique_index_only_the_runtime_trial_sees(tmp_path, isolated_tmp, marker):
     result = _items_check(tmp_path, marker, UNIQUE, [])
     assert result.migrations is not None
@@ -540,7 +537,6 @@ def test_unique_index_only_the_runtime_trial_sees(tmp_path, isolated_tmp, marker
     assert list(isolated_tmp.iterdir()) == []
 
 
-@pytest.mark.slow
 def test_old_that_crashes_on_new_schema_makes_code_only_unsafe(tmp_path, isolated_tmp, marker):
     result = _items_check(tmp_path, marker, RENAME, ["--require-column", "items.name"])
     assert result.migrations is not None
