@@ -42,6 +42,7 @@ from compatcheck.artifact.contract import (
 )
 from compatcheck.artifact.oci import ArtifactUnavailable
 from tests.cli import run
+from tests.httpserve import Background, QuietHandler
 from tests.test_artifact_registry import ML, Pusher, Registry, TokenIssuer, _start_registry, _stop
 
 REPO = Path(__file__).resolve().parent.parent
@@ -269,7 +270,7 @@ def test_tampered_blob_in_the_registry_is_refused(registry: Registry, tmp_path: 
         resolve_contract(target)
 
 
-class ReferrersFront:
+class ReferrersFront(Background):
     """The referrers API (OCI distribution 1.1) in front of a registry that lacks it."""
 
     def __init__(self, backend: str) -> None:
@@ -277,7 +278,7 @@ class ReferrersFront:
         self.referrers: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[str] = []
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def _forward(self, method: str) -> None:
@@ -339,17 +340,7 @@ class ReferrersFront:
             def do_POST(self) -> None:
                 self._forward("POST")
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 def test_registry_with_referrers_api(registry: Registry, tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ userinfo, a database URL's password and SQLAlchemy ``?password=``, a live databa
 
 from __future__ import annotations
 
-import http.server
 import json
 import secrets
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from compatcheck.cli import REPORT_FORMATS, main
 from compatcheck.masking import mask_secrets
 from compatcheck.targets import free_port
 from tests.cli import run, run_all
+from tests.httpserve import QuietHandler
 
 from .test_serve_helpers import AUTH, METRICS, REPO, SNAPSHOTS, hook_process, serve_http
 
@@ -44,7 +44,7 @@ SECRETS = {
 }  # fmt: skip
 
 
-class _Release(http.server.BaseHTTPRequestHandler):
+class _Release(QuietHandler):
     """A release and a snapshot store on one port: /metrics, /readyz, /store/<service>/<file>
     (a 500 for the service ``broken``). Query strings and userinfo are ignored, as real
     services do with credentials they do not check."""
@@ -53,27 +53,17 @@ class _Release(http.server.BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path.startswith("/store/"):
             if "/broken/" in path:
-                self._send(500, b"no", "text/plain")
+                self.send(500, b"no", "text/plain")
                 return
             file = SNAPSHOTS / path.removeprefix("/store/")
             if file.is_file():
-                self._send(200, file.read_bytes(), "application/json")
+                self.send(200, file.read_bytes(), "application/json")
             else:
-                self._send(404, b"{}", "application/json")
+                self.send(404, b"{}", "application/json")
         elif path.startswith("/readyz"):
-            self._send(200, b'{"ready": true}', "application/json")
+            self.send(200, b'{"ready": true}', "application/json")
         else:
-            self._send(200, EXPOSITION, "text/plain; version=0.0.4")
-
-    def _send(self, status: int, data: bytes, ctype: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+            self.send(200, EXPOSITION, "text/plain; version=0.0.4")
 
 
 @pytest.fixture(scope="module")
