@@ -4,8 +4,9 @@ CI recipes run their own shell lines (taken from the YAML, not retyped here) aga
 expositions, with a ``compatcheck`` on PATH that is this checkout. Hook recipes (in
 ``test_recipes_hooks.py``) build exactly the request their tool builds (Argo's ``jsonBody`` and
 headers, Flagger's webhook payload, Spinnaker's stage payload and Location polling) and send it to
-a real uvicorn hook on loopback, then judge the answer with the tool's own rule (Argo: jsonPath + successCondition, non-2xx = error; Flagger:
-200-202 passes; Spinnaker: statusJsonPath against success/terminal statuses).
+a real uvicorn hook on loopback, then judge the answer with the tool's own rule (Argo: jsonPath +
+successCondition, non-2xx = error; Flagger: 200-202 passes; Spinnaker: statusJsonPath against
+success/terminal statuses).
 """
 
 from __future__ import annotations
