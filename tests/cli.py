@@ -58,3 +58,21 @@ def one_line(proc: subprocess.CompletedProcess[str], code: int) -> str:
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, proc.stderr
     return lines[0]
+
+
+def run_here(*args: str) -> subprocess.CompletedProcess[str]:
+    """``compatcheck ARGS`` through :func:`compatcheck.cli.main` in this process, its output
+    captured: for refusals that end before anything starts, where a child process would only
+    spend a second importing SQLAlchemy and Alembic again. The same one line and exit code."""
+    import contextlib
+    import io
+
+    from compatcheck.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse's own usage errors
+            code = exc.code if isinstance(exc.code, int) else 2
+    return subprocess.CompletedProcess(["compatcheck", *args], code, out.getvalue(), err.getvalue())

@@ -10,7 +10,7 @@ import pytest
 
 from compatcheck.schemas import validate
 from compatcheck.snapshot import load_snapshot
-from tests.cli import run, run_all
+from tests.cli import run, run_all, run_here
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "fixtures" / "demo"
@@ -106,7 +106,7 @@ def test_snapshot_needs_a_source() -> None:
 
 def test_migrations_static_names_the_raising_downgrade() -> None:
     case = ALEMBIC / "raising_downgrade"
-    proc = run(
+    proc = run_here(
         "migrations", "--script-location", str(case), "--old", "0001", "--static",
         "--format", "json", "-q",
     )  # fmt: skip
@@ -121,7 +121,7 @@ def test_migrations_static_names_the_raising_downgrade() -> None:
 
 
 def test_migrations_missing_folder_is_a_usage_error(tmp_path: Path) -> None:
-    proc = run("migrations", "--script-location", str(tmp_path / "nope"), "--old", "a")
+    proc = run_here("migrations", "--script-location", str(tmp_path / "nope"), "--old", "a")
     assert proc.returncode == 2
     assert str(tmp_path / "nope") in proc.stderr and "Traceback" not in proc.stderr
 
@@ -248,7 +248,7 @@ def test_every_sarif_result_points_at_a_file_for_code_scanning() -> None:
 
 def test_migration_findings_point_at_their_revision_file() -> None:
     case = ALEMBIC / "raising_downgrade"
-    proc = run(
+    proc = run_here(
         "migrations", "--script-location", str(case), "--old", "0001", "--static",
         "--format", "github", "-q",
     )  # fmt: skip

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import one_line, run
+from tests.cli import one_line, run, run_here
 from tests.httpserve import QuietHandler, serve_http
 
 REPO = Path(__file__).resolve().parent.parent
@@ -297,8 +297,8 @@ def test_github_and_sarif_paths_are_relative_to_the_repository(tmp_path: Path, h
 def test_unknown_revision_on_the_command_line_is_a_usage_error(
     old: str, new: str, line: str
 ) -> None:
-    script = "fixtures/alembic/batch_mode"
-    proc = run(
+    script = str(REPO / "fixtures" / "alembic" / "batch_mode")
+    proc = run_here(
         "migrations",
         "--script-location",
         script,
@@ -307,7 +307,6 @@ def test_unknown_revision_on_the_command_line_is_a_usage_error(
         "--new",
         new,
         "--static",
-        cwd=REPO,
     )
     assert one_line(proc, 2) == f"compatcheck: error: --script-location {script}: {line}"
 
