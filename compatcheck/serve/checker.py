@@ -225,6 +225,10 @@ class Checker:
         except NotFoundError:
             raise
         except UnavailableError as exc:
+            if time.monotonic() >= deadline:
+                # The store gave up because the check's deadline passed: one answer for that,
+                # whichever thread notices first (this one or the request's wait).
+                raise _timed_out(self.settings.check_timeout) from None
             raise UnavailableError(f"snapshot store unavailable: {exc}") from None
         except InputError as exc:  # the caller's names were valid: the stored file is bad
             raise InternalError(f"stored snapshot is unusable: {exc}") from None
