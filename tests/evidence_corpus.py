@@ -95,36 +95,29 @@ def alembic() -> Iterator[Produced]:
 
 
 def sqlfiles(tmp: Path) -> Iterator[Produced]:
-    """Every SQL-file case statically (the framework detected from the folder), and the case
-    whose predicted downgrade failure the round trip then sees on a temporary SQLite file (the
-    finding carries both evidences)."""
+    """The SQL-file cases of fixtures/sqlmigrations, statically and round-tripped on a temporary
+    SQLite file, and the dirty golang-migrate version on a live SQLite database made here."""
+    import sqlite3
+
     from compatcheck.migrations import inspect_migrations
 
     root = FIXTURES / "sqlmigrations"
-    cases = sorted(p.parent for p in root.glob("*/*/expected.yaml") if p.parts[-3] != "live")
-    for case in cases:
-        exp = yaml.safe_load((case / "expected.yaml").read_text())
-        runs: list[dict[str, Any]] = [{"static": True}]
-        if case.name == "down_drops_twice":  # a predicted failure the round trip then sees
-            runs.append({})
+    for case in sorted(root.glob("*/*/expected.yaml")):
+        exp, folder = yaml.safe_load(case.read_text()), case.parent
+        if (folder / "live.sql").is_file():
+            db = tmp / f"live-{folder.name}.sqlite"
+            with sqlite3.connect(db) as conn:
+                conn.executescript((folder / "live.sql").read_text())
+            folder, runs = (
+                folder / "migrations",
+                [{"static": True, "live_db_url": f"sqlite:///{db}"}],
+            )
+        else:
+            runs = [{"static": True}, {}]
         for kw in runs:
-            result = inspect_migrations(case, str(exp["old"]), str(exp["new"]), **kw)
-            where = f"fixtures/sqlmigrations/{case.parent.name}/{case.name}"
+            result = inspect_migrations(folder, exp["old"], exp["new"], **kw)
             for f in result.findings:
-                yield f.kind, f.to_json()["evidence"], where
-    # A live database whose golang-migrate version is dirty (a SQLite file made here).
-    import sqlite3
-
-    live = root / "live" / "dirty_version"
-    exp = yaml.safe_load((live / "expected.yaml").read_text())
-    db = tmp / "live.sqlite"
-    with sqlite3.connect(db) as conn:
-        conn.executescript((live / "live.sql").read_text())
-    result = inspect_migrations(
-        live / "migrations", exp["old"], exp["new"], static=True, live_db_url=f"sqlite:///{db}"
-    )
-    for f in result.findings:
-        yield f.kind, f.to_json()["evidence"], "fixtures/sqlmigrations/live/dirty_version"
+                yield f.kind, f.to_json()["evidence"], f"fixtures/sqlmigrations/{folder.name}"
 
 
 def readiness() -> Iterator[Produced]:
@@ -240,5 +233,4 @@ def verify() -> Iterator[Produced]:
 
 def corpus(tmp: Path) -> list[Produced]:
     sources = (golden, metrics, consumers, snapshots, alembic, readiness, verify)
-    produced = [p for source in sources for p in source()]
-    return [*produced, *sqlfiles(tmp), *artifact(tmp)]
+    return [*(p for source in sources for p in source()), *artifact(tmp), *sqlfiles(tmp)]
