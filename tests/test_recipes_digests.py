@@ -27,7 +27,7 @@ import yaml
 
 from compatcheck.artifact.contract import attach_contract
 from tests.test_artifact_registry import ML, Pusher, _start_registry, _stop
-from tests.test_recipes import RECIPES, json_path, on_hook, substitute
+from tests.test_recipes_hooks import RECIPES, json_path, on_hook, substitute
 from tests.test_serve_helpers import SNAPSHOTS, TOKEN, HookProcess, hook_process
 
 
