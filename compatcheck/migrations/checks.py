@@ -223,7 +223,14 @@ class _Revision:
 def _downgrade(r: _Revision) -> list[Finding]:
     """Missing, always raising, or present: then destructive and/or incomplete."""
     w, down = r.wording, r.down
-    # A merge point or a no-op revision (empty upgrade) needs no downgrade either.
+    # A merge point or a no-op revision (empty upgrade) needs no downgrade either, but it must
+    # have one: without it the framework's downgrade stops there (Alembic: AttributeError).
+    if down is None and r.up.empty:
+        message = (
+            f"{w.step} `{r.id}` has no {w.down}: its upgrade does nothing, but a downgrade "
+            "cannot pass it."
+        )
+        return [Finding(DOWNGRADE_MISSING, r.id, message, r.where)]
     if (down is None or down.empty) and not r.up.empty:
         what = f"has no {w.down}" if down is None else f"has a {w.down} that does nothing"
         message = f"{w.step} `{r.id}` {what}, so a downgrade cannot undo it."

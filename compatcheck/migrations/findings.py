@@ -18,6 +18,7 @@ from compatcheck.checks.migrations import (
     DATA_LOST,
     DOWNGRADE_DESTRUCTIVE,
     DOWNGRADE_FAILED,
+    DOWNGRADE_MISSING,
     DOWNGRADE_NOT_IMPLEMENTED,
     ROUNDTRIP_MISMATCH,
 )
@@ -89,8 +90,11 @@ def _one_failure(found: FindingSet, failure: StepFailure, engine: str) -> None:
     """A phase that failed: a downgrade (the revision's), a re-upgrade, anything else."""
     stage, rev, err = failure.stage, failure.revision, failure.error
     if stage == "downgrade" and rev is not None:
-        if found.has(DOWNGRADE_NOT_IMPLEMENTED, rev):
-            found.add(DOWNGRADE_NOT_IMPLEMENTED, rev, "", {"error": err})
+        # A downgrade the static check already names as missing or always raising: the run's
+        # error is its evidence, not a second finding.
+        named = [k for k in (DOWNGRADE_NOT_IMPLEMENTED, DOWNGRADE_MISSING) if found.has(k, rev)]
+        if named:
+            found.add(named[0], rev, "", {"error": err, "engine": engine})
         else:
             message = f"The downgrade of `{rev}` failed on {engine}: {err}"
             evidence = {"error": err, "engine": engine}

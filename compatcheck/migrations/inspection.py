@@ -24,8 +24,15 @@ from compatcheck.errors import InputError, UnavailableError
 from compatcheck.migrations import live
 from compatcheck.migrations.checks import rename_targets, static_findings
 from compatcheck.migrations.findings import FindingSet, roundtrip_findings
-from compatcheck.migrations.graph import DowngradePath, History, UnknownRevision, downgrade_path
-from compatcheck.migrations.graph import resolve as resolve_ref
+from compatcheck.migrations.graph import (
+    DowngradePath,
+    History,
+    UnknownRevision,
+    ancestors,
+    downgrade_path,
+    resolve_set,
+    unexplained_heads,
+)
 from compatcheck.migrations.plans import (
     STATIC_ONLY,
     describe,
@@ -92,8 +99,10 @@ def _resolve(history: History, old: str | None, new: str | None) -> _Resolved:
         finding = Finding(PATH_MISSING, subject, message, evidence)
         return _Resolved(old_head, new_head, missing=finding)
 
+    if new is None and len(history.heads) > 1 and not unexplained_heads(history):
+        new = "heads"  # branches by design (branch_labels): NEW is all of them
     try:
-        new_id = resolve_ref(history, new or "head")
+        new_id = resolve_set(history, new or "head")
     except UnknownRevision:
         return missing(
             str(new), f"NEW's head `{new}` is not a revision of this history.", old, new, str(new)
@@ -105,7 +114,7 @@ def _resolve(history: History, old: str | None, new: str | None) -> _Resolved:
     assert new_id is not None
     # Known before OLD is resolved, so a report about an unknown OLD still names NEW's head.
     try:
-        old_id = resolve_ref(history, old)
+        old_id = resolve_set(history, old)
     except UnknownRevision:
         message = f"OLD's head `{old}` is not a revision of this history."
         return missing(str(old), message, old, new_id, str(old))
@@ -120,11 +129,14 @@ def _resolve(history: History, old: str | None, new: str | None) -> _Resolved:
 
 
 def _multiple_heads(history: History) -> list[Finding]:
-    heads = sorted(history.heads)
-    if len(heads) < 2:
+    """Several heads that the history's branch labels do not explain (two heads of one labelled
+    branch, or of an unlabelled history): ``upgrade head`` fails until they are merged."""
+    heads = sorted(unexplained_heads(history))
+    if not heads:
         return []
     message = (
-        f"The history has {len(heads)} heads ({', '.join(f'`{h}`' for h in heads)}): "
+        f"The history has {len(heads)} heads no branch label tells apart "
+        f"({', '.join(f'`{h}`' for h in heads)}): "
         f"{history.wording.upgrade_all} fails until they are merged."
     )
     return [Finding(MULTIPLE_HEADS, ",".join(heads), message, {"heads": heads})]
@@ -450,9 +462,9 @@ def _run_trip(
 def _heads_after(history: History, path: DowngradePath, undone: Sequence[str]) -> tuple[str, ...]:
     """The heads a database has once ``undone`` (the start of the path) is downgraded."""
     gone = set(undone)
-    applied = [r for r in history.order.downgrade_order(path.new) if r not in gone]
-    below = {p for r in applied for p in (*history.steps[r].parents, *history.steps[r].depends_on)}
-    return tuple(sorted(r for r in applied if r not in below))
+    applied = set(ancestors(history, path.new)) - gone
+    below = {a for r in applied for a in ancestors(history, r) if a != r}
+    return tuple(sorted(applied - below))
 
 
 def _walk_on(

@@ -214,8 +214,13 @@ class Session:
         return self._run(steps)
 
     def downgrade(self, path: Sequence[str]) -> Failure | None:
+        """Undo ``path`` in order. A revision Alembic cannot even make a step of (no
+        ``downgrade()``: AttributeError) fails as that revision, after the ones before it ran."""
         try:
             steps = self._downgrade_steps(path)
+        except _StepError as exc:
+            ran = self._run(exc.done) if exc.done else None
+            return ran if ran is not None else (exc.revision, exc.cause)
         except Exception as exc:
             return None, exc
         return self._run(steps)
@@ -223,14 +228,17 @@ class Session:
     def _downgrade_steps(self, path: Sequence[str]) -> list[tuple[str, Any]]:
         from alembic.runtime.migration import MigrationStep
 
-        out = []
+        out: list[tuple[str, Any]] = []
         with self._guarded():
             rmap = self.script.revision_map
             for rev in path:
                 script = self.script.get_revision(rev)
                 if script is None:
                     raise LookupError(f"Alembic does not know revision `{rev}`")
-                out.append((rev, MigrationStep.downgrade_from_script(rmap, script)))
+                try:
+                    out.append((rev, MigrationStep.downgrade_from_script(rmap, script)))
+                except Exception as exc:
+                    raise _StepError(rev, exc, out) from exc
         return out
 
     def offline_sql(self, path: Sequence[str]) -> tuple[str, list[tuple[str, str]]]:
@@ -244,12 +252,17 @@ class Session:
         while remaining:
             buffer.seek(0)
             buffer.truncate()
+            broken: _StepError | None = None
             try:
                 steps = self._downgrade_steps(remaining)
+            except _StepError as exc:
+                broken, steps = exc, exc.done
             except Exception as exc:
                 online.append((remaining[0], describe(exc)))
                 break
-            failed = self._run(steps, as_sql=True, starting_rev=remaining[0])
+            failed = self._run(steps, as_sql=True, starting_rev=remaining[0]) if steps else None
+            if failed is None and broken is not None:
+                failed = broken.revision, broken.cause
             chunks.append(buffer.getvalue())
             if failed is None:
                 break
@@ -294,6 +307,14 @@ class Session:
             if not as_sql and self.conn.in_transaction():
                 self.conn.commit()
         return None
+
+
+class _StepError(Exception):
+    """Alembic could not make a step of ``revision`` (``done``: the steps before it)."""
+
+    def __init__(self, revision: str, cause: BaseException, done: list[tuple[str, Any]]) -> None:
+        super().__init__(str(cause))
+        self.revision, self.cause, self.done = revision, cause, done
 
 
 # -- the subprocess side (``--python``) ---------------------------------------------------------
