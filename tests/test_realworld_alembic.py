@@ -43,19 +43,40 @@ def pairs(items: Any) -> set[tuple[str, str]]:
     return {(str(k), str(s)) for k, s in items or ()}
 
 
-def run_app(app: str, db_url: str | None, tmp_path: Path) -> tuple[int, dict[str, Any], str]:
+def preloading_python(python: str, preload: str, tmp_path: Path) -> str:
+    """An interpreter that runs the application's own initialisation (``module:function``)
+    before the script it is given: what the app's command line does before Alembic runs (the
+    ``--python`` helper then runs in an initialised application)."""
+    module, _, function = preload.partition(":")
+    code = (
+        f"import runpy, sys, {module}; {module}.{function}(); "
+        "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
+    wrapper = tmp_path / "python-preloaded"
+    wrapper.write_text(f'#!/bin/sh\nexec "{python}" -c "{code}" "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def run_app(
+    app: str, db_url: str | None, tmp_path: Path, *, preload: bool = True
+) -> tuple[int, dict[str, Any], str]:
     exp = expected_of(app)
     venv, _seconds, _built = build_venv(app, exp["version"], sys.executable)
     python = str(venv_python(venv))
-    run = exp["run"]
+    run, how = exp["run"], exp.get("compatcheck") or {}
     workdir = HERE / app / run["workdir"]
-    base = " ".join(
-        a.format(python=python, app_dir=HERE / app, database_url="{database_url}")
-        for a in run["base_command"]
-    )
+    if preload and how.get("preload"):
+        python = preloading_python(python, how["preload"], tmp_path)
     out = tmp_path / "report.json"
-    argv = ["--config", run["config"], "--name", run["name"], "--python", python]
-    argv += ["--base-command", base, "--old", str(exp["old"]), "--new", str(exp["new"])]
+    argv = ["--config", how.get("config", run["config"]), "--name", run["name"]]
+    argv += ["--python", python, "--old", str(exp["old"]), "--new", str(exp["new"])]
+    if run.get("base_command"):
+        base = " ".join(
+            a.format(python=python, app_dir=HERE / app, database_url="{database_url}")
+            for a in run["base_command"]
+        )
+        argv += ["--base-command", base]
     argv += ["--format", "json", "-o", str(out), "-q"]
     if db_url is not None:
         argv += ["--db-url", db_url]
@@ -113,4 +134,44 @@ def test_mlflow_as_shipped(dialect: str, request: pytest.FixtureRequest, tmp_pat
     assert {(f["kind"], f["subject"]) for f in doc["findings"]} == want, stderr
     assert code == 1
     assert trip["status"] == ("downgrade-failed" if dialect == "mysql" else "completed")
+    assert doc["migrations"]["downgrade_path"] == exp["path"]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_keystone_branches_by_design(
+    dialect: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Keystone 30.0.0, 27e647c0fad4 → heads: two heads by design (branch_labels expand and
+    contract), so no multiple-heads; the path is the order ``alembic downgrade 27e647c0fad4``
+    runs; no revision has a downgrade(), and each of the nine fails as itself in the walk (its
+    AttributeError is the evidence of its downgrade-missing, not a second finding). GO: the
+    code-only plan is safe (expand/contract)."""
+    exp = expected_of("keystone")
+    code, doc, stderr = run_app("keystone", server_url(dialect, request), tmp_path)
+    assert {(f["kind"], f["subject"]) for f in doc["findings"]} == pairs(exp["static"]), stderr
+    assert code == exp["compatcheck"]["exit"], stderr
+    mig = doc["migrations"]
+    assert mig["downgrade_path"] == exp["path"]
+    assert mig["heads"] == exp["heads"]
+    assert mig["new_head"] == ",".join(exp["heads"])
+    trip = mig["roundtrip"]
+    failed = [trip["failure"]["revision"]] + [f["revision"] for f in trip["later_failures"]]
+    assert failed == exp["roundtrip_failed"]
+    missing = {f["subject"]: f for f in doc["findings"]}
+    assert "has no attribute 'downgrade'" in missing["c88cdce8f248"]["evidence"]["error"]
+
+
+def test_keystone_without_its_initialisation(tmp_path: Path) -> None:
+    """As plain Alembic: 27e647c0fad4 reads CONF.saml, which only keystone.conf.configure()
+    registers; the round trip stops there with the app's own error, and the report (exit 3)
+    still has every static finding and the path."""
+    exp = expected_of("keystone")
+    code, doc, stderr = run_app("keystone", None, tmp_path, preload=False)
+    want = exp["compatcheck"]["without_preload"]
+    assert code == 3, stderr
+    trip = doc["migrations"]["roundtrip"]
+    assert trip["status"] == "upgrade-failed"
+    assert trip["failure"] == want
+    found = {(f["kind"], f["subject"]) for f in doc["findings"]}
+    assert found == pairs(exp["static"]) | {("check/unavailable", want["revision"])}
     assert doc["migrations"]["downgrade_path"] == exp["path"]
