@@ -180,6 +180,11 @@ class Session:
         self.conn = conn
         self.before_step = before_step
         self.guard = guard
+        #: The version table env.py configured (``version_table``, ``version_table_schema``).
+        self.version_opts: dict[str, Any] = {}
+        #: The database URL env.py's last run migrated (password hidden); None: no step ran.
+        self.migrated_url: str | None = None
+        self.url = _shown(conn)
         cfg.attributes["connection"] = conn
         with self._guarded():
             self.script = ScriptDirectory.from_config(cfg)
@@ -190,12 +195,56 @@ class Session:
         return self.guard if self.guard is not None else contextlib.nullcontext()
 
     def current(self) -> tuple[str, ...]:
+        """The revisions the scratch database records, read on compatcheck's own connection
+        (in the version table env.py configured, once it has run)."""
         from alembic.runtime.migration import MigrationContext
 
-        heads = MigrationContext.configure(self.conn).get_current_heads()
+        heads = MigrationContext.configure(self.conn, opts=self.version_opts).get_current_heads()
         if self.conn.in_transaction():
             self.conn.commit()
         return tuple(heads)
+
+    def _elsewhere(self) -> str | None:
+        """What env.py's last run did when it migrated another database than the one it was
+        handed; None when it migrated this one (or ran no step)."""
+        if self.migrated_url is None or _same_database(self.migrated_url, self.url):
+            return None
+        return (
+            f"env.py ran the migrations on {self.migrated_url}, not on the scratch database "
+            "it was handed (it opens its own engine; make it use "
+            'config.attributes["connection"] or sqlalchemy.url)'
+        )
+
+    def _check_reached(self, target: Any) -> Failure | None:
+        """After an upgrade the scratch database must record ``target``: when it does not,
+        env.py migrated another database or none (it ignored ``config.attributes["connection"]``
+        and ``sqlalchemy.url``), and every later observation would be of the wrong database."""
+        with self._guarded():
+            wanted = {r.revision for r in self.script.revision_map.get_revisions(target) if r}
+        found = self.current()
+        elsewhere = self._elsewhere()
+        if wanted <= set(found) and elsewhere is None:
+            return None
+        last = ",".join(sorted(wanted))
+        recorded = ", ".join(found) or "no revision"
+        if elsewhere is not None:
+            did = elsewhere
+        elif self.migrated_url is None:
+            did = "env.py ran no migration step (it never called context.run_migrations())"
+        else:
+            did = "env.py ran the steps on this database but its version table does not say so"
+        return last, RevisionMismatch(
+            f"upgrading to `{last}`: {did}; the scratch database records {recorded}"
+        )
+
+    def _annotated(self, failed: Failure | None) -> Failure | None:
+        """A failure of a run that migrated another database says so (its error is about that
+        database: "no such table" there)."""
+        elsewhere = self._elsewhere() if failed is not None else None
+        if failed is None or elsewhere is None:
+            return failed
+        rev, exc = failed
+        return rev, RevisionMismatch(f"{describe(exc)}; {elsewhere}")
 
     def upgrade(self, target: str) -> Failure | None:
         from alembic.runtime.migration import MigrationStep
@@ -211,7 +260,8 @@ class Session:
             ]
         except Exception as exc:
             return None, exc
-        return self._run(steps)
+        failed = self._annotated(self._run(steps))
+        return failed if failed is not None else self._check_reached(upper)
 
     def downgrade(self, path: Sequence[str]) -> Failure | None:
         """Undo ``path`` in order. A revision Alembic cannot even make a step of (no
@@ -219,11 +269,11 @@ class Session:
         try:
             steps = self._downgrade_steps(path)
         except _StepError as exc:
-            ran = self._run(exc.done) if exc.done else None
+            ran = self._annotated(self._run(exc.done)) if exc.done else None
             return ran if ran is not None else (exc.revision, exc.cause)
         except Exception as exc:
             return None, exc
-        return self._run(steps)
+        return self._annotated(self._run(steps))
 
     def _downgrade_steps(self, path: Sequence[str]) -> list[tuple[str, Any]]:
         from alembic.runtime.migration import MigrationStep
@@ -282,8 +332,15 @@ class Session:
         from alembic.runtime.environment import EnvironmentContext
 
         current: list[str | None] = [None]
+        self.migrated_url = None
 
         def fn(rev: Any, context: Any) -> Iterator[Any]:
+            if not as_sql:
+                self.migrated_url = _shown(context.connection)
+                self.version_opts = {
+                    "version_table": context.version_table,
+                    "version_table_schema": context.version_table_schema,
+                }
             for rev_id, step in steps:
                 self.before_step(rev_id)
                 current[0] = rev_id
@@ -307,6 +364,36 @@ class Session:
             if not as_sql and self.conn.in_transaction():
                 self.conn.commit()
         return None
+
+
+class RevisionMismatch(Exception):
+    """The database does not record the revision an upgrade was to reach."""
+
+
+def _shown(conn: Any) -> str | None:
+    """A connection's database URL, password hidden."""
+    try:
+        return str(conn.engine.url.render_as_string(hide_password=True))
+    except Exception:
+        return None
+
+
+def _same_database(a: str, b: str | None) -> bool:
+    """Two URLs naming one database, whatever the driver (env.py may swap it)."""
+    from sqlalchemy.engine import make_url
+
+    if b is None:
+        return True
+    try:
+        ua, ub = make_url(a), make_url(b)
+    except Exception:
+        return a == b
+    if ua.get_backend_name() != ub.get_backend_name():
+        return False
+    if ua.get_backend_name() == "sqlite":
+        return os.path.realpath(ua.database or "") == os.path.realpath(ub.database or "")
+    keys = ("host", "port", "database")
+    return all(getattr(ua, k) == getattr(ub, k) for k in keys)
 
 
 class _StepError(Exception):
