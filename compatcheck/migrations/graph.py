@@ -119,8 +119,21 @@ def resolve_set(history: History, ref: str | None) -> str | None:
     for part in (p.strip() for p in ref.split(",")):
         if part and part != "base":
             found.update(_resolve_one(history, part))
-    below = {a for r in found for a in ancestors(history, r) if a != r}
+    # Down-revision ancestry only: a revision another member merely depends on stays a head of
+    # its own branch (the version table records both).
+    below = {a for r in found for a in _down_ancestors(history, r) if a != r}
     return ",".join(sorted(found - below)) or None
+
+
+def _down_ancestors(history: History, rev: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [rev]
+    while todo:
+        cur = todo.pop()
+        if cur not in seen:
+            seen.add(cur)
+            todo.extend(history.steps[cur].parents)
+    return seen
 
 
 def resolve(history: History, ref: str | None) -> str | None:

@@ -253,8 +253,18 @@ class Session:
         try:
             heads = self.current()
             with self._guarded():  # the first use of the map imports every revision file
-                revs = list(self.script.iterate_revisions(upper, heads, implicit_base=True))
                 rmap = self.script.revision_map
+                if isinstance(upper, tuple):
+                    # Alembic refuses a set where one member needs another (depends_on): the
+                    # set's tips reach the same revisions.
+                    below = {
+                        r.revision
+                        for o in upper
+                        for r in rmap.iterate_revisions(o, None)
+                        if r.revision != o
+                    }
+                    upper = tuple(o for o in upper if o not in below)
+                revs = list(self.script.iterate_revisions(upper, heads, implicit_base=True))
             steps = [
                 (s.revision, MigrationStep.upgrade_from_script(rmap, s)) for s in reversed(revs)
             ]
