@@ -122,7 +122,9 @@ def test_depends_on_outside_the_folder_is_one_clear_error(tmp_path: Path) -> Non
         'revision = "d1"\ndown_revision = "a1"\ndepends_on = "elsewhere9"\n\n'
         "def upgrade():\n    pass\n\ndef downgrade():\n    pass\n",
     )
-    with pytest.raises(InputError, match=r"d1.py: `depends_on` names `elsewhere9`, which is neither"):
+    with pytest.raises(
+        InputError, match=r"d1.py: `depends_on` names `elsewhere9`, which is neither"
+    ):
         inspect_migrations(folder, "a1", "heads", static=True)
 
 

@@ -10,7 +10,6 @@ offline, optionally counts what a live database would lose, and judges the two r
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
@@ -160,7 +159,7 @@ BASE_COMMAND_TIMEOUT = 600
 
 
 def _make_base(
-    start: StartingSchema, scratch: Scratch, conn: sa.Connection, runner: object
+    start: StartingSchema, scratch: Scratch, conn: sa.Connection, runner: Runner
 ) -> Callable[[], str | None]:
     """The round trip's ``base`` step for ``start`` on ``scratch`` (its URL with the driver the
     runner's interpreter has, when it runs in the application's)."""
@@ -174,9 +173,8 @@ def _make_base(
             except InputError as exc:
                 return f"--base-sql {str(exc).removeprefix('seed file ')}"
         if start.command is not None:
-            app_url = getattr(runner, "app_url", None)
             try:
-                url = app_url() if app_url is not None else None
+                url = runner.app_url()
             except UnavailableError as exc:
                 return str(exc)
             return _run_base_command(start.command, scratch, url)
@@ -185,43 +183,43 @@ def _make_base(
     return run
 
 
-def _run_base_command(command: str, scratch: Scratch, url: str | None) -> str | None:
+def _run_base_command(command: str, scratch: Scratch, url: str) -> str | None:
     """Run the user's init command with ``{database_url}`` filled in (also in the environment as
-    ``COMPATCHECK_DATABASE_URL``); why it failed, or None."""
+    ``COMPATCHECK_DATABASE_URL``) as the workspace launches every command (its own process
+    group, stopped by Ctrl-C, output in the run's temp folder); why it failed, or None."""
     import shlex
     import subprocess
 
-    from compatcheck.targets import spawn, stop_groups
+    from compatcheck.config.model import CommandTarget
 
-    url = url or scratch.url.render_as_string(hide_password=False)
     try:
-        argv = [a.replace("{database_url}", url) for a in shlex.split(command)]
+        argv = tuple(shlex.split(command))
     except ValueError as exc:
         return f"--base-command: cannot split it: {exc}"
     if not argv:
         return "--base-command is empty"
-    env = {**os.environ, "COMPATCHECK_DATABASE_URL": url}
+    if scratch.workspace is None:
+        raise UnavailableError("--base-command: no workspace to run it in")  # internal misuse
+    target = CommandTarget(
+        role="base",
+        label="--base-command",
+        command=argv,
+        env={"COMPATCHECK_DATABASE_URL": "{database_url}"},
+    )
     try:
-        process = spawn(
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-    except OSError as exc:
-        return f"--base-command: cannot start `{argv[0]}`: {exc.strerror or exc}"
+        running = scratch.workspace.launch(target, database_url=url, name="base-command")
+    except UnavailableError as exc:
+        return f"--base-command: {exc}"
     try:
-        output, _ = process.communicate(timeout=BASE_COMMAND_TIMEOUT)
+        code = running.process.wait(timeout=BASE_COMMAND_TIMEOUT)
     except subprocess.TimeoutExpired:
-        stop_groups([process], 5.0)
         return f"--base-command did not finish within {BASE_COMMAND_TIMEOUT} s"
     finally:
-        stop_groups([process], 5.0)
-    if process.returncode != 0:
-        lines = [ln for ln in output.decode("utf-8", "replace").splitlines() if ln.strip()]
+        scratch.workspace.stop(running)
+    if code != 0:
+        lines = [ln for ln in running.log_tail(lines=20).splitlines() if ln.strip()]
         last = mask(lines[-1].strip()) if lines else "no output"
-        return f"--base-command exited with code {process.returncode}: {last}"
+        return f"--base-command exited with code {code}: {last}"
     return None
 
 
@@ -295,7 +293,7 @@ def inspect_migrations(
     if live_db_url is not None:
         section = _live(collected, live_db_url, section)
     result = sort_findings(collected.findings())
-    coverage = seeding_coverage(section.roundtrip, UNSEEDED)
+    coverage = seeding_coverage(section.roundtrip)
     plans, recommended = judge_plans(result, static=why_static, coverage=coverage)
     removal = new_data_finding(plans, path.new)
     if removal is not None:
@@ -387,30 +385,8 @@ def _round_trip(
             return replace(section, roundtrip=RoundTrip(UNAVAILABLE, error=exc.error))
         try:
             trip = _run_trip(runner, history, path, scratch, conn, seed_sql, say, start)
-            failure = trip.failure
-            if (
-                fresh is not None
-                and failure is not None
-                and failure.stage == "upgrade to NEW"
-                and trip.seeded
-            ):
-                say(
-                    "the seeded rows made the upgrade fail: again without them, on a fresh database"
-                )
-                with fresh() as again, again.engine.connect() as conn2:
-                    runner2 = source.runner(again, conn2)
-                    try:
-                        retry = _run_trip(
-                            runner2, history, path, again, conn2, None, say, start, seed=False
-                        )
-                    finally:
-                        _close(runner2)
-                note = (
-                    f"rows compatcheck generated made `{failure.revision}`'s upgrade fail "
-                    f"({failure.error}); the round trip ran again without seeded rows, so no "
-                    "data check was made"
-                )
-                trip = replace(retry, seed_errors={**retry.seed_errors, UNSEEDED: note})
+            if fresh is not None:
+                trip = _again_unseeded(trip, source, history, path, start, say, fresh)
             failure = trip.failure
             if fresh is not None and failure is not None and failure.stage == "downgrade":
                 later = _walk_on(source, history, path, failure.revision, fresh, start, say)
@@ -419,19 +395,49 @@ def _round_trip(
             say("rendering the downgrade SQL offline")
             sql, online = runner.offline_sql(path.revisions, path.new)
         finally:
-            _close(runner)
+            runner.close()
     return replace(section, roundtrip=trip, offline_sql=sql, online_only=online)
 
 
-#: The ``seed_errors`` key saying the round trip ran without seeded rows, and why.
-UNSEEDED = "(all tables)"
-
-
-def _close(runner: object) -> None:
-    """Stop what a runner started (the ``--python`` helper); in-process runners have nothing."""
-    close = getattr(runner, "close", None)
-    if close is not None:
-        close()
+def _again_unseeded(
+    trip: RoundTrip,
+    source: Source,
+    history: History,
+    path: DowngradePath,
+    start: StartingSchema,
+    say: Callable[[str], None],
+    fresh: Callable[[], AbstractContextManager[Scratch]],
+) -> RoundTrip:
+    """When the rows compatcheck generated made a step of the upgrade to NEW fail, the round
+    trip again without them on a fresh database (the history itself is judged, not our rows).
+    When no fresh database can be made, the seeded trip stands, and says why it was not rerun."""
+    failure = trip.failure
+    if (
+        failure is None
+        or failure.stage != "upgrade to NEW"
+        or failure.revision is None  # before any step: not the rows' doing
+        or not trip.seeded
+    ):
+        return trip
+    say("the seeded rows made the upgrade fail: again without them, on a fresh database")
+    try:
+        with fresh() as again, again.engine.connect() as conn2:
+            runner2 = source.runner(again, conn2)
+            try:
+                retry = _run_trip(
+                    runner2, history, path, again, conn2, None, say, start, seed=False
+                )
+            finally:
+                runner2.close()
+    except (ScratchUnavailable, RunnerUnavailable, UnavailableError, sa.exc.SQLAlchemyError) as exc:
+        why = f"not rerun without compatcheck's rows: no fresh scratch database: {one_line(exc)}"
+        return replace(trip, failure=replace(failure, error=f"{failure.error} ({why})"))
+    note = (
+        f"rows compatcheck generated made `{failure.revision}`'s upgrade fail "
+        f"({failure.error}); the round trip ran again without seeded rows, so no "
+        "data check was made"
+    )
+    return replace(retry, unseeded=note)
 
 
 def _run_trip(
@@ -502,7 +508,7 @@ def _walk_on(
                     break
                 down = runner.downgrade(rest)
             finally:
-                _close(runner)
+                runner.close()
         if down is None:
             break
         failures.append(StepFailure("downgrade", down.revision, down.error))

@@ -86,6 +86,16 @@ class Runner(Protocol):
         """The downgrade of ``path`` as SQL text, and the steps that need a live database."""
         ...
 
+    def app_url(self) -> str:
+        """The scratch database's URL as the migrations' own interpreter reaches it (its
+        driver), for the user's commands (``--base-command``);
+        :class:`~compatcheck.errors.UnavailableError` when it cannot say."""
+        ...
+
+    def close(self) -> None:
+        """Stop what the runner started (a helper process); nothing for an in-process one."""
+        ...
+
 
 @dataclass
 class _Trip:
@@ -102,6 +112,9 @@ class _Trip:
     written_new: dict[str, int] = field(default_factory=dict)
     #: Per table that OLD had too, the keys of the NEW-era rows added to it.
     new_era_keys: dict[str, list[Row]] = field(default_factory=dict)
+    #: OLD's tables that got no rows, and why (set once OLD's seeding is done; the seeder's
+    #: later errors are the NEW era's).
+    old_seed_errors: dict[str, str] | None = None
 
     @property
     def conn(self) -> Connection:
@@ -130,7 +143,10 @@ class _Trip:
             old_data_lost=checked.old_lost if checked else {},
             new_data_removed=checked.new_removed if checked else {},
             seeded=dict(self.seeded),
-            seed_errors=dict(self.seeder.errors),
+            seed_errors=dict(
+                self.seeder.errors if self.old_seed_errors is None else self.old_seed_errors
+            ),
+            new_seed_errors={} if self.old_seed_errors is None else dict(self.seeder.errors),
             timings=dict(self.timings),
         )
 
@@ -191,6 +207,8 @@ def round_trip(
     schema_b = trip.inspect()
     trip.lap("upgrade_new")
     if seed:
+        trip.old_seed_errors = dict(trip.seeder.errors)
+        trip.seeder.errors.clear()
         _seed_new(trip, schema_a, schema_b, renamed)
     trip.lap("seed_new")
 

@@ -17,6 +17,7 @@ from compatcheck.migrations.sources.alembic.history import load_history
 from compatcheck.migrations.sources.alembic.project import (
     AlembicProject,
     Locations,
+    as_project,
     resolve_locations,
 )
 from compatcheck.migrations.sources.alembic.runner import AlembicRunner
@@ -31,11 +32,7 @@ class AlembicSource:
     framework = "alembic"
 
     def __init__(self, location: Path | AlembicProject) -> None:
-        project = (
-            location
-            if isinstance(location, AlembicProject)
-            else AlembicProject(script_location=Path(location))
-        )
+        project = as_project(location)
         self.project = project
         self.not_executable: str | None = None
         if project.config_file is not None:

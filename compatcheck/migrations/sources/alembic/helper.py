@@ -220,7 +220,8 @@ class Session:
         env.py migrated another database or none (it ignored ``config.attributes["connection"]``
         and ``sqlalchemy.url``), and every later observation would be of the wrong database."""
         with self._guarded():
-            wanted = {r.revision for r in self.script.revision_map.get_revisions(target) if r}
+            found_revs = self.script.revision_map.get_revisions(target)
+            wanted = {r.revision for r in found_revs if r is not None and not isinstance(r, str)}
         found = self.current()
         elsewhere = self._elsewhere()
         if wanted <= set(found) and elsewhere is None:

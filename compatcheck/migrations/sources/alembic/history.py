@@ -56,7 +56,7 @@ class AlembicOrder:
             found = self.revision_map.get_revisions(ref)
         except RevisionError as exc:
             raise UnknownRevision(ref) from exc
-        ids = sorted(r.revision for r in found if r is not None)
+        ids = sorted(r.revision for r in found if r is not None and not isinstance(r, str))
         if not ids:
             raise UnknownRevision(ref)
         return ",".join(ids)

@@ -53,6 +53,13 @@ class AlembicProject:
         return str(self.script_location)
 
 
+def as_project(location: Path | str | AlembicProject) -> AlembicProject:
+    """A project as given, or a bare script location as the project of that one option."""
+    if isinstance(location, AlembicProject):
+        return location
+    return AlembicProject(script_location=Path(location))
+
+
 @dataclass(frozen=True)
 class Locations:
     """Where Alembic finds the scripts: ``env.py``'s folder and the version folders."""
