@@ -12,7 +12,6 @@ Marker ``realworld``: the venvs are built once (``make_venvs.py``'s ``build_venv
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +24,7 @@ from compatcheck.schemas import validate
 
 HERE = Path(__file__).resolve().parent.parent / "fixtures" / "realworld" / "alembic"
 sys.path.insert(0, str(HERE))
-from make_venvs import build_venv, venv_python  # noqa: E402
+from make_venvs import App, build_venv, compatcheck_command  # noqa: E402
 
 pytestmark = pytest.mark.realworld
 
@@ -42,52 +41,16 @@ def pairs(items: Any) -> set[tuple[str, str]]:
     return {(str(k), str(s)) for k, s in items or ()}
 
 
-def preloading_python(python: str, preload: str, tmp_path: Path) -> str:
-    """An interpreter that runs the application's own initialisation (``module:function``)
-    before the script it is given: what the app's command line does before Alembic runs (the
-    ``--python`` helper then runs in an initialised application)."""
-    module, _, function = preload.partition(":")
-    code = (
-        f"import runpy, sys, {module}; {module}.{function}(); "
-        "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
-    )
-    wrapper = tmp_path / "python-preloaded"
-    wrapper.write_text(f'#!/bin/sh\nexec "{python}" -c "{code}" "$@"\n')
-    wrapper.chmod(0o755)
-    return str(wrapper)
-
-
 def run_app(
     app: str, db_url: str | None, tmp_path: Path, *, preload: bool = True
 ) -> tuple[int, dict[str, Any], str]:
     exp = expected_of(app)
     venv, _seconds, _built = build_venv(app, exp["version"], sys.executable)
-    python = str(venv_python(venv))
-    run, how = exp["run"], exp.get("compatcheck") or {}
-    workdir = HERE / app / run["workdir"]
-    if preload and how.get("preload"):
-        python = preloading_python(python, how["preload"], tmp_path)
+    spec = App(app, {"version": exp["version"]}, venv)
     out = tmp_path / "report.json"
-    argv = ["--config", how.get("config", run["config"]), "--name", run["name"]]
-    argv += ["--python", python, "--old", str(exp["old"]), "--new", str(exp["new"])]
-    if run.get("base_command"):
-        base = " ".join(
-            a.format(python=python, app_dir=HERE / app, database_url="{database_url}")
-            for a in run["base_command"]
-        )
-        argv += ["--base-command", base]
-    argv += ["--format", "json", "-o", str(out), "-q"]
-    if db_url is not None:
-        argv += ["--db-url", db_url]
-    # Settings the app reads from its environment (mailman: MAILMAN_CONFIG_FILE).
-    env = {**os.environ, **{k: str(v).format(tmp=tmp_path) for k, v in run["env"].items()}}
+    argv, env = compatcheck_command(spec, db_url, tmp_path, out, preload=preload)
     done = subprocess.run(
-        [sys.executable, "-m", "compatcheck", "migrations", *argv],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
+        argv, cwd=spec.workdir, env=env, capture_output=True, text=True, timeout=900
     )
     doc = json.loads(out.read_text())
     assert validate(doc, "report") is None

@@ -239,8 +239,9 @@ def inspect_migrations(
 ) -> MigrationsResult:
     """Judge the rollback of the database from ``new`` to ``old``.
 
-    ``old``/``new`` take revision ids, unique prefixes, ``head`` or ``branch@head``; ``new=None``
-    means the single head, ``old=None`` means an empty database (OLD had no migrations). A
+    ``old``/``new`` take revision ids, unique prefixes, ``head``, ``heads``, ``branch@head`` or
+    comma-separated sets of those; ``new=None`` means the single head (all heads when branch
+    labels explain them), ``old=None`` means an empty database (OLD had no migrations). A
     reference that matches nothing is a ``migrations/path-missing`` finding, a failing migration
     is a finding, and so is a server where no scratch database may be created (the round trip
     is then ``check/unavailable``; ``use_existing_empty`` runs it in the empty database the URL
@@ -252,6 +253,40 @@ def inspect_migrations(
     (``check``); otherwise the inspection has a workspace of its own.
     """
     source = open_source(script_location)
+    try:
+        return _inspect(
+            source,
+            old,
+            new,
+            db_url=db_url,
+            static=static,
+            use_existing_empty=use_existing_empty,
+            seed_sql=seed_sql,
+            live_db_url=live_db_url,
+            progress=progress,
+            workspace=workspace,
+            start=start,
+        )
+    finally:
+        close = getattr(source, "close", None)  # a source that keeps a helper process
+        if close is not None:
+            close()
+
+
+def _inspect(
+    source: Source,
+    old: str | None,
+    new: str | None,
+    *,
+    db_url: str | None,
+    static: bool,
+    use_existing_empty: bool,
+    seed_sql: str | Path | None,
+    live_db_url: str | None,
+    progress: Callable[[str], None] | None,
+    workspace: Workspace | None,
+    start: StartingSchema,
+) -> MigrationsResult:
     history = source.history()
     # Why nothing is executed, in the JSON too: the reader must know it was asked for.
     why_static = source.not_executable or ("--static was asked for" if static else None)

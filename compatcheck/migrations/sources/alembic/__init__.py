@@ -6,6 +6,7 @@ or the ``--python`` helper that runs Alembic in the application's own interprete
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection
 
@@ -22,6 +23,9 @@ from compatcheck.migrations.sources.alembic.project import (
 )
 from compatcheck.migrations.sources.alembic.runner import AlembicRunner
 
+if TYPE_CHECKING:
+    from compatcheck.migrations.sources.alembic.remote import HelperPool
+
 __all__ = ["AlembicProject", "AlembicSource"]
 
 
@@ -35,8 +39,18 @@ class AlembicSource:
         project = as_project(location)
         self.project = project
         self.not_executable: str | None = None
+        #: The ``--python`` helper kept for the whole inspection (see :meth:`close`).
+        self.pool: HelperPool | None = None
+        if project.python is not None:
+            from compatcheck.migrations.sources.alembic.remote import HelperPool
+
+            self.pool = HelperPool(project)
         if project.config_file is not None:
-            self.locations = resolve_locations(project)
+            try:
+                self.locations = resolve_locations(project, self.pool)
+            except BaseException:
+                self.close()
+                raise
             self.location = self.locations.script_location
             if not (self.location / "env.py").is_file():
                 raise InputError(f"{project.shown}: script_location {self.location} has no env.py")
@@ -59,6 +73,11 @@ class AlembicSource:
         self.locations = Locations(loc, (loc,))
         self.not_executable = "no env.py: a bare versions folder"
 
+    def close(self) -> None:
+        """Stop the ``--python`` helper kept between scratch databases."""
+        if self.pool is not None:
+            self.pool.close()
+
     @property
     def versions(self) -> Path:
         return self.locations.version_locations[0]
@@ -73,7 +92,7 @@ class AlembicSource:
             if self.project.python is not None:
                 from compatcheck.migrations.sources.alembic.remote import RemoteRunner
 
-                return RemoteRunner(self.project, url, conn, scratch.cancelled)
+                return RemoteRunner(self.project, url, conn, scratch.cancelled, self.pool)
             return AlembicRunner(self.project, url, conn, scratch.cancelled)
         except Exception as exc:
             error = one_line(exc)

@@ -446,6 +446,17 @@ def serve(requests: Any, replies: Any) -> int:
                 if op == "locations":
                     reply({"ok": locations(make_config(project, None))})
                     continue
+                if op == "connect":
+                    # Another scratch database, same process: the application and the revision
+                    # files stay imported (compatcheck checks each upgrade reached its target,
+                    # so an app that cached the first database is named, not trusted).
+                    if session is not None:
+                        session.conn.close()
+                    if engine is not None:
+                        engine.dispose()
+                    session, engine, url = None, None, request.get("url")
+                    reply({"ok": True})
+                    continue
                 if session is None:
                     engine, conn, url = connect(str(url))
                     session = Session(make_config(project, url, io.StringIO()), conn)
