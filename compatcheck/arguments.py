@@ -197,8 +197,18 @@ def _add_migrations(sub: argparse._SubParsersAction[Any]) -> None:
         help="command that creates the schema before the first revision on the scratch "
         "database (`{database_url}` is replaced by its URL), e.g. the app's create_all script",
     )
-    p.add_argument("--old", required=True, metavar="REV", help="OLD's head (id, prefix, head)")
-    p.add_argument("--new", metavar="REV", help="NEW's head (default: the single head)")
+    p.add_argument(
+        "--old",
+        required=True,
+        metavar="REV",
+        help="OLD's head(s): id, prefix, head, heads, label@head, or a comma-separated set",
+    )
+    p.add_argument(
+        "--new",
+        metavar="REV",
+        help="NEW's head(s), as --old (default: the single head, or every head when branch "
+        "labels explain them)",
+    )
     p.add_argument(
         "--db-url",
         metavar="URL",
