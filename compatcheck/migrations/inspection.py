@@ -10,7 +10,7 @@ offline, optionally counts what a live database would lose, and judges the two r
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,7 +21,7 @@ from compatcheck.checks.availability import UNAVAILABLE as CHECK_UNAVAILABLE
 from compatcheck.checks.migrations import DOWNGRADE_DESTRUCTIVE, MULTIPLE_HEADS, PATH_MISSING
 from compatcheck.errors import InputError, UnavailableError
 from compatcheck.migrations import live
-from compatcheck.migrations.checks import rename_targets, static_findings
+from compatcheck.migrations.checks import path_touches, rename_targets, static_findings
 from compatcheck.migrations.findings import FindingSet, roundtrip_findings
 from compatcheck.migrations.graph import (
     DowngradePath,
@@ -443,9 +443,11 @@ def _again_unseeded(
     say: Callable[[str], None],
     fresh: Callable[[], AbstractContextManager[Scratch]],
 ) -> RoundTrip:
-    """When the rows compatcheck generated made a step of the upgrade to NEW fail, the round
-    trip again without them on a fresh database (the history itself is judged, not our rows).
-    When no fresh database can be made, the seeded trip stands, and says why it was not rerun."""
+    """When the rows compatcheck generated made a step of the upgrade to NEW fail (a data
+    migration that expects the application's own data), the round trip again on a fresh
+    database: first without rows in the tables that step's upgrade touches (the data check keeps
+    the rest), then, if a step still fails, without any rows. When no fresh database can be made,
+    the seeded trip stands and says why it was not rerun."""
     failure = trip.failure
     if (
         failure is None
@@ -454,25 +456,66 @@ def _again_unseeded(
         or not trip.seeded
     ):
         return trip
-    say("the seeded rows made the upgrade fail: again without them, on a fresh database")
-    try:
-        with fresh() as again, again.engine.connect() as conn2:
-            runner2 = source.runner(again, conn2)
-            try:
-                retry = _run_trip(
-                    runner2, history, path, again, conn2, None, say, start, seed=False
-                )
-            finally:
-                runner2.close()
-    except (ScratchUnavailable, RunnerUnavailable, UnavailableError, sa.exc.SQLAlchemyError) as exc:
-        why = f"not rerun without compatcheck's rows: no fresh scratch database: {one_line(exc)}"
-        return replace(trip, failure=replace(failure, error=f"{failure.error} ({why})"))
+    why = f"its rows made `{failure.revision}`'s upgrade fail ({failure.error})"
+    touched = path_touches(history, [failure.revision])[failure.revision]["up"]
+    skip = {t: why for t in trip.seeded if t in touched}
+    attempts: list[Mapping[str, str] | None] = [skip, None] if skip else [None]
+    for unseeded_tables in attempts:
+        say(
+            f"the seeded rows made `{failure.revision}` fail: again on a fresh database, "
+            + (f"without rows in {', '.join(sorted(skip))}" if unseeded_tables else "unseeded")
+        )
+        try:
+            retry = _rerun(source, history, path, start, say, fresh, unseeded_tables)
+        except (
+            ScratchUnavailable,
+            RunnerUnavailable,
+            UnavailableError,
+            sa.exc.SQLAlchemyError,
+        ) as exc:
+            why_not = (
+                f"not rerun without compatcheck's rows: no fresh scratch database: {one_line(exc)}"
+            )
+            return replace(trip, failure=replace(failure, error=f"{failure.error} ({why_not})"))
+        again = retry.failure
+        if again is None or again.stage != "upgrade to NEW" or again.revision is None:
+            if unseeded_tables is not None:
+                return retry
+            break
     note = (
         f"rows compatcheck generated made `{failure.revision}`'s upgrade fail "
         f"({failure.error}); the round trip ran again without seeded rows, so no "
         "data check was made"
     )
     return replace(retry, unseeded=note)
+
+
+def _rerun(
+    source: Source,
+    history: History,
+    path: DowngradePath,
+    start: StartingSchema,
+    say: Callable[[str], None],
+    fresh: Callable[[], AbstractContextManager[Scratch]],
+    unseeded_tables: Mapping[str, str] | None,
+) -> RoundTrip:
+    with fresh() as again, again.engine.connect() as conn2:
+        runner2 = source.runner(again, conn2)
+        try:
+            return _run_trip(
+                runner2,
+                history,
+                path,
+                again,
+                conn2,
+                None,
+                say,
+                start,
+                seed=unseeded_tables is not None,
+                unseeded_tables=unseeded_tables,
+            )
+        finally:
+            runner2.close()
 
 
 def _run_trip(
@@ -486,6 +529,7 @@ def _run_trip(
     start: StartingSchema,
     *,
     seed: bool = True,
+    unseeded_tables: Mapping[str, str] | None = None,
 ) -> RoundTrip:
     return round_trip(
         runner,
@@ -497,6 +541,7 @@ def _run_trip(
         say=say,
         base=_make_base(start, scratch, conn, runner) if start else None,
         seed=seed,
+        unseeded_tables=unseeded_tables,
     )
 
 
