@@ -54,9 +54,10 @@ from compatcheck.migrations.section import (
     RoundTrip,
     StepFailure,
 )
-from compatcheck.migrations.seeding import run_seed_sql
 from compatcheck.migrations.sources import Source, open_source
 from compatcheck.migrations.sources.alembic.project import AlembicProject
+from compatcheck.migrations.starting import NO_STARTING_SCHEMA, make_base
+from compatcheck.migrations.starting import StartingSchema as StartingSchema  # re-exported
 from compatcheck.model import Finding, sort_findings
 from compatcheck.targets import Workspace
 
@@ -141,88 +142,6 @@ def _multiple_heads(history: History) -> list[Finding]:
     return [Finding(MULTIPLE_HEADS, ",".join(heads), message, {"heads": heads})]
 
 
-@dataclass(frozen=True)
-class StartingSchema:
-    """The schema that exists before the first revision, made on the empty scratch database:
-    ``--base-sql FILE`` (run there) or ``--base-command "CMD {database_url}"`` (the
-    application's own init, e.g. a ``create_all`` script)."""
-
-    sql: Path | None = None
-    command: str | None = None
-
-    def __bool__(self) -> bool:
-        return self.sql is not None or self.command is not None
-
-
-#: Seconds ``--base-command`` may run.
-BASE_COMMAND_TIMEOUT = 600
-
-
-def _make_base(
-    start: StartingSchema, scratch: Scratch, conn: sa.Connection, runner: Runner
-) -> Callable[[], str | None]:
-    """The round trip's ``base`` step for ``start`` on ``scratch`` (its URL with the driver the
-    runner's interpreter has, when it runs in the application's)."""
-
-    def run() -> str | None:
-        if conn.in_transaction():
-            conn.commit()
-        if start.sql is not None:
-            try:
-                run_seed_sql(conn, start.sql)
-            except InputError as exc:
-                return f"--base-sql {str(exc).removeprefix('seed file ')}"
-        if start.command is not None:
-            try:
-                url = runner.app_url()
-            except UnavailableError as exc:
-                return str(exc)
-            return _run_base_command(start.command, scratch, url)
-        return None
-
-    return run
-
-
-def _run_base_command(command: str, scratch: Scratch, url: str) -> str | None:
-    """Run the user's init command with ``{database_url}`` filled in (also in the environment as
-    ``COMPATCHECK_DATABASE_URL``) as the workspace launches every command (its own process
-    group, stopped by Ctrl-C, output in the run's temp folder); why it failed, or None."""
-    import shlex
-    import subprocess
-
-    from compatcheck.config.model import CommandTarget
-
-    try:
-        argv = tuple(shlex.split(command))
-    except ValueError as exc:
-        return f"--base-command: cannot split it: {exc}"
-    if not argv:
-        return "--base-command is empty"
-    if scratch.workspace is None:
-        raise UnavailableError("--base-command: no workspace to run it in")  # internal misuse
-    target = CommandTarget(
-        role="base",
-        label="--base-command",
-        command=argv,
-        env={"COMPATCHECK_DATABASE_URL": "{database_url}"},
-    )
-    try:
-        running = scratch.workspace.launch(target, database_url=url, name="base-command")
-    except UnavailableError as exc:
-        return f"--base-command: {exc}"
-    try:
-        code = running.process.wait(timeout=BASE_COMMAND_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        return f"--base-command did not finish within {BASE_COMMAND_TIMEOUT} s"
-    finally:
-        scratch.workspace.stop(running)
-    if code != 0:
-        lines = [ln for ln in running.log_tail(lines=20).splitlines() if ln.strip()]
-        last = mask(lines[-1].strip()) if lines else "no output"
-        return f"--base-command exited with code {code}: {last}"
-    return None
-
-
 def inspect_migrations(
     script_location: str | Path | AlembicProject,
     old: str | None,
@@ -235,7 +154,7 @@ def inspect_migrations(
     live_db_url: str | None = None,
     progress: Callable[[str], None] | None = None,
     workspace: Workspace | None = None,
-    start: StartingSchema = StartingSchema(),
+    start: StartingSchema = NO_STARTING_SCHEMA,
 ) -> MigrationsResult:
     """Judge the rollback of the database from ``new`` to ``old``.
 
@@ -539,7 +458,7 @@ def _run_trip(
         seed_sql=seed_sql,
         renamed=rename_targets(history, path),
         say=say,
-        base=_make_base(start, scratch, conn, runner) if start else None,
+        base=make_base(start, scratch, conn, runner) if start else None,
         seed=seed,
         unseeded_tables=unseeded_tables,
     )
@@ -577,7 +496,7 @@ def _walk_on(
         with fresh() as scratch, scratch.engine.connect() as conn:
             runner = source.runner(scratch, conn)
             try:
-                error = _make_base(start, scratch, conn, runner)() if start else None
+                error = make_base(start, scratch, conn, runner)() if start else None
                 if error is not None:
                     failures.append(StepFailure("starting schema", None, error))
                     break
