@@ -13,13 +13,25 @@ prefix of their own, deleted after) and measures, in the same run, against the i
 - a poll on the other replica (``GET /v1/checks/ID``: always a Redis read) at 50 callers;
 - throughput of cached verdicts with one replica vs two (each with ``--state``).
 
-    python bench/hook.py [--requests 2000] [--concurrency 8] [--state redis://127.0.0.1:6379/0]
+Cold verdict from the registry (when Debian's ``docker-registry`` is installed): a real
+registry on loopback holds ``--cold`` pairs of images, each with its own contract attached
+(``compatcheck snapshot --attach``; every contract's bytes differ, so nothing is cached); a hook
+with ``allow_images`` judges each pair once (``{"image": ...}`` targets: referrers lookup,
+manifest and snapshot fetched and verified, parsed, evaluated). Then the same pairs again: the
+verdict is cached but each lookup still asks the registry for the list of referrers (contract
+bytes from the hook's content cache).
+
+    python bench/hook.py [--requests 2000] [--concurrency 8] [--cold 40]
+                         [--state redis://127.0.0.1:6379/0]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -168,11 +180,112 @@ def replicas(args: argparse.Namespace, tmp: Path, in_process: tuple[float, float
         client.close()
 
 
+def _push_image(registry: str, repo: str, n: int) -> str:
+    """Push a minimal OCI image (a config blob, no layers) numbered ``n``; its digest."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "n": n}).encode()
+    config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    start = httpx.post(f"{registry}/v2/{repo}/blobs/uploads/")
+    location = start.headers["location"]
+    location = location if location.startswith("http") else registry + location
+    sep = "&" if "?" in location else "?"
+    put = httpx.put(f"{location}{sep}digest={config_digest}", content=config)
+    put.raise_for_status()
+    media = "application/vnd.oci.image.manifest.v1+json"
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": media,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": len(config)},
+        "layers": [],
+    }).encode()  # fmt: skip
+    resp = httpx.put(
+        f"{registry}/v2/{repo}/manifests/n{n}", content=manifest, headers={"Content-Type": media}
+    )
+    resp.raise_for_status()
+    return "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
+def _start_registry(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    from compatcheck.targets import free_port
+
+    port = free_port()
+    config = tmp / "registry.json"  # JSON is YAML
+    config.write_text(json.dumps({
+        "version": 0.1, "log": {"level": "warn", "accesslog": {"disabled": True}},
+        "storage": {"filesystem": {"rootdirectory": str(tmp / "registry-data")}},
+        "http": {"addr": f"127.0.0.1:{port}"},
+    }))  # fmt: skip
+    binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+    proc = subprocess.Popen(
+        [binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/v2/", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise SystemExit("docker-registry did not start")
+
+
+def cold_from_registry(pairs: int, tmp: Path) -> None:
+    """Cold verdicts of image targets from a real registry, then the same pairs again."""
+    from compatcheck.artifact.contract import attach_contract
+
+    if not (shutil.which("docker-registry") or os.access("/usr/bin/docker-registry", os.X_OK)):
+        print("cold verdict from the registry: not measured (docker-registry is not installed)")
+        return
+    registry, url = _start_registry(tmp)
+    host = url.removeprefix("http://")
+    snapshots = REPO / "fixtures" / "snapshots" / "shop"
+    docs = {v: json.loads((snapshots / f"{v}.snapshot.json").read_text()) for v in ("v3", "v4")}
+    try:
+        bodies = []
+        for i in range(pairs):
+            refs = {}
+            for role, version in (("old", "v3"), ("new", "v4")):
+                digest = _push_image(url, "team/shop", 2 * i + (role == "new"))
+                refs[role] = f"{host}/team/shop@{digest}"
+                doc = {**docs[version], "captured_at": f"2026-01-01T00:00:{i % 60:02d}.{i:06d}Z"}
+                attach_contract(f"oci:{refs[role]}", json.dumps(doc).encode(), doc["captured_at"])
+            bodies.append({"service": "shop", "old": {"image": refs["old"]},
+                           "new": {"image": refs["new"]}})  # fmt: skip
+        config = tmp / "hook-images.yaml"
+        config.write_text(f"allow_images: ['{host}/team/*']\n")
+        proc, hook = start_hook(tmp / "hook-images.log", "-c", str(config))
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        try:
+            with httpx.Client(base_url=hook, headers=auth, timeout=60) as client:
+                client.post("/v1/check", json=bodies[0])  # imports and first connection
+                for label, batch in (("cold", bodies[1:]), ("cached verdict", bodies[1:])):
+                    samples = []
+                    for body in batch:
+                        started = time.perf_counter()
+                        resp = client.post("/v1/check", json=body)
+                        samples.append(time.perf_counter() - started)
+                        if resp.status_code != 200 or resp.json()["go"] is not False:
+                            raise SystemExit(f"unexpected {resp.status_code}: {resp.text[:200]}")
+                    print(f"image targets from the registry, {label}, 1 caller: "
+                          f"{percentiles(samples)}")  # fmt: skip
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(30)
+    finally:
+        os.killpg(registry.pid, signal.SIGTERM)
+        registry.wait(10)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--state", metavar="redis://HOST:PORT/DB", help="also bench replicas")
+    parser.add_argument(
+        "--cold", type=int, default=40, metavar="PAIRS", help="image pairs judged cold (0: none)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start_hook(Path(tmp) / "hook.log")
@@ -191,6 +304,8 @@ def main() -> int:
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(30)
+        if args.cold > 1:
+            cold_from_registry(args.cold, Path(tmp))
         if args.state:
             replicas(args, Path(tmp), (p99(fifty), rps50))
     return 0

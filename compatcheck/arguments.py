@@ -11,11 +11,13 @@ import argparse
 from typing import Any, NoReturn
 
 from compatcheck import __version__
+from compatcheck.reportargs import add_report_options
 from compatcheck.serve import add_serve_parser
 from compatcheck.verify.cli import add_verify_parser
 
 EXIT_GO, EXIT_NO_GO, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
-REPORT_FORMATS = ("text", "json", "markdown", "junit", "sarif", "github", "html")
+#: ``--framework`` of ``migrations`` (the sources' registry, kept here: this module stays light).
+MIGRATION_FRAMEWORKS = ("auto", "alembic", "golang-migrate", "goose", "dbmate", "flyway")
 #: What each exit code means (``docs/commands.md`` is generated from this table).
 EXIT_CODES = (
     (EXIT_GO, "go: the transition is safe (no finding at or above `--fail-on`, except waived)"),
@@ -48,40 +50,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def _add_report_options(p: argparse.ArgumentParser, *, consumers: bool = True) -> None:
-    g = p.add_argument_group("report")
-    g.add_argument("--format", choices=REPORT_FORMATS, default="text", help="report format")
-    g.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE")
-    g.add_argument(
-        "--policy", action="append", default=[], metavar="FILE", help="policy file (repeatable)"
-    )
-    g.add_argument(
-        "--fail-on",
-        choices=("error", "warning", "info"),
-        default="error",
-        help="lowest severity that makes the verdict no-go (default: error)",
-    )
-    g.add_argument(
-        "--direction",
-        choices=("rollback", "deploy"),
-        default="rollback",
-        help="rollback judges NEW → OLD (default); deploy judges OLD → NEW",
-    )
-    g.add_argument("--no-color", action="store_true", help="never colour the text report")
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
-    if consumers:
-        g.add_argument(
-            "--consumers",
-            action="append",
-            default=[],
-            metavar="PATH|prometheus:URL",
-            help="rule files, dashboards or folders whose breakage to name, or the rules a "
-            "running Prometheus loaded (repeatable)",
-        )
-        g.add_argument(
-            "--emit-bridge-rules",
-            metavar="FILE",
-            help="write a Prometheus rule file that bridges renamed metrics",
-        )
+    add_report_options(p, consumers=consumers)
 
 
 def _add_diff(sub: argparse._SubParsersAction[Any]) -> None:
@@ -157,12 +126,25 @@ def _add_snapshot(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _add_migrations(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser("migrations", help="judge the Alembic migrations between two heads")
+    p = sub.add_parser("migrations", help="judge the migrations between two heads")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument(
         "--script-location",
         metavar="DIR",
-        help="Alembic script location (env.py + versions/) or a bare versions folder",
+        help="Alembic script location (env.py + versions/), a bare versions folder, or a "
+        "golang-migrate, goose, dbmate or Flyway SQL folder",
+    )
+    p.add_argument(
+        "--framework",
+        choices=MIGRATION_FRAMEWORKS,
+        default="auto",
+        help="the tool whose files the folder holds (default: auto, detected from the files)",
+    )
+    p.add_argument(
+        "--dialect",
+        choices=("sqlite", "postgresql", "mysql"),
+        help="the database SQL files are written for, which decides how they are split and "
+        "read (default: --db-url's, else sqlite); mysql covers MariaDB",
     )
     where.add_argument(
         "--config",
@@ -201,7 +183,8 @@ def _add_migrations(sub: argparse._SubParsersAction[Any]) -> None:
         "--old",
         required=True,
         metavar="REV",
-        help="OLD's head(s): id, prefix, head, heads, label@head, or a comma-separated set",
+        help="OLD's head(s): Alembic id, prefix, head, heads, label@head or a comma-separated "
+        "set; a SQL tool's version as it names it (0: none)",
     )
     p.add_argument(
         "--new",

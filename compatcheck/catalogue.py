@@ -44,6 +44,9 @@ class Rule:
     fix: str
     #: Severity when consumer files were given and none uses the finding's object; None = same.
     without_consumers: str | None = None
+    #: Every key the finding's ``evidence`` may carry, with its meaning, in the catalogue's order
+    #: (a finding carries a subset: a contract violation about a status has no JSON pointer).
+    evidence: tuple[tuple[str, str], ...] = ()
 
     @property
     def area(self) -> str:
@@ -58,6 +61,7 @@ class Rule:
             "why": self.why,
             "example": self.example,
             "fix": self.fix,
+            "evidence": dict(self.evidence),
         }
 
 
@@ -87,8 +91,20 @@ def _parse(data: Any, name: str) -> dict[str, Rule]:
         if missing:
             raise UsageError(f"{name}: {kind}: missing {', '.join(missing)}")
         summary, why, example, fix = (str(entry[k]) for k in _DOC_KEYS)
-        out[kind] = Rule(kind, sev, summary, why, example, fix, without_consumers=wo)
+        evidence = _evidence(entry.get("evidence"), f"{name}: {kind}")
+        out[kind] = Rule(kind, sev, summary, why, example, fix, wo, evidence)
     return out
+
+
+def _evidence(value: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """The ``evidence`` mapping (key → meaning): required, so that no kind goes undocumented;
+    ``{}`` for a kind whose findings carry none."""
+    if not isinstance(value, Mapping):
+        raise UsageError(f"{where}: evidence must be a mapping of key to meaning (`{{}}` for none)")
+    bad = [str(k) for k, v in value.items() if not isinstance(v, str) or not v.strip()]
+    if bad:
+        raise UsageError(f"{where}: evidence {', '.join(bad)}: the meaning must be a sentence")
+    return tuple((str(k), v) for k, v in value.items())
 
 
 @lru_cache(maxsize=1)

@@ -23,13 +23,13 @@ from compatcheck.arguments import (
     EXIT_NO_GO,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
-    REPORT_FORMATS,
     Parser,
     build_parser,
 )
 from compatcheck.errors import CompatcheckError, UnavailableError, UsageError
 from compatcheck.interrupts import exit_status, sigterm_as_interrupt
 from compatcheck.masking import mask_secrets
+from compatcheck.reportargs import REPORT_FORMATS
 from compatcheck.serve import cmd_serve
 
 __all__ = [
@@ -179,6 +179,8 @@ def _cmd_migrations(args: argparse.Namespace, out: IO[str]) -> int:
         live_db_url=live_db_url,
         progress=progress,
         start=start,
+        framework=args.framework,
+        dialect=args.dialect,
     )
     typed = {args.old, args.new}
     for f in result.findings:
@@ -410,7 +412,8 @@ def _cmd_snapshot(args: argparse.Namespace, out: IO[str]) -> int:
 
 def _attach_target(arg: str) -> str:
     """``--attach`` takes ``oci:IMAGE@…`` or ``oci-layout:DIR@…``; a bare image means ``oci:``."""
-    from compatcheck.artifact.contract import is_contract_ref, parse_contract_ref
+    from compatcheck.artifact.contract import parse_contract_ref
+    from compatcheck.sources import is_contract_ref
 
     target = arg if is_contract_ref(arg) else f"oci:{arg}"
     parse_contract_ref(target)  # a tag is refused before anything is captured

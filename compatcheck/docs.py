@@ -23,7 +23,8 @@ from typing import Any
 
 from compatcheck.arguments import EXIT_CODES, build_parser
 from compatcheck.catalogue import load_catalogue
-from compatcheck.config.declaration import CONFIG, PLACEHOLDERS, Key
+from compatcheck.checks.availability import UNAVAILABLE_KINDS
+from compatcheck.config.declaration import CONFIG, PLACEHOLDERS, SOURCE_KEYS, Key
 from compatcheck.config.schema import render_schema
 from compatcheck.interrupts import EXITS
 from compatcheck.schemas import SCHEMA_FILES, load_schema
@@ -128,7 +129,7 @@ def render_config() -> str:
     )
     out.append(
         "A target (`old`, `new`: the same keys; `new.*` is not repeated below) has exactly one "
-        "of `command`, `url`, `snapshot`, `exposition`, `stored`. Placeholders in `command` and "
+        "of " + ", ".join(f"`{k}`" for k in SOURCE_KEYS) + ". Placeholders in `command` and "
         "`env`: " + ", ".join(f"`{{{p}}}`" for p in PLACEHOLDERS) + ". Durations: a number of "
         "seconds or `500ms`, `30s`, `2m`, `1h`.\n"
     )
@@ -228,10 +229,10 @@ ones are added, none is renamed or removed within v1.
 | 0 | `go` | no finding counts against the verdict |
 | 1 | `no-go` | at least one finding is blocking, unwaived and at or above `fail_on` |
 | 2 | — | usage or input error (one line on stderr naming the input); no report |
-| 3 | `no-go` | something could not be evaluated (a `check/unavailable` finding): "cannot tell" |
+| 3 | `no-go` | something could not be evaluated (a {unavailable_or} finding): "cannot tell" |
 
 To tell "could not evaluate" from a real no-go in JSON, look for findings whose `kind` is
-`check/unavailable` (and not `waived`); the CLI also prints each one on stderr.
+{unavailable_or} (and not `waived`); the CLI also prints each one on stderr.
 
 ## blocking, waived, and what counts
 
@@ -256,12 +257,20 @@ JSON's `fingerprint` has all 12: use that in a waiver) and how to fix it. The JS
 finding on its own.
 """
 
+_EVIDENCE_INTRO = """\
+Every finding's `evidence` holds machine-readable details whose keys depend on its kind. A
+finding carries the keys that apply to it (a contract violation about a status has no field
+value); no other key appears, and keys are added, never renamed, within v1. Declared in
+`rules/default.yaml` with each kind; a test checks the code writes exactly these keys.
+"""
+
 
 def render_report() -> str:
+    kinds = " or ".join(f"`{k}`" for k in sorted(UNAVAILABLE_KINDS))
     out = _page(
         "Reading a report",
-        "`compatcheck/docs.py` and `compatcheck/schemas/*.schema.json`",
-        _REPORT_INTRO,
+        "`compatcheck/docs.py`, `compatcheck/schemas/*.schema.json` and `rules/default.yaml`",
+        _REPORT_INTRO.replace("{unavailable_or}", kinds),
     )
     for name, file in SCHEMA_FILES.items():
         schema = load_schema(name)
@@ -273,7 +282,22 @@ def render_report() -> str:
             if definition.get("properties"):
                 out += ["", f"### {name}: {def_name}\n", *_object_table(definition)]
                 out += _nested(name, def_name, definition)
-    return "\n".join(out) + "\n"
+    out += _evidence_keys()
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _evidence_keys() -> list[str]:
+    """Per kind, the evidence keys its findings may carry and what each means."""
+    out = ["", "## Evidence keys of each kind\n", _EVIDENCE_INTRO]
+    for rule in load_catalogue().values():
+        out.append(f"### `{rule.kind}`\n")
+        if not rule.evidence:
+            out.append("No evidence: the kind and subject say everything.\n")
+            continue
+        out += ["| key | meaning |", "|---|---|"]
+        out += [f"| `{key}` | {_cell(meaning)} |" for key, meaning in rule.evidence]
+        out.append("")
+    return out
 
 
 def _nested(doc: str, path: str, schema: dict[str, Any]) -> list[str]:

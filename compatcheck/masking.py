@@ -30,7 +30,13 @@ MASK = "***"
 #: Parameter names whose values are secrets (substring, any case): over-masking a harmless
 #: ``keyword=`` costs nothing, missing ``X-Amz-Security-Token=`` leaks a credential.
 _SECRET_NAME = r"[\w.\-]*?(?i:pass|pwd|secret|token|sig|key|auth|credential|session|cookie)[\w.\-]*"
-_PAIR_RE = re.compile(rf"(?:^|(?<=[?&;#,(\s]))({_SECRET_NAME})=([^\s&;#\"'<>`]+)")
+#: The value runs to the next delimiter, less the punctuation that closes the sentence or the
+#: bracket around the URL: ``[URL?token=x] waiting``, ``URL?token=x: refused`` keep their ``]``
+#: and ``:`` (eaten, a progress line lost its bracket and an error its colon).
+_PAIR_RE = re.compile(
+    rf"(?:^|(?<=[?&;#,(\s]))({_SECRET_NAME})="
+    r"([^\s&;#\"'<>`]+?)(?=[\]):,.]*(?:[\s&;#\"'<>`]|$))"
+)
 #: ``scheme://userinfo@``: the userinfo runs to the last ``@`` before the path.
 _USERINFO_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)([^/?#\s\"'<>`]*)@")
 #: ``Authorization: <scheme> <credentials>`` and a long ``Bearer <token>`` (the phrase "bearer

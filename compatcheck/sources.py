@@ -32,6 +32,17 @@ _SNIFF_BYTES = 4096
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
 
 
+#: What starts a contract attached to an image digest: a registry's, or an OCI layout folder's
+#: (:mod:`compatcheck.artifact.contract` reads them). Here, not there, because every command
+#: tells sources apart and must not import the registry client to do so.
+CONTRACT_PREFIXES = ("oci:", "oci-layout:")
+
+
+def is_contract_ref(arg: str) -> bool:
+    """Whether ``arg`` names the contract attached to an image (``oci:…``, ``oci-layout:…``)."""
+    return arg.startswith(CONTRACT_PREFIXES)
+
+
 def is_url(arg: str) -> bool:
     return arg.startswith(("http://", "https://"))
 
@@ -78,7 +89,7 @@ def load_source(
     image digest (:mod:`compatcheck.artifact.contract`), with the credentials of the docker
     ``config.json`` ``registry_config``; a tag is refused (``artifact/not-pinned``, exit 2).
     """
-    if arg.startswith(("oci:", "oci-layout:")):
+    if is_contract_ref(arg):
         from compatcheck.artifact.auth import load_registry_config
         from compatcheck.artifact.contract import load_contract
 
@@ -86,7 +97,7 @@ def load_source(
         snap: Snapshot = load_contract(arg, label=label, registry_config=config, timeout=timeout)
         return snap
     scheme = _SCHEME.match(arg)
-    if scheme and not is_url(arg) and scheme.group(1).lower() not in ("oci", "oci-layout"):
+    if scheme and not is_url(arg):
         raise UsageError(
             f"{mask_secrets(arg)}: unsupported URL scheme `{scheme.group(1)}` "
             "(expected http:// or https://, a file, or oci:IMAGE@sha256:…)"

@@ -75,6 +75,7 @@ def running_prometheus(tmp: Path, target: str, rules: str = ALERT_RULES) -> Iter
             f"--config.file={tmp / 'prometheus.yml'}",
             f"--storage.tsdb.path={tmp / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
+            "--web.enable-lifecycle",  # POST /-/reload: a test changes the rules Prometheus has
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -160,3 +161,9 @@ def wait_for(url: str, query: str, predicate: object, timeout: float = 20.0) -> 
             return
         time.sleep(0.2)
     raise AssertionError(f"{query}: still {result!r} after {timeout} s")
+
+
+def wait_for_scrapes(url: str, series: str, count: int = 2, timeout: float = 20.0) -> None:
+    """Until Prometheus holds ``count`` samples of ``series`` from the last 10 s: a rate (and so
+    an error ratio) needs two scrapes of a target, and one scrape is not yet an answer."""
+    wait_for(url, f"count_over_time({series}[10s]) >= {count}", bool, timeout)

@@ -93,7 +93,7 @@ OK_NEW = "new: {url: 'http://127.0.0.1:9000'}\n"
         (
             "old:\n  url: 'http://x:1'\n  command: [a]\n" + OK_NEW,
             1,
-            "`old` needs exactly one of command, url, snapshot, exposition, stored "
+            "`old` needs exactly one of command, url, snapshot, exposition, stored, contract "
             "(has `command`, `url`)",
         ),
         (
@@ -233,9 +233,9 @@ def test_migrations_alembic_ini_keys(tmp_path):
     [
         (
             "migrations: {script_location: m, alembic_ini: a.ini}\n",
-            "`migrations` needs `script_location` or `alembic_ini` (one)",
+            "`migrations` needs `script_location`, `dir` or `alembic_ini` (one)",
         ),
-        ("migrations: {database: sqlite}\n", "`migrations` needs `script_location` or"),
+        ("migrations: {database: sqlite}\n", "`migrations` needs `script_location`, `dir` or"),
         (
             "migrations: {alembic_ini: a.ini, x: [a=b]}\n",
             "`migrations.x` must be a mapping (KEY: VALUE, as -x K=V)",

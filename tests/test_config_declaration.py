@@ -108,6 +108,7 @@ def test_absent_keys_take_the_declared_defaults(tmp_path):
     data = _minimal()
     data["warmup"] = [{"path": "/"}]
     data["migrations"] = {"script_location": "m"}
+    (tmp_path / "m").mkdir()  # a migrations folder that does not exist is refused
     cfg = load_config(_write(tmp_path, data))
     sections = {"readiness": cfg.readiness, "metrics": cfg.metrics, "warmup[]": cfg.warmup[0]}
     sections |= {"migrations": cfg.migrations, "": cfg}
@@ -123,6 +124,7 @@ def test_absent_keys_take_the_declared_defaults(tmp_path):
         "metrics.interval",
         "metrics.timeout",
         "metrics.max_bytes",
+        "migrations.framework",
         "migrations.database",
         "migrations.name",
         "grace",

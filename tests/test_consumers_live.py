@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from compatcheck.consumers import load_consumers
@@ -81,16 +82,137 @@ def test_live_source_that_is_no_http_url_is_exit_2(spec: str) -> None:
     ]
 
 
-def test_serve_refuses_a_live_source_at_start(tmp_path: Path) -> None:
-    """The hook keys its loaded consumers by file content; a live source is refused in one line
-    before it listens, not on every request."""
-    spec = "prometheus:http://ops:hunter2@127.0.0.1:9090"
+def test_serve_refuses_a_live_source_that_is_no_url_at_start(tmp_path: Path) -> None:
+    """A malformed live source stops the hook before it listens, in one masked line; a
+    well-formed one is not asked at start (a Prometheus down for a minute must not stop it)."""
     argv = [sys.executable, "-m", "compatcheck", "serve", "--snapshot-dir", str(tmp_path)]
     done = subprocess.run(
-        [*argv, "--consumers", spec, "--port", "0"], capture_output=True, text=True, timeout=60
+        [*argv, "--consumers", "prometheus:ftp://ops:hunter2@x", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
-        "compatcheck: error: --consumers prometheus:http://ops:***@127.0.0.1:9090: serve reads "
-        "rule files and dashboards only (prometheus:URL is for diff, check and verify)"
+        "compatcheck: error: --consumers prometheus:ftp://ops:***@x: expected "
+        "prometheus:http(s)://HOST:PORT"
     ]
+
+
+def _check_config(tmp: Path, consumers: list[str]) -> Path:
+    config = tmp / "compatcheck.yaml"
+    lines = [
+        "service: shop",
+        f"old: {{snapshot: {SHOP / 'v1.json'}}}",
+        f"new: {{snapshot: {SHOP / 'v2.json'}}}",
+        "consumers:",
+        *(f"  - {json.dumps(c)}" for c in consumers),
+    ]
+    config.write_text("\n".join(lines) + "\n")
+    return config
+
+
+def test_check_reads_live_consumers_named_in_the_config(tmp_path: Path) -> None:
+    """``consumers: [prometheus:URL]`` in compatcheck.yaml: `check` judges the rules that
+    Prometheus loaded exactly as the rule file (paths next to it still relative to the file)."""
+    unused = f"127.0.0.1:{free_port()}"
+    expected = _consumer_rows(json.loads(_diff(str(RULES)).stdout))
+    with running_prometheus(tmp_path / "prom", unused, RULES.read_text()) as url:
+        config = _check_config(tmp_path, [f"prometheus:{url}"])
+        argv = [sys.executable, "-m", "compatcheck", "check", "-c", str(config)]
+        done = subprocess.run(
+            [*argv, "--format", "json", "-q"], capture_output=True, text=True, timeout=120
+        )
+    assert done.returncode == 1, done.stderr
+    assert _consumer_rows(json.loads(done.stdout)) == expected != set()
+
+
+def test_a_config_live_source_that_is_no_url_is_one_line(tmp_path: Path) -> None:
+    config = _check_config(tmp_path, ["rules/", "prometheus:ftp://ops:hunter2@x"])
+    done = subprocess.run(
+        [sys.executable, "-m", "compatcheck", "config", "--validate", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"compatcheck: error: {config}:6: `consumers[1]`: expected prometheus:http(s)://HOST:PORT"
+    ]
+
+
+def _rules_reads(url: str) -> float:
+    """How many times Prometheus answered ``/api/v1/rules`` (its own request counter)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text):
+        for sample in family.samples:
+            if (
+                sample.name == "prometheus_http_requests_total"
+                and sample.labels.get("handler") == "/api/v1/rules"
+            ):
+                return float(sample.value)
+    return 0.0
+
+
+def test_the_hook_reads_live_rules_at_most_once_per_max_age(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``serve --consumers prometheus:URL``: the verdict names the same consumers as the rule
+    file; the rules are read again only once they are older than the max age (one read for any
+    number of concurrent checks), a rule change then reaches the verdict, and a Prometheus that
+    cannot be asked when they are due is "cannot tell" (503), not a verdict without them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from compatcheck.serve import inputs
+    from tests.test_serve_helpers import AUTH, body, hook_clients
+
+    now = [1000.0]
+    monkeypatch.setattr(inputs, "_now", lambda: now[0])
+    store = tmp_path / "store" / "shop"
+    store.mkdir(parents=True)
+    for v in ("v1", "v2"):
+        (store / f"{v}.snapshot.json").write_bytes((SHOP / f"{v}.json").read_bytes())
+    expected = _consumer_rows(json.loads(_diff(str(RULES)).stdout))
+    assert expected
+    clients = hook_clients()
+    make = next(clients)
+    unused = f"127.0.0.1:{free_port()}"
+    try:
+        with running_prometheus(tmp_path / "prom", unused, RULES.read_text()) as url:
+            client = make(
+                snapshot_dir=str(tmp_path / "store"),
+                consumers=(f"prometheus:{url}",),
+                live_consumers_max_age=10.0,
+            )
+
+            def check() -> httpx.Response:
+                return client.post("/v1/check", json=body("shop", "v1", "v2"), headers=AUTH)  # type: ignore[no-any-return]
+
+            first = check()
+            assert first.status_code == 200, first.text
+            assert _consumer_rows(first.json()) == expected
+            reads = _rules_reads(url)
+            # Prometheus drops every rule; within the max age the hook still judges with the
+            # rules it read (and does not ask again).
+            (tmp_path / "prom" / "rules.yml").write_text("groups: []\n")
+            assert httpx.post(f"{url}/-/reload").status_code == 200
+            assert httpx.get(f"{url}/api/v1/rules").json()["data"]["groups"] == []
+            now[0] += 9.9
+            assert _consumer_rows(check().json()) == expected
+            assert _rules_reads(url) == reads + 1  # only the test's own look above
+            now[0] += 0.2  # past the age: eight checks at once, one read
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(lambda _: check(), range(8)))
+            assert [a.status_code for a in answers] == [200] * 8
+            assert all(_consumer_rows(a.json()) == set() for a in answers)
+            assert _rules_reads(url) == reads + 2
+        now[0] += 10.1  # Prometheus is gone and the rules are due
+        gone = check()
+        assert gone.status_code == 503
+        assert gone.json()["error"] == (
+            f"live consumers unavailable: {url}/api/v1/rules: cannot ask Prometheus: "
+            "connection refused"
+        )
+    finally:
+        clients.close()

@@ -140,3 +140,108 @@ def test_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert any(rows[y].count(red) > 300 for y in range(0, 200)), "no red verdict banner"
     background = bytes((0xF5, 0xF6, 0xF8)) * width
     assert rows[-1] == background and rows[-50] == background
+
+
+#: A policy for the renamed fixture: one waiver that applies, one expired, one matching nothing.
+POLICY = """\
+waivers:
+  - kind: metrics/family-removed
+    subject: worker_threads
+    reason: "threads gauge retired, OPS-7"
+    expires: 2099-12-31
+  - kind: metrics/family-added
+    subject: db_connections
+    reason: "pool gauge is new"
+    expires: 2020-01-31
+  - kind: metrics/type-changed
+    subject: nothing_here
+    reason: "left over"
+    expires: 2099-12-31
+"""
+DIGEST = "sha256:" + "ab" * 32
+
+
+def _sections_report(tmp: Path) -> str:
+    """The renamed fixture with waivers, OLD's artifact and a post-rollback verification: every
+    section the HTML report has beyond the causes, built by the real engine."""
+    from compatcheck.artifact.section import ArtifactSection
+    from compatcheck.engine import EvaluateOptions, evaluate
+    from compatcheck.policy import load_policy
+    from compatcheck.reporters import render
+    from compatcheck.sources import load_source
+    from compatcheck.verify.section import VerifyCheck, VerifySection
+
+    (tmp / "policy.yaml").write_text(POLICY, encoding="utf-8")
+    artifact = ArtifactSection.from_json(
+        {
+            "reference": "registry.example/shop:v1.4.2",
+            "digest": DIGEST,
+            "pinned": False,
+            "pinned_reference": f"registry.example/shop@{DIGEST}",
+            "rollback_commands": [f"kubectl set image deployment/shop app=shop@{DIGEST}"],
+        }
+    )
+    verify = VerifySection(
+        prometheus="http://127.0.0.1:9090",
+        selector='{job="shop"}',
+        expect="old",
+        window_seconds=60,
+        interval_seconds=5,
+        started_at="2026-06-01T10:00:00Z",
+        finished_at="2026-06-01T10:01:00Z",
+        polls=13,
+        verified=False,
+        checks=(
+            VerifyCheck("build", "ok", "1 of 1 instances report version old", "up", 1.0),
+            VerifyCheck(
+                "error-rate",
+                "failing",
+                "0.2 > 0.015",
+                "sum(rate(errors[1m]))",
+                0.2,
+                details=('{job="shop"}: 0.2',),
+            ),
+        ),
+    )
+    report = evaluate(
+        load_source(str(RENAMED / "old.prom")),
+        load_source(str(RENAMED / "new.prom")),
+        EvaluateOptions(
+            policy=load_policy([str(tmp / "policy.yaml")]), artifact=artifact, verify=verify
+        ),
+    )
+    return render(report, "html")
+
+
+@pytest.mark.slow
+def test_html_report_shows_waivers_verify_and_artifact_in_chromium(tmp_path: Path) -> None:
+    page = tmp_path / "sections.html"
+    page.write_text(_sections_report(tmp_path), encoding="utf-8")
+    dom = _chromium("--dump-dom", page.as_uri())
+    assert dom.returncode == 0, dom.stderr
+    html = dom.stdout.replace("&amp;", "&").replace("&quot;", '"')
+    sections = re.findall(r'<h2 id="([a-z-]+)">([^<]+)</h2>', html)
+    assert sections == [
+        ("waived", "Waived"),
+        ("expired-waivers", "Expired waivers"),
+        ("unused-waivers", "Unused waivers"),
+        ("verify", "Verification"),
+        ("artifact", "Artifact"),
+    ]
+    assert "<code>worker_threads</code> (gauge) disappears." in html
+    assert "waived until 2099-12-31: threads gauge retired, OPS-7" in html
+    assert "metrics/family-added db_connections</code>: expired 2020-01-31" in html
+    assert "metrics/type-changed nothing_here</code>: matched no finding, remove it" in html
+    assert '<td class="unsafe">failing</td><td>0.2 &gt; 0.015<br>{job="shop"}: 0.2</td>' in html
+    assert "<code>sum(rate(errors[1m]))</code>" in html
+    assert f"registry.example/shop:v1.4.2 → registry.example/shop@{DIGEST}" in html
+    # NO-GO (the renames): the rollback command waits below, framed as after the problems.
+    assert "<h2>Rollback steps, once the problems are resolved</h2>" in html
+    assert f"kubectl set image deployment/shop app=shop@{DIGEST}" in html
+    verdict = re.search(r'<div class="verdict no-go" id="verdict">(.*?)</div>', html)
+    assert verdict is not None and verdict.group(1).startswith("NOT VERIFIED: ")
+    shot = tmp_path / "sections.png"
+    done = _chromium(f"--screenshot={shot}", "--window-size=1200,8000", page.as_uri())
+    assert done.returncode == 0 and shot.is_file(), done.stderr
+    width, _, rows = _pixels(shot.read_bytes())
+    assert rows[-1] == bytes((0xF5, 0xF6, 0xF8)) * width, "the page is cut off below the fold"

@@ -18,7 +18,7 @@ from compatcheck.migrations import MigrationsResult, inspect_migrations
 from compatcheck.migrations.graph import downgrade_path, resolve
 from compatcheck.migrations.sources.alembic.history import load_history
 from compatcheck.migrations.sources.alembic.revisions import read_revision_file
-from compatcheck.migrations.sql import parse_sql
+from compatcheck.migrations.sqlstatic import parse_sql
 
 from .conftest import scratch_databases
 
@@ -151,7 +151,7 @@ def test_missing_and_non_alembic_folders(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such directory"):
         inspect_migrations(tmp_path / "nope", None, None)
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(InputError, match="not an Alembic script location"):
+    with pytest.raises(InputError, match="no migration files of a known framework"):
         inspect_migrations(tmp_path, None, None)
     (tmp_path / "broken.py").write_text("revision = 'x'\ndown_revision = (\n")
     with pytest.raises(InputError, match=r"broken\.py: syntax error on line"):
@@ -207,7 +207,7 @@ def test_parse_sql_statements() -> None:
         ("update_rows", "users", "a", None),
         ("update_rows", "users", "b", None),
         ("rename_table", "t", None, "t2"),
-        ("non_transactional", None, None, None),
+        ("non_transactional", "t", None, "ix"),
         ("create_index", "t", None, "ix"),
         ("add_column", "t", "c", None),
         ("drop_column", "t", "d", None),

@@ -32,7 +32,8 @@ from compatcheck.migrations.scratch import one_line, scratch_database
 from compatcheck.migrations.section import OnlineOnly
 from compatcheck.migrations.sources import open_source
 from compatcheck.migrations.sources.alembic.runner import migrate_to_head, read_alembic_head
-from compatcheck.migrations.sql import parse_sql, split_sql
+from compatcheck.migrations.sql import split_sql
+from compatcheck.migrations.sqlstatic import parse_sql
 from compatcheck.migrations.steps import Code, Step, Wording
 
 WORDING = Wording(step="Migration", up="up section", down="down section", upgrade_all="`up`")
@@ -223,8 +224,8 @@ def test_the_round_trip_runs_a_framework_it_does_not_know(
 
 
 def test_an_unknown_framework_is_a_usage_error(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="unknown migrations framework `flyway`"):
-        open_source(tmp_path, "flyway")
+    with pytest.raises(UsageError, match="unknown migrations framework `liquibase`"):
+        open_source(tmp_path, "liquibase")
     assert open_source(Path(__file__).parent.parent / "fixtures/alembic/batch_mode").framework == (
         "alembic"
     )

@@ -199,10 +199,14 @@ def test_ci_recipes_install_a_wheel_built_from_a_pinned_tag(
 ) -> None:
     """Never an unpublished package name: the recipe builds a wheel from a pinned ref of the
     repository, then installs that wheel. The build line runs for real against this repository's
-    own commit (a ``file://`` git URL); the install line runs with ``--dry-run --no-deps`` (a fresh
-    venv with every dependency would take minutes) and must pick up exactly the wheel built."""
+    own commit (a ``file://`` git URL, since the tag is cut only at release: README, "Cutting a
+    release"); the install line runs for real too, into a folder (``PIP_TARGET``, without
+    dependencies: this interpreter has them), and the compatcheck it installed answers."""
     variables, lines = install_lines(recipe)
-    assert variables["COMPATCHECK_REF"].startswith("v") and variables["COMPATCHECK_GIT"]
+    version = re.search(r'^version = "(.+)"$', (REPO / "pyproject.toml").read_text(), re.M)
+    assert version is not None
+    # The pinned tag is the release this repository's version becomes when it is cut.
+    assert variables["COMPATCHECK_REF"] == f"v{version[1]}" and variables["COMPATCHECK_GIT"]
     build, install = lines
     assert build.startswith("pip wheel --no-deps -w dist ") and "COMPATCHECK_REF" in build
     assert install == "pip install dist/compatcheck-*.whl"
@@ -227,20 +231,38 @@ def test_ci_recipes_install_a_wheel_built_from_a_pinned_tag(
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         built_wheels[build] = cwd
-    version = re.search(r'^version = "(.+)"$', (REPO / "pyproject.toml").read_text(), re.M)
-    assert version is not None
     wheel = f"compatcheck-{version[1]}-py3-none-any.whl"
     assert sorted(p.name for p in (cwd / "dist").iterdir()) == [wheel]
+    target = tmp_path_factory.mktemp("installed")
     proc = subprocess.run(
-        ["bash", "-c", f"{install} --dry-run --no-deps"],
-        env=env,
+        ["bash", "-eo", "pipefail", "-c", install],
+        env={**env, "PIP_TARGET": str(target), "PIP_NO_DEPS": "1"},
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"Would install compatcheck-{version[1]}" in proc.stdout, proc.stdout
+    assert f"Successfully installed compatcheck-{version[1]}" in proc.stdout, proc.stdout
+    # The installed wheel (not this checkout) answers, with its catalogue packaged.
+    ran = subprocess.run(
+        [str(target / "bin" / "compatcheck"), "explain", "metrics/renamed"],
+        env={**env, "PYTHONPATH": str(target), "PYTHONSAFEPATH": "1"},
+        cwd=target,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode == 0 and ran.stdout.startswith("metrics/renamed"), ran.stderr
+    where = subprocess.run(
+        [sys.executable, "-c", "import compatcheck; print(compatcheck.__file__)"],
+        env={**env, "PYTHONPATH": str(target), "PYTHONSAFEPATH": "1"},
+        cwd=target,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert where.stdout.strip() == str(target / "compatcheck" / "__init__.py"), where.stderr
 
 
 # -- systemd -------------------------------------------------------------------------------------

@@ -121,10 +121,13 @@ def _consumer_finding() -> Finding:
         "alert:HighErrorRate",
         "alert `HighErrorRate` (monitoring/alerts.yml:12) selects "
         "`http_request_duration_seconds_count`, which OLD does not expose.",
-        {
+        {  # the judge's evidence for a family OLD lacks (compatcheck/consumers/judge.py)
             "consumer": HIGH_ERROR_RATE.to_json(),
             "expr": "sum(rate(http_request_duration_seconds_count[5m])) > 10",
-            "missing": ["http_request_duration_seconds_count"],
+            "line": 13,
+            "family": "http_request_duration_seconds",
+            "effect": "blank",
+            "missing_metric": "http_request_duration_seconds_count",
         },
         consumers=(HIGH_ERROR_RATE,),
     )
@@ -194,16 +197,18 @@ def case_migrations(tmp: Path) -> Report:
             "migrations/data-lost",
             "c9d8e7",
             "Downgrading `c9d8e7` deletes the values of `orders.note` (3 rows).",
-            {"table": "orders", "columns": ["orders.note"], "rows": 3},
+            {"lost": {"orders.note": 3}, "engine": "sqlite"},
         ),
         Finding(
             "migrations/downgrade-destructive",
             "c9d8e7",
             "Downgrade of `c9d8e7` drops column `orders.note`.",
             {
-                "table": "orders",
+                "file": "c9d8e7_note.py",
+                "path": "migrations/versions/c9d8e7_note.py",
+                "tables": [],
                 "columns": ["orders.note"],
-                "statement": "op.drop_column('orders', 'note')",
+                "statements": ["op.drop_column('orders', 'note')"],
             },
         ),
     ]
@@ -302,7 +307,13 @@ def case_unavailable(tmp: Path) -> Report:
             "check/unavailable",
             "old:readiness",
             "OLD never became ready on `/readyz` within 30s: \x1b[31mdb down\x1b[0m.",
-            {"version": "old", "part": "readiness", "log_tail": NASTY_LOG, "exit_code": 1},
+            {  # capture's evidence for a release that died (compatcheck/capture/target.py)
+                "target": "old",
+                "label": "v1.4.2",
+                "reason": "never became ready",
+                "exit_code": 1,
+                "log_tail": NASTY_LOG,
+            },
         ),
         Finding(
             "readiness/contract-violated",
@@ -912,3 +923,39 @@ def test_a_no_go_plan_is_advice_only_under_its_steps(
     before, after = out.split(marker, 1)
     assert "follow the downgrade plan" not in before.lower()
     assert "follow the downgrade plan" in after.lower()
+
+
+# --- causes: built once per render -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "github", "html", "junit", "sarif"])
+def test_causes_are_built_once_per_render(
+    fmt: str, build: Callable[[str], Report], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every section of one render (the list, the summary line, the advice heading, each try
+    to fit a PR comment) shares one grouping: built twice it costs twice and could disagree."""
+    import importlib
+
+    from compatcheck.reporters import causes as causes_module
+
+    real = causes_module.build_causes
+    calls: list[Report] = []
+
+    def counting(report: Report) -> list[causes_module.Cause]:
+        calls.append(report)
+        return real(report)
+
+    monkeypatch.setattr(causes_module, "build_causes", counting)
+    module = importlib.import_module(f"compatcheck.reporters.{fmt}")
+    if hasattr(module, "build_causes"):
+        monkeypatch.setattr(module, "build_causes", counting)
+    report = build("pending")  # NO-GO with advice waiting below the verdict: every section
+    text = render(report, fmt)
+    assert len(calls) == 1
+    assert "NO-GO: 1 blocking problem (1 finding); 2 warnings" in text
+    if fmt == "markdown":  # a comment too long for the limit is re-rendered, causes are not
+        calls.clear()
+        from compatcheck.reporters.markdown import render_markdown
+
+        assert "more problems: see the JSON report" in render_markdown(report, limit=400)
+        assert len(calls) == 1

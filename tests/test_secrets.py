@@ -188,7 +188,7 @@ def test_migrations_show_no_database_password_in_any_format(
         p.stderr for p in procs
     ]
     assert "password=***" in procs[0].stderr
-    assert "database URL nonsense://u:***@h/db?password=*** unsupported" in procs[-1].stderr
+    assert "database URL nonsense://u:***@h/db?password=***: unsupported" in procs[-1].stderr
     for proc in procs:
         _assert_clean(f"{proc.args} output", proc.stdout + proc.stderr)
     _assert_files_clean(tmp_path)

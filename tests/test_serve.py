@@ -507,7 +507,10 @@ def test_flagger_service_and_validation(client: TestClient) -> None:
     )
     half = flagger_payload("v1", "")
     resp = client.post("/v1/flagger", json=half, headers=AUTH)
-    assert resp.json()["error"] == "flagger payload needs `metadata.new` (a stored version)"
+    assert resp.json()["error"] == (
+        "flagger payload needs exactly one of `metadata.new` (a stored version) or "
+        "`metadata.newImage` (an image digest)"
+    )
 
 
 def test_flagger_token_in_metadata(client: TestClient) -> None:

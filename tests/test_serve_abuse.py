@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from compatcheck.serve import ServeSettings, create_app
-from compatcheck.serve import checker as checker_module
+from compatcheck.serve import inputs as inputs_module
 from compatcheck.serve.checker import Checker
 
 from .test_serve import MakeClient, metric
@@ -276,7 +276,7 @@ def test_policy_rewritten_with_same_size_and_mtime_is_not_a_stale_verdict(
     make_client: MakeClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Trust signatures at once (no racy-write window), so that only (size, mtime, ctime) decide.
-    monkeypatch.setattr(checker_module, "_RACY_NS", -(10**18))
+    monkeypatch.setattr(inputs_module, "_RACY_NS", -(10**18))
     policy = tmp_path / "policy.yaml"
     strict, relaxed = _policy("error"), _policy("info ")
     assert len(strict) == len(relaxed)

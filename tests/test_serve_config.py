@@ -15,13 +15,15 @@ def test_paths_are_relative_to_the_config_and_other_keys_are_ignored(tmp_path: P
     cfg.parent.mkdir()
     cfg.write_text(
         "service: shop\nold: {command: [x]}\n"
-        "snapshot_dir: ../snapshots\npolicy: [p.yaml, ../q.yaml]\nconsumers: monitoring/\n"
+        "snapshot_dir: ../snapshots\npolicy: [p.yaml, ../q.yaml]\n"
+        "consumers: [monitoring/, 'prometheus:http://prom:9090']\n"
     )
     conf = read_config(str(cfg))
     assert conf == {
         "snapshot_dir": str(tmp_path / "snapshots"),
         "policy": [str(cfg.parent / "p.yaml"), str(tmp_path / "q.yaml")],
-        "consumers": [str(cfg.parent / "monitoring")],
+        # a live source is kept as written, not made a path next to the config
+        "consumers": [str(cfg.parent / "monitoring"), "prometheus:http://prom:9090"],
     }
     cfg.write_text("snapshot_dir: https://contracts.example/snapshots\n")
     assert read_config(str(cfg))["snapshot_dir"] == "https://contracts.example/snapshots"

@@ -185,6 +185,35 @@ def test_a_check_submitted_to_one_replica_is_polled_on_another(
     assert two.get("/v1/checks/not-an-id", headers=AUTH).status_code == 404
 
 
+def test_a_cached_submit_refers_to_the_verdict_not_a_copy(
+    make_client: MakeClient, state_url: str
+) -> None:
+    """A check answered from the verdict cache stores no report of its own: polling it reads
+    the verdict stored once under the same id (rewritten only when Redis lost it)."""
+    import redis
+
+    one, two = make_client(state=state_url), make_client(state=state_url)
+    first = one.post("/v1/checks", json=NO_GO, headers=AUTH).json()
+    done = poll_until_done(lambda loc: one.get(loc, headers=AUTH), f"/v1/checks/{first['id']}")
+    prefix = parse_state_url(state_url).prefix
+    client = redis.Redis(*REDIS, socket_timeout=5)
+    try:
+        check, verdict = f"{prefix}check:{first['id']}", f"{prefix}verdict:{first['id']}"
+        assert client.hexists(check, "report")  # evaluated: the check holds its result
+        again = two.post("/v1/checks", json=NO_GO, headers=AUTH).json()
+        assert (again["id"], again["status"]) == (first["id"], "TERMINAL")
+        assert not client.hexists(check, "report") and client.hget(check, "cached_verdict") == b"1"
+        polled = one.get(f"/v1/checks/{first['id']}", headers=AUTH).json()
+        assert polled == done
+        # Redis lost the verdict (evicted): the replica that still has it writes it back.
+        client.delete(verdict)
+        two.post("/v1/checks", json=NO_GO, headers=AUTH)
+        assert client.hexists(verdict, "report") and client.ttl(verdict) > 24 * 3600
+        assert one.get(f"/v1/checks/{first['id']}", headers=AUTH).json() == done
+    finally:
+        client.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

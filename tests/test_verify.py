@@ -27,9 +27,15 @@ from tests.prometheus import (
     running_shop,
     traffic,
     wait_for,
+    wait_for_scrapes,
 )
 
 SELECTOR = '{job="shop"}'
+#: The default error rate verify builds from shop v1's contract with --error-rate-range 5s.
+ERROR_RATE = (
+    '(sum(rate(shop_http_requests_total{job="shop", status=~"5.."}[5s])) or vector(0)) '
+    '/ sum(rate(shop_http_requests_total{job="shop"}[5s]))'
+)
 CHECKS = ("build", "targets", "series", "error-rate", "alerts")
 
 #: What the team's monitoring reads: the alert Prometheus loads, and an orders panel's query.
@@ -157,9 +163,15 @@ def test_verify_waits_through_the_rollback_then_verifies(
             wait_for(prom, 'shop_build_info{version="2.0.0"}', bool)
             verify = Verify(verify_argv(prom, contract, consumers, "--window", "60s"))
             waiting = verify.wait_line("waiting for build")
-        # the rollback: v2 stops, v1 starts on the same address
-        with running_shop(tmp_path, "v1", port) as shop, traffic(shop):
-            code, report = verify.finish()
+        # the rollback: v2 stops, v1 starts on the same address. Nobody orders until v1 has
+        # been scraped twice with requests counted: until then the error rate has no data (it
+        # would be "skipped"), and the missing order series keeps verify waiting meanwhile.
+        with running_shop(tmp_path, "v1", port) as shop:
+            with traffic(shop, orders=False):
+                wait_for_scrapes(prom, 'shop_build_info{job="shop", version="1.0.0"}')
+                wait_for(prom, ERROR_RATE, bool)
+            with traffic(shop):
+                code, report = verify.finish()
     assert code == 0, verify.lines
     # the waiting line names who is still wrong
     assert (
@@ -171,6 +183,8 @@ def test_verify_waits_through_the_rollback_then_verifies(
     assert report["verdict"] == "go"
     assert _kinds(report) == set()
     assert _statuses(report) == dict.fromkeys(CHECKS, "ok")
+    rate = next(c for c in report["verify"]["checks"] if c["name"] == "error-rate")  # type: ignore[index]
+    assert (rate["value"], rate["query"]) == (0.0, ERROR_RATE)  # no 5xx series: 0, not empty
     section = report["verify"]
     assert isinstance(section, dict)
     assert section["verified"] is True and section["polls"] >= 2
@@ -213,10 +227,7 @@ def test_verify_fails_when_the_old_release_fails_requests(
     assert isinstance(section, dict)
     rate = next(c for c in section["checks"] if c["name"] == "error-rate")
     assert 0.2 < rate["value"] < 0.4  # 3 requests in 10 fail
-    assert rate["query"] == (
-        'sum(rate(shop_http_requests_total{job="shop", status=~"5.."}[5s])) '
-        '/ sum(rate(shop_http_requests_total{job="shop"}[5s]))'
-    )
+    assert rate["query"] == ERROR_RATE
     assert "waiting for error-rate" in "\n".join(verify.lines)
 
 
@@ -249,6 +260,163 @@ def test_verify_fails_while_a_series_consumers_need_stays_missing(
     assert "       record shop:orders:rate1m in group shop-orders (" in text
     assert "failing  series" in text
     assert 'NOT VERIFIED: 1 blocking problem (1 finding) (rollback {job="shop"} → v1)' in lines
+
+
+@pytest.mark.slow
+def test_an_error_rate_without_data_is_not_checked_not_ok(tmp_path: Path, contract: Path) -> None:
+    """v1 runs and is scraped, but nobody sends a request: there is no rate to judge. The check
+    says "skipped" with "no data" and no value, and the verified line names it as not checked."""
+    port = free_port()
+    with (
+        running_prometheus(tmp_path / "prometheus", f"127.0.0.1:{port}") as prom,
+        running_shop(tmp_path, "v1", port),
+    ):
+        wait_for_scrapes(prom, 'shop_build_info{job="shop"}')
+        argv = verify_argv(prom, contract, tmp_path / "none", "--window", "2s")
+        argv.remove("--consumers")
+        argv.remove(str(tmp_path / "none"))
+        verify = Verify(argv)
+        code, report = verify.finish()
+    assert code == 0, verify.lines
+    assert _statuses(report) == {
+        "build": "ok",
+        "targets": "ok",
+        "series": "skipped",
+        "error-rate": "skipped",
+        "alerts": "ok",
+    }
+    rate = next(c for c in report["verify"]["checks"] if c["name"] == "error-rate")  # type: ignore[index]
+    assert rate["summary"].startswith("no data: ") and rate["value"] is None
+    assert rate["query"] == ERROR_RATE
+    last = verify.lines[-1]
+    assert "verified (build, targets, alerts hold; not checked: series: " in last
+    assert "; not checked: error-rate: no data: " in last
+
+
+@pytest.mark.slow
+def test_verify_expects_the_contract_attached_to_an_image_digest(
+    tmp_path: Path, contract: Path, consumers: Path
+) -> None:
+    """``--expect oci-layout:DIR@sha256:…`` resolves the contract attached to the image, as
+    ``diff`` does, and verifies the running release against it."""
+    import shutil
+
+    layout = tmp_path / "layout"
+    shutil.copytree(Path(__file__).parent.parent / "fixtures/oci/labelled", layout)
+    digest = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
+    image = f"oci-layout:{layout}@{digest}"
+    assert main(["snapshot", str(contract), "--attach", image, "-q"]) == 0
+    port = free_port()
+    with (
+        running_prometheus(tmp_path / "prometheus", f"127.0.0.1:{port}") as prom,
+        running_shop(tmp_path, "v1", port) as shop,
+        traffic(shop),
+    ):
+        wait_for_scrapes(prom, 'shop_build_info{job="shop"}')
+        wait_for(prom, ERROR_RATE, bool)
+        wait_for(prom, 'shop_orders_total{job="shop"}', bool)
+        argv = verify_argv(prom, contract, consumers, "--window", "5s")
+        argv[argv.index(str(contract))] = image
+        verify = Verify(argv)
+        code, report = verify.finish()
+    assert code == 0, verify.lines
+    assert _statuses(report) == dict.fromkeys(CHECKS, "ok")
+    assert report["verify"]["expect"] == "v1"  # type: ignore[index]
+    source = report["old"]["source"]  # type: ignore[index]
+    named = rf"{re.escape(image)} \(contract sha256:[0-9a-f]{{64}}, created .+\)"
+    assert re.fullmatch(named, source), source
+
+
+def test_verify_refuses_an_image_tag_as_expect(capsys) -> None:  # type: ignore[no-untyped-def]
+    argv = ["verify", "--prometheus", "http://127.0.0.1:9", "--selector", SELECTOR]
+    assert main([*argv, "--expect", "oci:registry.example.com/team/shop:v1", "-q"]) == 2
+    assert capsys.readouterr().err == (
+        "compatcheck: error: oci:registry.example.com/team/shop:v1: artifact/not-pinned: a tag "
+        "can be moved to another image, so it names no contract; give the image digest "
+        "(`registry.example.com/team/shop@sha256:…`)\n"
+    )
+
+
+@pytest.mark.slow
+def test_the_hook_verifies_with_the_operators_policy(tmp_path: Path) -> None:
+    """``POST /v1/verify`` judges with the policy the hook keeps loaded (here: a build mismatch
+    is only info), not with none: the same request is no-go without it."""
+    from tests.test_serve_helpers import AUTH, hook_clients
+
+    store = tmp_path / "store" / "shop"
+    store.mkdir(parents=True)
+    fixture = Path(__file__).parent.parent / "fixtures/snapshots/shop/v1.snapshot.json"
+    (store / "v1.4.2.snapshot.json").write_bytes(fixture.read_bytes())  # another build
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("severity:\n  verify/build-mismatch: info\n")
+    port = free_port()
+    clients = hook_clients()
+    make = next(clients)
+    try:
+        with (
+            running_prometheus(tmp_path / "prometheus", f"127.0.0.1:{port}") as prom,
+            running_shop(tmp_path, "v1", port),
+        ):
+            wait_for_scrapes(prom, 'shop_build_info{job="shop"}')
+            body = {"prometheus": prom, "selector": SELECTOR, "expect": {"version": "v1.4.2"}}
+            answers = {}
+            for name, files in (("with", (str(policy),)), ("without", ())):
+                client = make(
+                    snapshot_dir=str(tmp_path / "store"), allow_prometheus=(prom,), policy=files
+                )
+                answers[name] = client.post("/v1/verify", json=body, headers=AUTH).json()
+    finally:
+        clients.close()
+    for answer in answers.values():
+        assert [f["kind"] for f in answer["findings"]] == ["verify/build-mismatch"], answer
+    assert (answers["with"]["go"], answers["without"]["go"]) == (True, False)
+    assert answers["with"]["findings"][0]["severity"] == "info"
+
+
+@pytest.mark.slow
+def test_the_hook_verifies_against_the_contract_attached_to_an_image(
+    tmp_path: Path, contract: Path
+) -> None:
+    """``/v1/verify`` with ``expect: {"image": "REPO@sha256:…"}``: the contract attached to that
+    digest in a real registry, within the hook's ``allow_images``; a tag is refused."""
+    from compatcheck.artifact.contract import attach_contract
+    from tests.test_artifact_registry import ML, Pusher, _start_registry, _stop
+    from tests.test_serve_helpers import AUTH, hook_clients
+
+    registry = _start_registry(tmp_path / "registry")
+    clients = hook_clients()
+    port = free_port()
+    try:
+        digest = Pusher(registry.url).image("team/shop", "v1", ML.image(ML.FULL_LABELS))
+        image = f"{registry.host}/team/shop@{digest}"
+        attach_contract(f"oci:{image}", contract.read_bytes(), "2026-05-01T00:00:00Z")
+        with (
+            running_prometheus(tmp_path / "prometheus", f"127.0.0.1:{port}") as prom,
+            running_shop(tmp_path, "v1", port),
+        ):
+            wait_for_scrapes(prom, 'shop_build_info{job="shop"}')
+            client = next(clients)(
+                snapshot_dir=None,
+                allow_prometheus=(prom,),
+                allow_images=(f"{registry.host}/team/*",),
+            )
+
+            def verify(expect: dict[str, str]) -> object:
+                body = {"prometheus": prom, "selector": SELECTOR, "expect": expect}
+                return client.post("/v1/verify", json=body, headers=AUTH)
+
+            ok = verify({"image": image})
+            tagged = verify({"image": f"{registry.host}/team/shop:v1"})
+            elsewhere = verify({"image": image.replace("/team/", "/other/")})
+    finally:
+        clients.close()
+        _stop(registry.process)
+    assert ok.status_code == 200, ok.text  # type: ignore[attr-defined]
+    report = ok.json()  # type: ignore[attr-defined]
+    assert report["go"] is True and report["verify"]["expect"] == "v1"
+    assert report["old"]["source"].startswith(f"oci:{image} (contract sha256:")
+    assert tagged.status_code == 400 and "artifact/not-pinned" in tagged.text  # type: ignore[attr-defined]
+    assert elsewhere.status_code == 403  # type: ignore[attr-defined]
 
 
 def test_verify_exits_3_when_prometheus_cannot_be_asked(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -366,6 +534,11 @@ def test_the_verify_section_in_every_format() -> None:
     assert [r["ruleId"] for r in sarif["runs"][0]["results"]] == ["verify/error-rate-high"]
     assert "compatcheck: verify error-rate: failing: 0.3 > 0.015" in out["github"]
     assert "::error " in out["github"]
+    assert "<h2>Verification</h2>" in out["html"]
+    assert (
+        '<tr><td><code>error-rate</code></td><td class="unsafe">failing</td>'
+        "<td>0.3 &gt; 0.015<br>{}: 0.3</td><td><code>sum(rate(x[5m]))</code></td></tr>"
+    ) in out["html"]
 
 
 def test_a_hook_verify_request_without_a_window_is_one_poll(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ annotation wins, and the report names it and says how many there were.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -42,6 +43,7 @@ from urllib.parse import urlencode
 import httpx
 
 from compatcheck.artifact.auth import RegistryConfig
+from compatcheck.artifact.cache import CachedContent, ContentCache
 from compatcheck.artifact.oci import (
     INDEX_TYPES,
     MANIFEST_ACCEPT,
@@ -60,6 +62,7 @@ from compatcheck.artifact.oci import (
 from compatcheck.artifact.reference import ImageReference, parse_digest, parse_reference
 from compatcheck.artifact.registry import RegistrySource, registry_base_url
 from compatcheck.errors import InputError
+from compatcheck.sources import CONTRACT_PREFIXES
 
 ARTIFACT_TYPE = "application/vnd.compatcheck.snapshot.v1+json"
 #: The snapshot itself, the artifact's one layer.
@@ -72,16 +75,11 @@ SNAPSHOT_MAX_BYTES = 16 * 1024 * 1024
 #: Referrers looked at for one digest: signatures, SBOMs and attestations share the list, but a
 #: subject with more than this many is a registry being abused, not a release.
 MAX_REFERRERS = 256
-REGISTRY_PREFIX = "oci:"
-LAYOUT_PREFIX = "oci-layout:"
+REGISTRY_PREFIX, LAYOUT_PREFIX = CONTRACT_PREFIXES
 
 
 class ContractMissing(ArtifactUnavailable):
     """The image is there but carries no usable compatcheck contract."""
-
-
-def is_contract_ref(arg: str) -> bool:
-    return arg.startswith((REGISTRY_PREFIX, LAYOUT_PREFIX))
 
 
 @dataclass(frozen=True)
@@ -499,12 +497,22 @@ def resolve_contract(
     *,
     registry_config: RegistryConfig | None = None,
     timeout: float = 10.0,
+    cache: ContentCache | None = None,
+    client: httpx.Client | None = None,
 ) -> Contract:
     """The newest contract attached to ``arg``'s digest, verified; raises ``ArtifactUnavailable``
-    (``ContractMissing`` when the image carries none) and ``InputError`` for a bad reference."""
+    (``ContractMissing`` when the image carries none) and ``InputError`` for a bad reference.
+    With ``cache``, manifests and the snapshot are fetched only when their digest is not in it
+    (the list of referrers always is: :mod:`compatcheck.artifact.cache`). ``client``: an HTTP
+    client to reuse (the hook's: creating one loads the CA bundle, tens of milliseconds); each
+    request still has its own deadline within ``timeout``."""
     ref = parse_contract_ref(arg)
-    with _client(timeout) as client:
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            client = stack.enter_context(_client(timeout))
         backend = _backend(ref, registry_config or RegistryConfig(), timeout, client, push=False)
+        if cache is not None:
+            backend = CachedContent(backend, cache)
         listed, how = backend.referrers(ref.digest)
         ours = [
             d
@@ -558,19 +566,21 @@ def load_contract(
         contract = resolve_contract(arg, registry_config=registry_config, timeout=timeout)
     except ArtifactUnavailable as exc:
         raise UnavailableError(f"{arg}: {exc}") from None
-    snap = parse_contract_snapshot(contract)
+    snap = parse_contract_snapshot(contract.snapshot, contract.description)
     return replace(snap, label=label) if label else snap
 
 
-def parse_contract_snapshot(contract: Contract) -> Any:
-    """Validate the contract's bytes as a snapshot (``InputError`` naming the contract)."""
+def parse_contract_snapshot(snapshot: bytes, description: str) -> Any:
+    """Validate a contract's bytes as a snapshot whose source is ``description`` (the contract's
+    :attr:`Contract.description`); ``InputError`` naming the contract. The one parser of attached
+    contracts: the CLI's sources and the hook's image targets both use it."""
     from dataclasses import replace
 
     from compatcheck.snapshot import parse_snapshot
 
     try:
-        text = contract.snapshot.decode("utf-8")
+        text = snapshot.decode("utf-8")
     except UnicodeDecodeError:
-        raise InputError(f"{contract.description}: the snapshot is not UTF-8 text") from None
-    snap = parse_snapshot(text, contract.description)
-    return replace(snap, source=contract.description)
+        raise InputError(f"{description}: the snapshot is not UTF-8 text") from None
+    snap = parse_snapshot(text, description)
+    return replace(snap, source=description)

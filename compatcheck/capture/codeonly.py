@@ -186,9 +186,9 @@ class Trial:
                 out.prepared(database_name=db.shown.rsplit("/", 1)[-1].split("?")[0])
             self.capture.say(f"migrating a scratch database ({db.kind}) to NEW's head")
             # Local import: compatcheck.migrations is heavy (see the TYPE_CHECKING note).
-            from compatcheck.migrations.sources.alembic.runner import migrate_to_head
+            from compatcheck.migrations.releases import migrate_release
 
-            migrate_to_head(new_loc, db.url)
+            migrate_release(new_loc, db.url, mig.framework if mig else "auto")
         except UnavailableError as exc:
             out.not_run = f"no scratch database at NEW's head: {exc}"
             return None

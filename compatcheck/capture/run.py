@@ -188,16 +188,18 @@ def _migrations_job(
             ev.wait()
         t0 = time.monotonic()
         # Local import: compatcheck.migrations is heavy (SQLAlchemy, Alembic).
-        from compatcheck.migrations.sources.alembic.runner import script_heads
+        from compatcheck.migrations.releases import release_head
 
-        old_head = script_heads(old_loc) if old_loc and present(old_loc) else None
-        new_head = script_heads(new_loc) if new_loc and present(new_loc) else None
+        assert config.migrations is not None
+        framework = config.migrations.framework
+        old_head = release_head(old_loc, framework) if old_loc and present(old_loc) else None
+        new_head = release_head(new_loc, framework) if new_loc and present(new_loc) else None
         if old_head is None or new_head is None or new_loc is None:
             return (
                 [
                     _plain_unavailable(
                         "migrations",
-                        "migrations not inspected: cannot determine both releases' Alembic heads "
+                        "migrations not inspected: cannot determine both releases' migration heads "
                         f"(old: {old_head or 'unknown'}, new: {new_head or 'unknown'})",
                     )
                 ],
@@ -233,6 +235,7 @@ def _migrations_job(
                 start=StartingSchema(
                     sql=config.migrations.base_sql, command=config.migrations.base_command
                 ),
+                framework=framework,
             )
         except UnavailableError as exc:
             return [_plain_unavailable("migrations", str(exc))], None, time.monotonic() - t0

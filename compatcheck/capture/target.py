@@ -29,11 +29,13 @@ from compatcheck.capture.probes import (
     never_ready_record,
     readiness_record,
 )
+from compatcheck.capture.read import read_target
 from compatcheck.checks.availability import UNAVAILABLE
 from compatcheck.checks.build import read_build_info
 from compatcheck.config import (
     CommandTarget,
     Config,
+    ContractTarget,
     ExpositionTarget,
     ReadinessConfig,
     SnapshotTarget,
@@ -41,14 +43,12 @@ from compatcheck.config import (
     Target,
     UrlTarget,
 )
-from compatcheck.errors import ExpositionError, UnavailableError, UsageError
+from compatcheck.errors import ExpositionError, UnavailableError
 from compatcheck.masking import mask_secrets
 from compatcheck.model import Finding, MetricsSchema
 from compatcheck.progress import HEARTBEAT_S, Progress, heartbeat
 from compatcheck.scrape import ProbeResult, probe, scrape_metrics
-from compatcheck.snapshot import Snapshot, capture_time, load_snapshot
-from compatcheck.sources import snapshot_from_exposition_file
-from compatcheck.store import SnapshotStore
+from compatcheck.snapshot import Snapshot, capture_time
 from compatcheck.targets import RunningTarget, Workspace
 
 if TYPE_CHECKING:
@@ -241,7 +241,7 @@ class TargetCapture:
         t = self.target
         if not isinstance(t, CommandTarget | UrlTarget):
             self.db_done.set()
-            return Outcome(self._read(t))
+            return Outcome(read_target(self.config, t, self.say))
         start = time.monotonic()
         base = Snapshot(label=self.target.label, source=self._source(), captured_at=capture_time())
         try:
@@ -250,44 +250,6 @@ class TargetCapture:
             self.db_done.set()
         self._time("total", start)
         return Outcome(snap, tuple(self.findings), self.timings)
-
-    # -- a target that is read, not run ---------------------------------------------------
-
-    def _read(self, t: SnapshotTarget | StoredTarget | ExpositionTarget) -> Snapshot:
-        """A target that is read, not run: a snapshot file, a stored version, an exposition."""
-        match t:
-            case SnapshotTarget():
-                snap = load_snapshot(t.snapshot)
-                self.say(f"loaded snapshot {t.snapshot.name}")
-                return replace(snap, label=t.label or snap.label)
-            case StoredTarget():
-                return self._stored(t)
-            case ExpositionTarget():
-                return self._exposition(t)
-
-    def _stored(self, t: StoredTarget) -> Snapshot:
-        """The target's version from the snapshot store: a release contract recorded earlier."""
-        if not self.config.snapshot_dir:
-            raise UsageError(
-                f"{self.config.path}: `{t.role}.stored` needs `snapshot_dir` or --snapshot-dir"
-            )
-        store = SnapshotStore(self.config.snapshot_dir)
-        snap = store.get(self.config.service, t.stored)
-        self.say(f"loaded stored snapshot {store.location(self.config.service, t.stored)}")
-        recorded = f" (recorded from {snap.source})" if snap.source else ""
-        snap = replace(snap, source=f"stored: {self.config.service}/{t.stored}{recorded}")
-        return replace(snap, label=t.label or snap.label)
-
-    def _exposition(self, t: ExpositionTarget) -> Snapshot:
-        """An exposition file: the metrics only."""
-        snap = snapshot_from_exposition_file(
-            t.exposition,
-            label=t.label,
-            service=self.config.service,
-            build_info=self.config.build_info,
-        )
-        self.say(f"read exposition {t.exposition.name}")
-        return snap
 
     def _source(self) -> str:
         """What the snapshot's ``source`` says the release was captured from (masked)."""
@@ -302,6 +264,8 @@ class TargetCapture:
                 return f"stored: {self.config.service}/{stored}"
             case SnapshotTarget(snapshot=path) | ExpositionTarget(exposition=path):
                 return str(path)
+            case ContractTarget(contract=contract):
+                return contract
 
     @contextlib.contextmanager
     def session(self) -> Iterator[httpx.Client]:
@@ -372,10 +336,11 @@ class TargetCapture:
             raise UnavailableError("the run is shutting down")
         self.say(f"migrating scratch database ({db.kind}) to the release's head")
         # Local import: compatcheck.migrations is heavy (see the TYPE_CHECKING note).
-        from compatcheck.migrations.sources.alembic.runner import migrate_to_head
+        from compatcheck.migrations.releases import migrate_release
 
+        framework = mig.framework if mig else "auto"
         with heartbeat(self.say, "waiting for the scratch database's migration to the head"):
-            head = migrate_to_head(location, db.url)
+            head = migrate_release(location, db.url, framework)
         if self.on_migrated is not None and db.kind == "sqlite":
             self.on_migrated(db.url)
         return head
@@ -435,7 +400,9 @@ class TargetCapture:
             # Local import: compatcheck.migrations is heavy (see the TYPE_CHECKING note).
             from compatcheck.migrations.sources.alembic.runner import read_alembic_head
 
-            alembic_head = read_alembic_head(self.db_url) or alembic_head
+            mig = self.config.migrations
+            if mig is None or mig.framework in ("auto", "alembic"):
+                alembic_head = read_alembic_head(self.db_url) or alembic_head
         if self.running is not None and self.running.exit_code() is not None:
             self._unavailable(
                 t.role, f"exited with code {self.running.exit_code()} during the capture"

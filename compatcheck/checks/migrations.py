@@ -24,6 +24,7 @@ ROUNDTRIP_MISMATCH = "migrations/roundtrip-mismatch"
 OLD_CODE_INCOMPATIBLE = "migrations/old-code-incompatible"
 NON_TRANSACTIONAL = "migrations/non-transactional"
 NEW_DATA_REMOVED = "migrations/new-data-removed"
+DIRTY_VERSION = "migrations/dirty-version"
 
 
 @check(
@@ -40,6 +41,7 @@ NEW_DATA_REMOVED = "migrations/new-data-removed"
     OLD_CODE_INCOMPATIBLE,
     NON_TRANSACTIONAL,
     NEW_DATA_REMOVED,
+    DIRTY_VERSION,
 )
 def migration_problems(ctx: CheckContext) -> list[Finding]:
     """Nothing beyond what the inspection recorded (see the module docstring)."""

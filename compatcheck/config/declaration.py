@@ -24,6 +24,7 @@ TYPES = (
     "integer",
     "strings",
     "paths",
+    "consumer_sources",
     "argv",
     "string_map",
     "mapping",
@@ -73,7 +74,7 @@ class Key:
 
 
 #: A target's ways of reaching a release: exactly one of them is given.
-SOURCE_KEYS = ("command", "url", "snapshot", "exposition", "stored")
+SOURCE_KEYS = ("command", "url", "snapshot", "exposition", "stored", "contract")
 #: The target keys that describe its artifact (what ``artifact/*`` inspects).
 ARTIFACT_KEYS = ("image", "oci_layout", "registry", "release", "kubernetes")
 #: The placeholders a ``command`` or ``env`` value may hold.
@@ -99,6 +100,13 @@ _TARGET = (
     Key("snapshot", "path", "A snapshot file recorded earlier (`compatcheck snapshot`)."),
     Key("exposition", "path", "A Prometheus/OpenMetrics exposition file: the metrics only."),
     Key("stored", "version_name", "A version in the snapshot store (`snapshot_dir`)."),
+    Key(
+        "contract",
+        "string",
+        "The contract attached to an image digest: `oci:IMAGE@sha256:…` (a registry, with "
+        "`registry_config`) or `oci-layout:DIR@sha256:…` (DIR relative to the config file); a "
+        "tag is refused (`artifact/not-pinned`).",
+    ),
     Key("image", "string", "The release's OCI image reference (pinned: `...@sha256:...`)."),
     Key("oci_layout", "path", "An OCI image layout directory read instead of a registry."),
     Key("registry", "string", "Registry URL or host overriding the image reference's host."),
@@ -194,13 +202,26 @@ CONFIG = Key(
         Key(
             "migrations",
             "section",
-            "The Alembic migrations between the two heads.",
+            "The migrations between the two heads (Alembic or SQL files).",
             keys=(
+                Key(
+                    "framework",
+                    "string",
+                    "The tool whose files the migrations folder holds: `auto` (detected from "
+                    "the files), `alembic`, `golang-migrate`, `goose`, `dbmate` or `flyway`.",
+                    default="auto",
+                ),
                 Key(
                     "script_location",
                     "string",
-                    "Alembic script location, relative to each release tree (`cwd`); this or "
-                    "`alembic_ini`.",
+                    "Alembic script location, relative to each release tree (`cwd`); this, "
+                    "`dir` or `alembic_ini`.",
+                ),
+                Key(
+                    "dir",
+                    "string",
+                    "The SQL migrations folder (golang-migrate, goose, dbmate, Flyway), relative "
+                    "to each release tree; this, `script_location` or `alembic_ini`.",
                 ),
                 Key(
                     "database",
@@ -237,13 +258,25 @@ CONFIG = Key(
                 ),
             ),
         ),
-        Key("consumers", "paths", "Rule files, dashboards or folders whose breakage to name."),
+        Key(
+            "consumers",
+            "consumer_sources",
+            "Rule files, dashboards or folders whose breakage to name, or `prometheus:URL`: the "
+            "rules that Prometheus has loaded, read once per run (`serve`: at most every "
+            "`--live-consumers-max-age`).",
+        ),
         Key("policy", "paths", "Policy files (severities, waivers)."),
         Key("grace", "duration", "Time between SIGTERM and SIGKILL when stopping a release.", "5s"),
         Key(
             "snapshot_dir",
             "store",
             "Store of release contracts (a directory or an http(s) base URL) for `stored`.",
+        ),
+        Key(
+            "registry_config",
+            "path",
+            "A docker `config.json` with registry credentials for `contract` targets (and the "
+            "hook's image targets).",
         ),
         Key(
             "build_info",

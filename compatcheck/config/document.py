@@ -45,6 +45,26 @@ class Loader(YamlDocument):
         items = self.string_list(value, where)
         return tuple(self.path_in(v, (*where, i), self.path.parent) for i, v in enumerate(items))
 
+    def consumer_sources(self, value: Any, where: tuple[Any, ...]) -> tuple[Path | str, ...]:
+        """Paths (relative to the config file), and ``prometheus:URL`` kept as written."""
+        from compatcheck.consumers.live import check_live, is_live
+        from compatcheck.errors import InputError
+
+        out: list[Path | str] = []
+        for i, v in enumerate(self.string_list(value, where)):
+            if not is_live(v):
+                out.append(self.path_in(v, (*where, i), self.path.parent))
+                continue
+            try:
+                check_live(v)
+            except InputError:
+                raise self.error(
+                    (*where, i),
+                    f"`{self.dotted((*where, i))}`: expected prometheus:http(s)://HOST:PORT",
+                ) from None
+            out.append(v)
+        return tuple(out)
+
 
 #: How each plain type is read (types that need more context are read by their section).
 _PLAIN: dict[str, Callable[[Loader, Any, tuple[Any, ...], Key], Any]] = {
@@ -54,4 +74,5 @@ _PLAIN: dict[str, Callable[[Loader, Any, tuple[Any, ...], Key], Any]] = {
     "integer": lambda ld, v, w, k: ld.integer(v, w, k.minimum or 0),
     "path": lambda ld, v, w, k: ld.path_in(v, w, ld.path.parent),
     "paths": lambda ld, v, w, k: ld.paths(v, w),
+    "consumer_sources": lambda ld, v, w, k: ld.consumer_sources(v, w),
 }

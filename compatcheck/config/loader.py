@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from compatcheck.arguments import MIGRATION_FRAMEWORKS
 from compatcheck.config.declaration import CONFIG, section
 from compatcheck.config.document import Loader
 from compatcheck.config.model import (
@@ -159,9 +160,23 @@ def _metrics(ld: Loader, raw: Any) -> MetricsConfig:
 def _migrations(ld: Loader, raw: Any) -> MigrationsConfig:
     where: tuple[Any, ...] = ("migrations",)
     data = ld.section(raw, where, section("migrations"))
-    if ("script_location" in data) == ("alembic_ini" in data):
-        raise ld.error(where, "`migrations` needs `script_location` or `alembic_ini` (one)")
-    location = ld.string(data.get("script_location", "."), (*where, "script_location"))
+    given = [k for k in ("script_location", "dir", "alembic_ini") if k in data]
+    if len(given) != 1:
+        raise ld.error(where, "`migrations` needs `script_location`, `dir` or `alembic_ini` (one)")
+    framework = ld.string(
+        data.get("framework", default("migrations.framework")), (*where, "framework")
+    )
+    if framework not in MIGRATION_FRAMEWORKS:
+        raise ld.error(
+            (*where, "framework"),
+            f"`migrations.framework` must be one of {', '.join(MIGRATION_FRAMEWORKS)}",
+        )
+    if framework not in ("auto", "alembic") and given != ["dir"]:
+        raise ld.error(where, f"`migrations.framework: {framework}` reads a folder: give `dir`")
+    if framework == "alembic" and given == ["dir"]:
+        raise ld.error(where, "`migrations.dir` is a SQL folder: Alembic takes `script_location`")
+    key = "dir" if given == ["dir"] else "script_location"
+    location = ld.string(data.get(key, "."), (*where, key))
     database = ld.string(data.get("database", default("migrations.database")), (*where, "database"))
     if database != "sqlite" and "://" not in database:
         raise ld.error(
@@ -180,6 +195,7 @@ def _migrations(ld: Loader, raw: Any) -> MigrationsConfig:
     # Kept relative: each command target resolves them against its own cwd (its release tree).
     return MigrationsConfig(
         script_location=Path(location),
+        framework=framework,
         database=database,
         alembic_ini=Path(opt["alembic_ini"]) if "alembic_ini" in opt else None,
         name=opt.get("name", default("migrations.name")),
@@ -275,6 +291,7 @@ def parse_config(text: str, path: Path, *, store_given: bool = True) -> Config:
         grace=ld.plain(top, (), CONFIG.key("grace")),
         snapshot_dir=_snapshot_dir(ld, top["snapshot_dir"]) if "snapshot_dir" in top else None,
         build_info=_build_info(ld, top["build_info"]) if "build_info" in top else None,
+        registry_config=ld.plain(top, (), CONFIG.key("registry_config")),
     )
     _script_locations_exist(ld, config)
     if not store_given and config.snapshot_dir is None:
@@ -287,11 +304,14 @@ def parse_config(text: str, path: Path, *, store_given: bool = True) -> Config:
 
 
 def _script_locations_exist(ld: Loader, config: Config) -> None:
-    """Each release tree that gets a scratch database has the migrations it is built from:
-    checked now (``file:line``, exit 2), not after both releases were started."""
-    for t in (config.old, config.new):
-        if not (isinstance(t, CommandTarget) and t.uses_database):
-            continue
+    """Each release's migrations folder exists (the one its scratch database is built from, the
+    one its Alembic head is read from): checked now (``file:line``, exit 2), not after both
+    releases were started and scraped (a url or snapshot target's folder is resolved against the
+    config's folder, a command target's against its ``cwd``)."""
+    both = (config.old, config.new)
+    builds = [t for t in both if isinstance(t, CommandTarget) and t.uses_database]
+    # The tree a scratch database is built from is named first: without it nothing can run.
+    for t in [*builds, *(t for t in both if t not in builds)]:
         location = target_script_location(config, t)
         if location is None or location.is_dir():
             continue

@@ -141,7 +141,18 @@ class StoredTarget(_Target):
     stored: str
 
 
-Target = CommandTarget | UrlTarget | SnapshotTarget | ExpositionTarget | StoredTarget
+@dataclass(frozen=True, kw_only=True)
+class ContractTarget(_Target):
+    """The contract attached to an image digest (``oci:IMAGE@sha256:…`` or
+    ``oci-layout:DIR@sha256:…``, a layout folder made absolute against the config file)."""
+
+    kind: ClassVar[str] = "contract"
+    contract: str
+
+
+Target = (
+    CommandTarget | UrlTarget | SnapshotTarget | ExpositionTarget | StoredTarget | ContractTarget
+)
 
 
 @dataclass(frozen=True)
@@ -195,6 +206,8 @@ class MetricsConfig:
 class MigrationsConfig:
     #: Relative to each release tree; with ``alembic_ini``, what that file names (``.``: unused).
     script_location: Path
+    #: ``auto`` or the framework of the folder (``dir`` is kept here too, as the location).
+    framework: str = default("migrations.framework")
     #: ``sqlite`` (a temporary file per target) or a server URL on which scratch databases are made.
     database: str = default("migrations.database")
     #: The project's ``alembic.ini`` (relative to each release tree), its section, ``-x`` values,
@@ -217,12 +230,15 @@ class Config:
     warmup: tuple[WarmupRequest, ...] = ()
     metrics: MetricsConfig = MetricsConfig()
     migrations: MigrationsConfig | None = None
-    consumers: tuple[Path, ...] = ()
+    #: Consumer files and folders, and ``prometheus:URL`` live sources (kept as written).
+    consumers: tuple[Path | str, ...] = ()
     policy: tuple[Path, ...] = ()
     #: Seconds between SIGTERM and SIGKILL when stopping a target.
     grace: float = default("grace")
     #: Store of release contracts (directory or http(s) base URL) for ``stored`` targets.
     snapshot_dir: str | None = None
+    #: A docker ``config.json`` with registry credentials for ``contract`` targets.
+    registry_config: Path | None = None
     #: The family that carries the service's build identity (``build_info: shop_build_info``);
     #: by default the service's own ``<service>_build_info`` is preferred over a runtime's.
     build_info: str | None = None

@@ -41,6 +41,7 @@ _FRAGMENTS: dict[str, dict[str, Any]] = {
     "integer": {"type": "integer"},
     "strings": {"oneOf": [_TEXT, {"type": "array", "items": _TEXT}]},
     "paths": {"oneOf": [_TEXT, {"type": "array", "items": _TEXT}]},
+    "consumer_sources": {"oneOf": [_TEXT, {"type": "array", "items": _TEXT}]},
     "argv": {"type": "array", "items": _TEXT, "minItems": 1},
     "string_map": {"type": "object", "additionalProperties": _TEXT},
     "mapping": {"type": "object"},

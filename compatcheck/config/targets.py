@@ -23,6 +23,7 @@ from compatcheck.config.document import Loader
 from compatcheck.config.model import (
     ArtifactSpec,
     CommandTarget,
+    ContractTarget,
     Expect,
     ExpositionTarget,
     SnapshotTarget,
@@ -46,7 +47,7 @@ def parse_target(ld: Loader, raw: Any, role: str) -> Target:
         problem = "has none" if not sources else "has " + ", ".join(f"`{s}`" for s in sources)
         raise ld.error(
             where,
-            f"`{role}` needs exactly one of command, url, snapshot, exposition, stored ({problem})",
+            f"`{role}` needs exactly one of {', '.join(SOURCE_KEYS)} ({problem})",
         )
     base = ld.path.parent
     cwd = ld.path_in(data["cwd"], (*where, "cwd"), base) if "cwd" in data else None
@@ -69,9 +70,12 @@ def parse_target(ld: Loader, raw: Any, role: str) -> Target:
     if "migrations" in data:
         migrations = ld.path_in(data["migrations"], (*where, "migrations"), cwd or base)
     stored = _stored_name(ld, data["stored"], (*where, "stored")) if "stored" in data else None
+    contract = _contract(ld, data["contract"], role) if "contract" in data else None
     file = next(iter(files.values()), None)
     if "label" in data:
         label = ld.string(data["label"], (*where, "label"))
+    elif contract is not None:
+        label = ""  # the contract's own label (known once it is read)
     else:
         label = _default_label(role, cwd=cwd, url=url, file=file, stored=stored)
     common: dict[str, Any] = {
@@ -88,6 +92,8 @@ def parse_target(ld: Loader, raw: Any, role: str) -> Target:
         return UrlTarget(url=url, **common)
     if stored is not None:
         return StoredTarget(stored=stored, **common)
+    if contract is not None:
+        return ContractTarget(contract=contract, **common)
     if "snapshot" in files:
         return SnapshotTarget(snapshot=files["snapshot"], **common)
     return ExpositionTarget(exposition=files["exposition"], **common)
@@ -188,6 +194,23 @@ def _default_label(
     if cwd is not None:
         return cwd.name
     return role.upper()
+
+
+def _contract(ld: Loader, raw: Any, role: str) -> str:
+    """An image digest's contract reference, checked now (a tag is ``artifact/not-pinned``); a
+    layout folder is made absolute against the config file, like every path in it."""
+    from compatcheck.artifact.contract import LAYOUT_PREFIX, parse_contract_ref
+
+    where: tuple[Any, ...] = (role, "contract")
+    text = ld.string(raw, where)
+    try:
+        ref = parse_contract_ref(text)
+    except UsageError as exc:
+        raise ld.error(where, f"`{role}.contract`: {exc}") from None
+    if ref.root is None:
+        return text
+    root = ld.path_in(str(ref.root), where, ld.path.parent)
+    return f"{LAYOUT_PREFIX}{root}@{ref.digest}"
 
 
 def _stored_name(ld: Loader, value: Any, where: tuple[Any, ...]) -> str:

@@ -12,12 +12,19 @@ naming the masked URL: a run that silently judged no consumers would claim more 
 
 from __future__ import annotations
 
+import hashlib
+import json
+from typing import TYPE_CHECKING
+
 from compatcheck.consumers.collector import Collector, Source
 from compatcheck.consumers.promql import Need
 from compatcheck.consumers.rulefile import template_labels
 from compatcheck.errors import InputError
 from compatcheck.masking import mask_secrets
 from compatcheck.model import Consumer
+
+if TYPE_CHECKING:
+    from compatcheck.verify.client import Rule
 
 #: The prefix that makes a ``--consumers`` value a live Prometheus, not a path.
 PREFIX = "prometheus:"
@@ -38,12 +45,33 @@ def check_live(spec: str) -> str:
     return url
 
 
-def read_live_rules(collector: Collector, spec: str, *, timeout: float = 10.0) -> None:
-    """Add every alerting and recording rule loaded in the Prometheus of ``spec``."""
+def fetch_live_rules(spec: str, *, timeout: float = 10.0) -> tuple[Rule, ...]:
+    """Every alerting and recording rule loaded in the Prometheus of ``spec``, as it answers now
+    (:class:`~compatcheck.verify.client.PrometheusUnavailable` when it cannot be asked)."""
     from compatcheck.verify.client import PrometheusClient
 
     with PrometheusClient(check_live(spec), timeout=timeout) as client:
-        rules = client.rules()
+        return tuple(client.rules())
+
+
+def rules_digest(rules: tuple[Rule, ...]) -> str:
+    """The sha256 of ``rules`` as judged (type, name, query, group, file, labels, annotations):
+    what the hook's verdict cache keys a live source by, like a file by its bytes."""
+    doc = [
+        [r.type, r.name, r.query, r.group, r.file, sorted(r.labels.items()),
+         sorted(r.annotations.items())]
+        for r in rules
+    ]  # fmt: skip
+    return hashlib.sha256(json.dumps(doc, separators=(",", ":")).encode()).hexdigest()
+
+
+def read_live_rules(collector: Collector, spec: str, *, timeout: float = 10.0) -> None:
+    """Add every alerting and recording rule loaded in the Prometheus of ``spec``."""
+    add_live_rules(collector, fetch_live_rules(spec, timeout=timeout))
+
+
+def add_live_rules(collector: Collector, rules: tuple[Rule, ...]) -> None:
+    """Add ``rules`` (as :func:`fetch_live_rules` read them) like rules read from files."""
     for rule in rules:
         if rule.type == "alerting":
             kind = "alert"

@@ -32,16 +32,20 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from compatcheck.checks.consumers import PARSE_ERROR
 from compatcheck.consumers.collector import Collector, Source
 from compatcheck.consumers.grafana import read_dashboard
-from compatcheck.consumers.live import check_live, is_live, read_live_rules
+from compatcheck.consumers.live import add_live_rules, check_live, is_live, read_live_rules
 from compatcheck.consumers.promql import Node, PromQLError, parse_expression
 from compatcheck.consumers.rulefile import read_rule_file
 from compatcheck.consumers.textlist import read_text_list
 from compatcheck.errors import InputError
 from compatcheck.model import Consumer, Finding
+
+if TYPE_CHECKING:
+    from compatcheck.verify.client import Rule
 
 
 @dataclass(frozen=True)
@@ -124,13 +128,26 @@ def load_consumers(paths: Sequence[str | Path]) -> ConsumerSet:
     return _finish(collector)
 
 
+@dataclass(frozen=True)
+class LiveRules:
+    """The rules one ``prometheus:URL`` answered with, read beforehand by the caller (the hook
+    keeps them for a short while: see :mod:`compatcheck.serve.inputs`)."""
+
+    spec: str
+    rules: tuple[Rule, ...]
+
+
 def read_consumer_files(
-    files: Sequence[ConsumerFile], read: Callable[[Path], bytes] | None = None
+    files: Sequence[ConsumerFile | LiveRules], read: Callable[[Path], bytes] | None = None
 ) -> ConsumerSet:
-    """Load ``files``; ``read`` supplies their bytes (default: read them from disk now)."""
+    """Load ``files`` (and live rules already read), in order; ``read`` supplies the files'
+    bytes (default: read them from disk now)."""
     collector = Collector()
     for f in files:
-        _read_file(Source(str(f.path), f.rel, collector), f.path, f.explicit, read)
+        if isinstance(f, LiveRules):
+            add_live_rules(collector, f.rules)
+        else:
+            _read_file(Source(str(f.path), f.rel, collector), f.path, f.explicit, read)
     return _finish(collector)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from compatcheck.checks.availability import UNAVAILABLE
 from compatcheck.checks.migrations import (
     DOWNGRADE_DESTRUCTIVE,
     DOWNGRADE_INCOMPLETE,
@@ -242,6 +243,7 @@ def _downgrade(r: _Revision) -> list[Finding]:
         evidence = {**r.where, "line": down.line}
         return [Finding(DOWNGRADE_NOT_IMPLEMENTED, r.id, message, evidence)]
     out: list[Finding] = []
+    complete = not down.unknown and not r.up.unknown
     lost = _destroyed(down.ops)
     if lost["tables"] or lost["columns"]:
         message = (
@@ -249,7 +251,9 @@ def _downgrade(r: _Revision) -> list[Finding]:
             f"{_ticks(lost['tables'] + lost['columns'])}."
         )
         out.append(Finding(DOWNGRADE_DESTRUCTIVE, r.id, message, {**r.where, **lost}))
-    left = leftovers(r.up, down)
+    # What the downgrade leaves behind is judged only when both directions are fully known:
+    # a statement not read may be the one that undoes it (``_unknown_statements`` names it).
+    left = leftovers(r.up, down) if complete else {}
     if left:
         flat = [x for v in left.values() for x in v]
         message = f"The downgrade of `{r.id}` leaves what its upgrade added: {_ticks(flat)}."
@@ -315,8 +319,30 @@ def _non_transactional(r: _Revision) -> list[Finding]:
     return [Finding(NON_TRANSACTIONAL, r.id, message, evidence)]
 
 
+def _unknown_statements(r: _Revision) -> list[Finding]:
+    """Statements the source could not read or judge (``Code.unknown``): the step is judged
+    unknown where it matters (no ``downgrade-incomplete`` from a partial reading), and the
+    blind spot is a ``check/unavailable`` naming each statement, never a silent pass."""
+    found: list[dict[str, Any]] = []
+    for direction, code in (("upgrade", r.up), ("downgrade", r.down)):
+        for u in code.unknown if code else ():
+            entry = {"function": direction, "line": u.line, "statement": u.statement}
+            found.append({**entry, "reason": u.reason})
+    if not found:
+        return []
+    first = found[0]
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    message = (
+        f"{r.wording.step} `{r.id}` could not be read in full, so its static checks are "
+        f"incomplete: {r.wording.code(first['function'])} line {first['line']}: "
+        f"{first['reason']}{more}."
+    )
+    return [Finding(UNAVAILABLE, r.id, message, {**r.where, "statements": found})]
+
+
 #: What is checked for every step on the path, each on its own.
 STEP_CHECKS: tuple[Callable[[_Revision], list[Finding]], ...] = (
+    _unknown_statements,
     _downgrade,
     _upgrade_destructive,
     _old_code_incompatible,

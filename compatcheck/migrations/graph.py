@@ -39,9 +39,10 @@ class Ordering(Protocol):
         order when it is a sequence; None when it refuses to say."""
         ...
 
-    def find(self, ref: str) -> str:
-        """A reference only the framework understands (``branch@head``, a branch label) → its
-        step id (several comma-joined); :class:`UnknownRevision` when it names nothing."""
+    def find(self, ref: str) -> str | None:
+        """A reference only the framework understands (``branch@head``, a branch label, a SQL
+        tool's ``001`` for ``1``) → its step id (several comma-joined), None for "before the
+        first step" (a SQL tool's ``0``); :class:`UnknownRevision` when it names nothing."""
         ...
 
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from compatcheck.checks.availability import UNAVAILABLE as CHECK_UNAVAILABLE
 from compatcheck.checks.migrations import DOWNGRADE_DESTRUCTIVE, MULTIPLE_HEADS, PATH_MISSING
-from compatcheck.errors import InputError, UnavailableError
+from compatcheck.errors import InputError, UnavailableError, UsageError
 from compatcheck.migrations import live
 from compatcheck.migrations.checks import path_touches, rename_targets, static_findings
 from compatcheck.migrations.findings import FindingSet, roundtrip_findings
@@ -142,6 +142,17 @@ def _multiple_heads(history: History) -> list[Finding]:
     return [Finding(MULTIPLE_HEADS, ",".join(heads), message, {"heads": heads})]
 
 
+def _dialect(db_url: str | None) -> str:
+    """The dialect the scratch database will have (SQL files are split by its rules)."""
+    if db_url is None:
+        return "sqlite"
+    try:
+        backend = sa.engine.make_url(db_url).get_backend_name()
+    except (sa.exc.ArgumentError, ValueError):
+        return "sqlite"  # the scratch database refuses the URL with its own message
+    return {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}.get(backend, "sqlite")
+
+
 def inspect_migrations(
     script_location: str | Path | AlembicProject,
     old: str | None,
@@ -155,6 +166,8 @@ def inspect_migrations(
     progress: Callable[[str], None] | None = None,
     workspace: Workspace | None = None,
     start: StartingSchema = NO_STARTING_SCHEMA,
+    framework: str = "auto",
+    dialect: str | None = None,
 ) -> MigrationsResult:
     """Judge the rollback of the database from ``new`` to ``old``.
 
@@ -171,12 +184,17 @@ def inspect_migrations(
     privileges: it must be trusted code. ``workspace`` owns the scratch database when given
     (``check``); otherwise the inspection has a workspace of its own.
     """
-    source = open_source(script_location)
+    if dialect is not None and db_url is not None and not static and dialect != _dialect(db_url):
+        raise UsageError(
+            f"--dialect {dialect} does not match the --db-url's database ({_dialect(db_url)})"
+        )
+    source = open_source(script_location, framework, dialect or _dialect(db_url))
     try:
         return _inspect(
             source,
             old,
             new,
+            dialect=dialect or _dialect(db_url),
             db_url=db_url,
             static=static,
             use_existing_empty=use_existing_empty,
@@ -197,6 +215,7 @@ def _inspect(
     old: str | None,
     new: str | None,
     *,
+    dialect: str,
     db_url: str | None,
     static: bool,
     use_existing_empty: bool,
@@ -229,7 +248,13 @@ def _inspect(
     section = replace(
         section, downgrade_path=path.revisions, skipped_by_framework=path.skipped_by_framework
     )
-    collected = FindingSet([*_multiple_heads(history), *static_findings(history, path)])
+    collected = FindingSet(
+        [
+            *_multiple_heads(history),
+            *static_findings(history, path),
+            *source.notes(path.revisions),
+        ]
+    )
     if why_static is None and path.revisions:
         section = _dynamic(
             collected,
@@ -245,6 +270,8 @@ def _inspect(
             start=start,
         )
     if live_db_url is not None:
+        for f in source.live_findings(live_db_url):
+            collected.add(f.kind, f.subject, f.message, f.evidence)
         section = _live(collected, live_db_url, section)
     result = sort_findings(collected.findings())
     coverage = seeding_coverage(section.roundtrip)
@@ -401,6 +428,10 @@ def _again_unseeded(
             if unseeded_tables is not None:
                 return retry
             break
+        if unseeded_tables is None and again.revision == failure.revision:
+            # The rows were not the cause: the step fails without them too (a step that cannot
+            # run at all, e.g. a goose Go migration). The seeded trip stands.
+            return trip
     note = (
         f"rows compatcheck generated made `{failure.revision}`'s upgrade fail "
         f"({failure.error}); the round trip ran again without seeded rows, so no "

@@ -73,3 +73,29 @@ def live_counts(url: str, objects: Iterable[str]) -> dict[str, int | None]:
     finally:
         engine.dispose()
     return out
+
+
+def live_rows(url: str, table: str, columns: Iterable[str]) -> list[tuple[object, ...]] | None:
+    """Every row of ``table`` (those ``columns``) on the live database, read-only; None when
+    the table is not there."""
+    try:
+        parsed = make_url(url)
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        raise InputError(f"live database URL {mask_secrets(url)} is not valid: {exc}") from exc
+    engine = engine_for(parsed)
+    try:
+        with engine.connect() as conn:
+            _read_only(conn)
+            if table not in sa.inspect(conn).get_table_names():
+                conn.rollback()
+                return None
+            t = sa.table(table, *(sa.column(c) for c in columns))
+            rows = [tuple(r) for r in conn.execute(sa.select(*t.c))]
+            conn.rollback()
+            return rows
+    except sa.exc.SQLAlchemyError as exc:
+        raise UnavailableError(
+            f"cannot read live database {mask_secrets(parsed)}: {one_line(exc)}"
+        ) from exc
+    finally:
+        engine.dispose()

@@ -27,6 +27,7 @@ from typing import Any
 
 from compatcheck.checks.migrations import (
     DATA_LOST,
+    DIRTY_VERSION,
     DOWNGRADE_DESTRUCTIVE,
     DOWNGRADE_FAILED,
     DOWNGRADE_INCOMPLETE,
@@ -64,6 +65,7 @@ BLOCKERS: dict[str, frozenset[str]] = {
             UPGRADE_DESTRUCTIVE,
             ROUNDTRIP_MISMATCH,
             DATA_LOST,
+            DIRTY_VERSION,
         }
     ),
 }

@@ -15,6 +15,11 @@ from pathlib import Path
 CREATE_TABLE = "create_table"
 DROP_TABLE = "drop_table"
 RENAME_TABLE = "rename_table"
+#: ``table`` defined anew in place of the table of that name (SQLite's rebuild: create, copy,
+#: drop, rename; or a swap by renames). ``name`` is the table that took its place when that one
+#: existed before the step (it is gone now). What changed for OLD's code (columns added,
+#: dropped, renamed, retyped; rows not carried over) follows as ops of their own.
+REBUILD_TABLE = "rebuild_table"
 ADD_COLUMN = "add_column"
 DROP_COLUMN = "drop_column"
 RENAME_COLUMN = "rename_column"
@@ -67,6 +72,25 @@ class Op:
     #: An added column whose values the database computes (a generated column): dropping and
     #: adding it again loses nothing.
     generated: bool = False
+    #: Tables a created table, an added column or a created constraint points at by foreign key
+    #: (lower-cased): dropping one of those first fails while this one exists.
+    references: tuple[str, ...] = ()
+    #: ``IF EXISTS`` / ``IF NOT EXISTS``: the statement does not fail when the object is already
+    #: gone (or already there), so a simulation must not predict that failure.
+    guarded: bool = False
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """A statement a direction runs that could not be read (no parser accepted it) or could not
+    be judged (read, but what it does to the schema is not known): the checks call such a
+    direction unknown rather than guess what it does."""
+
+    line: int
+    #: The statement, shortened for evidence.
+    statement: str
+    #: Why, one line (the parser's message, or what is not judged).
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -83,6 +107,9 @@ class Code:
     #: ``-- +goose NO TRANSACTION``); empty when the framework runs it in one. Work that leaves
     #: the transaction on its own (``autocommit_block()``, ``CONCURRENTLY``) is an ``Op``.
     non_transactional: str = ""
+    #: Statements not read or not judged (:class:`Unknown`): what this direction does is not
+    #: fully known, so the checks must not judge it from ``ops`` alone.
+    unknown: tuple[Unknown, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""What every reporter says the same way: the verdict line, areas, consumers, plan advice.
+"""What every reporter says the same way: areas, consumers, plan advice, waivers, artifacts.
 
 Shared here so that the text output, the PR comment, the CI annotations and the JUnit file can
 never disagree about the verdict or about which plan to follow.
@@ -17,6 +17,7 @@ from compatcheck.report import RatedFinding, Report
 
 if TYPE_CHECKING:
     from compatcheck.migrations.section import Plan
+    from compatcheck.reporters.causes import Cause
 
 #: Areas in the catalogue's order (``docs/findings.md``); JUnit has one suite per area.
 AREAS = ("metrics", "readiness", "migrations", "consumers", "artifact", "check")
@@ -75,40 +76,6 @@ def waived_findings(report: Report) -> list[RatedFinding]:
     return [rf for rf in report.visible() if rf.waived]
 
 
-def active_findings(report: Report) -> list[RatedFinding]:
-    """Visible, unwaived findings: exactly what :attr:`Report.counts` counts."""
-    return [rf for rf in report.visible() if not rf.waived]
-
-
-def verdict_line(report: Report) -> str:
-    """``NO-GO: 2 errors, 1 warning, 4 info (rollback v1.5.0 → v1.4.2)``.
-
-    Waived findings are not in the counts (they do not decide anything) but their number is shown,
-    so that nobody mistakes a waived error for no error.
-    """
-    counts = report.counts
-    parts = [
-        plural(counts["error"], "error"),
-        plural(counts["warning"], "warning"),
-        plural(counts["info"], "info"),
-    ]
-    not_blocking = sum(1 for rf in active_findings(report) if not rf.blocking)
-    if not_blocking:
-        parts.append(f"{not_blocking} not blocking")
-    waived = len(waived_findings(report))
-    if waived:
-        parts.append(f"{waived} waived")
-    head = report.verdict.upper()
-    if report.verify is not None:
-        head = "VERIFIED" if report.go else "NOT VERIFIED"
-    if report.fail_on != "error":
-        head += f" (fail on {report.fail_on})"
-    line = f"{head}: {', '.join(parts)} ({transition_text(report)})"
-    if report.unavailable:
-        line += "; some checks could not run"
-    return line
-
-
 def not_blocking_note(report: Report) -> str:
     """Why a finding does not block: ``not blocking: the code-only plan is safe``."""
     if report.direction == "deploy":
@@ -122,11 +89,10 @@ def not_blocking_note(report: Report) -> str:
     return f"not blocking: {names} {'is' if len(safe) == 1 else 'are'} safe"
 
 
-def advice_heading(report: Report) -> str:
-    """``once the 3 blocking problems are resolved``: how advice is framed on NO-GO."""
-    from compatcheck.reporters.causes import blocking_causes, build_causes
-
-    n = len(blocking_causes(report, build_causes(report)))
+def advice_heading(report: Report, causes: Sequence[Cause]) -> str:
+    """``once the 3 blocking problems are resolved``: how advice is framed on NO-GO (``causes``
+    are the render's own, built once by the reporter)."""
+    n = sum(1 for c in causes if c.blocking(report.fail_on))
     return f"once the {plural(n, 'blocking problem')} {'is' if n == 1 else 'are'} resolved"
 
 

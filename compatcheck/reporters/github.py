@@ -34,15 +34,24 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def _command(rf: RatedFinding, note: str, report: Report) -> str:
-    f = rf.finding
+def _annotation(
+    command: str, where: tuple[str, int | None] | None, title: str, lines: list[str], report: Report
+) -> str:
+    """One workflow command: ``::error file=F,line=N,title=T::message``, every part escaped and
+    the file relative to the repository root (annotations outside it are dropped by GitHub)."""
     props: list[tuple[str, str]] = []
-    where = finding_location(rf, report)
     if where is not None:
         props.append(("file", repo_path(where[0], report)))
         if where[1] is not None:
             props.append(("line", str(where[1])))
-    props.append(("title", f.kind))
+    props.append(("title", title))
+    prop_text = ",".join(f"{k}={escape_property(v)}" for k, v in props)
+    return f"::{command} {prop_text}::{escape_data(chr(10).join(lines))}"
+
+
+def _command(rf: RatedFinding, note: str, report: Report) -> str:
+    """A waived finding (a notice) or one a safe plan makes moot (with the note saying so)."""
+    f = rf.finding
     lines = [f"{f.subject}: {f.message}"]
     lines += [f"used by {consumer_text(c)}" for c in f.consumers]
     if rf.waiver is not None:
@@ -55,8 +64,7 @@ def _command(rf: RatedFinding, note: str, report: Report) -> str:
         command = COMMANDS[rf.severity]
         if not rf.blocking:
             lines.append(note)
-    prop_text = ",".join(f"{k}={escape_property(v)}" for k, v in props)
-    return f"::{command} {prop_text}::{escape_data(chr(10).join(lines))}"
+    return _annotation(command, finding_location(rf, report), f.kind, lines, report)
 
 
 def _cause_command(cause: Cause, report: Report) -> list[str]:
@@ -65,46 +73,37 @@ def _cause_command(cause: Cause, report: Report) -> list[str]:
     without counting it as a problem of its own."""
     rf = cause.primary
     f = rf.finding
-    sev = cause.severity()
-    props: list[tuple[str, str]] = []
-    where = finding_location(rf, report)
-    if where is not None:
-        props.append(("file", repo_path(where[0], report)))
-        if where[1] is not None:
-            props.append(("line", str(where[1])))
-    props.append(("title", f"{f.kind} (fp {short_fingerprint(rf)})"))
     lines = [f"{f.subject}: {f.message}"]
     lines += [f"also {o.finding.kind}: {o.finding.message}" for o in cause.related]
     lines += [f"breaks {consumer_text(e.consumer)}" for e in cause.effects]
     if not cause.blocking(report.fail_on):
         lines.append("not blocking")
     lines += [f"fix: {line}" for line in fixes(cause, report)]
-    prop_text = ",".join(f"{k}={escape_property(v)}" for k, v in props)
-    out = [f"::{COMMANDS[sev]} {prop_text}::{escape_data(chr(10).join(lines))}"]
+    title = f"{f.kind} (fp {short_fingerprint(rf)})"
+    out = [
+        _annotation(COMMANDS[cause.severity()], finding_location(rf, report), title, lines, report)
+    ]
     for e in cause.effects:
         c = e.consumer
-        eprops = [("file", repo_path(c.file, report))] + (
-            [("line", str(c.line))] if c.line is not None else []
-        )
-        eprops.append(("title", f"broken by {f.kind} {f.subject}"))
         text = e.finding.finding.message if e.finding is not None else consumer_text(c)
-        ptext = ",".join(f"{k}={escape_property(v)}" for k, v in eprops)
-        out.append(f"::notice {ptext}::{escape_data(text)}")
+        where = (c.file, c.line)
+        out.append(_annotation("notice", where, f"broken by {f.kind} {f.subject}", [text], report))
     return out
 
 
 def render_github(report: Report, *, color: bool = False) -> str:
     """Workflow commands for ``$GITHUB_STEP`` output, causes first; ``color`` is ignored."""
     note = not_blocking_note(report)
+    causes = build_causes(report)
     lines: list[str] = []
-    for cause in build_causes(report):
+    for cause in causes:
         lines += _cause_command(cause, report)
     lines += [_command(rf, note, report) for rf in report.visible() if rf.waived or not rf.blocking]
     lines += [
         f"compatcheck: {printable(t)}: {printable(s)}"
         for t, s in [*plan_statuses(report), *verify_statuses(report)]
     ]
-    lines.append(f"compatcheck: {summary_line(report)}")
+    lines.append(f"compatcheck: {summary_line(report, causes)}")
     total = report.timings.get("total")
     if total is not None:
         lines.append(f"compatcheck: done in {total:.1f} s")

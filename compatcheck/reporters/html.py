@@ -1,5 +1,6 @@
 """One self-contained HTML page for a CI artifact: the verdict, causes first, the metric families
-side by side, the migration path as a timeline with each plan's status.
+side by side, the migration path as a timeline with each plan's status, the waivers, the
+post-rollback verification and OLD's artifact.
 
 No script, no stylesheet link, no font, no image: the page is opened from a build's artifacts,
 often offline or behind a strict Content-Security-Policy, and must render the same everywhere.
@@ -16,6 +17,7 @@ from typing import Any
 
 from compatcheck.report import RatedFinding, Report, VersionInfo
 from compatcheck.reporters._common import (
+    artifact_summary,
     build_text,
     chosen_plan,
     consumer_text,
@@ -27,7 +29,9 @@ from compatcheck.reporters._common import (
     printable,
     rollback_steps,
     transition_text,
+    verify_heading,
     waived_findings,
+    waiver_text,
 )
 from compatcheck.reporters.causes import Cause, build_causes, fixes, short_fingerprint, summary_line
 
@@ -79,14 +83,13 @@ def _version_row(role: str, info: VersionInfo, note: str) -> str:
     )
 
 
-def _header(report: Report) -> list[str]:
+def _header(report: Report, causes: list[Cause]) -> list[str]:
     now, target = ("NEW", "OLD") if report.direction == "rollback" else ("OLD", "NEW")
     info = {"OLD": report.old, "NEW": report.new}
     out = [f"<h1>compatcheck {_e(transition_text(report))}</h1>"]
     out += [f'<p class="meta"><strong>Note:</strong> {_inline(n)}</p>' for n in report.notes]
-    out.append(
-        f'<div class="verdict {report.verdict}" id="verdict">{_e(summary_line(report))}</div>'
-    )
+    verdict = _e(summary_line(report, causes))
+    out.append(f'<div class="verdict {report.verdict}" id="verdict">{verdict}</div>')
     if report.invocation:
         out.append(f'<p class="meta">ran: <code>{_e(report.invocation)}</code></p>')
     out += [
@@ -235,19 +238,94 @@ def _migrations(report: Report) -> list[str]:
     return out
 
 
-def _waivers(report: Report) -> list[str]:
-    waived = waived_findings(report)
-    if not waived:
+def _verify(report: Report) -> list[str]:
+    """The verification checks as the Markdown report lists them: status, result, query."""
+    heading = verify_heading(report)
+    if report.verify is None or heading is None:
         return []
-    out = ["<h2>Waived</h2>", "<ul>"]
-    for rf in waived:
-        w = rf.waiver
-        assert w is not None
+    out = [
+        "<h2>Verification</h2>",
+        f"<p>{_e(heading)}</p>",
+        "<table><tr><th>check</th><th>status</th><th>last result</th><th>query</th></tr>",
+    ]
+    for c in report.verify.checks:
+        cls = {"ok": "safe", "failing": "unsafe"}.get(c.status, "")
+        result = "<br>".join(_inline(t) for t in (c.summary, *c.details))
+        query = f"<code>{_e(c.query)}</code>" if c.query else ""
         out.append(
-            f"<li><code>{_e(rf.finding.kind)}</code> {_inline(rf.finding.message)} — waived until "
-            f"{_e(w.expires.isoformat())}: {_e(w.reason)} ({_e(w.source)})</li>"
+            f'<tr><td><code>{_e(c.name)}</code></td><td class="{cls}">{_e(c.status)}</td>'
+            f"<td>{result}</td><td>{query}</td></tr>"
         )
-    out.append("</ul>")
+    out.append("</table>")
+    return out
+
+
+def _waivers(report: Report) -> list[str]:
+    """Accepted findings with their reason and expiry, then the waivers that need attention:
+    expired ones (their finding counts again) and ones that match nothing (to remove)."""
+    out: list[str] = []
+    waived = waived_findings(report)
+    if waived:
+        out += ['<h2 id="waived">Waived</h2>', "<ul>"]
+        for rf in waived:
+            w = rf.waiver
+            assert w is not None
+            out.append(
+                f"<li>[{_e(rf.severity)}] <code>{_e(rf.finding.kind)}</code> "
+                f"<code>{_e(rf.finding.subject)}</code>: {_inline(rf.finding.message)} — waived "
+                f"until {_e(w.expires.isoformat())}: {_e(w.reason)} ({_e(w.source)})</li>"
+            )
+        out.append("</ul>")
+    if report.expired_waivers:
+        out += ['<h2 id="expired-waivers">Expired waivers</h2>', "<ul>"]
+        out += [
+            f"<li><code>{_e(waiver_text(w))}</code>: expired {_e(w.expires.isoformat())}, the "
+            f"finding counts again ({_e(w.reason)}, {_e(w.source)})</li>"
+            for w in report.expired_waivers
+        ]
+        out.append("</ul>")
+    if report.unused_waivers:
+        out += ['<h2 id="unused-waivers">Unused waivers</h2>', "<ul>"]
+        out += [
+            f"<li><code>{_e(waiver_text(w))}</code>: matched no finding, remove it "
+            f"({_e(w.reason)}, {_e(w.source)})</li>"
+            for w in report.unused_waivers
+        ]
+        out.append("</ul>")
+    return out
+
+
+def _verify(report: Report) -> list[str]:
+    """Post-rollback verification: each check's state at the last poll, failing ones with the
+    query and the objects that fail it."""
+    heading = verify_heading(report)
+    if report.verify is None or heading is None:
+        return []
+    out = ['<h2 id="verify">Verification</h2>', f'<p class="meta">{_e(heading)}</p>']
+    out.append("<table><tr><th>check</th><th>status</th><th>last result</th><th>query</th></tr>")
+    for c in report.verify.checks:
+        cls = {"ok": "safe", "failing": "unsafe"}.get(c.status, "")
+        since = f" (since {c.ok_since})" if c.status == "ok" and c.ok_since else ""
+        result = "<br>".join([_inline(c.summary + since), *(_inline(d) for d in c.details)])
+        query = f"<code>{_e(c.query)}</code>" if c.query else ""
+        out.append(
+            f'<tr><td><code>{_e(c.name)}</code></td><td class="{cls}">{_e(c.status)}</td>'
+            f"<td>{result}</td><td>{query}</td></tr>"
+        )
+    out.append("</table>")
+    return out
+
+
+def _artifact(report: Report) -> list[str]:
+    """What was verified of OLD's artifact; the rollback command itself is in the steps (on
+    GO) or waits for the problems to be resolved (on NO-GO), as in the text report."""
+    summary = artifact_summary(report)
+    if summary is None:
+        return []
+    what, _commands, note = summary
+    out = ['<h2 id="artifact">Artifact</h2>', f"<p>{_inline(what)}</p>"]
+    if note and report.direction == "rollback":
+        out.append(f"<p>{_inline(note)}</p>")
     return out
 
 
@@ -267,13 +345,16 @@ def _steps(report: Report) -> list[str]:
 
 def render_html(report: Report, *, color: bool = False) -> str:
     """The report as one HTML document with inline CSS only; ``color`` is ignored."""
-    causes = build_causes(report)
+    causes = build_causes(report)  # once per render: the verdict and the list count the same
     body: list[str] = []
-    body += _header(report)
+    body += _header(report, causes)
     body += _causes(report, causes)
     body += _families(causes)
     body += _migrations(report)
+    body += _verify(report)
     body += _waivers(report)
+    body += _verify(report)
+    body += _artifact(report)
     body += _steps(report)
     total = report.timings.get("total")
     if total is not None:

@@ -22,9 +22,9 @@ from compatcheck.reporters._common import (
     plan_statuses,
     printable,
     transition_text,
-    verdict_line,
     verify_statuses,
 )
+from compatcheck.reporters.causes import build_causes, summary_line
 
 # Trap: XML 1.0 cannot carry most control characters (e.g. ESC from a coloured service log), nor
 # lone surrogates, and ElementTree writes them anyway, producing a file CI parsers reject.
@@ -107,7 +107,7 @@ def render_junit(report: Report, *, color: bool = False) -> str:
     props = ET.Element("properties")
     for name, value in (
         ("verdict", report.verdict),
-        ("summary", verdict_line(report)),
+        ("summary", summary_line(report, build_causes(report))),  # as every format says it
         ("direction", report.direction),
         ("fail_on", report.fail_on),
         *plan_statuses(report),

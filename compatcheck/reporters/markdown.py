@@ -116,7 +116,7 @@ def _version_row(role: str, info: VersionInfo, note: str) -> str:
     return f"| {role} ({note}) | {label} | {source} | {escape_text(build, table=True)} |"
 
 
-def _header(report: Report) -> list[str]:
+def _header(report: Report, causes: list[Cause]) -> list[str]:
     verdict = "GO" if report.go else "NO-GO"
     if report.verify is not None:
         verdict = "VERIFIED" if report.go else "NOT VERIFIED"
@@ -125,7 +125,7 @@ def _header(report: Report) -> list[str]:
     return [
         f"## compatcheck: {verdict} for {escape_text(transition_text(report))}",
         "",
-        f"**{escape_text(summary_line(report))}**",
+        f"**{escape_text(summary_line(report, causes))}**",
         "",
         "| version | label | source | build |",
         "|---|---|---|---|",
@@ -162,8 +162,9 @@ def _cause_row(n: int, cause: Cause, report: Report) -> str:
     return f"| {n} | {sev} | {what} | {effects} | {fix} |"
 
 
-def _findings(report: Report, *, evidence: bool, max_rows: int | None) -> list[str]:
-    causes = build_causes(report)
+def _findings(
+    report: Report, causes: list[Cause], *, evidence: bool, max_rows: int | None
+) -> list[str]:
     if not causes:
         out = ["", "No problems."]
     else:
@@ -298,12 +299,12 @@ def _artifact(report: Report) -> list[str]:
     return out
 
 
-def _pending_advice(report: Report) -> list[str]:
+def _pending_advice(report: Report, causes: list[Cause]) -> list[str]:
     """On NO-GO, the rollback steps framed as what to do once the blockers are resolved."""
     plan, commands = rollback_steps(report)
     if report.go or (plan is None and not commands):
         return []
-    heading = advice_heading(report)
+    heading = advice_heading(report, causes)
     out = ["", f"### {escape_text(heading[0].upper() + heading[1:])}"]
     if plan:
         out += ["", escape_text(plan[0].upper() + plan[1:]) + "."]
@@ -323,17 +324,17 @@ def _extras(report: Report) -> list[str]:
     return out
 
 
-def _render(report: Report, *, evidence: bool, max_rows: int | None) -> str:
+def _render(report: Report, causes: list[Cause], *, evidence: bool, max_rows: int | None) -> str:
     # Notes come first: they say how far the verdict below can be trusted.
     lines = [f"> **Note:** {escape_text(note)}" for note in report.notes]
     lines += [""] if lines else []
-    lines += _header(report)
-    lines += _findings(report, evidence=evidence, max_rows=max_rows)
+    lines += _header(report, causes)
+    lines += _findings(report, causes, evidence=evidence, max_rows=max_rows)
     lines += _waivers(report)
     lines += _migrations(report)
     lines += _verify(report)
     lines += _artifact(report)
-    lines += _pending_advice(report)
+    lines += _pending_advice(report, causes)
     if evidence:
         lines += _extras(report)
     total = report.timings.get("total")
@@ -348,12 +349,13 @@ def render_markdown(report: Report, *, color: bool = False, limit: int = COMMENT
     Past ``limit`` characters the evidence blocks go first, then table rows from the end (info
     before errors, since rows are ordered by severity); the verdict and counts always stay.
     """
-    text = _render(report, evidence=True, max_rows=None)
+    causes = build_causes(report)  # once, however often the comment is re-rendered to fit
+    text = _render(report, causes, evidence=True, max_rows=None)
     if len(text) <= limit:
         return text
-    rows = len(build_causes(report))
-    text = _render(report, evidence=False, max_rows=None)
+    rows = len(causes)
+    text = _render(report, causes, evidence=False, max_rows=None)
     while len(text) > limit and rows > 0:
         rows = rows // 2 if len(text) > 2 * limit else rows - max(1, rows // 10)
-        text = _render(report, evidence=False, max_rows=rows)
+        text = _render(report, causes, evidence=False, max_rows=rows)
     return text

@@ -24,8 +24,8 @@ from compatcheck.reporters._common import (
     finding_location,
     plan_statuses,
     repo_path,
-    verdict_line,
 )
+from compatcheck.reporters.causes import build_causes, summary_line
 
 SARIF_SCHEMA_URI = (
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -136,6 +136,8 @@ def _rule(kind: str) -> dict[str, Any]:
 def sarif_log(report: Report) -> dict[str, Any]:
     """The SARIF log as a dict (what :func:`render_sarif` serialises)."""
     visible = report.visible()
+    # The causes-first summary every human format ends with, so dashboards say the same.
+    summary = summary_line(report, build_causes(report))
     kinds = sorted({rf.finding.kind for rf in visible})
     index = {k: i for i, k in enumerate(kinds)}
     run: dict[str, Any] = {
@@ -151,7 +153,7 @@ def sarif_log(report: Report) -> dict[str, Any]:
             {
                 # False when a check could not run: the results are then incomplete.
                 "executionSuccessful": not report.unavailable,
-                "properties": {"verdict": report.verdict, "summary": verdict_line(report)},
+                "properties": {"verdict": report.verdict, "summary": summary},
             }
         ],
         "results": [_result(rf, index[rf.finding.kind], report) for rf in visible],

@@ -182,8 +182,7 @@ def _cause_lines(n: int, cause: Cause, report: Report, paint: _Painter) -> list[
     return lines
 
 
-def _findings(report: Report, paint: _Painter) -> list[str]:
-    causes = build_causes(report)
+def _findings(report: Report, causes: list[Cause], paint: _Painter) -> list[str]:
     blocking = [c for c in causes if c.blocking(report.fail_on)]
     rest = [c for c in causes if not c.blocking(report.fail_on)]
     out: list[str] = []
@@ -288,12 +287,12 @@ def _artifact(report: Report, paint: _Painter) -> list[str]:
     return out
 
 
-def _pending_advice(report: Report) -> list[str]:
+def _pending_advice(report: Report, causes: list[Cause]) -> list[str]:
     """On NO-GO, what to do once the blocking findings are resolved (below the verdict)."""
     plan, commands = rollback_steps(report)
     if report.go or (plan is None and not commands):
         return []
-    out = ["", f"{advice_heading(report)}:"]
+    out = ["", f"{advice_heading(report, causes)}:"]
     if plan:
         out.append(f"  {plan}")
     if commands:
@@ -316,17 +315,18 @@ def _extras(report: Report) -> list[str]:
 def render_text(report: Report, *, color: bool = False) -> str:
     """The report for a terminal; ANSI colour only when ``color`` (CLI: a TTY and no NO_COLOR)."""
     paint = _Painter(color)
+    causes = build_causes(report)  # once per render: every section below counts the same causes
     # Notes come first: they say how far the verdict below can be trusted.
     lines = [paint("warning", f"NOTE: {note}") for note in report.notes]
     lines += _header(report, paint)
-    lines += _findings(report, paint)
+    lines += _findings(report, causes, paint)
     lines += _waivers(report, paint)
     lines += _migrations(report, paint)
     lines += _verify(report, paint)
     lines += _extras(report)
     lines += _artifact(report, paint)
-    lines += ["", paint(report.verdict, summary_line(report))]
-    lines += _pending_advice(report)
+    lines += ["", paint(report.verdict, summary_line(report, causes))]
+    lines += _pending_advice(report, causes)
     total = report.timings.get("total")
     if total is not None:
         lines += ["", paint("dim", f"done in {total:.1f} s")]

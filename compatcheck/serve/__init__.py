@@ -69,8 +69,17 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
         "--consumers",
         action="append",
         default=[],
-        metavar="PATH",
-        help="rule files, dashboards or folders whose breakage to name (repeatable)",
+        metavar="PATH|prometheus:URL",
+        help="rule files, dashboards or folders whose breakage to name, or the rules a running "
+        "Prometheus loaded (repeatable)",
+    )
+    p.add_argument(
+        "--live-consumers-max-age",
+        type=seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="how old the rules read from a prometheus:URL consumer may be before they are "
+        "read again (default: 10)",
     )
     p.add_argument(
         "--fail-on",

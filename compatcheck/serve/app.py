@@ -336,13 +336,14 @@ class Hook:
                 allow=self.settings.allow_prometheus,
                 snapshot_dir=self.settings.snapshot_dir,
                 fail_on=self.settings.fail_on,
+                allow_images=self.settings.allow_images,
+                registry_config=self.settings.registry_config,
             )
             if req.window >= self.settings.check_timeout:
                 raise UsageError(
                     f"`window` must be shorter than this hook's check timeout "
                     f"({self.settings.check_timeout:g}s): let the AnalysisTemplate repeat it"
                 )
-            req.args.policy = list(self.settings.policy)
             outcome = await self.checker.verify(req.args)
         except (HookError, CompatcheckError) as exc:
             return _reject(request, exc)
@@ -362,7 +363,7 @@ class Hook:
                     given.encode("utf-8", "surrogatepass"), expected.encode()
                 ):
                     raise HookError(401, "missing or wrong bearer token (or `metadata.token`)")
-            return parse_flagger_request(body)
+            return parse_flagger_request(body, allow_images=self.settings.allow_images)
 
         return parse
 

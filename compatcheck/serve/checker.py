@@ -39,7 +39,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from compatcheck.errors import (
@@ -55,6 +54,7 @@ from compatcheck.errors import (
 from compatcheck.interrupts import pause_point
 from compatcheck.masking import mask_secrets
 from compatcheck.report import Report
+from compatcheck.serve.inputs import InputFiles, Inputs, validate_consumers
 from compatcheck.serve.metrics import HookMetrics
 from compatcheck.serve.requests import CheckRequest, Target
 from compatcheck.serve.settings import ServeSettings
@@ -62,13 +62,8 @@ from compatcheck.snapshot import Snapshot
 from compatcheck.store import SnapshotStore
 
 if TYPE_CHECKING:
-    from compatcheck.consumers import ConsumerSet
-    from compatcheck.policy import Policy
     from compatcheck.serve.state import SharedState
 
-#: A file whose size, mtime and ctime last changed longer ago than this is trusted unchanged while
-#: they stay the same; a younger one is read again on every check (see :class:`_FileCache`).
-_RACY_NS = 2_000_000_000
 log = logging.getLogger("compatcheck.serve")
 #: Lookups (read, hash, answer from the cache: about a millisecond) allowed per check slot, so
 #: that cached verdicts keep flowing while slow evaluations hold every check slot.
@@ -97,107 +92,6 @@ class Outcome:
         if self.go:
             return "SUCCEEDED", None
         return "TERMINAL", self.summary
-
-
-class _FileCache:
-    """The bytes and sha256 of the operator's policy and consumer files, read again whenever they
-    may have changed.
-
-    Trap: size and mtime do not tell whether a file changed: ``os.utime`` restores an mtime, and a
-    rewrite with the same length keeps the size. The ctime cannot be set from user space, so a
-    signature of (device, inode, size, mtime, ctime) changes with every write. But the file
-    system's clock ticks in steps (a jiffy, or coarser): two writes within one tick leave the
-    signature as the first one made it. So, as git does with its index ("racy git"), a signature
-    is trusted only when the last change is older than :data:`_RACY_NS`; a younger file is read
-    and hashed again on every check.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._known: dict[str, tuple[tuple[int, ...], str, bytes]] = {}
-
-    def read(self, path: Path) -> tuple[str, bytes]:
-        """``(sha256 hex, bytes)`` of ``path`` as it is now."""
-        st = path.stat()
-        sig = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        key = str(path)
-        with self._lock:
-            hit = self._known.get(key)
-        if hit is not None and hit[0] == sig:
-            return hit[1], hit[2]
-        data = path.read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
-        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _RACY_NS:
-            with self._lock:
-                self._known[key] = (sig, digest, data)
-        return digest, data
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """The policy and consumers one check is judged with, and the digest of their bytes."""
-
-    digest: str
-    policy: Policy
-    consumers: ConsumerSet | None
-
-
-class _InputFiles:
-    """Policy and consumers as of now: read (cached by :class:`_FileCache`), hashed, and parsed
-    once per distinct content (the parsed objects are kept by digest)."""
-
-    def __init__(self, settings: ServeSettings) -> None:
-        self.settings = settings
-        self._files = _FileCache()
-        self._lock = threading.Lock()
-        self._parsed: OrderedDict[str, Inputs] = OrderedDict()
-
-    def current(self) -> Inputs:
-        """Raise :class:`InternalError` when the operator's files are unreadable or broken."""
-        from compatcheck.consumers import list_consumer_files, read_consumer_files
-        from compatcheck.policy import parse_policies
-
-        h = hashlib.sha256()
-        content: dict[Path, bytes] = {}
-        try:
-            policy_files = [Path(p) for p in self.settings.policy]
-            consumer_files = list_consumer_files(self.settings.consumers)
-            for part, paths in (
-                ("policy", policy_files),
-                ("consumers", [f.path for f in consumer_files]),
-            ):
-                for path in paths:
-                    digest, content[path] = self._files.read(path)
-                    h.update(f"{part}\0{path}\0{digest}\n".encode())
-        except OSError as exc:
-            raise InternalError(
-                f"server configuration unreadable: {exc.filename}: {exc.strerror}"
-            ) from None
-        except InputError as exc:
-            raise InternalError(f"server configuration unreadable: {exc}") from None
-        key = h.hexdigest()
-        with self._lock:
-            hit = self._parsed.get(key)
-        if hit is not None:
-            return hit
-        try:
-            texts = [(str(p), content[p].decode("utf-8")) for p in policy_files]
-            policy = parse_policies(texts)
-        except UnicodeDecodeError:
-            raise InternalError("server policy is broken: not UTF-8 text") from None
-        except CompatcheckError as exc:
-            raise InternalError(f"server policy is broken: {exc}") from None
-        consumers = (
-            read_consumer_files(consumer_files, content.__getitem__)
-            if self.settings.consumers
-            else None
-        )
-        inputs = Inputs(key, policy, consumers)
-        with self._lock:
-            self._parsed[key] = inputs
-            while len(self._parsed) > 4:  # an edit in progress: keep the last few versions
-                self._parsed.popitem(last=False)
-        return inputs
 
 
 @dataclass(frozen=True)
@@ -242,31 +136,6 @@ class _Slots:
         return release
 
 
-def validate_consumer_files(paths: tuple[str, ...]) -> None:
-    """Refuse to start on consumer files that are missing or do not parse, naming the first.
-
-    Why at start-up: the hook reads these files on every check, so a typo found there would be a
-    500 (missing file) or a ``consumers/parse-error`` warning in every verdict, which a caller
-    cannot fix; the operator who started the hook can, and is watching when it starts.
-    """
-    if not paths:
-        return
-    from compatcheck.consumers import load_consumers
-
-    findings = load_consumers(paths).findings  # a missing path raises, naming it
-    if not findings:
-        return
-    first = findings[0]
-    line, reason = first.evidence.get("line"), first.evidence["error"]
-    if first.consumers:  # one expression in the file does not parse
-        c = first.consumers[0]
-        where, problem = c.file, f"{c.type} `{c.name}`: PromQL does not parse: {reason}"
-    else:  # the file itself cannot be read as a consumer
-        where, problem = first.evidence["file"], f"cannot be read as a consumer: {reason}"
-    more = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
-    raise InputError(f"{where}:{line}: {problem}{more}" if line else f"{where}: {problem}{more}")
-
-
 class Checker:
     """Everything a check needs that outlives one request: store, inputs, cache, slots, threads."""
 
@@ -285,11 +154,22 @@ class Checker:
         from compatcheck.policy import load_policy
 
         load_policy(settings.policy)  # a broken policy stops the server starting, in its words
-        validate_consumer_files(settings.consumers)
+        validate_consumers(settings.consumers)
         from compatcheck.artifact.auth import load_registry_config
 
         self.registry_config = load_registry_config(settings.registry_config)
-        self._inputs = _InputFiles(settings)
+        from compatcheck.artifact.cache import ContentCache
+
+        #: Contract manifests and snapshots already fetched and verified, by digest: a lookup
+        #: asks the registry only for the list of referrers unless the contract is new to it.
+        self.contract_content = ContentCache()
+        #: One HTTP client for every contract lookup (thread-safe; its CA bundle loaded once).
+        self._registry_http: Any = None
+        if settings.allow_images:
+            import httpx
+
+            self._registry_http = httpx.Client(timeout=10.0)
+        self._inputs = InputFiles(settings)
         self._cache: OrderedDict[str, Outcome] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._lookups = _Slots(LOOKUPS_PER_CHECK * settings.max_concurrent)
@@ -351,7 +231,11 @@ class Checker:
         budget = min(10.0, max(0.001, deadline - time.monotonic()))
         try:
             found = resolve_contract(
-                f"oci:{image}", registry_config=self.registry_config, timeout=budget
+                f"oci:{image}",
+                registry_config=self.registry_config,
+                timeout=budget,
+                cache=self.contract_content,
+                client=self._registry_http,
             )
         except ContractMissing as exc:
             raise NotFoundError(f"{image}: {exc}") from None
@@ -411,16 +295,13 @@ class Checker:
     def _stored(self, lookup: Lookup, role: str) -> Snapshot | None:
         req = lookup.request
         if role in lookup.contracts:
-            from compatcheck.snapshot import parse_snapshot
+            from compatcheck.artifact.contract import parse_contract_snapshot
 
-            name = lookup.contracts[role]
             try:
-                snap = parse_snapshot(lookup.raw[role].decode("utf-8"), name)
-            except UnicodeDecodeError:
-                raise InternalError(f"attached contract is unusable: {name}: not UTF-8") from None
+                snap: Snapshot = parse_contract_snapshot(lookup.raw[role], lookup.contracts[role])
             except InputError as exc:
                 raise InternalError(f"attached contract is unusable: {exc}") from None
-            return replace(snap, source=name)
+            return snap
         version = req.old.version if role == "old" else req.new.version
         if version is None:
             return None
@@ -555,12 +436,16 @@ class Checker:
     def _verify(self, args: Any) -> Outcome:
         from compatcheck.verify.cli import verify_report
 
-        return outcome_of(verify_report(args, self._inputs.current().consumers))
+        inputs = self._inputs.current()  # the operator's policy and consumers, parsed once
+        report = verify_report(args, inputs.consumers, policy=inputs.policy, store=self.store)
+        return outcome_of(report)
 
     def close(self) -> None:
         # Trap: waiting here would hang shutdown behind a stuck thread; running checks were
         # already given their deadline by the caller.
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._registry_http is not None:
+            self._registry_http.close()
 
 
 def _timed_out(seconds: float) -> DeadlineExceeded:

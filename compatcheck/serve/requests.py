@@ -53,7 +53,9 @@ def image_allowed(image: str, allow: tuple[str, ...]) -> bool:
     return False
 
 
-def _image_target(value: object, role: str, allow_images: tuple[str, ...]) -> Target:
+def image_target(value: object, role: str, allow_images: tuple[str, ...]) -> Target:
+    """``{"image": ...}`` checked: a digest (a tag is ``artifact/not-pinned``), in a registry or
+    repository of ``allow_images`` (:class:`RefusedError` otherwise)."""
     from compatcheck.artifact.contract import image_contract_ref
 
     if not isinstance(value, str) or not value or len(value) > 512:
@@ -81,7 +83,7 @@ def _target(
     if sum(k in value for k in _TARGET_KEYS) != 1:
         raise UsageError(f"`{role}` needs exactly one of `version`, `url` or `image`")
     if "image" in value:
-        return _image_target(value["image"], role, allow_images)
+        return image_target(value["image"], role, allow_images)
     if "version" in value:
         return Target(version=validate_name(value["version"], f"{role} version"))
     url = value["url"]
@@ -120,12 +122,16 @@ def parse_check_request(
     )
 
 
-def parse_flagger_request(body: object) -> CheckRequest:
-    """Flagger's webhook payload: ``name``, ``namespace``, ``phase``, ``metadata`` (strings).
+def parse_flagger_request(body: object, *, allow_images: tuple[str, ...] = ()) -> CheckRequest:
+    """Flagger's webhook payload: ``name``, ``namespace``, ``phase``, ``checksum``, ``metadata``
+    (a map of strings, copied from the Canary's webhook spec).
 
-    The service is ``metadata.service`` or else the canary's ``name``; ``metadata.old`` and
-    ``metadata.new`` name the stored versions. Other keys Flagger sends (``checksum``, ``type``)
-    are ignored: Flagger's payload grows between releases.
+    Flagger sends nothing about images (its ``CanaryWebhookPayload`` has only those keys), so the
+    two releases come from ``metadata``: per side either a stored version (``old``, ``new``) or
+    an image digest whose attached contract is read (``oldImage``, ``newImage``: written into
+    the Canary by the pipeline that sets the Deployment's image; see
+    ``recipes/flagger-canary-digests.yaml``). The service is ``metadata.service`` or else the
+    canary's ``name``. Other keys Flagger sends are ignored: its payload grows between releases.
     """
     if not isinstance(body, dict):
         raise UsageError("request body must be a JSON object")
@@ -135,14 +141,15 @@ def parse_flagger_request(body: object) -> CheckRequest:
     service = meta.get("service") or body.get("name")
     if not service:
         raise UsageError("flagger payload needs `name` (or `metadata.service`)")
-    for key in ("old", "new"):
-        if not meta.get(key):
-            raise UsageError(f"flagger payload needs `metadata.{key}` (a stored version)")
-    check: dict[str, Any] = {
-        "service": service,
-        "old": {"version": meta["old"]},
-        "new": {"version": meta["new"]},
-    }
+    check: dict[str, Any] = {"service": service}
+    for role in ("old", "new"):
+        version, image = meta.get(role), meta.get(f"{role}Image")
+        if bool(version) == bool(image):
+            raise UsageError(
+                f"flagger payload needs exactly one of `metadata.{role}` (a stored version) or "
+                f"`metadata.{role}Image` (an image digest)"
+            )
+        check[role] = {"version": version} if version else {"image": image}
     if "direction" in meta:
         check["direction"] = meta["direction"]
-    return parse_check_request(check, allow_url=False)
+    return parse_check_request(check, allow_url=False, allow_images=allow_images)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from compatcheck.errors import UsageError
-from compatcheck.masking import mask_secrets
 
 # compatcheck.scrape (httpx) and compatcheck.yamlfile (PyYAML) are imported where used: every
 # `compatcheck` command builds the serve parser from this module, and `compatcheck --help` must
@@ -62,6 +61,9 @@ class ServeSettings:
     #: ``redis://HOST:PORT/DB``: asynchronous checks and verdicts shared by replicas (see
     #: :mod:`compatcheck.serve.state`). None: everything in this process.
     state: str | None = None
+    #: How old the rules read from a ``prometheus:URL`` consumer may be before they are read
+    #: again (see :mod:`compatcheck.serve.inputs`).
+    live_consumers_max_age: float = 10.0
 
     def __post_init__(self) -> None:
         if self.max_body < 1:
@@ -120,7 +122,12 @@ def read_config(path: str) -> dict[str, Any]:
         if key not in data:
             return []
         items = doc.string_list(data[key], (key,))
-        return [str(doc.path_in(v, (key, i), base)) for i, v in enumerate(items)]
+        return [
+            # `prometheus:URL` consumers are kept as written (checked by the consumers' reader).
+            v if key == "consumers" and v.startswith("prometheus:") else
+            str(doc.path_in(v, (key, i), base))
+            for i, v in enumerate(items)
+        ]  # fmt: skip
 
     out: dict[str, Any] = {"policy": paths("policy"), "consumers": paths("consumers")}
     if "allow_images" in data:
@@ -175,14 +182,6 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         from compatcheck.serve.state import parse_state_url
 
         parse_state_url(state)  # a bad URL stops the start, in one line
-    for spec in (*conf.get("consumers", []), *args.consumers):
-        if str(spec).startswith("prometheus:"):
-            # The hook keeps its consumers loaded and keyed by file content; a live source has
-            # neither, so it is refused at start rather than failing every request.
-            raise UsageError(
-                f"--consumers {mask_secrets(spec)}: serve reads rule files and dashboards only "
-                "(prometheus:URL is for diff, check and verify)"
-            )
     return ServeSettings(
         snapshot_dir=snapshot_dir,
         policy=(*conf.get("policy", []), *args.policy),
@@ -205,4 +204,5 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         ),
         registry_config=registry_config,
         state=state,
+        live_consumers_max_age=getattr(args, "live_consumers_max_age", 10.0),
     )

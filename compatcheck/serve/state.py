@@ -265,6 +265,11 @@ class SharedState:
     async def read(self, check_id: str) -> Record | None:
         with self._guard():
             raw = _as_bytes(await self.aio.hgetall(self.key("check", check_id)))
+            if raw.get(b"cached_verdict") == b"1" and b"report" not in raw:
+                # Answered from the cache: the report is the verdict's, kept once (its key is
+                # the check id), not copied into every check that asked for it.
+                verdict = await self.aio.hgetall(self.key("verdict", check_id))
+                raw.update({k: v for k, v in _as_bytes(verdict).items() if k != b"status"})
         if not raw or b"status" not in raw:
             return None
         error = raw.get(b"error")
@@ -318,7 +323,37 @@ class SharedState:
             fields["request"] = request
         with self._guard():
             pipe = self.aio.pipeline()
-            pipe.hdel(name, "error")
+            pipe.hdel(name, "error", "cached_verdict")
+            pipe.hset(name, mapping=fields)  # type: ignore[arg-type]
+            pipe.expire(name, CHECK_TTL)
+            await pipe.execute()
+
+    async def finish_cached(
+        self,
+        check_id: str,
+        status: str,
+        outcome: Outcome,
+        error: str | None,
+        request: str | None = None,
+    ) -> None:
+        """End a check answered from the verdict cache: the check refers to the verdict stored
+        under its own id (whose expiry is renewed; written only if Redis no longer has it, e.g.
+        when the verdict came from this replica's own cache) instead of a copy of the report."""
+        verdict = self.key("verdict", check_id)
+        name = self.key("check", check_id)
+        fields: dict[str, str] = {"status": status, "cached_verdict": "1"}
+        if error is not None:
+            fields["error"] = error
+        if request is not None:
+            fields["request"] = request
+        with self._guard():
+            if not await self.aio.expire(verdict, VERDICT_TTL):
+                pipe = self.aio.pipeline()
+                pipe.hset(verdict, mapping=_outcome_fields(outcome))  # type: ignore[arg-type]
+                pipe.expire(verdict, VERDICT_TTL)
+                await pipe.execute()
+            pipe = self.aio.pipeline()
+            pipe.hdel(name, "error", "report", "go", "verdict", "summary", "unavailable")
             pipe.hset(name, mapping=fields)  # type: ignore[arg-type]
             pipe.expire(name, CHECK_TTL)
             await pipe.execute()
@@ -382,7 +417,7 @@ class SharedChecks:
         if lookup.cached is not None:
             status = lookup.cached.job_status()
             self.on_outcome(lookup.cached)
-            await self.state.finish(check_id, status[0], lookup.cached, status[1], body)
+            await self.state.finish_cached(check_id, status[0], lookup.cached, status[1], body)
             return check_id, (status[0], lookup.cached, status[1])
         token = await self.state.acquire(check_id)
         if token is None:  # another replica (or this one) is evaluating it
@@ -441,7 +476,7 @@ class SharedChecks:
             if lookup.cached is not None:
                 status, error = lookup.cached.job_status()
                 self.on_outcome(lookup.cached)
-                await self.state.finish(check_id, status, lookup.cached, error)
+                await self.state.finish_cached(check_id, status, lookup.cached, error)
                 await self._release(check_id, token)
                 return
             future = self.checker.run(lookup, deadline)

@@ -14,6 +14,7 @@ must not be able to make it send requests to any address it names. The body beco
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -36,6 +37,16 @@ class _BodyParser(Parser):
         )
 
 
+@functools.cache
+def _parser() -> _BodyParser:
+    """The ``verify`` options' parser, built once (parsing does not change it)."""
+    from compatcheck.verify.cli import add_verify_parser
+
+    parser = _BodyParser(prog="verify")
+    add_verify_parser(parser.add_subparsers(dest="command", parser_class=_BodyParser))
+    return parser
+
+
 @dataclass(frozen=True)
 class VerifyRequest:
     """A checked ``/v1/verify`` body as ``verify`` options (``args``) for the hook's store."""
@@ -55,10 +66,42 @@ def _text(body: dict[str, Any], key: str, *, required: bool = False) -> str | No
     return str(value)
 
 
+def _expect(
+    expect: object,
+    snapshot_dir: str | None,
+    allow_images: tuple[str, ...],
+    registry_config: str | None,
+) -> list[str]:
+    """The ``--expect`` options of ``{"version": V}`` or ``{"image": "REPO@sha256:…"}``."""
+    if not isinstance(expect, dict) or len(expect) != 1 or set(expect) - {"version", "image"}:
+        raise UsageError(
+            '`expect` must be {"version": V} (a stored contract) or {"image": "REPO@sha256:…"} '
+            "(the contract attached to that image)"
+        )
+    if "image" in expect:
+        from compatcheck.serve.requests import image_target
+
+        image = image_target(expect["image"], "expect", allow_images).image
+        extra = [f"--registry-config={registry_config}"] if registry_config else []
+        return [f"--expect=oci:{image}", *extra]
+    version = validate_name(expect["version"], "expect version")
+    if snapshot_dir is None:
+        raise RefusedError("this hook has no snapshot store (--snapshot-dir) to read `expect` from")
+    return [f"--expect=stored:{version}", f"--snapshot-dir={snapshot_dir}"]
+
+
 def parse_verify_request(
-    body: object, *, allow: tuple[str, ...], snapshot_dir: str | None, fail_on: str
+    body: object,
+    *,
+    allow: tuple[str, ...],
+    snapshot_dir: str | None,
+    fail_on: str,
+    allow_images: tuple[str, ...] = (),
+    registry_config: str | None = None,
 ) -> VerifyRequest:
-    """Check ``body``; :class:`RefusedError` (403) for a Prometheus the operator did not list."""
+    """Check ``body``; :class:`RefusedError` (403) for a Prometheus the operator did not list,
+    or an image outside ``allow_images``. ``expect`` is a stored version or, like ``/v1/check``'s
+    targets, an image digest whose attached contract is read."""
     if not isinstance(body, dict):
         raise UsageError("the body must be a JSON object")
     unknown = sorted(set(body) - set(_KEYS))
@@ -72,16 +115,12 @@ def parse_verify_request(
             "those given with --allow-prometheus)"
         )
     selector = _text(body, "selector", required=True)
-    expect = body.get("expect")
-    if not isinstance(expect, dict) or set(expect) != {"version"}:
-        raise UsageError('`expect` must be {"version": V} (a stored contract)')
-    version = validate_name(expect["version"], "expect version")
-    if snapshot_dir is None:
-        raise RefusedError("this hook has no snapshot store (--snapshot-dir) to read `expect` from")
+    source = _expect(body.get("expect"), snapshot_dir, allow_images, registry_config)
     service = _text(body, "service")
     if service is None:
-        m = re.search(r'\bjob\s*=\s*"([^"]+)"', selector or "")
-        service = m.group(1) if m else None
+        from compatcheck.verify.plan import job_of
+
+        service = job_of(selector or "")
     if service is None:
         raise UsageError('`service` is required when the selector has no job="..." matcher')
     validate_name(service, "service")
@@ -89,8 +128,7 @@ def parse_verify_request(
         "verify",
         f"--prometheus={prometheus}",
         f"--selector={selector}",
-        f"--expect=stored:{version}",
-        f"--snapshot-dir={snapshot_dir}",
+        *source,
         f"--service={service}",
         f"--fail-on={fail_on}",
         "--quiet",
@@ -101,11 +139,7 @@ def parse_verify_request(
         value = _text(body, key)
         if value is not None:
             argv.append(f"--{key.replace('_', '-')}={value}")
-    from compatcheck.verify.cli import add_verify_parser
-
-    parser = _BodyParser(prog="verify")
-    add_verify_parser(parser.add_subparsers(dest="command", parser_class=_BodyParser))
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     if _text(body, "window") is None:
         args.window = 0.0
     return VerifyRequest(args, float(args.window))

@@ -233,7 +233,15 @@ def check_error_rate(plan: VerifyPlan, poll: Poll, state: WindowState) -> Outcom
     values = [(s, s.value) for s in poll.query(query) if not math.isnan(s.value)]
     limit = plan.max_error_rate
     if not values:
-        return Outcome("ok", "no requests in the range: no error rate to judge", query)
+        # An empty answer is not a low error rate: no request was counted in the range yet (a
+        # target scraped once has no rate), or the expression matches nothing. Say so rather
+        # than "ok": the report must not claim a rate nobody measured.
+        return Outcome(
+            "skipped",
+            "no data: the query returned no value (no requests in its range yet, or it "
+            "matches no series); the error rate was not judged",
+            query,
+        )
     worst = max(v for _, v in values)
     over = [(s, v) for s, v in values if v > limit]
     details = tuple(

@@ -15,8 +15,7 @@ from typing import IO, Any
 
 from compatcheck.argtypes import duration, ratio
 from compatcheck.errors import UsageError
-
-_FORMATS = ("text", "json", "markdown", "junit", "sarif", "github")
+from compatcheck.reportargs import add_report_options
 
 
 def _promql_duration(text: str) -> str:
@@ -43,7 +42,8 @@ def add_verify_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
         required=True,
         metavar="SOURCE",
         help="the contract of the release that should now run: snapshot or exposition file, "
-        "URL, stored:VERSION (with --snapshot-dir and --service)",
+        "URL, stored:VERSION (with --snapshot-dir and --service), or the contract attached to "
+        "an image digest (oci:IMAGE@sha256:…, oci-layout:DIR@sha256:…)",
     )
     p.add_argument("--window", type=duration, default=600.0, help="how long to wait (10m)")
     p.add_argument("--interval", type=duration, default=15.0, help="time between polls (15s)")
@@ -70,58 +70,54 @@ def add_verify_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--build-info", metavar="FAMILY", help="the family carrying the build (version/revision)"
     )
-    p.add_argument(
-        "--consumers",
-        action="append",
-        default=[],
-        metavar="PATH|prometheus:URL",
-        help="rule files, dashboards or folders whose families must be back, or the rules a "
-        "running Prometheus loaded (repeatable)",
-    )
     p.add_argument("--snapshot-dir", metavar="DIR|URL", help="store of release contracts")
     p.add_argument("--service", metavar="NAME", help="service of stored:VERSION and build info")
+    p.add_argument(
+        "--registry-config",
+        metavar="FILE",
+        help="docker config.json with registry credentials for an oci: --expect",
+    )
     p.add_argument("--timeout", type=duration, default=10.0, help="per request to Prometheus")
-    g = p.add_argument_group("report")
-    g.add_argument("--format", choices=_FORMATS, default="text", help="report format")
-    g.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE")
-    g.add_argument(
-        "--policy", action="append", default=[], metavar="FILE", help="policy file (repeatable)"
+    add_report_options(
+        p,
+        direction=False,
+        bridge_rules=False,
+        fail_on_help="lowest severity that keeps the rollback unverified (default: error)",
+        consumers_help="rule files, dashboards or folders whose families must be back, or the "
+        "rules a running Prometheus loaded (repeatable)",
     )
-    g.add_argument(
-        "--fail-on",
-        choices=("error", "warning", "info"),
-        default="error",
-        help="lowest severity that keeps the rollback unverified (default: error)",
-    )
-    g.add_argument("--no-color", action="store_true", help="never colour the text report")
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
 
 def _service(args: argparse.Namespace) -> str:
     """``--service``, else the selector's ``job="..."`` (the usual service name)."""
     if args.service:
         return str(args.service)
-    m = re.search(r'\bjob\s*=\s*"([^"]+)"', args.selector)
-    return m.group(1) if m else ""
+    from compatcheck.verify.plan import job_of
+
+    return job_of(args.selector) or ""
 
 
-def load_expect(args: argparse.Namespace) -> Any:
-    """The ``--expect`` contract, from the sources snapshots are read from elsewhere."""
-    from compatcheck.sources import load_source
+def load_expect(args: argparse.Namespace, store: Any = None) -> Any:
+    """The ``--expect`` contract, from the sources snapshots are read from elsewhere; ``store``
+    is the snapshot store to use (the hook's own), else one is opened for ``--snapshot-dir``."""
+    from compatcheck.sources import is_contract_ref, load_source
     from compatcheck.store import SnapshotStore, resolve_version
 
     arg = str(args.expect)
-    store = SnapshotStore(args.snapshot_dir) if args.snapshot_dir else None
-    if arg.startswith(("oci:", "oci-layout:")):
-        raise UsageError(f"--expect {arg}: OCI sources are not supported by verify yet")
+    if store is None and args.snapshot_dir:
+        store = SnapshotStore(args.snapshot_dir)
     if arg.startswith("stored:"):
         if store is None or not args.service:
             raise UsageError(f"--expect {arg}: needs --snapshot-dir and --service")
         return store.get(args.service, arg[len("stored:") :])
-    snap = resolve_version(arg, store, args.service)
-    if snap is not None:
-        return snap
-    return load_source(arg, timeout=args.timeout, service=_service(args))
+    if not is_contract_ref(arg):
+        snap = resolve_version(arg, store, args.service)
+        if snap is not None:
+            return snap
+    # An oci: reference resolves the contract attached to that digest, as in `diff`.
+    return load_source(
+        arg, timeout=args.timeout, service=_service(args), registry_config=args.registry_config
+    )
 
 
 def _plan(args: argparse.Namespace, expect: Any, consumers: Any) -> Any:
@@ -165,10 +161,15 @@ def cmd_verify(args: argparse.Namespace, out: IO[str]) -> int:
     return write_report(args, verify_report(args), out)
 
 
-def verify_report(args: argparse.Namespace, consumers: Any = None) -> Any:
-    """The report of one verification as ``args`` (the ``verify`` options) describe it;
-    ``consumers`` is a loaded :class:`~compatcheck.consumers.ConsumerSet` used when ``args``
-    names none (the hook passes the ones it keeps loaded)."""
+def verify_report(
+    args: argparse.Namespace, consumers: Any = None, *, policy: Any = None, store: Any = None
+) -> Any:
+    """The report of one verification as ``args`` (the ``verify`` options) describe it.
+
+    The hook passes what it keeps loaded instead of having each request read it again:
+    ``consumers`` (a :class:`~compatcheck.consumers.ConsumerSet`, used when ``args`` names
+    none), ``policy`` (a parsed :class:`~compatcheck.policy.Policy`, instead of ``--policy``)
+    and ``store`` (its :class:`~compatcheck.store.SnapshotStore`)."""
     from compatcheck.consumers import load_consumers
     from compatcheck.engine import EvaluateOptions, evaluate
     from compatcheck.policy import load_policy
@@ -178,10 +179,11 @@ def verify_report(args: argparse.Namespace, consumers: Any = None) -> Any:
     from compatcheck.verify.plan import check_expression
     from compatcheck.verify.run import run_verify
 
-    policy = load_policy(args.policy)
+    if policy is None:
+        policy = load_policy(args.policy)
     if args.error_rate is not None:
         check_expression(args.error_rate, "--error-rate")
-    expect = load_expect(args)
+    expect = load_expect(args, store)
     if args.consumers:
         consumers = load_consumers(args.consumers)
     plan = _plan(args, expect, consumers)

@@ -6,6 +6,7 @@ before anything waits.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -66,6 +67,12 @@ class VerifyPlan:
         return f"{name}{{{', '.join([self.inner, *extra])}}}"
 
 
+def job_of(selector: str) -> str | None:
+    """The ``job="..."`` of a selector (the usual service name), None without one."""
+    m = re.search(r'\bjob\s*=\s*"([^"]+)"', selector)
+    return m.group(1) if m else None
+
+
 def inner_matchers(selector: str) -> str:
     text = selector.strip()
     return text[1:-1].strip().rstrip(",").strip()
@@ -120,7 +127,10 @@ def request_counter(metrics: MetricsSchema | None) -> tuple[MetricFamily, str] |
 def default_error_rate(
     plan_selector: str, metrics: MetricsSchema | None, window: str
 ) -> str | None:
-    """``sum(rate(F{sel, status=~"5.."}[R])) / sum(rate(F{sel}[R]))`` from the contract."""
+    """``(sum(rate(F{sel, status=~"5.."}[R])) or vector(0)) / sum(rate(F{sel}[R]))`` from the
+    contract. ``or vector(0)``: a service that never failed a request has no 5xx series at all,
+    and without it the ratio would be empty (no data) exactly when the rate is zero; requests
+    counted make it a number, no request at all keeps it empty (the denominator)."""
     found = request_counter(metrics)
     if found is None:
         return None
@@ -128,7 +138,7 @@ def default_error_rate(
     inner = inner_matchers(plan_selector)
     errors = f'{fam.name}{{{inner}, {label}=~"5.."}}'
     every = f"{fam.name}{{{inner}}}"
-    return f"sum(rate({errors}[{window}])) / sum(rate({every}[{window}]))"
+    return f"(sum(rate({errors}[{window}])) or vector(0)) / sum(rate({every}[{window}]))"
 
 
 def _needed_labels(sel: Selector) -> set[str]:

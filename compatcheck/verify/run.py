@@ -154,7 +154,10 @@ def _progress_line(section: VerifySection, elapsed: float, window: float) -> str
     head = f"poll {section.polls}, {elapsed:.0f} s of {window:.0f} s: "
     if section.verified:
         held = [c.name for c in section.checks if c.status == "ok"]
-        return head + f"verified ({', '.join(held) or 'nothing to check'} hold)"
+        line = head + f"verified ({', '.join(held) or 'nothing'} hold"
+        # What was not judged is named, so "verified" is never read as covering it.
+        skipped = [f"{c.name}: {c.summary}" for c in section.checks if c.status == "skipped"]
+        return line + "".join(f"; not checked: {s}" for s in skipped) + ")"
     waiting = [c for c in section.checks if not c.holds]
     if all(c.status == "unknown" for c in section.checks):
         return head + "Prometheus could not be asked; retrying"

@@ -5,6 +5,7 @@ or the ``--python`` helper that runs Alembic in the application's own interprete
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from compatcheck.migrations.sources.alembic.project import (
     resolve_locations,
 )
 from compatcheck.migrations.sources.alembic.runner import AlembicRunner
+from compatcheck.model import Finding
 
 if TYPE_CHECKING:
     from compatcheck.migrations.sources.alembic.remote import HelperPool
@@ -85,6 +87,14 @@ class AlembicSource:
     def history(self) -> History:
         first, *more = self.locations.version_locations
         return load_history(first, more, recursive=self.locations.recursive)
+
+    def notes(self, revisions: Sequence[str]) -> list[Finding]:
+        """Nothing: every revision is read as Python source."""
+        return []
+
+    def live_findings(self, url: str) -> list[Finding]:
+        """Nothing: ``alembic_version`` has no state of its own to judge."""
+        return []
 
     def runner(self, scratch: Scratch, conn: Connection) -> Runner:
         url = scratch.url.render_as_string(hide_password=False)

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from compatcheck.migrations import steps as s
-from compatcheck.migrations.sql import parse_sql, shorten
+from compatcheck.migrations.sql import shorten
 from compatcheck.migrations.steps import Op, identifier
+from compatcheck.migrations.typechange import widens
 
 if TYPE_CHECKING:
     from compatcheck.migrations.sources.alembic.analyser import Analyser, Scope
@@ -319,6 +320,9 @@ def execute(c: OpCall) -> Generator[Op, None, bool]:
     if sql is None:
         yield from core_statement(c, c.node.args[0])
         return False
+    # Imported here: the SQL parser (sqlglot) loads only for a history that runs raw SQL.
+    from compatcheck.migrations.sqlstatic import parse_sql
+
     yield from parse_sql(sql, c.node.lineno)
     return True
 
@@ -363,20 +367,6 @@ def core_statement(c: OpCall, node: ast.AST) -> Iterator[Op]:
 
 
 # --- type changes -----------------------------------------------------------------------------
-
-_STRINGS = frozenset({"string", "varchar", "unicode", "nvarchar"})
-#: Unbounded text types by capacity (MySQL's TEXT < MEDIUMTEXT < LONGTEXT; elsewhere one TEXT).
-_TEXT_RANK = {"text": 1, "unicodetext": 1, "clob": 1, "nclob": 1, "mediumtext": 2, "longtext": 3}
-_TEXTS = frozenset(_TEXT_RANK)
-_INT_WIDTH = {
-    "smallinteger": 1,
-    "smallint": 1,
-    "integer": 2,
-    "int": 2,
-    "biginteger": 3,
-    "bigint": 3,
-}
-_NUMERICS = frozenset({"numeric", "decimal"})
 
 
 def _variants(node: ast.expr) -> list[ast.expr]:
@@ -432,24 +422,4 @@ def is_widening(existing: ast.expr | None, new: ast.expr) -> bool:
     old_sig = _type_signature(existing)
     if old_sig is None:
         return False
-    return all(_widens(old_sig, _type_signature(t)) for t in _variants(new))
-
-
-def _widens(
-    old_sig: tuple[str, tuple[int, ...]], new_sig: tuple[str, tuple[int, ...]] | None
-) -> bool:
-    if new_sig is None:
-        return False
-    (old_name, old_args), (new_name, new_args) = old_sig, new_sig
-    if old_name in _STRINGS and new_name in _STRINGS | _TEXTS:
-        if new_name in _TEXTS or not new_args:
-            return True
-        return bool(old_args) and new_args[0] >= old_args[0]
-    if old_name in _TEXTS and new_name in _TEXTS:
-        return _TEXT_RANK[new_name] >= _TEXT_RANK[old_name]
-    if old_name in _INT_WIDTH and new_name in _INT_WIDTH:
-        return _INT_WIDTH[new_name] >= _INT_WIDTH[old_name]
-    if old_name in _NUMERICS and new_name in _NUMERICS and len(old_args) == len(new_args) == 2:
-        (p1, s1), (p2, s2) = old_args, new_args
-        return s2 >= s1 and p2 - s2 >= p1 - s1
-    return False
+    return all(widens(old_sig, _type_signature(t)) for t in _variants(new))
