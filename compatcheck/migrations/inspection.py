@@ -58,6 +58,7 @@ from compatcheck.migrations.sources import Source, open_source
 from compatcheck.migrations.sources.alembic.project import AlembicProject
 from compatcheck.migrations.starting import NO_STARTING_SCHEMA, make_base
 from compatcheck.migrations.starting import StartingSchema as StartingSchema  # re-exported
+from compatcheck.migrations.willfail import predicted_failures, reconcile
 from compatcheck.model import Finding, sort_findings
 from compatcheck.targets import Workspace
 
@@ -253,6 +254,7 @@ def _inspect(
             *_multiple_heads(history),
             *static_findings(history, path),
             *source.notes(path.revisions),
+            *predicted_failures(history, path, dialect),
         ]
     )
     if why_static is None and path.revisions:
@@ -269,6 +271,7 @@ def _inspect(
             workspace=workspace,
             start=start,
         )
+    reconcile(collected, section.roundtrip, path)
     if live_db_url is not None:
         for f in source.live_findings(live_db_url):
             collected.add(f.kind, f.subject, f.message, f.evidence)

@@ -1,0 +1,59 @@
+"""Static "will fail" (issue 12): a downgrade that drops what does not exist at that point, or a
+table before the tables that reference it, predicted from the revisions' operations
+(:mod:`compatcheck.migrations.simulate`), and answered by the round trip where it runs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from compatcheck.migrations import inspect_migrations
+
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "alembic" / "will_fail_downgrade"
+
+
+def by_kind(result: object, kind: str) -> dict[str, object]:
+    return {f.subject: f for f in result.findings if f.kind == kind}  # type: ignore[attr-defined]
+
+
+def test_a_second_drop_of_an_index_is_predicted_statically() -> None:
+    result = inspect_migrations(FIXTURE, "0001", "0002", static=True)
+    (finding,) = by_kind(result, "migrations/downgrade-will-fail").values()
+    assert finding.subject == "0002"  # type: ignore[attr-defined]
+    assert finding.message == (  # type: ignore[attr-defined]
+        "The `downgrade()` of `0002` will fail: index `ix_users_name` does not exist (removed "
+        "by the upgrade of `0002`)."
+    )
+
+
+def test_the_round_trip_answers_the_prediction() -> None:
+    """The round trip ran 0002's downgrade: it failed, and the prediction is its evidence."""
+    result = inspect_migrations(FIXTURE, "0001", "0002")
+    assert "0002" not in by_kind(result, "migrations/downgrade-will-fail")
+    failed = by_kind(result, "migrations/downgrade-failed")["0002"]
+    assert failed.evidence["predicted"] == [  # type: ignore[attr-defined]
+        "index `ix_users_name` does not exist (removed by the upgrade of `0002`)"
+    ]
+
+
+def test_a_table_dropped_before_its_referrers_fails_where_foreign_keys_are_enforced(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "fk"
+    shutil.copytree(FIXTURE, folder)
+    (folder / "versions" / "0002_lookup_index.py").unlink()
+    (folder / "versions" / "0002_orders.py").write_text(
+        '"""Orders of accounts."""\n\nimport sqlalchemy as sa\nfrom alembic import op\n\n'
+        'revision = "0002"\ndown_revision = "0001"\n\n\ndef upgrade() -> None:\n'
+        '    op.create_table("accounts", sa.Column("id", sa.Integer, primary_key=True))\n'
+        '    op.create_table(\n        "orders",\n'
+        '        sa.Column("id", sa.Integer, primary_key=True),\n'
+        '        sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id")),\n    )\n\n\n'
+        'def downgrade() -> None:\n    op.drop_table("accounts")\n    op.drop_table("orders")\n'
+    )
+    on_pg = inspect_migrations(folder, "0001", "0002", static=True, dialect="postgresql")
+    reasons = by_kind(on_pg, "migrations/downgrade-will-fail")["0002"].evidence["reasons"]  # type: ignore[attr-defined]
+    assert reasons == ["table `accounts` is still referenced by a foreign key of `orders`"]
+    # SQLite (foreign keys off by default) drops it without a word.
+    on_sqlite = inspect_migrations(folder, "0001", "0002", static=True, dialect="sqlite")
+    assert by_kind(on_sqlite, "migrations/downgrade-will-fail") == {}
