@@ -57,3 +57,28 @@ def test_a_table_dropped_before_its_referrers_fails_where_foreign_keys_are_enfor
     # SQLite (foreign keys off by default) drops it without a word.
     on_sqlite = inspect_migrations(folder, "0001", "0002", static=True, dialect="sqlite")
     assert by_kind(on_sqlite, "migrations/downgrade-will-fail") == {}
+
+
+BUILDBOT = Path(__file__).parent.parent / "fixtures/realworld/alembic/buildbot/4.3.0"
+
+
+def test_buildbot_as_shipped_statically() -> None:
+    """Buildbot 4.3.0, 059 → 067 read as source only (no venv, no database): the two broken
+    downgrades expected.yaml names from reading them (`static_will_fail`), with the reasons
+    written there; on PostgreSQL also the drops of tables still referenced."""
+    from compatcheck.migrations.sources.alembic import AlembicProject
+
+    project = AlembicProject(config_file=BUILDBOT / "buildbot/db/migrations/alembic.ini")
+    for dialect in ("sqlite", "postgresql"):
+        result = inspect_migrations(project, "059", "067", static=True, dialect=dialect)
+        found = by_kind(result, "migrations/downgrade-will-fail")
+        assert sorted(found) == ["060", "067"]
+        reasons = {rev: f.evidence["reasons"] for rev, f in found.items()}  # type: ignore[attr-defined]
+        assert (
+            "index `projects_name_hash` does not exist (removed by the downgrade of `060`)"
+            in (reasons["060"])
+        )
+        for index in ("codebases_projects_name_hash", "codebase_commits_unique"):
+            assert any(f"index `{index}` does not exist" in r for r in reasons["067"])
+        referenced = "table `codebases` is still referenced by a foreign key of"
+        assert any(r.startswith(referenced) for r in reasons["067"]) == (dialect != "sqlite")
