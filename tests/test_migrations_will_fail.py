@@ -82,3 +82,20 @@ def test_buildbot_as_shipped_statically() -> None:
             assert any(f"index `{index}` does not exist" in r for r in reasons["067"])
         referenced = "table `codebases` is still referenced by a foreign key of"
         assert any(r.startswith(referenced) for r in reasons["067"]) == (dialect != "sqlite")
+
+
+def test_a_foreign_key_to_a_name_the_reader_cannot_resolve_is_no_reference(tmp_path: Path) -> None:
+    """``sa.ForeignKey(Model.id)`` / ``ForeignKeyConstraint([...], REFS)`` (not literals, as MLflow
+    writes them): read as no known reference, never a crash."""
+    folder = tmp_path / "fk"
+    shutil.copytree(FIXTURE, folder)
+    (folder / "versions" / "0002_lookup_index.py").write_text(
+        '"""FKs through names."""\n\nimport sqlalchemy as sa\nfrom alembic import op\n\n'
+        'revision = "0002"\ndown_revision = "0001"\n\n\ndef upgrade() -> None:\n'
+        '    op.create_table(\n        "orders",\n'
+        '        sa.Column("user_id", sa.Integer, sa.ForeignKey(Users.id)),\n'
+        '        sa.ForeignKeyConstraint(["user_id"], REFS),\n    )\n\n\n'
+        'def downgrade() -> None:\n    op.drop_table("orders")\n'
+    )
+    result = inspect_migrations(folder, "0001", "0002", static=True, dialect="postgresql")
+    assert by_kind(result, "migrations/downgrade-will-fail") == {}

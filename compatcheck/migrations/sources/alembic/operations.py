@@ -177,7 +177,8 @@ def _references(nodes: list[ast.expr]) -> tuple[str, ...]:
             elif name == "ForeignKeyConstraint":
                 target = argument(call, 1, "refcolumns")
             value = literal(target)
-            for ref in [value] if isinstance(value, str) else value or ():
+            refs = [value] if isinstance(value, str) else value
+            for ref in refs if isinstance(refs, (list, tuple)) else ():
                 if isinstance(ref, str) and "." in ref:
                     table = identifier(ref.rsplit(".", 1)[0])
                     if table and table not in out:
