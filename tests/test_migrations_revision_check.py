@@ -4,8 +4,11 @@ named, with that database, instead of judging the wrong database's schema."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
+
+import pytest
 
 from compatcheck.migrations import inspect_migrations
 
@@ -64,3 +67,25 @@ def test_env_py_running_nothing_is_named(tmp_path: Path) -> None:
 def test_a_faithful_env_py_passes_the_check(tmp_path: Path) -> None:
     trip = inspect_migrations(PROJECT, "a1", "heads").section.roundtrip
     assert trip is not None and trip.status == "completed", trip
+
+
+def test_an_internal_error_outside_the_round_trip_still_writes_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug of ours while reading the history (simulated: the static checks raise) is a
+    check/unavailable naming it, exit 3, and the report file is written."""
+    from compatcheck.cli import main
+    from compatcheck.migrations import inspection
+
+    def broken(*_a: object, **_k: object) -> list[object]:
+        raise TypeError("'object' object is not iterable")
+
+    monkeypatch.delenv("COMPATCHECK_DEBUG", raising=False)
+    monkeypatch.setattr(inspection, "static_findings", broken)
+    out = tmp_path / "r.json"
+    argv = ["migrations", "--script-location", str(PROJECT), "--old", "a1", "--new", "heads"]
+    assert main([*argv, "--static", "-q", "--format", "json", "-o", str(out)]) == 3
+    doc = json.loads(out.read_text())
+    (finding,) = doc["findings"]
+    assert finding["kind"] == "check/unavailable"
+    assert "internal error: TypeError: 'object' object is not iterable" in finding["message"]

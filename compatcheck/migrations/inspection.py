@@ -10,6 +10,7 @@ offline, optionally counts what a live database would lose, and judges the two r
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
@@ -205,10 +206,45 @@ def inspect_migrations(
             workspace=workspace,
             start=start,
         )
+    except (InputError, UsageError, UnavailableError):
+        raise
+    except Exception as exc:
+        # A bug of ours in reading the history: the report is still written, naming it.
+        if os.environ.get("COMPATCHECK_DEBUG"):
+            raise
+        return _internal_error(source, old, new, exc)
     finally:
         close = getattr(source, "close", None)  # a source that keeps a helper process
         if close is not None:
             close()
+
+
+def _internal_error(
+    source: Source, old: str | None, new: str | None, exc: Exception
+) -> MigrationsResult:
+    """The inspection's own failure outside the round trip, as a ``check/unavailable`` finding
+    (exit 3) in a report that is still written."""
+    error = mask(one_line(exc)) or type(exc).__name__
+    message = (
+        f"The migrations could not be inspected: internal error: {type(exc).__name__}: {error} "
+        "(set COMPATCHECK_DEBUG=1 and report it)."
+    )
+    finding = Finding(
+        CHECK_UNAVAILABLE,
+        "migrations",
+        message,
+        {"stage": "static analysis (internal error)", "error": f"{type(exc).__name__}: {error}"},
+    )
+    section = MigrationsSection(
+        old_head=old,
+        new_head=new,
+        downgrade_path=None,
+        framework=source.framework,
+        mode="static",
+        static_reason="internal error",
+    )
+    plans, recommended = judge_plans([finding], static="internal error")
+    return MigrationsResult((finding,), replace(section, plans=plans, recommended=recommended))
 
 
 def _inspect(
