@@ -1,4 +1,5 @@
-"""Cached-verdict latency of the policy hook (target: p99 ≤ 50 ms), in process and as replicas.
+"""Cached-verdict latency of the policy hook (target: p99 ≤ 50 ms), in process and as replicas;
+its cold verdict over two big stored snapshots (target: ≤ 1 s, memory ≤ 5× a snapshot's size).
 
 Starts ``python -m compatcheck.serve`` on a free loopback port with the stored ``shop`` snapshots,
 primes the verdict cache, then times ``POST /v1/check`` answered from the cache: sequentially on
@@ -21,8 +22,15 @@ manifest and snapshot fetched and verified, parsed, evaluated). Then the same pa
 verdict is cached but each lookup still asks the registry for the list of referrers (contract
 bytes from the hook's content cache).
 
+Cold verdict (``--cold-runs``, 0 to skip): two stored snapshots of ``--cold-mb`` MB each
+(kube-state-metrics-like: 64 values for each of five labels in every family), never seen by the
+hook, judged by ``POST /v1/check``: min/median/max over fresh pairs, against the same run's floor
+(``json.loads`` of both files in this process) and ``compatcheck diff`` of one pair (whole
+process). Then a pair sharing one side with the last one (parses only the other: about half a
+cold verdict), and the hook's peak resident set above its idle size, per snapshot size.
+
     python bench/hook.py [--requests 2000] [--concurrency 8] [--cold 40]
-                         [--state redis://127.0.0.1:6379/0]
+                         [--state redis://127.0.0.1:6379/0] [--cold-runs 5] [--cold-mb 13]
 """
 
 from __future__ import annotations
@@ -31,8 +39,11 @@ import argparse
 import hashlib
 import json
 import os
+import random
+import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,12 +58,14 @@ TOKEN = "bench-token"
 BODY = {"service": "shop", "old": {"version": "v3"}, "new": {"version": "v4"}}
 
 
-def start_hook(log: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_hook(
+    log: Path, *extra: str, store: Path = REPO / "fixtures" / "snapshots"
+) -> tuple[subprocess.Popen[bytes], str]:
     env = {**os.environ, "COMPATCHECK_TOKEN": TOKEN}
     fh = log.open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "compatcheck.serve", "--port", "0",
-         "--snapshot-dir", str(REPO / "fixtures" / "snapshots"),
+         "--snapshot-dir", str(store),
          # 64 lookup slots: 50 callers of cached verdicts are never "busy" (429).
          "--max-concurrent", "8", *extra],
         stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True,
@@ -278,6 +291,159 @@ def cold_from_registry(pairs: int, tmp: Path) -> None:
         registry.wait(10)
 
 
+def wide_exposition(families: int, seed: int = 3) -> str:
+    """An exposition shaped like kube-state-metrics': every family has 64 series and five labels
+    with 64 values each (the schema keeps up to 64 values per label: a snapshot at its widest)."""
+    rng = random.Random(seed)
+    out = []
+    for f in range(families):
+        name = f"kube_pod_container_status_{f}"
+        out.append(f"# HELP {name} Status of container {f}.\n# TYPE {name} gauge\n")
+        for s in range(64):
+            out.append(
+                f'{name}{{namespace="team-{s}-namespace",pod="app-{s:02d}-7d9f8b6c4-x{f % 7}",'
+                f'container="container-{s}",node="ip-10-0-{s}-{f % 13}.ec2.internal",'
+                f'reason="Reason{s}"}} {rng.randrange(2)}\n'
+            )
+    return "".join(out)
+
+
+def big_store(tmp: Path, size_mb: float, versions: int) -> tuple[Path, float]:
+    """A snapshot store with ``versions`` distinct snapshots of service ``big`` (v0, v1, ...),
+    each with one family renamed; their size in MB."""
+    families = max(1, round(size_mb / 13.1 * 1200))
+    prom, first = tmp / "big.prom", tmp / "big.snapshot.json"
+    prom.write_text(wide_exposition(families))
+    subprocess.run(
+        [sys.executable, "-m", "compatcheck", "snapshot", str(prom), "-o", str(first), "-q"],
+        check=True,
+        cwd=REPO,
+    )
+    doc = json.loads(first.read_text())
+    store = tmp / "store"
+    (store / "big").mkdir(parents=True)
+    # The small fixtures too: the hook warms up on them, so that its idle size counts its
+    # imports and first-use costs but nothing of a big snapshot.
+    shutil.copytree(REPO / "fixtures" / "snapshots" / "shop", store / "shop")
+    fams = doc["metrics"]["families"]
+    for v in range(versions):
+        renamed = dict(fams[v % len(fams)], name=f"kube_pod_container_state_{v}")
+        variant = dict(doc, label=f"v{v}")
+        variant["metrics"] = dict(doc["metrics"], families=[*fams[:v], renamed, *fams[v + 1 :]])
+        text = json.dumps(variant, indent=2, sort_keys=True)
+        (store / "big" / f"v{v}.snapshot.json").write_text(text)
+    return store, (store / "big" / "v0.snapshot.json").stat().st_size / 1e6
+
+
+def _rss(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak) of ``pid`` in bytes, from /proc (empty where there is none)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    return {
+        k: int(v.split()[0]) * 1024
+        for k, v in (line.split(":", 1) for line in lines)
+        if k in ("VmRSS", "VmHWM")
+    }
+
+
+def _row(label: str, times: tuple[list[float], list[float]]) -> str:
+    wall, cpu = times
+    return (
+        f"{label:<48}{min(wall):>8.3f}{statistics.median(wall):>9.3f}{max(wall):>9.3f}"
+        f"{statistics.median(cpu):>9.3f}"
+    )
+
+
+def _cpu(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far (its threads included), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cold(args: argparse.Namespace, tmp: Path) -> None:
+    """The cold-verdict figures (see the module docstring), each run's floor, whole-process diff
+    and hook verdict measured in turns, so that a change of load hits them alike."""
+    runs = args.cold_runs
+    # Pair i is (v2i+1, v2i+2) (v0 is not used); the last check shares v2·runs.
+    store, size = big_store(tmp, args.cold_mb, 2 * runs + 2)
+    files = [store / "big" / f"v{v}.snapshot.json" for v in range(2 * runs + 2)]
+    proc, url = start_hook(tmp / "cold.log", store=store)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    got: dict[str, tuple[list[float], list[float]]] = {
+        k: ([], []) for k in ("floor", "whole", "cold", "shared")
+    }
+    try:
+        with httpx.Client(base_url=url, headers=auth, timeout=60) as client:
+
+            def check(key: str, old: int, new: int) -> None:
+                ask = {"service": "big", "old": {"version": f"v{old}"}}
+                ask["new"] = {"version": f"v{new}"}
+                cpu, started = _cpu(proc.pid), time.perf_counter()
+                resp = client.post("/v1/check", json=ask)
+                got[key][0].append(time.perf_counter() - started)
+                got[key][1].append(_cpu(proc.pid) - cpu)
+                # A family renamed on each side: a real verdict is NO-GO.
+                if resp.status_code != 200 or resp.json()["go"] is not False:
+                    raise SystemExit(f"unexpected answer {resp.status_code}: {resp.text[:200]}")
+
+            warm = client.post("/v1/check", json=BODY)  # imports, first-use costs
+            if warm.status_code != 200:
+                raise SystemExit(f"unexpected answer {warm.status_code}: {warm.text[:200]}")
+            idle = _rss(proc.pid).get("VmHWM", 0)
+            for i in range(runs):
+                old, new = files[2 * i + 1], files[2 * i + 2]
+                cpu, started = time.process_time(), time.perf_counter()
+                json.loads(old.read_bytes())
+                json.loads(new.read_bytes())
+                got["floor"][0].append(time.perf_counter() - started)
+                got["floor"][1].append(time.process_time() - cpu)
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                started = time.perf_counter()
+                argv = ["diff", str(old), str(new), "-q", "--format", "json"]
+                subprocess.run(
+                    [sys.executable, "-m", "compatcheck", *argv],
+                    cwd=REPO,
+                    capture_output=True,
+                    check=False,
+                )
+                got["whole"][0].append(time.perf_counter() - started)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                got["whole"][1].append(
+                    after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+                )
+                check("cold", 2 * i + 1, 2 * i + 2)
+            check("shared", 2 * runs, 2 * runs + 1)  # v2·runs is kept from the last pair
+            peak = _rss(proc.pid).get("VmHWM", 0)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+    print(f"\ncold verdict: two stored snapshots of {size:.1f} MB each, {runs} fresh pairs")
+    print(f"seconds{'':<41}{'min':>8}{'median':>9}{'max':>9}{'cpu med':>9}")
+    print(_row("floor: json.loads of both (this process)", got["floor"]))
+    print(_row("compatcheck diff OLD NEW (whole process)", got["whole"]))
+    print(_row("hook POST /v1/check, cold (neither parsed)", got["cold"]))
+    print(_row("hook POST /v1/check, one side parsed before", got["shared"]))
+    med = statistics.median(got["cold"][0])
+    cpu_med = statistics.median(got["cold"][1])
+    print(
+        f"cold verdict: {med:.3f} s median ({cpu_med:.3f} s CPU), "
+        f"{med / statistics.median(got['floor'][0]):.1f}x the json.load floor, "
+        f"{med / statistics.median(got['whole'][0]):.2f}x compatcheck diff; sharing one side: "
+        f"{statistics.median(got['shared'][0]) / med:.2f}x a cold one; target ≤ 1 s: "
+        f"{'met' if med <= 1 else 'MISSED'}"
+    )
+    if idle and peak:
+        grew = (peak - idle) / 1e6
+        print(
+            f"memory: peak resident {peak / 1e6:.0f} MB, {grew:.0f} MB above the peak when idle "
+            f"({idle / 1e6:.0f} MB) = {grew / size:.1f}x one snapshot, {grew / size / 2:.1f}x the "
+            "pair; target ≤ 5x (one snapshot): "
+            f"{'met' if grew / size <= 5 else 'MISSED'}"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
@@ -286,6 +452,8 @@ def main() -> int:
     parser.add_argument(
         "--cold", type=int, default=40, metavar="PAIRS", help="image pairs judged cold (0: none)"
     )
+    parser.add_argument("--cold-runs", type=int, default=5, help="cold verdicts (0: none)")
+    parser.add_argument("--cold-mb", type=float, default=13.0, help="size of each snapshot")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start_hook(Path(tmp) / "hook.log")
@@ -308,6 +476,8 @@ def main() -> int:
             cold_from_registry(args.cold, Path(tmp))
         if args.state:
             replicas(args, Path(tmp), (p99(fifty), rps50))
+        if args.cold_runs > 0:
+            cold(args, Path(tmp))
     return 0
 
 

@@ -18,6 +18,10 @@ are printed.
 as a user runs it (``--python``, ``--base-command``; wall time of the whole command) against
 pytest-alembic's test in the app's interpreter (its process plus the starting schema), and what
 each found.
+
+``--sql dbmate`` compares SQL files instead (:func:`sql_main`): the same history as dbmate files
+(``bench/sqlhistory.py``), compatcheck's round trip against the real dbmate doing ``up``,
+``rollback`` once per step, ``up`` on one database of the same engine (``--engine``).
 """
 
 from __future__ import annotations
@@ -130,7 +134,7 @@ def ratios_line(ours: list[float], theirs: list[float]) -> str:
     )
 
 
-SERVERS = {
+APP_SERVERS = {
     "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
     "mysql": "mysql+pymysql://root@127.0.0.1:3306/mysql",
 }
@@ -168,7 +172,7 @@ def bench_apps(names: list[str], dialects: list[str], repeat: int) -> None:
                 with tempfile.TemporaryDirectory(prefix="bench-app-") as tmpname:
                     tmp = Path(tmpname)
                     out = tmp / "report.json"
-                    argv, env = compatcheck_command(app, SERVERS.get(dialect), tmp, out)
+                    argv, env = compatcheck_command(app, APP_SERVERS.get(dialect), tmp, out)
                     start = time.perf_counter()
                     subprocess.run(argv, cwd=app.workdir, env=env, capture_output=True)
                     ours.append(time.perf_counter() - start)
@@ -195,9 +199,15 @@ def main() -> None:
     )
     parser.add_argument("--apps", nargs="*", default=None, help="real applications' windows")
     parser.add_argument("--dialects", default="sqlite,postgresql,mysql")
+    parser.add_argument("--sql", choices=("dbmate",), help="SQL files against the real tool")
+    parser.add_argument("--engine", choices=("sqlite", "postgres", "mysql"), default="sqlite")
+    parser.add_argument("--profile", metavar="FILE", help="--sql: cProfile one round trip")
     args = parser.parse_args()
     if args.apps is not None:
         bench_apps(args.apps, args.dialects.split(","), args.repeat)
+        return
+    if args.sql:
+        sql_main(args.sql, args.revisions, args.repeat, args.engine, args.profile)
         return
     folder = Path(tempfile.mkdtemp(prefix="bench_history_")) / "migrations"
     try:
@@ -214,6 +224,82 @@ def main() -> None:
         print(ratios_line(ours, theirs))
     finally:
         shutil.rmtree(folder.parent, ignore_errors=True)
+
+
+# --- SQL files: compatcheck's round trip vs the real dbmate ---------------------------------------
+
+SERVERS = {
+    "postgres": "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+    "mysql": "mysql+pymysql://root@127.0.0.1:3306/",
+}
+
+
+def time_sql_round_trip(folder: Path, framework: str, engine: str) -> float:
+    """compatcheck's round trip over the whole history: from an empty database (OLD had no
+    migrations) to the last version and back, one step at a time, so it undoes the same 50 steps
+    dbmate's ``rollback`` × 50 does; scratch database made and dropped inside the timing."""
+    from compatcheck.migrations import inspect_migrations
+
+    db_url = SERVERS.get(engine)
+    start = time.perf_counter()
+    result = inspect_migrations(folder, None, "head", db_url=db_url, framework=framework)
+    elapsed = time.perf_counter() - start
+    assert result.section.roundtrip is not None
+    status = result.section.roundtrip.status
+    expected = {"migrations/downgrade-destructive", "migrations/new-data-removed"}
+    unexpected = [f.kind for f in result.findings if f.kind not in expected]
+    if status != "completed" or unexpected:
+        raise SystemExit(f"unexpected result: {status} {unexpected}")
+    return elapsed
+
+
+def _spread(values: list[float]) -> str:
+    return (
+        f"median {statistics.median(values):7.3f}s  (min {min(values):.3f}s, "
+        f"max {max(values):.3f}s)"
+    )
+
+
+def _native(shim: Path) -> Path:
+    """The Go binary npm's ``dbmate`` (a Node script) spawns: timing the script would add Node's
+    start-up to each of the 52 commands and flatter us."""
+    found = sorted((shim.parent.parent / "@dbmate").glob("*/bin/dbmate"))
+    return found[0] if found else shim
+
+
+def sql_main(framework: str, count: int, repeat: int, engine: str, profile: str | None) -> None:
+    """Time both on one generated history, alternating runs; print spreads and the ratio."""
+    import sqlhistory  # bench/sqlhistory.py: this folder is on sys.path when run as a script
+
+    binary = _native(sqlhistory.dbmate_binary(None))
+    folder = Path(tempfile.mkdtemp(prefix="bench_sqlhistory_")) / "db" / "migrations"
+    try:
+        sqlhistory.write_history(folder, count, framework)
+        if engine == "mysql":
+            sqlhistory.mysql_dialect(folder)
+        ours: list[float] = []
+        theirs: list[float] = []
+        for _ in range(repeat):
+            ours.append(time_sql_round_trip(folder, framework, engine))
+            theirs.append(sqlhistory.time_dbmate(binary, folder, count, engine)["total"])
+        if profile:
+            import cProfile
+
+            cProfile.runctx(
+                "time_sql_round_trip(folder, framework, engine)", globals(), locals(), profile
+            )
+        ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+        print(f"history: {count} {framework} steps, engine: {engine}, {repeat} runs each")
+        print(f"reference: {binary}")
+        print(f"compatcheck round trip:             {_spread(ours)}")
+        print(f"{framework} up, rollback x{count}, up:     {_spread(theirs)}")
+        of_medians = statistics.median(ours) / statistics.median(theirs)
+        print(
+            f"ratio (compatcheck / {framework}): {of_medians:.2f} of the medians; per run "
+            f"min {min(ratios):.2f}, median {statistics.median(ratios):.2f}, max {max(ratios):.2f}"
+        )
+    finally:
+        shutil.rmtree(folder.parent.parent, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -3,24 +3,32 @@
 One central catalogue, as oasdiff keeps ``checker/rules.go``: the CLI's ``rules``/``explain``, the
 README table and the policy layer all read it, and a test checks that the code emits exactly the
 kinds it lists.
+
+Every verdict needs the default severities, and PyYAML alone takes longer to import than the
+snapshot gate may spend on everything else, so ``python -m compatcheck.docs`` also writes the
+catalogue's decoded form beside this module (``_catalogue.json``, stamped with the digest of the
+YAML it came from). It is used only while that digest matches the YAML in use, so a stale or
+missing copy costs time, never a wrong severity: the YAML is read as before.
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from compatcheck.errors import UsageError
 
 SEVERITIES = ("off", "info", "warning", "error")
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 _DOC_KEYS = ("summary", "why", "example", "fix")
+#: The catalogue decoded, written by ``python -m compatcheck.docs`` (see the module's docstring).
+DECODED_PATH = Path(__file__).resolve().parent / "_catalogue.json"
 
 
 def normalize_severity(value: Any) -> Any:
@@ -107,14 +115,45 @@ def _evidence(value: Any, where: str) -> tuple[tuple[str, str], ...]:
     return tuple((str(k), v) for k, v in value.items())
 
 
+def read_yaml_catalogue(text: str) -> Any:
+    """The YAML as PyYAML decodes it (libyaml's loader where installed: the pure-Python one takes
+    ~0.1 s on this file)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(text, Loader=loader)
+
+
+def render_decoded(raw: bytes) -> str:
+    """The text of ``_catalogue.json`` for the catalogue YAML ``raw`` (its digest, its data)."""
+    data = read_yaml_catalogue(raw.decode("utf-8"))
+    _parse(data, "rules/default.yaml")  # never write down a catalogue that does not load
+    document = {"source_sha256": hashlib.sha256(raw).hexdigest(), "catalogue": data}
+    return json.dumps(document, indent=1, ensure_ascii=False, default=str) + "\n"
+
+
+def _decoded(raw: bytes) -> Any:
+    """The decoded catalogue of ``_catalogue.json`` if it was made from ``raw``, else None."""
+    try:
+        document = json.loads(DECODED_PATH.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(document, dict):
+        return None
+    if document.get("source_sha256") != hashlib.sha256(raw).hexdigest():
+        return None
+    return document.get("catalogue")
+
+
 @lru_cache(maxsize=1)
 def load_catalogue() -> Mapping[str, Rule]:
     """The catalogue, keyed by kind, in file order (areas grouped as the docs present them)."""
     path = rules_path()
-    # libyaml's loader where installed: the pure-Python one takes ~0.1 s on this file, a third of
-    # the snapshot gate's budget (every verdict needs the default severities).
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return _parse(yaml.load(path.read_text(encoding="utf-8"), Loader=loader), str(path))
+    raw = path.read_bytes()
+    data = _decoded(raw)
+    if data is None:
+        data = read_yaml_catalogue(raw.decode("utf-8"))
+    return _parse(data, str(path))
 
 
 def get_rule(kind: str) -> Rule:

@@ -1,4 +1,5 @@
-"""The command line: the only module that prints to the terminal and chooses an exit code.
+"""The command line: with :mod:`compatcheck.output` (which writes a command's report and says
+what its exit code is), the only modules that print to the terminal and choose an exit code.
 
 The grammar (subcommands, flags, exit codes) is :mod:`compatcheck.arguments`; this module runs
 the commands. Exit codes (``docs/commands.md``): 0 go · 1 no-go · 2 usage/config error · 3 could
@@ -29,6 +30,7 @@ from compatcheck.arguments import (
 from compatcheck.errors import CompatcheckError, UnavailableError, UsageError
 from compatcheck.interrupts import exit_status, sigterm_as_interrupt
 from compatcheck.masking import mask_secrets
+from compatcheck.output import prepare_output, write_bridge, write_file, write_report
 from compatcheck.reportargs import REPORT_FORMATS
 from compatcheck.serve import cmd_serve
 
@@ -43,6 +45,7 @@ __all__ = [
     "build_parser",
     "main",
     "run",
+    "write_report",
 ]
 
 if TYPE_CHECKING:
@@ -100,7 +103,7 @@ def _options(args: argparse.Namespace, **extra: Any) -> Any:
 
     for path in (getattr(args, "output", None), getattr(args, "emit_bridge_rules", None)):
         if path:
-            _prepare_output(path)
+            prepare_output(path)
 
     return EvaluateOptions(
         direction=args.direction,
@@ -125,7 +128,7 @@ def _cmd_diff(args: argparse.Namespace, out: IO[str]) -> int:
     local = [a for a in (args.new, args.old) if Path(a).is_file()]
     anchor = local[0] if local else ""
     report = evaluate(old, new, dataclasses.replace(options, anchor=anchor))
-    _write_bridge(args, report, old, new)
+    write_bridge(args, report, old, new)
     return write_report(args, report, out)
 
 
@@ -146,7 +149,7 @@ def _cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
     result = run_check(config, progress=progress)
     progress.step(None, "comparing")
     report = result.evaluate(dataclasses.replace(options, anchor=args.config))
-    _write_bridge(args, report, result.old, result.new)
+    write_bridge(args, report, result.old, result.new)
     return write_report(args, report, out)
 
 
@@ -360,7 +363,7 @@ def _cmd_snapshot(args: argparse.Namespace, out: IO[str]) -> int:
     if args.target and not args.config:
         raise UsageError("snapshot: --target old|new picks a target of a config: add -c FILE")
     if args.output:
-        _prepare_output(args.output)  # before anything is captured
+        prepare_output(args.output)  # before anything is captured
     attach = _attach_target(args.attach) if args.attach else None
     if args.config:
         if args.source or not args.target:
@@ -402,7 +405,7 @@ def _cmd_snapshot(args: argparse.Namespace, out: IO[str]) -> int:
     text = dump_snapshot(snap)
     n = len(snap.metrics.families) if snap.metrics else 0
     if args.output:
-        _write_file(args.output, text)
+        write_file(args.output, text)
         if not args.quiet:
             print(f"compatcheck: snapshot of {n} metric families → {args.output}", file=sys.stderr)
     if attach is not None:
@@ -457,109 +460,6 @@ def _resolve(arg: str, label: str, args: argparse.Namespace, store: Any) -> Any:
             registry_config=args.registry_config,
         )
     return dataclasses.replace(snap, label=label) if label else snap
-
-
-# -- output -----------------------------------------------------------------------------------
-
-
-def _write_bridge(args: argparse.Namespace, report: Any, old: Any, new: Any) -> None:
-    """Write the bridge rule file from the report's findings and the two metrics schemas."""
-    target = getattr(args, "emit_bridge_rules", None)
-    if not target:
-        return
-    from compatcheck.consumers import render_bridge_rules
-
-    before, after = (new, old) if args.direction == "rollback" else (old, new)
-    if before.metrics is None or after.metrics is None:
-        raise UsageError(f"{target}: no bridge rules: the metrics of both versions are needed")
-    findings = [rf.finding for rf in report.findings]
-    _write_file(target, render_bridge_rules(findings, before.metrics, after.metrics))
-
-
-def _prepare_output(path: str) -> None:
-    """Check an output path before the run starts: its folder is created, and a directory or
-    an unwritable place is a usage error now, not after minutes of capture."""
-    target = Path(path)
-    if target.is_dir():
-        raise UsageError(f"{path}: is a directory, expected a file to write")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot create its folder: {exc.strerror}") from None
-    if not os.access(target.parent, os.W_OK):
-        raise UsageError(f"{path}: cannot write: permission denied")
-
-
-def _write_file(path: str, text: str) -> None:
-    try:
-        Path(path).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot write: {exc.strerror}") from None
-
-
-def _use_color(args: argparse.Namespace, stream: IO[str]) -> bool:
-    if args.no_color or os.environ.get("NO_COLOR") or getattr(args, "output", None):
-        return False
-    return bool(getattr(stream, "isatty", lambda: False)())
-
-
-def _stamped(args: argparse.Namespace, report: Any) -> Any:
-    """The report with the command line as it ran and the total time since start-up."""
-    import time
-
-    started = getattr(args, "started", None)
-    timings = dict(report.timings)
-    if isinstance(started, float):
-        timings["total"] = time.monotonic() - started
-    return dataclasses.replace(
-        report,
-        invocation=getattr(args, "invocation", "") or report.invocation,
-        timings=timings,
-        workspace=report.workspace or _workspace(),
-    )
-
-
-def _workspace() -> str:
-    """The repository root: ``GITHUB_WORKSPACE``, else the git top level, else the cwd."""
-    import subprocess
-
-    root = os.environ.get("GITHUB_WORKSPACE", "")
-    if not root:
-        try:
-            done = subprocess.run(
-                ["git", "rev-parse", "--show-toplevel"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=False,
-            )
-            root = done.stdout.strip() if done.returncode == 0 else ""
-        except (OSError, subprocess.SubprocessError):
-            root = ""
-    return str(Path(root or os.getcwd()).resolve())
-
-
-def write_report(args: argparse.Namespace, report: Any, out: IO[str]) -> int:
-    """Render ``report`` as ``--format`` to ``-o`` or ``out``; the exit code. Every command that
-    ends in a report (``diff``, ``check``, ``migrations``, ``verify``) ends here."""
-    from compatcheck.reporters import render
-
-    report = _stamped(args, report)
-    text = render(report, args.format, color=_use_color(args, out))
-    if args.output:
-        _write_file(args.output, text)
-    else:
-        out.write(text)
-    if report.unavailable:
-        for rf in report.cannot_tell():
-            line = f"compatcheck: could not evaluate: {rf.finding.message}"
-            print(mask_secrets(line), file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    if args.output and not args.quiet:
-        from compatcheck.reporters.causes import summary_line
-
-        print(f"compatcheck: {summary_line(report)} → {args.output}", file=sys.stderr)
-    return EXIT_GO if report.go else EXIT_NO_GO
 
 
 def _cmd_verify(args: argparse.Namespace, out: IO[str]) -> int:

@@ -23,11 +23,15 @@ import fnmatch
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from compatcheck.catalogue import SEVERITIES, load_catalogue, normalize_severity, suggest_kind
 from compatcheck.model import Finding
-from compatcheck.yamlfile import YamlDocument, load_yaml_file, parse_yaml
+
+if TYPE_CHECKING:
+    # Imported where a policy file is read: PyYAML's import is most of a snapshot gate's budget,
+    # and a gate without --policy never reads YAML.
+    from compatcheck.yamlfile import YamlDocument
 
 _TOP_KEYS = ("severity", "waivers")
 _SEVERITY_KEYS = ("severity", "without_consumers")
@@ -138,6 +142,11 @@ def _check_severity(doc: YamlDocument, value: Any, kind: str, where: Where) -> A
 
 def load_policy(paths: Iterable[str | Path], base: Policy | None = None) -> Policy:
     """Overlay each policy file, in order, on ``base`` (default: the catalogue)."""
+    paths = list(paths)
+    if not paths:  # the usual gate: no YAML to read, so none of PyYAML's import either
+        return _overlay([], base)
+    from compatcheck.yamlfile import load_yaml_file
+
     # A policy has no use for aliases; refusing them keeps a bomb out of the hook too.
     return _overlay([load_yaml_file(p, "policy file", aliases=False) for p in paths], base)
 
@@ -145,6 +154,8 @@ def load_policy(paths: Iterable[str | Path], base: Policy | None = None) -> Poli
 def parse_policies(texts: Iterable[tuple[str, str]], base: Policy | None = None) -> Policy:
     """:func:`load_policy` from ``(path, text)`` pairs already read: the hook judges with exactly
     the bytes it hashed into its cache key, not with whatever the file holds a moment later."""
+    from compatcheck.yamlfile import parse_yaml
+
     return _overlay([parse_yaml(t, Path(p), aliases=False) for p, t in texts], base)
 
 

@@ -33,10 +33,24 @@ settings.load_profile(PROFILE)
 #: Beyond the quick default: tests that size a load by hand (the hook's load run) use the full size.
 THOROUGH = PROFILE != "quick"
 
+
 #: This test run's tag: every scratch database, temp folder and child process compatcheck creates
 #: during the run carries it (``COMPATCHECK_RUN_TAG``), so the leftover checks look only at what
 #: THIS run made while other runs use the same servers and temp folder.
-RUN_TAG = os.environ.setdefault(leftovers.TAG_ENV, "t" + secrets.token_hex(3))
+#: Under ``pytest -n`` (pytest-xdist) each worker is a run of its own: the workers inherit the
+#: controller's tag and add their number, so one worker's leftover checks never see what another
+#: is still using.
+def _run_tag() -> str:
+    base = os.environ.setdefault(leftovers.TAG_ENV, "t" + secrets.token_hex(3))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
+    if not worker:
+        return base
+    tag = base[: 8 - len(worker)] + worker
+    os.environ[leftovers.TAG_ENV] = tag
+    return tag
+
+
+RUN_TAG = _run_tag()
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
@@ -192,15 +206,41 @@ def _test_accounts(url: str) -> list[str]:
     return sorted(n for n in names if n.startswith("cc_") and f"_{RUN_TAG}_" in n)
 
 
+#: Markers whose tests a run leaves out unless its ``-m`` expression names the marker:
+#: ``realworld`` installs published libraries; ``slow`` starts Go builds, chromium, signal
+#: matrices and load runs (seconds each), which keeps the default run within 3 minutes.
+#: ``.ci/run`` runs both after the default run (``-m 'slow or realworld'``).
+OPT_IN = ("realworld", "slow")
+
+
+def _named_files(config: pytest.Config) -> set[Path]:
+    """The test files named on the command line (``pytest tests/test_x.py[::test]``): their
+    ``slow`` tests run, since whoever names a file means its tests. A folder names no file."""
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return set()
+    root = Path(str(config.invocation_params.dir))
+    files = {(root / arg.split("::", 1)[0]).resolve() for arg in config.args}
+    return {f for f in files if f.is_file()}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Leave ``realworld`` tests out unless ``-m`` names them: they install published libraries,
-    and ``-m 'not slow'`` (the quick subset) must not bring them back in."""
-    if "realworld" in (config.getoption("markexpr") or ""):
-        return
-    drop = [item for item in items if item.get_closest_marker("realworld")]
+    """Leave the :data:`OPT_IN` markers' tests out unless ``-m`` names them (``-m 'not slow'``
+    names ``slow`` and leaves them out itself; ``-m realworld`` alone must not bring ``slow``
+    back in), except ``slow`` tests of a file named on the command line."""
+    expr = config.getoption("markexpr") or ""
+    left_out = [m for m in OPT_IN if m not in expr]
+    named = _named_files(config)
+
+    def dropped(item: pytest.Item) -> bool:
+        return any(
+            item.get_closest_marker(m) and not (m == "slow" and item.path in named)
+            for m in left_out
+        )
+
+    drop = [item for item in items if dropped(item)]
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = [item for item in items if not item.get_closest_marker("realworld")]
+        items[:] = [item for item in items if not dropped(item)]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

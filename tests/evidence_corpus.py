@@ -94,6 +94,32 @@ def alembic() -> Iterator[Produced]:
         yield f.kind, f.to_json()["evidence"], "fixtures/alembic/clean_reversible, mistyped"
 
 
+def sqlfiles(tmp: Path) -> Iterator[Produced]:
+    """The SQL-file cases of fixtures/sqlmigrations, statically and round-tripped on a temporary
+    SQLite file, and the dirty golang-migrate version on a live SQLite database made here."""
+    import sqlite3
+
+    from compatcheck.migrations import inspect_migrations
+
+    root = FIXTURES / "sqlmigrations"
+    for case in sorted(root.glob("*/*/expected.yaml")):
+        exp, folder = yaml.safe_load(case.read_text()), case.parent
+        if (folder / "live.sql").is_file():
+            db = tmp / f"live-{folder.name}.sqlite"
+            with sqlite3.connect(db) as conn:
+                conn.executescript((folder / "live.sql").read_text())
+            folder, runs = (
+                folder / "migrations",
+                [{"static": True, "live_db_url": f"sqlite:///{db}"}],
+            )
+        else:
+            runs = [{"static": True}, {}]
+        for kw in runs:
+            result = inspect_migrations(folder, exp["old"], exp["new"], **kw)
+            for f in result.findings:
+                yield f.kind, f.to_json()["evidence"], f"fixtures/sqlmigrations/{folder.name}"
+
+
 def readiness() -> Iterator[Produced]:
     """Probe records as capture writes them into snapshots, judged by the readiness check."""
     from compatcheck.checks.readiness import check_readiness
@@ -207,4 +233,4 @@ def verify() -> Iterator[Produced]:
 
 def corpus(tmp: Path) -> list[Produced]:
     sources = (golden, metrics, consumers, snapshots, alembic, readiness, verify)
-    return [*(p for source in sources for p in source()), *artifact(tmp)]
+    return [*(p for source in sources for p in source()), *artifact(tmp), *sqlfiles(tmp)]

@@ -35,8 +35,7 @@ import pytest
 from compatcheck.artifact import inspect_artifact, parse_reference
 from compatcheck.artifact.registry import parse_challenge, registry_base_url
 from compatcheck.targets import free_port
-
-pytestmark = pytest.mark.slow
+from tests.httpserve import Background, QuietHandler
 
 REGISTRY_BIN = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "oci"
@@ -448,11 +447,11 @@ def test_basic_auth_registry_is_unavailable(tmp_path: Path) -> None:
 # --- hostile servers: caps and deadlines -----------------------------------------------------
 
 
-class Hostile:
+class Hostile(Background):
     """A loopback HTTP server that misbehaves in one way; not a registry, a broken one."""
 
     def __init__(self, mode: str) -> None:
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
@@ -478,24 +477,14 @@ class Hostile:
                 except OSError:
                     pass
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 @pytest.mark.parametrize(
     ("mode", "fragment"),
     [
         ("huge", "larger than the 4194304 byte cap"),
-        ("trickle", "within the time limit"),
+        pytest.param("trickle", "within the time limit", marks=pytest.mark.slow),
         ("liar", f"not `sha256:{'b' * 64}` as addressed"),
         ("claims", f"but the registry claims `sha256:{'c' * 64}`"),
     ],

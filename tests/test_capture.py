@@ -140,7 +140,6 @@ def test_merge_marks_what_comes_and_goes_as_intermittent():
     assert merge_schemas([first, first]).families == first.families
 
 
-@pytest.mark.slow
 def test_demo_rollback_captures_both_releases(demo_check: DemoRun) -> None:
     result = demo_check.result
     old, new = result.old, result.new

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -120,3 +122,32 @@ def test_readme_shows_the_demo_config_as_it_is() -> None:
     cfg = (REPO / "fixtures" / "demo" / "compatcheck.yaml").read_text(encoding="utf-8")
     body = "service: shop" + cfg.split("service: shop", 1)[1]
     assert f"```yaml\n{body}```" in readme, "README's config example drifted from the demo"
+
+
+def test_the_decoded_catalogue_is_used_only_for_the_yaml_it_was_made_from(
+    tmp_path, monkeypatch
+) -> None:
+    from compatcheck import catalogue
+
+    raw = catalogue.rules_path().read_bytes()
+    from_yaml = catalogue._parse(catalogue.read_yaml_catalogue(raw.decode("utf-8")), "yaml")
+    committed = catalogue._decoded(raw)
+    assert committed is not None, "_catalogue.json is stale: run `python -m compatcheck.docs`"
+    assert catalogue._parse(committed, "json") == from_yaml
+    # A decoded copy that says otherwise than the YAML: believed only with the YAML's digest.
+    document = json.loads(catalogue.DECODED_PATH.read_text(encoding="utf-8"))
+    document["catalogue"]["kinds"]["metrics/family-removed"]["severity"] = "info"
+    assert from_yaml["metrics/family-removed"].severity == "error"
+    decoded = tmp_path / "_catalogue.json"
+    monkeypatch.setattr(catalogue, "DECODED_PATH", decoded)
+    try:
+        for digest, severity in (("0" * 64, "error"), (hashlib.sha256(raw).hexdigest(), "info")):
+            document["source_sha256"] = digest
+            decoded.write_text(json.dumps(document), encoding="utf-8")
+            catalogue.load_catalogue.cache_clear()
+            assert catalogue.load_catalogue()["metrics/family-removed"].severity == severity
+        decoded.write_text("{not json", encoding="utf-8")
+        catalogue.load_catalogue.cache_clear()
+        assert catalogue.load_catalogue() == from_yaml
+    finally:
+        catalogue.load_catalogue.cache_clear()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,11 +12,10 @@ import pytest
 from compatcheck.config import load_config
 from compatcheck.engine import EvaluateOptions
 from compatcheck.report import Report
+from tests.cli import run
 from tests.conftest import DemoRun
 
 DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
-
-pytestmark = pytest.mark.slow
 
 
 def _evaluate(name: str, run: DemoRun) -> Report:
@@ -62,15 +60,10 @@ def test_compatible_rollback_is_go(compatible_check: DemoRun) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "compatcheck", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=DEMO.parent.parent,
-    )
+    return run(*args, cwd=DEMO.parent.parent)
 
 
+@pytest.mark.slow  # its own run of the demo through the console entry point
 def test_demo_text_report_reads_causes_first(isolated_tmp):
     """The on-call view of the demo: five causes, each once, consumers nested under them, a fix
     per cause; the command as it ran; the full downgrade path; the total time last."""

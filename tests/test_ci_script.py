@@ -99,11 +99,11 @@ def test_ci_installs_tools_without_starting_or_enabling_services(
     # The README's .venv is the developer's: untouched. CI uses its own.
     assert (repo / ".venv" / "mine").read_text() == "the developer's environment\n"
     assert "python3 -m venv .ci/venv" in calls
-    # The README's test command with the thorough hypothesis profile, then the realworld tests it
-    # excludes.
+    # The README's test command with the thorough hypothesis profile, then the slow and realworld
+    # tests it leaves out.
     assert calls[-2:] == [
         "python -m pytest -q [HYPOTHESIS_PROFILE=ci]",
-        "python -m pytest -q -m realworld [HYPOTHESIS_PROFILE=ci]",
+        "python -m pytest -q -m slow or realworld [HYPOTHESIS_PROFILE=ci]",
     ]
     assert ".ci/venv/" in (REPO / ".gitignore").read_text().splitlines()
 

@@ -13,18 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import run
+
 REPO = Path(__file__).resolve().parent.parent
 GOOD = REPO / "fixtures" / "metrics" / "compatible" / "new.prom"
-
-
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "compatcheck", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
-    )
 
 
 def assert_one_line(proc: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:

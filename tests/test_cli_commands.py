@@ -4,53 +4,18 @@ validate, and files written. Real services, real Alembic, real child processes."
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from compatcheck.schemas import validate
 from compatcheck.snapshot import load_snapshot
+from tests.cli import run, run_all, run_here
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "fixtures" / "demo"
 METRICS = REPO / "fixtures" / "metrics"
 ALEMBIC = REPO / "fixtures" / "alembic"
-
-
-def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "compatcheck", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=cwd,
-    )
-
-
-def run_all(*argvs: Sequence[str], cwd: Path = REPO) -> list[subprocess.CompletedProcess[str]]:
-    """Several independent runs of the console entry point at once, in order: a run that starts
-    releases mostly waits on them, so two cost about one run's time on two cores."""
-    procs = [
-        (list(argv), subprocess.Popen(
-            [sys.executable, "-m", "compatcheck", *argv], cwd=cwd, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        ))
-        for argv in argvs
-    ]  # fmt: skip
-    out = []
-    try:
-        for argv, proc in procs:
-            stdout, stderr = proc.communicate(timeout=180)
-            out.append(subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr))
-    finally:
-        for _, proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    return out
 
 
 @pytest.mark.slow
@@ -85,7 +50,6 @@ def test_demo_check_is_no_go_with_both_plans_and_a_bridge(
     assert "record: shop_orders_created_total" in bridge.read_text()
 
 
-@pytest.mark.slow
 def test_compatible_rollback_is_go_with_progress_on_stderr() -> None:
     proc = run("check", "-c", str(DEMO / "compatible.yaml"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -142,7 +106,7 @@ def test_snapshot_needs_a_source() -> None:
 
 def test_migrations_static_names_the_raising_downgrade() -> None:
     case = ALEMBIC / "raising_downgrade"
-    proc = run(
+    proc = run_here(
         "migrations", "--script-location", str(case), "--old", "0001", "--static",
         "--format", "json", "-q",
     )  # fmt: skip
@@ -157,7 +121,7 @@ def test_migrations_static_names_the_raising_downgrade() -> None:
 
 
 def test_migrations_missing_folder_is_a_usage_error(tmp_path: Path) -> None:
-    proc = run("migrations", "--script-location", str(tmp_path / "nope"), "--old", "a")
+    proc = run_here("migrations", "--script-location", str(tmp_path / "nope"), "--old", "a")
     assert proc.returncode == 2
     assert str(tmp_path / "nope") in proc.stderr and "Traceback" not in proc.stderr
 
@@ -284,7 +248,7 @@ def test_every_sarif_result_points_at_a_file_for_code_scanning() -> None:
 
 def test_migration_findings_point_at_their_revision_file() -> None:
     case = ALEMBIC / "raising_downgrade"
-    proc = run(
+    proc = run_here(
         "migrations", "--script-location", str(case), "--old", "0001", "--static",
         "--format", "github", "-q",
     )  # fmt: skip

@@ -18,8 +18,7 @@ import pytest
 from compatcheck.cli import main
 from compatcheck.reporters import FORMATS
 from compatcheck.schemas import validate
-
-from .test_cli_commands import run, run_all
+from tests.cli import run, run_all
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "fixtures" / "demo"

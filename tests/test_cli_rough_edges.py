@@ -16,29 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import one_line, run, run_here
+from tests.httpserve import QuietHandler, serve_http
+
 REPO = Path(__file__).resolve().parent.parent
 RENAMED = REPO / "fixtures" / "metrics" / "renamed"
 OLD, NEW = str(RENAMED / "old.prom"), str(RENAMED / "new.prom")
-
-
-def run(
-    *args: str, cwd: Path | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "compatcheck", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-    )
-
-
-def one_line(proc: subprocess.CompletedProcess[str], code: int) -> str:
-    assert proc.returncode == code, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
 
 
 def _closed_port() -> int:
@@ -131,7 +114,7 @@ def test_snapshot_of_a_closed_port_fails_fast_naming_the_url(tmp_path: Path) -> 
     assert not (tmp_path / "x.json").exists()
 
 
-class _NotReady(http.server.BaseHTTPRequestHandler):
+class _NotReady(QuietHandler):
     """A release that is up but never ready: /readyz answers 503 with its reason."""
 
     def do_GET(self) -> None:
@@ -139,26 +122,13 @@ class _NotReady(http.server.BaseHTTPRequestHandler):
             body, status, ctype = b'{"db_connected": false}', 503, "application/json"
         else:
             body, status, ctype = RENAMED.joinpath("new.prom").read_bytes(), 200, "text/plain"
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.send(status, body, ctype)
 
 
 @pytest.fixture
 def not_ready() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotReady)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_http(_NotReady) as url:
+        yield url
 
 
 @pytest.mark.slow
@@ -327,8 +297,8 @@ def test_github_and_sarif_paths_are_relative_to_the_repository(tmp_path: Path, h
 def test_unknown_revision_on_the_command_line_is_a_usage_error(
     old: str, new: str, line: str
 ) -> None:
-    script = "fixtures/alembic/batch_mode"
-    proc = run(
+    script = str(REPO / "fixtures" / "alembic" / "batch_mode")
+    proc = run_here(
         "migrations",
         "--script-location",
         script,
@@ -337,7 +307,6 @@ def test_unknown_revision_on_the_command_line_is_a_usage_error(
         "--new",
         new,
         "--static",
-        cwd=REPO,
     )
     assert one_line(proc, 2) == f"compatcheck: error: --script-location {script}: {line}"
 
@@ -439,7 +408,7 @@ def test_serve_refuses_to_start_on_broken_files_from_its_config(tmp_path: Path) 
         assert line.startswith("compatcheck: error: ") and fragment in line, line
 
 
-class _SlowWarmup(http.server.BaseHTTPRequestHandler):
+class _SlowWarmup(QuietHandler):
     """A ready release whose warm-up endpoint takes 2.2 s per answer (a cold cache)."""
 
     def do_GET(self) -> None:
@@ -450,14 +419,7 @@ class _SlowWarmup(http.server.BaseHTTPRequestHandler):
             body, ctype = b"{}", "application/json"
         else:
             body, ctype = RENAMED.joinpath("new.prom").read_bytes(), "text/plain"
-        self.send_response(200)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.send(200, body, ctype)
 
 
 @pytest.mark.slow

@@ -47,7 +47,7 @@ def test_the_check_names_the_command_that_regenerates(tmp_path, monkeypatch, cap
     assert docs.main(["--check"]) == 1
     lines = capsys.readouterr().err.splitlines()
     assert lines == [
-        f"{name} is stale: run `python -m compatcheck.docs`" for name in docs.generated()
+        f"{name} is stale: run `python -m compatcheck.docs`" for name in docs.written()
     ]
     assert list(tmp_path.rglob("*")) == [tmp_path / "docs", tmp_path / "docs" / "config.md"]
 

@@ -9,7 +9,6 @@ still judged, and the report's first line says so.
 
 from __future__ import annotations
 
-import http.server
 import json
 import shutil
 import warnings
@@ -24,6 +23,7 @@ from compatcheck.model import MetricsSchema
 from compatcheck.schemas import validate
 from compatcheck.serve import ServeSettings, create_app
 from compatcheck.snapshot import Snapshot, dump_snapshot
+from tests.httpserve import QuietHandler
 
 from .test_serve_helpers import AUTH, SNAPSHOTS, TOKEN, body, serve_http
 
@@ -84,7 +84,7 @@ def test_two_empty_sides_are_not_compatible(tmp_path: Path) -> None:
     assert set(_unavailable(doc)) == {"old:metrics", "new:metrics"}
 
 
-class _Page(http.server.BaseHTTPRequestHandler):
+class _Page(QuietHandler):
     """``/empty``: an empty 200; ``/login``: a login page (HTML); ``/text-login``: the same as
     text/plain; ``/metrics``: a real exposition."""
 
@@ -99,14 +99,7 @@ class _Page(http.server.BaseHTTPRequestHandler):
             self.send_error(404)
             return
         ctype, data = pages[self.path]
-        self.send_response(200)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.send(200, data, ctype)
 
 
 @pytest.fixture(scope="module")

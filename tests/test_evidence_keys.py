@@ -25,10 +25,7 @@ _FINDINGS = "compatcheck/migrations/findings.py"
 #: (kind, key) → the module that writes it, for keys no fixture run can produce in-process.
 LIVE_ONLY = {
     ("check/unavailable", "url"): "compatcheck/capture/target.py",  # a scrape that failed
-    ("check/unavailable", "stage"): "compatcheck/migrations/inspection.py",  # round trip
-    ("check/unavailable", "error"): "compatcheck/migrations/inspection.py",
     ("check/unavailable", "privilege"): "compatcheck/migrations/inspection.py",
-    ("check/unavailable", "engine"): _FINDINGS,
     (
         "migrations/roundtrip-mismatch",
         "reupgrade_differences",

@@ -9,8 +9,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from unittest import mock
 
@@ -20,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from compatcheck.errors import ExpositionError
 from compatcheck.exposition import parse_stream, parse_text, stream
+from compatcheck.exposition.grammar import parse_comment, tokenize_comment
 from compatcheck.model import LABEL_VALUE_CAP, MetricFamily, MetricsSchema
 
 OM = "application/openmetrics-text; version=1.0.0"
@@ -296,3 +298,40 @@ def test_mutated_expositions_fail_cleanly_and_paths_agree(
         at = pos % (len(text) + 1)
         text = text[:at] + inserted + text[at + deleted :]
     assert _outcome(text, True, content_type) == _outcome(text, False, content_type)
+
+
+def _result_or_error(fn: Callable[[str, bool], object], text: str, om: bool) -> object:
+    try:
+        return fn(text, om)
+    except ExpositionError as exc:
+        return ("error", str(exc))
+
+
+def test_the_one_match_metadata_form_agrees_with_the_tokenizer() -> None:
+    # Every line made of the parts of a metadata line, each part right or slightly wrong (about
+    # 40,000 lines, each in both formats): exhaustive, so that no rare spelling is left to luck.
+    blanks = ["", " ", "\t "]
+    words = ["HELP", "TYPE", "UNIT", "EOF", "HELPX", "help", ""]
+    names = ["up", "a_b:c", "1x", '"q"', "a-b", "", "é", "_"]
+    values = ["", "x", "counter", "a \\n b", "\\\\", "\\", '"', "x  y", "é"]
+    checked = 0
+    for b0, b1, b2, b3 in itertools.product(blanks, repeat=4):
+        for word, name, value in itertools.product(words, names, values):
+            text = f"#{b0}{word}{b1}{name}{b2}{value}{b3}".strip(" \t")
+            for om in (False, True):
+                fast = _result_or_error(parse_comment, text, om)
+                assert fast == _result_or_error(tokenize_comment, text, om), (text, om)
+                checked += 1
+    assert checked > 80_000
+
+
+def test_the_one_match_metadata_form_is_taken() -> None:
+    # Proves the property above compares two different paths on the usual lines.
+    with mock.patch("compatcheck.exposition.grammar.tokenize_comment") as slow:
+        assert parse_comment("# HELP up_total Whether \\n up.", False) == (
+            "HELP",
+            "up_total",
+            "Whether \n up.",
+        )
+        assert parse_comment("#\tTYPE  up_total\tcounter", True) == ("TYPE", "up_total", "counter")
+    slow.assert_not_called()

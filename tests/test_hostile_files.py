@@ -24,6 +24,7 @@ from compatcheck.consumers import load_consumers
 from compatcheck.errors import ExpositionError, UsageError
 from compatcheck.exposition import MAX_LINE_BYTES, parse_stream, parse_text
 from compatcheck.yamlfile import MAX_ALIAS_NODES, parse_yaml
+from tests.cli import run as run_cli
 
 from .test_cli_bad_input import GOOD, assert_one_line
 
@@ -37,13 +38,7 @@ BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".jo
 
 def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     """The console entry point; ``timeout`` bounds what a bomb may cost."""
-    return subprocess.run(
-        [sys.executable, "-m", "compatcheck", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-    )
+    return run_cli(*args, timeout=timeout)
 
 
 # -- YAML: alias bombs, nesting, duplicate keys ------------------------------------------------
@@ -286,21 +281,23 @@ def _chunks(data: bytes, size: int) -> Iterator[bytes]:
 
 
 def _seconds_to_read_one_line(length: int) -> float:
+    """The best of five reads, in CPU seconds of this process: other work on a shared machine
+    slows the wall clock of one read and not the other, never the CPU either read takes."""
     data = b"# TYPE m gauge\n" + b'm{a="' + b"x" * length + b'"} 1\n'
     best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
+    for _ in range(5):
+        started = time.process_time()
         schema = parse_stream(_chunks(data, 256))  # a trickling server: small chunks
-        best = min(best, time.perf_counter() - started)
+        best = min(best, time.process_time() - started)
         assert schema.families["m"].series == 1
     return best
 
 
 def test_long_lines_cost_linear_time() -> None:
-    """Scaling, not a stopwatch: a line 2.5x longer may cost ~2.5x, not ~25x (which re-scanning
+    """Scaling, not a stopwatch: a line 10x longer may cost ~10x, not ~100x (which re-scanning
     the whole pending line for a newline on every chunk costs)."""
-    short, long = _seconds_to_read_one_line(400_000), _seconds_to_read_one_line(1_000_000)
-    assert long / short < 8, (short, long)
+    short, long = _seconds_to_read_one_line(100_000), _seconds_to_read_one_line(1_000_000)
+    assert long / max(short, 1e-4) < 30, (short, long)
 
 
 def _indent(text: str) -> str:

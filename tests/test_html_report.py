@@ -8,11 +8,12 @@ import re
 import shutil
 import struct
 import subprocess
-import sys
 import zlib
 from pathlib import Path
 
 import pytest
+
+from tests.cli import run
 
 REPO = Path(__file__).resolve().parent.parent
 RENAMED = REPO / "fixtures" / "metrics" / "renamed"
@@ -28,16 +29,6 @@ CAUSES = [
     ("metrics/renamed", "http_server_requests_total"),
     ("metrics/family-added", "db_connections"),
 ]
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "compatcheck", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-    )
 
 
 def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
@@ -100,7 +91,7 @@ def _rgb(rgba: bytearray) -> bytes:
 @pytest.mark.slow
 def test_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     page = tmp_path / "report.html"
-    proc = _cli(
+    proc = run(
         "diff",
         str(RENAMED / "old.prom"),
         str(RENAMED / "new.prom"),

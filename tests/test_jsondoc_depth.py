@@ -49,3 +49,19 @@ def test_brackets_inside_strings_do_not_count() -> None:
     assert parse_json(json.dumps(doc), max_depth=2) == doc
     with pytest.raises(JsonError):
         parse_json(json.dumps({"a": [[{"b": []}]]}), max_depth=3)
+
+
+@given(value=_JSON)
+def test_shared_strings_decode_to_the_same_document(value: Any) -> None:
+    text = json.dumps(value)
+    # repr tells 1, 1.0 and True apart, which == does not.
+    assert repr(parse_json(text, shared_strings=True)) == repr(json.loads(text))
+
+
+def test_shared_strings_are_one_object_in_lists_of_strings_only() -> None:
+    text = json.dumps({"a": {"x": ["pod-1", "pod-2"]}, "b": {"y": ["pod-1"]}, "n": [1, 1.0, True]})
+    doc = parse_json(text, shared_strings=True)
+    assert doc["a"]["x"][0] is doc["b"]["y"][0]
+    assert [type(v) for v in doc["n"]] == [int, float, bool]
+    plain = parse_json(text)
+    assert plain["a"]["x"][0] is not plain["b"]["y"][0]

@@ -19,9 +19,9 @@ import pytest
 from compatcheck.config import load_config
 from compatcheck.errors import UsageError
 from compatcheck.manifest import ManifestProbe, probes_from_manifest
+from tests.cli import run
 
 from .conftest import skip_or_fail
-from .test_cli_commands import run
 
 REPO = Path(__file__).resolve().parent.parent
 K8S = REPO / "fixtures" / "k8s"

@@ -23,6 +23,7 @@ from compatcheck.migrations import MigrationsResult, inspect_migrations
 from compatcheck.migrations.inspection import StartingSchema
 from compatcheck.migrations.sources.alembic import AlembicProject
 from compatcheck.migrations.sources.alembic.project import resolve_locations
+from tests.cli import run_here
 
 APP = Path(__file__).parent.parent / "fixtures" / "alembic_projects" / "ini_app"
 EXPECTED = yaml.safe_load((APP / "expected.yaml").read_text())
@@ -168,12 +169,7 @@ def test_a_helper_that_dies_is_one_finding(tmp_path: Path) -> None:
 
 def test_cli_refuses_bad_project_arguments(tmp_path: Path) -> None:
     def cli(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "compatcheck", "migrations", *argv, "--old", "a1"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return run_here("migrations", *argv, "--old", "a1")
 
     done = cli("--config", str(INI), "--python", str(tmp_path / "nopython"))
     assert (done.returncode, done.stderr.strip()) == (

@@ -14,9 +14,8 @@ from .interruption import interrupt
 CLEAN = Path(__file__).resolve().parent.parent / "fixtures" / "alembic" / "clean_reversible"
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code", "said"), [
-    (signal.SIGINT, 130, "compatcheck: interrupted"),
+    pytest.param(signal.SIGINT, 130, "compatcheck: interrupted", marks=pytest.mark.slow),
     (signal.SIGTERM, 143, "compatcheck: terminated"),
 ])  # fmt: skip
 def test_round_trip_interrupted_exits_with_the_signal_and_leaves_nothing(

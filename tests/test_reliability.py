@@ -22,7 +22,9 @@ from .interruption import spawn
 
 FAULTY = Path(__file__).resolve().parent.parent / "fixtures" / "services" / "faulty" / "faulty.py"
 
-pytestmark = pytest.mark.slow
+#: The default run keeps the cases that end within a second or two; those that wait out a
+#: timeout or a grace period by design run with ``-m slow``.
+SLOW = pytest.mark.slow
 
 
 def _target(mode: str, marker: str) -> str:
@@ -93,6 +95,7 @@ def test_target_that_exits_at_once(tmp_path, isolated_tmp, marker):
     _assert_clean(marker, isolated_tmp)
 
 
+@SLOW  # waits out the readiness timeout
 def test_target_never_ready(tmp_path, isolated_tmp, marker):
     start = time.monotonic()
     result = run_check(load_config(write_config(tmp_path, "never-ready", "ok", marker)))
@@ -106,6 +109,7 @@ def test_target_never_ready(tmp_path, isolated_tmp, marker):
     _assert_clean(marker, isolated_tmp)
 
 
+@SLOW  # waits out the scrape timeout
 def test_metrics_that_hang(tmp_path, isolated_tmp, marker):
     start = time.monotonic()
     result = run_check(load_config(write_config(tmp_path, "ok", "metrics-hang", marker)))
@@ -132,6 +136,7 @@ def test_endless_metrics_body_hits_the_size_cap(tmp_path, isolated_tmp, marker):
     _assert_clean(marker, isolated_tmp)
 
 
+@SLOW  # waits out the grace period
 def test_target_ignoring_sigterm_is_killed_with_its_group(tmp_path, isolated_tmp, marker):
     result = run_check(load_config(write_config(tmp_path, "ignore-sigterm", "ok", marker)))
     assert result.findings == []
@@ -144,7 +149,9 @@ def _command(cfg: Path) -> list[str]:
     return [sys.executable, "-m", "compatcheck", "check", "-c", str(cfg), "--format", "json"]
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    ("sig", "code"), [pytest.param(signal.SIGINT, 130, marks=SLOW), (signal.SIGTERM, 143)]
+)
 def test_interrupt_mid_run_tears_everything_down(tmp_path, isolated_tmp, marker, sig, code):
     cfg = write_config(tmp_path, "slow-ready", "slow-ready", marker)
     cfg.write_text(cfg.read_text().replace("timeout: 3s", "timeout: 60s"))

@@ -176,6 +176,33 @@ def test_on_go_the_advice_is_the_thing_to_do() -> None:
     assert "run `alembic downgrade base` (undoes `c`, then `b`)" in render(base, "text")
 
 
+@pytest.mark.parametrize(
+    ("framework", "old_head", "command"),
+    [
+        ("golang-migrate", "a", "`migrate goto a`"),
+        ("golang-migrate", None, "`migrate down -all`"),
+        ("goose", "a", "`goose down-to a`"),
+        ("goose", None, "`goose down-to 0`"),
+        ("dbmate", "a", "`dbmate rollback` 2 times"),
+        ("flyway", "a", "`flyway undo` 2 times"),
+    ],
+)
+def test_the_downgrade_command_is_the_frameworks_own(
+    framework: str, old_head: str | None, command: str
+) -> None:
+    """A SQL folder's downgrade is typed with its own tool, never `alembic downgrade`: a
+    version to go to where the tool takes one, its one-step rollback once per step otherwise."""
+    incompatible = Finding("migrations/old-code-incompatible", "c", "x")
+    plans, _ = judge_plans([incompatible])
+    report = _report(plans, findings=(incompatible,))
+    assert report.migrations is not None
+    section = dataclasses.replace(report.migrations, framework=framework, old_head=old_head)
+    opts = EvaluateOptions(extra_findings=(incompatible,), migrations=section)
+    report = evaluate(Snapshot(label="v1"), Snapshot(label="v2"), opts)
+    assert report.go
+    assert f"run {command} (undoes `c`, then `b`)" in render(report, "text")
+
+
 @pytest.mark.parametrize("fmt", ["text", "markdown"])
 def test_on_no_go_the_advice_waits_below_the_verdict(fmt: str) -> None:
     plans, _ = judge_plans([])

@@ -88,3 +88,30 @@ def test_a_rejected_document_gets_jsonschemas_one_line_message() -> None:
     doc = json.loads(DOCUMENTS["snapshot"][0].read_text())
     doc["schema"] = "compatcheck.snapshot/v0"
     assert validate(doc, "snapshot") == ("at schema: 'compatcheck.snapshot/v1' was expected")
+
+
+def test_the_written_validator_is_used_only_for_the_schema_it_was_made_from(
+    tmp_path, monkeypatch
+) -> None:
+    from compatcheck import schemas
+    from compatcheck.schemas import _snapshot_validator
+
+    doc = json.loads(DOCUMENTS["snapshot"][0].read_text())
+    _compiled.cache_clear()
+    try:
+        assert _compiled("snapshot") is _snapshot_validator.validate
+        # The schema changes (labels of one character): the written module no longer applies.
+        schema = load_schema("snapshot")
+        changed = copy.deepcopy(schema)
+        changed["properties"]["label"]["maxLength"] = 1
+        assert len(doc["label"]) > 1
+        (tmp_path / "snapshot.schema.json").write_text(json.dumps(changed), encoding="utf-8")
+        monkeypatch.setattr(schemas, "SCHEMA_DIR", tmp_path)
+        load_schema.cache_clear()
+        _compiled.cache_clear()
+        assert _compiled("snapshot") is not _snapshot_validator.validate
+        assert not _compiled_accepts(doc, "snapshot")
+        assert validate(doc, "snapshot") == f"at label: {doc['label']!r} is too long"
+    finally:
+        load_schema.cache_clear()
+        _compiled.cache_clear()

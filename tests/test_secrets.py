@@ -10,10 +10,8 @@ userinfo, a database URL's password and SQLAlchemy ``?password=``, a live databa
 
 from __future__ import annotations
 
-import http.server
 import json
 import secrets
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,11 +19,12 @@ from typing import Any
 import httpx
 import pytest
 
-from compatcheck.cli import REPORT_FORMATS
+from compatcheck.cli import REPORT_FORMATS, main
 from compatcheck.masking import mask_secrets
 from compatcheck.targets import free_port
+from tests.cli import run, run_all
+from tests.httpserve import QuietHandler
 
-from .test_cli_commands import run_all
 from .test_serve_helpers import AUTH, METRICS, REPO, SNAPSHOTS, hook_process, serve_http
 
 EXPOSITION = (METRICS / "compatible" / "new.prom").read_bytes()
@@ -45,7 +44,7 @@ SECRETS = {
 }  # fmt: skip
 
 
-class _Release(http.server.BaseHTTPRequestHandler):
+class _Release(QuietHandler):
     """A release and a snapshot store on one port: /metrics, /readyz, /store/<service>/<file>
     (a 500 for the service ``broken``). Query strings and userinfo are ignored, as real
     services do with credentials they do not check."""
@@ -54,27 +53,17 @@ class _Release(http.server.BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path.startswith("/store/"):
             if "/broken/" in path:
-                self._send(500, b"no", "text/plain")
+                self.send(500, b"no", "text/plain")
                 return
             file = SNAPSHOTS / path.removeprefix("/store/")
             if file.is_file():
-                self._send(200, file.read_bytes(), "application/json")
+                self.send(200, file.read_bytes(), "application/json")
             else:
-                self._send(404, b"{}", "application/json")
+                self.send(404, b"{}", "application/json")
         elif path.startswith("/readyz"):
-            self._send(200, b'{"ready": true}', "application/json")
+            self.send(200, b'{"ready": true}', "application/json")
         else:
-            self._send(200, EXPOSITION, "text/plain; version=0.0.4")
-
-    def _send(self, status: int, data: bytes, ctype: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+            self.send(200, EXPOSITION, "text/plain; version=0.0.4")
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +72,31 @@ def release() -> Iterator[str]:
         yield base.removeprefix("http://")
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return run_all(list(args), cwd=cwd)[0]
+def _in_every_format(
+    argv: list[str], out: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str]:
+    """Run ``compatcheck ARGV`` in this process and render its one report in every format, as
+    ``out/report.FORMAT``; its exit code and what it printed.
+
+    The formats differ only in the renderer the CLI's one report writer calls, so one run (not
+    one run per format, each a capture or a round trip) shows every format its secrets."""
+    import compatcheck.reporters as reporters
+
+    original = reporters.render
+    formats: list[str] = []
+
+    def render(report: Any, fmt: str, *, color: bool = False) -> str:
+        for other in REPORT_FORMATS:
+            (out / f"report.{other}").write_text(original(report, other), encoding="utf-8")
+            formats.append(other)
+        return original(report, fmt, color=color)
+
+    monkeypatch.setattr(reporters, "render", render)
+    capsys.readouterr()
+    code = main([*argv, "--format", "json", "-o", str(out / "cli.json")])
+    captured = capsys.readouterr()
+    assert formats == list(REPORT_FORMATS), "the CLI no longer renders through reporters.render"
+    return code, captured.out + captured.err
 
 
 def _assert_clean(where: str, text: str) -> None:
@@ -113,28 +125,38 @@ def test_the_masker_keeps_what_is_not_a_secret() -> None:
         assert mask_secrets(mask_secrets(text)) == mask_secrets(text)
 
 
-def test_diff_shows_no_secret_in_any_format(release: str, tmp_path: Path) -> None:
+def test_diff_shows_no_secret_in_any_format(
+    release: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     old = f"http://user:{SECRETS['DiffUser']}@{release}/metrics"
     new = f"http://{release}/metrics?token={SECRETS['DiffToken']}"
     store = f"http://u:{SECRETS['StoreUser']}@{release}/store"
-    runs = [["diff", old, new, "--format", f, "-o", f"diff.{f}"] for f in REPORT_FORMATS]
-    runs += [
+    procs = run_all(
         ["diff", old, new],  # the report on stdout
         ["diff", "--snapshot-dir", store, "--service", "shop", "v1", "v2"],
         ["diff", "--snapshot-dir", store, "--service", "broken", "v1", "v2"],
-    ]
-    procs = run_all(*runs, cwd=tmp_path)
-    assert [p.returncode for p in procs] == [0] * len(REPORT_FORMATS) + [0, 0, 3], [
-        p.stderr for p in procs
-    ]
+        cwd=tmp_path,
+    )
+    assert [p.returncode for p in procs] == [0, 0, 3], [p.stderr for p in procs]
     assert "answered HTTP 500" in procs[-1].stderr
-    assert "token=***" in (tmp_path / "diff.json").read_text()
     for proc in procs:
         _assert_clean(f"{proc.args} output", proc.stdout + proc.stderr)
+    code, printed = _in_every_format(["diff", old, new], tmp_path, monkeypatch, capsys)
+    assert code == 0, printed
+    assert "token=***" in (tmp_path / "report.json").read_text()
+    _assert_clean("diff in process", printed)
     _assert_files_clean(tmp_path)
 
 
-def test_check_shows_no_secret_in_any_format(release: str, tmp_path: Path) -> None:
+def test_check_shows_no_secret_in_any_format(
+    release: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     config = tmp_path.parent / f"{tmp_path.name}-compatcheck.yaml"  # an input, not an output
     config.write_text(
         "service: shop\n"
@@ -143,20 +165,20 @@ def test_check_shows_no_secret_in_any_format(release: str, tmp_path: Path) -> No
         f"new: {{url: 'http://{release}/?access_token={SECRETS['CheckToken']}'}}\n"
         "readiness: {path: /readyz, timeout: 5s}\n"
     )
-    runs = [["check", "-c", str(config), "--format", f, "-o", f"check.{f}"] for f in REPORT_FORMATS]
-    procs = run_all(*runs, cwd=tmp_path)
+    (proc,) = run_all(["check", "-c", str(config)], cwd=tmp_path)
+    _assert_clean(f"{proc.args} output", proc.stdout + proc.stderr)
+    code, printed = _in_every_format(["check", "-c", str(config)], tmp_path, monkeypatch, capsys)
     # The registry cannot be reached: could not evaluate (3), its URL named without the password.
-    assert [p.returncode for p in procs] == [3] * len(REPORT_FORMATS), [p.stderr for p in procs]
-    assert "registry `http://u:***@127.0.0.1:" in (tmp_path / "check.text").read_text()
-    for proc in procs:
-        _assert_clean(f"{proc.args} output", proc.stdout + proc.stderr)
+    assert (proc.returncode, code) == (3, 3), proc.stderr + printed
+    assert "registry `http://u:***@127.0.0.1:" in (tmp_path / "report.text").read_text()
+    _assert_clean("check in process", printed)
     _assert_files_clean(tmp_path)
 
 
 def test_snapshot_files_never_store_a_token(release: str, tmp_path: Path) -> None:
     source = f"http://{release}/metrics?sig={SECRETS['SnapSig']}"
     out = tmp_path / "v1.snapshot.json"
-    proc = _cli("snapshot", source, "-o", str(out), cwd=tmp_path)
+    proc = run("snapshot", source, "-o", str(out), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
     assert doc["source"] == f"http://{release}/metrics?sig=***"
@@ -166,7 +188,10 @@ def test_snapshot_files_never_store_a_token(release: str, tmp_path: Path) -> Non
 
 @pytest.mark.postgres
 def test_migrations_show_no_database_password_in_any_format(
-    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    postgres_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     db_url = (
         postgres_url.replace("postgres@", f"postgres:{SECRETS['DbPassword']}@")
@@ -176,21 +201,22 @@ def test_migrations_show_no_database_password_in_any_format(
     # the secret under tmp_path, which this test searches.
     monkeypatch.setenv("LIVE_DB_URL", f"{postgres_url}?password={SECRETS['LiveQuery']}")
     case = str(REPO / "fixtures" / "alembic" / "destructive_downgrade")
-    runs = [
-        ["migrations", "--script-location", case, "--old", "0001", "--db-url", db_url,
-         "--live-db-url", "env:LIVE_DB_URL", "--format", f, "-o", f"migrations.{f}"]
-        for f in REPORT_FORMATS
-    ]  # fmt: skip
+    argv = ["migrations", "--script-location", case, "--old", "0001", "--db-url", db_url,
+            "--live-db-url", "env:LIVE_DB_URL"]  # fmt: skip
     bad = f"nonsense://u:{SECRETS['DbPassword']}@h/db?password={SECRETS['DbQuery']}"
-    runs.append(["migrations", "--script-location", case, "--old", "0001", "--db-url", bad])
-    procs = run_all(*runs, cwd=tmp_path)
-    assert [p.returncode for p in procs] == [0] * len(REPORT_FORMATS) + [2], [
-        p.stderr for p in procs
-    ]
+    procs = run_all(
+        argv,
+        ["migrations", "--script-location", case, "--old", "0001", "--db-url", bad],
+        cwd=tmp_path,
+    )
+    assert [p.returncode for p in procs] == [0, 2], [p.stderr for p in procs]
     assert "password=***" in procs[0].stderr
     assert "database URL nonsense://u:***@h/db?password=***: unsupported" in procs[-1].stderr
     for proc in procs:
         _assert_clean(f"{proc.args} output", proc.stdout + proc.stderr)
+    code, printed = _in_every_format(argv, tmp_path, monkeypatch, capsys)
+    assert code == 0, printed
+    _assert_clean("migrations in process", printed)
     _assert_files_clean(tmp_path)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import subprocess
 import sys
 import threading
@@ -457,6 +459,61 @@ def test_cache_is_lru_bounded(make_client: MakeClient) -> None:
     assert metric(client, "compatcheck_hook_cache_hits_total") == 0
     client.post("/v1/check", json=body("shop", "v1", "v2"), headers=AUTH)
     assert metric(client, "compatcheck_hook_cache_hits_total") == 1
+
+
+def test_a_check_sharing_a_side_with_the_last_one_parses_only_the_other(
+    make_client: MakeClient,
+) -> None:
+    client = make_client(cache_size=0)  # no verdict cache: every check is evaluated
+    parsed = client.app.state.hook.checker.parsed  # type: ignore[attr-defined]
+    expected = {}
+    for old, new, parses in (("v1", "v2", 2), ("v2", "v3", 3), ("v2", "v3", 3), ("v4", "v1", 5)):
+        answer = client.post("/v1/check", json=body("shop", old, new), headers=AUTH)
+        assert answer.status_code == 200, answer.text
+        assert parsed.parses == parses, (old, new)
+        # A verdict over a kept snapshot is the verdict over the snapshot parsed afresh.
+        expected.setdefault((old, new), without_timings(answer.json()))
+        assert without_timings(answer.json()) == expected[(old, new)]
+    # Only the last pair (v4, v1) is kept: v2 is parsed again, v1 is not.
+    client.post("/v1/check", json=body("shop", "v2", "v1"), headers=AUTH)
+    assert parsed.parses == 6
+
+
+_BIG_BUFFER_PROBE = """
+import sys
+from compatcheck.serve.parsed import give_back_big_buffers
+if sys.argv[1] == "set":
+    assert give_back_big_buffers()
+def rss():
+    status = open("/proc/self/status").read()
+    return int(status.split("VmRSS:")[1].split()[0]) * 1024
+first = bytearray(24 << 20)  # freed: glibc's dynamic threshold would now be 24 MiB
+first[::4096] = b"x" * len(first[::4096])
+del first
+before = rss()
+text = bytearray(13 << 20)  # a snapshot's text, made and freed
+text[::4096] = b"x" * len(text[::4096])
+del text
+print(rss() - before)
+"""
+
+
+@pytest.mark.skipif(
+    platform.libc_ver()[0] != "glibc" or not Path("/proc/self/status").exists(),
+    reason="glibc's mmap threshold and /proc are what this is about",
+)
+def test_a_freed_snapshot_buffer_goes_back_to_the_system() -> None:
+    def kept(mode: str) -> int:
+        env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
+        proc = subprocess.run(
+            [sys.executable, "-c", _BIG_BUFFER_PROBE, mode],
+            capture_output=True, text=True, env=env, timeout=60, check=True,
+        )  # fmt: skip
+        return int(proc.stdout)
+
+    assert kept("set") < 4 << 20
+    # Without it, glibc keeps the 13 MiB: the probe can tell the two apart.
+    assert kept("unset") > 8 << 20
 
 
 # -- /v1/flagger ---------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from tests.httpserve import serve_http as serve_http  # where the serve tests import it
+
 REPO = Path(__file__).resolve().parent.parent
 SNAPSHOTS = REPO / "fixtures" / "snapshots"
 METRICS = REPO / "fixtures" / "metrics"
@@ -28,26 +30,6 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 def body(service: str, old: str, new: str, **extra: Any) -> dict[str, Any]:
     return {"service": service, "old": {"version": old}, "new": {"version": new}, **extra}
-
-
-class _Quiet(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:  # a client gave up: fine
-        pass
-
-
-@contextmanager
-def serve_http(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
-    """Serve ``handler`` on a free loopback port; yields the base URL."""
-    server = _Quiet(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def static_handler(root: Path) -> type[http.server.BaseHTTPRequestHandler]:

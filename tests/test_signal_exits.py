@@ -80,8 +80,24 @@ COMMANDS = {
 }
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-@pytest.mark.parametrize("command", sorted(COMMANDS))
+#: The default run stops one command with each signal; the rest of the matrix (seconds each:
+#: a child process per case) runs with ``-m slow``.
+DEFAULT_CASES = {("diff URL", signal.SIGINT), ("snapshot URL", signal.SIGTERM)}
+
+
+@pytest.mark.parametrize(
+    ("command", "sig"),
+    [
+        pytest.param(
+            command,
+            sig,
+            id=f"{command}-{sig.name}",
+            marks=() if (command, sig) in DEFAULT_CASES else pytest.mark.slow,
+        )
+        for command in sorted(COMMANDS)
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    ],
+)
 def test_every_command_exits_by_the_one_table(
     command: str, sig: int, silent: Silent, tmp_path: Path
 ) -> None:

@@ -12,7 +12,7 @@ concurrently in one :class:`~compatcheck.targets.Workspace`:
    → launch → ``wait_ready`` (recording time-to-ready) → ``warmup`` → scrape ``/metrics`` N times
    and merge them (:mod:`.merge`) → probe readiness and health a second time (to spot values that
    change on every call) → Alembic head and build info. ``url`` targets skip the launch;
-   ``snapshot``, ``stored`` and ``exposition`` targets are read, not run.
+   ``snapshot``, ``stored`` and ``exposition`` targets are read, not run (:mod:`.read`).
 2. :mod:`.codeonly`, with migrations configured and OLD launched from a command: the code-only
    rollback plan tried for real (OLD's code on a scratch database at NEW's head, the same wait
    and warm-up), judged against OLD's run on its own database.

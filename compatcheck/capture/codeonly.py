@@ -147,11 +147,19 @@ class Trial:
 
     def _run(self) -> _TrialRun:
         # Local import: compatcheck.migrations is heavy (see the TYPE_CHECKING note).
+        from compatcheck.migrations.releases import framework_of
         from compatcheck.migrations.sources.alembic.project import release_project
 
         new_loc = release_project(self.config, self.config.new)
         out = _TrialRun()
-        if new_loc is None or (isinstance(new_loc, Path) and not (new_loc / "env.py").is_file()):
+        mig = self.config.migrations
+        # Only an Alembic folder needs an env.py; a SQL folder is run by its source's runner.
+        alembic = new_loc is not None and (
+            framework_of(new_loc, mig.framework if mig else "auto") == "alembic"
+        )
+        if new_loc is None or (
+            alembic and isinstance(new_loc, Path) and not (new_loc / "env.py").is_file()
+        ):
             out.not_run = f"NEW's migrations ({new_loc}) have no env.py to migrate a database with"
             return out
         # NEW's scratch database first: with SQLite, NEW's capture hands over a copy of it.

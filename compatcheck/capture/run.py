@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     # Trap: compatcheck.migrations imports SQLAlchemy and Alembic (~0.3 s); a check without
     # migrations must not pay for it, so every use below imports it where it is needed.
     from compatcheck.migrations.section import MigrationsSection
+    from compatcheck.migrations.sources.alembic.project import AlembicProject
 
 
 @dataclass(frozen=True)
@@ -157,12 +158,15 @@ def _build_mismatches(config: Config, old: Outcome, new: Outcome) -> list[Findin
     return findings
 
 
+MigrationsJobResult = tuple[list[Finding], "MigrationsSection | None", float]
+
+
 def _migrations_job(
     config: Config,
     ws: Workspace,
     events: Mapping[str, threading.Event],
     progress: Progress,
-) -> Callable[[], tuple[list[Finding], MigrationsSection | None, float]] | None:
+) -> Callable[[], MigrationsJobResult] | None:
     """The migrations inspection, run beside the captures once both scratch DBs are migrated.
 
     Trap: two ``env.py`` runs at once in two threads corrupt each other (Alembic's ``context``
@@ -172,78 +176,84 @@ def _migrations_job(
     if config.migrations is None:
         return None
     # Local import: compatcheck.migrations is heavy (SQLAlchemy, Alembic).
-    from compatcheck.migrations.sources.alembic.project import AlembicProject, release_project
+    from compatcheck.migrations.sources.alembic.project import release_project
 
     old_loc = release_project(config, config.old)
     new_loc = release_project(config, config.new)
 
-    def present(loc: Path | AlembicProject | None) -> bool:
-        if isinstance(loc, AlembicProject):
-            return loc.config_file is not None and loc.config_file.is_file()
-        return loc is not None and loc.is_dir()
-
-    def job() -> tuple[list[Finding], MigrationsSection | None, float]:
+    def job() -> MigrationsJobResult:
         # A worker blocks here: every capture and the trial set their event in a finally.
         for ev in events.values():
             ev.wait()
-        t0 = time.monotonic()
-        # Local import: compatcheck.migrations is heavy (SQLAlchemy, Alembic).
-        from compatcheck.migrations.releases import release_head
-
-        assert config.migrations is not None
-        framework = config.migrations.framework
-        old_head = release_head(old_loc, framework) if old_loc and present(old_loc) else None
-        new_head = release_head(new_loc, framework) if new_loc and present(new_loc) else None
-        if old_head is None or new_head is None or new_loc is None:
-            return (
-                [
-                    _plain_unavailable(
-                        "migrations",
-                        "migrations not inspected: cannot determine both releases' migration heads "
-                        f"(old: {old_head or 'unknown'}, new: {new_head or 'unknown'})",
-                    )
-                ],
-                None,
-                0.0,
-            )
-        try:
-            # Local import: compatcheck.migrations is heavy (SQLAlchemy, Alembic).
-            from compatcheck.migrations import inspect_migrations
-            from compatcheck.migrations.inspection import StartingSchema
-        except ImportError:
-            return (
-                [
-                    _plain_unavailable(
-                        "migrations", "migrations not inspected: compatcheck.migrations is missing"
-                    )
-                ],
-                None,
-                0.0,
-            )
-        assert config.migrations is not None
-        db = config.migrations.database
-        progress.step(None, f"inspecting migrations {new_head} → {old_head}")
-        try:
-            result = inspect_migrations(
-                new_loc,
-                old_head,
-                new_head,
-                db_url=None if db == "sqlite" else db,
-                static=False,
-                progress=progress,
-                workspace=ws,
-                start=StartingSchema(
-                    sql=config.migrations.base_sql, command=config.migrations.base_command
-                ),
-                framework=framework,
-            )
-        except UnavailableError as exc:
-            return [_plain_unavailable("migrations", str(exc))], None, time.monotonic() - t0
-        took = time.monotonic() - t0
-        progress.step(None, f"migrations inspected in {took:.2f} s")
-        return list(result.findings), result.section, took
+        return _inspect(config, ws, progress, old_loc, new_loc)
 
     return job
+
+
+def _present(loc: Path | AlembicProject | None) -> bool:
+    """Whether a release's migrations are there to run: its ini file, or its script folder."""
+    # Local import: compatcheck.migrations is heavy (SQLAlchemy, Alembic).
+    from compatcheck.migrations.sources.alembic.project import AlembicProject
+
+    if isinstance(loc, AlembicProject):
+        return loc.config_file is not None and loc.config_file.is_file()
+    return loc is not None and loc.is_dir()
+
+
+def _not_inspected(reason: str, took: float = 0.0) -> MigrationsJobResult:
+    return [_plain_unavailable("migrations", reason)], None, took
+
+
+def _inspect(
+    config: Config,
+    ws: Workspace,
+    progress: Progress,
+    old_loc: Path | AlembicProject | None,
+    new_loc: Path | AlembicProject | None,
+) -> MigrationsJobResult:
+    """Inspect the migrations between the two releases' heads (NEW's history, as the rollback
+    runs it); what stops it is one ``check/unavailable`` finding for ``migrations``."""
+    t0 = time.monotonic()
+    # Local import: compatcheck.migrations is heavy (SQLAlchemy, Alembic).
+    from compatcheck.migrations.releases import release_head
+
+    assert config.migrations is not None
+    framework = config.migrations.framework
+    old_head = release_head(old_loc, framework) if old_loc and _present(old_loc) else None
+    new_head = release_head(new_loc, framework) if new_loc and _present(new_loc) else None
+    if old_head is None or new_head is None or new_loc is None:
+        return _not_inspected(
+            "migrations not inspected: cannot determine both releases' migration heads "
+            f"(old: {old_head or 'unknown'}, new: {new_head or 'unknown'})"
+        )
+    try:
+        # Local import: compatcheck.migrations is heavy (SQLAlchemy, Alembic).
+        from compatcheck.migrations import inspect_migrations
+        from compatcheck.migrations.inspection import StartingSchema
+    except ImportError:
+        return _not_inspected("migrations not inspected: compatcheck.migrations is missing")
+    assert config.migrations is not None
+    db = config.migrations.database
+    progress.step(None, f"inspecting migrations {new_head} → {old_head}")
+    try:
+        result = inspect_migrations(
+            new_loc,
+            old_head,
+            new_head,
+            db_url=None if db == "sqlite" else db,
+            static=False,
+            progress=progress,
+            workspace=ws,
+            start=StartingSchema(
+                sql=config.migrations.base_sql, command=config.migrations.base_command
+            ),
+            framework=framework,
+        )
+    except UnavailableError as exc:
+        return _not_inspected(str(exc), time.monotonic() - t0)
+    took = time.monotonic() - t0
+    progress.step(None, f"migrations inspected in {took:.2f} s")
+    return list(result.findings), result.section, took
 
 
 def _plain_unavailable(subject: str, reason: str) -> Finding:

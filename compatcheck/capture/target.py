@@ -5,8 +5,8 @@ whose argv or env takes ``{database_url}``: a scratch database migrated to the r
 → launch → :meth:`~TargetCapture.wait_ready` (recording time-to-ready) →
 :meth:`~TargetCapture.warmup` → scrape ``/metrics`` N times and merge → probe readiness (and
 health) a second time, to spot values that change on every call → Alembic head and build info.
-``snapshot``, ``stored`` and ``exposition`` targets are read, not run. Every stage records its time
-and turns failure into a ``check/unavailable`` finding, never an exception.
+``snapshot``, ``stored`` and ``exposition`` targets are read, not run (:mod:`.read`). Every stage
+records its time and turns failure into a ``check/unavailable`` finding, never an exception.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from compatcheck.checks.consumers import QUERY_BROKEN
 from compatcheck.checks.metrics import RENAMED
-from compatcheck.consumers.promql import PromQLError, parse_expression, rename_metrics
+from compatcheck.consumers.promql import PromQLError, parse_promql, rename_metrics
 from compatcheck.model import Finding, MetricFamily, MetricsSchema
 
 #: Units a name suffix (or OpenMetrics ``# UNIT``) can carry, as (dimension, factor to the base).
@@ -171,7 +171,7 @@ def rewrite_query(text: str, renames: Mapping[str, str], grafana: bool = False) 
         return None
     rewrite = f"({text.strip()}) or ({old.strip()})"
     try:
-        parse_expression(rewrite, grafana)
+        parse_promql(rewrite, grafana)  # only whether it parses: its tree is never judged
     except PromQLError:
         return None
     return rewrite

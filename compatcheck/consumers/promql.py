@@ -191,18 +191,23 @@ def parse_expression(
     reads from the result itself (an alert's ``$labels.x`` templates, a ``label_values``
     variable's label). Cached: a rule set repeats the same expressions many times.
     """
+    return _build(parse_promql(text, grafana), root_needs)
+
+
+def parse_promql(text: str, grafana: bool = False) -> Any:
+    """promql-parser's tree of ``text`` (template variables substituted first for ``grafana``);
+    raises :class:`PromQLError`. Alone, where only "does it parse" is asked: reducing the tree
+    to a :data:`Node` costs more than parsing it."""
     source = substitute_variables(text) if grafana else text
     try:
-        ast = promql_parser.parse(source)
+        return promql_parser.parse(source)
     except ValueError as exc:
         if grafana and VAR_PREFIX in source:
             try:  # the variable may stand for a number: topk($n, ...), x > $threshold
-                ast = promql_parser.parse(substitute_variables(text, numeric=True))
+                return promql_parser.parse(substitute_variables(text, numeric=True))
             except ValueError:
                 raise PromQLError(_one_line(exc)) from None
-        else:
-            raise PromQLError(_one_line(exc)) from None
-    return _build(ast, root_needs)
+        raise PromQLError(_one_line(exc)) from None
 
 
 def _one_line(exc: BaseException) -> str:

@@ -24,6 +24,9 @@ _TS_TEXT = r"[+-]?\d+"  # 0.0.4: integer milliseconds
 _TS_OM = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"  # OpenMetrics: float seconds
 
 _NAME_RE = re.compile(_NAME)
+#: A HELP or TYPE line with a legacy metric name: what the general tokenizer of
+#: :func:`parse_comment` would make of it, in one match (anything else goes to that tokenizer).
+_METADATA_RE = re.compile(rf"#[ \t]+(HELP|TYPE)[ \t]+({_NAME})(?:[ \t]+(.*))?\Z")
 LEGACY_NAME_RE = re.compile(_NAME + r"\Z")
 _LABEL_RE = re.compile(_LABEL)
 _NUMBER_RE = re.compile(_NUMBER + r"\Z")
@@ -219,6 +222,18 @@ def parse_comment(text: str, openmetrics: bool) -> tuple[str, str, str] | None:
     Any other comment is None. Raises :class:`ExpositionError` (without a line number) for a
     metadata line whose metric name is invalid. ``text`` has no leading or trailing blanks.
     """
+    m = _METADATA_RE.match(text)
+    if m is not None:  # the usual `# HELP name text` / `# TYPE name type`, in one match
+        word, name, value = m.group(1, 2, 3)
+        if word == "HELP":
+            return word, name, _unescape_help(value or "", openmetrics)
+        return word, name, value or ""
+    return tokenize_comment(text, openmetrics)
+
+
+def tokenize_comment(text: str, openmetrics: bool) -> tuple[str, str, str] | None:
+    """:func:`parse_comment` for any ``#`` line, by the general tokenizer (a test checks that
+    the one-match form agrees with it)."""
     rest = text[1:]
     stripped = rest.lstrip(" \t")
     if stripped == rest:  # `#HELP`: not metadata, a plain comment (as Prometheus)

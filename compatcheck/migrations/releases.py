@@ -18,7 +18,8 @@ from compatcheck.migrations.sources import open_source
 from compatcheck.migrations.sources.alembic import AlembicProject
 
 
-def _framework(location: Path | AlembicProject, framework: str) -> str:
+def framework_of(location: Path | AlembicProject, framework: str) -> str:
+    """The framework ``auto`` stands for at ``location`` (``alembic`` when none is told)."""
     if framework != "auto" or isinstance(location, AlembicProject):
         return "alembic" if framework == "auto" else framework
     try:
@@ -29,7 +30,7 @@ def _framework(location: Path | AlembicProject, framework: str) -> str:
 
 def release_head(location: Path | AlembicProject, framework: str = "auto") -> str | None:
     """The head of a release's migrations read as source; None when it cannot be told."""
-    if _framework(location, framework) == "alembic":
+    if framework_of(location, framework) == "alembic":
         from compatcheck.migrations.sources.alembic.runner import script_heads
 
         return script_heads(location)
@@ -45,7 +46,7 @@ def migrate_release(
 ) -> str | None:
     """Migrate the database at ``url`` to the release's head; that head.
     :class:`UnavailableError` when a migration fails."""
-    if _framework(location, framework) == "alembic":
+    if framework_of(location, framework) == "alembic":
         from compatcheck.migrations.sources.alembic.runner import migrate_to_head
 
         return migrate_to_head(location, url)

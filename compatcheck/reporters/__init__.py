@@ -6,33 +6,31 @@ the golden-file tests rely on. The CLI picks the format, the colour and the exit
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 from compatcheck.errors import UsageError
 from compatcheck.masking import mask_secrets
 from compatcheck.report import Report
-from compatcheck.reporters.github import render_github
-from compatcheck.reporters.html import render_html
-from compatcheck.reporters.json import render_json
-from compatcheck.reporters.junit import render_junit
-from compatcheck.reporters.markdown import render_markdown
-from compatcheck.reporters.sarif import render_sarif
-from compatcheck.reporters.text import render_text
 
 Renderer = Callable[..., str]
 
 #: Output formats, in the order ``--format`` lists them.
 FORMATS = ("text", "json", "markdown", "junit", "sarif", "github", "html")
 
-_RENDERERS: dict[str, Renderer] = {
-    "text": render_text,
-    "json": render_json,
-    "markdown": render_markdown,
-    "junit": render_junit,
-    "sarif": render_sarif,
-    "github": render_github,
-    "html": render_html,
-}
+#: Each format's renderer is ``render_<format>`` in the module of that name, imported when the
+#: format is asked for: a gate that prints text does not pay for the XML and HTML machinery of
+#: the others (their imports were a tenth of ``compatcheck diff``'s start-up).
+_RENDERER_MODULES = {fmt: f"compatcheck.reporters.{fmt}" for fmt in FORMATS}
+
+
+def _renderer(fmt: str) -> Renderer | None:
+    module = _RENDERER_MODULES.get(fmt)
+    if module is None:
+        return None
+    renderer: Renderer = getattr(importlib.import_module(module), f"render_{fmt}")
+    return renderer
+
 
 #: Usual file extension per format (for golden files and ``--output`` defaults).
 EXTENSIONS = {
@@ -48,7 +46,7 @@ EXTENSIONS = {
 
 def render(report: Report, fmt: str, *, color: bool = False) -> str:
     """Render ``report`` as ``fmt``; ``color`` only affects ``text`` (ANSI escapes)."""
-    renderer = _RENDERERS.get(fmt)
+    renderer = _renderer(fmt)
     if renderer is None:
         raise UsageError(f"unknown report format {fmt!r} (expected one of: {', '.join(FORMATS)})")
     # Sources and messages are masked where they are made; this is the guarantee for all six

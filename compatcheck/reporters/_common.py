@@ -250,9 +250,22 @@ def _downgrade_command(report: Report) -> str | None:
     path = list(mig.downgrade_path or ())
     if not path:
         return None
-    target = mig.old_head or "base"
     undone = ", then ".join(f"`{r}`" for r in path)
-    return f"run `alembic downgrade {target}` (undoes {undone}), then deploy the OLD release"
+    command = _framework_downgrade(mig.framework, mig.old_head, len(path))
+    return f"run {command} (undoes {undone}), then deploy the OLD release"
+
+
+def _framework_downgrade(framework: str, old_head: str | None, steps: int) -> str:
+    """The framework's own command that ends at OLD's head: a version to go to where the tool
+    takes one, otherwise its one-step rollback as many times as the path is long."""
+    if framework == "golang-migrate":
+        return f"`migrate goto {old_head}`" if old_head else "`migrate down -all`"
+    if framework == "goose":
+        return f"`goose down-to {old_head or 0}`"
+    if framework in ("dbmate", "flyway"):
+        one = "dbmate rollback" if framework == "dbmate" else "flyway undo"
+        return f"`{one}`" + (f" {steps} times" if steps > 1 else "")
+    return f"`alembic downgrade {old_head or 'base'}`"
 
 
 def artifact_summary(report: Report) -> tuple[str, list[str], str | None] | None:

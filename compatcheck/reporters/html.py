@@ -238,28 +238,6 @@ def _migrations(report: Report) -> list[str]:
     return out
 
 
-def _verify(report: Report) -> list[str]:
-    """The verification checks as the Markdown report lists them: status, result, query."""
-    heading = verify_heading(report)
-    if report.verify is None or heading is None:
-        return []
-    out = [
-        "<h2>Verification</h2>",
-        f"<p>{_e(heading)}</p>",
-        "<table><tr><th>check</th><th>status</th><th>last result</th><th>query</th></tr>",
-    ]
-    for c in report.verify.checks:
-        cls = {"ok": "safe", "failing": "unsafe"}.get(c.status, "")
-        result = "<br>".join(_inline(t) for t in (c.summary, *c.details))
-        query = f"<code>{_e(c.query)}</code>" if c.query else ""
-        out.append(
-            f'<tr><td><code>{_e(c.name)}</code></td><td class="{cls}">{_e(c.status)}</td>'
-            f"<td>{result}</td><td>{query}</td></tr>"
-        )
-    out.append("</table>")
-    return out
-
-
 def _waivers(report: Report) -> list[str]:
     """Accepted findings with their reason and expiry, then the waivers that need attention:
     expired ones (their finding counts again) and ones that match nothing (to remove)."""
@@ -351,7 +329,6 @@ def render_html(report: Report, *, color: bool = False) -> str:
     body += _causes(report, causes)
     body += _families(causes)
     body += _migrations(report)
-    body += _verify(report)
     body += _waivers(report)
     body += _verify(report)
     body += _artifact(report)

@@ -56,6 +56,7 @@ from compatcheck.masking import mask_secrets
 from compatcheck.report import Report
 from compatcheck.serve.inputs import InputFiles, Inputs, validate_consumers
 from compatcheck.serve.metrics import HookMetrics
+from compatcheck.serve.parsed import ParsedSnapshots, give_back_big_buffers
 from compatcheck.serve.requests import CheckRequest, Target
 from compatcheck.serve.settings import ServeSettings
 from compatcheck.snapshot import Snapshot
@@ -106,6 +107,8 @@ class Lookup:
     cached: Outcome | None
     #: Where each ``image`` side's contract came from (the report's source), by role.
     contracts: Mapping[str, str] = field(default_factory=dict)
+    #: sha256 (hex) of ``raw``, by role: the parsed snapshots are cached by it.
+    digests: Mapping[str, str] = field(default_factory=dict)
 
 
 class _Slots:
@@ -170,6 +173,9 @@ class Checker:
 
             self._registry_http = httpx.Client(timeout=10.0)
         self._inputs = InputFiles(settings)
+        #: Parsed snapshots by the digest of their bytes (a side two checks share, once).
+        self.parsed = ParsedSnapshots()
+        give_back_big_buffers()  # a cold verdict's peak must not stay the hook's size
         self._cache: OrderedDict[str, Outcome] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._lookups = _Slots(LOOKUPS_PER_CHECK * settings.max_concurrent)
@@ -219,6 +225,10 @@ class Checker:
         except NotFoundError:
             raise
         except UnavailableError as exc:
+            if time.monotonic() >= deadline:
+                # The store gave up because the check's deadline passed: one answer for that,
+                # whichever thread notices first (this one or the request's wait).
+                raise _timed_out(self.settings.check_timeout) from None
             raise UnavailableError(f"snapshot store unavailable: {exc}") from None
         except InputError as exc:  # the caller's names were valid: the stored file is bad
             raise InternalError(f"stored snapshot is unusable: {exc}") from None
@@ -259,14 +269,15 @@ class Checker:
             _check_deadline(deadline, self.settings.check_timeout)
             raw[role] = self._read(req, target.version, deadline)
         inputs = self._inputs.current()
+        digests = {role: hashlib.sha256(data).hexdigest() for role, data in raw.items()}
         if req.old.url is not None or req.new.url is not None:
-            return Lookup(req, raw, inputs, None, None, contracts)
+            return Lookup(req, raw, inputs, None, None, contracts, digests)
         parts = [
             req.service,
             req.old.version or contracts.get("old"),
-            hashlib.sha256(raw["old"]).hexdigest(),
+            digests["old"],
             req.new.version or contracts.get("new"),
-            hashlib.sha256(raw["new"]).hexdigest(),
+            digests["new"],
             req.direction,
             self.settings.fail_on,
             inputs.digest,
@@ -280,7 +291,7 @@ class Checker:
         if cached is not None:
             self.metrics.cache_hits.inc()
             cached = replace(cached, cached=True)
-        return Lookup(req, raw, inputs, key, cached, contracts)
+        return Lookup(req, raw, inputs, key, cached, contracts, digests)
 
     # -- phase 2: evaluation (worker thread, check slot) -----------------------------------
 
@@ -292,24 +303,46 @@ class Checker:
         budget = min(self.settings.scrape_timeout, max(0.001, deadline - time.monotonic()))
         return load_source(target.url, label=mask_secrets(target.url), timeout=budget)
 
-    def _stored(self, lookup: Lookup, role: str) -> Snapshot | None:
+    @staticmethod
+    def _parsed_key(lookup: Lookup, role: str) -> tuple[str, str] | None:
+        """What a stored side is kept by: its bytes' digest and how it is read (the service and
+        version name the file in errors and label an unlabelled snapshot). None: not stored."""
         req = lookup.request
         if role in lookup.contracts:
-            from compatcheck.artifact.contract import parse_contract_snapshot
-
-            try:
-                snap: Snapshot = parse_contract_snapshot(lookup.raw[role], lookup.contracts[role])
-            except InputError as exc:
-                raise InternalError(f"attached contract is unusable: {exc}") from None
-            return snap
+            return lookup.digests[role], f"contract {lookup.contracts[role]}"
         version = req.old.version if role == "old" else req.new.version
         if version is None:
             return None
-        assert self.store is not None
+        return lookup.digests[role], f"store {req.service} {version}"
+
+    def _stored(self, lookup: Lookup, role: str) -> Snapshot | None:
+        req = lookup.request
+        key = self._parsed_key(lookup, role)
+        if key is None:
+            return None
+        if role in lookup.contracts:
+            return self.parsed.get(key, lambda: self._contract_snapshot(lookup, role))
+        version = req.old.version if role == "old" else req.new.version
+        assert version is not None
+        store = self.store
+        assert store is not None
+
+        def parse() -> Snapshot:
+            try:
+                return store.parse(req.service, version, lookup.raw[role])
+            except InputError as exc:
+                raise InternalError(f"stored snapshot is unusable: {exc}") from None
+
+        return self.parsed.get(key, parse)
+
+    def _contract_snapshot(self, lookup: Lookup, role: str) -> Snapshot:
+        from compatcheck.artifact.contract import parse_contract_snapshot
+
         try:
-            return self.store.parse(req.service, version, lookup.raw[role])
+            snap: Snapshot = parse_contract_snapshot(lookup.raw[role], lookup.contracts[role])
         except InputError as exc:
-            raise InternalError(f"stored snapshot is unusable: {exc}") from None
+            raise InternalError(f"attached contract is unusable: {exc}") from None
+        return snap
 
     def evaluate(self, lookup: Lookup, deadline: float) -> Outcome:
         """Parse (exactly the bytes looked up), evaluate, cache.
@@ -323,6 +356,8 @@ class Checker:
         _check_deadline(deadline, self.settings.check_timeout)
         pause_point("serve-evaluate")  # tests: a slow evaluation, to stop a replica mid-check
         started = time.perf_counter()
+        keys = (self._parsed_key(lookup, role) for role in ("old", "new"))
+        self.parsed.retain({key for key in keys if key is not None})
         try:
             old = self._stored(lookup, "old") or self._scrape(req.old, deadline)
             new = self._stored(lookup, "new") or self._scrape(req.new, deadline)

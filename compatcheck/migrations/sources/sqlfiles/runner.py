@@ -94,6 +94,10 @@ class SqlRunner:
             before, raw.isolation_level = raw.isolation_level, None
         elif self.dialect == "postgresql":
             before, raw.autocommit = raw.autocommit, True
+            # Commits need not wait for the WAL's fsync: the runner only runs on throwaway
+            # databases (scratch, or the one --use-existing-empty-database names), and a crash loses
+            # the last commits at worst, never consistency. Half of a 50-step round trip's time.
+            raw.execute("SET synchronous_commit TO off")
         else:
             before = raw.get_autocommit()
             raw.autocommit(True)
