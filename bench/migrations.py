@@ -9,8 +9,15 @@ columns, indexes: every downgrade implemented) and, in the same run and on the s
 - pytest-alembic's ``test_up_down_consistency``: up one revision at a time, down one at a time,
   up again.
 
-Run: ``/tmp/venv/bin/python bench/migrations.py [--revisions 50] [--repeat 3] [--db-url URL]``.
-Target: ratio (compatcheck / pytest-alembic) <= 1.0.
+Run: ``.venv/bin/python bench/migrations.py [--revisions 50] [--repeat 3] [--db-url URL]``.
+Target: ratio (compatcheck / pytest-alembic) <= 1.0; min, median and max of the repeats' ratios
+are printed.
+
+``--apps [APP ...]``: the same comparison on the real applications' windows
+(``fixtures/realworld/alembic``), each in its own venv, per dialect: ``compatcheck migrations``
+as a user runs it (``--python``, ``--base-command``; wall time of the whole command) against
+pytest-alembic's test in the app's interpreter (its process plus the starting schema), and what
+each found.
 
 ``--sql dbmate`` compares SQL files instead (:func:`sql_main`): the same history as dbmate files
 (``bench/sqlhistory.py``), compatcheck's round trip against the real dbmate doing ``up``,
@@ -119,6 +126,70 @@ def time_pytest_alembic(folder: Path, db_url: str | None) -> float:
         return time.perf_counter() - start
 
 
+def ratios_line(ours: list[float], theirs: list[float]) -> str:
+    ratios = sorted(a / b for a, b in zip(ours, theirs, strict=True))
+    return (
+        f"ratio min {ratios[0]:.2f} / median {statistics.median(ratios):.2f} / "
+        f"max {ratios[-1]:.2f} (n={len(ratios)})"
+    )
+
+
+APP_SERVERS = {
+    "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+    "mysql": "mysql+pymysql://root@127.0.0.1:3306/mysql",
+}
+
+
+def bench_apps(names: list[str], dialects: list[str], repeat: int) -> None:
+    """Each app's window, per dialect: compatcheck's command vs pytest-alembic's test."""
+    import json
+    import subprocess
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fixtures/realworld/alembic"))
+    from make_venvs import (  # type: ignore[import-not-found]
+        App,
+        build_venv,
+        compatcheck_command,
+        load_apps,
+        pytest_alembic_overlay,
+        run_pytest_alembic,
+    )
+
+    manifest = load_apps()
+    overlay = pytest_alembic_overlay(sys.executable)
+    for name in names or list(manifest):
+        venv, _s, _b = build_venv(name, str(manifest[name]["version"]), sys.executable)
+        app = App(name, manifest[name], venv)
+        for dialect in dialects:
+            if dialect not in app.run["dialects"]:
+                continue
+            ours: list[float] = []
+            theirs: list[float] = []
+            found: list[str] = []
+            outcome = ""
+            for _ in range(repeat):
+                with tempfile.TemporaryDirectory(prefix="bench-app-") as tmpname:
+                    tmp = Path(tmpname)
+                    out = tmp / "report.json"
+                    argv, env = compatcheck_command(app, APP_SERVERS.get(dialect), tmp, out)
+                    start = time.perf_counter()
+                    subprocess.run(argv, cwd=app.workdir, env=env, capture_output=True)
+                    ours.append(time.perf_counter() - start)
+                    doc = json.loads(out.read_text())
+                    found = sorted(f"{f['kind']} {f['subject']}" for f in doc["findings"])
+                pa = run_pytest_alembic(app, dialect, overlay)
+                theirs.append(float(pa.get("seconds") or 0) + float(pa.get("base_seconds") or 0))
+                outcome = str(pa.get("outcome"))
+            print(f"{name} {app.old} → {app.new} on {dialect}")
+            print(
+                f"  compatcheck {statistics.median(ours):.1f}s, pytest-alembic "
+                f"{statistics.median(theirs):.1f}s: {ratios_line(ours, theirs)}"
+            )
+            print(f"  compatcheck found ({len(found)}): {'; '.join(found)}")
+            print(f"  pytest-alembic: {outcome[:400]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--revisions", type=int, default=50)
@@ -126,10 +197,15 @@ def main() -> None:
     parser.add_argument(
         "--db-url", default=None, help="PostgreSQL/MariaDB server URL (default: SQLite temp file)"
     )
+    parser.add_argument("--apps", nargs="*", default=None, help="real applications' windows")
+    parser.add_argument("--dialects", default="sqlite,postgresql,mysql")
     parser.add_argument("--sql", choices=("dbmate",), help="SQL files against the real tool")
     parser.add_argument("--engine", choices=("sqlite", "postgres", "mysql"), default="sqlite")
     parser.add_argument("--profile", metavar="FILE", help="--sql: cProfile one round trip")
     args = parser.parse_args()
+    if args.apps is not None:
+        bench_apps(args.apps, args.dialects.split(","), args.repeat)
+        return
     if args.sql:
         sql_main(args.sql, args.revisions, args.repeat, args.engine, args.profile)
         return
@@ -145,7 +221,7 @@ def main() -> None:
         print(f"history: {args.revisions} revisions, engine: {args.db_url or 'sqlite (temp)'}")
         print(f"compatcheck round trip:                  {a:.3f}s (median of {args.repeat})")
         print(f"pytest-alembic test_up_down_consistency: {b:.3f}s (median of {args.repeat})")
-        print(f"ratio: {a / b:.2f}")
+        print(ratios_line(ours, theirs))
     finally:
         shutil.rmtree(folder.parent, ignore_errors=True)
 

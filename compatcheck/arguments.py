@@ -184,9 +184,15 @@ def _add_migrations(sub: argparse._SubParsersAction[Any]) -> None:
         "--old",
         required=True,
         metavar="REV",
-        help="OLD's head (Alembic id, prefix, head; a SQL tool's version as it names it, 0: none)",
+        help="OLD's head(s): Alembic id, prefix, head, heads, label@head or a comma-separated "
+        "set; a SQL tool's version as it names it (0: none)",
     )
-    p.add_argument("--new", metavar="REV", help="NEW's head (default: the single head)")
+    p.add_argument(
+        "--new",
+        metavar="REV",
+        help="NEW's head(s), as --old (default: the single head, or every head when branch "
+        "labels explain them)",
+    )
     p.add_argument(
         "--db-url",
         metavar="URL",

@@ -158,7 +158,7 @@ def test_the_static_checks_speak_the_frameworks_words(tmp_path: Path) -> None:
         resolve(history, "9")
     path = downgrade_path(history, "003", "001")
     assert path is not None and path.revisions == ("003", "002")
-    found = {(f.kind, f.subject): f for f in static_findings(history, path)}
+    found = {(f.kind, f.subject): f for f in static_findings(history, path, "postgresql")}
     assert set(found) == {
         ("migrations/downgrade-missing", "003"),
         ("migrations/downgrade-destructive", "002"),
@@ -184,7 +184,9 @@ def test_a_step_the_framework_runs_outside_a_transaction_is_named(tmp_path: Path
     history = History(tmp_path, steps, ("003",), Linear(list(steps)), WORDING)
     path = downgrade_path(history, "003", "002")
     assert path is not None
-    (finding,) = [f for f in static_findings(history, path) if f.kind.endswith("transactional")]
+    (finding,) = [
+        f for f in static_findings(history, path, "postgresql") if f.kind.endswith("transactional")
+    ]
     assert finding.subject == "003"
     assert finding.evidence["statements"] == [
         {"function": "upgrade", "statement": "-- +goose NO TRANSACTION", "line": 1}
@@ -209,7 +211,7 @@ def test_the_round_trip_runs_a_framework_it_does_not_know(
     assert trip.seeded == {"users": 3}
     assert dict(trip.old_data_lost) == {}
     assert dict(trip.new_data_removed) == {"users.nickname": 3}
-    found = FindingSet(static_findings(history, path))
+    found = FindingSet(static_findings(history, path, "postgresql"))
     roundtrip_findings(found, history, path, trip, "sqlite")
     (destructive,) = found.findings()
     assert destructive.kind == "migrations/downgrade-destructive" and destructive.subject == "002"

@@ -200,19 +200,22 @@ def test_every_broken_downgrade_on_postgresql(app_python: str, postgres_url: str
 
 
 def test_tables_never_seeded_are_named_in_the_plan(app_python: str, tmp_path: Path) -> None:
-    """A CHECK constraint with a value list the seeder does not satisfy: the downgrade plan's
-    status (printed by every format) says the data check was partial and names the table."""
+    """A CHECK constraint the seeder does not satisfy (not a value list, which it seeds from):
+    the downgrade plan's status (printed by every format) says the data check was partial and
+    names the table; a value list is seeded from the list."""
     base = tmp_path / "base.sql"
     base.write_text(
         "CREATE TABLE legacy (id INTEGER PRIMARY KEY, "
-        "label VARCHAR(40) NOT NULL CHECK (label IN ('on', 'off')));\n"
+        "label VARCHAR(80) NOT NULL CHECK (length(label) >= 50));\n"
+        "CREATE TABLE switch (id INTEGER PRIMARY KEY, "
+        "state VARCHAR(3) NOT NULL CHECK (state IN ('ON', 'OFF')));\n"
     )
     result = run(app_python, start=StartingSchema(sql=base))
     plan = result.section.plan("downgrade")
     assert plan is not None and plan.status is not None
     assert plan.status.endswith(
-        "data check partial: seeded 1/2 tables; not seeded: `legacy` (CHECK constraint failed: "
-        "label IN ('on', 'off'))"
+        "data check partial: seeded 2/3 tables; not seeded: `legacy` (CHECK constraint failed: "
+        "length(label) >= 50)"
     )
 
 

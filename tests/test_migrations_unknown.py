@@ -34,7 +34,7 @@ def _history(tmp: Path, down: str) -> History:
 def _found(history: History) -> dict[str, dict[str, object]]:
     path = downgrade_path(history, "002", "001")
     assert path is not None
-    return {f.kind: f.evidence for f in static_findings(history, path)}
+    return {f.kind: f.evidence for f in static_findings(history, path, "postgresql")}
 
 
 def test_a_down_not_read_is_named_not_guessed(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The static reader wired into every source: one reader per SQL history, unread statements named
-once (``statement-unread``), downgrades predicted to fail (``downgrade-failed`` with
-``predicted``) and what the round trip saw winning over the prediction.
+once (``statement-unread``), downgrades predicted to fail (``downgrade-will-fail``) and what the
+round trip saw winning over the prediction (``downgrade-failed`` with ``predicted``).
 """
 
 from __future__ import annotations
@@ -10,16 +10,18 @@ from pathlib import Path
 
 from compatcheck.migrations import steps as s
 from compatcheck.migrations.checks import static_findings
-from compatcheck.migrations.findings import FindingSet, downgrades_run, roundtrip_findings
+from compatcheck.migrations.findings import FindingSet, roundtrip_findings
 from compatcheck.migrations.graph import History, downgrade_path
 from compatcheck.migrations.section import RoundTrip, StepFailure
 from compatcheck.migrations.sources.alembic.analyser import Analyser
 from compatcheck.migrations.sources.sqlfiles import SqlFilesSource
 from compatcheck.migrations.steps import Code, Op, Step
+from compatcheck.migrations.willfail import ran_downgrades, reconcile
 from compatcheck.model import Finding
 from tests.test_migrations_core import WORDING, Linear
 
 FAILED = "migrations/downgrade-failed"
+WILL = "migrations/downgrade-will-fail"
 
 
 def _write(folder: Path, files: dict[str, str]) -> Path:
@@ -45,11 +47,11 @@ def _history(tmp: Path, ups: list[list[Op]], downs: list[list[Op]]) -> History:
 
 
 def _found(
-    history: History, old: str | None, new: str, **kw: bool
+    history: History, old: str | None, new: str, dialect: str = "postgresql"
 ) -> dict[tuple[str, str], Finding]:
     path = downgrade_path(history, new, old)
     assert path is not None
-    return {(f.kind, f.subject): f for f in static_findings(history, path, **kw)}
+    return {(f.kind, f.subject): f for f in static_findings(history, path, dialect)}
 
 
 def test_a_type_change_is_judged_against_what_an_earlier_step_created(tmp_path: Path) -> None:
@@ -78,12 +80,12 @@ def test_a_downgrade_dropping_what_an_earlier_downgrade_dropped_is_predicted(
     create = Op(s.CREATE_TABLE, table="t")
     history = _history(tmp_path, [[create], [add], []], [[], [drop], [drop]])
     found = _found(history, "1", "3")
-    predicted = found[(FAILED, "2")]
-    assert predicted.evidence["predicted"] == (
+    predicted = found[(WILL, "2")]
+    assert predicted.evidence["reasons"] == [
         "column `t.c` does not exist (removed by the downgrade of `3`)"
-    )
+    ]
     assert (predicted.evidence["line"], predicted.evidence["statement"]) == (4, "DROP c")
-    assert (FAILED, "3") not in found
+    assert (WILL, "3") not in found
 
 
 def test_a_referenced_table_dropped_first_fails_only_where_foreign_keys_are_enforced(
@@ -95,8 +97,8 @@ def test_a_referenced_table_dropped_first_fails_only_where_foreign_keys_are_enfo
     )
     down = [Op(s.DROP_TABLE, table="users"), Op(s.DROP_TABLE, table="orders")]
     history = _history(tmp_path, [[users, orders]], [down])
-    assert (FAILED, "1") in _found(history, None, "1", foreign_keys=True)
-    assert (FAILED, "1") not in _found(history, None, "1", foreign_keys=False)
+    assert (WILL, "1") in _found(history, None, "1", "postgresql")
+    assert (WILL, "1") not in _found(history, None, "1", "sqlite")
 
 
 def test_a_downgrade_not_read_in_full_stops_the_prediction(tmp_path: Path) -> None:
@@ -110,7 +112,7 @@ def test_a_downgrade_not_read_in_full_stops_the_prediction(tmp_path: Path) -> No
         False, False, (drop,), unknown=(unread,)
     ))  # fmt: skip
     found = _found(history, None, "2")
-    assert (FAILED, "1") not in found and ("migrations/statement-unread", "2") in found
+    assert (WILL, "1") not in found and ("migrations/statement-unread", "2") in found
 
 
 def test_the_same_drop_in_both_branches_of_a_dialect_test_is_not_a_double_drop(
@@ -120,20 +122,21 @@ def test_the_same_drop_in_both_branches_of_a_dialect_test_is_not_a_double_drop(
     create = Op(s.CREATE_INDEX, table="spans", name="ix")
     drops = [Op(s.DROP_INDEX, table="spans", name="ix"), Op(s.DROP_INDEX, name="ix")]
     history = _history(tmp_path, [[create]], [drops])
-    assert (FAILED, "1") not in _found(history, None, "1")
+    assert (WILL, "1") not in _found(history, None, "1")
 
 
 def _trip(history: History, trip: RoundTrip, predicted_at: str) -> FindingSet:
     path = downgrade_path(history, "3", "1")
     assert path is not None
-    evidence = {"predicted": "column `t.c` does not exist", "line": 4}
+    evidence = {"reasons": ["column `t.c` does not exist"], "line": 4}
     found = FindingSet([_predicted(predicted_at, evidence)])
     roundtrip_findings(found, history, path, trip, "sqlite")
+    reconcile(found, trip, path)
     return found
 
 
 def _predicted(rev: str, evidence: dict[str, object]) -> Finding:
-    return Finding(FAILED, rev, f"The downgrade of `{rev}` will fail: predicted.", evidence)
+    return Finding(WILL, rev, f"The downgrade of `{rev}` will fail: predicted.", evidence)
 
 
 def test_what_the_round_trip_saw_wins_over_the_prediction(tmp_path: Path) -> None:
@@ -150,21 +153,21 @@ def test_what_the_round_trip_saw_wins_over_the_prediction(tmp_path: Path) -> Non
     assert not _trip(history, failed, "3").has(FAILED, "3")
     # The upgrade failed: no downgrade ran, the prediction stays.
     upgrade = RoundTrip("upgrade-failed", failure=StepFailure("upgrade to NEW", "3", "boom"))
-    (kept,) = [f for f in _trip(history, upgrade, "2").findings() if f.kind == FAILED]
+    (kept,) = [f for f in _trip(history, upgrade, "2").findings() if f.kind == WILL]
     assert kept.message == "The downgrade of `2` will fail: predicted."
 
 
-def test_downgrades_run_stops_at_what_the_walk_did_not_reach(tmp_path: Path) -> None:
+def test_ran_downgrades_are_those_the_round_trip_and_its_walk_reached(tmp_path: Path) -> None:
     history = _history(tmp_path, [[], [], [], []], [[], [], [], []])
     path = downgrade_path(history, "4", "1")
     assert path is not None and path.revisions == ("4", "3", "2")
     first = StepFailure("downgrade", "3", "x")
-    assert downgrades_run(path, RoundTrip("completed")) == {"4", "3", "2"}
-    assert downgrades_run(path, RoundTrip("downgrade-failed", failure=first)) == {"4"}
+    assert ran_downgrades(RoundTrip("completed"), path) == {"4", "3", "2"}
+    assert ran_downgrades(RoundTrip("downgrade-failed", failure=first), path) == {"4", "3"}
     later = (StepFailure("downgrade", "2", "y"),)
     trip = RoundTrip("downgrade-failed", failure=first, later_failures=later)
-    assert downgrades_run(path, trip) == {"4"}
-    assert downgrades_run(path, RoundTrip("skipped", why="--static")) == set()
+    assert ran_downgrades(trip, path) == {"4", "3", "2"}
+    assert ran_downgrades(RoundTrip("skipped", why="--static"), path) == set()
 
 
 def test_a_column_renamed_and_made_not_null_in_one_step_is_renamed_only(tmp_path: Path) -> None:

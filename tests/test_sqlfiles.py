@@ -372,7 +372,7 @@ def test_statements_the_reader_cannot_read_are_named_once(tmp_path: Path) -> Non
     assert source.notes(["1"]) == []
     path = downgrade_path(history, "1", None)
     assert path is not None
-    found = {f.kind: f for f in static_findings(history, path)}
+    found = {f.kind: f for f in static_findings(history, path, "postgresql")}
     assert set(found) == {"migrations/statement-unread", "migrations/downgrade-destructive"}
     finding = found["migrations/statement-unread"]
     assert finding.subject == "1"

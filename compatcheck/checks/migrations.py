@@ -20,6 +20,7 @@ DOWNGRADE_DESTRUCTIVE = "migrations/downgrade-destructive"
 UPGRADE_DESTRUCTIVE = "migrations/upgrade-destructive"
 DATA_LOST = "migrations/data-lost"
 DOWNGRADE_FAILED = "migrations/downgrade-failed"
+DOWNGRADE_WILL_FAIL = "migrations/downgrade-will-fail"
 ROUNDTRIP_MISMATCH = "migrations/roundtrip-mismatch"
 OLD_CODE_INCOMPATIBLE = "migrations/old-code-incompatible"
 NON_TRANSACTIONAL = "migrations/non-transactional"
@@ -39,6 +40,7 @@ REPEATABLE_NOT_UNDONE = "migrations/repeatable-not-undone"
     UPGRADE_DESTRUCTIVE,
     DATA_LOST,
     DOWNGRADE_FAILED,
+    DOWNGRADE_WILL_FAIL,
     ROUNDTRIP_MISMATCH,
     OLD_CODE_INCOMPATIBLE,
     NON_TRANSACTIONAL,

@@ -15,10 +15,10 @@ from typing import Any
 
 from compatcheck.checks.migrations import (
     DOWNGRADE_DESTRUCTIVE,
-    DOWNGRADE_FAILED,
     DOWNGRADE_INCOMPLETE,
     DOWNGRADE_MISSING,
     DOWNGRADE_NOT_IMPLEMENTED,
+    DOWNGRADE_WILL_FAIL,
     NON_TRANSACTIONAL,
     OLD_CODE_INCOMPATIBLE,
     STATEMENT_UNREAD,
@@ -231,7 +231,14 @@ def _file(path: Path) -> dict[str, Any]:
 def _downgrade(r: _Revision) -> list[Finding]:
     """Missing, always raising, or present: then destructive and/or incomplete."""
     w, down = r.wording, r.down
-    # A merge point or a no-op revision (empty upgrade) needs no downgrade either.
+    # A merge point or a no-op revision (empty upgrade) needs no downgrade either, but it must
+    # have one: without it the framework's downgrade stops there (Alembic: AttributeError).
+    if down is None and r.up.empty:
+        message = (
+            f"{w.step} `{r.id}` has no {w.down}: its upgrade does nothing, but a downgrade "
+            "cannot pass it."
+        )
+        return [Finding(DOWNGRADE_MISSING, r.id, message, r.where)]
     if (down is None or down.empty) and not r.up.empty:
         what = f"has no {w.down}" if down is None else f"has a {w.down} that does nothing"
         message = f"{w.step} `{r.id}` {what}, so a downgrade cannot undo it."
@@ -367,12 +374,11 @@ STEP_CHECKS: tuple[Callable[[_Revision], list[Finding]], ...] = (
 )
 
 
-def static_findings(
-    history: History, path: DowngradePath, *, foreign_keys: bool = True
-) -> list[Finding]:
+def static_findings(history: History, path: DowngradePath, dialect: str) -> list[Finding]:
     """Per step on the path: missing/raising/destructive/incomplete downgrades, destructive
     upgrades, changes OLD's code cannot live with, non-transactional work, and downgrades
-    predicted to fail (``foreign_keys``: the engine refuses to drop a referenced table)."""
+    predicted to fail on ``dialect`` (``sqlite``: its default ``PRAGMA foreign_keys=OFF`` drops
+    a referenced table without a word; the others refuse)."""
     findings: list[Finding] = []
     created = _Created()
     # Walk in upgrade order so "existed in OLD" means: not created by an earlier revision here.
@@ -383,7 +389,7 @@ def static_findings(
         for check in STEP_CHECKS:
             findings += check(r)
         created.record(r.up)
-    return findings + predicted_failures(history, path, foreign_keys=foreign_keys)
+    return findings + predicted_failures(history, path, dialect)
 
 
 _NAMED = frozenset(
@@ -406,15 +412,13 @@ def _once(ops: Iterable[s.Op]) -> list[s.Op]:
     return out
 
 
-def predicted_failures(
-    history: History, path: DowngradePath, *, foreign_keys: bool = True
-) -> list[Finding]:
+def predicted_failures(history: History, path: DowngradePath, dialect: str) -> list[Finding]:
     """Downgrades on the path that will fail, from the ops alone (:mod:`.simulate`): every
     upgrade up to NEW teaches (it ran), then the path's downgrades run in order. A downgrade
     with statements not read stops the replay (what it did is not known, so nothing after it
     is predicted); one that always raises is ``downgrade-not-implemented`` already. The
-    finding is ``downgrade-failed`` with ``predicted``: the round trip, when it runs on the
-    same engine, replaces the prediction with what it saw."""
+    finding is ``downgrade-will-fail``: a prediction, never worded as an observed failure; where
+    the round trip ran that downgrade, :func:`.willfail.reconcile` settles it."""
     replay: list[tuple[str, str, list[s.Op]]] = []
     for rev_id in reversed(list(history.order.downgrade_order(path.new))):
         up = history.steps[rev_id].up
@@ -424,27 +428,33 @@ def predicted_failures(
         if down is not None and (down.unknown or down.raises):
             break
         replay.append((rev_id, "downgrade", _once(down.ops if down else ())))
-    out: dict[str, Finding] = {}
-    for rev_id, op, reason in failing_downgrades(replay, foreign_keys=foreign_keys):
-        if rev_id in out:
+    failing: dict[str, list[tuple[s.Op, str]]] = {}
+    for rev_id, op, reason in failing_downgrades(replay, foreign_keys=dialect != "sqlite"):
+        failing.setdefault(rev_id, []).append((op, reason))
+    out: list[Finding] = []
+    w = history.wording
+    for rev_id in path.revisions:
+        if rev_id not in failing:
             continue
+        (op, reason), *more = failing[rev_id]
         step = history.steps[rev_id]
         down = step.down
-        w = history.wording
         where = _file(down.path if down is not None and down.path else step.path)
+        also = f" (and {len(more)} more)" if more else ""
         message = (
             f"The downgrade of `{rev_id}` will fail: {reason}, at {w.code('downgrade')} "
-            f"({where['file']}:{op.line}): `{op.source}` (predicted from the code of the steps "
-            "before it)."
+            f"({where['file']}:{op.line}): `{op.source}`{also} (predicted from the code of the "
+            "steps before it)."
         )
         evidence = {
             **where,
             "line": op.line,
             "statement": op.source,
-            "predicted": reason,
+            "reasons": [r for _o, r in failing[rev_id]],
+            "dialect": dialect,
         }
-        out[rev_id] = Finding(DOWNGRADE_FAILED, rev_id, message, evidence)
-    return list(out.values())
+        out.append(Finding(DOWNGRADE_WILL_FAIL, rev_id, message, evidence))
+    return out
 
 
 def path_touches(history: History, revisions: Iterable[str]) -> dict[str, dict[str, set[str]]]:

@@ -18,6 +18,7 @@ from compatcheck.checks.migrations import (
     DATA_LOST,
     DOWNGRADE_DESTRUCTIVE,
     DOWNGRADE_FAILED,
+    DOWNGRADE_MISSING,
     DOWNGRADE_NOT_IMPLEMENTED,
     ROUNDTRIP_MISMATCH,
 )
@@ -53,17 +54,17 @@ class FindingSet:
         self.items[key] = Finding(kind, subject, message, evidence)
         self.order.append(key)
 
+    def remove(self, kind: str, subject: str) -> None:
+        """Take a finding back (a prediction the round trip answered)."""
+        if (kind, subject) in self.items:
+            del self.items[(kind, subject)]
+            self.order.remove((kind, subject))
+
     def has(self, kind: str, subject: str) -> bool:
         return (kind, subject) in self.items
 
     def get(self, kind: str, subject: str) -> Finding | None:
         return self.items.get((kind, subject))
-
-    def observed(self, kind: str, subject: str, message: str, evidence: Mapping[str, Any]) -> None:
-        """Like :meth:`add`, but what was observed wins: its message replaces a predicted one
-        (the prediction's evidence stays, as evidence)."""
-        self.add(kind, subject, message, evidence)
-        self.items[(kind, subject)] = replace(self.items[(kind, subject)], message=message)
 
     def drop(self, kind: str, subject: str) -> None:
         if self.items.pop((kind, subject), None) is not None:
@@ -102,12 +103,15 @@ def _one_failure(found: FindingSet, failure: StepFailure, engine: str) -> None:
     """A phase that failed: a downgrade (the revision's), a re-upgrade, anything else."""
     stage, rev, err = failure.stage, failure.revision, failure.error
     if stage == "downgrade" and rev is not None:
-        if found.has(DOWNGRADE_NOT_IMPLEMENTED, rev):
-            found.add(DOWNGRADE_NOT_IMPLEMENTED, rev, "", {"error": err})
+        # A downgrade the static check already names as missing or always raising: the run's
+        # error is its evidence, not a second finding.
+        named = [k for k in (DOWNGRADE_NOT_IMPLEMENTED, DOWNGRADE_MISSING) if found.has(k, rev)]
+        if named:
+            found.add(named[0], rev, "", {"error": err, "engine": engine})
         else:
             message = f"The downgrade of `{rev}` failed on {engine}: {err}"
             evidence = {"error": err, "engine": engine}
-            found.observed(DOWNGRADE_FAILED, rev, message, evidence)
+            found.add(DOWNGRADE_FAILED, rev, message, evidence)
     elif stage == "re-upgrade" and rev is not None:
         message = f"Upgrading `{rev}` again after the downgrade failed on {engine}: {err}"
         found.add(
@@ -123,36 +127,6 @@ def _one_failure(found: FindingSet, failure: StepFailure, engine: str) -> None:
         found.add(UNAVAILABLE, rev or "migrations", message, evidence)
 
 
-def downgrades_run(path: DowngradePath, trip: RoundTrip) -> set[str]:
-    """The steps whose downgrade the round trip ran to the end without an error: every step
-    downgraded before the first failure, and between the failures the walk met after it. After
-    the last failure nothing is claimed (the walk may not have run: one scratch database)."""
-    first = trip.failure
-    if first is None or first.stage == "re-upgrade":
-        return set(path.revisions) if trip.ran else set()
-    if first.stage != "downgrade":
-        return set()
-    revs = list(path.revisions)
-    out: set[str] = set()
-    start = 0
-    for failure in (first, *trip.later_failures):
-        if failure.stage != "downgrade" or failure.revision not in revs:
-            break
-        at = revs.index(failure.revision)
-        out.update(revs[start:at])
-        start = at + 1
-    return out
-
-
-def _settle_predictions(found: FindingSet, path: DowngradePath, trip: RoundTrip) -> None:
-    """A downgrade predicted to fail that the round trip ran without an error: what happened
-    wins, the prediction goes (a failure it saw already replaced the predicted message)."""
-    for rev in downgrades_run(path, trip):
-        f = found.get(DOWNGRADE_FAILED, rev)
-        if f is not None and "predicted" in f.evidence and "error" not in f.evidence:
-            found.drop(DOWNGRADE_FAILED, rev)
-
-
 def _ticks(counts: Mapping[str, int]) -> str:
     return ", ".join(f"`{k}`: {v}" for k, v in sorted(counts.items()))
 
@@ -162,7 +136,6 @@ def roundtrip_findings(
 ) -> None:
     """Add what the round trip observed on ``engine``, each attributed to a revision."""
     _failure(found, trip, engine)
-    _settle_predictions(found, path, trip)
     attribute = attributor(history, path)
     # Before the downgrade vs after it (OLD's schema), then NEW's vs after upgrading again.
     compared = (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,10 +22,17 @@ from compatcheck.checks.availability import UNAVAILABLE as CHECK_UNAVAILABLE
 from compatcheck.checks.migrations import DOWNGRADE_DESTRUCTIVE, MULTIPLE_HEADS, PATH_MISSING
 from compatcheck.errors import InputError, UnavailableError, UsageError
 from compatcheck.migrations import live
-from compatcheck.migrations.checks import rename_targets, static_findings
+from compatcheck.migrations.checks import path_touches, rename_targets, static_findings
 from compatcheck.migrations.findings import FindingSet, roundtrip_findings
-from compatcheck.migrations.graph import DowngradePath, History, UnknownRevision, downgrade_path
-from compatcheck.migrations.graph import resolve as resolve_ref
+from compatcheck.migrations.graph import (
+    DowngradePath,
+    History,
+    UnknownRevision,
+    ancestors,
+    downgrade_path,
+    resolve_set,
+    unexplained_heads,
+)
 from compatcheck.migrations.plans import (
     STATIC_ONLY,
     describe,
@@ -48,9 +55,11 @@ from compatcheck.migrations.section import (
     RoundTrip,
     StepFailure,
 )
-from compatcheck.migrations.seeding import run_seed_sql
 from compatcheck.migrations.sources import Source, open_source
 from compatcheck.migrations.sources.alembic.project import AlembicProject
+from compatcheck.migrations.starting import NO_STARTING_SCHEMA, make_base
+from compatcheck.migrations.starting import StartingSchema as StartingSchema  # re-exported
+from compatcheck.migrations.willfail import reconcile
 from compatcheck.model import Finding, sort_findings
 from compatcheck.targets import Workspace
 
@@ -92,8 +101,10 @@ def _resolve(history: History, old: str | None, new: str | None) -> _Resolved:
         finding = Finding(PATH_MISSING, subject, message, evidence)
         return _Resolved(old_head, new_head, missing=finding)
 
+    if new is None and len(history.heads) > 1 and not unexplained_heads(history):
+        new = "heads"  # branches by design (branch_labels): NEW is all of them
     try:
-        new_id = resolve_ref(history, new or "head")
+        new_id = resolve_set(history, new or "head")
     except UnknownRevision:
         return missing(
             str(new), f"NEW's head `{new}` is not a revision of this history.", old, new, str(new)
@@ -105,7 +116,7 @@ def _resolve(history: History, old: str | None, new: str | None) -> _Resolved:
     assert new_id is not None
     # Known before OLD is resolved, so a report about an unknown OLD still names NEW's head.
     try:
-        old_id = resolve_ref(history, old)
+        old_id = resolve_set(history, old)
     except UnknownRevision:
         message = f"OLD's head `{old}` is not a revision of this history."
         return missing(str(old), message, old, new_id, str(old))
@@ -120,97 +131,17 @@ def _resolve(history: History, old: str | None, new: str | None) -> _Resolved:
 
 
 def _multiple_heads(history: History) -> list[Finding]:
-    heads = sorted(history.heads)
-    if len(heads) < 2:
+    """Several heads that the history's branch labels do not explain (two heads of one labelled
+    branch, or of an unlabelled history): ``upgrade head`` fails until they are merged."""
+    heads = sorted(unexplained_heads(history))
+    if not heads:
         return []
     message = (
-        f"The history has {len(heads)} heads ({', '.join(f'`{h}`' for h in heads)}): "
+        f"The history has {len(heads)} heads no branch label tells apart "
+        f"({', '.join(f'`{h}`' for h in heads)}): "
         f"{history.wording.upgrade_all} fails until they are merged."
     )
     return [Finding(MULTIPLE_HEADS, ",".join(heads), message, {"heads": heads})]
-
-
-@dataclass(frozen=True)
-class StartingSchema:
-    """The schema that exists before the first revision, made on the empty scratch database:
-    ``--base-sql FILE`` (run there) or ``--base-command "CMD {database_url}"`` (the
-    application's own init, e.g. a ``create_all`` script)."""
-
-    sql: Path | None = None
-    command: str | None = None
-
-    def __bool__(self) -> bool:
-        return self.sql is not None or self.command is not None
-
-
-#: Seconds ``--base-command`` may run.
-BASE_COMMAND_TIMEOUT = 600
-
-
-def _make_base(
-    start: StartingSchema, scratch: Scratch, conn: sa.Connection, runner: object
-) -> Callable[[], str | None]:
-    """The round trip's ``base`` step for ``start`` on ``scratch`` (its URL with the driver the
-    runner's interpreter has, when it runs in the application's)."""
-
-    def run() -> str | None:
-        if conn.in_transaction():
-            conn.commit()
-        if start.sql is not None:
-            try:
-                run_seed_sql(conn, start.sql)
-            except InputError as exc:
-                return f"--base-sql {str(exc).removeprefix('seed file ')}"
-        if start.command is not None:
-            app_url = getattr(runner, "app_url", None)
-            try:
-                url = app_url() if app_url is not None else None
-            except UnavailableError as exc:
-                return str(exc)
-            return _run_base_command(start.command, scratch, url)
-        return None
-
-    return run
-
-
-def _run_base_command(command: str, scratch: Scratch, url: str | None) -> str | None:
-    """Run the user's init command with ``{database_url}`` filled in (also in the environment as
-    ``COMPATCHECK_DATABASE_URL``); why it failed, or None."""
-    import shlex
-    import subprocess
-
-    from compatcheck.targets import spawn, stop_groups
-
-    url = url or scratch.url.render_as_string(hide_password=False)
-    try:
-        argv = [a.replace("{database_url}", url) for a in shlex.split(command)]
-    except ValueError as exc:
-        return f"--base-command: cannot split it: {exc}"
-    if not argv:
-        return "--base-command is empty"
-    env = {**os.environ, "COMPATCHECK_DATABASE_URL": url}
-    try:
-        process = spawn(
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-    except OSError as exc:
-        return f"--base-command: cannot start `{argv[0]}`: {exc.strerror or exc}"
-    try:
-        output, _ = process.communicate(timeout=BASE_COMMAND_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        stop_groups([process], 5.0)
-        return f"--base-command did not finish within {BASE_COMMAND_TIMEOUT} s"
-    finally:
-        stop_groups([process], 5.0)
-    if process.returncode != 0:
-        lines = [ln for ln in output.decode("utf-8", "replace").splitlines() if ln.strip()]
-        last = mask(lines[-1].strip()) if lines else "no output"
-        return f"--base-command exited with code {process.returncode}: {last}"
-    return None
 
 
 def _dialect(db_url: str | None) -> str:
@@ -236,14 +167,15 @@ def inspect_migrations(
     live_db_url: str | None = None,
     progress: Callable[[str], None] | None = None,
     workspace: Workspace | None = None,
-    start: StartingSchema = StartingSchema(),
+    start: StartingSchema = NO_STARTING_SCHEMA,
     framework: str = "auto",
     dialect: str | None = None,
 ) -> MigrationsResult:
     """Judge the rollback of the database from ``new`` to ``old``.
 
-    ``old``/``new`` take revision ids, unique prefixes, ``head`` or ``branch@head``; ``new=None``
-    means the single head, ``old=None`` means an empty database (OLD had no migrations). A
+    ``old``/``new`` take revision ids, unique prefixes, ``head``, ``heads``, ``branch@head`` or
+    comma-separated sets of those; ``new=None`` means the single head (all heads when branch
+    labels explain them), ``old=None`` means an empty database (OLD had no migrations). A
     reference that matches nothing is a ``migrations/path-missing`` finding, a failing migration
     is a finding, and so is a server where no scratch database may be created (the round trip
     is then ``check/unavailable``; ``use_existing_empty`` runs it in the empty database the URL
@@ -263,6 +195,77 @@ def inspect_migrations(
     engine = dialect or ("auto" if guess else _dialect(db_url))
     source = open_source(script_location, framework, engine)
     engine = getattr(source, "dialect", "sqlite" if engine == "auto" else engine)
+    try:
+        return _inspect(
+            source,
+            old,
+            new,
+            dialect=engine,
+            db_url=db_url,
+            static=static,
+            use_existing_empty=use_existing_empty,
+            seed_sql=seed_sql,
+            live_db_url=live_db_url,
+            progress=progress,
+            workspace=workspace,
+            start=start,
+        )
+    except (InputError, UsageError, UnavailableError):
+        raise
+    except Exception as exc:
+        # A bug of ours in reading the history: the report is still written, naming it.
+        if os.environ.get("COMPATCHECK_DEBUG"):
+            raise
+        return _internal_error(source, old, new, exc)
+    finally:
+        close = getattr(source, "close", None)  # a source that keeps a helper process
+        if close is not None:
+            close()
+
+
+def _internal_error(
+    source: Source, old: str | None, new: str | None, exc: Exception
+) -> MigrationsResult:
+    """The inspection's own failure outside the round trip, as a ``check/unavailable`` finding
+    (exit 3) in a report that is still written."""
+    error = mask(one_line(exc)) or type(exc).__name__
+    message = (
+        f"The migrations could not be inspected: internal error: {type(exc).__name__}: {error} "
+        "(set COMPATCHECK_DEBUG=1 and report it)."
+    )
+    finding = Finding(
+        CHECK_UNAVAILABLE,
+        "migrations",
+        message,
+        {"stage": "static analysis (internal error)", "error": f"{type(exc).__name__}: {error}"},
+    )
+    section = MigrationsSection(
+        old_head=old,
+        new_head=new,
+        downgrade_path=None,
+        framework=source.framework,
+        mode="static",
+        static_reason="internal error",
+    )
+    plans, recommended = judge_plans([finding], static="internal error")
+    return MigrationsResult((finding,), replace(section, plans=plans, recommended=recommended))
+
+
+def _inspect(
+    source: Source,
+    old: str | None,
+    new: str | None,
+    *,
+    dialect: str,
+    db_url: str | None,
+    static: bool,
+    use_existing_empty: bool,
+    seed_sql: str | Path | None,
+    live_db_url: str | None,
+    progress: Callable[[str], None] | None,
+    workspace: Workspace | None,
+    start: StartingSchema,
+) -> MigrationsResult:
     history = source.history()
     # Why nothing is executed, in the JSON too: the reader must know it was asked for.
     why_static = source.not_executable or ("--static was asked for" if static else None)
@@ -290,7 +293,7 @@ def inspect_migrations(
         [
             *_multiple_heads(history),
             # SQLite (PRAGMA foreign_keys off by default) drops a table still referenced.
-            *static_findings(history, path, foreign_keys=engine != "sqlite"),
+            *static_findings(history, path, dialect),
             *source.notes(path.revisions),
         ]
     )
@@ -308,12 +311,13 @@ def inspect_migrations(
             workspace=workspace,
             start=start,
         )
+    reconcile(collected, section.roundtrip, path)
     if live_db_url is not None:
         for f in source.live_findings(live_db_url):
             collected.add(f.kind, f.subject, f.message, f.evidence)
         section = _live(collected, live_db_url, section)
     result = sort_findings(collected.findings())
-    coverage = seeding_coverage(section.roundtrip, UNSEEDED)
+    coverage = seeding_coverage(section.roundtrip)
     plans, recommended = judge_plans(result, static=why_static, coverage=coverage)
     removal = new_data_finding(plans, path.new)
     if removal is not None:
@@ -405,36 +409,8 @@ def _round_trip(
             return replace(section, roundtrip=RoundTrip(UNAVAILABLE, error=exc.error))
         try:
             trip = _run_trip(runner, history, path, scratch, conn, seed_sql, say, start)
-            failure = trip.failure
-            if (
-                fresh is not None
-                and failure is not None
-                and failure.stage == "upgrade to NEW"
-                and trip.seeded
-            ):
-                say("the upgrade failed on seeded rows: again without them, on a fresh database")
-                with fresh() as again, again.engine.connect() as conn2:
-                    runner2 = source.runner(again, conn2)
-                    try:
-                        retry = _run_trip(
-                            runner2, history, path, again, conn2, None, say, start, seed=False
-                        )
-                    finally:
-                        _close(runner2)
-                again_failed = retry.failure
-                # The rows were the cause only if the same upgrade passes without them (a step
-                # that cannot run at all, e.g. a goose Go migration, fails either way).
-                if not (
-                    again_failed is not None
-                    and again_failed.stage == failure.stage
-                    and again_failed.revision == failure.revision
-                ):
-                    note = (
-                        f"rows compatcheck generated made `{failure.revision}`'s upgrade fail "
-                        f"({failure.error}); the round trip ran again without seeded rows, so "
-                        "no data check was made"
-                    )
-                    trip = replace(retry, seed_errors={**retry.seed_errors, UNSEEDED: note})
+            if fresh is not None:
+                trip = _again_unseeded(trip, source, history, path, start, say, fresh)
             failure = trip.failure
             if fresh is not None and failure is not None and failure.stage == "downgrade":
                 later = _walk_on(source, history, path, failure.revision, fresh, start, say)
@@ -443,19 +419,96 @@ def _round_trip(
             say("rendering the downgrade SQL offline")
             sql, online = runner.offline_sql(path.revisions, path.new)
         finally:
-            _close(runner)
+            runner.close()
     return replace(section, roundtrip=trip, offline_sql=sql, online_only=online)
 
 
-#: The ``seed_errors`` key saying the round trip ran without seeded rows, and why.
-UNSEEDED = "(all tables)"
+def _again_unseeded(
+    trip: RoundTrip,
+    source: Source,
+    history: History,
+    path: DowngradePath,
+    start: StartingSchema,
+    say: Callable[[str], None],
+    fresh: Callable[[], AbstractContextManager[Scratch]],
+) -> RoundTrip:
+    """When the rows compatcheck generated made a step of the upgrade to NEW fail (a data
+    migration that expects the application's own data), the round trip again on a fresh
+    database: first without rows in the tables that step's upgrade touches (the data check keeps
+    the rest), then, if a step still fails, without any rows. When no fresh database can be made,
+    the seeded trip stands and says why it was not rerun."""
+    failure = trip.failure
+    if (
+        failure is None
+        or failure.stage != "upgrade to NEW"
+        or failure.revision is None  # before any step: not the rows' doing
+        or not trip.seeded
+    ):
+        return trip
+    why = f"its rows made `{failure.revision}`'s upgrade fail ({failure.error})"
+    touched = path_touches(history, [failure.revision])[failure.revision]["up"]
+    skip = {t: why for t in trip.seeded if t in touched}
+    attempts: list[Mapping[str, str] | None] = [skip, None] if skip else [None]
+    for unseeded_tables in attempts:
+        say(
+            f"the seeded rows made `{failure.revision}` fail: again on a fresh database, "
+            + (f"without rows in {', '.join(sorted(skip))}" if unseeded_tables else "unseeded")
+        )
+        try:
+            retry = _rerun(source, history, path, start, say, fresh, unseeded_tables)
+        except (
+            ScratchUnavailable,
+            RunnerUnavailable,
+            UnavailableError,
+            sa.exc.SQLAlchemyError,
+        ) as exc:
+            why_not = (
+                f"not rerun without compatcheck's rows: no fresh scratch database: {one_line(exc)}"
+            )
+            return replace(trip, failure=replace(failure, error=f"{failure.error} ({why_not})"))
+        again = retry.failure
+        if again is None or again.stage != "upgrade to NEW" or again.revision is None:
+            if unseeded_tables is not None:
+                return retry
+            break
+        if unseeded_tables is None and again.revision == failure.revision:
+            # The rows were not the cause: the step fails without them too (a step that cannot
+            # run at all, e.g. a goose Go migration). The seeded trip stands.
+            return trip
+    note = (
+        f"rows compatcheck generated made `{failure.revision}`'s upgrade fail "
+        f"({failure.error}); the round trip ran again without seeded rows, so no "
+        "data check was made"
+    )
+    return replace(retry, unseeded=note)
 
 
-def _close(runner: object) -> None:
-    """Stop what a runner started (the ``--python`` helper); in-process runners have nothing."""
-    close = getattr(runner, "close", None)
-    if close is not None:
-        close()
+def _rerun(
+    source: Source,
+    history: History,
+    path: DowngradePath,
+    start: StartingSchema,
+    say: Callable[[str], None],
+    fresh: Callable[[], AbstractContextManager[Scratch]],
+    unseeded_tables: Mapping[str, str] | None,
+) -> RoundTrip:
+    with fresh() as again, again.engine.connect() as conn2:
+        runner2 = source.runner(again, conn2)
+        try:
+            return _run_trip(
+                runner2,
+                history,
+                path,
+                again,
+                conn2,
+                None,
+                say,
+                start,
+                seed=unseeded_tables is not None,
+                unseeded_tables=unseeded_tables,
+            )
+        finally:
+            runner2.close()
 
 
 def _run_trip(
@@ -469,6 +522,7 @@ def _run_trip(
     start: StartingSchema,
     *,
     seed: bool = True,
+    unseeded_tables: Mapping[str, str] | None = None,
 ) -> RoundTrip:
     return round_trip(
         runner,
@@ -478,17 +532,18 @@ def _run_trip(
         seed_sql=seed_sql,
         renamed=rename_targets(history, path),
         say=say,
-        base=_make_base(start, scratch, conn, runner) if start else None,
+        base=make_base(start, scratch, conn, runner) if start else None,
         seed=seed,
+        unseeded_tables=unseeded_tables,
     )
 
 
 def _heads_after(history: History, path: DowngradePath, undone: Sequence[str]) -> tuple[str, ...]:
     """The heads a database has once ``undone`` (the start of the path) is downgraded."""
     gone = set(undone)
-    applied = [r for r in history.order.downgrade_order(path.new) if r not in gone]
-    below = {p for r in applied for p in (*history.steps[r].parents, *history.steps[r].depends_on)}
-    return tuple(sorted(r for r in applied if r not in below))
+    applied = set(ancestors(history, path.new)) - gone
+    below = {a for r in applied for a in ancestors(history, r) if a != r}
+    return tuple(sorted(applied - below))
 
 
 def _walk_on(
@@ -515,7 +570,7 @@ def _walk_on(
         with fresh() as scratch, scratch.engine.connect() as conn:
             runner = source.runner(scratch, conn)
             try:
-                error = _make_base(start, scratch, conn, runner)() if start else None
+                error = make_base(start, scratch, conn, runner)() if start else None
                 if error is not None:
                     failures.append(StepFailure("starting schema", None, error))
                     break
@@ -526,7 +581,7 @@ def _walk_on(
                     break
                 down = runner.downgrade(rest)
             finally:
-                _close(runner)
+                runner.close()
         if down is None:
             break
         failures.append(StepFailure("downgrade", down.revision, down.error))

@@ -337,14 +337,15 @@ def _judge_plan(
 COVERAGE_NAMES = 5
 
 
-def seeding_coverage(trip: RoundTrip | None, unseeded_key: str = "(all tables)") -> str | None:
+def seeding_coverage(trip: RoundTrip | None) -> str | None:
     """``data check partial: seeded 36/38 tables; not seeded: `x` (why), ...``: what the round
-    trip's data check covered, for every format's plan status (a table never seeded is said,
-    never silently skipped). None when no round trip ran or every table was seeded."""
+    trip's data check covered of OLD's tables, for every format's plan status (a table never
+    seeded is said, never silently skipped). None when no round trip ran or every table was
+    seeded."""
     if trip is None or not trip.ran:
         return None
-    if unseeded_key in trip.seed_errors:
-        return f"no data check: {trip.seed_errors[unseeded_key]}"
+    if trip.unseeded is not None:
+        return f"no data check: {trip.unseeded}"
     errors = dict(trip.seed_errors)
     if not errors:
         return None

@@ -13,7 +13,7 @@ re-upgrade (B').
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -86,6 +86,16 @@ class Runner(Protocol):
         """The downgrade of ``path`` as SQL text, and the steps that need a live database."""
         ...
 
+    def app_url(self) -> str:
+        """The scratch database's URL as the migrations' own interpreter reaches it (its
+        driver), for the user's commands (``--base-command``);
+        :class:`~compatcheck.errors.UnavailableError` when it cannot say."""
+        ...
+
+    def close(self) -> None:
+        """Stop what the runner started (a helper process); nothing for an in-process one."""
+        ...
+
 
 @dataclass
 class _Trip:
@@ -102,6 +112,11 @@ class _Trip:
     written_new: dict[str, int] = field(default_factory=dict)
     #: Per table that OLD had too, the keys of the NEW-era rows added to it.
     new_era_keys: dict[str, list[Row]] = field(default_factory=dict)
+    #: OLD's tables that got no rows, and why (set once OLD's seeding is done; the seeder's
+    #: later errors are the NEW era's).
+    old_seed_errors: dict[str, str] | None = None
+    #: Tables that get no generated rows at all, OLD-era or NEW-era (their data made a step fail).
+    skip: frozenset[str] = frozenset()
 
     @property
     def conn(self) -> Connection:
@@ -130,7 +145,10 @@ class _Trip:
             old_data_lost=checked.old_lost if checked else {},
             new_data_removed=checked.new_removed if checked else {},
             seeded=dict(self.seeded),
-            seed_errors=dict(self.seeder.errors),
+            seed_errors=dict(
+                self.seeder.errors if self.old_seed_errors is None else self.old_seed_errors
+            ),
+            new_seed_errors={} if self.old_seed_errors is None else dict(self.seeder.errors),
             timings=dict(self.timings),
         )
 
@@ -155,6 +173,7 @@ def round_trip(
     say: Callable[[str], None] = lambda _m: None,
     base: Callable[[], str | None] | None = None,
     seed: bool = True,
+    unseeded_tables: Mapping[str, str] | None = None,
 ) -> RoundTrip:
     """Up to OLD → A, seed, up to NEW → B, NEW-era rows, down the path → A', checks, up → B'.
 
@@ -162,7 +181,8 @@ def round_trip(
     hold OLD's data under a new name, so they are not "new" and get no NEW-era values. ``base``
     creates the schema that exists before the first revision (``--base-sql``,
     ``--base-command``) on the empty database; it returns why it failed, or None. ``seed=False``
-    runs the history on the schema alone (after seeded rows made an upgrade fail).
+    runs the history on the schema alone (after seeded rows made an upgrade fail);
+    ``unseeded_tables`` (table → why) get no rows, and are named in the coverage.
     """
     trip = _Trip(runner, Seeder(runner.conn))
     if base is not None:
@@ -178,7 +198,7 @@ def round_trip(
         if failed:
             return _failed(trip, "upgrade-failed", "upgrade to OLD", failed)
     trip.lap("upgrade_old")
-    schema_a = _seed_old(trip, seed_sql) if seed else trip.inspect()
+    schema_a = _seed_old(trip, seed_sql, unseeded_tables or {}) if seed else trip.inspect()
     pause_point("roundtrip:seeded")
     if runner.cancelled():
         raise Cancelled("the run is closing")
@@ -191,6 +211,8 @@ def round_trip(
     schema_b = trip.inspect()
     trip.lap("upgrade_new")
     if seed:
+        trip.old_seed_errors = dict(trip.seeder.errors)
+        trip.seeder.errors.clear()
         _seed_new(trip, schema_a, schema_b, renamed)
     trip.lap("seed_new")
 
@@ -225,12 +247,16 @@ def _failed(
     return trip.record(status, StepFailure(stage, failed.revision, failed.error), checked)
 
 
-def _seed_old(trip: _Trip, seed_sql: Path | None) -> Schema:
-    """OLD's schema (A), the user's seed file, then generated rows in every table of it."""
+def _seed_old(trip: _Trip, seed_sql: Path | None, skip: Mapping[str, str]) -> Schema:
+    """OLD's schema (A), the user's seed file, then generated rows in every table of it (but
+    ``skip``'s, whose reasons become seeding errors)."""
     schema_a = trip.inspect()
     if seed_sql is not None:
         run_seed_sql(trip.conn, seed_sql)
-    trip.seeded = trip.seeder.insert(schema_a, schema_a.tables, 0, OLD_ROWS)
+    trip.skip = frozenset(skip)
+    tables = [t for t in schema_a.tables if t not in skip]
+    trip.seeder.errors.update({t: why for t, why in skip.items() if t in schema_a.tables})
+    trip.seeded = trip.seeder.insert(schema_a, tables, 0, OLD_ROWS)
     trip.old_rows = {
         t: read_rows(trip.conn, schema_a, t, list(schema_a.tables[t]["columns"]))
         for t in schema_a.tables
@@ -243,10 +269,14 @@ def _seed_new(trip: _Trip, schema_a: Schema, schema_b: Schema, renamed: frozense
     """NEW-era data: rows in NEW's new tables, values in its new columns of OLD's rows, and
     NEW-era rows in the tables OLD had too."""
     seeder, conn = trip.seeder, trip.conn
-    new_tables = [t for t in schema_b.tables if t not in schema_a.tables and t not in renamed]
+    new_tables = [
+        t
+        for t in schema_b.tables
+        if t not in schema_a.tables and t not in renamed and t not in trip.skip
+    ]
     trip.written_new.update(seeder.insert(schema_b, new_tables, NEW_OFFSET, NEW_ROWS))
     for t in schema_b.tables:
-        if t not in schema_a.tables:
+        if t not in schema_a.tables or t in trip.skip:
             continue
         added = [
             c

@@ -27,6 +27,8 @@ class Schema:
     raw: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     pks: dict[str, tuple[str, ...]] = field(default_factory=dict)
     fks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: CHECK constraints' SQL as the database gives it (case kept: the values they allow).
+    checks: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _text(value: Any) -> str | None:
@@ -88,6 +90,7 @@ def inspect_schema(conn: Connection, ignore: Collection[str] = ()) -> Schema:
         schema.raw[name] = [dict(c) for c in columns]
         schema.pks[name] = pk
         schema.fks[name] = [dict(f) for f in fks.get(key, [])]
+        schema.checks[name] = [" ".join(str(ck["sqltext"]).split()) for ck in cks.get(key, [])]
     conn.commit()
     return schema
 

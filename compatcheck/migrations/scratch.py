@@ -81,6 +81,8 @@ class Scratch:
     owned: bool
     #: True once the run is closing (Ctrl-C in ``check``): the round trip stops between steps.
     cancelled: Callable[[], bool] = lambda: False
+    #: The workspace that owns it, where the round trip's own commands (``--base-command``) run.
+    workspace: Workspace | None = None
 
 
 @dataclass(frozen=True)
@@ -501,6 +503,7 @@ def scratch_database(
     say = progress or (lambda _msg: None)
     scratch = _create(db_url, workspace, use_existing_empty, say)
     scratch.cancelled = workspace.closing
+    scratch.workspace = workspace
     try:
         yield scratch
     finally:

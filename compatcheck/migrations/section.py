@@ -87,11 +87,16 @@ class RoundTrip:
     #: deleted from a table the downgrade keeps).
     new_data_removed: Mapping[str, int] = field(default_factory=dict)
     seeded: Mapping[str, int] = field(default_factory=dict)
+    #: OLD's tables that got no generated rows, and why (the data check's coverage).
     seed_errors: Mapping[str, str] = field(default_factory=dict)
     timings: Mapping[str, float] = field(default_factory=dict)
     #: Failures after the first: once a downgrade fails, the walk goes on from a fresh scratch
     #: database upgraded to the revisions below it, so every broken downgrade is named.
     later_failures: tuple[StepFailure, ...] = ()
+    #: NEW-era rows or values that could not be written, per table (not part of OLD's coverage).
+    new_seed_errors: Mapping[str, str] = field(default_factory=dict)
+    #: Why the round trip ran without any generated rows (no data check), or None.
+    unseeded: str | None = None
 
     @property
     def ran(self) -> bool:
@@ -114,6 +119,9 @@ class RoundTrip:
             )
             if self.later_failures:
                 out["later_failures"] = [f.to_json() for f in self.later_failures]
+            if self.new_seed_errors:
+                out["new_seed_errors"] = dict(self.new_seed_errors)
+            _put(out, "unseeded", self.unseeded)
         return out
 
     @classmethod
@@ -136,6 +144,8 @@ class RoundTrip:
             seed_errors=dict(data.get("seed_errors", {})),
             timings=dict(data.get("timings", {})),
             later_failures=tuple(StepFailure.from_json(f) for f in data.get("later_failures", ())),
+            new_seed_errors=dict(data.get("new_seed_errors", {})),
+            unseeded=data.get("unseeded"),
         )
 
 

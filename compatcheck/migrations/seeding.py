@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -65,6 +66,40 @@ def _value(col: dict[str, Any], i: int) -> Any:
     if isinstance(length, int) and 0 < length < len(text):
         text = text[-length:]
     return text
+
+
+#: ``col IN ('a', 'b')`` (SQLite, MariaDB) and ``col::text = ANY (ARRAY['a'::..., ...])``
+#: (PostgreSQL), as the database gives CHECK constraints (on one line).
+_CHECK_LIST = re.compile(
+    r"(?i)^\(*[`\"\[]?(\w+)[`\"\]]?\)*(?:::[\w ]+?)?\s*(?:\bin\s*\(|=\s*any\s*\(\s*array\[)"
+)
+_QUOTED = re.compile(r"'((?:[^']|'')*)'")
+
+
+def _check_choices(schema: Schema, table: str) -> dict[str, list[str]]:
+    """Per column, the values a CHECK constraint with a value list allows (rows seeded with
+    ``lifecycle_stage_0`` would be rejected by ``lifecycle_stage IN ('active', 'deleted')``)."""
+    out: dict[str, list[str]] = {}
+    names = {str(c["name"]).lower(): str(c["name"]) for c in schema.raw[table]}
+    for check in schema.checks.get(table, ()):
+        m = _CHECK_LIST.match(check.strip("( "))
+        lower = check.lower()
+        if m is None or m.group(1).lower() not in names or " or " in lower or " and " in lower:
+            continue
+        values = [v.replace("''", "'") for v in _QUOTED.findall(check[m.end() :])]
+        if values:
+            out[names[m.group(1).lower()]] = values
+    return out
+
+
+def _small_int(col: dict[str, Any], value: int) -> int:
+    """Keep an integer inside a TINYINT/SMALLINT (MariaDB reflects a BOOLEAN as TINYINT(1))."""
+    kind = type(col["type"]).__name__.upper()
+    if kind == "TINYINT":
+        return value % 2 if getattr(col["type"], "display_width", None) == 1 else value % 127
+    if kind == "SMALLINT":
+        return value % 32767
+    return value
 
 
 def _fk_order(schema: Schema, tables: Iterable[str]) -> list[str]:
@@ -124,6 +159,7 @@ class Seeder:
         i: int,
         only: set[str] | None = None,
         floors: Mapping[str, int] | None = None,
+        choices: Mapping[str, list[str]] | None = None,
     ) -> dict[str, Any]:
         fk_of: dict[str, tuple[str, str]] = {}
         for fk in schema.fks.get(table, []):
@@ -142,9 +178,14 @@ class Seeder:
                 if col["nullable"]:
                     row[name] = None
                     continue
+            if choices and name in choices:
+                row[name] = choices[name][i % len(choices[name])]
+                continue
             row[name] = _value(col, i)
             if floors and name in floors:
                 row[name] += floors[name]
+            if isinstance(row[name], int) and not isinstance(row[name], bool):
+                row[name] = _small_int(col, row[name])
         return row
 
     def _floors(self, schema: Schema, table: str) -> dict[str, int]:
@@ -183,7 +224,11 @@ class Seeder:
         inserted: dict[str, int] = {}
         for table in _fk_order(schema, tables):
             floors = self._floors(schema, table)
-            rows = [self._row(schema, table, i, floors=floors) for i in range(start, start + count)]
+            choices = _check_choices(schema, table)
+            rows = [
+                self._row(schema, table, i, floors=floors, choices=choices)
+                for i in range(start, start + count)
+            ]
             try:
                 self.conn.execute(_table(schema, table).insert(), rows)
                 self.conn.commit()
@@ -203,9 +248,10 @@ class Seeder:
         if not pk or not keys:
             return 0
         t = _table(schema, table, [*pk, *columns])
+        choices = _check_choices(schema, table)
         done = 0
         for n, key in enumerate(keys):
-            values = self._row(schema, table, NEW_OFFSET + 100 + n, set(columns))
+            values = self._row(schema, table, NEW_OFFSET + 100 + n, set(columns), choices=choices)
             cond = sa.and_(*[t.c[k] == v for k, v in zip(pk, key, strict=True)])
             try:
                 self.conn.execute(t.update().where(cond).values(**values))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection
 
@@ -18,10 +19,14 @@ from compatcheck.migrations.sources.alembic.history import load_history
 from compatcheck.migrations.sources.alembic.project import (
     AlembicProject,
     Locations,
+    as_project,
     resolve_locations,
 )
 from compatcheck.migrations.sources.alembic.runner import AlembicRunner
 from compatcheck.model import Finding
+
+if TYPE_CHECKING:
+    from compatcheck.migrations.sources.alembic.remote import HelperPool
 
 __all__ = ["AlembicProject", "AlembicSource"]
 
@@ -33,15 +38,21 @@ class AlembicSource:
     framework = "alembic"
 
     def __init__(self, location: Path | AlembicProject) -> None:
-        project = (
-            location
-            if isinstance(location, AlembicProject)
-            else AlembicProject(script_location=Path(location))
-        )
+        project = as_project(location)
         self.project = project
         self.not_executable: str | None = None
+        #: The ``--python`` helper kept for the whole inspection (see :meth:`close`).
+        self.pool: HelperPool | None = None
+        if project.python is not None:
+            from compatcheck.migrations.sources.alembic.remote import HelperPool
+
+            self.pool = HelperPool(project)
         if project.config_file is not None:
-            self.locations = resolve_locations(project)
+            try:
+                self.locations = resolve_locations(project, self.pool)
+            except BaseException:
+                self.close()
+                raise
             self.location = self.locations.script_location
             if not (self.location / "env.py").is_file():
                 raise InputError(f"{project.shown}: script_location {self.location} has no env.py")
@@ -63,6 +74,11 @@ class AlembicSource:
             )
         self.locations = Locations(loc, (loc,))
         self.not_executable = "no env.py: a bare versions folder"
+
+    def close(self) -> None:
+        """Stop the ``--python`` helper kept between scratch databases."""
+        if self.pool is not None:
+            self.pool.close()
 
     @property
     def versions(self) -> Path:
@@ -86,7 +102,7 @@ class AlembicSource:
             if self.project.python is not None:
                 from compatcheck.migrations.sources.alembic.remote import RemoteRunner
 
-                return RemoteRunner(self.project, url, conn, scratch.cancelled)
+                return RemoteRunner(self.project, url, conn, scratch.cancelled, self.pool)
             return AlembicRunner(self.project, url, conn, scratch.cancelled)
         except Exception as exc:
             error = one_line(exc)

@@ -180,6 +180,11 @@ class Session:
         self.conn = conn
         self.before_step = before_step
         self.guard = guard
+        #: The version table env.py configured (``version_table``, ``version_table_schema``).
+        self.version_opts: dict[str, Any] = {}
+        #: The database URL env.py's last run migrated (password hidden); None: no step ran.
+        self.migrated_url: str | None = None
+        self.url = _shown(conn)
         cfg.attributes["connection"] = conn
         with self._guarded():
             self.script = ScriptDirectory.from_config(cfg)
@@ -190,12 +195,57 @@ class Session:
         return self.guard if self.guard is not None else contextlib.nullcontext()
 
     def current(self) -> tuple[str, ...]:
+        """The revisions the scratch database records, read on compatcheck's own connection
+        (in the version table env.py configured, once it has run)."""
         from alembic.runtime.migration import MigrationContext
 
-        heads = MigrationContext.configure(self.conn).get_current_heads()
+        heads = MigrationContext.configure(self.conn, opts=self.version_opts).get_current_heads()
         if self.conn.in_transaction():
             self.conn.commit()
         return tuple(heads)
+
+    def _elsewhere(self) -> str | None:
+        """What env.py's last run did when it migrated another database than the one it was
+        handed; None when it migrated this one (or ran no step)."""
+        if self.migrated_url is None or _same_database(self.migrated_url, self.url):
+            return None
+        return (
+            f"env.py ran the migrations on {self.migrated_url}, not on the scratch database "
+            "it was handed (it opens its own engine; make it use "
+            'config.attributes["connection"] or sqlalchemy.url)'
+        )
+
+    def _check_reached(self, target: Any) -> Failure | None:
+        """After an upgrade the scratch database must record ``target``: when it does not,
+        env.py migrated another database or none (it ignored ``config.attributes["connection"]``
+        and ``sqlalchemy.url``), and every later observation would be of the wrong database."""
+        with self._guarded():
+            found_revs = self.script.revision_map.get_revisions(target)
+            wanted = {r.revision for r in found_revs if r is not None and not isinstance(r, str)}
+        found = self.current()
+        elsewhere = self._elsewhere()
+        if wanted <= set(found) and elsewhere is None:
+            return None
+        last = ",".join(sorted(wanted))
+        recorded = ", ".join(found) or "no revision"
+        if elsewhere is not None:
+            did = elsewhere
+        elif self.migrated_url is None:
+            did = "env.py ran no migration step (it never called context.run_migrations())"
+        else:
+            did = "env.py ran the steps on this database but its version table does not say so"
+        return last, RevisionMismatch(
+            f"upgrading to `{last}`: {did}; the scratch database records {recorded}"
+        )
+
+    def _annotated(self, failed: Failure | None) -> Failure | None:
+        """A failure of a run that migrated another database says so (its error is about that
+        database: "no such table" there)."""
+        elsewhere = self._elsewhere() if failed is not None else None
+        if failed is None or elsewhere is None:
+            return failed
+        rev, exc = failed
+        return rev, RevisionMismatch(f"{describe(exc)}; {elsewhere}")
 
     def upgrade(self, target: str) -> Failure | None:
         from alembic.runtime.migration import MigrationStep
@@ -204,33 +254,52 @@ class Session:
         try:
             heads = self.current()
             with self._guarded():  # the first use of the map imports every revision file
-                revs = list(self.script.iterate_revisions(upper, heads, implicit_base=True))
                 rmap = self.script.revision_map
+                if isinstance(upper, tuple):
+                    # Alembic refuses a set where one member needs another (depends_on): the
+                    # set's tips reach the same revisions.
+                    below = {
+                        r.revision
+                        for o in upper
+                        for r in rmap.iterate_revisions(o, None)
+                        if r.revision != o
+                    }
+                    upper = tuple(o for o in upper if o not in below)
+                revs = list(self.script.iterate_revisions(upper, heads, implicit_base=True))
             steps = [
                 (s.revision, MigrationStep.upgrade_from_script(rmap, s)) for s in reversed(revs)
             ]
         except Exception as exc:
             return None, exc
-        return self._run(steps)
+        failed = self._annotated(self._run(steps))
+        return failed if failed is not None else self._check_reached(upper)
 
     def downgrade(self, path: Sequence[str]) -> Failure | None:
+        """Undo ``path`` in order. A revision Alembic cannot even make a step of (no
+        ``downgrade()``: AttributeError) fails as that revision, after the ones before it ran."""
         try:
             steps = self._downgrade_steps(path)
+        except _StepError as exc:
+            ran = self._annotated(self._run(exc.done)) if exc.done else None
+            return ran if ran is not None else (exc.revision, exc.cause)
         except Exception as exc:
             return None, exc
-        return self._run(steps)
+        return self._annotated(self._run(steps))
 
     def _downgrade_steps(self, path: Sequence[str]) -> list[tuple[str, Any]]:
         from alembic.runtime.migration import MigrationStep
 
-        out = []
+        out: list[tuple[str, Any]] = []
         with self._guarded():
             rmap = self.script.revision_map
             for rev in path:
                 script = self.script.get_revision(rev)
                 if script is None:
                     raise LookupError(f"Alembic does not know revision `{rev}`")
-                out.append((rev, MigrationStep.downgrade_from_script(rmap, script)))
+                try:
+                    out.append((rev, MigrationStep.downgrade_from_script(rmap, script)))
+                except Exception as exc:
+                    raise _StepError(rev, exc, out) from exc
         return out
 
     def offline_sql(self, path: Sequence[str]) -> tuple[str, list[tuple[str, str]]]:
@@ -244,12 +313,17 @@ class Session:
         while remaining:
             buffer.seek(0)
             buffer.truncate()
+            broken: _StepError | None = None
             try:
                 steps = self._downgrade_steps(remaining)
+            except _StepError as exc:
+                broken, steps = exc, exc.done
             except Exception as exc:
                 online.append((remaining[0], describe(exc)))
                 break
-            failed = self._run(steps, as_sql=True, starting_rev=remaining[0])
+            failed = self._run(steps, as_sql=True, starting_rev=remaining[0]) if steps else None
+            if failed is None and broken is not None:
+                failed = broken.revision, broken.cause
             chunks.append(buffer.getvalue())
             if failed is None:
                 break
@@ -269,8 +343,15 @@ class Session:
         from alembic.runtime.environment import EnvironmentContext
 
         current: list[str | None] = [None]
+        self.migrated_url = None
 
         def fn(rev: Any, context: Any) -> Iterator[Any]:
+            if not as_sql:
+                self.migrated_url = _shown(context.connection)
+                self.version_opts = {
+                    "version_table": context.version_table,
+                    "version_table_schema": context.version_table_schema,
+                }
             for rev_id, step in steps:
                 self.before_step(rev_id)
                 current[0] = rev_id
@@ -294,6 +375,44 @@ class Session:
             if not as_sql and self.conn.in_transaction():
                 self.conn.commit()
         return None
+
+
+class RevisionMismatch(Exception):
+    """The database does not record the revision an upgrade was to reach."""
+
+
+def _shown(conn: Any) -> str | None:
+    """A connection's database URL, password hidden."""
+    try:
+        return str(conn.engine.url.render_as_string(hide_password=True))
+    except Exception:
+        return None
+
+
+def _same_database(a: str, b: str | None) -> bool:
+    """Two URLs naming one database, whatever the driver (env.py may swap it)."""
+    from sqlalchemy.engine import make_url
+
+    if b is None:
+        return True
+    try:
+        ua, ub = make_url(a), make_url(b)
+    except Exception:
+        return a == b
+    if ua.get_backend_name() != ub.get_backend_name():
+        return False
+    if ua.get_backend_name() == "sqlite":
+        return os.path.realpath(ua.database or "") == os.path.realpath(ub.database or "")
+    keys = ("host", "port", "database")
+    return all(getattr(ua, k) == getattr(ub, k) for k in keys)
+
+
+class _StepError(Exception):
+    """Alembic could not make a step of ``revision`` (``done``: the steps before it)."""
+
+    def __init__(self, revision: str, cause: BaseException, done: list[tuple[str, Any]]) -> None:
+        super().__init__(str(cause))
+        self.revision, self.cause, self.done = revision, cause, done
 
 
 # -- the subprocess side (``--python``) ---------------------------------------------------------
@@ -326,6 +445,17 @@ def serve(requests: Any, replies: Any) -> int:
             try:
                 if op == "locations":
                     reply({"ok": locations(make_config(project, None))})
+                    continue
+                if op == "connect":
+                    # Another scratch database, same process: the application and the revision
+                    # files stay imported (compatcheck checks each upgrade reached its target,
+                    # so an app that cached the first database is named, not trusted).
+                    if session is not None:
+                        session.conn.close()
+                    if engine is not None:
+                        engine.dispose()
+                    session, engine, url = None, None, request.get("url")
+                    reply({"ok": True})
                     continue
                 if session is None:
                     engine, conn, url = connect(str(url))

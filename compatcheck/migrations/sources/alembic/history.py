@@ -7,7 +7,7 @@ order Alembic runs downgrades in.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from alembic.script.revision import Revision, RevisionError, RevisionMap
@@ -26,6 +26,10 @@ WORDING = Wording(
 )
 
 
+def _ids(ref: str | None) -> tuple[str, ...]:
+    return tuple(r for r in (ref or "").split(",") if r)
+
+
 class AlembicOrder:
     """The :class:`~compatcheck.migrations.graph.Ordering` of a history, from Alembic's map."""
 
@@ -33,24 +37,33 @@ class AlembicOrder:
         self.revision_map = revision_map
 
     def downgrade_order(self, new: str) -> Sequence[str]:
-        revs = self.revision_map.iterate_revisions(new, None, select_for_downgrade=True)
+        revs = self.revision_map.iterate_revisions(_ids(new), None, select_for_downgrade=True)
         return [r.revision for r in revs]
 
-    def plain_downgrade(self, new: str, old: str | None) -> Collection[str] | None:
+    def plain_downgrade(self, new: str, old: str | None) -> Sequence[str] | None:
+        """What ``alembic downgrade OLD`` runs from a database at NEW's heads, in its order (the
+        call ``alembic.command.downgrade`` makes through ``ScriptDirectory._downgrade_revs``)."""
+        if len(_ids(old)) > 1:
+            return None  # `alembic downgrade` takes one target: several are several commands
         try:
-            revs = self.revision_map.iterate_revisions(new, old, select_for_downgrade=True)
-            return {r.revision for r in revs}
+            revs = self.revision_map.iterate_revisions(_ids(new), old, select_for_downgrade=True)
+            return [r.revision for r in revs]
         except RevisionError:
             return None
 
     def find(self, ref: str) -> str:
         try:
-            found = self.revision_map.get_revision(ref)
+            found = self.revision_map.get_revisions(ref)
         except RevisionError as exc:
             raise UnknownRevision(ref) from exc
-        if found is None:
+        ids = sorted(r.revision for r in found if r is not None and not isinstance(r, str))
+        if not ids:
             raise UnknownRevision(ref)
-        return found.revision
+        return ",".join(ids)
+
+    def branch_labels(self, rev: str) -> frozenset[str]:
+        found = self.revision_map.get_revision(rev)
+        return frozenset(found.branch_labels) if found is not None else frozenset()
 
 
 def load_history(versions: Path, more: Sequence[Path] = (), *, recursive: bool = False) -> History:
@@ -79,11 +92,19 @@ def load_history(versions: Path, more: Sequence[Path] = (), *, recursive: bool =
         steps[step.id] = step
     if not steps:
         raise InputError(f"{where}: no Alembic revision file found")
+    labels = {label for s in steps.values() for label in s.labels}
     for step in steps.values():
         for down in step.parents:
             if down not in steps:
                 raise InputError(
                     f"{step.path}: `down_revision` names `{down}`, which no file in {where} defines"
+                )
+        for dep in step.depends_on:
+            # Alembic's map would raise a bare KeyError on first use.
+            if dep not in steps and dep not in labels:
+                raise InputError(
+                    f"{step.path}: `depends_on` names `{dep}`, which is neither a revision nor a "
+                    f"branch label of {where}; add its version folder to `version_locations`"
                 )
 
     def generate() -> list[Revision]:

@@ -162,9 +162,33 @@ ReceiverHandler = Callable[[OpCall], Generator[Op, None, bool]]
 # --- tables -----------------------------------------------------------------------------------
 
 
+def _references(nodes: list[ast.expr]) -> tuple[str, ...]:
+    """Tables the ``ForeignKey("t.c")`` / ``ForeignKeyConstraint([...], ["t.c"])`` in ``nodes``
+    point at (what keeps a referenced table from being dropped first)."""
+    out: list[str] = []
+    for node in nodes:
+        for call in ast.walk(node):
+            if not isinstance(call, ast.Call):
+                continue
+            name = call_name(call)
+            target = None
+            if name == "ForeignKey":
+                target = argument(call, 0, "column")
+            elif name == "ForeignKeyConstraint":
+                target = argument(call, 1, "refcolumns")
+            value = literal(target)
+            refs = [value] if isinstance(value, str) else value
+            for ref in refs if isinstance(refs, (list, tuple)) else ():
+                if isinstance(ref, str) and "." in ref:
+                    table = identifier(ref.rsplit(".", 1)[0])
+                    if table and table not in out:
+                        out.append(table)
+    return tuple(out)
+
+
 def create_table(c: OpCall) -> Iterator[Op]:
     table = c.table()
-    yield c.op(s.CREATE_TABLE, table=table)
+    yield c.op(s.CREATE_TABLE, table=table, references=_references(c.node.args[1:]))
     for node in c.node.args[1:]:
         col = c.column(node)
         if col is not None:
@@ -191,6 +215,7 @@ def add_column(c: OpCall) -> Iterator[Op]:
     col = c.column(c.after_table(1, "column"))
     if col is None:
         return
+    node = c.after_table(1, "column")
     yield c.op(
         s.ADD_COLUMN,
         table=table,
@@ -198,6 +223,7 @@ def add_column(c: OpCall) -> Iterator[Op]:
         nullable=col.nullable,
         server_default=col.server_default,
         generated=col.generated,
+        references=_references([node] if node is not None else []),
     )
     for enum in col.enums:
         yield c.op(s.CREATE_ENUM, table=table, column=col.name, name=enum)
@@ -259,7 +285,11 @@ def _constraint(table_kw: str, columns: Callable[[OpCall], tuple[str, ...]]) -> 
 
     def handler(c: OpCall) -> Iterator[Op]:
         name, table = c.ident(c.arg(0, "constraint_name")), c.table(1, table_kw)
-        yield c.op(s.CREATE_CONSTRAINT, table=table, name=name, columns=columns(c))
+        refs: tuple[str, ...] = ()
+        if table_kw == "source_table":  # create_foreign_key(name, source, referent, ...)
+            referent = c.ident(c.arg(2, "referent_table"))
+            refs = (referent,) if referent else ()
+        yield c.op(s.CREATE_CONSTRAINT, table=table, name=name, columns=columns(c), references=refs)
 
     return handler
 

@@ -18,6 +18,7 @@ from compatcheck.errors import InputError, UnavailableError
 
 if TYPE_CHECKING:
     from compatcheck.config import Config, Target
+    from compatcheck.migrations.sources.alembic.remote import HelperPool
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,13 @@ class AlembicProject:
         return str(self.script_location)
 
 
+def as_project(location: Path | str | AlembicProject) -> AlembicProject:
+    """A project as given, or a bare script location as the project of that one option."""
+    if isinstance(location, AlembicProject):
+        return location
+    return AlembicProject(script_location=Path(location))
+
+
 @dataclass(frozen=True)
 class Locations:
     """Where Alembic finds the scripts: ``env.py``'s folder and the version folders."""
@@ -62,9 +70,10 @@ class Locations:
     recursive: bool = False
 
 
-def resolve_locations(project: AlembicProject) -> Locations:
+def resolve_locations(project: AlembicProject, pool: HelperPool | None = None) -> Locations:
     """The folders Alembic would use, resolved by Alembic (in the application's interpreter
-    with ``--python``); a bare ``--script-location`` is taken as it is."""
+    with ``--python``, by ``pool``'s helper when given); a bare ``--script-location`` is taken as
+    it is."""
     if project.config_file is None:
         assert project.script_location is not None
         loc = project.script_location
@@ -74,8 +83,11 @@ def resolve_locations(project: AlembicProject) -> Locations:
     if project.python is not None:
         from compatcheck.migrations.sources.alembic.remote import HelperProcess
 
-        with HelperProcess(project, url=None) as process:
-            found = process.request({"op": "locations"})
+        if pool is not None:
+            found = pool.locations()
+        else:
+            with HelperProcess(project, url=None) as process:
+                found = process.request({"op": "locations"})
         if "ok" not in found:
             raise UnavailableError(
                 f"{project.shown}: Alembic in {project.python} could not read it: "

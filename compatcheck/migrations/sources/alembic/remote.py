@@ -119,22 +119,88 @@ class HelperProcess:
         self._stderr.close()
 
 
+class HelperPool:
+    """One helper kept for a whole inspection: the folders' locations, the round trip, and each
+    fresh scratch database after (the walk past a broken downgrade, the rerun without seeded
+    rows) reuse it, so the application and its revisions are imported once, not once per
+    database. :meth:`close` stops it."""
+
+    def __init__(self, project: AlembicProject) -> None:
+        self.project = project
+        self.idle: HelperProcess | None = None
+
+    def _get(self) -> HelperProcess:
+        helper, self.idle = self.idle, None
+        if helper is not None and helper.process.poll() is None:
+            return helper
+        if helper is not None:
+            helper.close()
+        return HelperProcess(self.project, None)
+
+    def locations(self) -> dict[str, Any]:
+        helper = self._get()
+        try:
+            return helper.request({"op": "locations"})
+        finally:
+            self.give_back(helper)
+
+    def take(self, url: str) -> HelperProcess:
+        helper = self._get()
+        try:
+            reply = helper.request({"op": "connect", "url": url})
+        except UnavailableError:
+            helper.close()
+            raise
+        if "ok" not in reply:
+            helper.close()
+            raise UnavailableError(f"--python {helper.python}: {reply.get('error')}")
+        return helper
+
+    def give_back(self, helper: HelperProcess) -> None:
+        if self.idle is not None or helper.process.poll() is not None:
+            helper.close()
+            return
+        try:
+            helper.request({"op": "connect", "url": None})  # its connection closed
+        except UnavailableError:
+            helper.close()
+            return
+        self.idle = helper
+
+    def close(self) -> None:
+        helper, self.idle = self.idle, None
+        if helper is not None:
+            helper.close()
+
+
 class RemoteRunner:
     """The :class:`~compatcheck.migrations.roundtrip.Runner` whose Alembic runs in the helper;
     ``conn`` is compatcheck's own connection (seeding and inspection)."""
 
     version_tables = ("alembic_version",)
 
-    def __init__(self, project: AlembicProject, url: str, conn: Connection, cancelled: Any) -> None:
+    def __init__(
+        self,
+        project: AlembicProject,
+        url: str,
+        conn: Connection,
+        cancelled: Any,
+        pool: HelperPool | None = None,
+    ) -> None:
         self.conn = conn
         self._cancelled = cancelled
-        self.helper = HelperProcess(project, url)
+        self.pool = pool
+        self.helper = pool.take(url) if pool is not None else HelperProcess(project, url)
 
     def cancelled(self) -> bool:
         return bool(self._cancelled())
 
     def close(self) -> None:
-        self.helper.close()
+        """Stop the helper, or give it back to its pool for the next scratch database."""
+        if self.pool is not None:
+            self.pool.give_back(self.helper)
+        else:
+            self.helper.close()
 
     def _ask(self, message: dict[str, Any]) -> dict[str, Any]:
         if self.cancelled():

@@ -41,10 +41,26 @@ def _module_level(tree: ast.Module) -> tuple[dict[str, Any], dict[str, ast.Funct
             targets, value = [stmt.target], stmt.value
         elif isinstance(stmt, ast.FunctionDef):
             functions[stmt.name] = stmt
+        if value is None:
+            continue
+        # `depends_on = BASE_REV` after `BASE_REV = "abc"`: the name's literal (``(A, B)`` too).
+        bound = _with_names(value, values)
         for target in targets:
             if isinstance(target, ast.Name):
-                values[target.id] = literal(value)
+                values[target.id] = bound
     return values, functions
+
+
+def _with_names(value: ast.expr, values: dict[str, Any]) -> Any:
+    """``value``'s literal, module-level names bound to literals substituted."""
+    if isinstance(value, ast.Name) and value.id in values:
+        return values[value.id]
+    if isinstance(value, (ast.Tuple, ast.List)):
+        items = [_with_names(v, values) for v in value.elts]
+        if any(i is NOT_LITERAL for i in items):
+            return NOT_LITERAL
+        return tuple(items) if isinstance(value, ast.Tuple) else items
+    return literal(value)
 
 
 def read_revision_file(path: Path) -> Step | None:
@@ -63,7 +79,11 @@ def read_revision_file(path: Path) -> Step | None:
         raise InputError(f"{path}: `revision` is not a string")
     for key in ("down_revision", "branch_labels", "depends_on"):
         if values.get(key) is NOT_LITERAL:
-            raise InputError(f"{path}: `{key}` is not a literal; compatcheck reads it as source")
+            raise InputError(
+                f"{path}: `{key}` is neither a literal nor a name bound to one in this file "
+                "(compatcheck reads revisions as source, never importing them): write the "
+                "revision ids there"
+            )
     # Strings, and lists/tuples/dicts of literals: loops over them are unrolled (analyser).
     constants = {
         k: v for k, v in values.items() if isinstance(v, (str, list, tuple, dict, frozenset))

@@ -32,7 +32,7 @@ from compatcheck.migrations.roundtrip import Failed
 from compatcheck.migrations.scratch import engine_for, one_line
 from compatcheck.migrations.section import OnlineOnly
 from compatcheck.migrations.sources.alembic import helper
-from compatcheck.migrations.sources.alembic.project import AlembicProject
+from compatcheck.migrations.sources.alembic.project import AlembicProject, as_project
 
 #: Serialises everything that runs Alembic in this process (see the module's Trap).
 ALEMBIC_LOCK = threading.RLock()
@@ -41,11 +41,7 @@ ALEMBIC_LOCK = threading.RLock()
 def alembic_config(script_location: Path | AlembicProject, url: str | None = None) -> Config:
     """Alembic's config for a project (the ini ``alembic -c`` reads, or a bare script
     location) and a database, its output captured."""
-    project = (
-        script_location
-        if isinstance(script_location, AlembicProject)
-        else AlembicProject(script_location=script_location)
-    )
+    project = as_project(script_location)
     cfg: Config = helper.make_config(project.spec(), url, io.StringIO())
     return cfg
 
@@ -75,6 +71,7 @@ class AlembicRunner:
         cancelled: Callable[[], bool] = lambda: False,
     ) -> None:
         self.cfg = alembic_config(script_location, url)
+        self.url = url
         self.conn = conn
         self.cancelled = cancelled
         self.session = helper.Session(self.cfg, conn, self._before_step, ALEMBIC_LOCK)
@@ -86,6 +83,10 @@ class AlembicRunner:
 
     def close(self) -> None:
         """Nothing to stop: everything ran in this process."""
+
+    def app_url(self) -> str:
+        """The scratch URL as given: the migrations run in this interpreter, with its driver."""
+        return self.url
 
     @staticmethod
     def _failed(failure: helper.Failure | None) -> Failed | None:
@@ -112,11 +113,7 @@ class AlembicRunner:
 def migrate_to_head(script_location: Path | AlembicProject, url: str) -> str | None:
     """Upgrade a release's scratch database to its head(s) with Alembic; return the new head.
     A project with ``python`` runs Alembic in that interpreter (:mod:`.remote`)."""
-    project = (
-        script_location
-        if isinstance(script_location, AlembicProject)
-        else AlembicProject(script_location=script_location)
-    )
+    project = as_project(script_location)
     if project.config_file is None:
         assert project.script_location is not None
         if not (project.script_location / "env.py").is_file():
