@@ -163,7 +163,11 @@ def test_ran_downgrades_are_those_the_round_trip_and_its_walk_reached(tmp_path: 
     assert path is not None and path.revisions == ("4", "3", "2")
     first = StepFailure("downgrade", "3", "x")
     assert ran_downgrades(RoundTrip("completed"), path) == {"4", "3", "2"}
-    assert ran_downgrades(RoundTrip("downgrade-failed", failure=first), path) == {"4", "3"}
+    # The walk went on from a fresh database to the end of the path without another failure.
+    assert ran_downgrades(RoundTrip("downgrade-failed", failure=first), path) == {"4", "3", "2"}
+    # No walk (the user's own empty database): nothing after the failure is claimed.
+    no_walk = RoundTrip("downgrade-failed", failure=first)
+    assert ran_downgrades(no_walk, path, walked=False) == {"4", "3"}
     later = (StepFailure("downgrade", "2", "y"),)
     trip = RoundTrip("downgrade-failed", failure=first, later_failures=later)
     assert ran_downgrades(trip, path) == {"4", "3", "2"}

@@ -311,7 +311,8 @@ def _inspect(
             workspace=workspace,
             start=start,
         )
-    reconcile(collected, section.roundtrip, path)
+    # The walk after a failed downgrade needs fresh scratch databases: none on the user's own.
+    reconcile(collected, section.roundtrip, path, walked=not use_existing_empty)
     if live_db_url is not None:
         for f in source.live_findings(live_db_url):
             collected.add(f.kind, f.subject, f.message, f.evidence)

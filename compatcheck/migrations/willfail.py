@@ -14,8 +14,10 @@ from compatcheck.migrations.graph import DowngradePath
 from compatcheck.migrations.section import RoundTrip
 
 
-def ran_downgrades(trip: RoundTrip | None, path: DowngradePath) -> set[str]:
-    """Revisions of the path whose downgrade the round trip (and its walk) ran."""
+def ran_downgrades(trip: RoundTrip | None, path: DowngradePath, *, walked: bool = True) -> set[str]:
+    """Revisions of the path whose downgrade the round trip (and its walk) ran. ``walked``:
+    whether the walk after a failed downgrade could run at all (not on a database the user gave,
+    ``--use-existing-empty``); without it nothing after the first failure is claimed."""
     if trip is None or not trip.ran:
         return set()
     revs = list(path.revisions)
@@ -24,6 +26,8 @@ def ran_downgrades(trip: RoundTrip | None, path: DowngradePath) -> set[str]:
     if trip.status != "downgrade-failed" or trip.failure is None:
         return set()  # the upgrades failed: no downgrade ran
     reached = trip.failure.revision
+    if not walked:
+        return set(revs[: revs.index(reached) + 1]) if reached in revs else set()
     for later in trip.later_failures:
         if later.stage != "downgrade":
             return set(revs[: revs.index(reached) + 1]) if reached in revs else set()
@@ -31,10 +35,12 @@ def ran_downgrades(trip: RoundTrip | None, path: DowngradePath) -> set[str]:
     return set(revs)  # the walk went on to the end of the path
 
 
-def reconcile(found: FindingSet, trip: RoundTrip | None, path: DowngradePath) -> None:
+def reconcile(
+    found: FindingSet, trip: RoundTrip | None, path: DowngradePath, *, walked: bool = True
+) -> None:
     """Predictions the round trip answered: kept as evidence of the failure it observed, gone
     where the downgrade ran through."""
-    ran = ran_downgrades(trip, path)
+    ran = ran_downgrades(trip, path, walked=walked)
     for f in [f for f in found.findings() if f.kind == DOWNGRADE_WILL_FAIL and f.subject in ran]:
         found.remove(f.kind, f.subject)
         if found.has(DOWNGRADE_FAILED, f.subject):
