@@ -534,7 +534,7 @@ def test_the_verify_section_in_every_format() -> None:
     assert [r["ruleId"] for r in sarif["runs"][0]["results"]] == ["verify/error-rate-high"]
     assert "compatcheck: verify error-rate: failing: 0.3 > 0.015" in out["github"]
     assert "::error " in out["github"]
-    assert "<h2>Verification</h2>" in out["html"]
+    assert '<h2 id="verify">Verification</h2>' in out["html"]
     assert (
         '<tr><td><code>error-rate</code></td><td class="unsafe">failing</td>'
         "<td>0.3 &gt; 0.015<br>{}: 0.3</td><td><code>sum(rate(x[5m]))</code></td></tr>"
