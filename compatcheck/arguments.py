@@ -153,6 +153,14 @@ def _add_migrations(sub: argparse._SubParsersAction[Any]) -> None:
         help="the project's alembic.ini, read as `alembic -c INI` reads it (script_location, "
         "version_locations; env.py gets it as config.config_file_name)",
     )
+    _add_alembic_project(p)
+    _add_window(p)
+    _add_report_options(p, consumers=False)
+
+
+def _add_alembic_project(p: argparse.ArgumentParser) -> None:
+    """How an Alembic project runs as shipped: its ini section, env.py's arguments, its own
+    interpreter, the schema before its first revision."""
     p.add_argument(
         "--name", default="alembic", metavar="SECTION", help="the ini section (alembic -n)"
     )
@@ -180,6 +188,10 @@ def _add_migrations(sub: argparse._SubParsersAction[Any]) -> None:
         help="command that creates the schema before the first revision on the scratch "
         "database (`{database_url}` is replaced by its URL), e.g. the app's create_all script",
     )
+
+
+def _add_window(p: argparse.ArgumentParser) -> None:
+    """The two heads, and the databases: where the round trip runs and what the live one holds."""
     p.add_argument(
         "--old",
         required=True,
@@ -212,7 +224,6 @@ def _add_migrations(sub: argparse._SubParsersAction[Any]) -> None:
         help="count (read-only) the data a downgrade would destroy on this database; its URL "
         "from an environment variable or a file, never the command line",
     )
-    _add_report_options(p, consumers=False)
 
 
 def _add_cleanup(sub: argparse._SubParsersAction[Any]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,7 +28,6 @@ from compatcheck.migrations.graph import (
     DowngradePath,
     History,
     UnknownRevision,
-    ancestors,
     downgrade_path,
     resolve_set,
     unexplained_heads,
@@ -53,12 +52,12 @@ from compatcheck.migrations.section import (
     UNAVAILABLE,
     MigrationsSection,
     RoundTrip,
-    StepFailure,
 )
 from compatcheck.migrations.sources import Source, open_source
 from compatcheck.migrations.sources.alembic.project import AlembicProject
 from compatcheck.migrations.starting import NO_STARTING_SCHEMA, make_base
 from compatcheck.migrations.starting import StartingSchema as StartingSchema  # re-exported
+from compatcheck.migrations.walk import walk_on
 from compatcheck.migrations.willfail import reconcile
 from compatcheck.model import Finding, sort_findings
 from compatcheck.targets import Workspace
@@ -414,7 +413,7 @@ def _round_trip(
                 trip = _again_unseeded(trip, source, history, path, start, say, fresh)
             failure = trip.failure
             if fresh is not None and failure is not None and failure.stage == "downgrade":
-                later = _walk_on(source, history, path, failure.revision, fresh, start, say)
+                later = walk_on(source, history, path, failure.revision, fresh, start, say)
                 trip = replace(trip, later_failures=tuple(later))
             roundtrip_findings(found, history, path, trip, scratch.dialect)
             say("rendering the downgrade SQL offline")
@@ -537,57 +536,6 @@ def _run_trip(
         seed=seed,
         unseeded_tables=unseeded_tables,
     )
-
-
-def _heads_after(history: History, path: DowngradePath, undone: Sequence[str]) -> tuple[str, ...]:
-    """The heads a database has once ``undone`` (the start of the path) is downgraded."""
-    gone = set(undone)
-    applied = set(ancestors(history, path.new)) - gone
-    below = {a for r in applied for a in ancestors(history, r) if a != r}
-    return tuple(sorted(applied - below))
-
-
-def _walk_on(
-    source: Source,
-    history: History,
-    path: DowngradePath,
-    failed: str | None,
-    fresh: Callable[[], AbstractContextManager[Scratch]],
-    start: StartingSchema,
-    say: Callable[[str], None],
-) -> list[StepFailure]:
-    """After a downgrade fails, go on: a fresh scratch database upgraded to the revisions below
-    the broken one, then the rest of the path, until it ends; so one run names every broken
-    downgrade of the window (``alembic downgrade`` and pytest-alembic stop at the first)."""
-    failures: list[StepFailure] = []
-    rest = list(path.revisions)
-    while failed is not None and failed in rest:
-        done = path.revisions[: path.revisions.index(failed) + 1]
-        rest = list(path.revisions[len(done) :])
-        if not rest:
-            break
-        heads = _heads_after(history, path, done)
-        say(f"continuing after `{failed}` on a fresh database at {', '.join(heads)}")
-        with fresh() as scratch, scratch.engine.connect() as conn:
-            runner = source.runner(scratch, conn)
-            try:
-                error = make_base(start, scratch, conn, runner)() if start else None
-                if error is not None:
-                    failures.append(StepFailure("starting schema", None, error))
-                    break
-                target = heads[0] if len(heads) == 1 else ",".join(heads)
-                up = runner.upgrade(target)
-                if up is not None:
-                    failures.append(StepFailure("upgrade to continue", up.revision, up.error))
-                    break
-                down = runner.downgrade(rest)
-            finally:
-                runner.close()
-        if down is None:
-            break
-        failures.append(StepFailure("downgrade", down.revision, down.error))
-        failed = down.revision
-    return failures
 
 
 def _live(found: FindingSet, url: str, section: MigrationsSection) -> MigrationsSection:

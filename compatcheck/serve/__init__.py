@@ -87,6 +87,13 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
         default="error",
         help="lowest severity that makes the verdict no-go (default: error)",
     )
+    _add_callers(p)
+    _add_limits(p)
+
+
+def _add_callers(p: argparse.ArgumentParser) -> None:
+    """What callers may ask the hook to reach (targets, Prometheus, images) and how they and the
+    replicas are trusted and shared."""
     p.add_argument(
         "--allow-url-targets",
         action="store_true",
@@ -115,6 +122,10 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help=f"bearer token callers must send (default: ${TOKEN_ENV}; none: loopback only)",
     )
+
+
+def _add_limits(p: argparse.ArgumentParser) -> None:
+    """The bounds that keep one hook alive under abuse: body size, concurrency, deadlines."""
     p.add_argument(
         "--max-body",
         type=positive_int,

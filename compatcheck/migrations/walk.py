@@ -1,0 +1,65 @@
+"""The walk after a failed downgrade: a fresh scratch database upgraded to the revisions below
+the broken one, then the rest of the path, until it ends, so one run names every broken
+downgrade of the window (``alembic downgrade`` and pytest-alembic stop at the first)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+
+from compatcheck.migrations.graph import DowngradePath, History, ancestors
+from compatcheck.migrations.scratch import Scratch
+from compatcheck.migrations.section import StepFailure
+from compatcheck.migrations.sources import Source
+from compatcheck.migrations.starting import StartingSchema, make_base
+
+
+def heads_after(history: History, path: DowngradePath, undone: Sequence[str]) -> tuple[str, ...]:
+    """The heads a database has once ``undone`` (the start of the path) is downgraded."""
+    gone = set(undone)
+    applied = set(ancestors(history, path.new)) - gone
+    below = {a for r in applied for a in ancestors(history, r) if a != r}
+    return tuple(sorted(applied - below))
+
+
+def walk_on(
+    source: Source,
+    history: History,
+    path: DowngradePath,
+    failed: str | None,
+    fresh: Callable[[], AbstractContextManager[Scratch]],
+    start: StartingSchema,
+    say: Callable[[str], None],
+) -> list[StepFailure]:
+    """After a downgrade fails, go on: a fresh scratch database upgraded to the revisions below
+    the broken one, then the rest of the path, until it ends; so one run names every broken
+    downgrade of the window (``alembic downgrade`` and pytest-alembic stop at the first)."""
+    failures: list[StepFailure] = []
+    rest = list(path.revisions)
+    while failed is not None and failed in rest:
+        done = path.revisions[: path.revisions.index(failed) + 1]
+        rest = list(path.revisions[len(done) :])
+        if not rest:
+            break
+        heads = heads_after(history, path, done)
+        say(f"continuing after `{failed}` on a fresh database at {', '.join(heads)}")
+        with fresh() as scratch, scratch.engine.connect() as conn:
+            runner = source.runner(scratch, conn)
+            try:
+                error = make_base(start, scratch, conn, runner)() if start else None
+                if error is not None:
+                    failures.append(StepFailure("starting schema", None, error))
+                    break
+                target = heads[0] if len(heads) == 1 else ",".join(heads)
+                up = runner.upgrade(target)
+                if up is not None:
+                    failures.append(StepFailure("upgrade to continue", up.revision, up.error))
+                    break
+                down = runner.downgrade(rest)
+            finally:
+                runner.close()
+        if down is None:
+            break
+        failures.append(StepFailure("downgrade", down.revision, down.error))
+        failed = down.revision
+    return failures
