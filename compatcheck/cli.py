@@ -94,6 +94,10 @@ def _cmd_explain(args: argparse.Namespace, out: IO[str]) -> int:
         f"Example:\n  {rule.example}\n\n"
         f"Fix:\n  {rule.fix}\n"
     )
+    if rule.evidence:  # what a finding's JSON `evidence` holds, for scripts that read it
+        width = max(len(key) for key, _meaning in rule.evidence)
+        out.write("\nEvidence keys (JSON):\n")
+        out.write("".join(f"  {key:<{width}}  {meaning}\n" for key, meaning in rule.evidence))
     return EXIT_GO
 
 

@@ -109,6 +109,11 @@ def test_rules_and_explain_commands(capsys) -> None:  # type: ignore[no-untyped-
     assert main(["explain", "metrics/renamed"]) == 0
     out = capsys.readouterr().out
     assert "metrics/renamed" in out and "Why it matters" in out
+    # Every evidence key the catalogue declares for the kind, with its meaning.
+    keys = out.split("Evidence keys (JSON):\n", 1)[1].splitlines()
+    rule = load_catalogue()["metrics/renamed"]
+    assert rule.evidence and [k.split()[0] for k in keys] == [k for k, _m in rule.evidence]
+    assert all(meaning in out for _k, meaning in rule.evidence)
     assert main(["explain", "metrics/nope"]) == 2
     assert "unknown finding kind 'metrics/nope'" in capsys.readouterr().err
     assert main(["explain", "renamed"]) == 2
