@@ -21,8 +21,10 @@ def test_a_second_drop_of_an_index_is_predicted_statically() -> None:
     (finding,) = by_kind(result, "migrations/downgrade-will-fail").values()
     assert finding.subject == "0002"  # type: ignore[attr-defined]
     assert finding.message == (  # type: ignore[attr-defined]
-        "The `downgrade()` of `0002` will fail: index `ix_users_name` does not exist (removed "
-        "by the upgrade of `0002`)."
+        "The downgrade of `0002` will fail: index `ix_users_name` does not exist (removed by the "
+        "upgrade of `0002`), at `downgrade()` (0002_lookup_index.py:17): "
+        "`op.drop_index('ix_users_name', table_name='users')` (predicted from the code of the "
+        "steps before it)."
     )
 
 
