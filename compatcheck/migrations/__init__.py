@@ -7,8 +7,8 @@ section (:class:`~.section.MigrationsSection`) go to the engine with the rest.
 A framework-neutral core, and sources:
 
 - :mod:`.steps` the model (steps, the ops each direction performs), :mod:`.graph` the history
-  and the downgrade path, :mod:`.sql` SQL statements (the one splitter), :mod:`.sqlstatic` the one SQL reader
-  (sqlglot), :mod:`.simulate` the replay that predicts failing downgrades;
+  and the downgrade path, :mod:`.sql` SQL statements (the one splitter), :mod:`.sqlstatic` the
+  one SQL reader (sqlglot), :mod:`.simulate` the replay that predicts failing downgrades;
 - :mod:`.checks` static findings per step, :mod:`.findings` what the round trip observed,
   attributed to revisions, :mod:`.plans` the two rollback plans judged from them;
 - :mod:`.scratch` the one scratch-database module, :mod:`.roundtrip` the round trip (with
