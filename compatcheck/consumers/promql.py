@@ -250,22 +250,42 @@ def _build(e: Any, needs: frozenset[Need]) -> Node:
 
 
 def _selector(vs: Any, needs: frozenset[Need]) -> Selector:
+    text = str(vs)
+    parts = _SELECTOR_PARTS.get(text)
+    if parts is None:
+        parts = _selector_parts(vs)
+        if len(_SELECTOR_PARTS) >= _SELECTOR_PARTS_MAX:
+            _SELECTOR_PARTS.clear()
+        _SELECTOR_PARTS[text] = parts
+    name, name_regex, matchers = parts
+    if text.endswith("{}"):
+        text = text[:-2]
+    return Selector(name, name_regex, matchers, needs, text)
+
+
+#: A selector's name and matchers by its text (promql-parser's rendering, which spells every
+#: matcher): dashboards and rule sets repeat selectors across queries, and reading the matchers
+#: out of promql-parser's tree makes a Python object per matcher and per attribute, several times
+#: the cost of rendering the text. Bounded: cleared when full.
+_SELECTOR_PARTS: dict[str, tuple[str | None, str | None, tuple[Matcher, ...]]] = {}
+_SELECTOR_PARTS_MAX = 65536
+
+
+def _selector_parts(vs: Any) -> tuple[str | None, str | None, tuple[Matcher, ...]]:
     name: str | None = vs.name
     name_regex: str | None = None
     matchers: list[Matcher] = []
     for m in vs.matchers.matchers:
         op = _MATCH_OPS.get(str(m.op).rsplit(".", 1)[-1], "=")
-        if m.name == "__name__":
+        label = m.name
+        if label == "__name__":
             if op == "=" and name is None:
                 name = m.value
             elif op == "=~" and name is None:
                 name_regex = m.value
             continue
-        matchers.append(Matcher(m.name, op, m.value))
-    text = str(vs)
-    if text.endswith("{}"):
-        text = text[:-2]
-    return Selector(name, name_regex, tuple(matchers), needs, text)
+        matchers.append(Matcher(label, op, m.value))
+    return name, name_regex, tuple(matchers)
 
 
 def _aggregate(e: Any, needs: frozenset[Need]) -> Node:
