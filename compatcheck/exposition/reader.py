@@ -130,14 +130,17 @@ class Reader:
                     if not body:  # the bound is the only label, or the line needs the slow path
                         bound = labels[len(tag) - 2 :] if labels.startswith(tag[2:]) else '"'
                     bounds = sink.bounds
-                    if '"' not in bound and (bound in bounds or is_number(bound)):
-                        if not body or body == fam.last:
-                            bounds[bound] = bounds.get(bound, 0) + 1
-                            continue
+                    seen = bounds.get(bound)
+                    if seen is None and ('"' in bound or not is_number(bound)):
+                        pass  # no bound, or an escaped or invalid one: the exact path decides
+                    elif not body or body == fam.last:
+                        bounds[bound] = (seen or 0) + 1
+                        continue
+                    else:
                         pieces = body.split('",')
                         if fam.pieces.issuperset(pieces) or self._add_pieces(fam, pieces):
                             fam.last = body
-                            bounds[bound] = bounds.get(bound, 0) + 1
+                            bounds[bound] = (seen or 0) + 1
                             continue
                     # Bound not last, missing, escaped or invalid, or labels need the exact path.
                 elif labels == fam.last:
