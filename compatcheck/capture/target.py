@@ -12,8 +12,6 @@ and turns failure into a ``check/unavailable`` finding, never an exception.
 from __future__ import annotations
 
 import contextlib
-import os
-import ssl
 import sys
 import threading
 import time
@@ -30,6 +28,7 @@ from compatcheck.capture.probes import (
     health_record,
     never_ready_record,
     readiness_record,
+    verifying_tls,
 )
 from compatcheck.capture.read import read_target
 from compatcheck.checks.availability import UNAVAILABLE
@@ -149,27 +148,6 @@ def _tls_probes(rc: ReadinessConfig) -> Iterator[httpx.Client | None]:
         return
     with httpx.Client(timeout=httpx.Timeout(10.0, connect=2.0), verify=False) as client:
         yield client
-
-
-_TLS_LOCK = threading.Lock()
-_TLS_CONTEXTS: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
-
-
-def verifying_tls() -> ssl.SSLContext:
-    """The verifying TLS context every capture's client shares (what ``httpx.Client()`` would
-    build, per ``SSL_CERT_FILE``/``SSL_CERT_DIR`` setting).
-
-    Building one loads the whole CA bundle: 20-60 ms of CPU, and a check made three (OLD, NEW,
-    the code-only trial) right when NEW's scratch database is being migrated and the releases
-    start, on the critical path of the run. Sharing is safe: an ``SSLContext`` is not changed by
-    the connections made with it.
-    """
-    key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
-    with _TLS_LOCK:
-        context = _TLS_CONTEXTS.get(key)
-        if context is None:
-            context = _TLS_CONTEXTS[key] = httpx.create_ssl_context()
-        return context
 
 
 class TargetCapture:
