@@ -113,6 +113,33 @@ def _fam(**kw) -> MetricFamily:  # type: ignore[no-untyped-def]
     return MetricFamily(name="m", type="counter", has_samples=True, **kw)
 
 
+def test_captures_share_one_verifying_tls_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every capture's client verifies with one context (building one loads the CA bundle); a
+    different SSL_CERT_FILE gets its own, as httpx.Client() would honour it."""
+    import ssl
+
+    import certifi
+
+    from compatcheck.capture.probes import verifying_tls
+    from compatcheck.capture.target import TargetCapture
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    shared = verifying_tls()
+    assert verifying_tls() is shared
+    assert shared.verify_mode == ssl.CERT_REQUIRED and shared.check_hostname
+    config = load_config(Path(__file__).parent.parent / "fixtures/demo/compatcheck.yaml")
+    captures = [
+        TargetCapture(config, config.target(role), None, None, threading.Event())  # type: ignore[arg-type]
+        for role in ("old", "new")
+    ]
+    for capture in captures:
+        with capture.session() as client:
+            assert client._transport._pool._ssl_context is shared  # type: ignore[attr-defined]
+    monkeypatch.setenv("SSL_CERT_FILE", certifi.where())
+    assert verifying_tls() is not shared
+
+
 def test_merge_marks_what_comes_and_goes_as_intermittent():
     first = MetricsSchema(
         families={

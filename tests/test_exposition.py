@@ -523,6 +523,44 @@ def test_high_cardinality_values_take_the_fast_path_only_when_plain() -> None:
         assert error_of("\n".join([*bad[:-1], broken]) + "\n")[0] == LABEL_VALUE_CAP + 3
 
 
+def test_a_lone_quote_is_not_an_empty_label_set() -> None:
+    """`m{"} 1` and `m_bucket{",le="1"} 1` end in `"}` but hold an unterminated quoted name: the
+    fast path once took the lone quote for an empty label body (equal to a family's initial
+    "last body", or to nothing before a bound) and counted the sample."""
+    assert error_of('# TYPE m gauge\nm{"} 1\n') == (2, "unterminated quoted name")
+    assert error_of('m 1\nm{"} 1\n') == (2, "unterminated quoted name")
+    hist = '# TYPE h histogram\nh_bucket{le="1"} 1\nh_bucket{",le="1"} 2\n'
+    assert error_of(hist) == (3, 'quoted term ",le=" is not a label')
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        " 1.5",
+        " 15.",
+        " .5",
+        " 1.2.3",
+        " .",
+        " 1..2",
+        " ١٢",
+        " 1.5 17",
+        "  1.5",
+        "\t2",
+        " +1",
+        " 1e3",
+    ],
+)
+def test_sample_tails_by_string_methods_and_by_the_pattern(tail: str) -> None:
+    """Integer and plain decimal values are checked by string methods, every other tail by the
+    grammar's pattern: both must decide as the slow path does (`1.2.3`, `.`, Arabic digits are
+    invalid; two blanks, a tab, a sign, an exponent, a timestamp are valid)."""
+    text = f'# TYPE g gauge\ng{{a="x"}} 1\ng{{a="y"}}{tail}\n'
+    try:
+        both_paths(text)
+    except ExpositionError:
+        error_of(text)
+
+
 # -- sample syntax -----------------------------------------------------------------------------
 
 

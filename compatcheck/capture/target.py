@@ -28,6 +28,7 @@ from compatcheck.capture.probes import (
     health_record,
     never_ready_record,
     readiness_record,
+    verifying_tls,
 )
 from compatcheck.capture.read import read_target
 from compatcheck.checks.availability import UNAVAILABLE
@@ -271,7 +272,9 @@ class TargetCapture:
     def session(self) -> Iterator[httpx.Client]:
         """The HTTP client for one run of the target (and, meanwhile, :attr:`tls_probes`)."""
         with (
-            httpx.Client(timeout=httpx.Timeout(10.0, connect=2.0)) as client,
+            httpx.Client(
+                timeout=httpx.Timeout(10.0, connect=2.0), verify=verifying_tls()
+            ) as client,
             _tls_probes(self.config.readiness) as self.tls_probes,
         ):
             yield client

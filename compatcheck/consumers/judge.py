@@ -157,16 +157,20 @@ class _Judge:
                 self.records.setdefault(e.record, []).append(e)
         self.record_memo: dict[str, _Result] = {}
         self.visiting: set[str] = set()
-        self.selector_memo: dict[Selector, _Result] = {}
+        #: By (text, needs): the text determines name and matchers (it is promql-parser's
+        #: rendering of them), and both hash cheaply (a str and a frozenset cache their hash;
+        #: a dataclass recomputes its hash over every field at each lookup).
+        self.selector_memo: dict[tuple[str, frozenset[tuple[str, str]]], _Result] = {}
 
     # -- tree ----------------------------------------------------------------------------------
 
     def eval(self, node: Node) -> _Result:
         if isinstance(node, Selector):
-            cached = self.selector_memo.get(node)
+            key = (node.text, node.needs)
+            cached = self.selector_memo.get(key)
             if cached is None:
                 cached = self.selector(node)
-                self.selector_memo[node] = cached
+                self.selector_memo[key] = cached
             return cached
         results = [self.eval(c) for c in node.children]
         if node.kind == "absent":

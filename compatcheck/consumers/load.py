@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -234,23 +234,21 @@ def _finish(collector: Collector) -> ConsumerSet:
     for raw in collector.raws:
         subject = subject_of[id(raw.consumer)]
         consumers[subject] = raw.consumer
-        expr = Expression(
-            subject=subject,
-            consumer=raw.consumer,
-            text=raw.text,
-            line=raw.line,
-            record=raw.record,
-            where=raw.where,
-        )
         try:
             node = parse_expression(raw.text, raw.grafana, raw.root_needs)
         except PromQLError as exc:
-            expressions.append(replace(expr, error=str(exc)))
+            expr = Expression(
+                subject, raw.consumer, raw.text, raw.line, raw.record, None, str(exc), raw.where
+            )
+            expressions.append(expr)
             if subject not in errored:  # one finding per consumer: the subject is its identity
                 errored.add(subject)
                 findings.append(_expression_error(expr, str(exc)))
             continue
-        expressions.append(replace(expr, node=node))
+        # Built once, positionally (dataclasses.replace costs several times a construction).
+        expressions.append(
+            Expression(subject, raw.consumer, raw.text, raw.line, raw.record, node, None, raw.where)
+        )
     return ConsumerSet(tuple(expressions), tuple(findings), consumers)
 
 

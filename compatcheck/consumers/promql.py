@@ -18,7 +18,7 @@ judged against any number of schemas by :mod:`compatcheck.consumers.judge`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -216,11 +216,15 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _without(needs: frozenset[Need], labels: Iterable[str]) -> frozenset[Need]:
+    if not needs:  # the common case: nothing asked from outside
+        return needs
     drop = set(labels)
     return frozenset(n for n in needs if n[0] not in drop)
 
 
 def _only(needs: frozenset[Need], labels: Iterable[str]) -> frozenset[Need]:
+    if not needs:
+        return needs
     keep = set(labels)
     return frozenset(n for n in needs if n[0] in keep)
 
@@ -230,15 +234,18 @@ def _tag(labels: Iterable[str], reason: str) -> frozenset[Need]:
 
 
 def _build(e: Any, needs: frozenset[Need]) -> Node:
+    # By exact class first (promql-parser's node classes are final): one dict lookup instead of
+    # a chain of isinstance calls, for each of the ~6 nodes of a typical expression.
+    build = _BUILDERS.get(type(e))
+    if build is not None:
+        return build(e, needs)
     if isinstance(e, promql_parser.VectorSelector):
         return _selector(e, needs)
     if isinstance(e, promql_parser.MatrixSelector):
         return _selector(e.vector_selector, needs)
-    if isinstance(
-        e, promql_parser.ParenExpr | promql_parser.UnaryExpr | promql_parser.SubqueryExpr
-    ):
+    if isinstance(e, _WRAPPERS):
         return _build(e.expr, needs)
-    if isinstance(e, promql_parser.NumberLiteral | promql_parser.StringLiteral):
+    if isinstance(e, _LITERALS):
         return CONST
     if isinstance(e, promql_parser.AggregateExpr):
         return _aggregate(e, needs)
@@ -249,23 +256,59 @@ def _build(e: Any, needs: frozenset[Need]) -> Node:
     return CONST  # pragma: no cover - every node class of promql-parser 0.12 is handled above
 
 
+_WRAPPERS = (promql_parser.ParenExpr, promql_parser.UnaryExpr, promql_parser.SubqueryExpr)
+_LITERALS = (promql_parser.NumberLiteral, promql_parser.StringLiteral)
+
+
+def _matrix(e: Any, needs: frozenset[Need]) -> Node:
+    return _selector(e.vector_selector, needs)
+
+
+def _wrapped(e: Any, needs: frozenset[Need]) -> Node:
+    return _build(e.expr, needs)
+
+
+def _literal(e: Any, needs: frozenset[Need]) -> Node:
+    return CONST
+
+
 def _selector(vs: Any, needs: frozenset[Need]) -> Selector:
+    text = str(vs)
+    parts = _SELECTOR_PARTS.get(text)
+    if parts is None:
+        parts = _selector_parts(vs)
+        if len(_SELECTOR_PARTS) >= _SELECTOR_PARTS_MAX:
+            _SELECTOR_PARTS.clear()
+        _SELECTOR_PARTS[text] = parts
+    name, name_regex, matchers = parts
+    if text.endswith("{}"):
+        text = text[:-2]
+    return Selector(name, name_regex, matchers, needs, text)
+
+
+#: A selector's name and matchers by its text (promql-parser's rendering, which spells every
+#: matcher): dashboards and rule sets repeat selectors across queries, and reading the matchers
+#: out of promql-parser's tree makes a Python object per matcher and per attribute, several times
+#: the cost of rendering the text. Bounded: cleared when full.
+_SELECTOR_PARTS: dict[str, tuple[str | None, str | None, tuple[Matcher, ...]]] = {}
+_SELECTOR_PARTS_MAX = 65536
+
+
+def _selector_parts(vs: Any) -> tuple[str | None, str | None, tuple[Matcher, ...]]:
     name: str | None = vs.name
     name_regex: str | None = None
     matchers: list[Matcher] = []
     for m in vs.matchers.matchers:
         op = _MATCH_OPS.get(str(m.op).rsplit(".", 1)[-1], "=")
-        if m.name == "__name__":
+        label = m.name
+        if label == "__name__":
             if op == "=" and name is None:
                 name = m.value
             elif op == "=~" and name is None:
                 name_regex = m.value
             continue
-        matchers.append(Matcher(m.name, op, m.value))
-    text = str(vs)
-    if text.endswith("{}"):
-        text = text[:-2]
-    return Selector(name, name_regex, tuple(matchers), needs, text)
+        matchers.append(Matcher(label, op, m.value))
+    return name, name_regex, tuple(matchers)
 
 
 def _aggregate(e: Any, needs: frozenset[Need]) -> Node:
@@ -286,9 +329,7 @@ def _aggregate(e: Any, needs: frozenset[Need]) -> Node:
         inner = _without(needs, labels)
     inner = _without(inner, produced)
     children = [_build(e.expr, inner)]
-    if e.param is not None and not isinstance(
-        e.param, promql_parser.StringLiteral | promql_parser.NumberLiteral
-    ):
+    if e.param is not None and not isinstance(e.param, _LITERALS):
         children.append(_build(e.param, frozenset()))
     return _all(children)
 
@@ -352,6 +393,18 @@ def _call(e: Any, needs: frozenset[Need]) -> Node:
     if name in ("scalar", "vector"):
         return _all([_build(a, frozenset()) for a in args])
     return _all([_build(a, needs) for a in args])
+
+
+#: The reduction of each promql-parser node class (see :func:`_build`).
+_BUILDERS: dict[type, Callable[[Any, frozenset[Need]], Node]] = {
+    promql_parser.VectorSelector: _selector,
+    promql_parser.MatrixSelector: _matrix,
+    **dict.fromkeys(_WRAPPERS, _wrapped),
+    **dict.fromkeys(_LITERALS, _literal),
+    promql_parser.AggregateExpr: _aggregate,
+    promql_parser.BinaryExpr: _binary,
+    promql_parser.Call: _call,
+}
 
 
 def _string(e: Any) -> str:

@@ -53,7 +53,7 @@ class Family:
 
     __slots__ = (
         "hc",
-        "hc_prefixes",
+        "hc_fast",
         "help",
         "implicit",
         "last",
@@ -75,9 +75,9 @@ class Family:
         self.unit: str | None = None
         self.values: dict[str, set[str]] = {}
         self.hc: set[str] = set()
-        #: ``key="`` of every high-cardinality key: the fast path accepts such a piece after a
-        #: character check alone, with no cache (its values are mostly new on every line).
-        self.hc_prefixes: tuple[str, ...] = ()
+        #: The high-cardinality keys the fast path accepts after a character check of the value
+        #: alone, with no cache (their values are mostly new on every line).
+        self.hc_fast: frozenset[str] = frozenset()
         #: Cache of ``key="value`` pieces (fast-path form) already folded into ``values``.
         self.pieces: set[str] = set()
         #: Last fast-path label body folded in: the buckets, ``_sum`` and ``_count`` of one
@@ -92,7 +92,7 @@ class Family:
         prefix = key + '="'
         self.pieces = {p for p in self.pieces if not p.startswith(prefix)}
         # `__name__` never takes the fast path (a quoted name inside the braces).
-        self.hc_prefixes = tuple(k + '="' for k in sorted(self.hc) if k != "__name__")
+        self.hc_fast = frozenset(self.hc - {"__name__"})
 
     def has_samples(self) -> bool:
         # A loop, not any() over a generator: asked for every metadata line.

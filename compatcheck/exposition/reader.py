@@ -76,22 +76,28 @@ class Reader:
     # -- fast path -------------------------------------------------------------------------
 
     def feed(self, block: str) -> None:
-        """Read ``block``: whole lines joined by ``\\n`` (no trailing newline), CRLF removed."""
+        """Read ``block``: whole lines joined by ``\\n`` (no trailing newline), CRLF removed.
+
+        A line with labels is cut by two single-argument ``partition`` calls (``name{``,
+        ``labels"}``, tail): in CPython 3.11 ``find``/``rfind``/``startswith`` parse their
+        optional arguments generically, which cost more than the search itself.
+        """
         fast = self.fast
         tail_at = self.tail_re.match
         lineno = self.lines
-        # `name{` of the previous fast line and its sink: consecutive lines mostly share it.
+        # The name of the previous fast line and its sink: consecutive lines mostly share it.
         # Reset after every slow line, the only place where metadata (and so sinks) change.
-        prev, prev_sink, prev_i = "\n", None, 0
+        # "\n" never equals a name (a line holds none).
+        prev, prev_sink = "\n", None
         for line in block.split("\n"):
             lineno += 1
-            if line.startswith(prev):
-                sink, i = prev_sink, prev_i
+            name, brace, rest = line.partition("{")
+            if name == prev:
+                sink = prev_sink
             else:
-                i = line.find("{")
-                sink = fast.get(line[:i]) if i > 0 else None
+                sink = fast.get(name) if brace else None
                 if sink is None:
-                    if i < 0:
+                    if not brace:
                         sp = line.find(" ")
                         if sp > 0:
                             sink = fast.get(line[:sp])
@@ -101,53 +107,49 @@ class Reader:
                     self._slow(line, lineno)
                     prev = "\n"
                     continue
-                prev, prev_sink, prev_i = line[: i + 1], sink, i
+                prev, prev_sink = name, sink
             assert sink is not None
-            j = line.rfind("}")
-            # The tail is validated first: once it holds no `}`, the last `}` is the closing
-            # brace whatever the label values contain.
-            # The commonest tail, ` <digits>` (a count), by string methods at half the cost of
-            # the pattern, which decides every other tail.
-            tail = line[j + 1 :]
-            if (
-                j > i + 1
-                and line[j - 1] == '"'
-                and (
-                    (tail[:1] == " " and tail.isascii() and tail[1:].isdigit())
-                    or tail_at(line, j + 1) is not None
+            # The tail is validated first: once it holds no `}` nor `"`, the last `"}` closes
+            # the label set whatever the label values contain. `labels` is not empty: a valid
+            # label set holds at least `k="`. The commonest tails, ` <digits>` and
+            # ` <digits>.<digits>`, are checked by string methods at half the cost of the
+            # pattern, which decides every other tail.
+            labels, _, tail = rest.rpartition('"}')
+            if labels and (
+                (
+                    ((digits := tail[1:]).isdigit() or digits.replace(".", "", 1).isdigit())
+                    and tail[0] == " "
+                    and tail.isascii()
                 )
+                or tail_at(tail) is not None
             ):
-                body = line[i + 1 : j - 1]
                 fam = sink.fam
                 if sink.role:
                     tag = sink.bound_tag
-                    p = body.rfind(tag)
-                    if p >= 0:
-                        bound = body[p + len(tag) :]
-                        body = body[:p]
-                    elif body.startswith(tag[2:]):
-                        bound = body[len(tag) - 2 :]
-                        body = ""
-                    else:
-                        bound = ""
+                    body, _, bound = labels.rpartition(tag)
+                    if not body:  # the bound is the only label, or the line needs the slow path
+                        bound = labels[len(tag) - 2 :] if labels.startswith(tag[2:]) else '"'
                     bounds = sink.bounds
-                    if '"' not in bound and (bound in bounds or is_number(bound)):
-                        if not body or body == fam.last:
-                            bounds[bound] = bounds.get(bound, 0) + 1
-                            continue
+                    seen = bounds.get(bound)
+                    if seen is None and ('"' in bound or not is_number(bound)):
+                        pass  # no bound, or an escaped or invalid one: the exact path decides
+                    elif not body or body == fam.last:
+                        bounds[bound] = (seen or 0) + 1
+                        continue
+                    else:
                         pieces = body.split('",')
                         if fam.pieces.issuperset(pieces) or self._add_pieces(fam, pieces):
                             fam.last = body
-                            bounds[bound] = bounds.get(bound, 0) + 1
+                            bounds[bound] = (seen or 0) + 1
                             continue
                     # Bound not last, missing, escaped or invalid, or labels need the exact path.
-                elif body == fam.last:
+                elif labels == fam.last:
                     sink.n += 1
                     continue
                 else:
-                    pieces = body.split('",')
+                    pieces = labels.split('",')
                     if fam.pieces.issuperset(pieces) or self._add_pieces(fam, pieces):
-                        fam.last = body
+                        fam.last = labels
                         sink.n += 1
                         continue
             self._slow(line, lineno)
@@ -159,20 +161,20 @@ class Reader:
         needs the slow path (whatever was folded before it is folded again there, harmlessly:
         values are sets)."""
         known = fam.pieces
-        hc_prefixes = fam.hc_prefixes
+        hc_fast = fam.hc_fast
         for piece in pieces:
             if piece in known:
                 continue
-            if hc_prefixes and piece.startswith(hc_prefixes):
+            key, eq, value = piece.partition('="')
+            if key in hc_fast and eq:
                 # A high-cardinality key: its name is known valid, so the piece is valid when
-                # the value holds no quote or backslash (the prefix holds the one `"`; a
-                # newline cannot occur inside a line). Nothing is stored: only the key counts.
-                if piece.count('"') != 1 or "\\" in piece:
+                # the value holds no quote or backslash (a newline cannot occur inside a line).
+                # Nothing is stored: only the key counts.
+                if '"' in value or "\\" in value:
                     return False
                 continue
-            if _match_piece(piece) is None or piece.startswith('__name__="'):
+            if _match_piece(piece) is None or key == "__name__":
                 return False
-            key, _, value = piece.partition('="')
             self._add_value(fam, key, value, piece)
         return True
 
