@@ -61,3 +61,19 @@ def test_the_snapshot_gate_loads_no_http_client_and_no_jsonschema() -> None:
     # The catalogue is read from its decoded copy, the snapshot schema's validator from its
     # written code, the text report without the other formats' XML: none of them loads.
     assert _loaded_after(code) == set()
+
+
+def test_the_migrations_package_leaves_the_sql_parser_to_sql_histories() -> None:
+    """``check`` imports the migrations package before its services start; sqlglot (the SQL
+    reader) is for SQL-file histories and raw SQL only, and loads when one is read."""
+    probe = (
+        "import sys\n"
+        "import compatcheck.migrations\n"
+        "from compatcheck.migrations.sources import open_source\n"
+        "print('sqlglot' in sys.modules)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False"]

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from compatcheck.migrations.sources.sqlfiles.formats import Migration, Section
 from compatcheck.migrations.sources.sqlfiles.splitting import blank_bodies
 from compatcheck.migrations.sql import shorten
-from compatcheck.migrations.sqlstatic import Reader
 from compatcheck.migrations.steps import Code, Unknown
+
+if TYPE_CHECKING:
+    from compatcheck.migrations.sqlstatic import Reader
 
 
 def _statements(section: Section) -> list[tuple[str, int]]:
@@ -79,5 +82,9 @@ def read_step(reader: Reader, m: Migration) -> tuple[Code, Code | None]:
 
 def read_history(migrations: Sequence[Migration], dialect: str) -> list[tuple[Code, Code | None]]:
     """Every step's up and down, in the tool's order, through one reader."""
+    # Local import: sqlglot is read only when a SQL history is (a check of an Alembic project
+    # starts its services without it).
+    from compatcheck.migrations.sqlstatic import Reader
+
     reader = Reader(dialect)
     return [read_step(reader, m) for m in migrations]
