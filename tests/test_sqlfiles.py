@@ -454,9 +454,14 @@ def test_cancel_stops_before_the_next_version_up_and_down(tmp_path: Path) -> Non
     )
     source = SqlFilesSource("golang-migrate", folder)
     asked: list[int] = []
+
+    def closing_after_one_step() -> bool:
+        asked.append(1)
+        return len(asked) > 1
+
     with scratch_database(None) as scratch, scratch.engine.connect() as conn:
         runner = source.runner(scratch, conn)
-        runner.cancelled = lambda: asked.append(1) or len(asked) > 1  # type: ignore[attr-defined]
+        runner.cancelled = closing_after_one_step  # type: ignore[attr-defined,method-assign]
         with pytest.raises(Cancelled, match="stopped before `2`"):
             runner.upgrade("head")
         conn.commit()
