@@ -152,19 +152,25 @@ def ours(name: str, pattern: re.Pattern[str] = leftovers.DATABASE_RE) -> bool:
     return owner is not None and owner.tag == RUN_TAG
 
 
-def scratch_databases(url: str) -> list[str]:
-    """Names of the scratch databases this test run created on the server behind ``url``."""
+def _server_names(url: str, postgres: str, mysql: str) -> list[str]:
+    """The first column of ``postgres`` or ``mysql`` (by the server's dialect) on ``url``."""
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                q = "SELECT datname FROM pg_database WHERE datname LIKE :p"
-            else:
-                q = "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :p"
-            names = [str(r[0]) for r in conn.execute(sa.text(q), {"p": "compatcheck%"})]
-            return sorted(n for n in names if ours(n))
+            q = postgres if conn.dialect.name == "postgresql" else mysql
+            return [str(r[0]) for r in conn.execute(sa.text(q))]
     finally:
         engine.dispose()
+
+
+def scratch_databases(url: str) -> list[str]:
+    """Names of the scratch databases this test run created on the server behind ``url``."""
+    names = _server_names(
+        url,
+        "SELECT datname FROM pg_database WHERE datname LIKE 'compatcheck%'",
+        "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'compatcheck%'",
+    )
+    return sorted(n for n in names if ours(n))
 
 
 def owned_processes() -> list[int]:
@@ -190,19 +196,11 @@ def _leftovers() -> set[str]:
 
 def _test_accounts(url: str) -> list[str]:
     """Roles, users and databases the tests themselves made (``cc_*_<RUN_TAG>_*``)."""
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                q = "SELECT rolname FROM pg_roles UNION ALL SELECT datname FROM pg_database"
-            else:
-                q = (
-                    "SELECT user FROM mysql.user "
-                    "UNION ALL SELECT schema_name FROM information_schema.schemata"
-                )
-            names = [str(r[0]) for r in conn.execute(sa.text(q))]
-    finally:
-        engine.dispose()
+    names = _server_names(
+        url,
+        "SELECT rolname FROM pg_roles UNION ALL SELECT datname FROM pg_database",
+        "SELECT user FROM mysql.user UNION ALL SELECT schema_name FROM information_schema.schemata",
+    )
     return sorted(n for n in names if n.startswith("cc_") and f"_{RUN_TAG}_" in n)
 
 

@@ -35,6 +35,7 @@ from compatcheck.policy import load_policy
 from compatcheck.report import Report
 from compatcheck.reporters import EXTENSIONS, FORMATS, render
 from compatcheck.reporters.github import escape_data, escape_property
+from compatcheck.reporters.html import _CSS
 from compatcheck.reporters.markdown import code, inline
 from compatcheck.reporters.sarif import sarif_log
 from compatcheck.schemas import validate
@@ -350,9 +351,22 @@ def build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Re
     return lambda name: CASES[name](tmp_path)
 
 
-def _normalise(text: str) -> str:
-    """The tool version changes with every release; golden files carry a placeholder."""
-    return text.replace(f'"{__version__}"', '"<version>"')
+#: What the golden HTML files hold where the page has its style sheet.
+STYLE_PLACEHOLDER = "<style>/* compatcheck.reporters.html._CSS */</style>"
+
+
+def _normalise(text: str, fmt: str) -> str:
+    """The tool version changes with every release; golden files carry a placeholder. An HTML
+    page must carry the reporter's style sheet exactly once, to the letter; the golden files
+    hold a placeholder in its place, so that each holds only what the case decides (the body)
+    and the style sheet is not written again per case."""
+    text = text.replace(f'"{__version__}"', '"<version>"')
+    if fmt == "html":
+        style = f"<style>{_CSS}</style>"
+        assert text.count(style) == 1, "the page does not carry the style sheet exactly once"
+        assert text.count("<style") == 1, "the page carries another style element"
+        text = text.replace(style, STYLE_PLACEHOLDER)
+    return text
 
 
 # --- golden files ----------------------------------------------------------------------------
@@ -361,7 +375,7 @@ def _normalise(text: str) -> str:
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_golden(case: str, fmt: str, build: Callable[[str], Report]) -> None:
-    out = _normalise(render(build(case), fmt))
+    out = _normalise(render(build(case), fmt), fmt)
     path = GOLDEN / fmt / f"{case}.{EXTENSIONS[fmt]}"
     if os.environ.get("UPDATE_GOLDEN") == "1":
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from compatcheck.errors import InputError
+from compatcheck.interrupts import Cancelled
 from compatcheck.migrations.graph import UnknownRevision, downgrade_path, resolve
 from compatcheck.migrations.scratch import scratch_database
 from compatcheck.migrations.sources import open_source
@@ -437,3 +438,35 @@ def test_golang_migrate_trigger_on_mariadb(tmp_path: Path, mysql_url: str) -> No
         tmp_path, {"1_t.up.sql": TRIGGER, "1_t.down.sql": "DROP TRIGGER tr;\nDROP TABLE t;\n"}
     )
     assert _server_trip(folder, "golang-migrate", mysql_url, "mysql") == [None, None]
+
+
+def test_cancel_stops_before_the_next_version_up_and_down(tmp_path: Path) -> None:
+    """A run closing between two steps: the step done stays done (and booked), the next one
+    never starts, and Cancelled propagates instead of becoming a failed step."""
+    folder = write(
+        tmp_path,
+        {
+            "1_a.up.sql": "CREATE TABLE a (x int);",
+            "1_a.down.sql": "DROP TABLE a;",
+            "2_b.up.sql": "CREATE TABLE b (x int);",
+            "2_b.down.sql": "DROP TABLE b;",
+        },
+    )
+    source = SqlFilesSource("golang-migrate", folder)
+    asked: list[int] = []
+
+    def closing_after_one_step() -> bool:
+        asked.append(1)
+        return len(asked) > 1
+
+    with scratch_database(None) as scratch, scratch.engine.connect() as conn:
+        runner = source.runner(scratch, conn)
+        runner.cancelled = closing_after_one_step  # type: ignore[attr-defined,method-assign]
+        with pytest.raises(Cancelled, match="stopped before `2`"):
+            runner.upgrade("head")
+        conn.commit()
+        tables = set(sa.inspect(conn).get_table_names())
+        assert "a" in tables and "b" not in tables
+        with pytest.raises(Cancelled, match="stopped before `1`"):
+            runner.downgrade(["1"])
+        assert "a" in set(sa.inspect(conn).get_table_names())

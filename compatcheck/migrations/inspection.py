@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -410,7 +411,8 @@ def _round_trip(
         try:
             trip = _run_trip(runner, history, path, scratch, conn, seed_sql, say, start)
             if fresh is not None:
-                trip = _again_unseeded(trip, source, history, path, start, say, fresh)
+                rerun = partial(_rerun, source, history, path, start, say, fresh)
+                trip = _again_unseeded(trip, history, say, rerun)
             failure = trip.failure
             if fresh is not None and failure is not None and failure.stage == "downgrade":
                 later = walk_on(source, history, path, failure.revision, fresh, start, say)
@@ -425,18 +427,16 @@ def _round_trip(
 
 def _again_unseeded(
     trip: RoundTrip,
-    source: Source,
     history: History,
-    path: DowngradePath,
-    start: StartingSchema,
     say: Callable[[str], None],
-    fresh: Callable[[], AbstractContextManager[Scratch]],
+    rerun: Callable[[Mapping[str, str] | None], RoundTrip],
 ) -> RoundTrip:
     """When the rows compatcheck generated made a step of the upgrade to NEW fail (a data
     migration that expects the application's own data), the round trip again on a fresh
     database: first without rows in the tables that step's upgrade touches (the data check keeps
     the rest), then, if a step still fails, without any rows. When no fresh database can be made,
-    the seeded trip stands and says why it was not rerun."""
+    the seeded trip stands and says why it was not rerun. ``rerun`` makes the trip again on a
+    fresh database without rows in the tables it is given (None: without any rows)."""
     failure = trip.failure
     if (
         failure is None
@@ -455,7 +455,7 @@ def _again_unseeded(
             + (f"without rows in {', '.join(sorted(skip))}" if unseeded_tables else "unseeded")
         )
         try:
-            retry = _rerun(source, history, path, start, say, fresh, unseeded_tables)
+            retry = rerun(unseeded_tables)
         except (
             ScratchUnavailable,
             RunnerUnavailable,

@@ -16,23 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from compatcheck.report import RatedFinding, Report, VersionInfo
-from compatcheck.reporters._common import (
-    artifact_summary,
-    build_text,
-    chosen_plan,
-    consumer_text,
-    downgrade_path_text,
-    not_blocking_note,
-    plan_advice,
-    plan_status,
-    plan_title,
-    printable,
-    rollback_steps,
-    transition_text,
-    verify_heading,
-    waived_findings,
-    waiver_text,
-)
+from compatcheck.reporters import _common as common
 from compatcheck.reporters.causes import Cause, build_causes, fixes, short_fingerprint, summary_line
 
 _CSS = """
@@ -67,7 +51,7 @@ _CODE = re.compile(r"`([^`]+)`")
 
 
 def _e(text: object) -> str:
-    return html.escape(printable(str(text), keep="\n"), quote=True)
+    return html.escape(common.printable(str(text), keep="\n"), quote=True)
 
 
 def _inline(text: str) -> str:
@@ -79,14 +63,14 @@ def _inline(text: str) -> str:
 def _version_row(role: str, info: VersionInfo, note: str) -> str:
     return (
         f"<tr><th>{_e(role)} ({_e(note)})</th><td><code>{_e(info.label)}</code></td>"
-        f"<td><code>{_e(info.source)}</code></td><td>{_e(build_text(info.build))}</td></tr>"
+        f"<td><code>{_e(info.source)}</code></td><td>{_e(common.build_text(info.build))}</td></tr>"
     )
 
 
 def _header(report: Report, causes: list[Cause]) -> list[str]:
     now, target = ("NEW", "OLD") if report.direction == "rollback" else ("OLD", "NEW")
     info = {"OLD": report.old, "NEW": report.new}
-    out = [f"<h1>compatcheck {_e(transition_text(report))}</h1>"]
+    out = [f"<h1>compatcheck {_e(common.transition_text(report))}</h1>"]
     out += [f'<p class="meta"><strong>Note:</strong> {_inline(n)}</p>' for n in report.notes]
     verdict = _e(summary_line(report, causes))
     out.append(f'<div class="verdict {report.verdict}" id="verdict">{verdict}</div>')
@@ -134,7 +118,7 @@ def _cause(n: int, cause: Cause, report: Report) -> list[str]:
     if cause.effects:
         out.append(f"<p>Consequences ({len(cause.effects)}):</p><ul>")
         for effect in cause.effects:
-            line = _e(consumer_text(effect.consumer))
+            line = _e(common.consumer_text(effect.consumer))
             if effect.finding is not None:
                 line += f"<br>{_inline(effect.finding.finding.message)}"
             out.append(f"<li>{line}</li>")
@@ -210,30 +194,32 @@ def _migrations(report: Report) -> list[str]:
         "<p>downgrade path:</p>",
         '<ol class="timeline">',
     ]
-    steps = downgrade_path_text(mig.downgrade_path or (), mig.old_head or "base").split(" → ")
+    steps = common.downgrade_path_text(mig.downgrade_path or (), mig.old_head or "base").split(
+        " → "
+    )
     out += [f"<li><code>{_e(s)}</code></li>" for s in steps]
     out.append("</ol>")
     for p in mig.plans:
         cls = "safe" if p.safe else "unsafe"
         out.append(
-            f'<p><strong>{_e(plan_title(report, p))}</strong>: <span class="{cls}">'
-            f"{_inline(plan_status(p))}</span></p>"
+            f'<p><strong>{_e(common.plan_title(report, p))}</strong>: <span class="{cls}">'
+            f"{_inline(common.plan_status(p))}</span></p>"
         )
         items = [*p.reasons, *p.live_data_at_risk]
         if items:
             out.append("<ul>" + "".join(f"<li>{_inline(r)}</li>" for r in items) + "</ul>")
     relaxed = [rf for rf in report.visible() if not rf.waived and not rf.blocking]
     if relaxed:
-        out.append(f"<p>{_e(not_blocking_note(report))}, so these do not block:</p><ul>")
+        out.append(f"<p>{_e(common.not_blocking_note(report))}, so these do not block:</p><ul>")
         out += [
             f"<li><code>{_e(rf.finding.kind)}</code> {_inline(rf.finding.message)}</li>"
             for rf in relaxed
         ]
         out.append("</ul>")
-    advice = plan_advice(report)
+    advice = common.plan_advice(report)
     # As in the text report: on a NO-GO the plan is advice only once the blockers are resolved,
     # and the rollback steps below say so; it is not repeated here as an instruction.
-    if advice and (report.go or chosen_plan(report) is None):
+    if advice and (report.go or common.chosen_plan(report) is None):
         out.append(f"<p><strong>{_inline(advice)}</strong></p>")
     return out
 
@@ -242,7 +228,7 @@ def _waivers(report: Report) -> list[str]:
     """Accepted findings with their reason and expiry, then the waivers that need attention:
     expired ones (their finding counts again) and ones that match nothing (to remove)."""
     out: list[str] = []
-    waived = waived_findings(report)
+    waived = common.waived_findings(report)
     if waived:
         out += ['<h2 id="waived">Waived</h2>', "<ul>"]
         for rf in waived:
@@ -257,15 +243,16 @@ def _waivers(report: Report) -> list[str]:
     if report.expired_waivers:
         out += ['<h2 id="expired-waivers">Expired waivers</h2>', "<ul>"]
         out += [
-            f"<li><code>{_e(waiver_text(w))}</code>: expired {_e(w.expires.isoformat())}, the "
-            f"finding counts again ({_e(w.reason)}, {_e(w.source)})</li>"
+            f"<li><code>{_e(common.waiver_text(w))}</code>: expired "
+            f"{_e(w.expires.isoformat())}, the finding counts again "
+            f"({_e(w.reason)}, {_e(w.source)})</li>"
             for w in report.expired_waivers
         ]
         out.append("</ul>")
     if report.unused_waivers:
         out += ['<h2 id="unused-waivers">Unused waivers</h2>', "<ul>"]
         out += [
-            f"<li><code>{_e(waiver_text(w))}</code>: matched no finding, remove it "
+            f"<li><code>{_e(common.waiver_text(w))}</code>: matched no finding, remove it "
             f"({_e(w.reason)}, {_e(w.source)})</li>"
             for w in report.unused_waivers
         ]
@@ -276,7 +263,7 @@ def _waivers(report: Report) -> list[str]:
 def _verify(report: Report) -> list[str]:
     """Post-rollback verification: each check's state at the last poll, failing ones with the
     query and the objects that fail it."""
-    heading = verify_heading(report)
+    heading = common.verify_heading(report)
     if report.verify is None or heading is None:
         return []
     out = ['<h2 id="verify">Verification</h2>', f'<p class="meta">{_e(heading)}</p>']
@@ -297,7 +284,7 @@ def _verify(report: Report) -> list[str]:
 def _artifact(report: Report) -> list[str]:
     """What was verified of OLD's artifact; the rollback command itself is in the steps (on
     GO) or waits for the problems to be resolved (on NO-GO), as in the text report."""
-    summary = artifact_summary(report)
+    summary = common.artifact_summary(report)
     if summary is None:
         return []
     what, _commands, note = summary
@@ -308,7 +295,7 @@ def _artifact(report: Report) -> list[str]:
 
 
 def _steps(report: Report) -> list[str]:
-    plan, commands = rollback_steps(report)
+    plan, commands = common.rollback_steps(report)
     if plan is None and not commands:
         return []
     out = [
@@ -336,7 +323,7 @@ def render_html(report: Report, *, color: bool = False) -> str:
     total = report.timings.get("total")
     if total is not None:
         body.append(f"<footer>done in {total:.1f} s</footer>")
-    title = f"compatcheck: {report.verdict.upper()} for {transition_text(report)}"
+    title = f"compatcheck: {report.verdict.upper()} for {common.transition_text(report)}"
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'

@@ -12,24 +12,7 @@ import json
 import re
 
 from compatcheck.report import RatedFinding, Report, VersionInfo
-from compatcheck.reporters._common import (
-    advice_heading,
-    artifact_summary,
-    build_text,
-    chosen_plan,
-    consumer_text,
-    downgrade_path_text,
-    not_blocking_note,
-    plan_advice,
-    plan_role,
-    plan_status,
-    printable,
-    rollback_steps,
-    transition_text,
-    verify_heading,
-    waived_findings,
-    waiver_text,
-)
+from compatcheck.reporters import _common as common
 from compatcheck.reporters.causes import Cause, build_causes, fixes, short_fingerprint, summary_line
 
 #: Characters with a meaning in (GitHub-flavoured) Markdown text; backslash-escaped outside code.
@@ -42,7 +25,7 @@ COMMENT_LIMIT = 60_000
 
 def escape_text(text: str, *, table: bool = False) -> str:
     """Escape plain text so it renders literally (newlines become spaces in a table cell)."""
-    out = _SPECIAL.sub(r"\\\1", printable(text, keep="\n"))
+    out = _SPECIAL.sub(r"\\\1", common.printable(text, keep="\n"))
     if table:
         out = " ".join(out.splitlines())
     return out
@@ -55,7 +38,7 @@ def code(text: str, *, table: bool = False) -> str:
     """
     longest = max((len(m) for m in _BACKTICKS.findall(text)), default=0)
     fence = "`" * (longest + 1)
-    body = " ".join(printable(text, keep="\n").splitlines())
+    body = " ".join(common.printable(text, keep="\n").splitlines())
     if body.startswith("`") or body.endswith("`") or (body.startswith(" ") and body.strip()):
         body = f" {body} "
     if table:
@@ -99,7 +82,7 @@ def _details(summary: str, body: str, lang: str = "") -> list[str]:
     fence = _fence(body)
     return [
         "<details>",
-        f"<summary>{html.escape(printable(summary))}</summary>",
+        f"<summary>{html.escape(common.printable(summary))}</summary>",
         "",
         f"{fence}{lang}",
         body,
@@ -110,7 +93,7 @@ def _details(summary: str, body: str, lang: str = "") -> list[str]:
 
 
 def _version_row(role: str, info: VersionInfo, note: str) -> str:
-    build = build_text(info.build)
+    build = common.build_text(info.build)
     source = code(info.source, table=True) if info.source else ""
     label = code(info.label, table=True)
     return f"| {role} ({note}) | {label} | {source} | {escape_text(build, table=True)} |"
@@ -123,7 +106,7 @@ def _header(report: Report, causes: list[Cause]) -> list[str]:
     now, target = ("NEW", "OLD") if report.direction == "rollback" else ("OLD", "NEW")
     info = {"OLD": report.old, "NEW": report.new}
     return [
-        f"## compatcheck: {verdict} for {escape_text(transition_text(report))}",
+        f"## compatcheck: {verdict} for {escape_text(common.transition_text(report))}",
         "",
         f"**{escape_text(summary_line(report, causes))}**",
         "",
@@ -157,7 +140,9 @@ def _cause_row(n: int, cause: Cause, report: Report) -> str:
     for other in cause.related:
         what += f"<br>also {code(other.finding.kind, table=True)}: "
         what += inline(other.finding.message, table=True)
-    effects = "<br>".join(escape_text(consumer_text(e.consumer), table=True) for e in cause.effects)
+    effects = "<br>".join(
+        escape_text(common.consumer_text(e.consumer), table=True) for e in cause.effects
+    )
     fix = "<br>".join(inline(line, table=True) for line in fixes(cause, report))
     return f"| {n} | {sev} | {what} | {effects} | {fix} |"
 
@@ -184,7 +169,7 @@ def _findings(
         out += _evidence([rf for c in shown for rf in c.findings])
     relaxed = [rf for rf in report.visible() if not rf.waived and not rf.blocking]
     if relaxed:
-        note = not_blocking_note(report)
+        note = common.not_blocking_note(report)
         out += [
             "",
             f"**{escape_text(note[0].upper() + note[1:])}**, so these do not block:",
@@ -201,7 +186,7 @@ def _findings(
 
 def _waivers(report: Report) -> list[str]:
     out: list[str] = []
-    waived = waived_findings(report)
+    waived = common.waived_findings(report)
     if waived:
         out += [
             "",
@@ -222,14 +207,14 @@ def _waivers(report: Report) -> list[str]:
         out += ["", "### Expired waivers", ""]
         for w in report.expired_waivers:
             out.append(
-                f"- {code(waiver_text(w))} expired {w.expires.isoformat()} "
+                f"- {code(common.waiver_text(w))} expired {w.expires.isoformat()} "
                 f"({escape_text(w.reason)}, {code(w.source)}): the finding counts again"
             )
     if report.unused_waivers:
         out += ["", "### Unused waivers", ""]
         for w in report.unused_waivers:
             out.append(
-                f"- {code(waiver_text(w))} matched no finding "
+                f"- {code(common.waiver_text(w))} matched no finding "
                 f"({escape_text(w.reason)}, {code(w.source)}): remove it"
             )
     return out
@@ -241,7 +226,7 @@ def _migrations(report: Report) -> list[str]:
         return []
     out = ["", "### Migrations", ""]
     old_head, new_head = code(str(mig.old_head)), code(str(mig.new_head))
-    path = code(downgrade_path_text(mig.downgrade_path or (), mig.old_head or "base"))
+    path = code(common.downgrade_path_text(mig.downgrade_path or (), mig.old_head or "base"))
     out.append(f"OLD head {old_head}, NEW head {new_head}; downgrade path: {path}")
     out.append("")
     if mig.plans:
@@ -255,20 +240,21 @@ def _migrations(report: Report) -> list[str]:
                     + "; ".join(inline(str(line), table=True) for line in live)
                 )
             title = code(p.name, table=True)
-            role = plan_role(report, p)
+            role = common.plan_role(report, p)
             if role:
                 title += f", {escape_text(role, table=True)}"
             out.append(
-                f"| {title} | {inline(plan_status(p), table=True)} | {'<br>'.join(reasons)} |"
+                f"| {title} | {inline(common.plan_status(p), table=True)} "
+                f"| {'<br>'.join(reasons)} |"
             )
-    advice = plan_advice(report)
-    if advice and (report.go or chosen_plan(report) is None):
+    advice = common.plan_advice(report)
+    if advice and (report.go or common.chosen_plan(report) is None):
         out += ["", f"**{escape_text(advice[0].upper() + advice[1:])}.**"]
     return out
 
 
 def _verify(report: Report) -> list[str]:
-    heading = verify_heading(report)
+    heading = common.verify_heading(report)
     if report.verify is None or heading is None:
         return []
     out = ["", "### Verification", "", escape_text(heading), ""]
@@ -285,7 +271,7 @@ def _verify(report: Report) -> list[str]:
 
 
 def _artifact(report: Report) -> list[str]:
-    summary = artifact_summary(report)
+    summary = common.artifact_summary(report)
     if summary is None:
         return []
     what, commands, note = summary
@@ -301,10 +287,10 @@ def _artifact(report: Report) -> list[str]:
 
 def _pending_advice(report: Report, causes: list[Cause]) -> list[str]:
     """On NO-GO, the rollback steps framed as what to do once the blockers are resolved."""
-    plan, commands = rollback_steps(report)
+    plan, commands = common.rollback_steps(report)
     if report.go or (plan is None and not commands):
         return []
-    heading = advice_heading(report, causes)
+    heading = common.advice_heading(report, causes)
     out = ["", f"### {escape_text(heading[0].upper() + heading[1:])}"]
     if plan:
         out += ["", escape_text(plan[0].upper() + plan[1:]) + "."]

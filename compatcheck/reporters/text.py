@@ -14,25 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from compatcheck.report import RatedFinding, Report, VersionInfo
-from compatcheck.reporters._common import (
-    advice_heading,
-    artifact_summary,
-    build_text,
-    chosen_plan,
-    consumer_text,
-    downgrade_path_text,
-    not_blocking_note,
-    plan_advice,
-    plan_status,
-    plan_title,
-    printable,
-    rollback_steps,
-    short_json,
-    transition_text,
-    verify_heading,
-    waived_findings,
-    waiver_text,
-)
+from compatcheck.reporters import _common as common
 from compatcheck.reporters.causes import (
     Cause,
     Effect,
@@ -81,12 +63,12 @@ class _Painter:
         self.color = color
 
     def __call__(self, style: str, text: str) -> str:
-        safe = printable(text, keep="\t")
+        safe = common.printable(text, keep="\t")
         return _Painted(f"{_STYLES[style]}{safe}{_RESET}" if self.color else safe)
 
 
 def _version_line(role: str, info: VersionInfo, note: str) -> str:
-    build = build_text(info.build)
+    build = common.build_text(info.build)
     parts = [f"{role} {info.label} ({note})"]
     if info.source:
         parts.append(info.source)
@@ -98,7 +80,7 @@ def _version_line(role: str, info: VersionInfo, note: str) -> str:
 def _header(report: Report, paint: _Painter) -> list[str]:
     now, target = ("NEW", "OLD") if report.direction == "rollback" else ("OLD", "NEW")
     info = {"OLD": report.old, "NEW": report.new}
-    lines = [paint("bold", f"compatcheck {transition_text(report)}")]
+    lines = [paint("bold", f"compatcheck {common.transition_text(report)}")]
     if report.invocation:
         lines.append(f"  ran: {report.invocation}")
     return [
@@ -125,7 +107,7 @@ def _evidence_lines(rf: RatedFinding) -> list[str]:
     for key in _EVIDENCE_KEYS:
         if key not in ev or ev[key] in (None, "", [], {}):
             continue
-        text = short_json(ev[key])
+        text = common.short_json(ev[key])
         if text in rf.finding.message:
             continue
         out.append(f"      {key}: {text}")
@@ -133,7 +115,7 @@ def _evidence_lines(rf: RatedFinding) -> list[str]:
         tail = _log_tail(ev.get(key))
         if tail is None:
             if isinstance(ev.get(key), str) and ev[key].strip():
-                out.append(f"      {key}: {short_json(ev[key])}")
+                out.append(f"      {key}: {common.short_json(ev[key])}")
             continue
         out.append(f"      {key} (last {len(tail)} lines):")
         out.extend(f"        | {line}" for line in tail)
@@ -169,13 +151,13 @@ def _cause_lines(n: int, cause: Cause, report: Report, paint: _Painter) -> list[
     if cause.effects:
         lines.append(f"     consequences ({len(cause.effects)}):")
         for effect in cause.effects:
-            lines.append(f"       {consumer_text(effect.consumer)}")
+            lines.append(f"       {common.consumer_text(effect.consumer)}")
             symptom = _symptom_text(effect)
             if symptom is not None:
                 lines.append(f"         {symptom}")
                 expr = effect.finding.finding.evidence.get("expr") if effect.finding else None
                 if isinstance(expr, str) and expr.strip():
-                    lines.append(f"         expr: {short_json(expr)}")
+                    lines.append(f"         expr: {common.short_json(expr)}")
     fix = fixes(cause, report)
     lines.append(f"     fix: {fix[0]}")
     lines += [f"          {line}" for line in fix[1:]]
@@ -202,7 +184,7 @@ def _relaxed(report: Report) -> list[str]:
     relaxed = [rf for rf in report.visible() if not rf.waived and not rf.blocking]
     if not relaxed:
         return []
-    out = [f"  {not_blocking_note(report)}, so these do not block:"]
+    out = [f"  {common.not_blocking_note(report)}, so these do not block:"]
     for rf in relaxed:
         f = rf.finding
         out.append(f"      {f.kind} {f.subject} (fp {short_fingerprint(rf)}): {f.message}")
@@ -211,7 +193,7 @@ def _relaxed(report: Report) -> list[str]:
 
 def _waivers(report: Report, paint: _Painter) -> list[str]:
     out: list[str] = []
-    waived = waived_findings(report)
+    waived = common.waived_findings(report)
     if waived:
         out += ["", paint("dim", f"WAIVED ({len(waived)})")]
         for rf in waived:
@@ -223,13 +205,13 @@ def _waivers(report: Report, paint: _Painter) -> list[str]:
         out += ["", paint("warning", f"EXPIRED WAIVERS ({len(report.expired_waivers)})")]
         for w in report.expired_waivers:
             out.append(
-                f"  {waiver_text(w)}: expired {w.expires.isoformat()}, the finding counts again"
-                f" ({w.source})"
+                f"  {common.waiver_text(w)}: expired {w.expires.isoformat()}, "
+                f"the finding counts again ({w.source})"
             )
     if report.unused_waivers:
         out += ["", paint("dim", f"UNUSED WAIVERS ({len(report.unused_waivers)})")]
         for w in report.unused_waivers:
-            out.append(f"  {waiver_text(w)}: matched no finding, remove it ({w.source})")
+            out.append(f"  {common.waiver_text(w)}: matched no finding, remove it ({w.source})")
     return out
 
 
@@ -239,24 +221,24 @@ def _migrations(report: Report, paint: _Painter) -> list[str]:
         return []
     out = ["", paint("bold", "MIGRATIONS")]
     out.append(f"  heads: OLD {mig.old_head} · NEW {mig.new_head}")
-    path = downgrade_path_text(mig.downgrade_path or (), mig.old_head or "base")
+    path = common.downgrade_path_text(mig.downgrade_path or (), mig.old_head or "base")
     out.append(f"  downgrade path: {path}")
     for p in mig.plans:
-        out.append(f"  {plan_title(report, p)}: {plan_status(p)}")
+        out.append(f"  {common.plan_title(report, p)}: {common.plan_status(p)}")
         out += [f"      {r}" for r in p.reasons]
         live = p.live_data_at_risk
         if live:
             out.append("      data at risk on the live database:")
             out += [f"        {line}" for line in live]
     out += _relaxed(report)
-    advice = plan_advice(report)
-    if advice and (report.go or chosen_plan(report) is None):
+    advice = common.plan_advice(report)
+    if advice and (report.go or common.chosen_plan(report) is None):
         out.append(f"  → {advice}")
     return out
 
 
 def _verify(report: Report, paint: _Painter) -> list[str]:
-    heading = verify_heading(report)
+    heading = common.verify_heading(report)
     if report.verify is None or heading is None:
         return []
     out = ["", paint("bold", "VERIFY"), f"  {heading}"]
@@ -272,7 +254,7 @@ def _verify(report: Report, paint: _Painter) -> list[str]:
 
 
 def _artifact(report: Report, paint: _Painter) -> list[str]:
-    summary = artifact_summary(report)
+    summary = common.artifact_summary(report)
     if summary is None:
         return []
     what, commands, note = summary
@@ -289,10 +271,10 @@ def _artifact(report: Report, paint: _Painter) -> list[str]:
 
 def _pending_advice(report: Report, causes: list[Cause]) -> list[str]:
     """On NO-GO, what to do once the blocking findings are resolved (below the verdict)."""
-    plan, commands = rollback_steps(report)
+    plan, commands = common.rollback_steps(report)
     if report.go or (plan is None and not commands):
         return []
-    out = ["", f"{advice_heading(report, causes)}:"]
+    out = ["", f"{common.advice_heading(report, causes)}:"]
     if plan:
         out.append(f"  {plan}")
     if commands:
@@ -308,7 +290,7 @@ def _extras(report: Report) -> list[str]:
     out = ["", "MORE"]
     for key in others:
         text = json.dumps(report.extras[key], sort_keys=True, default=str)
-        out.append(f"  {key}: {short_json(text, 300)}")
+        out.append(f"  {key}: {common.short_json(text, 300)}")
     return out
 
 
@@ -330,5 +312,7 @@ def render_text(report: Report, *, color: bool = False) -> str:
     total = report.timings.get("total")
     if total is not None:
         lines += ["", paint("dim", f"done in {total:.1f} s")]
-    safe = [line if isinstance(line, _Painted) else printable(line, keep="\t") for line in lines]
+    safe = [
+        line if isinstance(line, _Painted) else common.printable(line, keep="\t") for line in lines
+    ]
     return "\n".join(safe) + "\n"

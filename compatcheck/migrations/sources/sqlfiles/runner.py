@@ -193,25 +193,33 @@ class SqlRunner:
     def upgrade(self, target: str) -> Failed | None:
         """Apply the migrations after the database's version up to ``target``, then (Flyway)
         the repeatable scripts not yet run."""
+        return self._walk(lambda cur, applied: self._up_steps(cur, applied, target))
+
+    def _up_steps(self, cur: Any, applied: list[str], target: str) -> Iterator[str | None]:
+        stop = (
+            self.order.index(target.split(",")[0])
+            if target not in ("head", "heads")
+            else len(self.order) - 1
+        )
+        for version in self.order[: stop + 1]:
+            if version in applied:
+                continue
+            yield version
+            self._run(cur, self.migrations[version], "up", version)
+            applied.append(version)
+        yield None
+        self._repeatables(cur)
+
+    def _walk(self, steps: Callable[[Any, list[str]], Iterator[str | None]]) -> Failed | None:
+        """Run ``steps`` on one cursor with the applied versions. Each version it yields is
+        about to run (after a cancel check): a failure from then on names it; None names no
+        version (the repeatable scripts). Upgrade and downgrade share the failure handling."""
         current: str | None = None
         try:
             with self._cursor() as cur:
-                applied = self.applied(cur)
-                stop = (
-                    self.order.index(target.split(",")[0])
-                    if target not in ("head", "heads")
-                    else len(self.order) - 1
-                )
-                for version in self.order[: stop + 1]:
-                    if version in applied:
-                        continue
-                    if self.cancelled():
-                        raise Cancelled(f"stopped before `{version}`: the run is closing")
-                    current = version
-                    self._run(cur, self.migrations[version], "up", version)
-                    applied.append(version)
-                current = None
-                self._repeatables(cur)
+                for current in steps(cur, self.applied(cur)):
+                    if current is not None and self.cancelled():
+                        raise Cancelled(f"stopped before `{current}`: the run is closing")
         except StepError as exc:
             return Failed(current, str(exc), exc)
         except Cancelled:
@@ -239,27 +247,19 @@ class SqlRunner:
 
     def downgrade(self, path: Sequence[str]) -> Failed | None:
         """Undo ``path``, newest first; each must be the newest applied migration."""
-        current: str | None = None
-        try:
-            with self._cursor() as cur:
-                applied = self.applied(cur)
-                for version in path:
-                    if self.cancelled():
-                        raise Cancelled(f"stopped before `{version}`: the run is closing")
-                    current = version
-                    if not applied or applied[-1] != version:
-                        raise StepError(f"version {version} is not the newest applied one")
-                    index = self.order.index(version)
-                    target = self.order[index - 1] if index else None
-                    self._run(cur, self.migrations[version], "down", target)
-                    applied.pop()
-        except StepError as exc:
-            return Failed(current, str(exc), exc)
-        except Cancelled:
-            raise
-        except Exception as exc:
-            return Failed(current, _one_line(exc), exc)
-        return None
+        return self._walk(lambda cur, applied: self._down_steps(cur, applied, path))
+
+    def _down_steps(
+        self, cur: Any, applied: list[str], path: Sequence[str]
+    ) -> Iterator[str | None]:
+        for version in path:
+            yield version
+            if not applied or applied[-1] != version:
+                raise StepError(f"version {version} is not the newest applied one")
+            index = self.order.index(version)
+            target = self.order[index - 1] if index else None
+            self._run(cur, self.migrations[version], "down", target)
+            applied.pop()
 
     def offline_sql(self, path: Sequence[str], new: str) -> tuple[str, tuple[OnlineOnly, ...]]:
         """The downgrade as the SQL the files hold, in the order it runs (nothing needs a
