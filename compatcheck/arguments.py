@@ -49,10 +49,6 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _add_report_options(p: argparse.ArgumentParser, *, consumers: bool = True) -> None:
-    add_report_options(p, consumers=consumers)
-
-
 def _add_diff(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser("diff", help="compare two versions: URLs, exposition files or snapshots")
     p.add_argument("old", metavar="OLD", help="the release rolled back to")
@@ -71,7 +67,7 @@ def _add_diff(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="FILE",
         help="docker config.json with registry credentials for oci: sources",
     )
-    _add_report_options(p)
+    add_report_options(p)
 
 
 def _add_check(sub: argparse._SubParsersAction[Any]) -> None:
@@ -82,7 +78,7 @@ def _add_check(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="DIR|URL",
         help="store of release contracts for `stored:` targets (overrides `snapshot_dir`)",
     )
-    _add_report_options(p)
+    add_report_options(p)
 
 
 def _add_snapshot(sub: argparse._SubParsersAction[Any]) -> None:
@@ -155,7 +151,7 @@ def _add_migrations(sub: argparse._SubParsersAction[Any]) -> None:
     )
     _add_alembic_project(p)
     _add_window(p)
-    _add_report_options(p, consumers=False)
+    add_report_options(p, consumers=False)
 
 
 def _add_alembic_project(p: argparse.ArgumentParser) -> None:

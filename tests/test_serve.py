@@ -791,3 +791,27 @@ def test_serve_subcommand_plugs_into_the_cli_parser() -> None:
     with pytest.raises(SystemExit) as info:
         parser.parse_args(["serve", "--max-concurrent", "0"])
     assert info.value.code == 2
+
+
+def test_a_check_past_its_deadline_keeps_its_slot_until_its_work_ends(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller gets TERMINAL at the deadline, but the evaluation thread cannot be killed: it
+    holds its check slot until it ends, so the pool stays bounded (a new check is 429 meanwhile).
+    The evaluation is held at its pause point, past the deadline, on purpose."""
+    client = make_client(max_concurrent=1, check_timeout=0.5)
+    monkeypatch.setenv("COMPATCHECK_PAUSE_AT", "serve-evaluate")
+    monkeypatch.setenv("COMPATCHECK_PAUSE_SECONDS", "2")
+    resp = client.post("/v1/checks", json=body("shop", "v1", "v3"), headers=AUTH)
+    assert resp.status_code == 202
+    job = poll(client, resp.headers["location"])
+    assert (job["status"], job["error"]) == ("TERMINAL", "check timed out after 0.5s")
+    assert client.get("/healthz").json()["checks_running"] == 1
+    busy = client.post("/v1/check", json=body("shop", "v2", "v3"), headers=AUTH)
+    assert (busy.status_code, busy.json()) == (429, {"error": "too many checks running (limit 1)"})
+    monkeypatch.delenv("COMPATCHECK_PAUSE_AT")
+    deadline = time.monotonic() + 5
+    while client.get("/healthz").json()["checks_running"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert client.get("/healthz").json()["checks_running"] == 0
+    assert client.post("/v1/check", json=body("shop", "v2", "v3"), headers=AUTH).status_code == 200

@@ -54,19 +54,11 @@ class FindingSet:
         self.items[key] = Finding(kind, subject, message, evidence)
         self.order.append(key)
 
-    def remove(self, kind: str, subject: str) -> None:
-        """Take a finding back (a prediction the round trip answered)."""
-        if (kind, subject) in self.items:
-            del self.items[(kind, subject)]
-            self.order.remove((kind, subject))
-
     def has(self, kind: str, subject: str) -> bool:
         return (kind, subject) in self.items
 
-    def get(self, kind: str, subject: str) -> Finding | None:
-        return self.items.get((kind, subject))
-
     def drop(self, kind: str, subject: str) -> None:
+        """Take a finding back (a prediction the round trip answered)."""
         if self.items.pop((kind, subject), None) is not None:
             self.order.remove((kind, subject))
 

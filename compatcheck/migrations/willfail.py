@@ -26,13 +26,14 @@ def ran_downgrades(trip: RoundTrip | None, path: DowngradePath, *, walked: bool 
     if trip.status != "downgrade-failed" or trip.failure is None:
         return set()  # the upgrades failed: no downgrade ran
     reached = trip.failure.revision
-    if not walked:
-        return set(revs[: revs.index(reached) + 1]) if reached in revs else set()
-    for later in trip.later_failures:
-        if later.stage != "downgrade":
-            return set(revs[: revs.index(reached) + 1]) if reached in revs else set()
-        reached = later.revision
-    return set(revs)  # the walk went on to the end of the path
+    if walked:
+        for later in trip.later_failures:
+            if later.stage != "downgrade":
+                break  # the walk stopped early (a fresh database could not be upgraded)
+            reached = later.revision
+        else:
+            return set(revs)  # the walk went on to the end of the path
+    return set(revs[: revs.index(reached) + 1]) if reached in revs else set()
 
 
 def reconcile(
@@ -42,6 +43,6 @@ def reconcile(
     where the downgrade ran through."""
     ran = ran_downgrades(trip, path, walked=walked)
     for f in [f for f in found.findings() if f.kind == DOWNGRADE_WILL_FAIL and f.subject in ran]:
-        found.remove(f.kind, f.subject)
+        found.drop(f.kind, f.subject)
         if found.has(DOWNGRADE_FAILED, f.subject):
             found.add(DOWNGRADE_FAILED, f.subject, "", {"predicted": f.evidence["reasons"]})
