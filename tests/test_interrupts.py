@@ -114,6 +114,39 @@ def test_migrations_interrupted_anywhere_leaves_nothing(
     run_cases(cases, tmp_path, list(argv))
 
 
+SQL = REPO / "fixtures" / "realworld" / "sql"
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.mysql
+def test_sql_file_migrations_interrupted_anywhere_leaves_nothing(
+    tmp_path: Path, postgres_url: str, mysql_url: str
+) -> None:
+    """The same on real published SQL folders: sematic 0.41.0's dbmate migrations on PostgreSQL
+    (the window whose downgrade fails, so the walk after it makes further scratch databases) and
+    cfssl 1.6.5's goose migrations on MariaDB (from empty): the SQL-file runner's statements, its
+    version table and the walk leave nothing behind either."""
+    sematic = [
+        "--script-location",
+        str(SQL / "sematic" / "0.41.0" / "migrations"),
+        "--framework",
+        "dbmate",
+        "--old",
+        "20220921212247",
+        "--new",
+        "20221017233940",
+    ]
+    cfssl = ["--script-location", str(SQL / "cfssl" / "1.6.5" / "mysql"), "--framework", "goose",
+             "--old", "0", "--new", "2"]  # fmt: skip
+    argv = {
+        postgres_url: ["migrations", *sematic, "--db-url", postgres_url, "--format", "json"],
+        mysql_url: ["migrations", *cfssl, "--db-url", mysql_url, "--format", "json"],
+    }
+    cases = _matrix([*CREATE_POINTS, "roundtrip:seeded"], argv)
+    run_cases(cases, tmp_path, list(argv))
+
+
 # --- `compatcheck check` with scratch databases on a server ---------------------------------
 
 
