@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from compatcheck.model import Consumer
 from compatcheck.policy import Waiver
@@ -153,6 +153,38 @@ def waiver_text(w: Waiver) -> str:
     if w.subject is not None and w.fingerprint is not None:
         target += f" (fingerprint {w.fingerprint})"
     return f"{w.kind} {target}"
+
+
+class UnappliedWaivers(NamedTuple):
+    """Waivers that waived nothing this run, one kind of them: expired, or matching no finding."""
+
+    title: str
+    #: The text reporter's colour for the section.
+    tone: str
+    #: Each waiver with what became of it (``expired 2026-01-31``, ``matched no finding``).
+    waivers: list[tuple[Waiver, str]]
+    #: What the reader should do about them.
+    advice: str
+
+
+def unapplied_waivers(report: Report) -> list[UnappliedWaivers]:
+    """The expired and the unused waivers (the kinds that have any), worded once for every
+    human format so that they cannot give different advice."""
+    groups = (
+        UnappliedWaivers(
+            "Expired waivers",
+            "warning",
+            [(w, f"expired {w.expires.isoformat()}") for w in report.expired_waivers],
+            "the finding counts again",
+        ),
+        UnappliedWaivers(
+            "Unused waivers",
+            "dim",
+            [(w, "matched no finding") for w in report.unused_waivers],
+            "remove it",
+        ),
+    )
+    return [group for group in groups if group.waivers]
 
 
 def plan_role(report: Report, plan: Plan) -> str:

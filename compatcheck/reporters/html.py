@@ -240,21 +240,13 @@ def _waivers(report: Report) -> list[str]:
                 f"until {_e(w.expires.isoformat())}: {_e(w.reason)} ({_e(w.source)})</li>"
             )
         out.append("</ul>")
-    if report.expired_waivers:
-        out += ['<h2 id="expired-waivers">Expired waivers</h2>', "<ul>"]
+    for group in common.unapplied_waivers(report):
+        anchor = group.title.lower().replace(" ", "-")
+        out += [f'<h2 id="{anchor}">{group.title}</h2>', "<ul>"]
         out += [
-            f"<li><code>{_e(common.waiver_text(w))}</code>: expired "
-            f"{_e(w.expires.isoformat())}, the finding counts again "
+            f"<li><code>{_e(common.waiver_text(w))}</code>: {_e(what)}, {group.advice} "
             f"({_e(w.reason)}, {_e(w.source)})</li>"
-            for w in report.expired_waivers
-        ]
-        out.append("</ul>")
-    if report.unused_waivers:
-        out += ['<h2 id="unused-waivers">Unused waivers</h2>', "<ul>"]
-        out += [
-            f"<li><code>{_e(common.waiver_text(w))}</code>: matched no finding, remove it "
-            f"({_e(w.reason)}, {_e(w.source)})</li>"
-            for w in report.unused_waivers
+            for w, what in group.waivers
         ]
         out.append("</ul>")
     return out

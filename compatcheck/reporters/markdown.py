@@ -203,20 +203,13 @@ def _waivers(report: Report) -> list[str]:
                 f"{inline(f.message, table=True)} | {escape_text(w.reason, table=True)} | "
                 f"{w.expires.isoformat()} |"
             )
-    if report.expired_waivers:
-        out += ["", "### Expired waivers", ""]
-        for w in report.expired_waivers:
-            out.append(
-                f"- {code(common.waiver_text(w))} expired {w.expires.isoformat()} "
-                f"({escape_text(w.reason)}, {code(w.source)}): the finding counts again"
-            )
-    if report.unused_waivers:
-        out += ["", "### Unused waivers", ""]
-        for w in report.unused_waivers:
-            out.append(
-                f"- {code(common.waiver_text(w))} matched no finding "
-                f"({escape_text(w.reason)}, {code(w.source)}): remove it"
-            )
+    for group in common.unapplied_waivers(report):
+        out += ["", f"### {group.title}", ""]
+        out += [
+            f"- {code(common.waiver_text(w))} {what} "
+            f"({escape_text(w.reason)}, {code(w.source)}): {group.advice}"
+            for w, what in group.waivers
+        ]
     return out
 
 

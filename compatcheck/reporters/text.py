@@ -201,17 +201,10 @@ def _waivers(report: Report, paint: _Painter) -> list[str]:
             assert w is not None
             out.append(f"  [{rf.severity}] {f.kind} {f.subject}: {f.message}")
             out.append(f"      waived until {w.expires.isoformat()}: {w.reason} ({w.source})")
-    if report.expired_waivers:
-        out += ["", paint("warning", f"EXPIRED WAIVERS ({len(report.expired_waivers)})")]
-        for w in report.expired_waivers:
-            out.append(
-                f"  {common.waiver_text(w)}: expired {w.expires.isoformat()}, "
-                f"the finding counts again ({w.source})"
-            )
-    if report.unused_waivers:
-        out += ["", paint("dim", f"UNUSED WAIVERS ({len(report.unused_waivers)})")]
-        for w in report.unused_waivers:
-            out.append(f"  {common.waiver_text(w)}: matched no finding, remove it ({w.source})")
+    for group in common.unapplied_waivers(report):
+        out += ["", paint(group.tone, f"{group.title.upper()} ({len(group.waivers)})")]
+        for w, what in group.waivers:
+            out.append(f"  {common.waiver_text(w)}: {what}, {group.advice} ({w.source})")
     return out
 
 
