@@ -247,28 +247,21 @@ def compare_family(b: MetricFamily, a: MetricFamily) -> list[Finding]:
 def _compare_labels(name: str, b: MetricFamily, a: MetricFamily) -> list[Finding]:
     out: list[Finding] = []
     lb, la = set(b.labels), set(a.labels)
-    for label in sorted(lb - la):
-        if _is_intermittent(b, label):
-            continue
-        out.append(
+    # A label one side lacks: lost when only the old release has it, gained when only the new.
+    for kind, verb, labels, side in (
+        (LABEL_REMOVED, "loses", lb - la, b),
+        (LABEL_ADDED, "gains", la - lb, a),
+    ):
+        out += [
             Finding(
-                LABEL_REMOVED,
+                kind,
                 f"{name}{{{label}}}",
-                f"`{name}` loses label `{label}`.",
+                f"`{name}` {verb} label `{label}`.",
                 {"family": name, "label": label},
             )
-        )
-    for label in sorted(la - lb):
-        if _is_intermittent(a, label):
-            continue
-        out.append(
-            Finding(
-                LABEL_ADDED,
-                f"{name}{{{label}}}",
-                f"`{name}` gains label `{label}`.",
-                {"family": name, "label": label},
-            )
-        )
+            for label in sorted(labels)
+            if not _is_intermittent(side, label)
+        ]
     for label in sorted(lb & la):
         if label in b.high_cardinality or label in a.high_cardinality:
             continue
