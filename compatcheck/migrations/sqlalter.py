@@ -39,15 +39,8 @@ def _add_column(r: Reading, table: str | None, action: exp.Expr, where: Where) -
     assert isinstance(action, exp.ColumnDef)
     name, column, refs = column_of(action)
     r.add(
-        where.op(
-            s.ADD_COLUMN,
-            table=table,
-            column=name,
-            nullable=not column.not_null,
-            server_default=column.default,
-            generated=column.generated,
-            references=refs,
-            guarded=bool(action.args.get("exists")),
+        where.add_column(
+            table, name, column, references=refs, guarded=bool(action.args.get("exists"))
         )
     )
     known = r.tables.get(table or "")
@@ -125,17 +118,8 @@ def _alter_column(r: Reading, table: str | None, action: exp.Expr, where: Where)
     allow_null = action.args.get("allow_null")
     if allow_null is not None:
         nullable = bool(allow_null) and bool(action.args.get("drop"))
-        default = current.default
-        r.add(
-            where.op(
-                s.ALTER_NULLABLE,
-                table=table,
-                column=name,
-                nullable=nullable,
-                server_default=default,
-            )
-        )
         current = replace(current, not_null=not nullable)
+        r.add(where.nullability(table, name, current))
     elif action.args.get("default") is not None:
         current = replace(current, default=True)
     elif action.args.get("drop"):
@@ -159,15 +143,7 @@ def _modify_column(r: Reading, table: str | None, action: exp.Expr, where: Where
     r.type_change(table, name, column, where)
     old = known.columns.get(name) if known else None
     if column.not_null and (old is None or not old.not_null):
-        r.add(
-            where.op(
-                s.ALTER_NULLABLE,
-                table=table,
-                column=name,
-                nullable=False,
-                server_default=column.default,
-            )
-        )
+        r.add(where.nullability(table, name, column))
     if known is not None:
         known.columns[name] = column
 

@@ -31,6 +31,30 @@ class Where:
     def op(self, kind: str, **fields: Any) -> Op:
         return Op(kind, source=self.source, line=self.line, **fields)
 
+    def add_column(self, table: str | None, name: str, column: Column, **fields: Any) -> Op:
+        """``ADD_COLUMN`` of ``column`` as its definition says (what a statement adds more,
+        such as references, in ``fields``)."""
+        return self.op(
+            s.ADD_COLUMN,
+            table=table,
+            column=name,
+            nullable=not column.not_null,
+            server_default=column.default,
+            generated=column.generated,
+            **fields,
+        )
+
+    def nullability(self, table: str | None, name: str | None, column: Column) -> Op:
+        """``ALTER_NULLABLE`` to what ``column`` now says (whether the database fills it tells
+        whether existing inserts still work)."""
+        return self.op(
+            s.ALTER_NULLABLE,
+            table=table,
+            column=name,
+            nullable=not column.not_null,
+            server_default=column.default,
+        )
+
 
 @dataclass(frozen=True)
 class Column:
@@ -238,16 +262,7 @@ def rebuild_ops(name: str, old: Table, new: Table, copies: list[Copy], where: Wh
     before = {renamed.get(c, c): (c, spec) for c, spec in old.columns.items()}
     for col, spec in new.columns.items():
         if col not in before:
-            out.append(
-                where.op(
-                    s.ADD_COLUMN,
-                    table=name,
-                    column=col,
-                    nullable=not spec.not_null,
-                    server_default=spec.default,
-                    generated=spec.generated,
-                )
-            )
+            out.append(where.add_column(name, col, spec))
             continue
         old_name, old_spec = before[col]
         out += _changed(name, col, old_spec, spec, where)
@@ -267,15 +282,7 @@ def _changed(table: str, col: str, old: Column, new: Column, where: Where) -> li
         kind = s.WIDEN_TYPE if widens(old.type, new.type) else s.ALTER_TYPE
         out.append(where.op(kind, table=table, column=col))
     if new.not_null and not old.not_null:
-        out.append(
-            where.op(
-                s.ALTER_NULLABLE,
-                table=table,
-                column=col,
-                nullable=False,
-                server_default=new.default,
-            )
-        )
+        out.append(where.nullability(table, col, new))
     return out
 
 
