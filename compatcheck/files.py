@@ -44,11 +44,18 @@ def read_text(path: str | Path, what: str = "file", *, max_bytes: int | None = N
     with reading(path, what) as p:
         if max_bytes is None:
             return p.read_text(encoding="utf-8")
-        with p.open("rb") as fh:
-            data = fh.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            raise InputError(f"{p}: {what} larger than {_size(max_bytes)}")
-        return data.decode("utf-8")
+        return read_bytes(p, what, max_bytes=max_bytes).decode("utf-8")
+
+
+def read_bytes(path: str | Path, what: str = "file", *, max_bytes: int) -> bytes:
+    """The bytes of ``path``, refused when larger than ``max_bytes`` after reading at most one
+    byte more (a config pointed at a multi-GB file must not fill memory first); failures as
+    :func:`reading` says."""
+    with reading(path, what) as p, p.open("rb") as fh:
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise InputError(f"{p}: {what} larger than {_size(max_bytes)}")
+    return data
 
 
 def _size(n: int) -> str:

@@ -144,6 +144,14 @@ def test_hook_config_reads_allow_images_and_registry_config(tmp_path: Path) -> N
     (tmp_path / "docker.json").write_text("{")
     with pytest.raises(UsageError, match=r"docker\.json: registry config is"):
         settings_from_args(parser.parse_args(["-c", str(conf)]))
+    # Read as every file a user names is: the same one-line refusals, a size cap read past by
+    # one byte at most.
+    (tmp_path / "docker.json").write_bytes(b" " * (1024 * 1024 + 1))
+    with pytest.raises(UsageError, match=r"docker\.json: registry config larger than 1 MiB$"):
+        settings_from_args(parser.parse_args(["-c", str(conf)]))
+    (tmp_path / "docker.json").unlink()
+    with pytest.raises(UsageError, match=r"docker\.json: no such registry config$"):
+        settings_from_args(parser.parse_args(["-c", str(conf)]))
 
 
 @pytest.mark.parametrize(

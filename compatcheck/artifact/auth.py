@@ -20,10 +20,10 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from compatcheck.errors import InputError
+from compatcheck.files import read_bytes
 from compatcheck.jsondoc import JsonError, parse_json
 
 #: A config.json is a few kilobytes; anything far larger is not one.
@@ -125,16 +125,7 @@ def load_registry_config(path: str | None) -> RegistryConfig:
     """Read ``path`` (a docker ``config.json``); ``None`` means anonymous access everywhere."""
     if not path:
         return RegistryConfig()
-    p = Path(path)
-    try:
-        with p.open("rb") as fh:
-            raw = fh.read(CONFIG_MAX_BYTES + 1)
-    except OSError as exc:
-        raise InputError(
-            f"{path}: cannot read registry config: {exc.strerror or type(exc).__name__}"
-        ) from None
-    if len(raw) > CONFIG_MAX_BYTES:
-        raise InputError(f"{path}: registry config is larger than 1 MiB")
+    raw = read_bytes(path, "registry config", max_bytes=CONFIG_MAX_BYTES)
     try:
         doc = parse_json(raw)
     except JsonError as exc:
