@@ -39,7 +39,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -181,6 +181,23 @@ def _outcome_fields(outcome: Outcome) -> dict[str, bytes | str]:
     return fields
 
 
+#: A check's fields that hold its result: dropped when it is evaluated again or ends otherwise.
+_RESULT_FIELDS = ("error", "report", "go", "verdict", "summary", "unavailable")
+
+
+def _end_fields(
+    status: str, error: str | None, request: str | None, **more: bytes | str
+) -> dict[str, bytes | str]:
+    """The fields a check ends with: its status, what else the ending holds, and the error and
+    the request when there are."""
+    fields: dict[str, bytes | str] = {"status": status, **more}
+    if error is not None:
+        fields["error"] = error
+    if request is not None:
+        fields["request"] = request
+    return fields
+
+
 def _as_bytes(raw: Any) -> dict[bytes, bytes]:
     """A hash as the client returns it (bytes: the client is not told to decode)."""
     return {bytes(k): bytes(v) for k, v in dict(raw).items()}
@@ -262,6 +279,16 @@ class SharedState:
 
     # -- checks and leases (event loop) ------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def _writing(self, name: str, ttl: int) -> AsyncIterator[redis.asyncio.client.Pipeline]:
+        """A pipeline of writes to the key ``name``, sent as one with its new expiry: every
+        write renews it, so a key in use never expires between two writes."""
+        with self._guard():
+            pipe = self.aio.pipeline()
+            yield pipe
+            pipe.expire(name, ttl)
+            await pipe.execute()
+
     async def read(self, check_id: str) -> Record | None:
         with self._guard():
             raw = _as_bytes(await self.aio.hgetall(self.key("check", check_id)))
@@ -284,26 +311,20 @@ class SharedState:
     async def begin(self, check_id: str, request: str, owner: str, *, fresh: bool) -> None:
         """Mark the check RUNNING on ``owner``: a fresh evaluation drops a previous result."""
         name = self.key("check", check_id)
-        with self._guard():
-            pipe = self.aio.pipeline()
+        async with self._writing(name, CHECK_TTL) as pipe:
             if fresh:
                 pipe.delete(name)
             else:
-                pipe.hdel(name, "error", "report", "go", "verdict", "summary", "unavailable")
+                pipe.hdel(name, *_RESULT_FIELDS)
                 pipe.hincrby(name, "takeovers", 1)
             pipe.hset(name, mapping={"status": "RUNNING", "request": request, "owner": owner})
-            pipe.expire(name, CHECK_TTL)
-            await pipe.execute()
 
     async def join(self, check_id: str, request: str) -> None:
         """Make sure the check another replica holds the lease of can be polled already."""
         name = self.key("check", check_id)
-        with self._guard():
-            pipe = self.aio.pipeline()
+        async with self._writing(name, CHECK_TTL) as pipe:
             pipe.hsetnx(name, "status", "RUNNING")
             pipe.hsetnx(name, "request", request)
-            pipe.expire(name, CHECK_TTL)
-            await pipe.execute()
 
     async def finish(
         self,
@@ -314,19 +335,11 @@ class SharedState:
         request: str | None = None,
     ) -> None:
         name = self.key("check", check_id)
-        fields: dict[str, bytes | str] = {"status": status}
-        if outcome is not None:
-            fields.update(_outcome_fields(outcome))
-        if error is not None:
-            fields["error"] = error
-        if request is not None:
-            fields["request"] = request
-        with self._guard():
-            pipe = self.aio.pipeline()
+        result = _outcome_fields(outcome) if outcome is not None else {}
+        fields = _end_fields(status, error, request, **result)
+        async with self._writing(name, CHECK_TTL) as pipe:
             pipe.hdel(name, "error", "cached_verdict")
             pipe.hset(name, mapping=fields)  # type: ignore[arg-type]
-            pipe.expire(name, CHECK_TTL)
-            await pipe.execute()
 
     async def finish_cached(
         self,
@@ -341,22 +354,15 @@ class SharedState:
         when the verdict came from this replica's own cache) instead of a copy of the report."""
         verdict = self.key("verdict", check_id)
         name = self.key("check", check_id)
-        fields: dict[str, str] = {"status": status, "cached_verdict": "1"}
-        if error is not None:
-            fields["error"] = error
-        if request is not None:
-            fields["request"] = request
         with self._guard():
-            if not await self.aio.expire(verdict, VERDICT_TTL):
-                pipe = self.aio.pipeline()
+            renewed = await self.aio.expire(verdict, VERDICT_TTL)
+        if not renewed:
+            async with self._writing(verdict, VERDICT_TTL) as pipe:
                 pipe.hset(verdict, mapping=_outcome_fields(outcome))  # type: ignore[arg-type]
-                pipe.expire(verdict, VERDICT_TTL)
-                await pipe.execute()
-            pipe = self.aio.pipeline()
-            pipe.hdel(name, "error", "report", "go", "verdict", "summary", "unavailable")
+        fields = _end_fields(status, error, request, cached_verdict="1")
+        async with self._writing(name, CHECK_TTL) as pipe:
+            pipe.hdel(name, *_RESULT_FIELDS)
             pipe.hset(name, mapping=fields)  # type: ignore[arg-type]
-            pipe.expire(name, CHECK_TTL)
-            await pipe.execute()
 
     async def acquire(self, check_id: str) -> str | None:
         """The lease's token when this replica got it, None when another replica holds it."""
