@@ -127,6 +127,15 @@ def parse_json(
     return value
 
 
+def parse_object(text: str | bytes) -> dict[str, Any]:
+    """Decode ``text`` that must hold a JSON object: any other value is a :class:`JsonError`
+    too (``not a JSON object``)."""
+    value = parse_json(text)
+    if not isinstance(value, dict):
+        raise JsonError("not a JSON object")
+    return value
+
+
 class LocatedDict(dict[str, Any]):
     """A JSON object that knows where it stands in the text it was decoded from: ``pos`` is the
     index of its ``{``, ``value_pos[key]`` the index where the value of ``key`` starts."""

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from compatcheck.jsondoc import JsonError, LocatedDict, locate_objects, parse_json
+from compatcheck.jsondoc import JsonError, LocatedDict, locate_objects, parse_json, parse_object
 
 _DECODER = json.JSONDecoder()
 _MEMBER_GAP = re.compile(r'[ \t\n\r]*,?[ \t\n\r]*("(?:[^"\\]|\\.)*")[ \t\n\r]*:[ \t\n\r]*')
@@ -117,3 +117,11 @@ def test_located_decoding_keeps_the_limits() -> None:
     with pytest.raises(JsonError) as info:
         parse_json("[" * 65 + "]" * 65, located=True)
     assert (info.value.line, info.value.problem) == (None, "nested deeper than 64 levels")
+
+
+@pytest.mark.parametrize("text", ["[]", "null", '"{}"', "3"])
+def test_parse_object_refuses_other_values(text: str) -> None:
+    """Readers that need an object (a registry config, an OCI index) say so in one wording."""
+    assert parse_object(b'{"a": [1]}') == {"a": [1]}
+    with pytest.raises(JsonError, match=r"^not a JSON object$"):
+        parse_object(text)

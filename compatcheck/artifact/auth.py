@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from compatcheck.errors import InputError
 from compatcheck.files import read_bytes
-from compatcheck.jsondoc import JsonError, parse_json
+from compatcheck.jsondoc import JsonError, parse_object
 
 #: A config.json is a few kilobytes; anything far larger is not one.
 CONFIG_MAX_BYTES = 1024 * 1024
@@ -127,11 +127,9 @@ def load_registry_config(path: str | None) -> RegistryConfig:
         return RegistryConfig()
     raw = read_bytes(path, "registry config", max_bytes=CONFIG_MAX_BYTES)
     try:
-        doc = parse_json(raw)
+        doc = parse_object(raw)
     except JsonError as exc:
         raise InputError(f"{path}: registry config is {exc}") from None
-    if not isinstance(doc, dict):
-        raise InputError(f"{path}: registry config is not a JSON object")
     auths = doc.get("auths") or {}
     helpers = doc.get("credHelpers") or {}
     if not isinstance(auths, dict) or not isinstance(helpers, dict):

@@ -25,7 +25,7 @@ from compatcheck.artifact.reference import (
     ImageReference,
     parse_digest,
 )
-from compatcheck.jsondoc import JsonError, parse_json
+from compatcheck.jsondoc import JsonError, parse_json, parse_object
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -100,12 +100,9 @@ def verify_digest(data: bytes, digest: str, what: str) -> None:
 
 def json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
-        doc = parse_json(data)
+        return parse_object(data)
     except JsonError as exc:
         raise ArtifactUnavailable(f"{what} is {exc}") from None
-    if not isinstance(doc, dict):
-        raise ArtifactUnavailable(f"{what} is not a JSON object")
-    return doc
 
 
 def media_type(doc: Mapping[str, Any], declared: str) -> str:

@@ -39,8 +39,14 @@ def _add_column(r: Reading, table: str | None, action: exp.Expr, where: Where) -
     assert isinstance(action, exp.ColumnDef)
     name, column, refs = column_of(action)
     r.add(
-        where.add_column(
-            table, name, column, references=refs, guarded=bool(action.args.get("exists"))
+        where.column_op(
+            s.ADD_COLUMN,
+            table,
+            name,
+            column,
+            generated=column.generated,
+            references=refs,
+            guarded=bool(action.args.get("exists")),
         )
     )
     known = r.tables.get(table or "")
@@ -119,7 +125,7 @@ def _alter_column(r: Reading, table: str | None, action: exp.Expr, where: Where)
     if allow_null is not None:
         nullable = bool(allow_null) and bool(action.args.get("drop"))
         current = replace(current, not_null=not nullable)
-        r.add(where.nullability(table, name, current))
+        r.add(where.column_op(s.ALTER_NULLABLE, table, name, current))
     elif action.args.get("default") is not None:
         current = replace(current, default=True)
     elif action.args.get("drop"):
@@ -143,7 +149,7 @@ def _modify_column(r: Reading, table: str | None, action: exp.Expr, where: Where
     r.type_change(table, name, column, where)
     old = known.columns.get(name) if known else None
     if column.not_null and (old is None or not old.not_null):
-        r.add(where.nullability(table, name, column))
+        r.add(where.column_op(s.ALTER_NULLABLE, table, name, column))
     if known is not None:
         known.columns[name] = column
 

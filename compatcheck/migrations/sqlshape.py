@@ -31,28 +31,18 @@ class Where:
     def op(self, kind: str, **fields: Any) -> Op:
         return Op(kind, source=self.source, line=self.line, **fields)
 
-    def add_column(self, table: str | None, name: str, column: Column, **fields: Any) -> Op:
-        """``ADD_COLUMN`` of ``column`` as its definition says (what a statement adds more,
-        such as references, in ``fields``)."""
+    def column_op(
+        self, kind: str, table: str | None, name: str | None, column: Column, **fields: Any
+    ) -> Op:
+        """An op on ``column`` (``ADD_COLUMN``, ``ALTER_NULLABLE``) with what its definition
+        says about inserts: whether it takes null, whether the database fills it."""
         return self.op(
-            s.ADD_COLUMN,
+            kind,
             table=table,
             column=name,
             nullable=not column.not_null,
             server_default=column.default,
-            generated=column.generated,
             **fields,
-        )
-
-    def nullability(self, table: str | None, name: str | None, column: Column) -> Op:
-        """``ALTER_NULLABLE`` to what ``column`` now says (whether the database fills it tells
-        whether existing inserts still work)."""
-        return self.op(
-            s.ALTER_NULLABLE,
-            table=table,
-            column=name,
-            nullable=not column.not_null,
-            server_default=column.default,
         )
 
 
@@ -262,7 +252,7 @@ def rebuild_ops(name: str, old: Table, new: Table, copies: list[Copy], where: Wh
     before = {renamed.get(c, c): (c, spec) for c, spec in old.columns.items()}
     for col, spec in new.columns.items():
         if col not in before:
-            out.append(where.add_column(name, col, spec))
+            out.append(where.column_op(s.ADD_COLUMN, name, col, spec, generated=spec.generated))
             continue
         old_name, old_spec = before[col]
         out += _changed(name, col, old_spec, spec, where)
@@ -282,7 +272,7 @@ def _changed(table: str, col: str, old: Column, new: Column, where: Where) -> li
         kind = s.WIDEN_TYPE if widens(old.type, new.type) else s.ALTER_TYPE
         out.append(where.op(kind, table=table, column=col))
     if new.not_null and not old.not_null:
-        out.append(where.nullability(table, col, new))
+        out.append(where.column_op(s.ALTER_NULLABLE, table, col, new))
     return out
 
 
