@@ -125,9 +125,7 @@ class PrometheusClient:
                 "vector"
             )
         out = []
-        for item in result:
-            if not isinstance(item, dict):
-                continue
+        for item in _objects(data, "result"):
             metric, value = item.get("metric"), item.get("value")
             if not isinstance(metric, dict) or not isinstance(value, list) or len(value) != 2:
                 continue
@@ -136,13 +134,11 @@ class PrometheusClient:
 
     def alerts(self) -> list[Alert]:
         """Every active alert (pending and firing) Prometheus holds."""
-        data = self._get("/api/v1/alerts")
-        items = data.get("alerts") if isinstance(data, dict) else None
         out = []
-        for item in items if isinstance(items, list) else []:
-            if not isinstance(item, dict) or not isinstance(item.get("labels"), dict):
+        for item in _objects(self._get("/api/v1/alerts"), "alerts"):
+            if not isinstance(item.get("labels"), dict):
                 continue
-            labels = {str(k): str(v) for k, v in item["labels"].items()}
+            labels = _strings(item["labels"])
             out.append(
                 Alert(
                     name=labels.get("alertname", ""),
@@ -156,15 +152,9 @@ class PrometheusClient:
 
     def rules(self) -> list[Rule]:
         """Every alerting and recording rule loaded, with its group and rule file."""
-        data = self._get("/api/v1/rules")
-        groups = data.get("groups") if isinstance(data, dict) else None
         out = []
-        for group in groups if isinstance(groups, list) else []:
-            if not isinstance(group, dict) or not isinstance(group.get("rules"), list):
-                continue
-            for rule in group["rules"]:
-                if not isinstance(rule, dict):
-                    continue
+        for group in _objects(self._get("/api/v1/rules"), "groups"):
+            for rule in _objects(group, "rules"):
                 out.append(
                     Rule(
                         type=str(rule.get("type", "")),
@@ -177,6 +167,13 @@ class PrometheusClient:
                     )
                 )
         return out
+
+
+def _objects(data: Any, key: str) -> list[dict[str, Any]]:
+    """The JSON objects listed under ``key`` of an answer's object; anything else (a missing key,
+    an item that is no object) is passed over: one odd entry must not hide the others."""
+    items = data.get(key) if isinstance(data, dict) else None
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
 
 def _strings(value: Any) -> dict[str, str]:
