@@ -19,6 +19,7 @@ from compatcheck.exposition import (
     stream,
 )
 from compatcheck.model import LABEL_VALUE_CAP, MetricFamily, MetricsSchema
+from tests._support import sampled
 
 OM = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 INF = math.inf
@@ -63,18 +64,15 @@ def test_counter_and_gauge_in_text_format() -> None:
     )
     assert schema.content_type == CONTENT_TYPE_TEXT
     assert schema.families == {
-        "http_requests_total": MetricFamily(
-            name="http_requests_total",
-            type="counter",
+        "http_requests_total": sampled(
+            "http_requests_total",
+            "counter",
             help="Requests served.",
             labels=("code", "method"),
             label_values={"code": ("200", "500"), "method": ("GET", "POST")},
             series=3,
-            has_samples=True,
         ),
-        "temperature_celsius": MetricFamily(
-            name="temperature_celsius", type="gauge", series=1, has_samples=True
-        ),
+        "temperature_celsius": sampled("temperature_celsius", "gauge", series=1),
     }
 
 
@@ -99,15 +97,14 @@ def test_openmetrics_counter_is_selected_with_total_and_splits_created() -> None
         "# EOF\n",
         OM,
     )
-    counter = MetricFamily(
-        name="rpc_requests_total",
-        type="counter",
+    counter = sampled(
+        "rpc_requests_total",
+        "counter",
         unit="requests",
         help="Requests served.",
         labels=("path",),
         label_values={"path": ("/", "/a")},
         series=2,
-        has_samples=True,
     )
     assert schema.families == {
         "rpc_requests_total": counter,
@@ -135,9 +132,7 @@ def test_openmetrics_histogram_and_summary_created_are_entries_of_their_own() ->
         OM,
     )
     assert sorted(schema.families) == ["lat", "lat_created", "plain_total", "q", "q_created"]
-    assert schema.families["lat_created"] == MetricFamily(
-        name="lat_created", type="gauge", series=1, has_samples=True
-    )
+    assert schema.families["lat_created"] == sampled("lat_created", "gauge", series=1)
     assert schema.families["lat"].buckets == (INF,)
     assert schema.families["q"].quantiles == (0.5,)
 
@@ -179,19 +174,14 @@ def test_gauge_and_counter_may_share_a_metadata_name_in_openmetrics() -> None:
         OM,
     )
     assert schema.families == {
-        "go_memstats_alloc_bytes": MetricFamily(
-            name="go_memstats_alloc_bytes",
-            type="gauge",
-            help="Bytes in use.",
-            series=1,
-            has_samples=True,
+        "go_memstats_alloc_bytes": sampled(
+            "go_memstats_alloc_bytes", "gauge", help="Bytes in use.", series=1
         ),
-        "go_memstats_alloc_bytes_total": MetricFamily(
-            name="go_memstats_alloc_bytes_total",
-            type="counter",
+        "go_memstats_alloc_bytes_total": sampled(
+            "go_memstats_alloc_bytes_total",
+            "counter",
             help="Bytes allocated, even if freed.",
             series=1,
-            has_samples=True,
         ),
     }
 
@@ -265,15 +255,14 @@ def test_histogram_buckets_series_and_labels() -> None:
             text += f'rpc_seconds_bucket{{method="{method}",le="{le}"}} 3\n'
         text += f'rpc_seconds_sum{{method="{method}"}} 1.5\n'
         text += f'rpc_seconds_count{{method="{method}"}} 3\n'
-    assert only(both_paths(text)) == MetricFamily(
-        name="rpc_seconds",
-        type="histogram",
+    assert only(both_paths(text)) == sampled(
+        "rpc_seconds",
+        "histogram",
         help="RPC latency.",
         labels=("method",),
         label_values={"method": ("Del", "Get", "Put")},
         buckets=(0.1, 0.5, 1.0, INF),
         series=3,
-        has_samples=True,
     )
 
 
@@ -323,14 +312,13 @@ def test_summary_quantiles_and_series() -> None:
             'rpc_count{svc="b"} 0\n'
         )
     )
-    assert fam == MetricFamily(
-        name="rpc",
-        type="summary",
+    assert fam == sampled(
+        "rpc",
+        "summary",
         labels=("svc",),
         label_values={"svc": ("a", "b")},
         quantiles=(0.5, 0.99),
         series=2,
-        has_samples=True,
     )
 
 
@@ -357,44 +345,27 @@ def test_openmetrics_info_stateset_gaugehistogram_unknown() -> None:
     )
     assert schema.content_type == CONTENT_TYPE_OPENMETRICS  # detected: # EOF, OpenMetrics types
     assert schema.families == {
-        "build_info": MetricFamily(
-            name="build_info",
-            type="info",
+        "build_info": sampled(
+            "build_info",
+            "info",
             labels=("revision", "version"),
             label_values={"revision": ("abc",), "version": ("1.2.3",)},
             series=1,
-            has_samples=True,
         ),
-        "state": MetricFamily(
-            name="state",
-            type="stateset",
-            labels=("state",),
-            label_values={"state": ("down", "up")},
-            series=2,
-            has_samples=True,
+        "state": sampled(
+            "state", "stateset", labels=("state",), label_values={"state": ("down", "up")}, series=2
         ),
-        "queue_depth": MetricFamily(
-            name="queue_depth",
-            type="gaugehistogram",
-            buckets=(10.0, INF),
-            series=1,
-            has_samples=True,
-        ),
-        "mystery": MetricFamily(name="mystery", type="unknown", series=1, has_samples=True),
+        "queue_depth": sampled("queue_depth", "gaugehistogram", buckets=(10.0, INF), series=1),
+        "mystery": sampled("mystery", "unknown", series=1),
     }
 
 
 def test_untyped_samples_without_type() -> None:
     schema = both_paths('a_thing 1\nother{x="1"} 2\nother{x="2"} 3\n')
     assert schema.families == {
-        "a_thing": MetricFamily(name="a_thing", type="untyped", series=1, has_samples=True),
-        "other": MetricFamily(
-            name="other",
-            type="untyped",
-            labels=("x",),
-            label_values={"x": ("1", "2")},
-            series=2,
-            has_samples=True,
+        "a_thing": sampled("a_thing", "untyped", series=1),
+        "other": sampled(
+            "other", "untyped", labels=("x",), label_values={"x": ("1", "2")}, series=2
         ),
     }
 
@@ -436,14 +407,8 @@ def test_repeated_help_and_type_merge() -> None:
             '# HELP c Second.\n# TYPE c counter\nc{a="2"} 1\n'
         )
     )
-    assert fam == MetricFamily(
-        name="c",
-        type="counter",
-        help="First.",
-        labels=("a",),
-        label_values={"a": ("1", "2")},
-        series=2,
-        has_samples=True,
+    assert fam == sampled(
+        "c", "counter", help="First.", labels=("a",), label_values={"a": ("1", "2")}, series=2
     )
 
 
@@ -612,16 +577,15 @@ def test_quoted_utf8_metric_names() -> None:
         OM,
     )
     assert schema.families == {
-        "my.histogram": MetricFamily(
-            name="my.histogram",
-            type="histogram",
+        "my.histogram": sampled(
+            "my.histogram",
+            "histogram",
             labels=("service.name",),
             label_values={"service.name": ("api",)},
             buckets=(1.0, INF),
             series=1,
-            has_samples=True,
         ),
-        "my.gauge": MetricFamily(name="my.gauge", type="gauge", series=1, has_samples=True),
+        "my.gauge": sampled("my.gauge", "gauge", series=1),
     }
 
 
@@ -668,53 +632,49 @@ def test_content_type_decides_over_detection() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "line", "reason"),
+    ("content_type", "text", "line", "reason"),
     [
-        ('# TYPE m gauge\nm{a="1"} 1\nm{a="x} 1\n', 3, "unterminated label value of `a`"),
-        ("m 1\nm abc\n", 2, "invalid value `abc`"),
-        ('m 1\n\nm{a="1"}\n', 3, "missing value for `m`"),
-        ("m 1\nm\n", 2, "missing value for `m`"),
-        ("ok 1\n9m 1\n", 2, "invalid metric name `9m`"),
-        ("ok 1\nfoo-bar 1\n", 2, "invalid metric name `foo-bar`"),
-        ("ok 1\n\x00\x01\x02garbage 1\n", 2, "invalid metric name `\\x00\\x01\\x02garbage`"),
-        ("# TYPE m flux\n", 1, "unknown metric type `flux` (text format 0.0.4)"),
-        ('m{a="1",a="2"} 1\n', 1, "duplicate label `a`"),
-        ('m{a="1"} 1\nm{__name__="m"} 1\n', 2, "label `__name__` is not allowed in a sample"),
-        ('m{a="1" b="2"} 1\n', 1, 'expected `,` or `}` in label set at `b="2"} 1`'),
-        ("m{a=1} 1\n", 1, "label value of `a` is not quoted"),
-        ('m{a="1"\n', 1, "unterminated label set (missing `}`)"),
-        ("m 1 2 3\n", 1, "unexpected text after the value: `3` (exemplars need OpenMetrics)"),
-        ("m 1 1.5\n", 1, "invalid timestamp `1.5`"),
-        ("m 1_000\n", 1, "invalid value `1_000`"),
-    ],
-)
-def test_text_format_errors_name_the_line(text: str, line: int, reason: str) -> None:
-    assert error_of(text) == (line, reason)
-
-
-@pytest.mark.parametrize(
-    ("text", "line", "reason"),
-    [
-        ("# TYPE m gauge\nm 1\n", 2, "truncated exposition: no # EOF"),
-        ("# TYPE m gauge\nm 1\n# EOF\nm 2\n", 4, "content after # EOF"),
-        ("m 1\n\n# EOF\n", 2, "blank line (OpenMetrics does not allow them)"),
-        ('m{a="1",} 1\n# EOF\n', 1, "trailing comma in label set (not allowed in OpenMetrics)"),
+        # text format 0.0.4 (no content type: detected)
+        ("", '# TYPE m gauge\nm{a="1"} 1\nm{a="x} 1\n', 3, "unterminated label value of `a`"),
+        ("", "m 1\nm abc\n", 2, "invalid value `abc`"),
+        ("", 'm 1\n\nm{a="1"}\n', 3, "missing value for `m`"),
+        ("", "m 1\nm\n", 2, "missing value for `m`"),
+        ("", "ok 1\n9m 1\n", 2, "invalid metric name `9m`"),
+        ("", "ok 1\nfoo-bar 1\n", 2, "invalid metric name `foo-bar`"),
+        ("", "ok 1\n\x00\x01\x02garbage 1\n", 2, "invalid metric name `\\x00\\x01\\x02garbage`"),
+        ("", "# TYPE m flux\n", 1, "unknown metric type `flux` (text format 0.0.4)"),
+        ("", 'm{a="1",a="2"} 1\n', 1, "duplicate label `a`"),
+        ("", 'm{a="1"} 1\nm{__name__="m"} 1\n', 2, "label `__name__` is not allowed in a sample"),
+        ("", 'm{a="1" b="2"} 1\n', 1, 'expected `,` or `}` in label set at `b="2"} 1`'),
+        ("", "m{a=1} 1\n", 1, "label value of `a` is not quoted"),
+        ("", 'm{a="1"\n', 1, "unterminated label set (missing `}`)"),
+        ("", "m 1 2 3\n", 1, "unexpected text after the value: `3` (exemplars need OpenMetrics)"),
+        ("", "m 1 1.5\n", 1, "invalid timestamp `1.5`"),
+        ("", "m 1_000\n", 1, "invalid value `1_000`"),
+        # OpenMetrics
+        (OM, "# TYPE m gauge\nm 1\n", 2, "truncated exposition: no # EOF"),
+        (OM, "# TYPE m gauge\nm 1\n# EOF\nm 2\n", 4, "content after # EOF"),
+        (OM, "m 1\n\n# EOF\n", 2, "blank line (OpenMetrics does not allow them)"),
+        (OM, 'm{a="1",} 1\n# EOF\n', 1, "trailing comma in label set (not allowed in OpenMetrics)"),
         (
+            OM,
             "# TYPE m gauge\n# UNIT m seconds\nm 1\n# EOF\n",
             2,
             "unit `seconds` is not a suffix of metric `m`",
         ),
         (
+            OM,
             "# TYPE mseconds gauge\n# UNIT mseconds seconds\n# EOF\n",
             2,
             "unit `seconds` is not a suffix of metric `mseconds`",
         ),
-        ('m 1 # {a="1"}\n# EOF\n', 1, "exemplar without a valid value"),
-        ("m 1 # trace\n# EOF\n", 1, "unexpected text after the value: `# trace`"),
+        (OM, 'm 1 # {a="1"}\n# EOF\n', 1, "exemplar without a valid value"),
+        (OM, "m 1 # trace\n# EOF\n", 1, "unexpected text after the value: `# trace`"),
     ],
 )
-def test_openmetrics_errors_name_the_line(text: str, line: int, reason: str) -> None:
-    assert error_of(text, OM) == (line, reason)
+def test_errors_name_the_line(content_type: str, text: str, line: int, reason: str) -> None:
+    """Both parsers (fast and slow path) name the line and the reason, in either format."""
+    assert error_of(text, content_type) == (line, reason)
 
 
 def test_error_message_format() -> None:
