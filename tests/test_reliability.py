@@ -10,11 +10,13 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from compatcheck.capture import run_check
+from compatcheck.capture.run import CheckResult
 from compatcheck.checks.readiness import check_readiness
 from compatcheck.config import load_config
 
@@ -77,71 +79,73 @@ def _assert_clean(marker: str, tmp: Path) -> None:
     assert list(tmp.iterdir()) == []
 
 
-def test_healthy_pair_gives_no_capture_findings(tmp_path, isolated_tmp, marker):
-    result = run_check(load_config(write_config(tmp_path, "ok", "ok", marker)))
+@pytest.fixture
+def check(tmp_path: Path, isolated_tmp: Path, marker: str) -> Callable[..., CheckResult]:
+    """Run a check of two faulty targets in the given modes, within ``within`` seconds when given,
+    and insist that nothing is left behind once it returns."""
+
+    def run(old: str, new: str, within: float | None = None) -> CheckResult:
+        start = time.monotonic()
+        result = run_check(load_config(write_config(tmp_path, old, new, marker)))
+        if within is not None:
+            assert time.monotonic() - start < within
+        _assert_clean(marker, isolated_tmp)
+        return result
+
+    return run
+
+
+def _assert_unavailable(result: CheckResult, subject: str, says: str) -> None:
+    """The run's only finding: the check could not run for ``subject``, saying why."""
+    assert _keys(result.findings) == {("check/unavailable", subject)}
+    assert says in result.findings[0].message
+
+
+def test_healthy_pair_gives_no_capture_findings(check):
+    result = check("ok", "ok")
     assert result.findings == []
     assert result.old.build == {"version": "0.0.1"}
-    _assert_clean(marker, isolated_tmp)
 
 
-def test_target_that_exits_at_once(tmp_path, isolated_tmp, marker):
-    result = run_check(load_config(write_config(tmp_path, "exit", "ok", marker)))
-    assert _keys(result.findings) == {("check/unavailable", "old")}
+def test_target_that_exits_at_once(check):
+    result = check("exit", "ok")
+    _assert_unavailable(result, "old", "exited with code 3")
     ev = result.findings[0].evidence
     assert ev["exit_code"] == 3
     assert "cannot read configuration file /etc/faulty.conf" in ev["log_tail"]
-    assert "exited with code 3" in result.findings[0].message
     assert _keys(check_readiness(result.new, result.old)) == {("readiness/not-ready", "/readyz")}
-    _assert_clean(marker, isolated_tmp)
 
 
 @SLOW  # waits out the readiness timeout
-def test_target_never_ready(tmp_path, isolated_tmp, marker):
-    start = time.monotonic()
-    result = run_check(load_config(write_config(tmp_path, "never-ready", "ok", marker)))
-    assert time.monotonic() - start < 8
-    assert _keys(result.findings) == {("check/unavailable", "old")}
-    assert "`/readyz` not ready within 3 s (last answer HTTP 503" in result.findings[0].message
+def test_target_never_ready(check):
+    result = check("never-ready", "ok", within=8)
+    _assert_unavailable(result, "old", "`/readyz` not ready within 3 s (last answer HTTP 503")
     assert result.old.readiness is not None
     assert result.old.readiness["/readyz"].ready is False
     assert result.old.metrics is None
     assert _keys(check_readiness(result.new, result.old)) == {("readiness/not-ready", "/readyz")}
-    _assert_clean(marker, isolated_tmp)
 
 
 @SLOW  # waits out the scrape timeout
-def test_metrics_that_hang(tmp_path, isolated_tmp, marker):
-    start = time.monotonic()
-    result = run_check(load_config(write_config(tmp_path, "ok", "metrics-hang", marker)))
-    assert time.monotonic() - start < 6
-    assert _keys(result.findings) == {("check/unavailable", "new:/metrics")}
-    assert "timed out" in result.findings[0].message
+def test_metrics_that_hang(check):
+    result = check("ok", "metrics-hang", within=6)
+    _assert_unavailable(result, "new:/metrics", "timed out")
     assert result.new.metrics is None
-    _assert_clean(marker, isolated_tmp)
 
 
-def test_metrics_answering_500(tmp_path, isolated_tmp, marker):
-    result = run_check(load_config(write_config(tmp_path, "metrics-500", "ok", marker)))
-    assert _keys(result.findings) == {("check/unavailable", "old:/metrics")}
-    assert "HTTP 500" in result.findings[0].message
-    _assert_clean(marker, isolated_tmp)
+def test_metrics_answering_500(check):
+    _assert_unavailable(check("metrics-500", "ok"), "old:/metrics", "HTTP 500")
 
 
-def test_endless_metrics_body_hits_the_size_cap(tmp_path, isolated_tmp, marker):
-    start = time.monotonic()
-    result = run_check(load_config(write_config(tmp_path, "endless", "ok", marker)))
-    assert time.monotonic() - start < 6
-    assert _keys(result.findings) == {("check/unavailable", "old:/metrics")}
-    assert "body larger than 1 MiB" in result.findings[0].message
-    _assert_clean(marker, isolated_tmp)
+def test_endless_metrics_body_hits_the_size_cap(check):
+    _assert_unavailable(check("endless", "ok", within=6), "old:/metrics", "body larger than 1 MiB")
 
 
 @SLOW  # waits out the grace period
-def test_target_ignoring_sigterm_is_killed_with_its_group(tmp_path, isolated_tmp, marker):
-    result = run_check(load_config(write_config(tmp_path, "ignore-sigterm", "ok", marker)))
+def test_target_ignoring_sigterm_is_killed_with_its_group(check):
+    result = check("ignore-sigterm", "ok")
     assert result.findings == []
     assert result.timings["teardown"] >= 0.5  # waited the grace period, then SIGKILL
-    _assert_clean(marker, isolated_tmp)
 
 
 def _command(cfg: Path) -> list[str]:
