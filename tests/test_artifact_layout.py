@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import filecmp
-import importlib.util
 import json
 import shutil
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -15,21 +13,14 @@ import pytest
 from compatcheck.artifact import inspect_artifact
 from compatcheck.artifact.section import ArtifactSection
 from compatcheck.errors import InputError, UsageError
+from tests._support import load_script
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "oci"
 K8S = {"deployment": "shop", "container": "app", "namespace": "prod"}
 BUILD = {"version": "1.2.0", "revision": "0123456789abcdef0123456789abcdef01234567"}
 
 
-def _make_layout() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("make_layout", FIXTURES / "make_layout.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-ML = _make_layout()
+ML = load_script(FIXTURES / "make_layout.py")
 
 
 def _top_digest(name: str) -> str:

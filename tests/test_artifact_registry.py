@@ -11,7 +11,6 @@ binary, failed instead when COMPATCHECK_REQUIRE_SERVERS=1 (CI).
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import os
 import re
@@ -25,7 +24,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -35,6 +33,7 @@ import pytest
 from compatcheck.artifact import inspect_artifact, parse_reference
 from compatcheck.artifact.registry import parse_challenge, registry_base_url
 from compatcheck.targets import free_port
+from tests._support import load_script
 from tests.httpserve import Background, QuietHandler
 
 REGISTRY_BIN = shutil.which("docker-registry") or "/usr/bin/docker-registry"
@@ -48,15 +47,7 @@ BUILD = {"version": "1.2.0", "revision": REVISION}
 K8S = {"deployment": "shop", "container": "app"}
 
 
-def _load_make_layout() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("make_layout", FIXTURES / "make_layout.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-ML = _load_make_layout()
+ML = load_script(FIXTURES / "make_layout.py")
 
 
 def _require_registry() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import importlib.util
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 from compatcheck.engine import evaluate
 from compatcheck.errors import InputError, UnavailableError
 from compatcheck.store import NotFound, SnapshotStore, resolve_version, validate_name
+from tests._support import load_script
 
 from .test_serve_helpers import REPO, SNAPSHOTS, serve_http, static_handler
 
@@ -200,10 +200,7 @@ def test_stored_diff_answers_well_under_a_second() -> None:
 
 
 def test_committed_snapshots_are_what_regenerate_writes(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("regen", SNAPSHOTS / "regenerate.py")
-    assert spec is not None and spec.loader is not None
-    regen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(regen)
+    regen = load_script(SNAPSHOTS / "regenerate.py")
     written = regen.build(tmp_path)
     assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == [
         f"shop/{v}.snapshot.json" for v in VERSIONS
