@@ -37,6 +37,7 @@ from .test_serve_helpers import (
     SNAPSHOTS,
     TOKEN,
     body,
+    cannot_tell,
     hook_clients,
     hook_process,
     metrics_handler,
@@ -116,14 +117,13 @@ def test_check_in_deploy_direction(client: TestClient) -> None:
 
 
 def test_cannot_tell_is_503_with_the_report(client: TestClient) -> None:
-    resp = client.post("/v1/check", json=body("shop", "v0", "v1"), headers=AUTH)
-    assert resp.status_code == 503
-    data = resp.json()
-    assert data["error"] == (
+    data = cannot_tell(
+        client,
+        "v0",
+        "v1",
         "cannot tell yet: OLD exposition `fixtures/metrics/exposition_invalid/old.prom` is "
-        "invalid: line 4: unterminated label value of `status`"
+        "invalid: line 4: unterminated label value of `status`",
     )
-    assert data["go"] is False
     assert findings_of(data["report"]) == {("metrics/exposition-invalid", "old")}
 
 

@@ -32,6 +32,17 @@ def body(service: str, old: str, new: str, **extra: Any) -> dict[str, Any]:
     return {"service": service, "old": {"version": old}, "new": {"version": new}, **extra}
 
 
+def cannot_tell(client: Any, old: str, new: str, error: str) -> dict[str, Any]:
+    """Check shop OLD → NEW where the answer must be "cannot tell yet": 503, not a GO, and the
+    error word for word; the answer for the caller's further checks."""
+    resp = client.post("/v1/check", json=body("shop", old, new), headers=AUTH)
+    assert resp.status_code == 503
+    data: dict[str, Any] = resp.json()
+    assert data["error"] == error
+    assert data["go"] is False
+    return data
+
+
 def static_handler(root: Path) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.SimpleHTTPRequestHandler):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
