@@ -9,6 +9,7 @@ from types import ModuleType
 from typing import Any
 
 from compatcheck.model import MetricFamily
+from compatcheck.verify.section import VerifyCheck, VerifySection
 
 
 def sampled(name: str, type_: str, **kw: Any) -> MetricFamily:
@@ -25,3 +26,36 @@ def load_script(path: Path) -> ModuleType:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def failing_verify_section() -> VerifySection:
+    """A post-rollback verification that failed on the error rate, one check of each status: what
+    every reporter must show of a verify section (the formats and the HTML page share it)."""
+    checks = (
+        VerifyCheck("build", "ok", "1 of 1 instances report version `1.0.0`", "shop_build_info"),
+        VerifyCheck("targets", "ok", "1 of 1 targets up", 'up{job="shop"}', 1.0),
+        VerifyCheck("series", "skipped", "no consumers given"),
+        VerifyCheck(
+            "error-rate",
+            "failing",
+            "0.3 > 0.015",
+            "sum(rate(x[5m]))",
+            0.3,
+            "t1",
+            None,
+            ("{}: 0.3",),
+        ),
+        VerifyCheck("alerts", "ok", "no alert firing", "GET /api/v1/alerts", 0.0, "t1", "t0"),
+    )
+    return VerifySection(
+        prometheus="http://prom:9090",
+        selector='{job="shop"}',
+        expect="v1",
+        window_seconds=60,
+        interval_seconds=15,
+        started_at="t0",
+        finished_at="t1",
+        polls=4,
+        verified=False,
+        checks=checks,
+    )

@@ -167,3 +167,22 @@ def wait_for_scrapes(url: str, series: str, count: int = 2, timeout: float = 20.
     """Until Prometheus holds ``count`` samples of ``series`` from the last 10 s: a rate (and so
     an error ratio) needs two scrapes of a target, and one scrape is not yet an answer."""
     wait_for(url, f"count_over_time({series}[10s]) >= {count}", bool, timeout)
+
+
+@contextmanager
+def scraped_v1(
+    tmp: Path, *, error_rate: float = 0.0, requests: bool = True, orders: bool = True
+) -> Iterator[str]:
+    """The shop's release v1 scraped by a real Prometheus, with ``traffic`` unless ``requests``
+    is false (a release nobody calls has no rate to judge); yields Prometheus's URL. The state
+    a verify finds after a finished rollback."""
+    port = free_port()
+    with (
+        running_prometheus(tmp / "prometheus", f"127.0.0.1:{port}") as prom,
+        running_shop(tmp, "v1", port, error_rate=error_rate) as shop,
+    ):
+        if not requests:
+            yield prom
+            return
+        with traffic(shop, orders=orders):
+            yield prom

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._support import failing_verify_section
 from tests.cli import run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -160,7 +161,6 @@ def _sections_report(tmp: Path) -> str:
     from compatcheck.policy import load_policy
     from compatcheck.reporters import render
     from compatcheck.sources import load_source
-    from compatcheck.verify.section import VerifyCheck, VerifySection
 
     (tmp / "policy.yaml").write_text(POLICY, encoding="utf-8")
     artifact = ArtifactSection.from_json(
@@ -172,28 +172,7 @@ def _sections_report(tmp: Path) -> str:
             "rollback_commands": [f"kubectl set image deployment/shop app=shop@{DIGEST}"],
         }
     )
-    verify = VerifySection(
-        prometheus="http://127.0.0.1:9090",
-        selector='{job="shop"}',
-        expect="old",
-        window_seconds=60,
-        interval_seconds=5,
-        started_at="2026-06-01T10:00:00Z",
-        finished_at="2026-06-01T10:01:00Z",
-        polls=13,
-        verified=False,
-        checks=(
-            VerifyCheck("build", "ok", "1 of 1 instances report version old", "up", 1.0),
-            VerifyCheck(
-                "error-rate",
-                "failing",
-                "0.2 > 0.015",
-                "sum(rate(errors[1m]))",
-                0.2,
-                details=('{job="shop"}: 0.2',),
-            ),
-        ),
-    )
+    verify = failing_verify_section()
     report = evaluate(
         load_source(str(RENAMED / "old.prom")),
         load_source(str(RENAMED / "new.prom")),
@@ -223,8 +202,8 @@ def test_html_report_shows_waivers_verify_and_artifact_in_chromium(tmp_path: Pat
     assert "waived until 2099-12-31: threads gauge retired, OPS-7" in html
     assert "metrics/family-added db_connections</code>: expired 2020-01-31" in html
     assert "metrics/type-changed nothing_here</code>: matched no finding, remove it" in html
-    assert '<td class="unsafe">failing</td><td>0.2 &gt; 0.015<br>{job="shop"}: 0.2</td>' in html
-    assert "<code>sum(rate(errors[1m]))</code>" in html
+    assert '<td class="unsafe">failing</td><td>0.3 &gt; 0.015<br>{}: 0.3</td>' in html
+    assert "<code>sum(rate(x[5m]))</code>" in html
     assert f"registry.example/shop:v1.4.2 → registry.example/shop@{DIGEST}" in html
     # NO-GO (the renames): the rollback command waits below, framed as after the problems.
     assert "<h2>Rollback steps, once the problems are resolved</h2>" in html

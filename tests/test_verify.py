@@ -19,12 +19,14 @@ import pytest
 from compatcheck.cli import main
 from compatcheck.schemas import validate
 from compatcheck.verify.section import VerifySection
+from tests._support import failing_verify_section
 from tests.prometheus import (
     ALERT_RULES,
     free_port,
     prometheus_binary,
     running_prometheus,
     running_shop,
+    scraped_v1,
     traffic,
     wait_for,
     wait_for_scrapes,
@@ -201,12 +203,7 @@ def test_verify_waits_through_the_rollback_then_verifies(
 def test_verify_fails_when_the_old_release_fails_requests(
     tmp_path: Path, contract: Path, consumers: Path
 ) -> None:
-    port = free_port()
-    with (
-        running_prometheus(tmp_path / "prometheus", f"127.0.0.1:{port}") as prom,
-        running_shop(tmp_path, "v1", port, error_rate=0.3) as shop,
-        traffic(shop),
-    ):
+    with scraped_v1(tmp_path, error_rate=0.3) as prom:
         wait_for(prom, 'ALERTS{alertname="ShopHighErrorRate", alertstate="firing"}', bool)
         verify = Verify(verify_argv(prom, contract, consumers, "--window", "2s"))
         code, report = verify.finish()
@@ -235,13 +232,8 @@ def test_verify_fails_when_the_old_release_fails_requests(
 def test_verify_fails_while_a_series_consumers_need_stays_missing(
     tmp_path: Path, contract: Path, consumers: Path
 ) -> None:
-    port = free_port()
     # v1 runs, but nobody orders: `shop_orders_total` (a labelled counter) has no series
-    with (
-        running_prometheus(tmp_path / "prometheus", f"127.0.0.1:{port}") as prom,
-        running_shop(tmp_path, "v1", port) as shop,
-        traffic(shop, orders=False),
-    ):
+    with scraped_v1(tmp_path, orders=False) as prom:
         wait_for(prom, 'shop_http_requests_total{job="shop"}', bool)
         argv = verify_argv(prom, contract, consumers, "--window", "2s", "--format", "text")
         verify = Verify(argv)
@@ -266,11 +258,7 @@ def test_verify_fails_while_a_series_consumers_need_stays_missing(
 def test_an_error_rate_without_data_is_not_checked_not_ok(tmp_path: Path, contract: Path) -> None:
     """v1 runs and is scraped, but nobody sends a request: there is no rate to judge. The check
     says "skipped" with "no data" and no value, and the verified line names it as not checked."""
-    port = free_port()
-    with (
-        running_prometheus(tmp_path / "prometheus", f"127.0.0.1:{port}") as prom,
-        running_shop(tmp_path, "v1", port),
-    ):
+    with scraped_v1(tmp_path, requests=False) as prom:
         wait_for_scrapes(prom, 'shop_build_info{job="shop"}')
         argv = verify_argv(prom, contract, tmp_path / "none", "--window", "2s")
         argv.remove("--consumers")
@@ -306,12 +294,7 @@ def test_verify_expects_the_contract_attached_to_an_image_digest(
     digest = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
     image = f"oci-layout:{layout}@{digest}"
     assert main(["snapshot", str(contract), "--attach", image, "-q"]) == 0
-    port = free_port()
-    with (
-        running_prometheus(tmp_path / "prometheus", f"127.0.0.1:{port}") as prom,
-        running_shop(tmp_path, "v1", port) as shop,
-        traffic(shop),
-    ):
+    with scraped_v1(tmp_path) as prom:
         wait_for_scrapes(prom, 'shop_build_info{job="shop"}')
         wait_for(prom, ERROR_RATE, bool)
         wait_for(prom, 'shop_orders_total{job="shop"}', bool)
@@ -349,14 +332,10 @@ def test_the_hook_verifies_with_the_operators_policy(tmp_path: Path) -> None:
     (store / "v1.4.2.snapshot.json").write_bytes(fixture.read_bytes())  # another build
     policy = tmp_path / "policy.yaml"
     policy.write_text("severity:\n  verify/build-mismatch: info\n")
-    port = free_port()
     clients = hook_clients()
     make = next(clients)
     try:
-        with (
-            running_prometheus(tmp_path / "prometheus", f"127.0.0.1:{port}") as prom,
-            running_shop(tmp_path, "v1", port),
-        ):
+        with scraped_v1(tmp_path, requests=False) as prom:
             wait_for_scrapes(prom, 'shop_build_info{job="shop"}')
             body = {"prometheus": prom, "selector": SELECTOR, "expect": {"version": "v1.4.2"}}
             answers = {}
@@ -385,15 +364,11 @@ def test_the_hook_verifies_against_the_contract_attached_to_an_image(
 
     registry = _start_registry(tmp_path / "registry")
     clients = hook_clients()
-    port = free_port()
     try:
         digest = Pusher(registry.url).image("team/shop", "v1", ML.image(ML.FULL_LABELS))
         image = f"{registry.host}/team/shop@{digest}"
         attach_contract(f"oci:{image}", contract.read_bytes(), "2026-05-01T00:00:00Z")
-        with (
-            running_prometheus(tmp_path / "prometheus", f"127.0.0.1:{port}") as prom,
-            running_shop(tmp_path, "v1", port),
-        ):
+        with scraped_v1(tmp_path, requests=False) as prom:
             wait_for_scrapes(prom, 'shop_build_info{job="shop"}')
             client = next(clients)(
                 snapshot_dir=None,
@@ -461,36 +436,8 @@ def _section_report() -> object:
     from compatcheck.engine import EvaluateOptions, evaluate
     from compatcheck.model import Finding
     from compatcheck.snapshot import Snapshot
-    from compatcheck.verify.section import VerifyCheck
 
-    checks = (
-        VerifyCheck("build", "ok", "1 of 1 instances report version `1.0.0`", "shop_build_info"),
-        VerifyCheck("targets", "ok", "1 of 1 targets up", 'up{job="shop"}', 1.0),
-        VerifyCheck("series", "skipped", "no consumers given"),
-        VerifyCheck(
-            "error-rate",
-            "failing",
-            "0.3 > 0.015",
-            "sum(rate(x[5m]))",
-            0.3,
-            "t1",
-            None,
-            ("{}: 0.3",),
-        ),
-        VerifyCheck("alerts", "ok", "no alert firing", "GET /api/v1/alerts", 0.0, "t1", "t0"),
-    )
-    section = VerifySection(
-        prometheus="http://prom:9090",
-        selector=SELECTOR,
-        expect="v1",
-        window_seconds=60,
-        interval_seconds=15,
-        started_at="t0",
-        finished_at="t1",
-        polls=4,
-        verified=False,
-        checks=checks,
-    )
+    section = failing_verify_section()
     finding = Finding(
         "verify/error-rate-high",
         SELECTOR,
