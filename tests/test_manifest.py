@@ -30,6 +30,14 @@ HELM = K8S / "helm-deployment.yaml"
 RENDER = "render the chart first, e.g. `helm template RELEASE CHART > manifest.yaml`"
 
 
+def refusal(path: Path, *names: str) -> str:
+    """The one-line usage error reading the manifest ends in (its message: exact, as a person
+    reads it)."""
+    with pytest.raises(UsageError) as err:
+        probes_from_manifest(path, *names)
+    return str(err.value)
+
+
 def test_every_document_and_workload_is_searched() -> None:
     """`app` is in the fourth document, `worker` in the last: not only the first workload."""
     assert probes_from_manifest(MULTI, "app") == {
@@ -41,9 +49,7 @@ def test_every_document_and_workload_is_searched() -> None:
     }
     # The CronJob inside the `kind: List` is found too: it has no probe to read.
     assert probes_from_manifest(MULTI, "report") == {}
-    with pytest.raises(UsageError) as err:
-        probes_from_manifest(MULTI)
-    assert str(err.value) == (
+    assert refusal(MULTI) == (
         f"{MULTI}: 3 containers (CronJob/shop-report report, Deployment/shop app, "
         "StatefulSet/shop-worker worker); set `readiness.container`"
     )
@@ -54,9 +60,7 @@ def test_a_container_in_two_workloads_needs_the_workload_named(tmp_path: Path) -
     canary = canary.replace("- name: worker", "- name: app")
     path = tmp_path / "canary.yaml"
     path.write_text(canary)
-    with pytest.raises(UsageError) as err:
-        probes_from_manifest(path, "app")
-    assert str(err.value) == (
+    assert refusal(path, "app") == (
         f"{path}: container 'app' is in 2 workloads (Deployment/shop, StatefulSet/shop-canary); "
         "set `readiness.workload`"
     )
@@ -104,9 +108,7 @@ def test_an_unrendered_template_names_its_line(
     )
     path = tmp_path / "deployment.yaml"
     path.write_text(body)
-    with pytest.raises(UsageError) as err:
-        probes_from_manifest(path, "app")
-    assert str(err.value) == (
+    assert refusal(path, "app") == (
         f"{path}:{line}: unrendered template `{shown}`: {RENDER}, and point `from_manifest` at "
         "the output"
     )
@@ -121,9 +123,7 @@ def test_a_rendered_alert_template_is_not_a_chart_template() -> None:
 def test_a_scheme_kubernetes_does_not_know_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "m.yaml"
     path.write_text(MULTI.read_text().replace("scheme: HTTPS", "scheme: https"))
-    with pytest.raises(UsageError) as err:
-        probes_from_manifest(path, "app")
-    assert str(err.value) == (
+    assert refusal(path, "app") == (
         f"{path}:70: readinessProbe.httpGet.scheme is `https` (Kubernetes accepts HTTP or HTTPS)"
     )
 
