@@ -95,22 +95,23 @@ def test_roundtrip_sqlite(case: str, tmp_path: Path) -> None:
     _roundtrip(case, "sqlite", tmp_path)
 
 
-@pytest.mark.postgres
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("engine", "url_fixture"),
+    [
+        pytest.param("postgresql", "postgres_url", marks=pytest.mark.postgres, id="postgres"),
+        pytest.param("mysql", "mysql_url", marks=pytest.mark.mysql, id="mariadb"),
+    ],
+)
 @pytest.mark.parametrize("case", CASES)
-def test_roundtrip_postgres(case: str, tmp_path: Path, postgres_url: str) -> None:
-    before = scratch_databases(postgres_url)
-    _roundtrip(case, "postgresql", tmp_path, "--db-url", postgres_url)
-    assert scratch_databases(postgres_url) == before
-
-
-@pytest.mark.mysql
-@pytest.mark.slow
-@pytest.mark.parametrize("case", CASES)
-def test_roundtrip_mariadb(case: str, tmp_path: Path, mysql_url: str) -> None:
-    before = scratch_databases(mysql_url)
-    _roundtrip(case, "mysql", tmp_path, "--db-url", mysql_url)
-    assert scratch_databases(mysql_url) == before
+def test_roundtrip_on_a_server(
+    case: str, engine: str, url_fixture: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The round trip on a real server leaves no scratch database behind."""
+    url: str = request.getfixturevalue(url_fixture)
+    before = scratch_databases(url)
+    _roundtrip(case, engine, tmp_path, "--db-url", url)
+    assert scratch_databases(url) == before
 
 
 def test_dirty_golang_migrate_version_on_the_live_database(tmp_path: Path) -> None:
