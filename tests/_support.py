@@ -4,9 +4,12 @@ instead of the same keyword block written again per test."""
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import pytest
 
 from compatcheck.model import MetricFamily
 from compatcheck.verify.section import VerifyCheck, VerifySection
@@ -59,3 +62,13 @@ def failing_verify_section() -> VerifySection:
         verified=False,
         checks=checks,
     )
+
+
+def one_line_error(error: type[Exception], call: Callable[[], object]) -> str:
+    """The message of the ``error`` that ``call`` raises, insisting it is one line (the CLI prints
+    it as such: a traceback or a wrapped dump would be a bug of its own)."""
+    with pytest.raises(error) as err:
+        call()
+    message = str(err.value)
+    assert "\n" not in message
+    return message

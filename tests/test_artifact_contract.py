@@ -42,10 +42,10 @@ from compatcheck.artifact.contract import (
 )
 from compatcheck.artifact.oci import ArtifactUnavailable
 from tests.cli import run
+from tests.conftest import REPO
 from tests.httpserve import Background, QuietHandler
 from tests.test_artifact_registry import ML, Pusher, Registry, TokenIssuer, _start_registry, _stop
 
-REPO = Path(__file__).resolve().parent.parent
 METRICS = REPO / "fixtures" / "metrics" / "renamed"
 LABELLED = REPO / "fixtures" / "oci" / "labelled"
 PASSWORD = "s3cr3t-Pa55word-never-shown"

@@ -13,6 +13,7 @@ from compatcheck.config import (
     target_script_location,
 )
 from compatcheck.errors import UsageError
+from tests._support import one_line_error
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "fixtures" / "demo"
@@ -140,12 +141,9 @@ OK_NEW = "new: {url: 'http://127.0.0.1:9000'}\n"
 )
 def test_config_errors_name_file_and_line(tmp_path, body, line, problem):
     path = _write(tmp_path, body)
-    with pytest.raises(UsageError) as err:
-        load_config(path)
-    message = str(err.value)
+    message = one_line_error(UsageError, lambda: load_config(path))
     assert message.startswith(f"{path.resolve()}:{line}: ")
     assert problem in message
-    assert "\n" not in message
 
 
 def test_manifest_without_the_named_container(tmp_path):

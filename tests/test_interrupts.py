@@ -30,10 +30,9 @@ from compatcheck.interrupts import (
 )
 from compatcheck.targets import Workspace
 
-from .conftest import owned_processes, scratch_databases
+from .conftest import REPO, owned_processes, scratch_databases
 from .interruption import Outcome, interrupt, spawn
 
-REPO = Path(__file__).resolve().parent.parent
 CLEAN = REPO / "fixtures" / "alembic" / "clean_reversible"
 DEMO = REPO / "fixtures" / "demo"
 FAULTY = REPO / "fixtures" / "services" / "faulty" / "faulty.py"
