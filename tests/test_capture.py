@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
@@ -19,6 +19,7 @@ from compatcheck.model import MetricFamily, MetricsSchema
 from compatcheck.scrape import PROMETHEUS_ACCEPT, probe, scrape_metrics
 from compatcheck.targets import free_port
 from tests.conftest import DemoRun
+from tests.httpserve import serve_http
 
 DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
 
@@ -63,13 +64,8 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[str]:
     _Handler.seen_accept = []
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.daemon_threads = True
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
+    with serve_http(_Handler) as url:
+        yield url
 
 
 def test_scrape_sends_prometheus_accept_and_records_content_type(server):

@@ -7,13 +7,13 @@ import http.server
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.cli import run
+from tests.httpserve import serve_http
 
 REPO = Path(__file__).resolve().parent.parent
 GOOD = REPO / "fixtures" / "metrics" / "compatible" / "new.prom"
@@ -94,13 +94,8 @@ class _Endless(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def endless_url() -> Iterator[str]:
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Endless)
-    srv.daemon_threads = True
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}/metrics"
-    srv.shutdown()
-    srv.server_close()
+    with serve_http(_Endless) as url:
+        yield f"{url}/metrics"
 
 
 def test_endless_response_hits_size_cap(endless_url: str) -> None:

@@ -6,25 +6,12 @@ starts, and a masked URL keeps the bracket and colon around it."""
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from compatcheck.masking import mask_secrets
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "compatcheck", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
-    )
+from tests.cli import REPO, run
 
 
 def _closed_port() -> int:

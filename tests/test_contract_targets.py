@@ -9,24 +9,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.cli import REPO, run
+
 SNAPSHOTS = REPO / "fixtures" / "snapshots" / "shop"
 LABELLED = REPO / "fixtures" / "oci" / "labelled"
-
-
-def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "compatcheck", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-    )
 
 
 def _kinds(report: dict[str, Any]) -> set[tuple[str, str]]:
