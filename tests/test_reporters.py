@@ -13,6 +13,7 @@ import json
 import os
 import re
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,13 +36,12 @@ from compatcheck.policy import load_policy
 from compatcheck.report import Report
 from compatcheck.reporters import EXTENSIONS, FORMATS, render
 from compatcheck.reporters.github import escape_data, escape_property
-from compatcheck.reporters.html import _CSS
 from compatcheck.reporters.markdown import code, inline
 from compatcheck.reporters.sarif import sarif_log
 from compatcheck.schemas import validate
 from compatcheck.snapshot import Snapshot
+from tests.golden_files import GOLDEN, PARTS, expected, normalise, parts, parts_used, stored
 
-GOLDEN = Path(__file__).resolve().parent / "golden"
 TODAY = dt.date(2026, 6, 1)
 INF = float("inf")
 #: Timings vary run to run; the golden reports carry these instead.
@@ -351,44 +351,31 @@ def build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Re
     return lambda name: CASES[name](tmp_path)
 
 
-#: What the golden HTML files hold where the page has its style sheet.
-STYLE_PLACEHOLDER = "<style>/* compatcheck.reporters.html._CSS */</style>"
-
-
-def _normalise(text: str, fmt: str) -> str:
-    """The tool version changes with every release; golden files carry a placeholder. An HTML
-    page must carry the reporter's style sheet exactly once, to the letter; the golden files
-    hold a placeholder in its place, so that each holds only what the case decides (the body)
-    and the style sheet is not written again per case."""
-    text = text.replace(f'"{__version__}"', '"<version>"')
-    if fmt == "html":
-        style = f"<style>{_CSS}</style>"
-        assert text.count(style) == 1, "the page does not carry the style sheet exactly once"
-        assert text.count("<style") == 1, "the page carries another style element"
-        text = text.replace(style, STYLE_PLACEHOLDER)
-    return text
-
-
 # --- golden files ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_golden(case: str, fmt: str, build: Callable[[str], Report]) -> None:
-    out = _normalise(render(build(case), fmt), fmt)
+    out = normalise(render(build(case), fmt), fmt)
     path = GOLDEN / fmt / f"{case}.{EXTENSIONS[fmt]}"
     if os.environ.get("UPDATE_GOLDEN") == "1":
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(out.encode("utf-8"))
+        path.write_bytes(stored(out).encode("utf-8"))
     assert path.is_file(), f"{path} missing: run with UPDATE_GOLDEN=1"
-    assert out == path.read_bytes().decode("utf-8")
+    assert out == expected(path.read_bytes().decode("utf-8"))
 
 
 def test_golden_files_are_exactly_the_cases() -> None:
-    """A stale golden file (a renamed case) would never be compared again: fail on it."""
+    """A stale golden file (a renamed case) would never be compared again: fail on it. Likewise a
+    golden HTML part no page holds, or one only a single page holds (it is not shared: it belongs
+    in that page)."""
     found = {str(p.relative_to(GOLDEN)) for p in GOLDEN.rglob("*") if p.is_file()}
-    expected = {f"{fmt}/{case}.{EXTENSIONS[fmt]}" for fmt in FORMATS for case in CASES}
-    assert found == expected
+    cases = {f"{fmt}/{case}.{EXTENSIONS[fmt]}" for fmt in FORMATS for case in CASES}
+    assert found == cases | {f"{PARTS.name}/{name}.html" for name in parts()}
+    pages = [(GOLDEN / "html" / f"{case}.html").read_text(encoding="utf-8") for case in CASES]
+    held = Counter(name for page in pages for name in set(parts_used(page)))
+    assert {name: held[name] >= 2 for name in parts()} == dict.fromkeys(parts(), True)
 
 
 # --- the cases themselves (so the golden files show what they claim to show) ---------------

@@ -1,0 +1,70 @@
+"""The golden reports under tests/golden/: how a rendered report is compared with its file.
+
+A golden file holds what its case decides, and nothing that is the same in every case or in
+several of them, so that a change to shared markup is reviewed once, not once per case:
+
+- the tool version (it changes with every release) is a placeholder;
+- an HTML page's style sheet is a placeholder; the page must carry the reporter's style sheet
+  exactly once, to the letter;
+- a run of whole lines that stands in several HTML pages (the same cause, the same migration
+  timeline) is written once, in ``tests/golden/html_parts/NAME.html``, and each page that shows it
+  holds the line ``<!-- golden part: NAME -->`` in its place.
+
+The comparison keeps its full strength: a page is compared to the letter with its golden file
+after the parts are put back in (:func:`expected`); only ``UPDATE_GOLDEN=1`` writes files, with
+each part's markup taken out again (:func:`stored`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from compatcheck import __version__
+from compatcheck.reporters.html import _CSS
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+PARTS = GOLDEN / "html_parts"
+
+#: What the golden HTML files hold where the page has its style sheet.
+STYLE_PLACEHOLDER = "<style>/* compatcheck.reporters.html._CSS */</style>"
+_PART_LINE = re.compile(r"^<!-- golden part: ([a-z0-9-]+) -->\n", re.MULTILINE)
+
+
+def normalise(text: str, fmt: str) -> str:
+    """The rendered report with the version and the style sheet replaced by their placeholders."""
+    text = text.replace(f'"{__version__}"', '"<version>"')
+    if fmt == "html":
+        style = f"<style>{_CSS}</style>"
+        assert text.count(style) == 1, "the page does not carry the style sheet exactly once"
+        assert text.count("<style") == 1, "the page carries another style element"
+        text = text.replace(style, STYLE_PLACEHOLDER)
+    return text
+
+
+def parts() -> dict[str, str]:
+    """The shared runs of HTML lines by name, each as it stands in a page (whole lines)."""
+    return {p.stem: p.read_text(encoding="utf-8") for p in sorted(PARTS.glob("*.html"))}
+
+
+def parts_used(golden: str) -> list[str]:
+    """The names of the parts a golden page holds, in page order."""
+    return _PART_LINE.findall(golden)
+
+
+def expected(golden: str) -> str:
+    """The golden page with each part's placeholder line replaced by the part's lines."""
+    known = parts()
+
+    def put_back(match: re.Match[str]) -> str:
+        assert match.group(1) in known, f"no golden part {match.group(1)!r} in {PARTS}"
+        return known[match.group(1)]
+
+    return _PART_LINE.sub(put_back, golden)
+
+
+def stored(page: str) -> str:
+    """What ``UPDATE_GOLDEN=1`` writes for a normalised page: each part's lines taken out."""
+    for name, text in parts().items():
+        page = page.replace(text, f"<!-- golden part: {name} -->\n")
+    return page
