@@ -31,6 +31,27 @@ def write(folder: Path, files: dict[str, str]) -> Path:
     return folder
 
 
+def golang_migrate(folder: Path, versions: dict[str, tuple[str, str | None]]) -> Path:
+    """A golang-migrate folder: ``NAME.up.sql`` and, unless None, ``NAME.down.sql`` per version
+    (the tool's pairs of files, written as one entry each)."""
+    files = {f"{name}.up.sql": up for name, (up, _) in versions.items()}
+    files |= {f"{name}.down.sql": down for name, (_, down) in versions.items() if down is not None}
+    return write(folder, files)
+
+
+def flyway(
+    folder: Path,
+    versions: dict[str, tuple[str, str | None]],
+    repeatable: dict[str, str] | None = None,
+) -> Path:
+    """A Flyway folder: ``V{VERSION__DESC}.sql`` and, unless None, its undo ``U{VERSION__DESC}.sql``
+    per version, and ``R__{DESC}.sql`` per repeatable script."""
+    files = {f"V{name}.sql": up for name, (up, _) in versions.items()}
+    files |= {f"U{name}.sql": undo for name, (_, undo) in versions.items() if undo is not None}
+    files |= {f"R__{name}.sql": text for name, text in (repeatable or {}).items()}
+    return write(folder, files)
+
+
 # --- splitting ------------------------------------------------------------------------------
 
 
@@ -149,12 +170,11 @@ def test_dbmate_versions_options_and_missing_down(tmp_path: Path) -> None:
 
 
 def test_golang_migrate_versions_are_integers(tmp_path: Path) -> None:
-    folder = write(
+    folder = golang_migrate(
         tmp_path,
         {
-            "0009_a.up.sql": "CREATE TABLE a (x int);",
-            "0009_a.down.sql": "DROP TABLE a;",
-            "0010_b.up.sql": "CREATE TABLE b (x int);",
+            "0009_a": ("CREATE TABLE a (x int);", "DROP TABLE a;"),
+            "0010_b": ("CREATE TABLE b (x int);", None),
         },
     )
     history = SqlFilesSource("golang-migrate", folder).history()
@@ -167,14 +187,13 @@ def test_golang_migrate_versions_are_integers(tmp_path: Path) -> None:
 
 
 def test_flyway_versions_undo_repeatable_and_placeholders(tmp_path: Path) -> None:
-    folder = write(
+    folder = flyway(
         tmp_path,
         {
-            "V1_10__late.sql": "CREATE TABLE late (x int);",
-            "V1_2__early.sql": "CREATE TABLE ${schema}.early (x int);",
-            "U1_2__early.sql": "DROP TABLE early;",
-            "R__view.sql": "CREATE VIEW v AS SELECT 1 AS one;",
+            "1_10__late": ("CREATE TABLE late (x int);", None),
+            "1_2__early": ("CREATE TABLE ${schema}.early (x int);", "DROP TABLE early;"),
         },
+        {"view": "CREATE VIEW v AS SELECT 1 AS one;"},
     )
     source = SqlFilesSource("flyway", folder)
     history = source.history()
@@ -212,8 +231,8 @@ def test_detection(tmp_path: Path) -> None:
 
 
 def _run(folder: Path, framework: str) -> tuple[list[object], sqlite3.Connection]:
-    """Upgrade to the head and downgrade the last step on a scratch SQLite file; the results
-    and a plain connection to what is left."""
+    """Upgrade ``folder`` (once written) to the head and downgrade the last step on a scratch
+    SQLite file; the results and a plain connection to what is left."""
     source = SqlFilesSource(framework, folder)
     history = source.history()
     with scratch_database(None) as scratch, scratch.engine.connect() as conn:
@@ -229,13 +248,11 @@ def _run(folder: Path, framework: str) -> tuple[list[object], sqlite3.Connection
 
 
 def test_golang_migrate_failure_leaves_a_dirty_version(tmp_path: Path) -> None:
-    folder = write(
+    folder = golang_migrate(
         tmp_path,
         {
-            "1_a.up.sql": "CREATE TABLE a (x int);",
-            "1_a.down.sql": "DROP TABLE a;",
-            "2_b.up.sql": "CREATE TABLE b (x int);\nINSERT INTO nope VALUES (1);",
-            "2_b.down.sql": "DROP TABLE b;",
+            "1_a": ("CREATE TABLE a (x int);", "DROP TABLE a;"),
+            "2_b": ("CREATE TABLE b (x int);\nINSERT INTO nope VALUES (1);", "DROP TABLE b;"),
         },
     )
     (up, _down), db = _run(folder, "golang-migrate")
@@ -266,14 +283,15 @@ def test_goose_version_rows_and_no_transaction(tmp_path: Path) -> None:
 
 
 def test_flyway_history_rows_and_repeatables(tmp_path: Path) -> None:
-    folder = write(
+    """Flyway's history table books every script run, in order: the versions, then the
+    repeatable one (no version), then the undo of the last version (type UNDO_SQL)."""
+    folder = flyway(
         tmp_path,
         {
-            "V1__a.sql": "CREATE TABLE a (x int);",
-            "V2__b.sql": "CREATE TABLE b (x int);",
-            "U2__b.sql": "DROP TABLE b;",
-            "R__v.sql": "CREATE VIEW v AS SELECT x FROM a;",
+            "1__a": ("CREATE TABLE a (x int);", None),
+            "2__b": ("CREATE TABLE b (x int);", "DROP TABLE b;"),
         },
+        {"v": "CREATE VIEW v AS SELECT x FROM a;"},
     )
     (up, down), db = _run(folder, "flyway")
     assert up is None and down is None
@@ -389,30 +407,26 @@ def test_lone_concurrently_file_runs_with_golang_migrate_and_flyway(
     """golang-migrate sends a file as one query: a lone `CREATE INDEX CONCURRENTLY` runs outside
     a transaction block; Flyway runs such a script without a transaction, and refuses one that
     mixes it with transactional statements."""
-    migrate = write(
+    migrate = golang_migrate(
         tmp_path / "m",
         {
-            "1_t.up.sql": "CREATE TABLE t (a int);",
-            "1_t.down.sql": "DROP TABLE t;",
-            "2_ix.up.sql": "CREATE INDEX CONCURRENTLY ix_t ON t (a);",
-            "2_ix.down.sql": "DROP INDEX CONCURRENTLY ix_t;",
+            "1_t": ("CREATE TABLE t (a int);", "DROP TABLE t;"),
+            "2_ix": ("CREATE INDEX CONCURRENTLY ix_t ON t (a);", "DROP INDEX CONCURRENTLY ix_t;"),
         },
     )
     assert _server_trip(migrate, "golang-migrate", postgres_url, "postgresql") == [None, None]
-    flyway = write(
+    folder = flyway(
         tmp_path / "f",
         {
-            "V1__t.sql": "CREATE TABLE t (a int);",
-            "U1__t.sql": "DROP TABLE t;",
-            "V2__ix.sql": "CREATE INDEX CONCURRENTLY ix_t ON t (a);",
-            "U2__ix.sql": "DROP INDEX ix_t;",
+            "1__t": ("CREATE TABLE t (a int);", "DROP TABLE t;"),
+            "2__ix": ("CREATE INDEX CONCURRENTLY ix_t ON t (a);", "DROP INDEX ix_t;"),
         },
     )
-    assert _server_trip(flyway, "flyway", postgres_url, "postgresql") == [None, None]
-    (flyway / "V2__ix.sql").write_text(
+    assert _server_trip(folder, "flyway", postgres_url, "postgresql") == [None, None]
+    (folder / "V2__ix.sql").write_text(
         "CREATE TABLE u (a int);\nCREATE INDEX CONCURRENTLY ix_t ON t (a);"
     )
-    up, _ = _server_trip(flyway, "flyway", postgres_url, "postgresql")
+    up, _ = _server_trip(folder, "flyway", postgres_url, "postgresql")
     assert up is not None and "both transactional and non-transactional" in up.error  # type: ignore[attr-defined]
 
 
@@ -443,13 +457,11 @@ def test_golang_migrate_trigger_on_mariadb(tmp_path: Path, mysql_url: str) -> No
 def test_cancel_stops_before_the_next_version_up_and_down(tmp_path: Path) -> None:
     """A run closing between two steps: the step done stays done (and booked), the next one
     never starts, and Cancelled propagates instead of becoming a failed step."""
-    folder = write(
+    folder = golang_migrate(
         tmp_path,
         {
-            "1_a.up.sql": "CREATE TABLE a (x int);",
-            "1_a.down.sql": "DROP TABLE a;",
-            "2_b.up.sql": "CREATE TABLE b (x int);",
-            "2_b.down.sql": "DROP TABLE b;",
+            "1_a": ("CREATE TABLE a (x int);", "DROP TABLE a;"),
+            "2_b": ("CREATE TABLE b (x int);", "DROP TABLE b;"),
         },
     )
     source = SqlFilesSource("golang-migrate", folder)
