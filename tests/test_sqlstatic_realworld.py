@@ -291,138 +291,44 @@ def _sematic_runs(step: Step) -> None:
 
 
 #: (project, file as expected.yaml names it, line) → what the statement there must read as.
-TRAPS: dict[tuple[str, str, int], tuple[str, str, Check]] = {
-    ("cfssl", "mysql/001_CreateCertificates.sql", 11): (
-        "cfssl/1.6.5/mysql",
-        "001_CreateCertificates.sql",
-        _cfssl_mysql_001,
+TRAPS: dict[tuple[str, str, int], Check] = {
+    ("cfssl", "mysql/001_CreateCertificates.sql", 11): _cfssl_mysql_001,
+    ("cfssl", "mysql/002_AddMetadataToCertificates.sql", 4): _cfssl_002_up,
+    ("cfssl", "postgres/002_AddMetadataToCertificates.sql", 14): _cfssl_postgres_002,
+    ("cfssl", "sqlite/002_AddMetadataToCertificates.sql", 13): _empty_down,
+    ("goiardi", "postgres/0016_client_insert_duplicate.up.sql", 7): _nothing_modelled,
+    ("goiardi", "postgres/0030_bytea_to_json.up.sql", 59): _goiardi_json,
+    ("goiardi", "postgres/0041_jsonb.up.sql", 116): _goiardi_jsonb,
+    ("goiardi", "postgres/0036_node_latest_statuses.up.sql", 1): _nothing_modelled,
+    ("goiardi", "postgres/0038_ltree.up.sql", 4): _goiardi_ltree,
+    ("goiardi", "postgres/0001_goiardi_schema.up.sql", 3): _nothing_modelled,
+    ("goiardi", "mysql/0001_environments.up.sql", 17): _one_table("environments"),
+    ("goiardi", "mysql/0006_cookbook_versions.up.sql", 10): _one_table("cookbook_versions"),
+    ("goiardi", "mysql/0016_file_checksum_org.up.sql", 1): _goiardi_mysql_0016,
+    ("goiardi", "mysql/0017_all_org_ids.up.sql", 1): _goiardi_mysql_0017,
+    ("goiardi", "mysql/0019_grow_json_columns.up.sql", 3): _goiardi_mysql_0019,
+    ("rebuilderd", "sqlite/20210804171946_queue-per-distro.up.sql", 19): _added_not_null(
+        "queue", "required_backend"
     ),
-    ("cfssl", "mysql/002_AddMetadataToCertificates.sql", 4): (
-        "cfssl/1.6.5/mysql",
-        "002_AddMetadataToCertificates.sql",
-        _cfssl_002_up,
+    ("rebuilderd", "sqlite/20211121134730_build-groups.up.sql", 37): _added_not_null(
+        "pkgbases", "artifacts"
     ),
-    ("cfssl", "postgres/002_AddMetadataToCertificates.sql", 14): (
-        "cfssl/1.6.5/postgres",
-        "002_AddMetadataToCertificates.sql",
-        _cfssl_postgres_002,
+    ("rebuilderd", "sqlite/20200527160242_retries.up.sql", 1): _no_unknown,
+    ("rebuilderd", "sqlite/20191205202101_setup.up.sql", 22): _rebuilderd_setup,
+    ("rebuilderd", "sqlite/20200527160242_retries.up.sql", 3): _added_not_null(
+        "packages", "retries"
     ),
-    ("cfssl", "sqlite/002_AddMetadataToCertificates.sql", 13): (
-        "cfssl/1.6.5/sqlite",
-        "002_AddMetadataToCertificates.sql",
-        _empty_down,
-    ),
-    ("goiardi", "postgres/0016_client_insert_duplicate.up.sql", 7): (
-        "goiardi/0.11.10/postgres",
-        "0016_client_insert_duplicate.up.sql",
-        _nothing_modelled,
-    ),
-    ("goiardi", "postgres/0030_bytea_to_json.up.sql", 59): (
-        "goiardi/0.11.10/postgres",
-        "0030_bytea_to_json.up.sql",
-        _goiardi_json,
-    ),
-    ("goiardi", "postgres/0041_jsonb.up.sql", 116): (
-        "goiardi/0.11.10/postgres",
-        "0041_jsonb.up.sql",
-        _goiardi_jsonb,
-    ),
-    ("goiardi", "postgres/0036_node_latest_statuses.up.sql", 1): (
-        "goiardi/0.11.10/postgres",
-        "0036_node_latest_statuses.up.sql",
-        _nothing_modelled,
-    ),
-    ("goiardi", "postgres/0038_ltree.up.sql", 4): (
-        "goiardi/0.11.10/postgres",
-        "0038_ltree.up.sql",
-        _goiardi_ltree,
-    ),
-    ("goiardi", "postgres/0001_goiardi_schema.up.sql", 3): (
-        "goiardi/0.11.10/postgres",
-        "0001_goiardi_schema.up.sql",
-        _nothing_modelled,
-    ),
-    ("goiardi", "mysql/0001_environments.up.sql", 17): (
-        "goiardi/0.11.10/mysql",
-        "0001_environments.up.sql",
-        _one_table("environments"),
-    ),
-    ("goiardi", "mysql/0006_cookbook_versions.up.sql", 10): (
-        "goiardi/0.11.10/mysql",
-        "0006_cookbook_versions.up.sql",
-        _one_table("cookbook_versions"),
-    ),
-    ("goiardi", "mysql/0016_file_checksum_org.up.sql", 1): (
-        "goiardi/0.11.10/mysql",
-        "0016_file_checksum_org.up.sql",
-        _goiardi_mysql_0016,
-    ),
-    ("goiardi", "mysql/0017_all_org_ids.up.sql", 1): (
-        "goiardi/0.11.10/mysql",
-        "0017_all_org_ids.up.sql",
-        _goiardi_mysql_0017,
-    ),
-    ("goiardi", "mysql/0019_grow_json_columns.up.sql", 3): (
-        "goiardi/0.11.10/mysql",
-        "0019_grow_json_columns.up.sql",
-        _goiardi_mysql_0019,
-    ),
-    ("rebuilderd", "sqlite/20210804171946_queue-per-distro.up.sql", 19): (
-        "rebuilderd/0.24.0/sqlite",
-        "20210804171946_queue-per-distro.up.sql",
-        _added_not_null("queue", "required_backend"),
-    ),
-    ("rebuilderd", "sqlite/20211121134730_build-groups.up.sql", 37): (
-        "rebuilderd/0.24.0/sqlite",
-        "20211121134730_build-groups.up.sql",
-        _added_not_null("pkgbases", "artifacts"),
-    ),
-    ("rebuilderd", "sqlite/20200527160242_retries.up.sql", 1): (
-        "rebuilderd/0.24.0/sqlite",
-        "20200527160242_retries.up.sql",
-        _no_unknown,
-    ),
-    ("rebuilderd", "sqlite/20191205202101_setup.up.sql", 22): (
-        "rebuilderd/0.24.0/sqlite",
-        "20191205202101_setup.up.sql",
-        _rebuilderd_setup,
-    ),
-    ("rebuilderd", "sqlite/20200527160242_retries.up.sql", 3): (
-        "rebuilderd/0.24.0/sqlite",
-        "20200527160242_retries.up.sql",
-        _added_not_null("packages", "retries"),
-    ),
-    ("sematic", "migrations/20221004183943_remove_exception_from_runs.sql", 3): (
-        "sematic/0.41.0/migrations",
-        "20221004183943_remove_exception_from_runs.sql",
-        _empty_up,
-    ),
-    ("sematic", "migrations/20221202221000_resolution_versions.sql", 5): (
-        "sematic/0.41.0/migrations",
-        "20221202221000_resolution_versions.sql",
-        _empty_down,
-    ),
-    ("sematic", "migrations/20230403153220_replace_external_jobs.sql", 15): (
-        "sematic/0.41.0/migrations",
-        "20230403153220_replace_external_jobs.sql",
-        _sematic_comment_down,
-    ),
-    ("sematic", "migrations/20230221004041_swap_users.sql", 7): (
-        "sematic/0.41.0/migrations",
-        "20230221004041_swap_users.sql",
-        # The down renames users back to users_tmp (its rows live on there): a real rename.
-        _added_not_null("users", "id", down=False),
-    ),
-    ("sematic", "migrations/20230223020405_add_user_id_to_notes.sql", 37): (
-        "sematic/0.41.0/migrations",
-        "20230223020405_add_user_id_to_notes.sql",
-        _sematic_notes,
-    ),
-    ("sematic", "migrations/20220424062956_create_runs_table.sql", 3): (
-        "sematic/0.41.0/migrations",
-        "20220424062956_create_runs_table.sql",
-        _sematic_runs,
-    ),
+    ("sematic", "migrations/20221004183943_remove_exception_from_runs.sql", 3): _empty_up,
+    ("sematic", "migrations/20221202221000_resolution_versions.sql", 5): _empty_down,
+    ("sematic", "migrations/20230403153220_replace_external_jobs.sql", 15): _sematic_comment_down,
+    (
+        "sematic",
+        "migrations/20230221004041_swap_users.sql",
+        7,
+    ):  # The down renames users back to users_tmp (its rows live on there): a real rename.
+    _added_not_null("users", "id", down=False),
+    ("sematic", "migrations/20230223020405_add_user_id_to_notes.sql", 37): _sematic_notes,
+    ("sematic", "migrations/20220424062956_create_runs_table.sql", 3): _sematic_runs,
 }
 
 
@@ -440,11 +346,13 @@ def test_every_listed_trap_has_an_expectation() -> None:
 def test_parser_trap_is_read_right(
     trap: tuple[str, str, int], histories: dict[tuple[str, str], list[Step]]
 ) -> None:
-    folder, name, check = TRAPS[trap]
+    project, file, _ = trap
+    sub, name = file.rsplit("/", 1)
+    (folder,) = [f for f in FOLDERS if f.startswith(f"{project}/") and f.endswith(f"/{sub}")]
     steps = _step(histories, folder, name)
     assert steps, name
     for step in steps:
-        check(step)
+        TRAPS[trap](step)
 
 
 #: Per folder and dialect: the downgrades the real tools failed on (EXPECTED.md's measured
