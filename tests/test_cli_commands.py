@@ -4,6 +4,7 @@ validate, and files written. Real services, real Alembic, real child processes."
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -104,12 +105,19 @@ def test_snapshot_needs_a_source() -> None:
     assert proc.returncode == 2 and "give SOURCE" in proc.stderr
 
 
-def test_migrations_static_names_the_raising_downgrade() -> None:
-    case = ALEMBIC / "raising_downgrade"
-    proc = run_here(
-        "migrations", "--script-location", str(case), "--old", "0001", "--static",
-        "--format", "json", "-q",
+RAISING_DOWNGRADE = ALEMBIC / "raising_downgrade"
+
+
+def _raising_downgrade_static(fmt: str) -> subprocess.CompletedProcess[str]:
+    """``migrations --static`` over the fixture whose downgrade raises, as a report in ``fmt``."""
+    return run_here(
+        "migrations", "--script-location", str(RAISING_DOWNGRADE), "--old", "0001", "--static",
+        "--format", fmt, "-q",
     )  # fmt: skip
+
+
+def test_migrations_static_names_the_raising_downgrade() -> None:
+    proc = _raising_downgrade_static("json")
     doc = json.loads(proc.stdout)
     assert validate(doc, "report") is None
     got = {(f["kind"], f["subject"], f["blocking"]) for f in doc["findings"]}
@@ -247,11 +255,7 @@ def test_every_sarif_result_points_at_a_file_for_code_scanning() -> None:
 
 
 def test_migration_findings_point_at_their_revision_file() -> None:
-    case = ALEMBIC / "raising_downgrade"
-    proc = run_here(
-        "migrations", "--script-location", str(case), "--old", "0001", "--static",
-        "--format", "github", "-q",
-    )  # fmt: skip
+    proc = _raising_downgrade_static("github")
     (line,) = [ln for ln in proc.stdout.splitlines() if "downgrade-not-implemented" in ln]
     # Relative to the repository root (the git top level here), as annotations need.
-    assert f"file={case.relative_to(REPO)}/versions/" in line and ",line=" in line
+    assert f"file={RAISING_DOWNGRADE.relative_to(REPO)}/versions/" in line and ",line=" in line
