@@ -11,6 +11,7 @@ import pytest
 from compatcheck.capture.probes import health_record, never_ready_record, readiness_record
 from compatcheck.checks.readiness import check_readiness, pointer, resolve
 from compatcheck.errors import InputError
+from compatcheck.model import Finding
 from compatcheck.scrape import ProbeResult
 from compatcheck.snapshot import (
     ProbeRecord,
@@ -65,20 +66,22 @@ def test_field_missing_as_json_pointers_and_volatile_ignored():
     assert msg == "`/readyz` field `/db_connected` returned by `v2` is missing from `v1`."
 
 
+def healthz_change(before: int, after: int) -> list[Finding]:
+    """What the check finds when `/healthz` answered ``before`` in v2 and ``after`` in v1."""
+    return check_readiness(
+        snap("v2", healthz={"role": "health", "status": before}),
+        snap("v1", healthz={"role": "health", "status": after}),
+    )
+
+
 def test_endpoint_missing_only_when_before_had_it():
-    before = snap("v2", healthz={"role": "health", "status": 200})
-    after = snap("v1", healthz={"role": "health", "status": 404})
-    assert keys(check_readiness(before, after)) == {("readiness/endpoint-missing", "/healthz")}
-    both_missing = snap("v2", healthz={"role": "health", "status": 404})
-    assert check_readiness(both_missing, after) == []
+    assert keys(healthz_change(200, 404)) == {("readiness/endpoint-missing", "/healthz")}
+    assert healthz_change(404, 404) == []
 
 
 def test_status_class_change_and_not_ready():
-    before = snap("v2", healthz={"role": "health", "status": 200})
-    after = snap("v1", healthz={"role": "health", "status": 503})
-    assert keys(check_readiness(before, after)) == {("readiness/status-changed", "/healthz")}
-    same_class = snap("v1", healthz={"role": "health", "status": 204})
-    assert check_readiness(before, same_class) == []
+    assert keys(healthz_change(200, 503)) == {("readiness/status-changed", "/healthz")}
+    assert healthz_change(200, 204) == []
     never = snap("v1", readyz={"status": 503, "ready": False, "error": "not ready within 3 s"})
     found = check_readiness(snap("v2", readyz={}), never)
     assert keys(found) == {("readiness/not-ready", "/readyz")}
