@@ -78,6 +78,11 @@ def _field(rollout: dict[str, Any], path: str) -> str:
     return str(value)
 
 
+def _recipe(name: str, old_image: str, new_image: str) -> list[dict[str, Any]]:
+    """The recipe's documents as the pipeline applies them: the two image digests filled in."""
+    return envsubst((RECIPES / name).read_text(), OLD_IMAGE=old_image, NEW_IMAGE=new_image)
+
+
 @pytest.mark.parametrize(
     ("old", "new", "phase"), [("v1", "v2", "Successful"), ("v3", "v4", "Failed")]
 )
@@ -85,8 +90,7 @@ def test_argo_rollout_passes_the_image_digests(
     images: tuple[HookProcess, dict[str, str]], old: str, new: str, phase: str
 ) -> None:
     hook, refs = images
-    text = (RECIPES / "argo-analysistemplate-digests.yaml").read_text()
-    template, rollout = envsubst(text, OLD_IMAGE=refs[old], NEW_IMAGE=refs[new])
+    template, rollout = _recipe("argo-analysistemplate-digests.yaml", refs[old], refs[new])
     assert (template["kind"], rollout["kind"]) == ("AnalysisTemplate", "Rollout")
     (step,) = [
         s["analysis"] for s in rollout["spec"]["strategy"]["canary"]["steps"] if "analysis" in s
@@ -137,8 +141,7 @@ def test_flagger_canary_passes_the_image_digests(
     images: tuple[HookProcess, dict[str, str]], old: str, new: str, status: int
 ) -> None:
     hook, refs = images
-    text = (RECIPES / "flagger-canary-digests.yaml").read_text()
-    deployment, canary = envsubst(text, OLD_IMAGE=refs[old], NEW_IMAGE=refs[new])
+    deployment, canary = _recipe("flagger-canary-digests.yaml", refs[old], refs[new])
     assert canary["spec"]["targetRef"]["name"] == deployment["metadata"]["name"]
     # The canary's image and the webhook's newImage are the one digest the pipeline set.
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
@@ -153,8 +156,7 @@ def test_flagger_image_outside_allow_images_or_a_tag_is_refused(
     images: tuple[HookProcess, dict[str, str]],
 ) -> None:
     hook, refs = images
-    text = (RECIPES / "flagger-canary-digests.yaml").read_text()
-    _, canary = envsubst(text, OLD_IMAGE=refs["v1"], NEW_IMAGE=refs["v2"])
+    _, canary = _recipe("flagger-canary-digests.yaml", refs["v1"], refs["v2"])
     host = refs["v1"].split("/", 1)[0]
     other = refs["v1"].replace("/team/shop@", "/other/shop@")
     refused = _flagger(hook, canary, oldImage=other)
