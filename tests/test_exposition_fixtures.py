@@ -78,23 +78,25 @@ def test_text_fixture_families() -> None:
 
 def test_openmetrics_fixture_families() -> None:
     schema = _read(OPENMETRICS, CONTENT_TYPE_OPENMETRICS)
-    assert schema.families["queue_lag_seconds"] == sampled(
-        "queue_lag_seconds",
-        "gauge",
-        unit="seconds",
-        help='Consumer lag, with "quotes" and a \\ backslash.',
-        labels=("partition", "queue"),
-        label_values={"partition": ("0", "1", "2"), "queue": ("billing", "email", "reports")},
-        series=9,
-    )
-    assert schema.families["app_state"] == sampled(
-        "app_state",
-        "stateset",
-        help="Lifecycle state.",
-        labels=("app_state",),
-        label_values={"app_state": ("draining", "ready", "starting")},
-        series=3,
-    )
+    assert {name: schema.families[name] for name in ("queue_lag_seconds", "app_state")} == {
+        "queue_lag_seconds": sampled(
+            "queue_lag_seconds",
+            "gauge",
+            unit="seconds",
+            help='Consumer lag, with "quotes" and a \\ backslash.',
+            labels=("partition", "queue"),
+            label_values={"partition": ("0", "1", "2"), "queue": ("billing", "email", "reports")},
+            series=9,
+        ),
+        "app_state": sampled(
+            "app_state",
+            "stateset",
+            help="Lifecycle state.",
+            labels=("app_state",),
+            label_values={"app_state": ("draining", "ready", "starting")},
+            series=3,
+        ),
+    }
     assert schema.families["http_response_size_bytes"].quantiles == ()
     assert schema.families["http_response_size_bytes"].series == 3
     assert schema.families["node_uname_info"].type == "info"
