@@ -606,15 +606,17 @@ def test_empty_input_and_empty_label_set() -> None:
 @pytest.mark.parametrize(
     ("content_type", "text", "expected"),
     [
-        ("application/openmetrics-text; version=1.0.0", "m 1\n", True),
-        ("text/plain; version=0.0.4", "m 1\n# EOF\n", False),
-        ("text/plain", "# UNIT m seconds\n", False),
-        ("", "m 1\n# EOF", True),
-        ("", "# TYPE m_seconds gauge\n# UNIT m_seconds seconds\n", True),
-        ("", "# TYPE m info\n", True),
-        ("", "# TYPE m counter\nm_total 1\n", False),
-        ("", "# EOF is a comment here\nm 1\n", False),
-        ("application/octet-stream", "m 1\n# EOF\r\n", True),
+        pytest.param("application/openmetrics-text; version=1.0.0", "m 1\n", True, id="om type"),
+        pytest.param("text/plain; version=0.0.4", "m 1\n# EOF\n", False, id="text type wins"),
+        pytest.param("text/plain", "# UNIT m seconds\n", False, id="text type, unit line"),
+        pytest.param("", "m 1\n# EOF", True, id="EOF line"),
+        pytest.param(
+            "", "# TYPE m_seconds gauge\n# UNIT m_seconds seconds\n", True, id="UNIT line"
+        ),
+        pytest.param("", "# TYPE m info\n", True, id="a type only OpenMetrics has"),
+        pytest.param("", "# TYPE m counter\nm_total 1\n", False, id="no marker"),
+        pytest.param("", "# EOF is a comment here\nm 1\n", False, id="EOF not alone"),
+        pytest.param("application/octet-stream", "m 1\n# EOF\r\n", True, id="other type: sniffed"),
     ],
 )
 def test_is_openmetrics(content_type: str, text: str, expected: bool) -> None:

@@ -18,16 +18,22 @@ def _expr(text: str) -> ast.expr:
 @pytest.mark.parametrize(
     ("existing", "new", "widening"),
     [
+        # lengths, and a length that is not a literal
         ("sa.String(50)", "sa.String(100)", True),
-        ("sa.String(length=50)", "sa.String(length=100)", True),
-        ("sa.String(50)", "sa.Text()", True),
-        ("sa.String(50)", "sa.String()", True),
-        ("sa.Integer()", "sa.BigInteger()", True),
-        ("sa.SmallInteger", "sa.Integer", True),
         ("sa.String(100)", "sa.String(50)", False),
-        ("sa.BigInteger()", "sa.Integer()", False),
-        ("sa.String(50)", "sa.Integer()", False),
+        ("sa.String(length=50)", "sa.String(length=100)", True),
+        ("sa.String(50)", "sa.String()", True),
+        ("LENGTH_TYPE", "sa.String(100)", False),
+        ("sa.String(N)", "sa.String(100)", False),
+        # string and text
+        ("sa.String(50)", "sa.Text()", True),
         ("sa.Text()", "sa.String(50)", False),
+        # integers, and a string made an integer
+        ("sa.Integer()", "sa.BigInteger()", True),
+        ("sa.BigInteger()", "sa.Integer()", False),
+        ("sa.SmallInteger", "sa.Integer", True),
+        ("sa.Integer()", "sa.BIGINT()", True),
+        ("sa.String(50)", "sa.Integer()", False),
         # Issue 12: larger precision, TEXT -> MEDIUMTEXT/LONGTEXT, and every dialect's variant.
         ("sa.Numeric(10, 2)", "sa.Numeric(12, 2)", True),
         ("sa.Numeric(10, 2)", "sa.Numeric(10, 4)", False),  # fewer integer digits
@@ -36,15 +42,12 @@ def _expr(text: str) -> ast.expr:
         ("mysql.MEDIUMTEXT()", "mysql.LONGTEXT()", True),
         ("mysql.LONGTEXT()", "sa.Text()", False),
         ("sa.VARCHAR(255)", "mysql.LONGTEXT", True),
-        ("sa.Integer()", "sa.BIGINT()", True),
         (
             "sa.String(5000)",
             'sa.Text().with_variant(MEDIUMTEXT, "mysql").with_variant(NVARCHAR(None), "mssql")',
             True,
         ),
         ("sa.String(5000)", 'sa.Text().with_variant(sa.String(100), "mysql")', False),
-        ("LENGTH_TYPE", "sa.String(100)", False),
-        ("sa.String(N)", "sa.String(100)", False),
     ],
 )
 def test_is_widening(existing: str, new: str, widening: bool) -> None:
