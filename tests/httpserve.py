@@ -11,9 +11,11 @@ from typing import Any
 
 
 class QuietHandler(http.server.BaseHTTPRequestHandler):
-    """A handler that logs nothing (the test's output stays its own) and answers in one call."""
+    """A handler that logs nothing (the test's output stays its own) and answers in one call.
+    Stdlib only: the small releases the tests write and start import it too (``PYTHONPATH`` set
+    to the repository in their target's ``env``)."""
 
-    def send(self, status: int, body: bytes, ctype: str) -> None:
+    def send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))

@@ -127,9 +127,11 @@ def _evaluate(config: Any, result: CheckResult) -> Any:
 # --- a small service on purpose-built histories ---------------------------------------------
 
 SERVICE = '''
-"""items: a tiny release (stdlib only) for compatcheck's code-only tests."""
+"""items: a tiny release (stdlib and the tests' quiet handler) for the code-only tests."""
 import argparse, json, os, sqlite3, sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from tests.httpserve import QuietHandler
 
 p = argparse.ArgumentParser()
 p.add_argument("--port", type=int, required=True)
@@ -150,15 +152,8 @@ if args.require_column:
 verb = "INSERT OR IGNORE" if args.ignore_duplicates else "INSERT"
 EXPOSITION = b"# HELP items_up Always 1.\\n# TYPE items_up gauge\\nitems_up 1\\n"
 
-class H(BaseHTTPRequestHandler):
+class H(QuietHandler):
     protocol_version = "HTTP/1.1"
-    def log_message(self, *a): pass
-    def send(self, status, body, ctype="application/json"):
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
     def do_GET(self):
         if self.path == "/metrics":
             return self.send(200, EXPOSITION, "text/plain; version=0.0.4")
@@ -255,7 +250,7 @@ def _items_config(tmp_path: Path, marker: str, new_revision: str, old_args: list
             {
                 "label": label,
                 "command": argv,
-                "env": {"DATABASE_URL": "{database_url}"},
+                "env": {"DATABASE_URL": "{database_url}", "PYTHONPATH": str(ROOT)},
                 "migrations": str(loc),
             }
         )

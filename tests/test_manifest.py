@@ -164,7 +164,9 @@ def test_a_helm_template_is_a_one_line_usage_error_through_the_cli(tmp_path: Pat
 SERVICE = '''
 """A release whose readiness is only on its TLS side (plain HTTP gets 503), one port for both."""
 import argparse, json, socket, ssl
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from tests.httpserve import QuietHandler
 
 p = argparse.ArgumentParser()
 p.add_argument("--port", type=int, required=True)
@@ -183,30 +185,20 @@ class Server(ThreadingHTTPServer):
         return sock, addr
 
 
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *a):
-        pass
-
-    def send(self, status, body, ctype="application/json"):
-        data = body.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
+class Handler(QuietHandler):
     def do_GET(self):
         tls = isinstance(self.connection, ssl.SSLSocket)
         if self.path == "/readyz":
             ok = tls and self.headers.get("Host") == "shop.example.com"
             body = {"tls": tls, "host": self.headers.get("Host")}
-            self.send(200 if ok else 503, json.dumps(body))
+            self.send(200 if ok else 503, json.dumps(body).encode())
         elif self.path == "/healthz":
-            self.send(200, json.dumps({"tls": tls}))
+            self.send(200, json.dumps({"tls": tls}).encode())
         elif self.path == "/metrics":
-            self.send(200, f'shop_build_info{{version="{args.version}"}} 1\\n', "text/plain")
+            text = f'shop_build_info{{version="{args.version}"}} 1\\n'
+            self.send(200, text.encode(), "text/plain")
         else:
-            self.send(404, "{}")
+            self.send(404, b"{}")
 
 
 Server(("127.0.0.1", args.port), Handler).serve_forever()
@@ -233,7 +225,8 @@ def tls_service(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def _tls_config(tmp_path: Path, service: Path, pem: Path, manifest: Path) -> Path:
     def target(version: str) -> str:
         argv = ["{python}", str(service), "--port", "{port}", "--cert", str(pem)]
-        return json.dumps({"command": [*argv, "--version", version], "label": version})
+        env = {"PYTHONPATH": str(REPO)}  # the release imports tests.httpserve
+        return json.dumps({"command": [*argv, "--version", version], "label": version, "env": env})
 
     cfg = tmp_path / "compatcheck.yaml"
     cfg.write_text(
