@@ -169,9 +169,12 @@ def case_go(tmp: Path) -> Report:
 
 
 def case_deploy(tmp: Path) -> Report:
-    """A roll-forward (OLD → NEW): the header and verdict name the versions the other way round."""
+    """The go case's change seen as a roll-forward (OLD → NEW), the family now arriving with NEW:
+    the same finding, while the header and verdict name the versions the other way round."""
     old = _snap("v1.4.2", "snapshots/v1.4.2.json", SAME_METRICS, build={"version": "1.4.2"})
-    new_metrics = MetricsSchema({**SAME_METRICS.families, "jobs_total": _fam("jobs_total")})
+    new_metrics = MetricsSchema(
+        {**SAME_METRICS.families, "legacy_queue_depth": _fam("legacy_queue_depth", "gauge")}
+    )
     new = _snap("v1.5.0", "snapshots/v1.5.0.json", new_metrics, build={"version": "1.5.0"})
     return _fix(evaluate(old, new, EvaluateOptions(direction="deploy", today=TODAY)))
 
