@@ -8,7 +8,8 @@ several of them, so that a change to shared markup is reviewed once, not once pe
   exactly once, to the letter;
 - a run of whole lines that stands in several HTML pages (the same cause, the same migration
   timeline) is written once, in ``tests/golden/html_parts/NAME.html``, and each page that shows it
-  holds the line ``<!-- golden part: NAME -->`` in its place.
+  holds the line ``<!-- golden part: NAME -->`` in its place; a part may hold another part's
+  line (a whole page body two cases share, with a cause a third case shows too).
 
 The comparison keeps its full strength: a page is compared to the letter with its golden file
 after the parts are put back in (:func:`expected`); only ``UPDATE_GOLDEN=1`` writes files, with
@@ -43,28 +44,35 @@ def normalise(text: str, fmt: str) -> str:
 
 
 def parts() -> dict[str, str]:
-    """The shared runs of HTML lines by name, each as it stands in a page (whole lines)."""
+    """The shared runs of HTML lines by name, as stored (whole lines, maybe holding parts)."""
     return {p.stem: p.read_text(encoding="utf-8") for p in sorted(PARTS.glob("*.html"))}
 
 
 def parts_used(golden: str) -> list[str]:
-    """The names of the parts a golden page holds, in page order."""
+    """The names of the parts a golden page or part holds directly, in order."""
     return _PART_LINE.findall(golden)
 
 
 def expected(golden: str) -> str:
-    """The golden page with each part's placeholder line replaced by the part's lines."""
+    """The golden page with each part's placeholder line replaced by the part's lines, parts held
+    in parts included."""
     known = parts()
 
     def put_back(match: re.Match[str]) -> str:
         assert match.group(1) in known, f"no golden part {match.group(1)!r} in {PARTS}"
         return known[match.group(1)]
 
-    return _PART_LINE.sub(put_back, golden)
+    for _ in range(len(known) + 1):  # a part in a part in ...: never deeper than there are parts
+        if not _PART_LINE.search(golden):
+            return golden
+        golden = _PART_LINE.sub(put_back, golden)
+    raise AssertionError(f"golden parts hold each other in a cycle: {parts_used(golden)}")
 
 
 def stored(page: str) -> str:
-    """What ``UPDATE_GOLDEN=1`` writes for a normalised page: each part's lines taken out."""
-    for name, text in parts().items():
-        page = page.replace(text, f"<!-- golden part: {name} -->\n")
+    """What ``UPDATE_GOLDEN=1`` writes for a normalised page: each part's lines taken out, the
+    largest part first (a part holding another is taken out whole)."""
+    full = {name: expected(text) for name, text in parts().items()}
+    for name in sorted(full, key=lambda n: -len(full[n])):
+        page = page.replace(full[name], f"<!-- golden part: {name} -->\n")
     return page
