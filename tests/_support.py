@@ -1,5 +1,5 @@
-"""Small builders several test modules share, so that an expected value is one readable line
-instead of the same keyword block written again per test."""
+"""Small helpers several test modules share (expected values, a fixture script's import, a
+verify section, a one-line error), written once instead of again per module."""
 
 from __future__ import annotations
 
