@@ -4,8 +4,10 @@ A golden file holds what its case decides, and nothing that is the same in every
 several of them, so that a change to shared markup is reviewed once, not once per case:
 
 - the tool version (it changes with every release) is a placeholder;
-- an HTML page's style sheet is a placeholder; the page must carry the reporter's style sheet
-  exactly once, to the letter;
+- an HTML page's frame, the same in every page, is checked once here, to the letter, and left
+  out of the golden files: the document head (character set, Content-Security-Policy, the
+  reporter's style sheet exactly once) around the page's ``<title>``, the body's opening and
+  closing tags, and the head row and end of the versions table around its two rows;
 - a run of whole lines that stands in several HTML pages (the same cause, the same migration
   timeline) is written once, in ``tests/golden/html_parts/NAME.html``, and each page that shows it
   holds the line ``<!-- golden part: NAME -->`` in its place; a part may hold another part's
@@ -27,20 +29,36 @@ from compatcheck.reporters.html import _CSS
 GOLDEN = Path(__file__).resolve().parent / "golden"
 PARTS = GOLDEN / "html_parts"
 
-#: What the golden HTML files hold where the page has its style sheet.
-STYLE_PLACEHOLDER = "<style>/* compatcheck.reporters.html._CSS */</style>"
+#: The frame of every HTML page, which the golden files do not hold (see the module's docstring).
+PAGE_OPEN = (
+    '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta http-equiv='
+    "\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+)
+PAGE_BODY = f"<style>{_CSS}</style></head>\n<body><main>\n"
+PAGE_CLOSE = "</main></body></html>\n"
+VERSIONS_HEAD = "<table><tr><th>version</th><th>label</th><th>source</th><th>build</th></tr>\n"
+_PAGE = re.compile(
+    re.escape(PAGE_OPEN) + "(<title>[^\n]*</title>)" + re.escape(PAGE_BODY) + "(.*)"
+    + re.escape(PAGE_CLOSE),
+    re.DOTALL,
+)  # fmt: skip
+_VERSIONS = re.compile(re.escape(VERSIONS_HEAD) + "(<tr>[^\n]*</tr>\n<tr>[^\n]*</tr>\n)</table>\n")
 _PART_LINE = re.compile(r"^<!-- golden part: ([a-z0-9-]+) -->\n", re.MULTILINE)
 
 
 def normalise(text: str, fmt: str) -> str:
-    """The rendered report with the version and the style sheet replaced by their placeholders."""
+    """The rendered report with the version a placeholder and, for a page, its frame checked and
+    left out (the title line first, then the body; the versions table its two rows)."""
     text = text.replace(f'"{__version__}"', '"<version>"')
-    if fmt == "html":
-        style = f"<style>{_CSS}</style>"
-        assert text.count(style) == 1, "the page does not carry the style sheet exactly once"
-        assert text.count("<style") == 1, "the page carries another style element"
-        text = text.replace(style, STYLE_PLACEHOLDER)
-    return text
+    if fmt != "html":
+        return text
+    assert text.count(f"<style>{_CSS}</style>") == 1, "not the style sheet exactly once"
+    assert text.count("<style") == 1, "the page carries another style element"
+    page = _PAGE.fullmatch(text)
+    assert page is not None, "the page is not in the reporter's frame (head, body, end)"
+    body, found = _VERSIONS.subn(r"\1", page.group(2))
+    assert found == 1, "the page has not exactly one versions table with its two rows"
+    return f"{page.group(1)}\n{body}"
 
 
 def parts() -> dict[str, str]:
