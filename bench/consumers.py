@@ -42,7 +42,7 @@ from _load import beside, describe
 
 from compatcheck.checks.metrics import check_metrics
 from compatcheck.consumers import check_consumers, load_consumers, render_bridge_rules
-from compatcheck.consumers.promql import parse_expression, substitute_variables
+from compatcheck.consumers.promql import parse_consumer, substitute_variables
 from compatcheck.model import MetricFamily, MetricsSchema
 
 BUCKETS_NEW: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, math.inf)
@@ -215,7 +215,7 @@ def _one_run(
     root: Path, before: MetricsSchema, after: MetricsSchema, metric_findings: list[Any]
 ) -> tuple[float, float, float, float, Any, str, int]:
     """One cold run (parse cache cleared, as in a fresh process): load, judge, bridge."""
-    parse_expression.cache_clear()
+    parse_consumer.cache_clear()
     gc.collect()
     t0, c0 = time.perf_counter(), time.process_time()
     consumers = load_consumers([root])
@@ -250,7 +250,7 @@ def main() -> int:
     print(describe(args.beside))
     *_, consumers, bridge, flagged = runs[-1]
     n = len(consumers.expressions)
-    distinct = parse_expression.cache_info().currsize
+    distinct = parse_consumer.cache_info().currsize
     print(f"expressions: {n} ({distinct} distinct), consumers: {len(consumers.consumers)}")
     print(f"findings: {flagged} consumers/*, bridge rules: {bridge.count('- record:')}")
     print(f"{args.runs} cold runs, seconds      min   median      max")

@@ -187,6 +187,67 @@ def test_rewrite_query() -> None:
     )
 
 
+_SHAPES = [
+    "sum(rate(a_total[5m])) > 1",
+    "a_total",
+    "-a_total",
+    "a_total[5m]",
+    "rate(a_total[5m:1m])",
+    "scalar(a_total) + 1",
+    "time() - a_total",
+    "1 + 1",
+    "a_total offset 5m",
+    "a_total > bool 1",
+    "absent(a_total)",
+    "a_total # a comment",
+    "a_total # a comment\n+ 1",
+    'label_replace(a_total, "x", "$1", "y", "(.*)")',
+    "sum by (a_total) (a_total)",
+    "a_total and on (a_total) c",
+    'topk($n, rate(a_total{x="$v"}[$__rate_interval])) > $threshold',
+    "a_total offset $off",
+    "($x)",
+    "a_total * on (x) group_left (y) c",
+    "histogram_quantile(0.9, sum by (le) (rate(a_total[5m])))",
+]
+_RENAMES = [
+    {"a_total": "b_total"},
+    {"a_total": "sum"},
+    {"a_total": "b_offset"},
+    {"a_total": "b:total"},
+    {"a_total": "b.total"},
+    {"a_total": "b_total", "c": "by"},
+]
+
+
+@pytest.mark.parametrize("renames", _RENAMES, ids=str)
+@pytest.mark.parametrize("grafana", [False, True])
+def test_rewrite_of_a_vector_query_needs_no_second_parse(
+    renames: dict[str, str], grafana: bool
+) -> None:
+    """The rewrite of a query known to be an instant vector is not parsed again: the answer
+    must be the parser's own, for every shape and rename (keywords, comments, odd names)."""
+    from compatcheck.consumers.promql import PromQLError, parse_consumer
+
+    texts = list(_SHAPES)
+    for f in sorted(ROOT.rglob("*")):
+        if f.suffix in (".yml", ".yaml", ".json") and f.is_file():
+            from compatcheck.consumers import load_consumers
+
+            texts += [e.text for e in load_consumers([f]).expressions]
+    fast = 0
+    for text in texts:
+        try:
+            vector = parse_consumer(text, grafana).vector
+        except PromQLError:
+            continue
+        asked = rewrite_query(text, renames, grafana)
+        assert rewrite_query(text, renames, grafana, vector=vector) == asked, text
+        fast += vector and asked is not None
+    if renames == {"a_total": "b_total"}:
+        assert fast >= 5  # the shortcut was taken, and agreed
+
+
 def test_cli_diff_names_the_broken_consumers_and_writes_a_valid_bridge(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -497,7 +497,8 @@ def _problem_json(e: Expression, p: Problem, renames: dict[str, str]) -> dict[st
         and not p.chain
         and not p.lost_by_matcher
     ):
-        rewrite = rewrite_query(e.text, renames, grafana=e.consumer.type not in ("alert", "record"))
+        grafana = e.consumer.type not in ("alert", "record")
+        rewrite = rewrite_query(e.text, renames, grafana, vector=e.vector)
         if rewrite is not None:
             out["rewrite"] = rewrite
     return out

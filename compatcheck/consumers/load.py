@@ -38,7 +38,7 @@ from compatcheck.checks.consumers import PARSE_ERROR
 from compatcheck.consumers.collector import Collector, Source
 from compatcheck.consumers.grafana import read_dashboard
 from compatcheck.consumers.live import add_live_rules, check_live, is_live, read_live_rules
-from compatcheck.consumers.promql import Node, PromQLError, parse_expression
+from compatcheck.consumers.promql import Node, PromQLError, parse_consumer
 from compatcheck.consumers.rulefile import read_rule_file
 from compatcheck.consumers.textlist import read_text_list
 from compatcheck.errors import InputError
@@ -62,6 +62,8 @@ class Expression:
     error: str | None = None
     #: Where in the consumer: ``expr``, ``target A``, ``query``...
     where: str = "expr"
+    #: Its value is an instant vector (see :attr:`~compatcheck.consumers.promql.Parsed.vector`).
+    vector: bool = False
 
 
 @dataclass(frozen=True)
@@ -235,7 +237,7 @@ def _finish(collector: Collector) -> ConsumerSet:
         subject = subject_of[id(raw.consumer)]
         consumers[subject] = raw.consumer
         try:
-            node = parse_expression(raw.text, raw.grafana, raw.root_needs)
+            parsed = parse_consumer(raw.text, raw.grafana, raw.root_needs)
         except PromQLError as exc:
             expr = Expression(
                 subject, raw.consumer, raw.text, raw.line, raw.record, None, str(exc), raw.where
@@ -247,7 +249,10 @@ def _finish(collector: Collector) -> ConsumerSet:
             continue
         # Built once, positionally (dataclasses.replace costs several times a construction).
         expressions.append(
-            Expression(subject, raw.consumer, raw.text, raw.line, raw.record, node, None, raw.where)
+            Expression(
+                subject, raw.consumer, raw.text, raw.line, raw.record, parsed.node, None,
+                raw.where, parsed.vector,
+            )  # fmt: skip
         )
     return ConsumerSet(tuple(expressions), tuple(findings), consumers)
 

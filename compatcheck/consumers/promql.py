@@ -181,17 +181,50 @@ def matches_empty(op: str, value: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """One expression as :func:`parse_consumer` reads it."""
+
+    node: Node
+    #: Whether its value is an instant vector, the only kind ``or`` joins: a rewrite
+    #: ``(expr) or (expr renamed)`` then parses without asking the parser again (see
+    #: :func:`~compatcheck.consumers.bridge.rewrite_query`).
+    vector: bool
+
+
 @lru_cache(maxsize=65536)
-def parse_expression(
+def parse_consumer(
     text: str, grafana: bool = False, root_needs: frozenset[Need] = frozenset()
-) -> Node:
+) -> Parsed:
     """Parse ``text`` and reduce it to a :data:`Node`; raises :class:`PromQLError`.
 
     ``grafana`` substitutes template variables first; ``root_needs`` are labels the consumer
     reads from the result itself (an alert's ``$labels.x`` templates, a ``label_values``
     variable's label). Cached: a rule set repeats the same expressions many times.
     """
-    return _build(parse_promql(text, grafana), root_needs)
+    tree = parse_promql(text, grafana)
+    return Parsed(_build(tree, root_needs), _is_vector(tree))
+
+
+def parse_expression(
+    text: str, grafana: bool = False, root_needs: frozenset[Need] = frozenset()
+) -> Node:
+    """The :data:`Node` of :func:`parse_consumer` (same cache)."""
+    return parse_consumer(text, grafana, root_needs).node
+
+
+def _is_vector(e: Any) -> bool:
+    """Whether promql-parser's tree ``e`` has an instant-vector value; False when unsure (the
+    caller then asks the parser)."""
+    while isinstance(e, promql_parser.ParenExpr | promql_parser.UnaryExpr):
+        e = e.expr
+    if isinstance(e, promql_parser.VectorSelector | promql_parser.AggregateExpr):
+        return True
+    if isinstance(e, promql_parser.Call):
+        return bool(e.func.return_type == promql_parser.ValueType.Vector)
+    if isinstance(e, promql_parser.BinaryExpr):
+        return _is_vector(e.lhs) or _is_vector(e.rhs)
+    return False
 
 
 def parse_promql(text: str, grafana: bool = False) -> Any:
