@@ -248,11 +248,11 @@ def _finish(collector: Collector) -> ConsumerSet:
                 findings.append(_expression_error(expr, str(exc)))
             continue
         # Built once, positionally (dataclasses.replace costs several times a construction).
+        node, vector = parsed.node, parsed.vector
         expressions.append(
             Expression(
-                subject, raw.consumer, raw.text, raw.line, raw.record, parsed.node, None,
-                raw.where, parsed.vector,
-            )  # fmt: skip
+                subject, raw.consumer, raw.text, raw.line, raw.record, node, None, raw.where, vector
+            )
         )
     return ConsumerSet(tuple(expressions), tuple(findings), consumers)
 
