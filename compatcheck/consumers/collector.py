@@ -9,11 +9,33 @@ one finding per broken rule.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from compatcheck.checks.consumers import PARSE_ERROR
 from compatcheck.consumers.promql import Need
 from compatcheck.model import Consumer, Finding
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while loading or judging consumers.
+
+    Both build tens of thousands of small objects that live on (decoded dashboards, reduced
+    trees, problems) and none that form cycles: each collection the allocations trigger walks the
+    survivors again for nothing (about a tenth of the CPU time of a 5,000-expression set).
+    Reference counting still frees everything; the collector is on again afterwards (unless it
+    was off before, or another thread turned it off first: then that thread turns it back on).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ from compatcheck.consumers.bridge import (
     series_names,
     series_renames,
 )
+from compatcheck.consumers.collector import gc_paused
 from compatcheck.consumers.load import ConsumerSet, Expression
 from compatcheck.consumers.promql import REASON_MATCHER, VAR_PREFIX, Node, Selector, matches_empty
 from compatcheck.model import (
@@ -389,6 +390,16 @@ def judge_consumers(
     renames (for the rewrite and the bridge) and receive the consumers they explain. Parse errors
     from loading are included, so the caller adds nothing else.
     """
+    with gc_paused():
+        return _judge_all(consumers, before, after, metric_findings)
+
+
+def _judge_all(
+    consumers: ConsumerSet,
+    before: MetricsSchema,
+    after: MetricsSchema,
+    metric_findings: Sequence[Finding],
+) -> Judgement:
     renames_f = family_renames(metric_findings, before, after)
     renames = series_renames(renames_f, before, after)
     label_map = {(f, b): a for f, b, a in label_renames(before, after)}
@@ -404,7 +415,9 @@ def judge_consumers(
         if r is None:
             r = judge.eval(e.node)
             node_memo[id(e.node)] = r
-        for p in sorted(r.problems, key=lambda p: len(p.chain)):  # direct causes first
+        if not r.problems:
+            continue
+        for p in sorted(r.problems, key=_chain_length):  # direct causes first
             if e.subject in p.chain:
                 continue  # a record cycle leading back to this very consumer
             if (e.subject, e.text, p) not in seen:
@@ -426,6 +439,10 @@ def judge_consumers(
             by_family.setdefault(p.family, {}).setdefault(subject, []).append(p)
     enriched = [_attach(f, by_family, consumers) for f in metric_findings]
     return Judgement(enriched, sort_findings([*consumers.findings, *new]))
+
+
+def _chain_length(p: Problem) -> int:
+    return len(p.chain)
 
 
 def _attach(

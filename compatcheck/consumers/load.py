@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from compatcheck.checks.consumers import PARSE_ERROR
-from compatcheck.consumers.collector import Collector, Source
+from compatcheck.consumers.collector import Collector, Source, gc_paused
 from compatcheck.consumers.grafana import read_dashboard
 from compatcheck.consumers.live import add_live_rules, check_live, is_live, read_live_rules
 from compatcheck.consumers.promql import Node, PromQLError, parse_consumer
@@ -125,9 +125,11 @@ def load_consumers(paths: Sequence[str | Path]) -> ConsumerSet:
         if isinstance(p, str):
             read_live_rules(collector, p)
             continue
-        for f in p:
-            _read_file(Source(str(f.path), f.rel, collector), f.path, f.explicit, None)
-    return _finish(collector)
+        with gc_paused():
+            for f in p:
+                _read_file(Source(str(f.path), f.rel, collector), f.path, f.explicit, None)
+    with gc_paused():
+        return _finish(collector)
 
 
 @dataclass(frozen=True)
@@ -145,12 +147,13 @@ def read_consumer_files(
     """Load ``files`` (and live rules already read), in order; ``read`` supplies the files'
     bytes (default: read them from disk now)."""
     collector = Collector()
-    for f in files:
-        if isinstance(f, LiveRules):
-            add_live_rules(collector, f.rules)
-        else:
-            _read_file(Source(str(f.path), f.rel, collector), f.path, f.explicit, read)
-    return _finish(collector)
+    with gc_paused():
+        for f in files:
+            if isinstance(f, LiveRules):
+                add_live_rules(collector, f.rules)
+            else:
+                _read_file(Source(str(f.path), f.rel, collector), f.path, f.explicit, read)
+        return _finish(collector)
 
 
 def list_consumer_files(paths: Sequence[str | Path]) -> list[ConsumerFile]:
