@@ -63,6 +63,11 @@ def _use_color(args: argparse.Namespace, stream: IO[str]) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
+#: The formats whose file paths are relative to the workspace (see ``Report.workspace``): only
+#: they ask git for it, the others start no process (the snapshot gate waits for every one).
+_PATH_FORMATS = ("github", "sarif")
+
+
 def _stamped(args: argparse.Namespace, report: Any) -> Any:
     """The report with the command line as it ran and the total time since start-up."""
     import time
@@ -75,7 +80,7 @@ def _stamped(args: argparse.Namespace, report: Any) -> Any:
         report,
         invocation=getattr(args, "invocation", "") or report.invocation,
         timings=timings,
-        workspace=report.workspace or _workspace(),
+        workspace=report.workspace or (_workspace() if args.format in _PATH_FORMATS else ""),
     )
 
 

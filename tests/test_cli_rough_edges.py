@@ -224,6 +224,23 @@ def test_rules_markdown_carries_why_and_fix() -> None:
         assert f"**Fix:** {rule.fix}\n" in block
 
 
+@pytest.mark.parametrize("fmt", ["text", "json", "sarif", "github"])
+def test_only_path_formats_ask_for_the_workspace(
+    monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    """The workspace (a `git rev-parse` process) is only asked for by the formats that print
+    paths relative to it: the snapshot gate's text or JSON verdict starts no process."""
+    import compatcheck.output
+
+    asked: list[str] = []
+    monkeypatch.delenv("GITHUB_WORKSPACE", raising=False)
+    real = compatcheck.output._workspace
+    monkeypatch.setattr(compatcheck.output, "_workspace", lambda: asked.append(fmt) or real())
+    proc = run_here("diff", OLD, NEW, "--format", fmt)
+    assert proc.returncode == 1, proc.stderr
+    assert asked == ([fmt] if fmt in ("sarif", "github") else [])
+
+
 @pytest.mark.parametrize("how", ["GITHUB_WORKSPACE", "git top level"])
 def test_github_and_sarif_paths_are_relative_to_the_repository(tmp_path: Path, how: str) -> None:
     """Consumers given by absolute path still annotate `fixtures/consumers/...`: GitHub resolves
