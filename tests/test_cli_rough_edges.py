@@ -225,9 +225,7 @@ def test_rules_markdown_carries_why_and_fix() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["text", "json", "sarif", "github"])
-def test_only_path_formats_ask_for_the_workspace(
-    monkeypatch: pytest.MonkeyPatch, fmt: str
-) -> None:
+def test_only_path_formats_ask_for_the_workspace(monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
     """The workspace (a `git rev-parse` process) is only asked for by the formats that print
     paths relative to it: the snapshot gate's text or JSON verdict starts no process."""
     import compatcheck.output
