@@ -17,6 +17,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Iterator
+from operator import itemgetter
 from typing import Any
 
 #: Deeper than any document compatcheck reads needs (a snapshot is about six levels deep), and
@@ -25,10 +26,15 @@ from typing import Any
 MAX_DEPTH = 64
 
 
-#: The tokens of a JSON text that positions depend on: a string, with the colon and the blanks
-#: after it when it is a key (so that the token ends where the key's value starts), or a brace.
-#: Numbers, literals, brackets and commas are skipped.
-_POSITION_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"(?:[ \t\n\r]*:[ \t\n\r]*)?|[{}]')
+#: The next token of a JSON text that positions depend on: a key, with the colon and the blanks
+#: after it (group 1: the token ends where the key's value starts), or a brace (the match's last
+#: character). What comes before it is skipped inside the match, at C speed: numbers, literals,
+#: brackets, commas and string values (a string not followed by a colon). Possessive, so that the
+#: skipping never backtracks.
+_POSITION_TOKEN = re.compile(
+    r'(?:[^"{}]++|"[^"\\]*+(?:\\.[^"\\]*+)*+"(?![ \t\n\r]*+:))*+'
+    r'(?:("[^"\\]*+(?:\\.[^"\\]*+)*+"[ \t\n\r]*+:[ \t\n\r]*+)|[{}])'
+)
 
 
 class JsonError(ValueError):
@@ -202,7 +208,7 @@ def locate_objects(text: str) -> Callable[[list[tuple[str, Any]]], LocatedDict]:
         obj = LocatedDict(pairs)
         obj.pos, starts = next(positions)
         # A key given twice: the last value and its position win, as the dict's value does.
-        obj.value_pos = {key: start for (key, _), start in zip(pairs, starts, strict=False)}
+        obj.value_pos = dict(zip(map(itemgetter(0), pairs), starts, strict=False))
         return obj
 
     return build
@@ -216,12 +222,10 @@ def _object_positions(text: str) -> Iterator[tuple[int, list[int]]]:
     """
     stack: list[tuple[int, list[int]]] = []
     for m in _POSITION_TOKEN.finditer(text):
-        start, end = m.span()
-        c = text[start]
-        if c == '"':
-            if text[end - 1] != '"':  # a key: its value starts where the token ends
-                stack[-1][1].append(end)
-        elif c == "{":
-            stack.append((start, []))
+        end = m.end()
+        if m.lastindex:  # a key: its value starts where the token ends
+            stack[-1][1].append(end)
+        elif text[end - 1] == "{":
+            stack.append((end - 1, []))
         else:
             yield stack.pop()
