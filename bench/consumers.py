@@ -7,7 +7,7 @@ alerts, ``histogram_quantile``, ``absent``, ``unless``, ``or vector(0)``, joins 
 of 1–3 targets with Grafana variables, 5 templating variables each). The rollback target drops,
 renames and relabels a tenth of the families and changes some buckets.
 
-It then measures, cold (parse cache cleared, as in a fresh ``compatcheck`` process):
+It then measures, cold (parse caches cleared, as in a fresh ``compatcheck`` process):
 ``load_consumers`` (read + parse), ``check_consumers`` (judge + findings) and
 ``render_bridge_rules``, five times (min/median/max), and the time per expression. Target: a median
 ≤ 1 s in all, stable across the runs.
@@ -42,7 +42,7 @@ from _load import beside, describe
 
 from compatcheck.checks.metrics import check_metrics
 from compatcheck.consumers import check_consumers, load_consumers, render_bridge_rules
-from compatcheck.consumers.promql import parse_consumer, substitute_variables
+from compatcheck.consumers.promql import clear_caches, parse_consumer, substitute_variables
 from compatcheck.model import MetricFamily, MetricsSchema
 
 BUCKETS_NEW: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, math.inf)
@@ -214,8 +214,8 @@ def write_repository(
 def _one_run(
     root: Path, before: MetricsSchema, after: MetricsSchema, metric_findings: list[Any]
 ) -> tuple[float, float, float, float, Any, str, int]:
-    """One cold run (parse cache cleared, as in a fresh process): load, judge, bridge."""
-    parse_consumer.cache_clear()
+    """One cold run (parse caches cleared, as in a fresh process): load, judge, bridge."""
+    clear_caches()
     gc.collect()
     t0, c0 = time.perf_counter(), time.process_time()
     consumers = load_consumers([root])

@@ -206,6 +206,14 @@ def parse_consumer(
     return Parsed(_build(tree, root_needs), _is_vector(tree))
 
 
+def clear_caches() -> None:
+    """Forget every expression and selector parsed so far, as in a fresh process (the cold runs
+    of ``bench/consumers.py``)."""
+    parse_consumer.cache_clear()
+    _SELECTOR_PARTS.clear()
+    _SELECTORS.clear()
+
+
 def parse_expression(
     text: str, grafana: bool = False, root_needs: frozenset[Need] = frozenset()
 ) -> Node:
@@ -307,6 +315,9 @@ def _literal(e: Any, needs: frozenset[Need]) -> Node:
 
 def _selector(vs: Any, needs: frozenset[Need]) -> Selector:
     text = str(vs)
+    node = _SELECTORS.get((text, needs))
+    if node is not None:
+        return node
     parts = _SELECTOR_PARTS.get(text)
     if parts is None:
         parts = _selector_parts(vs)
@@ -314,9 +325,11 @@ def _selector(vs: Any, needs: frozenset[Need]) -> Selector:
             _SELECTOR_PARTS.clear()
         _SELECTOR_PARTS[text] = parts
     name, name_regex, matchers = parts
-    if text.endswith("{}"):
-        text = text[:-2]
-    return Selector(name, name_regex, matchers, needs, text)
+    node = Selector(name, name_regex, matchers, needs, text[:-2] if text.endswith("{}") else text)
+    if len(_SELECTORS) >= _SELECTOR_PARTS_MAX:
+        _SELECTORS.clear()
+    _SELECTORS[text, needs] = node
+    return node
 
 
 #: A selector's name and matchers by its text (promql-parser's rendering, which spells every
@@ -325,6 +338,9 @@ def _selector(vs: Any, needs: frozenset[Need]) -> Selector:
 #: the cost of rendering the text. Bounded: cleared when full.
 _SELECTOR_PARTS: dict[str, tuple[str | None, str | None, tuple[Matcher, ...]]] = {}
 _SELECTOR_PARTS_MAX = 65536
+#: The node itself by (text, needs): a frozen node is shared, not built again for each query
+#: that repeats the selector with the same needs (most of them). Bounded likewise.
+_SELECTORS: dict[tuple[str, frozenset[Need]], Selector] = {}
 
 
 def _selector_parts(vs: Any) -> tuple[str | None, str | None, tuple[Matcher, ...]]:
