@@ -7,6 +7,7 @@ import signal
 import subprocess
 import threading
 import time
+from types import SimpleNamespace
 
 from sqlalchemy.engine import make_url
 
@@ -93,7 +94,8 @@ def test_teardown_wakes_on_the_exit_not_on_a_poll_interval(isolated_tmp, monkeyp
     """A release that dies at once on SIGTERM is seen gone through its pidfd: stopping it sleeps
     not even one 20 ms poll interval."""
     slept: list[float] = []
-    monkeypatch.setattr(time, "sleep", slept.append)
+    clock = SimpleNamespace(monotonic=time.monotonic, sleep=slept.append)
+    monkeypatch.setattr(targets, "time", clock)  # what compatcheck.targets sleeps, nobody else
     with Workspace(grace=5.0) as ws:
         running = ws.launch(SLEEPER)
     assert running.process.returncode is not None
