@@ -8,7 +8,10 @@ inspection, ``evaluate()`` and the JSON report — and reads the stage timings c
 * **overhead**: wall time minus the slower start-up — everything compatcheck adds (scratch DB
   migration, warm-up, scrapes, probes, migrations inspection, evaluate, report, teardown);
 * **overlap**: OLD's and NEW's capture windows summed versus the capture wall time; ≈2× means they
-  ran side by side.
+  ran side by side;
+* **CPU**: user + system time of this process (every thread: captures, migrations, evaluate),
+  the releases' own not included. On a shared machine the wall figures are mostly waiting for a
+  core; the CPU time is what compatcheck itself costs, and compares runs made under other loads.
 
 Target (issue 14): overhead ≤ 0.3 s beyond the slower start-up, OLD and NEW overlapping.
 Run: ``python bench/e2e.py [--repeat 3] [--config fixtures/demo/compatcheck.yaml] [--cli]
@@ -20,6 +23,7 @@ It prints a table and exits 0: a benchmark, not a test.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -41,6 +45,7 @@ def one_run(config_path: Path) -> dict[str, float]:
     from compatcheck.reporters import render
 
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     config = load_config(config_path)
     result = run_check(config)
     t_eval = time.perf_counter()
@@ -57,6 +62,7 @@ def one_run(config_path: Path) -> dict[str, float]:
     render(report, "json")
     end = time.perf_counter()
     t = dict(result.timings)
+    t["cpu"] = time.process_time() - cpu0
     t["evaluate+report"] = end - t_eval
     t["wall"] = end - t0
     t["slowest_startup"] = max(t.get("old.ready", 0.0), t.get("new.ready", 0.0))
@@ -86,10 +92,11 @@ def main() -> int:
     args = parser.parse_args()
 
     one_run(args.config)  # warm the imports and the OS page cache; not counted
+    load_before = os.getloadavg()[0]
     with beside(args.beside):
         runs = [one_run(args.config) for _ in range(args.repeat)]
         cli_times = [cli_run(args.config) for _ in range(args.repeat)] if args.cli else []
-    print(describe(args.beside))
+    print(describe(args.beside) + f" (at the start: {load_before:.1f})")
 
     def med(key: str) -> float:
         return statistics.median(r.get(key, 0.0) for r in runs)
@@ -101,13 +108,14 @@ def main() -> int:
         ("slower start-up", "slowest_startup"),
         ("OLD scratch DB migrate", "old.migrate"),
         ("NEW scratch DB migrate", "new.migrate"),
-        ("OLD warm-up", "old.warmup"),
-        ("OLD scrapes", "old.scrape"),
-        ("OLD probes", "old.probe"),
+        ("NEW warm-up", "new.warmup"),
+        ("NEW scrapes (one pause between)", "new.scrape"),
+        ("NEW probes", "new.probe"),
         ("migrations inspection", "migrations"),
         ("teardown", "teardown"),
         ("evaluate + report", "evaluate+report"),
         ("overhead (wall − slower start-up)", "overhead"),
+        ("CPU time of this process", "cpu"),
     ]
     print(f"demo check, {args.config.name}, median of {args.repeat} runs")
     for title, key in rows:

@@ -29,6 +29,7 @@ import ctypes
 import functools
 import os
 import queue
+import select
 import shutil
 import signal
 import socket
@@ -114,13 +115,15 @@ def stop_groups(processes: list[subprocess.Popen[bytes]], grace: float) -> None:
     Trap: a leader that exits still leaves a zombie in its group until reaped, and a
     grandchild may outlive the leader; so reap with ``poll()`` and test the *group* with
     ``killpg(pgid, 0)``, not the leader's pid. Nothing notifies that a process group has emptied
-    (a pidfd covers one process, and the grandchildren are not ours to wait for), so this is
-    the one place that polls, every 20 ms and only during teardown.
+    (a pidfd covers one process, and the grandchildren are not ours to wait for): the leaders'
+    exits are waited for on their pidfds (woken by the exit itself, not a poll interval), and
+    only a group that outlives its leader is polled, every 20 ms and only during teardown.
     """
     pgids = [p.pid for p in processes]
     for pgid in pgids:
         _signal_group(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace
+    _await_leaders(processes, deadline)
     while True:
         for p in processes:
             p.poll()
@@ -136,6 +139,33 @@ def stop_groups(processes: list[subprocess.Popen[bytes]], grace: float) -> None:
     kill_deadline = time.monotonic() + 5
     while any(_group_alive(g) for g in alive) and time.monotonic() < kill_deadline:
         time.sleep(0.01)
+
+
+def _await_leaders(processes: list[subprocess.Popen[bytes]], deadline: float) -> None:
+    """Block until every leader has exited (not reaped: ``poll()`` does that) or ``deadline``.
+
+    Each leader's pidfd becomes readable when it exits, so a release that dies at once on
+    SIGTERM is seen to within a millisecond. Without pidfds (not Linux >= 5.3) it returns at
+    once and :func:`stop_groups` polls. An unreaped leader keeps its pid, so it names no other.
+    """
+    poller = select.poll()
+    fds: list[int] = []
+    try:
+        for p in processes:
+            if p.returncode is None:
+                try:
+                    fds.append(os.pidfd_open(p.pid))
+                except (AttributeError, OSError):  # no pidfds here, or already reaped
+                    continue
+                poller.register(fds[-1], select.POLLIN)
+        waiting = len(fds)
+        while waiting and (left := deadline - time.monotonic()) > 0:
+            for fd, _ in poller.poll(left * 1000):
+                poller.unregister(fd)
+                waiting -= 1
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 class Workspace:
@@ -162,6 +192,8 @@ class Workspace:
         self._closed = False
         self._closing = threading.Event()
         self._creating = 0
+        #: Launches between their check that the workspace is open and their process's record.
+        self._launching = 0
         self._processes: list[subprocess.Popen[bytes]] = []
         self._droppers: list[Callable[[], None]] = []
         self._jobs: list[threading.Event] = []
@@ -198,6 +230,8 @@ class Workspace:
                 return
             self._closed = True
             self._closing.set()
+            # A launch in flight records its process (Popen has returned) and is stopped too.
+            self._changed.wait_for(lambda: not self._launching, timeout=LAUNCH_WAIT)
             processes = list(self._processes)
             jobs = list(self._jobs)
         stop_groups(processes, self.grace)
@@ -350,10 +384,13 @@ class Workspace:
         preexec = _child_setup()
 
         def start() -> tuple[subprocess.Popen[bytes], Path]:
-            # In the spawner thread: the process is recorded under the lock it was started
-            # under, so a close() that comes meanwhile waits for it and then stops it.
+            # In a spawner thread: counted as in flight from the check that the workspace is
+            # open until the process is recorded, so a close() that comes meanwhile waits for it
+            # and then stops it. Not under the lock: OLD, NEW and the trial launch side by side.
             with self._lock:
                 base = self._register("start a process")
+                self._launching += 1
+            try:
                 log_path = base / f"{name or target.role}.log"
                 with log_path.open("wb") as log:
                     try:
@@ -371,8 +408,13 @@ class Workspace:
                         raise UnavailableError(
                             f"cannot start `{argv[0]}`: {exc.strerror or exc}"
                         ) from None
-                self._processes.append(process)
+                with self._lock:
+                    self._processes.append(process)
                 return process, log_path
+            finally:
+                with self._lock:
+                    self._launching -= 1
+                    self._changed.notify_all()
 
         process, log_path = _SPAWNER.run(start)
         return RunningTarget(target.role, target.label, process, host, port, log_path, argv)
@@ -418,6 +460,8 @@ def _fill(template: str, values: Mapping[str, str]) -> str:
 _T = TypeVar("_T")
 #: Seconds close() waits for a ``CREATE DATABASE`` in flight (its own timeout, plus a margin).
 CREATE_WAIT = 45.0
+#: Seconds close() waits for a launch in flight to record its process (a fork and an exec).
+LAUNCH_WAIT = 10.0
 
 
 def _warn(message: str) -> None:
@@ -433,25 +477,30 @@ def _wait_all(events: list[threading.Event], timeout: float) -> None:
 
 
 class _Spawner:
-    """Forks every child from one thread that lives as long as the process.
+    """Forks every child from threads that live as long as the process.
 
     Trap: ``PR_SET_PDEATHSIG`` fires when the *thread* that forked the child ends, not the
     process; forked from a capture worker, OLD would be killed the moment its capture returned.
+    Trap: one such thread queues the launches, and a launch waits for its child's ``exec`` (the
+    ``preexec_fn`` runs first): on a busy machine NEW's launch then waits tens of milliseconds
+    for OLD's and the code-only trial's. So there are as many threads as launches at once
+    (OLD, NEW and the trial start together: three), each one idle until the next.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        #: Threads waiting for a job and not yet promised one.
+        self._idle = 0
 
     def run(self, fn: Callable[[], _T]) -> _T:
         future: Future[_T] = Future()
         with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._serve, name="compatcheck-spawner", daemon=True
-                )
-                self._thread.start()
+            if self._idle:
+                self._idle -= 1  # that thread takes this job (or another one the same)
+            else:
+                name = "compatcheck-spawner"
+                threading.Thread(target=self._serve, name=name, daemon=True).start()
         self._queue.put((fn, future))
         return future.result()
 
@@ -462,6 +511,8 @@ class _Spawner:
                 future.set_result(fn())
             except BaseException as exc:
                 future.set_exception(exc)
+            with self._lock:
+                self._idle += 1
 
 
 _SPAWNER = _Spawner()

@@ -93,6 +93,8 @@ class Trial:
         # Local import: SQLAlchemy is heavy, and only a run with migrations gets here.
         from sqlalchemy.engine import make_url
 
+        from compatcheck.migrations.scratch import throwaway_sqlite
+
         source = make_url(url).database
         try:
             dest = self.ws.scratch_database("code-only-copy", "sqlite")
@@ -103,6 +105,7 @@ class Trial:
                 contextlib.closing(sqlite3.connect(source)) as src,
                 contextlib.closing(sqlite3.connect(target)) as dst,
             ):
+                throwaway_sqlite(dst)  # NEW waits for this copy: no fsync of scratch data
                 src.backup(dst)
         except (UnavailableError, sqlite3.Error, OSError):
             return

@@ -188,6 +188,8 @@ class TargetCapture:
         self.on_migrated: Callable[[str], None] | None = None
         #: The client for probes the manifest declares HTTPS (see :func:`_tls_probes`).
         self.tls_probes: httpx.Client | None = None
+        #: The Alembic head the release's database records, once read (:meth:`_read_head`).
+        self._recorded: tuple[str | None] | None = None
 
     def say(self, message: str) -> None:
         self.progress.step(self.who, message)
@@ -399,13 +401,9 @@ class TargetCapture:
     def _identify(self, snap: Snapshot, alembic_head: str | None) -> Snapshot:
         """Fill in what the release is (Alembic head, build info, image) once it was captured."""
         t = self.target
-        if self.db_url is not None:
-            # Local import: compatcheck.migrations is heavy (see the TYPE_CHECKING note).
-            from compatcheck.migrations.sources.alembic.runner import read_alembic_head
-
-            mig = self.config.migrations
-            if mig is None or mig.framework in ("auto", "alembic"):
-                alembic_head = read_alembic_head(self.db_url) or alembic_head
+        self._read_head()
+        if self._recorded is not None:
+            alembic_head = self._recorded[0] or alembic_head
         if self.running is not None and self.running.exit_code() is not None:
             self._unavailable(
                 t.role, f"exited with code {self.running.exit_code()} during the capture"
@@ -423,6 +421,19 @@ class TargetCapture:
         # Trap: the config's `image` is a claim, not an observation; the snapshot records what
         # the release reported (the artifact is inspected, and reported, by the check).
         return replace(snap, build=build, alembic_head=alembic_head)
+
+    def _read_head(self) -> None:
+        """Read the Alembic head the release's database records (it may have migrated itself on
+        start-up), once. Done in the pause between two scrapes, where it costs no time (a new
+        engine and connection: milliseconds of CPU, more on a busy machine), else at the end."""
+        if self._recorded is not None or self.db_url is None:
+            return
+        mig = self.config.migrations
+        if mig is None or mig.framework in ("auto", "alembic"):
+            # Local import: compatcheck.migrations is heavy (see the TYPE_CHECKING note).
+            from compatcheck.migrations.sources.alembic.runner import read_alembic_head
+
+            self._recorded = (read_alembic_head(self.db_url),)
 
     def wait_ready(self, client: httpx.Client, base_url: str, launched: float) -> ReadyWait:
         """Poll the readiness path until 2xx, a definitive 404, exit, or the timeout.
@@ -565,7 +576,9 @@ class TargetCapture:
         mc = self.config.metrics
         for i in range(mc.scrapes):
             if i:
-                self._pause(mc.interval)
+                began = time.monotonic()
+                self._read_head()
+                self._pause(max(0.0, mc.interval - (time.monotonic() - began)))
             try:
                 scrapes.append(
                     scrape_metrics(url, timeout=mc.timeout, max_bytes=mc.max_bytes, client=client)

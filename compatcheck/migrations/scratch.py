@@ -56,6 +56,7 @@ __all__ = [
     "release_database",
     "scratch_database",
     "server_drop",
+    "throwaway_sqlite",
 ]
 
 #: Seconds to wait for a server to accept a connection.
@@ -126,9 +127,13 @@ def one_line(exc: BaseException) -> str:
 
 
 def engine_for(url: URL, **kw: Any) -> Engine:
-    """An engine without a pool whose connections give up after :data:`CONNECT_TIMEOUT`."""
+    """An engine without a pool whose connections give up after :data:`CONNECT_TIMEOUT`; on a
+    SQLite file this module made (:data:`_THROWAWAY`), connections that skip fsync."""
     args = {"connect_timeout": CONNECT_TIMEOUT} if url.get_backend_name() != "sqlite" else {}
-    return sa.create_engine(url, poolclass=NullPool, connect_args=args, **kw)
+    engine = sa.create_engine(url, poolclass=NullPool, connect_args=args, **kw)
+    if url.get_backend_name() == "sqlite" and url.database in _THROWAWAY:
+        sa.event.listen(engine, "connect", throwaway_sqlite)
+    return engine
 
 
 def _parse(db_url: str | URL, what: str = "database URL") -> URL:
@@ -138,9 +143,11 @@ def _parse(db_url: str | URL, what: str = "database URL") -> URL:
         raise InputError(f"{what} {mask(db_url)} is not valid: {exc}") from exc
 
 
-def _throwaway_sqlite(dbapi_conn: Any, _record: Any) -> None:
+def throwaway_sqlite(dbapi_conn: Any, _record: Any = None) -> None:
     """No fsync for a file deleted in a minute: each of Alembic's per-revision commits would
-    otherwise wait for the disk (most of a round trip's time). Rollback still works."""
+    otherwise wait for the disk (most of a round trip's time, and of a release's migration
+    before its launch: tens of milliseconds a commit on a busy disk). Rollback still works.
+    Per connection: the release that runs on the file later keeps SQLite's defaults."""
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA synchronous = OFF")
     cursor.execute("PRAGMA journal_mode = MEMORY")
@@ -528,9 +535,7 @@ def _create(
         path = _sqlite_file(ws, f"migrations-{secrets.token_hex(3)}")
         url = URL.create("sqlite", database=str(path))
         say(f"scratch database: temporary SQLite file {path}")
-        engine = engine_for(url)
-        sa.event.listen(engine, "connect", _throwaway_sqlite)
-        return Scratch(url, engine, f"sqlite:///{path}", "sqlite", owned=True)
+        return Scratch(url, engine_for(url), f"sqlite:///{path}", "sqlite", owned=True)
     if backend not in SERVER_BACKENDS:
         raise InputError(f"database URL {mask(url)}: unsupported backend `{backend}`")
     if use_existing_empty:
@@ -539,12 +544,19 @@ def _create(
     return Scratch(target, engine_for(target), mask(target), _dialect(url), owned=True)
 
 
+#: The SQLite files :func:`_sqlite_file` handed out and their holders have not yet removed: scratch
+#: data, so :func:`engine_for` connects to them without fsync (:func:`throwaway_sqlite`).
+_THROWAWAY: set[str] = set()
+
+
 def _sqlite_file(holder: Holder, name: str) -> Path:
     """A new SQLite file's path in the holder's temp folder (removed with it); refused once the
     holder is closing."""
-    with holder.creating(lambda: None):
-        assert holder.dir is not None, "Workspace used outside its with-block"
-        return holder.dir / f"{name}.sqlite"
+    assert holder.dir is not None, "Workspace used outside its with-block"
+    path = holder.dir / f"{name}.sqlite"
+    with holder.creating(lambda: _THROWAWAY.discard(str(path))):
+        _THROWAWAY.add(str(path))
+        return path
 
 
 def release_database(holder: Holder, role: str, database: str = "sqlite") -> ScratchDatabase:
