@@ -41,40 +41,49 @@ def test_from_json_takes_defaults_and_requires_the_rest() -> None:
         record_from_json(_Sample, {"zeta": "z"})
 
 
-def test_metric_family_json_is_unchanged() -> None:
-    """The exact bytes a snapshot holds for a family: key order and bound spelling."""
-    family = MetricFamily(
-        name="http_request_duration_seconds",
-        type="histogram",
-        help="h",
-        labels=("le", "method"),
-        label_values={"method": ("POST", "GET")[::-1], "code": ("200",)},
-        buckets=(0.5, float("inf")),
-        quantiles=(0.99,),
-        series=2,
-        has_samples=True,
-        intermittent=("code",),
-    )
-    assert json.dumps(family.to_json()) == (
-        '{"name": "http_request_duration_seconds", "type": "histogram", "unit": "", '
-        '"help": "h", "labels": ["le", "method"], '
-        '"label_values": {"code": ["200"], "method": ["GET", "POST"]}, '
-        '"high_cardinality": [], "buckets": ["0.5", "+Inf"], "quantiles": ["0.99"], '
-        '"series": 2, "has_samples": true, "intermittent": ["code"]}'
-    )
-    assert MetricFamily.from_json(family.to_json()) == family
+_FAMILY = MetricFamily(
+    name="http_request_duration_seconds",
+    type="histogram",
+    help="h",
+    labels=("le", "method"),
+    label_values={"method": ("GET", "POST"), "code": ("200",)},
+    buckets=(0.5, float("inf")),
+    quantiles=(0.99,),
+    series=2,
+    has_samples=True,
+    intermittent=("code",),
+)
+_CHECK = VerifyCheck("up", "ok", "all up", value=1.0, details=("a", "b"))
+_SECTION = VerifySection("http://p", "{}", "v1", 60.0, 5.0, "t0", "t1", 3, True, (_CHECK,))
 
 
-def test_verify_section_json_is_unchanged() -> None:
-    check = VerifyCheck("up", "ok", "all up", value=1.0, details=("a", "b"))
-    section = VerifySection("http://p", "{}", "v1", 60.0, 5.0, "t0", "t1", 3, True, (check,))
-    assert json.dumps(section.to_json()) == (
-        '{"prometheus": "http://p", "selector": "{}", "expect": "v1", "window_seconds": 60.0, '
-        '"interval_seconds": 5.0, "started_at": "t0", "finished_at": "t1", "polls": 3, '
-        '"verified": true, "checks": [{"name": "up", "status": "ok", "summary": "all up", '
-        '"query": "", "value": 1.0, "checked_at": "", "ok_since": null, "details": ["a", "b"]}]}'
-    )
-    assert VerifySection.from_json(section.to_json()) == section
+@pytest.mark.parametrize(
+    ("record", "text"),
+    [
+        (
+            _FAMILY,
+            '{"name": "http_request_duration_seconds", "type": "histogram", "unit": "", '
+            '"help": "h", "labels": ["le", "method"], '
+            '"label_values": {"code": ["200"], "method": ["GET", "POST"]}, '
+            '"high_cardinality": [], "buckets": ["0.5", "+Inf"], "quantiles": ["0.99"], '
+            '"series": 2, "has_samples": true, "intermittent": ["code"]}',
+        ),
+        (
+            _SECTION,
+            '{"prometheus": "http://p", "selector": "{}", "expect": "v1", "window_seconds": 60.0, '
+            '"interval_seconds": 5.0, "started_at": "t0", "finished_at": "t1", "polls": 3, '
+            '"verified": true, "checks": [{"name": "up", "status": "ok", "summary": "all up", '
+            '"query": "", "value": 1.0, "checked_at": "", "ok_since": null, '
+            '"details": ["a", "b"]}]}',
+        ),
+    ],
+    ids=["metric-family", "verify-section"],
+)
+def test_json_is_unchanged(record: MetricFamily | VerifySection, text: str) -> None:
+    """The exact text a snapshot or report holds: key order, bound spelling, label values sorted
+    by label; and it reads back to the same record."""
+    assert json.dumps(record.to_json()) == text
+    assert type(record).from_json(record.to_json()) == record
 
 
 def test_release_record_writes_the_late_keys_only_when_known() -> None:
