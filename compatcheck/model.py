@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from compatcheck.records import record_json
+
 #: Metric types as they appear in ``# TYPE`` lines (Prometheus text 0.0.4 and OpenMetrics 1.0).
 METRIC_TYPES = (
     "counter",
@@ -60,6 +62,14 @@ def parse_bound(text: str) -> float:
     return float(t)
 
 
+def _bounds_json(bounds: tuple[float, ...]) -> list[str]:
+    return [format_bound(b) for b in bounds]
+
+
+def _label_values_json(values: Mapping[str, tuple[str, ...]]) -> dict[str, list[str]]:
+    return {k: list(v) for k, v in sorted(values.items())}
+
+
 @dataclass(frozen=True)
 class MetricFamily:
     """What a consumer of one metric family depends on, with the samples' values dropped.
@@ -90,20 +100,9 @@ class MetricFamily:
     intermittent: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "type": self.type,
-            "unit": self.unit,
-            "help": self.help,
-            "labels": list(self.labels),
-            "label_values": {k: list(v) for k, v in sorted(self.label_values.items())},
-            "high_cardinality": list(self.high_cardinality),
-            "buckets": [format_bound(b) for b in self.buckets],
-            "quantiles": [format_bound(q) for q in self.quantiles],
-            "series": self.series,
-            "has_samples": self.has_samples,
-            "intermittent": list(self.intermittent),
-        }
+        return record_json(
+            self, label_values=_label_values_json, buckets=_bounds_json, quantiles=_bounds_json
+        )
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> MetricFamily:

@@ -16,6 +16,7 @@ from typing import Any
 
 from compatcheck.artifact.oci import ImageInfo
 from compatcheck.artifact.rollback import KubernetesTarget
+from compatcheck.records import record_from_json, record_json
 
 #: The image keys every section with an image writes (null when not known).
 _IMAGE_KEYS = ("reference", "canonical", "tag", "pinned", "digest", "source")
@@ -74,34 +75,16 @@ class ReleaseRecord:
     mode: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "path": self.path,
-            "directory": self.directory,
-            "current_link": self.current_link,
-            "expected_sha256": self.expected_sha256,
-            "sha256": self.sha256,
-            "executable": self.executable,
-            "current_target": self.current_target,
-        }
-        if self.current_link_problem is not None:
-            out["current_link_problem"] = self.current_link_problem
-        if self.mode is not None:
-            out["mode"] = self.mode
+        out = record_json(self)
+        # These two are written only when known; the other keys always, null included.
+        for key in ("current_link_problem", "mode"):
+            if out[key] is None:
+                del out[key]
         return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ReleaseRecord:
-        return cls(
-            path=data["path"],
-            directory=data["directory"],
-            current_link=data["current_link"],
-            expected_sha256=data.get("expected_sha256"),
-            sha256=data.get("sha256"),
-            executable=data.get("executable"),
-            current_target=data.get("current_target"),
-            current_link_problem=data.get("current_link_problem"),
-            mode=data.get("mode"),
-        )
+        return record_from_json(cls, data)
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, Self, cast
+from dataclasses import dataclass, field, fields
+from typing import Any, Self
+
+from compatcheck.records import record_from_json, record_json
 
 #: ``RoundTrip.status`` values that mean nothing was executed.
 SKIPPED = "skipped"
@@ -36,15 +38,11 @@ class Record:
     """A dataclass whose JSON is its fields in order, each a JSON value as it is."""
 
     def to_json(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(cast(Any, self))}
+        return record_json(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:
-        given = {
-            f.name: data[f.name] if f.default is MISSING else data.get(f.name, f.default)
-            for f in fields(cast(Any, cls))
-        }
-        return cast(Self, cast(Any, cls)(**given))
+        return record_from_json(cls, data)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from compatcheck.records import record_json
+
 #: The checks, in the order they run and are shown.
 CHECK_NAMES = ("build", "targets", "series", "error-rate", "alerts")
 
@@ -40,16 +42,7 @@ class VerifyCheck:
         return self.status in ("ok", "skipped")
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "status": self.status,
-            "summary": self.summary,
-            "query": self.query,
-            "value": self.value,
-            "checked_at": self.checked_at,
-            "ok_since": self.ok_since,
-            "details": list(self.details),
-        }
+        return record_json(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> VerifyCheck:
@@ -84,18 +77,7 @@ class VerifySection:
     checks: tuple[VerifyCheck, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "prometheus": self.prometheus,
-            "selector": self.selector,
-            "expect": self.expect,
-            "window_seconds": self.window_seconds,
-            "interval_seconds": self.interval_seconds,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "polls": self.polls,
-            "verified": self.verified,
-            "checks": [c.to_json() for c in self.checks],
-        }
+        return record_json(self, checks=lambda checks: [c.to_json() for c in checks])
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> VerifySection:
