@@ -115,6 +115,17 @@ def test_migrations_interrupted_anywhere_leaves_nothing(
 
 
 SQL = REPO / "fixtures" / "realworld" / "sql"
+#: sematic 0.41.0's dbmate window whose downgrade fails: the walk after it needs fresh databases.
+SEMATIC = [
+    "--script-location",
+    str(SQL / "sematic" / "0.41.0" / "migrations"),
+    "--framework",
+    "dbmate",
+    "--old",
+    "20220921212247",
+    "--new",
+    "20221017233940",
+]
 
 
 @pytest.mark.slow
@@ -127,16 +138,7 @@ def test_sql_file_migrations_interrupted_anywhere_leaves_nothing(
     (the window whose downgrade fails, so the walk after it makes further scratch databases) and
     cfssl 1.6.5's goose migrations on MariaDB (from empty): the SQL-file runner's statements, its
     version table and the walk leave nothing behind either."""
-    sematic = [
-        "--script-location",
-        str(SQL / "sematic" / "0.41.0" / "migrations"),
-        "--framework",
-        "dbmate",
-        "--old",
-        "20220921212247",
-        "--new",
-        "20221017233940",
-    ]
+    sematic = SEMATIC
     cfssl = ["--script-location", str(SQL / "cfssl" / "1.6.5" / "mysql"), "--framework", "goose",
              "--old", "0", "--new", "2"]  # fmt: skip
     argv = {
@@ -145,6 +147,31 @@ def test_sql_file_migrations_interrupted_anywhere_leaves_nothing(
     }
     cases = _matrix([*CREATE_POINTS, "roundtrip:seeded"], argv)
     run_cases(cases, tmp_path, list(argv))
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_copies_of_the_database_at_old_interrupted_anywhere_leave_nothing(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """The walk's fresh databases are copies of the round trip's at OLD: the template (``CREATE
+    DATABASE ... TEMPLATE`` of the scratch database) and each copy of it are made as every
+    scratch database is (drop recorded first, signals held around CREATE); an interrupt at each
+    of their moments, SIGINT or SIGTERM, leaves neither. On SQLite the template is a file of the
+    run's temp folder: interrupted right after it is written, nothing is left either."""
+    argv = ["migrations", *SEMATIC, "--db-url", postgres_url, "--format", "json"]
+    moments = [
+        f"{what}:{when}"
+        for what in ("template-database", "copy-database")
+        for when in ("before", "registered", "created", "after")
+    ]
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    cases = [(argv, point, sigs[i % 2]) for i, point in enumerate([*moments, "template:taken"])]
+    failing = REPO / "fixtures" / "alembic" / "failing_downgrade"
+    on_sqlite = ["migrations", "--script-location", str(failing), "--old", "0001_users",
+                 "--new", "0002_phone", "--format", "json"]  # fmt: skip
+    cases += [(on_sqlite, "template:taken", sig) for sig in sigs]
+    run_cases(cases, tmp_path, [postgres_url])
 
 
 # --- `compatcheck check` with scratch databases on a server ---------------------------------

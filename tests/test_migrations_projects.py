@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -92,6 +93,63 @@ def test_every_broken_downgrade_is_named_in_the_apps_interpreter(app_python: str
     assert section.to_json()["roundtrip"]["later_failures"] == [
         {"stage": "downgrade", "revision": "b2", "error": "KeyError: 'notes'"}
     ]
+
+
+def test_the_walk_starts_from_a_copy_at_old_with_the_same_failures(app_python: str) -> None:
+    """The walk's fresh database is a copy of the round trip's at OLD (starting schema made,
+    a1 applied): the same broken downgrades as built from nothing (expected.yaml)."""
+    said: list[str] = []
+    result = inspect_migrations(
+        project(app_python),
+        EXPECTED["old"],
+        EXPECTED["new"],
+        start=StartingSchema(command=f"{sys.executable} {APP / 'base.py'} {{database_url}}"),
+        progress=said.append,
+    )
+    assert got(result) == pairs(EXPECTED["static"]) | pairs(EXPECTED["roundtrip"])
+    trip = result.section.roundtrip
+    assert trip is not None and [f.revision for f in trip.later_failures] == ["b2"]
+    assert any(m.startswith("a copy of the database at OLD taken") for m in said), said
+    assert not any("did not check out" in m for m in said), said
+
+
+def test_a_copy_env_py_would_not_migrate_is_refused_and_built_instead(
+    app_python: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As Mailman's: env.py migrates the database its application's settings name, a file the
+    starting-schema command writes, not the one it is handed. A copy at OLD skips that command,
+    so env.py would migrate another database: the copy is checked (an upgrade to OLD) and
+    refused, and the walk's database is built from nothing; the same failures are named."""
+    app = tmp_path / "ini_app"
+    shutil.copytree(APP, app)
+    env_py = app / "scripts" / "env.py"
+    text = env_py.read_text().replace(
+        """engine_from_config(
+        config.get_section(config.config_ini_section), prefix="sqlalchemy.", poolclass=pool.NullPool
+    )""",
+        'create_engine(open(os.environ["APP_DB_FILE"]).read(), poolclass=pool.NullPool)',
+    )
+    assert "APP_DB_FILE" in text
+    env_py.write_text("import os\nfrom sqlalchemy import create_engine\n" + text)
+    base = tmp_path / "init.py"
+    base.write_text(
+        "import os, sys\n"
+        "open(os.environ['APP_DB_FILE'], 'w').write(sys.argv[1])\n"
+        f"exec(open({str(APP / 'base.py')!r}).read())\n"
+    )
+    monkeypatch.setenv("APP_DB_FILE", str(tmp_path / "database-url"))
+    said: list[str] = []
+    result = inspect_migrations(
+        AlembicProject(config_file=app / "alembic.ini", x=("tenant=t1",), python=app_python),
+        EXPECTED["old"],
+        EXPECTED["new"],
+        start=StartingSchema(command=f"{sys.executable} {base} {{database_url}}"),
+        progress=said.append,
+    )
+    assert got(result) == pairs(EXPECTED["static"]) | pairs(EXPECTED["roundtrip"])
+    trip = result.section.roundtrip
+    assert trip is not None and [f.revision for f in trip.later_failures] == ["b2"]
+    assert any("did not check out" in m and "env.py ran the migrations on" in m for m in said)
 
 
 def test_the_starting_schema_from_the_apps_own_command(app_python: str) -> None:

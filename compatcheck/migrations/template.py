@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, make_url
 
 from compatcheck.errors import UnavailableError
+from compatcheck.interrupts import pause_point
 from compatcheck.migrations.roundtrip import Runner
 from compatcheck.migrations.scratch import (
     Scratch,
@@ -79,8 +80,11 @@ class FreshDatabases:
             return
         try:
             self.template = _take(self.db_url, scratch, conn, runner)
+            if self.template is not None:
+                self.say("a copy of the database at OLD taken: later fresh databases start there")
         except (UnavailableError, sa.exc.SQLAlchemyError, sqlite3.Error, OSError) as exc:
             self.say(f"no copy of the database at OLD ({one_line(exc)}): fresh ones are built")
+        pause_point("template:taken")
 
     @contextlib.contextmanager
     def open(self, source: Source) -> Iterator[Fresh]:
