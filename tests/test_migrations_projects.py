@@ -257,6 +257,26 @@ def test_every_broken_downgrade_on_postgresql(app_python: str, postgres_url: str
     assert [f.revision for f in trip.later_failures] == ["b2"]
 
 
+@pytest.mark.mysql
+def test_every_broken_downgrade_on_mariadb_from_a_copy(app_python: str, mysql_url: str) -> None:
+    """MariaDB has no database copy of its own: the template and the walk's database are filled
+    table by table from their own CREATE statements; the walk names the same failures."""
+    said: list[str] = []
+    result = inspect_migrations(
+        project(app_python),
+        EXPECTED["old"],
+        EXPECTED["new"],
+        db_url=mysql_url,
+        start=StartingSchema(sql=APP / "base.sql"),
+        progress=said.append,
+    )
+    assert got(result) == pairs(EXPECTED["static"]) | pairs(EXPECTED["roundtrip"])
+    trip = result.section.roundtrip
+    assert trip is not None and trip.failure is not None
+    assert [trip.failure.revision] + [f.revision for f in trip.later_failures] == ["c3", "b2"]
+    assert any(m.startswith("a copy of the database at OLD taken") for m in said), said
+
+
 def test_tables_never_seeded_are_named_in_the_plan(app_python: str, tmp_path: Path) -> None:
     """A CHECK constraint the seeder does not satisfy (not a value list, which it seeds from):
     the downgrade plan's status (printed by every format) says the data check was partial and

@@ -53,6 +53,7 @@ __all__ = [
     "inventory",
     "list_scratch",
     "mask",
+    "new_sqlite",
     "one_line",
     "release_database",
     "scratch_database",
@@ -490,7 +491,7 @@ def scratch_database(
     workspace: Workspace | None = None,
     use_existing_empty: bool = False,
     progress: Callable[[str], None] | None = None,
-    copy_of: str | None = None,
+    make: Callable[[Workspace], Scratch] | None = None,
 ) -> Iterator[Scratch]:
     """Yield a database to migrate, and remove it afterwards whatever happens.
 
@@ -502,9 +503,7 @@ def scratch_database(
       empty, everything created in it dropped afterwards. A ``sqlite:///path`` without it is an
       error: that file is not compatcheck's.
 
-    ``copy_of``: a new scratch database holding what that one holds (a scratch SQLite file's path,
-    or the name of a scratch database on the PostgreSQL server ``db_url`` names, with no session
-    on it; see :mod:`.template`), made and removed as any other.
+    ``make``: how to make it instead, in the workspace (a copy of another, see :mod:`.template`).
 
     ``workspace`` runs the cleanup: with one (``check``), at its close, in the main thread; with
     none, a workspace of its own closes when the block ends.
@@ -517,16 +516,16 @@ def scratch_database(
                 workspace=own,
                 use_existing_empty=use_existing_empty,
                 progress=progress,
-                copy_of=copy_of,
+                make=make,
             ) as scratch,
         ):
             yield scratch
         return
     say = progress or (lambda _msg: None)
-    if copy_of is None:
+    if make is None:
         scratch = _create(db_url, workspace, use_existing_empty, say)
     else:
-        scratch = _copy(db_url, workspace, copy_of, say)
+        scratch = make(workspace)
     scratch.cancelled = workspace.closing
     scratch.workspace = workspace
     try:
@@ -550,7 +549,7 @@ def _create(
                     "--use-existing-empty-database to run in it (it must be empty)"
                 )
             return _existing_empty(url, ws, say)
-        return _new_sqlite(ws, say)
+        return new_sqlite(ws, say)
     if backend not in SERVER_BACKENDS:
         raise InputError(f"database URL {mask(url)}: unsupported backend `{backend}`")
     if use_existing_empty:
@@ -559,7 +558,7 @@ def _create(
     return Scratch(target, engine_for(target), mask(target), _dialect(url), owned=True)
 
 
-def _new_sqlite(ws: Workspace, say: Callable[[str], None], copy_of: Path | None = None) -> Scratch:
+def new_sqlite(ws: Workspace, say: Callable[[str], None], copy_of: Path | None = None) -> Scratch:
     """A scratch SQLite file in the workspace's temp folder: empty, or a copy of ``copy_of``."""
     path = sqlite_path(ws, f"migrations-{secrets.token_hex(3)}")
     if copy_of is not None:
@@ -569,15 +568,6 @@ def _new_sqlite(ws: Workspace, say: Callable[[str], None], copy_of: Path | None 
     engine = engine_for(url)
     sa.event.listen(engine, "connect", _throwaway_sqlite)
     return Scratch(url, engine, f"sqlite:///{path}", "sqlite", owned=True)
-
-
-def _copy(db_url: str | None, ws: Workspace, copy_of: str, say: Callable[[str], None]) -> Scratch:
-    """A copy of the scratch database ``copy_of`` (see :func:`scratch_database`)."""
-    url = _parse(db_url) if db_url is not None else URL.create("sqlite")
-    if url.get_backend_name() == "sqlite":
-        return _new_sqlite(ws, say, Path(copy_of))
-    target, _name = create_server_database(url, ws, say, template=copy_of, moment="copy-database")
-    return Scratch(target, engine_for(target), mask(target), _dialect(url), owned=True)
 
 
 def sqlite_path(holder: Holder, name: str) -> Path:
