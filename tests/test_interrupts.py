@@ -157,9 +157,17 @@ def test_copies_of_the_database_at_old_interrupted_anywhere_leave_nothing(
     """The walk's fresh databases are copies of the round trip's at OLD: the template (``CREATE
     DATABASE ... TEMPLATE`` of the scratch database) and each copy of it are made as every
     scratch database is (drop recorded first, signals held around CREATE); an interrupt at each
-    of their moments, SIGINT or SIGTERM, leaves neither. On SQLite the template is a file of the
-    run's temp folder: interrupted right after it is written, nothing is left either."""
-    argv = ["migrations", *SEMATIC, "--db-url", postgres_url, "--format", "json"]
+    of their moments, SIGINT or SIGTERM, leaves neither (an application's project whose two
+    downgrades fail, run in its own interpreter: the walk after the first takes a copy). On
+    SQLite the template is a file of the run's temp folder: interrupted right after it is
+    written, nothing is left either."""
+    app = REPO / "fixtures" / "alembic_projects" / "ini_app"
+    python = tmp_path / "app-python"
+    python.write_text(f'#!/bin/sh\nPYTHONPATH={app / "app"} exec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    argv = ["migrations", "--config", str(app / "alembic.ini"), "-x", "tenant=t1", "--python",
+            str(python), "--base-sql", str(app / "base.sql"), "--old", "a1", "--new", "c3",
+            "--db-url", postgres_url, "--format", "json"]  # fmt: skip
     moments = [
         f"{what}:{when}"
         for what in ("template-database", "copy-database")
