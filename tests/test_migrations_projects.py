@@ -61,6 +61,22 @@ def run(python: str | None, db_url: str | None = None, **kw: Any) -> MigrationsR
     )
 
 
+def walks_to_every_failure(
+    app: AlembicProject, start: StartingSchema, db_url: str | None = None
+) -> list[str]:
+    """Run the window: expected.yaml's findings, both broken downgrades named (c3, then b2 by
+    the walk on a fresh database); what progress said."""
+    said: list[str] = []
+    result = inspect_migrations(
+        app, EXPECTED["old"], EXPECTED["new"], db_url=db_url, start=start, progress=said.append
+    )
+    assert got(result) == pairs(EXPECTED["static"]) | pairs(EXPECTED["roundtrip"])
+    trip = result.section.roundtrip
+    assert trip is not None and trip.failure is not None
+    assert [trip.failure.revision] + [f.revision for f in trip.later_failures] == ["c3", "b2"]
+    return said
+
+
 def test_locations_come_from_the_ini_as_alembic_reads_it() -> None:
     """%(here)s, two version_locations split by path_separator, another section by --name."""
     for name in ("alembic", "other"):
@@ -98,17 +114,8 @@ def test_every_broken_downgrade_is_named_in_the_apps_interpreter(app_python: str
 def test_the_walk_starts_from_a_copy_at_old_with_the_same_failures(app_python: str) -> None:
     """The walk's fresh database is a copy of the round trip's at OLD (starting schema made,
     a1 applied): the same broken downgrades as built from nothing (expected.yaml)."""
-    said: list[str] = []
-    result = inspect_migrations(
-        project(app_python),
-        EXPECTED["old"],
-        EXPECTED["new"],
-        start=StartingSchema(command=f"{sys.executable} {APP / 'base.py'} {{database_url}}"),
-        progress=said.append,
-    )
-    assert got(result) == pairs(EXPECTED["static"]) | pairs(EXPECTED["roundtrip"])
-    trip = result.section.roundtrip
-    assert trip is not None and [f.revision for f in trip.later_failures] == ["b2"]
+    start = StartingSchema(command=f"{sys.executable} {APP / 'base.py'} {{database_url}}")
+    said = walks_to_every_failure(project(app_python), start)
     assert any(m.startswith("a copy of the database at OLD taken") for m in said), said
     assert not any("did not check out" in m for m in said), said
 
@@ -138,17 +145,10 @@ def test_a_copy_env_py_would_not_migrate_is_refused_and_built_instead(
         f"exec(open({str(APP / 'base.py')!r}).read())\n"
     )
     monkeypatch.setenv("APP_DB_FILE", str(tmp_path / "database-url"))
-    said: list[str] = []
-    result = inspect_migrations(
+    said = walks_to_every_failure(
         AlembicProject(config_file=app / "alembic.ini", x=("tenant=t1",), python=app_python),
-        EXPECTED["old"],
-        EXPECTED["new"],
-        start=StartingSchema(command=f"{sys.executable} {base} {{database_url}}"),
-        progress=said.append,
+        StartingSchema(command=f"{sys.executable} {base} {{database_url}}"),
     )
-    assert got(result) == pairs(EXPECTED["static"]) | pairs(EXPECTED["roundtrip"])
-    trip = result.section.roundtrip
-    assert trip is not None and [f.revision for f in trip.later_failures] == ["b2"]
     assert any("did not check out" in m and "env.py ran the migrations on" in m for m in said)
 
 
@@ -261,19 +261,9 @@ def test_every_broken_downgrade_on_postgresql(app_python: str, postgres_url: str
 def test_every_broken_downgrade_on_mariadb_from_a_copy(app_python: str, mysql_url: str) -> None:
     """MariaDB has no database copy of its own: the template and the walk's database are filled
     table by table from their own CREATE statements; the walk names the same failures."""
-    said: list[str] = []
-    result = inspect_migrations(
-        project(app_python),
-        EXPECTED["old"],
-        EXPECTED["new"],
-        db_url=mysql_url,
-        start=StartingSchema(sql=APP / "base.sql"),
-        progress=said.append,
+    said = walks_to_every_failure(
+        project(app_python), StartingSchema(sql=APP / "base.sql"), mysql_url
     )
-    assert got(result) == pairs(EXPECTED["static"]) | pairs(EXPECTED["roundtrip"])
-    trip = result.section.roundtrip
-    assert trip is not None and trip.failure is not None
-    assert [trip.failure.revision] + [f.revision for f in trip.later_failures] == ["c3", "b2"]
     assert any(m.startswith("a copy of the database at OLD taken") for m in said), said
 
 

@@ -5,12 +5,15 @@ one holding what cannot be copied faithfully (a view names its database) is refu
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import pytest
 import sqlalchemy as sa
 
 from compatcheck.errors import UnavailableError
 from compatcheck.migrations.schema import diff_schema, inspect_schema
-from compatcheck.migrations.scratch import scratch_database
+from compatcheck.migrations.scratch import Scratch, scratch_database
 from compatcheck.migrations.template import mysql_copy
 from compatcheck.targets import Workspace
 
@@ -32,16 +35,24 @@ def rows(conn: sa.Connection, table: str) -> list[tuple[object, ...]]:
     return [tuple(r) for r in conn.exec_driver_sql(f"SELECT * FROM {table} ORDER BY id")]
 
 
-def test_a_copy_is_the_same_database(mysql_url: str) -> None:
+@contextlib.contextmanager
+def source_and_target(url: str, statements: list[str]) -> Iterator[tuple[Scratch, Scratch]]:
+    """Two scratch databases on the server: ``statements`` run in the first, the second empty."""
     with (
         Workspace() as ws,
-        scratch_database(mysql_url, workspace=ws) as source,
-        scratch_database(mysql_url, workspace=ws) as target,
+        scratch_database(url, workspace=ws) as source,
+        scratch_database(url, workspace=ws) as target,
     ):
         with source.engine.connect() as conn:
-            for statement in SCHEMA:
+            for statement in statements:
                 conn.exec_driver_sql(statement.replace("%", "%%"))  # the driver formats it
             conn.commit()
+        yield source, target
+
+
+def test_a_copy_is_the_same_database(mysql_url: str) -> None:
+    with source_and_target(mysql_url, SCHEMA) as (source, target):
+        with source.engine.connect() as conn:
             before = inspect_schema(conn, ())
             want = {t: rows(conn, t) for t in ("parent", "child")}
         mysql_copy(target.url, str(source.url.database))
@@ -59,14 +70,9 @@ def test_a_copy_is_the_same_database(mysql_url: str) -> None:
 
 
 def test_a_database_with_a_view_is_not_copied(mysql_url: str) -> None:
+    view = "CREATE VIEW names AS SELECT name FROM parent"
     with (
-        Workspace() as ws,
-        scratch_database(mysql_url, workspace=ws) as source,
-        scratch_database(mysql_url, workspace=ws) as target,
+        source_and_target(mysql_url, [SCHEMA[0], view]) as (source, target),
+        pytest.raises(UnavailableError, match="VIEW names cannot be copied"),
     ):
-        with source.engine.connect() as conn:
-            conn.exec_driver_sql(SCHEMA[0].replace("%", "%%"))
-            conn.exec_driver_sql("CREATE VIEW names AS SELECT name FROM parent")
-            conn.commit()
-        with pytest.raises(UnavailableError, match="VIEW names cannot be copied"):
-            mysql_copy(target.url, str(source.url.database))
+        mysql_copy(target.url, str(source.url.database))
