@@ -17,7 +17,8 @@ are printed.
 (``fixtures/realworld/alembic``), each in its own venv, per dialect: ``compatcheck migrations``
 as a user runs it (``--python``, ``--base-command``; wall time of the whole command) against
 pytest-alembic's test in the app's interpreter (its process plus the starting schema), and what
-each found.
+each found; beside wall time, each side's CPU time (its processes, the database server's aside),
+which the machine's load does not inflate.
 
 ``--sql dbmate`` compares SQL files instead (:func:`sql_main`): the same history as dbmate files
 (``bench/sqlhistory.py``), compatcheck's round trip against the real dbmate doing ``up``,
@@ -147,6 +148,7 @@ APP_SERVERS = {
 def bench_apps(names: list[str], dialects: list[str], repeat: int) -> None:
     """Each app's window, per dialect: compatcheck's command vs pytest-alembic's test."""
     import json
+    import resource
     import subprocess
     import sys
 
@@ -162,6 +164,13 @@ def bench_apps(names: list[str], dialects: list[str], repeat: int) -> None:
 
     manifest = load_apps()
     overlay = pytest_alembic_overlay(sys.executable)
+
+    def children_cpu() -> float:
+        """CPU seconds of the finished children (and what they waited for: the helper, the
+        starting-schema command): what each side costs, whatever the load."""
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
     for name in names or list(manifest):
         venv, _s, _b = build_venv(name, str(manifest[name]["version"]), sys.executable)
         app = App(name, manifest[name], venv)
@@ -170,6 +179,7 @@ def bench_apps(names: list[str], dialects: list[str], repeat: int) -> None:
                 continue
             ours: list[float] = []
             theirs: list[float] = []
+            cpu: list[tuple[float, float]] = []
             found: list[str] = []
             outcome = ""
             for _ in range(repeat):
@@ -177,18 +187,25 @@ def bench_apps(names: list[str], dialects: list[str], repeat: int) -> None:
                     tmp = Path(tmpname)
                     out = tmp / "report.json"
                     argv, env = compatcheck_command(app, APP_SERVERS.get(dialect), tmp, out)
-                    start = time.perf_counter()
+                    start, cpu0 = time.perf_counter(), children_cpu()
                     subprocess.run(argv, cwd=app.workdir, env=env, capture_output=True)
                     ours.append(time.perf_counter() - start)
+                    cpu1 = children_cpu()
                     doc = json.loads(out.read_text())
                     found = sorted(f"{f['kind']} {f['subject']}" for f in doc["findings"])
                 pa = run_pytest_alembic(app, dialect, overlay)
+                cpu.append((cpu1 - cpu0, children_cpu() - cpu1))
                 theirs.append(float(pa.get("seconds") or 0) + float(pa.get("base_seconds") or 0))
                 outcome = str(pa.get("outcome"))
             print(f"{name} {app.old} → {app.new} on {dialect}")
             print(
                 f"  compatcheck {statistics.median(ours):.1f}s, pytest-alembic "
                 f"{statistics.median(theirs):.1f}s: {ratios_line(ours, theirs)}"
+            )
+            mine, other = ([c[i] for c in cpu] for i in (0, 1))
+            print(
+                f"  CPU time: compatcheck {statistics.median(mine):.1f}s, pytest-alembic "
+                f"{statistics.median(other):.1f}s: {ratios_line(mine, other)}"
             )
             print(f"  compatcheck found ({len(found)}): {'; '.join(found)}")
             print(f"  pytest-alembic: {outcome[:400]}")

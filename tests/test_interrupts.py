@@ -114,6 +114,17 @@ def test_migrations_interrupted_anywhere_leaves_nothing(
 
 
 SQL = REPO / "fixtures" / "realworld" / "sql"
+#: sematic 0.41.0's dbmate window whose downgrade fails: the walk after it needs fresh databases.
+SEMATIC = [
+    "--script-location",
+    str(SQL / "sematic" / "0.41.0" / "migrations"),
+    "--framework",
+    "dbmate",
+    "--old",
+    "20220921212247",
+    "--new",
+    "20221017233940",
+]
 
 
 @pytest.mark.slow
@@ -126,16 +137,7 @@ def test_sql_file_migrations_interrupted_anywhere_leaves_nothing(
     (the window whose downgrade fails, so the walk after it makes further scratch databases) and
     cfssl 1.6.5's goose migrations on MariaDB (from empty): the SQL-file runner's statements, its
     version table and the walk leave nothing behind either."""
-    sematic = [
-        "--script-location",
-        str(SQL / "sematic" / "0.41.0" / "migrations"),
-        "--framework",
-        "dbmate",
-        "--old",
-        "20220921212247",
-        "--new",
-        "20221017233940",
-    ]
+    sematic = SEMATIC
     cfssl = ["--script-location", str(SQL / "cfssl" / "1.6.5" / "mysql"), "--framework", "goose",
              "--old", "0", "--new", "2"]  # fmt: skip
     argv = {
@@ -144,6 +146,39 @@ def test_sql_file_migrations_interrupted_anywhere_leaves_nothing(
     }
     cases = _matrix([*CREATE_POINTS, "roundtrip:seeded"], argv)
     run_cases(cases, tmp_path, list(argv))
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_copies_of_the_database_at_old_interrupted_anywhere_leave_nothing(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """The walk's fresh databases are copies of the round trip's at OLD: the template (``CREATE
+    DATABASE ... TEMPLATE`` of the scratch database) and each copy of it are made as every
+    scratch database is (drop recorded first, signals held around CREATE); an interrupt at each
+    of their moments, SIGINT or SIGTERM, leaves neither (an application's project whose two
+    downgrades fail, run in its own interpreter: the walk after the first takes a copy). On
+    SQLite the template is a file of the run's temp folder: interrupted right after it is
+    written, nothing is left either."""
+    app = REPO / "fixtures" / "alembic_projects" / "ini_app"
+    python = tmp_path / "app-python"
+    python.write_text(f'#!/bin/sh\nPYTHONPATH={app / "app"} exec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    argv = ["migrations", "--config", str(app / "alembic.ini"), "-x", "tenant=t1", "--python",
+            str(python), "--base-sql", str(app / "base.sql"), "--old", "a1", "--new", "c3",
+            "--db-url", postgres_url, "--format", "json"]  # fmt: skip
+    moments = [
+        f"{what}:{when}"
+        for what in ("template-database", "copy-database")
+        for when in ("before", "registered", "created", "after")
+    ]
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    cases = [(argv, point, sigs[i % 2]) for i, point in enumerate([*moments, "template:taken"])]
+    failing = REPO / "fixtures" / "alembic" / "failing_downgrade"
+    on_sqlite = ["migrations", "--script-location", str(failing), "--old", "0001_users",
+                 "--new", "0002_phone", "--format", "json"]  # fmt: skip
+    cases += [(on_sqlite, "template:taken", sig) for sig in sigs]
+    run_cases(cases, tmp_path, [postgres_url])
 
 
 # --- `compatcheck check` with scratch databases on a server ---------------------------------

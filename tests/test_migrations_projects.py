@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +61,22 @@ def run(python: str | None, db_url: str | None = None, **kw: Any) -> MigrationsR
     )
 
 
+def walks_to_every_failure(
+    app: AlembicProject, start: StartingSchema, db_url: str | None = None
+) -> list[str]:
+    """Run the window: expected.yaml's findings, both broken downgrades named (c3, then b2 by
+    the walk on a fresh database); what progress said."""
+    said: list[str] = []
+    result = inspect_migrations(
+        app, EXPECTED["old"], EXPECTED["new"], db_url=db_url, start=start, progress=said.append
+    )
+    assert got(result) == pairs(EXPECTED["static"]) | pairs(EXPECTED["roundtrip"])
+    trip = result.section.roundtrip
+    assert trip is not None and trip.failure is not None
+    assert [trip.failure.revision] + [f.revision for f in trip.later_failures] == ["c3", "b2"]
+    return said
+
+
 def test_locations_come_from_the_ini_as_alembic_reads_it() -> None:
     """%(here)s, two version_locations split by path_separator, another section by --name."""
     for name in ("alembic", "other"):
@@ -92,6 +109,47 @@ def test_every_broken_downgrade_is_named_in_the_apps_interpreter(app_python: str
     assert section.to_json()["roundtrip"]["later_failures"] == [
         {"stage": "downgrade", "revision": "b2", "error": "KeyError: 'notes'"}
     ]
+
+
+def test_the_walk_starts_from_a_copy_at_old_with_the_same_failures(app_python: str) -> None:
+    """The walk's fresh database is a copy of the round trip's at OLD (starting schema made,
+    a1 applied): the same broken downgrades as built from nothing (expected.yaml)."""
+    start = StartingSchema(command=f"{sys.executable} {APP / 'base.py'} {{database_url}}")
+    said = walks_to_every_failure(project(app_python), start)
+    assert any(m.startswith("a copy of the database at OLD taken") for m in said), said
+    assert not any("did not check out" in m for m in said), said
+
+
+def test_a_copy_env_py_would_not_migrate_is_refused_and_built_instead(
+    app_python: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As Mailman's: env.py migrates the database its application's settings name, a file the
+    starting-schema command writes, not the one it is handed. A copy at OLD skips that command,
+    so env.py would migrate another database: the copy is checked (an upgrade to OLD) and
+    refused, and the walk's database is built from nothing; the same failures are named."""
+    app = tmp_path / "ini_app"
+    shutil.copytree(APP, app)
+    env_py = app / "scripts" / "env.py"
+    text = env_py.read_text().replace(
+        """engine_from_config(
+        config.get_section(config.config_ini_section), prefix="sqlalchemy.", poolclass=pool.NullPool
+    )""",
+        'create_engine(open(os.environ["APP_DB_FILE"]).read(), poolclass=pool.NullPool)',
+    )
+    assert "APP_DB_FILE" in text
+    env_py.write_text("import os\nfrom sqlalchemy import create_engine\n" + text)
+    base = tmp_path / "init.py"
+    base.write_text(
+        "import os, sys\n"
+        "open(os.environ['APP_DB_FILE'], 'w').write(sys.argv[1])\n"
+        f"exec(open({str(APP / 'base.py')!r}).read())\n"
+    )
+    monkeypatch.setenv("APP_DB_FILE", str(tmp_path / "database-url"))
+    said = walks_to_every_failure(
+        AlembicProject(config_file=app / "alembic.ini", x=("tenant=t1",), python=app_python),
+        StartingSchema(command=f"{sys.executable} {base} {{database_url}}"),
+    )
+    assert any("did not check out" in m and "env.py ran the migrations on" in m for m in said)
 
 
 def test_the_starting_schema_from_the_apps_own_command(app_python: str) -> None:
@@ -197,6 +255,16 @@ def test_every_broken_downgrade_on_postgresql(app_python: str, postgres_url: str
     assert trip is not None and trip.failure is not None
     assert trip.failure.revision == "c3"
     assert [f.revision for f in trip.later_failures] == ["b2"]
+
+
+@pytest.mark.mysql
+def test_every_broken_downgrade_on_mariadb_from_a_copy(app_python: str, mysql_url: str) -> None:
+    """MariaDB has no database copy of its own: the template and the walk's database are filled
+    table by table from their own CREATE statements; the walk names the same failures."""
+    said = walks_to_every_failure(
+        project(app_python), StartingSchema(sql=APP / "base.sql"), mysql_url
+    )
+    assert any(m.startswith("a copy of the database at OLD taken") for m in said), said
 
 
 def test_tables_never_seeded_are_named_in_the_plan(app_python: str, tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -58,6 +57,7 @@ from compatcheck.migrations.sources import Source, open_source
 from compatcheck.migrations.sources.alembic.project import AlembicProject
 from compatcheck.migrations.starting import NO_STARTING_SCHEMA, make_base
 from compatcheck.migrations.starting import StartingSchema as StartingSchema  # re-exported
+from compatcheck.migrations.template import FreshDatabases
 from compatcheck.migrations.walk import walk_on
 from compatcheck.migrations.willfail import reconcile
 from compatcheck.model import Finding, sort_findings
@@ -348,13 +348,13 @@ def _dynamic(
         with scratch_database(
             db_url, workspace=workspace, use_existing_empty=use_existing_empty, progress=say
         ) as scratch:
-
-            def fresh() -> AbstractContextManager[Scratch]:
-                return scratch_database(db_url, workspace=workspace, use_existing_empty=False)
-
-            walk = fresh if not use_existing_empty else None
+            # The walk after a failed downgrade needs fresh scratch databases: none on the
+            # user's own.
+            fresh = None
+            if not use_existing_empty:
+                fresh = FreshDatabases(db_url, workspace, path.old, say)
             return _round_trip(
-                found, source, history, path, section, scratch, seed_sql, say, start, walk
+                found, source, history, path, section, scratch, seed_sql, say, start, fresh
             )
     except ScratchUnavailable as exc:
         hint = (
@@ -394,7 +394,7 @@ def _round_trip(
     seed_sql: Path | None,
     say: Callable[[str], None],
     start: StartingSchema,
-    fresh: Callable[[], AbstractContextManager[Scratch]] | None = None,
+    fresh: FreshDatabases | None = None,
 ) -> MigrationsSection:
     database = scratch.display if not scratch.owned else f"scratch ({scratch.dialect})"
     section = replace(section, engine=scratch.dialect, database=database)
@@ -408,20 +408,22 @@ def _round_trip(
         except RunnerUnavailable as exc:
             found.add(CHECK_UNAVAILABLE, "migrations", str(exc), {"error": exc.error})
             return replace(section, roundtrip=RoundTrip(UNAVAILABLE, error=exc.error))
+        # Done with this runner before any fresh database: its helper process serves them.
         try:
-            trip = _run_trip(runner, history, path, scratch, conn, seed_sql, say, start)
-            if fresh is not None:
-                rerun = partial(_rerun, source, history, path, start, say, fresh)
-                trip = _again_unseeded(trip, history, say, rerun)
-            failure = trip.failure
-            if fresh is not None and failure is not None and failure.stage == "downgrade":
-                later = walk_on(source, history, path, failure.revision, fresh, start, say)
-                trip = replace(trip, later_failures=tuple(later))
-            roundtrip_findings(found, history, path, trip, scratch.dialect)
+            at_old = partial(fresh.snapshot, scratch, conn, runner) if fresh else None
+            trip = _run_trip(runner, history, path, scratch, conn, seed_sql, say, start, at_old)
             say("rendering the downgrade SQL offline")
             sql, online = runner.offline_sql(path.revisions, path.new)
         finally:
             runner.close()
+        if fresh is not None:
+            rerun = partial(_rerun, source, history, path, start, say, fresh)
+            trip = _again_unseeded(trip, history, say, rerun)
+        failure = trip.failure
+        if fresh is not None and failure is not None and failure.stage == "downgrade":
+            later = walk_on(source, history, path, failure.revision, fresh, start, say)
+            trip = replace(trip, later_failures=tuple(later))
+        roundtrip_findings(found, history, path, trip, scratch.dialect)
     return replace(section, roundtrip=trip, offline_sql=sql, online_only=online)
 
 
@@ -489,26 +491,22 @@ def _rerun(
     path: DowngradePath,
     start: StartingSchema,
     say: Callable[[str], None],
-    fresh: Callable[[], AbstractContextManager[Scratch]],
+    fresh: FreshDatabases,
     unseeded_tables: Mapping[str, str] | None,
 ) -> RoundTrip:
-    with fresh() as again, again.engine.connect() as conn2:
-        runner2 = source.runner(again, conn2)
-        try:
-            return _run_trip(
-                runner2,
-                history,
-                path,
-                again,
-                conn2,
-                None,
-                say,
-                start,
-                seed=unseeded_tables is not None,
-                unseeded_tables=unseeded_tables,
-            )
-        finally:
-            runner2.close()
+    with fresh.open(source) as again:
+        return _run_trip(
+            again.runner,
+            history,
+            path,
+            again.scratch,
+            again.conn,
+            None,
+            say,
+            NO_STARTING_SCHEMA if again.at_old else start,
+            seed=unseeded_tables is not None,
+            unseeded_tables=unseeded_tables,
+        )
 
 
 def _run_trip(
@@ -520,6 +518,7 @@ def _run_trip(
     seed_sql: Path | None,
     say: Callable[[str], None],
     start: StartingSchema,
+    at_old: Callable[[], None] | None = None,
     *,
     seed: bool = True,
     unseeded_tables: Mapping[str, str] | None = None,
@@ -535,6 +534,7 @@ def _run_trip(
         base=make_base(start, scratch, conn, runner) if start else None,
         seed=seed,
         unseeded_tables=unseeded_tables,
+        at_old=at_old,
     )
 
 

@@ -96,6 +96,11 @@ class Runner(Protocol):
         """Stop what the runner started (a helper process); nothing for an in-process one."""
         ...
 
+    def release(self) -> None:
+        """Close the runner's own connection to the database, if it has one (the database is
+        being copied); the next request opens it again."""
+        ...
+
 
 @dataclass
 class _Trip:
@@ -174,6 +179,7 @@ def round_trip(
     base: Callable[[], str | None] | None = None,
     seed: bool = True,
     unseeded_tables: Mapping[str, str] | None = None,
+    at_old: Callable[[], None] | None = None,
 ) -> RoundTrip:
     """Up to OLD → A, seed, up to NEW → B, NEW-era rows, down the path → A', checks, up → B'.
 
@@ -182,7 +188,8 @@ def round_trip(
     creates the schema that exists before the first revision (``--base-sql``,
     ``--base-command``) on the empty database; it returns why it failed, or None. ``seed=False``
     runs the history on the schema alone (after seeded rows made an upgrade fail);
-    ``unseeded_tables`` (table → why) get no rows, and are named in the coverage.
+    ``unseeded_tables`` (table → why) get no rows, and are named in the coverage. ``at_old`` runs
+    once OLD is reached, before any row is written (the template of later fresh databases).
     """
     trip = _Trip(runner, Seeder(runner.conn))
     if base is not None:
@@ -198,6 +205,9 @@ def round_trip(
         if failed:
             return _failed(trip, "upgrade-failed", "upgrade to OLD", failed)
     trip.lap("upgrade_old")
+    if at_old is not None:
+        at_old()
+        trip.lap("template")
     schema_a = _seed_old(trip, seed_sql, unseeded_tables or {}) if seed else trip.inspect()
     pause_point("roundtrip:seeded")
     if runner.cancelled():

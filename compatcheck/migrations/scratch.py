@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -52,10 +53,12 @@ __all__ = [
     "inventory",
     "list_scratch",
     "mask",
+    "new_sqlite",
     "one_line",
     "release_database",
     "scratch_database",
     "server_drop",
+    "sqlite_path",
     "throwaway_sqlite",
 ]
 
@@ -254,13 +257,21 @@ def _missing_privilege(exc: sa.exc.SQLAlchemyError, url: URL, dialect: str) -> s
 
 
 def create_server_database(
-    server_url: str | URL, holder: Holder, say: Callable[[str], None]
+    server_url: str | URL,
+    holder: Holder,
+    say: Callable[[str], None],
+    *,
+    template: str | None = None,
+    moment: str = "create-database",
 ) -> tuple[URL, str]:
     """``CREATE DATABASE compatcheck_<mark>_<random>`` on the server; (its URL, its name).
 
     The drop is in ``holder`` before the statement is sent, and Ctrl-C/SIGTERM wait until both
     are done (:func:`~compatcheck.interrupts.deferred`). No right to create a database is
     :class:`ScratchUnavailable` naming the missing privilege; there is no fallback.
+    ``template`` (PostgreSQL): a copy of that scratch database (``CREATE DATABASE ... TEMPLATE``,
+    a file copy in the server: faster than migrating a new one); ``moment`` names the pause
+    points (``moment:before`` ...), so a test can interrupt a copy apart from a creation.
     """
     url = _parse(server_url)
     backend = url.get_backend_name()
@@ -269,6 +280,9 @@ def create_server_database(
     dialect = _dialect(url)
     name = leftovers.database_name()
     quoted = _quoted(dialect, name)
+    if template is not None:
+        assert dialect == "postgresql", "only PostgreSQL copies a database"
+        quoted += f" TEMPLATE {_quoted(dialect, template)}"
     admin = _admin(url)
     sent = [False]
 
@@ -279,9 +293,9 @@ def create_server_database(
         finally:
             admin.dispose()
 
-    pause_point("create-database:before")
+    pause_point(f"{moment}:before")
     with deferred(), holder.creating(drop):
-        pause_point("create-database:registered")
+        pause_point(f"{moment}:registered")
         try:
             with admin.connect() as conn:
                 if dialect == "postgresql":
@@ -299,8 +313,8 @@ def create_server_database(
                 f"{lacking + ' (' + one_line(exc) + ')' if lacking else one_line(exc)}",
                 privilege=lacking,
             ) from exc
-        pause_point("create-database:created")
-    pause_point("create-database:after")
+        pause_point(f"{moment}:created")
+    pause_point(f"{moment}:after")
     say(f"scratch database: {name} on {mask(url)}")
     return url.set(database=name), name
 
@@ -484,6 +498,7 @@ def scratch_database(
     workspace: Workspace | None = None,
     use_existing_empty: bool = False,
     progress: Callable[[str], None] | None = None,
+    make: Callable[[Workspace], Scratch] | None = None,
 ) -> Iterator[Scratch]:
     """Yield a database to migrate, and remove it afterwards whatever happens.
 
@@ -495,6 +510,8 @@ def scratch_database(
       empty, everything created in it dropped afterwards. A ``sqlite:///path`` without it is an
       error: that file is not compatcheck's.
 
+    ``make``: how to make it instead, in the workspace (a copy of another, see :mod:`.template`).
+
     ``workspace`` runs the cleanup: with one (``check``), at its close, in the main thread; with
     none, a workspace of its own closes when the block ends.
     """
@@ -502,13 +519,20 @@ def scratch_database(
         with (
             Workspace() as own,
             scratch_database(
-                db_url, workspace=own, use_existing_empty=use_existing_empty, progress=progress
+                db_url,
+                workspace=own,
+                use_existing_empty=use_existing_empty,
+                progress=progress,
+                make=make,
             ) as scratch,
         ):
             yield scratch
         return
     say = progress or (lambda _msg: None)
-    scratch = _create(db_url, workspace, use_existing_empty, say)
+    if make is None:
+        scratch = _create(db_url, workspace, use_existing_empty, say)
+    else:
+        scratch = make(workspace)
     scratch.cancelled = workspace.closing
     scratch.workspace = workspace
     try:
@@ -532,10 +556,7 @@ def _create(
                     "--use-existing-empty-database to run in it (it must be empty)"
                 )
             return _existing_empty(url, ws, say)
-        path = _sqlite_file(ws, f"migrations-{secrets.token_hex(3)}")
-        url = URL.create("sqlite", database=str(path))
-        say(f"scratch database: temporary SQLite file {path}")
-        return Scratch(url, engine_for(url), f"sqlite:///{path}", "sqlite", owned=True)
+        return new_sqlite(ws, say)
     if backend not in SERVER_BACKENDS:
         raise InputError(f"database URL {mask(url)}: unsupported backend `{backend}`")
     if use_existing_empty:
@@ -544,12 +565,22 @@ def _create(
     return Scratch(target, engine_for(target), mask(target), _dialect(url), owned=True)
 
 
-#: The SQLite files :func:`_sqlite_file` handed out and their holders have not yet removed: scratch
+#: The SQLite files :func:`sqlite_path` handed out and their holders have not yet removed: scratch
 #: data, so :func:`engine_for` connects to them without fsync (:func:`throwaway_sqlite`).
 _THROWAWAY: set[str] = set()
 
 
-def _sqlite_file(holder: Holder, name: str) -> Path:
+def new_sqlite(ws: Workspace, say: Callable[[str], None], copy_of: Path | None = None) -> Scratch:
+    """A scratch SQLite file in the workspace's temp folder: empty, or a copy of ``copy_of``."""
+    path = sqlite_path(ws, f"migrations-{secrets.token_hex(3)}")
+    if copy_of is not None:
+        shutil.copyfile(copy_of, path)
+    url = URL.create("sqlite", database=str(path))
+    say(f"scratch database: temporary SQLite file {path}")
+    return Scratch(url, engine_for(url), f"sqlite:///{path}", "sqlite", owned=True)
+
+
+def sqlite_path(holder: Holder, name: str) -> Path:
     """A new SQLite file's path in the holder's temp folder (removed with it); refused once the
     holder is closing."""
     assert holder.dir is not None, "Workspace used outside its with-block"
@@ -563,7 +594,7 @@ def release_database(holder: Holder, role: str, database: str = "sqlite") -> Scr
     """A fresh empty database for one release: a SQLite file in the temp folder, or one made on
     the server ``database`` names (dropped by ``holder``)."""
     if database == "sqlite":
-        path = _sqlite_file(holder, role)
+        path = sqlite_path(holder, role)
         return ScratchDatabase(f"sqlite:///{path}", f"sqlite:///{path}", "sqlite")
     real, _name = create_server_database(database, holder, lambda _msg: None)
     return ScratchDatabase(real.render_as_string(hide_password=False), mask(real), "server")

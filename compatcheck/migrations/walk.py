@@ -1,17 +1,17 @@
-"""The walk after a failed downgrade: a fresh scratch database upgraded to the revisions below
-the broken one, then the rest of the path, until it ends, so one run names every broken
-downgrade of the window (``alembic downgrade`` and pytest-alembic stop at the first)."""
+"""The walk after a failed downgrade: a fresh scratch database (a copy of the round trip's at OLD,
+:mod:`.template`) upgraded to the revisions below the broken one, then the rest of the path,
+until it ends, so one run names every broken downgrade of the window (``alembic downgrade`` and
+pytest-alembic stop at the first)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 
 from compatcheck.migrations.graph import DowngradePath, History, ancestors
-from compatcheck.migrations.scratch import Scratch
 from compatcheck.migrations.section import StepFailure
 from compatcheck.migrations.sources import Source
 from compatcheck.migrations.starting import StartingSchema, make_base
+from compatcheck.migrations.template import FreshDatabases
 
 
 def heads_after(history: History, path: DowngradePath, undone: Sequence[str]) -> tuple[str, ...]:
@@ -27,13 +27,14 @@ def walk_on(
     history: History,
     path: DowngradePath,
     failed: str | None,
-    fresh: Callable[[], AbstractContextManager[Scratch]],
+    fresh: FreshDatabases,
     start: StartingSchema,
     say: Callable[[str], None],
 ) -> list[StepFailure]:
     """After a downgrade fails, go on: a fresh scratch database upgraded to the revisions below
     the broken one, then the rest of the path, until it ends; so one run names every broken
-    downgrade of the window (``alembic downgrade`` and pytest-alembic stop at the first)."""
+    downgrade of the window (``alembic downgrade`` and pytest-alembic stop at the first). A
+    fresh database that is a copy at OLD has its starting schema already."""
     failures: list[StepFailure] = []
     rest = list(path.revisions)
     while failed is not None and failed in rest:
@@ -43,21 +44,19 @@ def walk_on(
             break
         heads = heads_after(history, path, done)
         say(f"continuing after `{failed}` on a fresh database at {', '.join(heads)}")
-        with fresh() as scratch, scratch.engine.connect() as conn:
-            runner = source.runner(scratch, conn)
-            try:
-                error = make_base(start, scratch, conn, runner)() if start else None
+        with fresh.open(source) as db:
+            runner = db.runner
+            if start and not db.at_old:
+                error = make_base(start, db.scratch, db.conn, runner)()
                 if error is not None:
                     failures.append(StepFailure("starting schema", None, error))
                     break
-                target = heads[0] if len(heads) == 1 else ",".join(heads)
-                up = runner.upgrade(target)
-                if up is not None:
-                    failures.append(StepFailure("upgrade to continue", up.revision, up.error))
-                    break
-                down = runner.downgrade(rest)
-            finally:
-                runner.close()
+            target = heads[0] if len(heads) == 1 else ",".join(heads)
+            up = runner.upgrade(target)
+            if up is not None:
+                failures.append(StepFailure("upgrade to continue", up.revision, up.error))
+                break
+            down = runner.downgrade(rest)
         if down is None:
             break
         failures.append(StepFailure("downgrade", down.revision, down.error))

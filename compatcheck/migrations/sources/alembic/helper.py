@@ -19,10 +19,10 @@ database's URL becomes ``sqlalchemy.url``, and one connection to it is handed to
 
 The protocol (``--python``): one JSON object per line. compatcheck writes the setup first
 (``{"project": {...}, "url": ...}``: the URL travels on stdin, never in ``argv`` where ``ps``
-shows it), then requests ``{"op": "locations" | "upgrade" | "downgrade" | "offline_sql" |
-"quit", ...}``; each gets one reply line. Trap: the application may print; before anything of it
-runs, the protocol stream is moved to a private copy of fd 1 and fd 1 is pointed at stderr, so a
-``print()`` in ``env.py`` cannot corrupt a reply.
+shows it), then requests ``{"op": "locations" | "connect" | "release" | "url" | "upgrade" |
+"downgrade" | "offline_sql" | "quit", ...}``; each gets one reply line. Trap: the application may
+print; before anything of it runs, the protocol stream is moved to a private copy of fd 1 and
+fd 1 is pointed at stderr, so a ``print()`` in ``env.py`` cannot corrupt a reply.
 """
 
 from __future__ import annotations
@@ -188,6 +188,11 @@ class Session:
         cfg.attributes["connection"] = conn
         with self._guarded():
             self.script = ScriptDirectory.from_config(cfg)
+
+    def reopen(self, conn: Any) -> None:
+        """Go on with a new connection to the same database (the last one was closed)."""
+        self.conn = conn
+        self.cfg.attributes["connection"] = conn
 
     def _guarded(self) -> Any:
         import contextlib
@@ -435,7 +440,7 @@ def serve(requests: Any, replies: Any) -> int:
     setup = json.loads(requests.readline() or "{}")
     project, url = setup.get("project") or {}, setup.get("url")
     session: Session | None = None
-    engine = None
+    engine: Any = None
     try:
         for line in requests:
             request = json.loads(line)
@@ -457,9 +462,18 @@ def serve(requests: Any, replies: Any) -> int:
                     session, engine, url = None, None, request.get("url")
                     reply({"ok": True})
                     continue
+                if op == "release":
+                    # compatcheck copies the database: no session may stay on it. The scripts
+                    # stay imported; the next request reconnects.
+                    if session is not None:
+                        session.conn.close()
+                    reply({"ok": True})
+                    continue
                 if session is None:
                     engine, conn, url = connect(str(url))
                     session = Session(make_config(project, url, io.StringIO()), conn)
+                elif session.conn.closed:
+                    session.reopen(engine.connect())
                 if op == "url":
                     reply({"url": url})
                 elif op == "upgrade":

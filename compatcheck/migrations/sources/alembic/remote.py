@@ -202,6 +202,13 @@ class RemoteRunner:
         else:
             self.helper.close()
 
+    def release(self) -> None:
+        """The helper closes its connection (keeping the scripts it imported); its next request
+        opens it again."""
+        reply = self._ask({"op": "release"})
+        if "ok" not in reply:
+            raise UnavailableError(f"--python {self.helper.python}: {reply.get('error')}")
+
     def _ask(self, message: dict[str, Any]) -> dict[str, Any]:
         if self.cancelled():
             raise Cancelled("the run is closing")

@@ -84,6 +84,9 @@ class AlembicRunner:
     def close(self) -> None:
         """Nothing to stop: everything ran in this process."""
 
+    def release(self) -> None:
+        """Nothing: ``env.py`` is handed compatcheck's own connection."""
+
     def app_url(self) -> str:
         """The scratch URL as given: the migrations run in this interpreter, with its driver."""
         return self.url

@@ -78,6 +78,9 @@ class SqlRunner:
     def close(self) -> None:
         """Nothing to stop: everything ran on the caller's connection."""
 
+    def release(self) -> None:
+        """Nothing: the runner has no connection of its own."""
+
     def app_url(self) -> str:
         """The scratch database's URL as compatcheck reaches it (the files run here)."""
         return str(self.conn.engine.url.render_as_string(hide_password=False))
