@@ -248,7 +248,9 @@ def test_check_interrupted_during_the_migrations_inspection_leaves_nothing(
 
 
 def _killed_mid_round_trip(url: str, tmp: Path) -> int:
-    """A `migrations` run SIGKILLed in the middle of its round trip; its pid."""
+    """A `migrations` run SIGKILLed in the middle of its round trip; its pid. Seeded means past
+    OLD: it leaves two scratch databases, the round trip's and its copy at OLD (the template
+    the walk and the rerun start from)."""
     outcome = interrupt(_migrations_argv(url), "roundtrip:seeded", signal.SIGKILL, tmp, pause=30)
     assert outcome.code == -signal.SIGKILL
     return outcome.pid
@@ -274,15 +276,17 @@ def test_cleanup_removes_what_a_killed_run_left_and_keeps_a_live_runs(
             if line.startswith("compatcheck: paused at"):
                 break
         dead = _killed_mid_round_trip(postgres_url, tmp_path / "dead")
-        [dead_db] = theirs(dead)
+        dead_dbs = theirs(dead)
+        assert len(dead_dbs) == 2  # the round trip's database and its copy at OLD
         [workspace] = (tmp_path / "dead").iterdir()
         listed = subprocess.run(
             [sys.executable, "-m", "compatcheck", "cleanup", "--dry-run", "--db-url", postgres_url],
             capture_output=True, text=True, timeout=60,
             env={**os.environ, "TMPDIR": str(tmp_path / "dead")},
         )  # fmt: skip
-        assert f"would remove scratch database {dead_db} on {postgres_url}" in listed.stdout
-        assert theirs(dead) == [dead_db] and workspace.exists()  # a dry run removes nothing
+        for dead_db in dead_dbs:
+            assert f"would remove scratch database {dead_db} on {postgres_url}" in listed.stdout
+        assert theirs(dead) == dead_dbs and workspace.exists()  # a dry run removes nothing
         done = subprocess.run(
             [sys.executable, "-m", "compatcheck", "cleanup", "--db-url", postgres_url],
             capture_output=True, text=True, timeout=60,
@@ -290,13 +294,14 @@ def test_cleanup_removes_what_a_killed_run_left_and_keeps_a_live_runs(
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         lines = done.stdout.splitlines()
-        assert f"removed scratch database {dead_db} on {postgres_url}" in lines
+        for dead_db in dead_dbs:
+            assert f"removed scratch database {dead_db} on {postgres_url}" in lines
         assert f"removed temp folder {workspace}" in lines
         assert lines[-1].startswith("compatcheck cleanup: removed ")
         assert "belong to runs still going" in lines[-1]
         assert theirs(dead) == []
         assert list((tmp_path / "dead").iterdir()) == []
-        assert len(theirs(live.pid)) == 1
+        assert len(theirs(live.pid)) == 2
         assert len(list((tmp_path / "live").iterdir())) == 1
     finally:
         live.send_signal(signal.SIGINT)
@@ -311,7 +316,7 @@ def test_next_run_removes_a_killed_runs_leftovers_and_says_so(
     tmp_path: Path, mysql_url: str
 ) -> None:
     _killed_mid_round_trip(mysql_url, tmp_path)
-    assert len(scratch_databases(mysql_url)) == 1
+    assert len(scratch_databases(mysql_url)) == 2
     assert len(list(tmp_path.iterdir())) == 1
     done = subprocess.run(
         [sys.executable, "-m", "compatcheck", *_migrations_argv(mysql_url), "-q"],
@@ -319,7 +324,7 @@ def test_next_run_removes_a_killed_runs_leftovers_and_says_so(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines() == [
-        "compatcheck: removed what dead runs left: 1 scratch database, 1 temp folder "
+        "compatcheck: removed what dead runs left: 2 scratch databases, 1 temp folder "
         "(`compatcheck cleanup --dry-run` lists such leftovers)"
     ]
     assert scratch_databases(mysql_url) == []

@@ -92,6 +92,12 @@ class Runner(Protocol):
         :class:`~compatcheck.errors.UnavailableError` when it cannot say."""
         ...
 
+    def load_ahead(self) -> None:
+        """Start loading the migrations' code (the application's modules that ``env.py`` and the
+        revisions import) without waiting, while the user's init command runs in its own
+        process; nothing for a runner whose code is already loaded or loads cheaply."""
+        ...
+
     def close(self) -> None:
         """Stop what the runner started (a helper process); nothing for an in-process one."""
         ...

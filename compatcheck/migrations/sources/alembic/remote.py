@@ -64,6 +64,8 @@ class HelperProcess:
                 f"--python {project.python}: cannot start it: {exc.strerror or exc}"
             ) from None
         self._send({"project": project.spec(), "url": url})
+        #: Requests sent ahead whose replies were not read yet (:meth:`send_ahead`).
+        self._unread = 0
 
     def __enter__(self) -> HelperProcess:
         return self
@@ -79,10 +81,21 @@ class HelperProcess:
         except (BrokenPipeError, ValueError):
             raise self._died() from None
 
+    def send_ahead(self, message: dict[str, Any]) -> None:
+        """Send a request whose reply nobody waits for: the helper works on it while compatcheck
+        does something else; the next :meth:`request` reads (and drops) its reply first."""
+        self._send(message)
+        self._unread += 1
+
     def request(self, message: dict[str, Any]) -> dict[str, Any]:
         """Send one request and wait for its one-line reply."""
         self._send(message)
-        line = cast(IO[str], self.process.stdout).readline()
+        stdout = cast(IO[str], self.process.stdout)
+        while self._unread:
+            if not stdout.readline():
+                raise self._died()
+            self._unread -= 1
+        line = stdout.readline()
         if not line:
             raise self._died()
         reply = json.loads(line)
@@ -235,6 +248,11 @@ class RemoteRunner:
         if "url" not in reply:
             raise UnavailableError(f"--python {self.helper.python}: {reply.get('error')}")
         return str(reply["url"])
+
+    def load_ahead(self) -> None:
+        """The helper imports what ``env.py`` and the revisions import now, not at the first
+        upgrade; whatever fails there fails again, and is reported, where it really runs."""
+        self.helper.send_ahead({"op": "load"})
 
     def upgrade(self, target: str) -> Failed | None:
         return self._phase({"op": "upgrade", "target": target})

@@ -84,6 +84,9 @@ class AlembicRunner:
     def close(self) -> None:
         """Nothing to stop: everything ran in this process."""
 
+    def load_ahead(self) -> None:
+        """Nothing: the scripts load in this process, under the Alembic lock, as they run."""
+
     def release(self) -> None:
         """Nothing: ``env.py`` is handed compatcheck's own connection."""
 

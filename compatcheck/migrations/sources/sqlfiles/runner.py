@@ -78,6 +78,9 @@ class SqlRunner:
     def close(self) -> None:
         """Nothing to stop: everything ran on the caller's connection."""
 
+    def load_ahead(self) -> None:
+        """Nothing: SQL files have no code to import."""
+
     def release(self) -> None:
         """Nothing: the runner has no connection of its own."""
 
