@@ -173,6 +173,33 @@ class _Checked:
     new_removed: dict[str, int]
 
 
+def _up_to_old(
+    trip: _Trip,
+    old: str | None,
+    base: Callable[[], str | None] | None,
+    say: Callable[[str], None],
+    at_old: Callable[[], None] | None,
+) -> RoundTrip | None:
+    """The starting schema, then OLD's revisions, then ``at_old``; the failed trip, or None."""
+    if base is not None:
+        say("creating the starting schema")
+        error = base()
+        trip.lap("base")
+        if error is not None:
+            return _failed(trip, "upgrade-failed", "starting schema", Failed(None, error))
+    if old is not None:
+        say(f"upgrading to OLD's head {old}")
+        with heartbeat(say, f"waiting for the upgrade to OLD's head {old}"):
+            failed = trip.runner.upgrade(old)
+        if failed:
+            return _failed(trip, "upgrade-failed", "upgrade to OLD", failed)
+    trip.lap("upgrade_old")
+    if at_old is not None:
+        at_old()
+        trip.lap("template")
+    return None
+
+
 def round_trip(
     runner: Runner,
     old: str | None,
@@ -198,22 +225,9 @@ def round_trip(
     once OLD is reached, before any row is written (the template of later fresh databases).
     """
     trip = _Trip(runner, Seeder(runner.conn))
-    if base is not None:
-        say("creating the starting schema")
-        error = base()
-        trip.lap("base")
-        if error is not None:
-            return _failed(trip, "upgrade-failed", "starting schema", Failed(None, error))
-    if old is not None:
-        say(f"upgrading to OLD's head {old}")
-        with heartbeat(say, f"waiting for the upgrade to OLD's head {old}"):
-            failed = runner.upgrade(old)
-        if failed:
-            return _failed(trip, "upgrade-failed", "upgrade to OLD", failed)
-    trip.lap("upgrade_old")
-    if at_old is not None:
-        at_old()
-        trip.lap("template")
+    stopped = _up_to_old(trip, old, base, say, at_old)
+    if stopped is not None:
+        return stopped
     schema_a = _seed_old(trip, seed_sql, unseeded_tables or {}) if seed else trip.inspect()
     pause_point("roundtrip:seeded")
     if runner.cancelled():

@@ -529,10 +529,9 @@ def scratch_database(
             yield scratch
         return
     say = progress or (lambda _msg: None)
-    if make is None:
-        scratch = _create(db_url, workspace, use_existing_empty, say)
-    else:
-        scratch = make(workspace)
+    scratch = (
+        _create(db_url, workspace, use_existing_empty, say) if make is None else make(workspace)
+    )
     scratch.cancelled = workspace.closing
     scratch.workspace = workspace
     try:
