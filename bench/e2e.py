@@ -13,7 +13,7 @@ inspection, ``evaluate()`` and the JSON report — and reads the stage timings c
   the releases' own not included. On a shared machine the wall figures are mostly waiting for a
   core; the CPU time is what compatcheck itself costs, and compares runs made under other loads.
 
-Target (issue 14): overhead ≤ 0.3 s beyond the slower start-up, OLD and NEW overlapping.
+Target: overhead ≤ 0.3 s beyond the slower start-up, OLD and NEW overlapping.
 Run: ``python bench/e2e.py [--repeat 3] [--config fixtures/demo/compatcheck.yaml] [--cli]
 [--beside N]``; ``--beside N`` runs N CPU-bound processes meanwhile; ``--cli`` also times
 ``python -m compatcheck check`` as a child process (interpreter start-up and imports included).

@@ -2,7 +2,7 @@
 
 The SQL twin of ``bench/migrations.py``'s Alembic history: every third step creates a table
 referencing the previous one, the others add a nullable column or an index to the last table;
-every Down is implemented. :func:`write_history` writes it in any of the formats issue 15 reads
+every Down is implemented. :func:`write_history` writes it in any SQL-file format we read
 (``dbmate``, ``golang-migrate``, ``goose``, ``flyway``), with the same statements, so one history
 can feed compatcheck's round trip and the reference tool alike. No compatcheck import here.
 

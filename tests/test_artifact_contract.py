@@ -1,4 +1,4 @@
-"""Contracts attached to image digests (issue 16): attach, resolve, tamper, auth.
+"""Contracts attached to image digests: attach, resolve, tamper, auth.
 
 Three places a contract is stored, each real:
 

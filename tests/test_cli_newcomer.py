@@ -1,4 +1,4 @@
-"""More of issue 13's rough edges and its "done when", each through the real CLI in a child
+"""More rough edges a newcomer hits, each through the real CLI in a child
 process: `init` output passes `config --validate` (and a broken key is `file:line`, exit 2),
 `check` and `migrations` refuse the same bad paths with the same exit code before anything
 starts, and a masked URL keeps the bracket and colon around it."""

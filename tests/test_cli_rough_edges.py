@@ -1,4 +1,4 @@
-"""The rough edges a newcomer hit (issue 13), each through the real CLI in a child process: one
+"""The rough edges a newcomer hit, each through the real CLI in a child process: one
 line on stderr naming the input and the problem, the contract's exit code, never a traceback."""
 
 from __future__ import annotations

@@ -197,7 +197,7 @@ def test_labels_default_to_what_names_the_release(tmp_path):
 
 
 def test_migrations_alembic_ini_keys(tmp_path):
-    """Issue 12: the project's alembic.ini per release tree, its section, -x values, the app's
+    """The project's alembic.ini per release tree, its section, -x values, the app's
     interpreter and the starting schema."""
     from compatcheck.config import target_alembic_ini
 

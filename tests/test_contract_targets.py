@@ -1,4 +1,4 @@
-"""``check`` targets that are the contract attached to an image digest (issue 16).
+"""``check`` targets that are the contract attached to an image digest.
 
 ``old: {contract: "oci-layout:DIR@sha256:…"}`` in compatcheck.yaml resolves the contract as
 ``diff`` does (a copy of the fixture OCI layout, the fixture shop snapshots attached to it); a tag

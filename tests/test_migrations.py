@@ -359,7 +359,7 @@ def test_shop_history_round_trips_on_mariadb(mysql_url: str, no_leftovers: None)
 
 def test_unreachable_server_is_unavailable_and_still_reported() -> None:
     """An unreachable server is one `check/unavailable` finding (exit 3), with the static
-    findings and the path still reported (issue 12: a report, always); the password masked."""
+    findings and the path still reported (a report, always); the password masked."""
     result = run_case("clean_reversible", "postgresql+psycopg://u:topsecret@127.0.0.1:1/db")
     unavailable = [f for f in result.findings if f.kind == "check/unavailable"]
     assert [f.subject for f in unavailable] == ["migrations"]

@@ -1,4 +1,4 @@
-"""Branches as Alembic has them (issue 12): ``branch_labels``, several heads by design,
+"""Branches as Alembic has them: ``branch_labels``, several heads by design,
 ``depends_on`` (a branch label, a module-level name bound to a literal), ``heads``,
 ``label@head`` and comma-separated sets for ``--old``/``--new``.
 

@@ -68,7 +68,7 @@ def _function_ops(body: str) -> list[tuple[str, str | None, str | None]]:
 
 def test_a_generated_column_dropped_and_added_again_is_no_op() -> None:
     """MLflow's SQLite batch drops the computed `spans.duration_ns` and adds it back to keep the
-    column order (issue 12): nothing is lost. A plain column re-added loses its values."""
+    column order: nothing is lost. A plain column re-added loses its values."""
     batch = (
         "    with op.batch_alter_table('spans') as b:\n"
         "        b.drop_column('duration_ns')\n"
@@ -87,7 +87,7 @@ def test_a_generated_column_dropped_and_added_again_is_no_op() -> None:
 
 
 def test_loops_over_literals_are_unrolled() -> None:
-    """Issue 12: `for name, table in ((...), ...)` and `.items()` of a literal dict name each
+    """`for name, table in ((...), ...)` and `.items()` of a literal dict name each
     object; a helper's parameter without a literal value is unresolved, not a table."""
     body = (
         "    for name, table in (('ix_a', 'a'), ('ix_b', 'b')):\n"

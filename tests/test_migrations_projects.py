@@ -1,4 +1,4 @@
-"""Alembic projects as their own tooling runs them (issue 12): the ini, -x, the application's
+"""Alembic projects as their own tooling runs them: the ini, -x, the application's
 interpreter, the starting schema, every broken downgrade named, a report whatever fails.
 
 The "application interpreter" is compatcheck's own Python with ``PYTHONPATH`` pointing at the

@@ -1,4 +1,4 @@
-"""Seeding honours CHECK constraints with value lists (issue 12), as each database reports them:
+"""Seeding honours CHECK constraints with value lists, as each database reports them:
 ``col IN ('A', 'B')`` (SQLite, MariaDB) and ``col::text = ANY (ARRAY['A'::varchar, ...])``
 (PostgreSQL), case kept; a MariaDB BOOLEAN (TINYINT(1)) gets 0/1 even for NEW-era rows."""
 

@@ -34,7 +34,7 @@ def _expr(text: str) -> ast.expr:
         ("sa.SmallInteger", "sa.Integer", True),
         ("sa.Integer()", "sa.BIGINT()", True),
         ("sa.String(50)", "sa.Integer()", False),
-        # Issue 12: larger precision, TEXT -> MEDIUMTEXT/LONGTEXT, and every dialect's variant.
+        # Widenings: larger precision, TEXT -> MEDIUMTEXT/LONGTEXT, and every dialect's variant.
         ("sa.Numeric(10, 2)", "sa.Numeric(12, 2)", True),
         ("sa.Numeric(10, 2)", "sa.Numeric(10, 4)", False),  # fewer integer digits
         ("sa.Numeric(12, 2)", "sa.Numeric(10, 2)", False),

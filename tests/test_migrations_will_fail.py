@@ -1,4 +1,4 @@
-"""Static "will fail" (issue 12): a downgrade that drops what does not exist at that point, or a
+"""Static "will fail": a downgrade that drops what does not exist at that point, or a
 table before the tables that reference it, predicted from the revisions' operations
 (:mod:`compatcheck.migrations.simulate`), and answered by the round trip where it runs."""
 

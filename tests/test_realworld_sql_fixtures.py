@@ -3,7 +3,7 @@ expectations only name kinds, versions, reasons and lines that exist.
 
 No download here: ``fixtures/realworld/sql/fetch.py --check`` compares with the registries.
 These checks keep hand edits out of the published files and keep ``expected.yaml`` usable by
-the tests issue 15's implementation will add.
+the tests of the SQL-file migrations.
 """
 
 from __future__ import annotations

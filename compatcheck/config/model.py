@@ -211,7 +211,7 @@ class MigrationsConfig:
     #: ``sqlite`` (a temporary file per target) or a server URL on which scratch databases are made.
     database: str = default("migrations.database")
     #: The project's ``alembic.ini`` (relative to each release tree), its section, ``-x`` values,
-    #: the application's interpreter, and the schema before the first revision (issue 12).
+    #: the application's interpreter, and the schema before the first revision.
     alembic_ini: Path | None = None
     name: str = default("migrations.name")
     x: tuple[str, ...] = ()
