@@ -19,9 +19,9 @@ _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _LABEL = r"[a-zA-Z_][a-zA-Z0-9_]*"
 # Values as Prometheus' Go parser (strconv.ParseFloat) and OpenMetrics accept them; Python's
 # float() is laxer (``1_0``, Unicode digits, odd whitespace), so it is never the validator.
-_NUMBER = r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|(?i:inf(?:inity)?|nan))"
-_TS_TEXT = r"[+-]?\d+"  # 0.0.4: integer milliseconds
-_TS_OM = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"  # OpenMetrics: float seconds
+_NUMBER = r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|(?i:inf(?:inity)?|nan))"
+_TS_TEXT = r"[+-]?[0-9]+"  # 0.0.4: integer milliseconds
+_TS_OM = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"  # OpenMetrics: float seconds
 
 _NAME_RE = re.compile(_NAME)
 #: A HELP or TYPE line with a legacy metric name: what the general tokenizer of
