@@ -14,8 +14,10 @@ time is mostly waiting for a core, the CPU time is what compatcheck itself costs
 
 compatcheck runs as installed: its modules byte-compiled first (``pip install`` compiles them),
 ``PYTHONDONTWRITEBYTECODE`` dropped from the children's environment. One more row runs the gate
-without any bytecode (every module compiled from source on each start: a source checkout under
-``PYTHONDONTWRITEBYTECODE=1``), so that the difference is visible, not hidden.
+without any bytecode, so that the difference is visible, not hidden: the bytecode prefix is an
+empty folder, so every module that is not frozen (compatcheck, its dependencies and the standard
+library's) is compiled from source on each start. That is the worst case: a source checkout under
+``PYTHONDONTWRITEBYTECODE=1`` lacks only compatcheck's own bytecode and costs much less.
 
 ``--beside N`` runs N CPU-bound processes for the whole measurement: the "loaded" figures (a
 test suite or another job on a 2-core machine) next to the quiet ones.
@@ -47,7 +49,8 @@ from parse import generate_exposition  # noqa: E402
 
 #: The environment compatcheck runs in when installed: bytecode written and read.
 _INSTALLED = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-#: No bytecode read or written: Python looks for it under an empty prefix and writes none there.
+#: No bytecode read or written, for any module (the standard library's and the dependencies' too):
+#: Python looks for it under an empty prefix and writes none there.
 _NO_BYTECODE = {
     **_INSTALLED,
     "PYTHONDONTWRITEBYTECODE": "1",
@@ -138,7 +141,7 @@ def main() -> int:
     print(f"{args.runs} runs, seconds{'':<27}{'min':>8}{'median':>9}{'max':>9}{'cpu med':>9}")
     print(_row("baseline: python reads both with json.load", got["base"]))
     print(_row("compatcheck diff OLD.json NEW.json", got["gate"]))
-    print(_row("  the same without bytecode (source tree)", got["source"]))
+    print(_row("  the same without any bytecode (stdlib too)", got["source"]))
     print(_row("baseline: python -c pass", got["bare"]))
     print(_row("compatcheck --help", got["help"]))
     g, h = statistics.median(got["gate"][0]), statistics.median(got["help"][0])
