@@ -437,13 +437,16 @@ def cold(args: argparse.Namespace, tmp: Path) -> None:
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 started = time.perf_counter()
                 argv = ["diff", str(old), str(new), "-q", "--format", "json"]
-                subprocess.run(
+                diff = subprocess.run(
                     [sys.executable, "-m", "compatcheck", *argv],
                     cwd=REPO,
                     capture_output=True,
                     check=False,
                 )
                 got["whole"][0].append(time.perf_counter() - started)
+                # The same NO-GO as the hook's (exit 1): a diff that failed early is no reference.
+                if diff.returncode != 1:
+                    raise SystemExit(f"diff: exit {diff.returncode}: {diff.stderr[-200:]!r}")
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 got["whole"][1].append(
                     after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
