@@ -5,9 +5,10 @@ several of them, so that a change to shared markup is reviewed once, not once pe
 
 - the tool version (it changes with every release) is a placeholder;
 - an HTML page's frame, the same in every page, is checked once here, to the letter, and left
-  out of the golden files: the document head (character set, Content-Security-Policy, the
-  reporter's style sheet exactly once) around the page's ``<title>``, the body's opening and
-  closing tags, and the head row and end of the versions table around its two rows;
+  out of the golden files: the document head (character set, Content-Security-Policy, the style
+  sheet exactly once) around the page's ``<title>``, the body's opening and closing tags, and the
+  head row and end of the versions table around its two rows. The style sheet is itself a golden
+  file, ``tests/golden/html_frame/style.css`` (a change to it is reviewed there, once);
 - a run of whole lines that stands in several HTML pages (the same cause, the same migration
   timeline) is written once, in ``tests/golden/html_parts/NAME.html``, and each page that shows it
   holds the line ``<!-- golden part: NAME -->`` in its place; a part may hold another part's
@@ -20,28 +21,24 @@ each part's markup taken out again (:func:`stored`).
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
 from compatcheck import __version__
-from compatcheck.reporters.html import _CSS
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 PARTS = GOLDEN / "html_parts"
+#: The reporter's style sheet, as every page must carry it.
+STYLE = GOLDEN / "html_frame" / "style.css"
 
 #: The frame of every HTML page, which the golden files do not hold (see the module's docstring).
 PAGE_OPEN = (
     '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta http-equiv='
     "\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
 )
-PAGE_BODY = f"<style>{_CSS}</style></head>\n<body><main>\n"
 PAGE_CLOSE = "</main></body></html>\n"
 VERSIONS_HEAD = "<table><tr><th>version</th><th>label</th><th>source</th><th>build</th></tr>\n"
-_PAGE = re.compile(
-    re.escape(PAGE_OPEN) + "(<title>[^\n]*</title>)" + re.escape(PAGE_BODY) + "(.*)"
-    + re.escape(PAGE_CLOSE),
-    re.DOTALL,
-)  # fmt: skip
 _VERSIONS = re.compile(re.escape(VERSIONS_HEAD) + "(<tr>[^\n]*</tr>\n<tr>[^\n]*</tr>\n)</table>\n")
 _PART_LINE = re.compile(r"^<!-- golden part: ([a-z0-9-]+) -->\n", re.MULTILINE)
 
@@ -52,13 +49,25 @@ def normalise(text: str, fmt: str) -> str:
     text = text.replace(f'"{__version__}"', '"<version>"')
     if fmt != "html":
         return text
-    assert text.count(f"<style>{_CSS}</style>") == 1, "not the style sheet exactly once"
+    css = STYLE.read_text(encoding="utf-8")
+    assert text.count(f"<style>{css}</style>") == 1, f"not the style sheet of {STYLE} exactly once"
     assert text.count("<style") == 1, "the page carries another style element"
-    page = _PAGE.fullmatch(text)
+    page = _page(css).fullmatch(text)
     assert page is not None, "the page is not in the reporter's frame (head, body, end)"
     body, found = _VERSIONS.subn(r"\1", page.group(2))
     assert found == 1, "the page has not exactly one versions table with its two rows"
     return f"{page.group(1)}\n{body}"
+
+
+@functools.cache
+def _page(css: str) -> re.Pattern[str]:
+    """The frame of a page around its title line and its body."""
+    head_end = f"<style>{css}</style></head>\n<body><main>\n"
+    return re.compile(
+        re.escape(PAGE_OPEN) + "(<title>[^\n]*</title>)" + re.escape(head_end) + "(.*)"
+        + re.escape(PAGE_CLOSE),
+        re.DOTALL,
+    )  # fmt: skip
 
 
 def parts() -> dict[str, str]:

@@ -39,7 +39,7 @@ from compatcheck.reporters.markdown import code, inline
 from compatcheck.reporters.sarif import sarif_log
 from compatcheck.schemas import validate
 from compatcheck.snapshot import Snapshot
-from tests.golden_files import GOLDEN, PARTS, expected, normalise, parts, stored
+from tests.golden_files import GOLDEN, PARTS, STYLE, expected, normalise, parts, stored
 
 TODAY = dt.date(2026, 6, 1)
 INF = float("inf")
@@ -359,13 +359,18 @@ def build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Re
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_golden(case: str, fmt: str, build: Callable[[str], Report]) -> None:
-    out = normalise(render(build(case), fmt), fmt)
+    rendered = render(build(case), fmt)
     path = GOLDEN / fmt / f"{case}.{EXTENSIONS[fmt]}"
     if os.environ.get("UPDATE_GOLDEN") == "1":
+        if fmt == "html":  # the style sheet first: a page is normalised against it
+            from compatcheck.reporters.html import _CSS
+
+            STYLE.parent.mkdir(parents=True, exist_ok=True)
+            STYLE.write_bytes(_CSS.encode("utf-8"))
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(stored(out).encode("utf-8"))
+        path.write_bytes(stored(normalise(rendered, fmt)).encode("utf-8"))
     assert path.is_file(), f"{path} missing: run with UPDATE_GOLDEN=1"
-    assert out == expected(path.read_bytes().decode("utf-8"))
+    assert normalise(rendered, fmt) == expected(path.read_bytes().decode("utf-8"))
 
 
 def test_golden_files_are_exactly_the_cases() -> None:
@@ -373,7 +378,8 @@ def test_golden_files_are_exactly_the_cases() -> None:
     golden HTML part that fewer than two pages show (it is not shared: it belongs in the page)."""
     found = {str(p.relative_to(GOLDEN)) for p in GOLDEN.rglob("*") if p.is_file()}
     cases = {f"{fmt}/{case}.{EXTENSIONS[fmt]}" for fmt in FORMATS for case in CASES}
-    assert found == cases | {f"{PARTS.name}/{name}.html" for name in parts()}
+    shared = {f"{PARTS.name}/{name}.html" for name in parts()} | {str(STYLE.relative_to(GOLDEN))}
+    assert found == cases | shared
     pages = [expected((GOLDEN / "html" / f"{case}.html").read_text("utf-8")) for case in CASES]
     shown = {name: sum(expected(text) in page for page in pages) for name, text in parts().items()}
     assert {name: n >= 2 for name, n in shown.items()} == dict.fromkeys(parts(), True), shown
