@@ -39,12 +39,14 @@ THOROUGH = PROFILE != "quick"
 #: THIS run made while other runs use the same servers and temp folder.
 #: Under ``pytest -n`` (pytest-xdist) each worker is a run of its own: the workers inherit the
 #: controller's tag and add their number, so one worker's leftover checks never see what another
-#: is still using.
+#: is still using. The number has two digits at least: with one, worker 1 of a tag ending in 1
+#: and worker 11 would share a tag (``t00000`` + ``11``).
 def _run_tag() -> str:
     base = os.environ.setdefault(leftovers.TAG_ENV, "t" + secrets.token_hex(3))
     worker = os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
     if not worker:
         return base
+    worker = worker.zfill(2)
     tag = base[: 8 - len(worker)] + worker
     os.environ[leftovers.TAG_ENV] = tag
     return tag
