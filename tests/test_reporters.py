@@ -39,7 +39,16 @@ from compatcheck.reporters.markdown import code, inline
 from compatcheck.reporters.sarif import sarif_log
 from compatcheck.schemas import validate
 from compatcheck.snapshot import Snapshot
-from tests.golden_files import GOLDEN, PARTS, STYLE, expected, normalise, parts, stored
+from tests.golden_files import (
+    GOLDEN,
+    PARTS,
+    STYLE,
+    expected,
+    normalise,
+    parts,
+    stored,
+    style_digest,
+)
 
 TODAY = dt.date(2026, 6, 1)
 INF = float("inf")
@@ -366,7 +375,7 @@ def test_golden(case: str, fmt: str, build: Callable[[str], Report]) -> None:
             from compatcheck.reporters.html import _CSS
 
             STYLE.parent.mkdir(parents=True, exist_ok=True)
-            STYLE.write_bytes(_CSS.encode("utf-8"))
+            STYLE.write_text(style_digest(_CSS) + "\n", encoding="utf-8")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(stored(normalise(rendered, fmt)).encode("utf-8"))
     assert path.is_file(), f"{path} missing: run with UPDATE_GOLDEN=1"
