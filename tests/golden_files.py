@@ -111,8 +111,10 @@ def expected(golden: str) -> str:
 
 def stored(page: str) -> str:
     """What ``UPDATE_GOLDEN=1`` writes for a normalised page: each part's lines taken out, the
-    largest part first (a part holding another is taken out whole)."""
+    largest part first (a part holding another is taken out whole). Only whole lines: a part's
+    text ending a longer line stays, since its placeholder there would never be put back."""
     full = {name: expected(text) for name, text in parts().items()}
     for name in sorted(full, key=lambda n: -len(full[n])):
-        page = page.replace(full[name], f"<!-- golden part: {name} -->\n")
+        line = f"<!-- golden part: {name} -->\n"  # a name holds no backslash: a plain template
+        page = re.sub(f"^{re.escape(full[name])}", line, page, flags=re.MULTILINE)
     return page
