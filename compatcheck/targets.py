@@ -194,6 +194,8 @@ class Workspace:
         self._creating = 0
         #: Launches between their check that the workspace is open and their process's record.
         self._launching = 0
+        #: Set once close() has taken the processes to stop (a launch later stops its own).
+        self._stopping = False
         self._processes: list[subprocess.Popen[bytes]] = []
         self._droppers: list[Callable[[], None]] = []
         self._jobs: list[threading.Event] = []
@@ -232,6 +234,7 @@ class Workspace:
             self._closing.set()
             # A launch in flight records its process (Popen has returned) and is stopped too.
             self._changed.wait_for(lambda: not self._launching, timeout=LAUNCH_WAIT)
+            self._stopping = True  # a launch still in flight stops its own process
             processes = list(self._processes)
             jobs = list(self._jobs)
         stop_groups(processes, self.grace)
@@ -409,7 +412,12 @@ class Workspace:
                             f"cannot start `{argv[0]}`: {exc.strerror or exc}"
                         ) from None
                 with self._lock:
-                    self._processes.append(process)
+                    late = self._stopping
+                    if not late:
+                        self._processes.append(process)
+                if late:  # close() gave up waiting and stopped the others: stop this one here
+                    stop_groups([process], self.grace)
+                    raise UnavailableError("cannot start a process: the run is shutting down")
                 return process, log_path
             finally:
                 with self._lock:

@@ -389,3 +389,37 @@ def test_non_prometheus_targets_are_skipped(tmp_path: Path) -> None:
         ("panel:Mixed/Both", "rate(x_total[5m])")
     ]
     assert got.findings == ()
+
+
+def test_gc_stays_off_while_any_thread_loads_and_comes_back_on_after_the_last() -> None:
+    """The hook loads and judges in several threads: the first one out must not turn the
+    collector on under another still inside, nor the last one leave it off (nor an error)."""
+    import gc
+    import threading
+
+    from compatcheck.consumers.collector import gc_paused
+
+    assert gc.isenabled()
+    inside, leave_first, first_left = threading.Event(), threading.Event(), threading.Event()
+
+    def first() -> None:
+        with gc_paused():
+            inside.set()
+            assert leave_first.wait(10)
+        first_left.set()
+
+    worker = threading.Thread(target=first)
+    worker.start()
+    try:
+        assert inside.wait(10)
+        with pytest.raises(RuntimeError), gc_paused():
+            assert not gc.isenabled()
+            leave_first.set()
+            assert first_left.wait(10)
+            assert not gc.isenabled()  # the first thread left; this one is still loading
+            raise RuntimeError("a broken file")
+        assert gc.isenabled()
+    finally:
+        leave_first.set()
+        worker.join(10)
+        gc.enable()

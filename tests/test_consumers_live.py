@@ -216,3 +216,53 @@ def test_the_hook_reads_live_rules_at_most_once_per_max_age(
         )
     finally:
         clients.close()
+
+
+def test_checks_waiting_for_a_failed_live_read_share_its_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Prometheus down: the checks that waited while one check asked it get that answer ("cannot
+    tell") instead of each asking again in turn (each up to the client's timeout); a check that
+    comes after the failure asks again."""
+    import threading
+    import time
+
+    from compatcheck.consumers import live
+    from compatcheck.errors import UnavailableError
+    from compatcheck.serve.inputs import _LiveCache
+
+    real_fetch = live.fetch_live_rules
+    asked, release = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    def fetch(spec: str, *, timeout: float = 10.0) -> Any:
+        calls.append(spec)
+        asked.set()
+        assert release.wait(10)
+        return real_fetch(spec, timeout=timeout)  # refused: nothing listens there
+
+    monkeypatch.setattr(live, "fetch_live_rules", fetch)
+    spec = f"prometheus:http://127.0.0.1:{free_port()}"
+    cache = _LiveCache(max_age=10.0, timeout=2.0)
+    errors: list[str] = []
+
+    def check() -> None:
+        try:
+            cache.read(spec)
+        except UnavailableError as exc:
+            errors.append(str(exc))
+
+    first = threading.Thread(target=check)
+    first.start()
+    assert asked.wait(10)
+    waiting = [threading.Thread(target=check) for _ in range(3)]
+    for t in waiting:
+        t.start()
+    time.sleep(0.3)  # they wait on the source's lock meanwhile
+    release.set()
+    for t in [first, *waiting]:
+        t.join(20)
+    assert len(calls) == 1
+    assert len(errors) == 4 and len(set(errors)) == 1 and "connection refused" in errors[0]
+    check()  # later: asked again
+    assert len(calls) == 2 and len(errors) == 5

@@ -90,6 +90,40 @@ def test_close_during_a_launch_in_flight_stops_that_process(isolated_tmp, monkey
     assert list(isolated_tmp.iterdir()) == []
 
 
+def test_a_launch_that_outlasts_closes_wait_stops_its_own_process(isolated_tmp, monkeypatch):
+    """close() waits for a launch in flight only so long (LAUNCH_WAIT); a process started after
+    it gave up is not left running: the launch stops it and says the run is shutting down."""
+    in_popen, go = threading.Event(), threading.Event()
+    real_popen = subprocess.Popen
+    started: list[subprocess.Popen[bytes]] = []
+
+    def slow_popen(*args, **kwargs):  # type: ignore[no-untyped-def]
+        in_popen.set()
+        assert go.wait(10)
+        started.append(real_popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(targets.subprocess, "Popen", slow_popen)
+    monkeypatch.setattr(targets, "LAUNCH_WAIT", 0.1)
+    ws = Workspace(grace=1.0, handle_signals=False).__enter__()
+    errors: list[BaseException] = []
+
+    def launch() -> None:
+        try:
+            ws.launch(SLEEPER)
+        except BaseException as exc:
+            errors.append(exc)
+
+    launcher = threading.Thread(target=launch)
+    launcher.start()
+    assert in_popen.wait(10)
+    ws.close()  # gives up on the launch after 0.1 s
+    go.set()
+    launcher.join(20)
+    assert started and started[0].returncode is not None  # stopped, and reaped
+    assert [str(e) for e in errors] == ["cannot start a process: the run is shutting down"]
+
+
 def test_teardown_wakes_on_the_exit_not_on_a_poll_interval(isolated_tmp, monkeypatch):
     """A release that dies at once on SIGTERM is seen gone through its pidfd: stopping it sleeps
     not even one 20 ms poll interval."""

@@ -103,3 +103,7 @@ def test_release_record_writes_the_late_keys_only_when_known() -> None:
     assert ReleaseRecord.from_json(bare.to_json()) == bare
     with pytest.raises(KeyError):
         ReleaseRecord.from_json({"path": "/b"})
+    # Only the path, directory and link are required (as from_json read them before records.py).
+    assert ReleaseRecord.from_json({"path": "/b", "directory": "/d", "current_link": "/c"}) == (
+        ReleaseRecord("/b", "/d", "/c", None)
+    )

@@ -484,6 +484,52 @@ def test_a_check_sharing_a_side_with_the_last_one_parses_only_the_other(
     assert parsed.parses == 6
 
 
+def test_checks_asking_for_the_same_new_snapshot_at_once_parse_it_once() -> None:
+    """Two evaluations sharing a side that is not parsed yet: the second waits for the first's
+    parse (the same object, or the same error) instead of holding a second copy beside it."""
+    from compatcheck.errors import InternalError
+    from compatcheck.serve.parsed import ParsedSnapshots
+    from compatcheck.snapshot import load_snapshot
+
+    parsed = ParsedSnapshots()
+    second_asks = threading.Event()
+
+    def parse() -> Any:
+        assert second_asks.wait(10)
+        time.sleep(0.3)  # the second evaluation asks meanwhile
+        return load_snapshot(SNAPSHOTS / "shop" / "v1.snapshot.json")
+
+    got: list[Any] = []
+    first = threading.Thread(target=lambda: got.append(parsed.get(("d1", "v1"), parse)))
+    first.start()
+    second_asks.set()
+    got.append(parsed.get(("d1", "v1"), parse))
+    first.join(10)
+    assert parsed.parses == 1 and len(got) == 2 and got[0] is got[1]
+
+    def broken() -> Any:
+        assert second_asks.wait(10)
+        time.sleep(0.3)
+        calls.append(1)
+        raise InternalError("stored snapshot is unusable: bad")
+
+    calls: list[int] = []
+    errors: list[str] = []
+
+    def ask() -> None:
+        try:
+            parsed.get(("d2", "v2"), broken)
+        except InternalError as exc:
+            errors.append(str(exc))
+
+    first = threading.Thread(target=ask)
+    first.start()
+    ask()
+    first.join(10)
+    assert calls == [1] and errors == ["stored snapshot is unusable: bad"] * 2
+    assert parsed.parses == 1  # a failed parse is not kept
+
+
 _BIG_BUFFER_PROBE = """
 import sys
 from compatcheck.serve.parsed import give_back_big_buffers

@@ -65,7 +65,8 @@ class ReleaseRecord:
     path: str
     directory: str
     current_link: str
-    expected_sha256: str | None
+    #: Defaulted so that a record without it (by hand, or an older compatcheck) still reads.
+    expected_sha256: str | None = None
     sha256: str | None = None
     executable: bool | None = None
     current_target: str | None = None

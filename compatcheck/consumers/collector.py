@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from compatcheck.checks.consumers import PARSE_ERROR
 from compatcheck.consumers.promql import Need
 from compatcheck.model import Consumer, Finding
+
+#: Threads inside :func:`gc_paused`, and whether the collector was on when the first came in.
+_PAUSE_LOCK = threading.Lock()
+_paused = 0
+_was_enabled = False
 
 
 @contextlib.contextmanager
@@ -26,16 +32,28 @@ def gc_paused() -> Iterator[None]:
     Both build tens of thousands of small objects that live on (decoded dashboards, reduced
     trees, problems) and none that form cycles: each collection the allocations trigger walks the
     survivors again for nothing (about a tenth of the CPU time of a 5,000-expression set).
-    Reference counting still frees everything; the collector is on again afterwards (unless it
-    was off before, or another thread turned it off first: then that thread turns it back on).
+    Reference counting still frees everything.
+
+    Trap: the switch is the process's, and the hook loads and judges in several threads at once.
+    Each thread remembering ``gc.isenabled()`` for itself races: a thread that enters while
+    another has it off remembers "off", and if the other leaves between that look and its own
+    ``gc.disable()``, nobody turns the collector on again, for good. So the threads inside are
+    counted under a lock: the first one in turns it off (remembering whether it was on), the last
+    one out turns it back on.
     """
-    enabled = gc.isenabled()
-    gc.disable()
+    global _paused, _was_enabled
+    with _PAUSE_LOCK:
+        if not _paused:
+            _was_enabled = gc.isenabled()
+            gc.disable()
+        _paused += 1
     try:
         yield
     finally:
-        if enabled:
-            gc.enable()
+        with _PAUSE_LOCK:
+            _paused -= 1
+            if not _paused and _was_enabled:
+                gc.enable()
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,8 @@ class _LiveCache:
     """The rules of each ``prometheus:URL``, read again once they are ``max_age`` seconds old.
 
     One lock per source: while one check reads the rules, the others for the same source wait
-    for that read (bounded by the client's timeout) and then use its answer.
+    for that read (bounded by the client's timeout) and then use its answer, a failure included
+    (else, with Prometheus down, each waiting check would wait its own timeout in turn).
     """
 
     def __init__(self, max_age: float, timeout: float) -> None:
@@ -84,6 +85,9 @@ class _LiveCache:
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._known: dict[str, tuple[float, str, LiveRules]] = {}
+        #: Reads of each source finished so far, and the number and error of its last failed one.
+        self._reads: dict[str, int] = {}
+        self._failed: dict[str, tuple[int, str]] = {}
 
     def read(self, spec: str) -> tuple[str, LiveRules]:
         """``(digest, rules)`` of ``spec`` no older than ``max_age`` (UnavailableError else)."""
@@ -92,16 +96,31 @@ class _LiveCache:
 
         with self._guard:
             lock = self._locks.setdefault(spec, threading.Lock())
+            began = self._reads.get(spec, 0)  # reads finished before this check came
         with lock:
+            failed = self._failed.get(spec)
+            if failed is not None and failed[0] > began:  # the read this check waited for
+                raise UnavailableError(failed[1])
             hit = self._known.get(spec)
             if hit is not None and _now() - hit[0] < self.max_age:
                 return hit[1], hit[2]
             read_at = _now()
-            rules = fetch_live_rules(spec, timeout=self.timeout)  # UnavailableError: cannot tell
+            try:
+                rules = fetch_live_rules(spec, timeout=self.timeout)
+            except UnavailableError as exc:  # cannot tell, for this check and those waiting
+                self._failed[spec] = (self._finished(spec), str(exc))
+                raise
+            self._finished(spec)
             digest = rules_digest(rules)
             live = LiveRules(spec, rules)
             self._known[spec] = (read_at, digest, live)
             return digest, live
+
+    def _finished(self, spec: str) -> int:
+        """Count one more read of ``spec`` done; its number."""
+        with self._guard:
+            n = self._reads[spec] = self._reads.get(spec, 0) + 1
+        return n
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection
+from concurrent.futures import Future
 
 from compatcheck.snapshot import Snapshot
 
@@ -52,6 +53,8 @@ class ParsedSnapshots:
         #: Snapshots parsed since start-up (tests and bench/hook.py count them).
         self.parses = 0
         self._kept: OrderedDict[tuple[str, str], Snapshot] = OrderedDict()
+        #: Parses under way, by key: a check asking for the same bytes meanwhile waits for it.
+        self._parsing: dict[tuple[str, str], Future[Snapshot]] = {}
         self._lock = threading.Lock()
 
     def retain(self, keys: Collection[tuple[str, str]]) -> None:
@@ -63,18 +66,36 @@ class ParsedSnapshots:
                 del self._kept[key]
 
     def get(self, key: tuple[str, str], parse: Callable[[], Snapshot]) -> Snapshot:
-        """The snapshot kept for ``key``, else ``parse()`` (kept if it does not raise)."""
+        """The snapshot kept for ``key``, else ``parse()`` (kept if it does not raise). A check
+        that asks while another parses the same bytes waits for that parse (its snapshot, or
+        its error) instead of parsing a second copy beside it."""
         with self._lock:
             snap = self._kept.get(key)
             if snap is not None:
                 self._kept.move_to_end(key)
                 return snap
+            pending = self._parsing.get(key)
+            if pending is None:
+                pending = self._parsing[key] = Future()
+                mine = True
+            else:
+                mine = False
+        if not mine:
+            return pending.result()
         # Outside the lock: two checks parsing two new snapshots at once run side by side.
-        snap = parse()
+        try:
+            snap = parse()
+        except BaseException as exc:
+            with self._lock:
+                del self._parsing[key]
+            pending.set_exception(exc)
+            raise
         with self._lock:
+            del self._parsing[key]
             self.parses += 1
             self._kept[key] = snap
             self._kept.move_to_end(key)
             while len(self._kept) > self.size:
                 self._kept.popitem(last=False)
+        pending.set_result(snap)
         return snap
