@@ -53,7 +53,6 @@ __all__ = [
     "inventory",
     "list_scratch",
     "mask",
-    "mysql_ident",
     "new_sqlite",
     "one_line",
     "release_database",
@@ -373,8 +372,7 @@ def inventory(conn: Connection) -> set[tuple[str, str]]:
     return rows
 
 
-def mysql_ident(name: str) -> str:
-    """A MariaDB identifier quoted (backticks doubled)."""
+def _mysql_ident(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
@@ -426,7 +424,7 @@ def _restore(engine: Engine, before: set[tuple[str, str]]) -> None:
             created = inventory(conn) - before
             quoting: dict[str, tuple[dict[str, str], Callable[[str], str]]] = {
                 "postgresql": (_PG_DROP, str),  # the query quote_ident-ed them already
-                "mysql": (_MYSQL_DROP, mysql_ident),
+                "mysql": (_MYSQL_DROP, _mysql_ident),
                 "sqlite": (_SQLITE_DROP, _sqlite_ident),
             }
             plan, quote = quoting[dialect]

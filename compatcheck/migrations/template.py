@@ -48,7 +48,6 @@ from compatcheck.migrations.scratch import (
     create_server_database,
     engine_for,
     mask,
-    mysql_ident,
     new_sqlite,
     one_line,
     scratch_database,
@@ -231,13 +230,13 @@ def mysql_copy(target: URL, source: str) -> None:
                 # The raw cursor: no parameters, so no `%` in a statement is read as one.
                 cur.execute("SET SESSION FOREIGN_KEY_CHECKS = 0")
                 for _kind, table, _cols in found:
-                    cur.execute(f"SHOW CREATE TABLE {mysql_ident(source)}.{mysql_ident(table)}")
+                    cur.execute(f"SHOW CREATE TABLE {_ident(source)}.{_ident(table)}")
                     cur.execute(cur.fetchone()[1])
                 for _kind, table, cols in found:
-                    names = ", ".join(mysql_ident(c) for c in cols)
+                    names = ", ".join(_ident(c) for c in cols)
                     cur.execute(
-                        f"INSERT INTO {mysql_ident(table)} ({names}) "
-                        f"SELECT {names} FROM {mysql_ident(source)}.{mysql_ident(table)}"
+                        f"INSERT INTO {_ident(table)} ({names}) "
+                        f"SELECT {names} FROM {_ident(source)}.{_ident(table)}"
                     )
                 raw.commit()
             finally:
@@ -270,3 +269,7 @@ def inventory_of(conn: Connection, schema: str) -> list[tuple[str, str, list[str
     if conn.in_transaction():
         conn.commit()
     return [(str(k), str(n), columns.get(str(n), [])) for k, n in sorted(rows)]
+
+
+def _ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
