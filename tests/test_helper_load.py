@@ -111,3 +111,46 @@ def test_the_helper_leaves_without_the_applications_teardown(tmp_path: Path) -> 
     helper.close()
     assert time.monotonic() - started < 3.0
     assert helper.process.returncode == 0
+
+
+def test_a_helper_interrupted_mid_request_is_stopped_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the helper migrates leaves its reply unread: given back to the pool, it is
+    stopped within the quit grace (not waited for until the migration ends), and the pool's
+    next helper answers its own request, not the interrupted one's."""
+    import shutil
+    import signal
+
+    from compatcheck.migrations.sources.alembic import remote
+
+    scripts = tmp_path / "scripts"
+    clean = Path(__file__).parent.parent / "fixtures" / "alembic" / "clean_reversible"
+    shutil.copytree(clean, scripts, ignore=shutil.ignore_patterns("versions", "expected.yaml"))
+    (scripts / "versions").mkdir()
+    (scripts / "versions" / "0001_slow.py").write_text(
+        'import time\nrevision = "0001"\ndown_revision = None\n'
+        "def upgrade():\n    time.sleep(6)\n\ndef downgrade():\n    pass\n"
+    )
+    monkeypatch.setattr(remote, "QUIT_GRACE", 1.0)
+    project = AlembicProject(script_location=scripts, python=sys.executable)
+    pool = remote.HelperPool(project)
+
+    def interrupted(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupted)
+    try:
+        helper = pool.take(f"sqlite:///{tmp_path / 'db.sqlite'}")
+        signal.setitimer(signal.ITIMER_REAL, 1.0)
+        with pytest.raises(KeyboardInterrupt):
+            helper.request({"op": "upgrade", "target": "0001"})
+        started = time.monotonic()
+        pool.give_back(helper)
+        assert time.monotonic() - started < 4.0  # the migration had 5 s left
+        assert pool.idle is None and helper.process.poll() is not None
+        assert pool.locations()["ok"]["script_location"] == str(scripts)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        pool.close()

@@ -118,6 +118,8 @@ def test_the_walk_starts_from_a_copy_at_old_with_the_same_failures(app_python: s
     said = walks_to_every_failure(project(app_python), start)
     assert any(m.startswith("a copy of the database at OLD taken") for m in said), said
     assert not any("did not check out" in m for m in said), said
+    # The walk's database was that copy: none was refused, none built from nothing.
+    assert not any(m.startswith("no more copies") for m in said), said
 
 
 def test_a_copy_env_py_would_not_migrate_is_refused_and_built_instead(
@@ -265,6 +267,7 @@ def test_every_broken_downgrade_on_mariadb_from_a_copy(app_python: str, mysql_ur
         project(app_python), StartingSchema(sql=APP / "base.sql"), mysql_url
     )
     assert any(m.startswith("a copy of the database at OLD taken") for m in said), said
+    assert not any(m.startswith("no more copies") for m in said), said
 
 
 def test_tables_never_seeded_are_named_in_the_plan(app_python: str, tmp_path: Path) -> None:

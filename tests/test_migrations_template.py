@@ -1,23 +1,25 @@
 """The copy of a scratch database at OLD (compatcheck/migrations/template.py) on MariaDB, which
 has no copy of its own: a database filled from another's CREATE statements and rows must be
 the same database (schema as compatcheck inspects it, rows, the next AUTO_INCREMENT value), and
-one holding what cannot be copied faithfully (a view names its database) is refused."""
+one holding what cannot be copied faithfully (a view names its database) is refused. And on
+PostgreSQL, a database another session holds is not copied, and progress says why."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
 
 from compatcheck.errors import UnavailableError
 from compatcheck.migrations.schema import diff_schema, inspect_schema
 from compatcheck.migrations.scratch import Scratch, scratch_database
-from compatcheck.migrations.template import mysql_copy
+from compatcheck.migrations.sources.alembic.runner import AlembicRunner
+from compatcheck.migrations.template import FreshDatabases, mysql_copy
 from compatcheck.targets import Workspace
-
-pytestmark = pytest.mark.mysql
 
 SCHEMA = [
     "CREATE TABLE parent (id INTEGER PRIMARY KEY AUTO_INCREMENT, name VARCHAR(40) NOT NULL "
@@ -50,6 +52,7 @@ def source_and_target(url: str, statements: list[str]) -> Iterator[tuple[Scratch
         yield source, target
 
 
+@pytest.mark.mysql
 def test_a_copy_is_the_same_database(mysql_url: str) -> None:
     with source_and_target(mysql_url, SCHEMA) as (source, target):
         with source.engine.connect() as conn:
@@ -69,6 +72,7 @@ def test_a_copy_is_the_same_database(mysql_url: str) -> None:
                 conn.exec_driver_sql("INSERT INTO child (parent_id, qty) VALUES (99, 1)")
 
 
+@pytest.mark.mysql
 def test_a_database_with_a_view_is_not_copied(mysql_url: str) -> None:
     view = "CREATE VIEW names AS SELECT name FROM parent"
     with (
@@ -76,3 +80,28 @@ def test_a_database_with_a_view_is_not_copied(mysql_url: str) -> None:
         pytest.raises(UnavailableError, match="VIEW names cannot be copied"),
     ):
         mysql_copy(target.url, str(source.url.database))
+
+
+@pytest.mark.postgres
+def test_no_copy_while_another_session_is_on_the_database(postgres_url: str) -> None:
+    """``CREATE DATABASE ... TEMPLATE`` wants the source to itself: with a session that is not
+    compatcheck's on it (an env.py's own pool), no template is taken, and progress says so
+    rather than nothing."""
+    clean = Path(__file__).parent.parent / "fixtures" / "alembic" / "clean_reversible"
+    said: list[str] = []
+    with (
+        Workspace() as ws,
+        scratch_database(postgres_url, workspace=ws) as scratch,
+        scratch.engine.connect() as conn,
+        sa.create_engine(scratch.url, poolclass=NullPool).connect() as other,
+    ):
+        other.exec_driver_sql("SELECT 1")
+        runner = AlembicRunner(clean, scratch.url.render_as_string(hide_password=False), conn)
+        assert runner.upgrade("0001_users") is None
+        fresh = FreshDatabases(postgres_url, ws, "0001_users", said.append)
+        fresh.snapshot(scratch, conn, runner)
+        assert fresh.template is None
+    assert said == [
+        "no copy of the database at OLD (1 session(s) other than compatcheck's are on it "
+        "(env.py's own connections?)): fresh ones are built"
+    ]

@@ -172,6 +172,12 @@ def test_ran_downgrades_are_those_the_round_trip_and_its_walk_reached(tmp_path: 
     trip = RoundTrip("downgrade-failed", failure=first, later_failures=later)
     assert ran_downgrades(trip, path) == {"4", "3", "2"}
     assert ran_downgrades(RoundTrip("skipped", why="--static"), path) == set()
+    # A failure no step names (the helper died, env.py raised before any step): no walk went
+    # on after it, and nothing from it on is claimed.
+    unnamed = StepFailure("downgrade", None, "the Alembic helper exited")
+    assert ran_downgrades(RoundTrip("downgrade-failed", failure=unnamed), path) == set()
+    trip = RoundTrip("downgrade-failed", failure=first, later_failures=(unnamed,))
+    assert ran_downgrades(trip, path) == {"4", "3"}
 
 
 def test_a_column_renamed_and_made_not_null_in_one_step_is_renamed_only(tmp_path: Path) -> None:

@@ -11,9 +11,11 @@ one copy of its database right after the upgrade to OLD, before any row is seede
   idle between requests: it commits after each phase);
 - PostgreSQL: ``CREATE DATABASE ... TEMPLATE``, which wants no other session on the source, so
   the runner's and compatcheck's connections are closed for it (they reopen at their next use);
-  when another session is there (an ``env.py`` keeping a pool of its own) no template is taken,
-  rather than wait PostgreSQL's five seconds for it to leave;
-- MariaDB has nothing faster than building again: fresh databases are built as before.
+  when another session is there (an ``env.py`` keeping a pool of its own) no template is taken
+  (progress says so), rather than wait PostgreSQL's five seconds for it to leave;
+- MariaDB has no copy of its own: each table's ``SHOW CREATE TABLE`` and rows
+  (:func:`mysql_copy`); a database holding a view, trigger, routine, event or sequence is not
+  copied, and fresh databases are built as before.
 
 Every copy is a scratch database like the others (made and registered for dropping by
 :func:`~compatcheck.migrations.scratch.scratch_database`, pause points ``template-database:*``
@@ -85,8 +87,7 @@ class FreshDatabases:
             return
         try:
             self.template = _take(self.db_url, scratch, conn, runner)
-            if self.template is not None:
-                self.say("a copy of the database at OLD taken: later fresh databases start there")
+            self.say("a copy of the database at OLD taken: later fresh databases start there")
         except _FAILURES as exc:
             self.say(f"no copy of the database at OLD ({one_line(exc)}): fresh ones are built")
         pause_point("template:taken")
@@ -142,7 +143,7 @@ class FreshDatabases:
 _FAILURES = (UnavailableError, sa.exc.SQLAlchemyError, sqlite3.Error, OSError)
 
 
-def _take(db_url: str | None, scratch: Scratch, conn: Connection, runner: Runner) -> str | None:
+def _take(db_url: str | None, scratch: Scratch, conn: Connection, runner: Runner) -> str:
     """Copy ``scratch`` as it is now; the template (see :attr:`FreshDatabases.template`)."""
     ws = scratch.workspace
     assert ws is not None
@@ -164,8 +165,11 @@ def _take(db_url: str | None, scratch: Scratch, conn: Connection, runner: Runner
         return copy
     runner.release()
     conn.invalidate()  # reconnects at its next use
-    if _other_sessions(db_url, name):
-        return None
+    others = _other_sessions(db_url, name)
+    if others:
+        raise UnavailableError(
+            f"{others} session(s) other than compatcheck's are on it (env.py's own connections?)"
+        )
     _url, copy = create_server_database(
         db_url, ws, _quiet, template=name, moment="template-database"
     )

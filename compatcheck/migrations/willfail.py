@@ -25,15 +25,18 @@ def ran_downgrades(trip: RoundTrip | None, path: DowngradePath, *, walked: bool 
         return set(revs)
     if trip.status != "downgrade-failed" or trip.failure is None:
         return set()  # the upgrades failed: no downgrade ran
-    reached = trip.failure.revision
-    if walked:
-        for later in trip.later_failures:
-            if later.stage != "downgrade":
-                break  # the walk stopped early (a fresh database could not be upgraded)
-            reached = later.revision
-        else:
-            return set(revs)  # the walk went on to the end of the path
-    return set(revs[: revs.index(reached) + 1]) if reached in revs else set()
+    reached: str | None = None
+    for failure in (trip.failure, *trip.later_failures):
+        if failure.stage != "downgrade" or failure.revision not in revs:
+            # The walk stopped here: a fresh database could not be upgraded, or no step is
+            # named (the helper died, env.py raised before any step), so none to go on after.
+            break
+        reached = failure.revision
+        if not walked:
+            break
+    else:
+        return set(revs)  # the walk went on to the end of the path
+    return set(revs[: revs.index(reached) + 1]) if reached is not None else set()
 
 
 def reconcile(

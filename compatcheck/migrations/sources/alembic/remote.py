@@ -66,6 +66,9 @@ class HelperProcess:
         self._send({"project": project.spec(), "url": url})
         #: Requests sent ahead whose replies were not read yet (:meth:`send_ahead`).
         self._unread = 0
+        #: False from a :meth:`request` until its reply is read: an interrupt in between leaves
+        #: the helper a reply behind (and maybe still migrating), so it is closed, never reused.
+        self.in_step = True
 
     def __enter__(self) -> HelperProcess:
         return self
@@ -89,6 +92,7 @@ class HelperProcess:
 
     def request(self, message: dict[str, Any]) -> dict[str, Any]:
         """Send one request and wait for its one-line reply."""
+        self.in_step = False
         self._send(message)
         stdout = cast(IO[str], self.process.stdout)
         while self._unread:
@@ -100,6 +104,7 @@ class HelperProcess:
             raise self._died()
         reply = json.loads(line)
         assert isinstance(reply, dict)
+        self.in_step = True
         return reply
 
     def _died(self) -> HelperDied:
@@ -170,7 +175,10 @@ class HelperPool:
         return helper
 
     def give_back(self, helper: HelperProcess) -> None:
-        if self.idle is not None or helper.process.poll() is not None:
+        """Keep ``helper`` for the next database, its connection closed; or stop it when it is
+        out of step (Ctrl-C came while it worked: waiting for that reply could take as long as
+        the migration, where :meth:`HelperProcess.close` waits :data:`QUIT_GRACE` at most)."""
+        if self.idle is not None or helper.process.poll() is not None or not helper.in_step:
             helper.close()
             return
         try:
