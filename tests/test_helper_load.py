@@ -154,3 +154,28 @@ def test_a_helper_interrupted_mid_request_is_stopped_not_kept(
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
         pool.close()
+
+
+def test_a_helper_still_loading_is_stopped_at_once_not_kept(tmp_path: Path) -> None:
+    """The init command failed or Ctrl-C came while the helper imports the application (its
+    ``load`` reply unread): given back, it is stopped at once — not asked to quit behind the
+    imports, not kept one reply behind for the next database."""
+    from compatcheck.migrations.sources.alembic import remote
+
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "fixtureapp.py").write_text(
+        "import time\ntime.sleep(30)\n" + (APP / "app" / "fixtureapp" / "__init__.py").read_text()
+    )
+    python = app_python(tmp_path, app)
+    pool = remote.HelperPool(AlembicProject(config_file=INI, x=("tenant=t1",), python=python))
+    try:
+        helper = pool.take(f"sqlite:///{tmp_path / 'db.sqlite'}")
+        helper.send_ahead({"op": "load"})  # importing fixtureapp takes 30 s
+        assert not helper.in_step
+        started = time.monotonic()
+        pool.give_back(helper)
+        assert time.monotonic() - started < 2.0
+        assert pool.idle is None and helper.process.poll() is not None
+    finally:
+        pool.close()

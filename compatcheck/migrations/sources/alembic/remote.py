@@ -66,9 +66,8 @@ class HelperProcess:
         self._send({"project": project.spec(), "url": url})
         #: Requests sent ahead whose replies were not read yet (:meth:`send_ahead`).
         self._unread = 0
-        #: False from a :meth:`request` until its reply is read: an interrupt in between leaves
-        #: the helper a reply behind (and maybe still migrating), so it is closed, never reused.
-        self.in_step = True
+        #: False from a :meth:`request` until its reply is read (see :attr:`in_step`).
+        self._answered = True
 
     def __enter__(self) -> HelperProcess:
         return self
@@ -90,9 +89,16 @@ class HelperProcess:
         self._send(message)
         self._unread += 1
 
+    @property
+    def in_step(self) -> bool:
+        """Every request answered and read: an interrupt between a request and its reply, or a
+        ``load`` sent ahead and not read yet, leaves the helper busy and a reply behind (maybe
+        still migrating or importing), so it is stopped, never reused or asked to quit."""
+        return self._answered and not self._unread
+
     def request(self, message: dict[str, Any]) -> dict[str, Any]:
         """Send one request and wait for its one-line reply."""
-        self.in_step = False
+        self._answered = False
         self._send(message)
         stdout = cast(IO[str], self.process.stdout)
         while self._unread:
@@ -104,7 +110,7 @@ class HelperProcess:
             raise self._died()
         reply = json.loads(line)
         assert isinstance(reply, dict)
-        self.in_step = True
+        self._answered = True
         return reply
 
     def _died(self) -> HelperDied:
@@ -124,7 +130,7 @@ class HelperProcess:
     def close(self) -> None:
         from compatcheck.targets import stop_groups
 
-        if self.process.poll() is None:
+        if self.process.poll() is None and self.in_step:
             try:
                 self._send({"op": "quit"})
                 self.process.wait(timeout=QUIT_GRACE)
