@@ -186,6 +186,31 @@ def test_golang_migrate_versions_are_integers(tmp_path: Path) -> None:
         resolve(history, "11")
 
 
+def test_a_releases_head_is_read_from_the_file_names_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``check`` asks each release for its head: no statement is parsed for it (a history's
+    statements are read once, by the inspection)."""
+    from compatcheck.migrations import sqlstatic
+    from compatcheck.migrations.releases import release_head
+
+    folder = golang_migrate(
+        tmp_path,
+        {
+            "0009_a": ("CREATE TABLE a (x int);", "DROP TABLE a;"),
+            "0010_b": ("CREATE TABLE b (x int);", None),
+        },
+    )
+    assert SqlFilesSource("golang-migrate", folder).history().heads == ("10",)
+
+    def no_parse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a statement was parsed")
+
+    monkeypatch.setattr(sqlstatic.sqlglot, "parse", no_parse)
+    assert release_head(folder, "golang-migrate") == "10"
+    assert SqlFilesSource("golang-migrate", folder).heads() == ("10",)
+
+
 def test_flyway_versions_undo_repeatable_and_placeholders(tmp_path: Path) -> None:
     folder = flyway(
         tmp_path,
