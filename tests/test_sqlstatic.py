@@ -187,8 +187,8 @@ def test_a_widening_is_widen_type_anything_else_alter_type(
     if widens:
         assert ops == [("widen_type", "t", "c")]
     else:
-        assert ("alter_type", "t", "c") in ops
-        assert "widen_type" not in [op for op, _, _ in ops]
+        # One type change (``USING NULL`` also clears the values: its own op).
+        assert [o for o in ops if o[0] != "clear_values"] == [("alter_type", "t", "c")]
 
 
 def test_type_change_of_an_unknown_column_counts() -> None:
