@@ -211,6 +211,37 @@ def test_a_releases_head_is_read_from_the_file_names_alone(
     assert SqlFilesSource("golang-migrate", folder).heads() == ("10",)
 
 
+@pytest.mark.parametrize("unread", [False, True])
+def test_a_prediction_names_the_upgrades_it_could_not_read(tmp_path: Path, unread: bool) -> None:
+    """``downgrade-will-fail`` learns from every upgrade before it: where one ran a statement
+    not read (which may have re-created the index), the message says the prediction may be
+    wrong instead of stating it flat."""
+    from compatcheck.migrations import inspect_migrations
+
+    odd = " ALTER TABLE t FROBNICATE c;" if unread else ""
+    folder = golang_migrate(
+        tmp_path,
+        {
+            "1_t": ("CREATE TABLE t (id INT); CREATE INDEX ix ON t (id);", "DROP TABLE t;"),
+            "2_ix": (f"DROP INDEX ix;{odd}", "DROP INDEX ix;"),
+        },
+    )
+    result = inspect_migrations(folder, "1", "2", static=True, dialect="postgresql")
+    (finding,) = [f for f in result.findings if f.kind == "migrations/downgrade-will-fail"]
+    hedge = (
+        "; the upgrade of `2` ran statements not read, which may make it wrong" if unread else ""
+    )
+    assert (finding.subject, finding.evidence["reasons"]) == (
+        "2",
+        ["index `ix` does not exist (removed by the upgrade of `2`)"],
+    )
+    assert finding.message == (
+        "The downgrade of `2` will fail: index `ix` does not exist (removed by the upgrade of "
+        "`2`), at `.down.sql` (2_ix.down.sql:1): `DROP INDEX ix` (predicted from the code of the "
+        f"steps before it{hedge})."
+    )
+
+
 def test_flyway_versions_undo_repeatable_and_placeholders(tmp_path: Path) -> None:
     folder = flyway(
         tmp_path,

@@ -418,11 +418,16 @@ def predicted_failures(history: History, path: DowngradePath, dialect: str) -> l
     with statements not read stops the replay (what it did is not known, so nothing after it
     is predicted); one that always raises is ``downgrade-not-implemented`` already. The
     finding is ``downgrade-will-fail``: a prediction, never worded as an observed failure; where
-    the round trip ran that downgrade, :func:`.willfail.reconcile` settles it."""
+    the round trip ran that downgrade, :func:`.willfail.reconcile` settles it. An upgrade with
+    statements not read still teaches what was read, but the message names it: what it did
+    unseen may have made the prediction wrong."""
     replay: list[tuple[str, str, list[s.Op]]] = []
+    unread: list[str] = []
     for rev_id in reversed(list(history.order.downgrade_order(path.new))):
         up = history.steps[rev_id].up
         replay.append((rev_id, "upgrade", _once(up.ops if up else ())))
+        if up is not None and up.unknown:
+            unread.append(rev_id)
     for rev_id in path.revisions:
         down = history.steps[rev_id].down
         if down is not None and (down.unknown or down.raises):
@@ -433,6 +438,13 @@ def predicted_failures(history: History, path: DowngradePath, dialect: str) -> l
         failing.setdefault(rev_id, []).append((op, reason))
     out: list[Finding] = []
     w = history.wording
+    basis = "predicted from the code of the steps before it"
+    if unread:
+        others = f" and {len(unread) - 3} more" if len(unread) > 3 else ""
+        basis += (
+            f"; the upgrade of {_ticks(unread[:3])}{others} ran statements not read, which may "
+            "make it wrong"
+        )
     for rev_id in path.revisions:
         if rev_id not in failing:
             continue
@@ -443,8 +455,7 @@ def predicted_failures(history: History, path: DowngradePath, dialect: str) -> l
         also = f" (and {len(more)} more)" if more else ""
         message = (
             f"The downgrade of `{rev_id}` will fail: {reason}, at {w.code('downgrade')} "
-            f"({where['file']}:{op.line}): `{op.source}`{also} (predicted from the code of the "
-            "steps before it)."
+            f"({where['file']}:{op.line}): `{op.source}`{also} ({basis})."
         )
         evidence = {
             **where,
