@@ -384,8 +384,9 @@ def static_findings(history: History, path: DowngradePath, dialect: str) -> list
     # Walk in upgrade order so "existed in OLD" means: not created by an earlier revision here.
     for rev_id in reversed(path.revisions):
         step = history.steps[rev_id]
-        where: dict[str, Any] = {"file": step.path.name, "path": str(step.path)}
-        r = _Revision(rev_id, step.up or _NOTHING, step.down, history.wording, created, where)
+        r = _Revision(
+            rev_id, step.up or _NOTHING, step.down, history.wording, created, _file(step.path)
+        )
         for check in STEP_CHECKS:
             findings += check(r)
         created.record(r.up)
