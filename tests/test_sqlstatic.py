@@ -347,6 +347,24 @@ def test_statements_that_change_nothing_we_model(sql: str) -> None:
     assert (code.ops, code.unknown, code.empty) == ((), (), False)
 
 
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        ("CHECKPOINT", "CHECKPOINT statement the SQL parser does not read"),
+        ("LISTEN chan", "LISTEN CHAN statement the SQL parser does not read"),
+        ("FROB a", "FROB A statement the SQL parser does not read"),
+    ],
+)
+def test_a_statement_read_only_as_an_expression_is_named_by_its_words(
+    sql: str, reason: str
+) -> None:
+    """sqlglot reads ``CHECKPOINT`` as a column and ``LISTEN chan`` as an alias: the reason
+    names the statement, not the expression the parser made of it."""
+    code = analyse([(sql, 4)], "postgresql")
+    assert (code.ops, code.empty) == ((), False)
+    assert [(u.line, u.statement, u.reason) for u in code.unknown] == [(4, sql, reason)]
+
+
 def test_unparsable_statement_is_unknown_with_its_line() -> None:
     code = analyse([("CREATE TABLE t (id INT)", 3), ("ALTER TABLE t FROBNICATE c", 9)], "sqlite")
     assert [o.op for o in code.ops] == ["create_table"]
