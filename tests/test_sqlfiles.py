@@ -242,6 +242,31 @@ def test_a_prediction_names_the_upgrades_it_could_not_read(tmp_path: Path, unrea
     )
 
 
+def test_same_named_indexes_on_two_mysql_tables_are_two(tmp_path: Path) -> None:
+    """MySQL names indexes per table: ``ix`` on ``a`` and ``ix`` on ``b`` are two objects, so
+    the second drop of the down (of an index the up already dropped) is predicted to fail."""
+    from compatcheck.migrations import inspect_migrations
+
+    folder = golang_migrate(
+        tmp_path,
+        {
+            "1_t": (
+                "CREATE TABLE a (x int); CREATE TABLE b (x int);\n"
+                "CREATE INDEX ix ON a (x); CREATE INDEX ix ON b (x);",
+                "DROP TABLE b; DROP TABLE a;",
+            ),
+            "2_ix": ("DROP INDEX ix ON b;", "DROP INDEX ix ON a;\nDROP INDEX ix ON b;"),
+        },
+    )
+    result = inspect_migrations(folder, "1", "2", static=True, dialect="mysql")
+    (finding,) = [f for f in result.findings if f.kind == "migrations/downgrade-will-fail"]
+    assert (finding.subject, finding.evidence["line"], finding.evidence["reasons"]) == (
+        "2",
+        2,
+        ["index `ix` does not exist (removed by the upgrade of `2`)"],
+    )
+
+
 def test_flyway_versions_undo_repeatable_and_placeholders(tmp_path: Path) -> None:
     folder = flyway(
         tmp_path,

@@ -402,14 +402,24 @@ _NAMED = frozenset(
 def _once(ops: Iterable[s.Op]) -> list[s.Op]:
     """The ops of one direction, each operation on an object once: the same drop twice in one
     function is the two branches of a dialect test (``if dialect == "sqlite": batch ... else:
-    op.drop_index(...)``), which the source reads one after the other, not a double drop."""
+    op.drop_index(...)``), which the source reads one after the other, not a double drop.
+    A named object is the same when its table is, or when either op does not say its table
+    (``op.drop_index("ix")``); MySQL's ``ix`` on ``a`` and ``ix`` on ``b`` are two."""
     seen: set[tuple[str | None, ...]] = set()
+    tables: dict[tuple[str, str | None], set[str | None]] = {}
     out: list[s.Op] = []
     for o in ops:
-        key = (o.op, o.name) if o.op in _NAMED else (o.op, o.table, o.column, o.name)
-        if key not in seen:
+        if o.op in _NAMED:
+            known = tables.setdefault((o.op, o.name), set())
+            if known and (o.table is None or None in known or o.table in known):
+                continue
+            known.add(o.table)
+        else:
+            key = (o.op, o.table, o.column, o.name)
+            if key in seen:
+                continue
             seen.add(key)
-            out.append(o)
+        out.append(o)
     return out
 
 
