@@ -1,7 +1,8 @@
 """Four real projects' SQL migration folders (``fixtures/realworld/sql``) through
 ``compatcheck migrations``: for every window and dialect of their ``expected.yaml``, the exact
 ``(kind, subject)`` set statically (``--static --dialect``) and after the round trip on that
-engine, the downgrade path, and the ``old-code-incompatible`` reasons.
+engine, the downgrade path, the ``old-code-incompatible`` reasons and the
+``downgrade-will-fail`` ones.
 
 The folders are read by the SQL parser of ``compatcheck/migrations/sqlstatic.py``, one reader per
 history. Where the result differs because of a limit of the round trip's core, the case is a
@@ -104,3 +105,5 @@ def test_project(
     for f in doc["findings"]:
         if f["kind"] == "migrations/old-code-incompatible" and f["subject"] in reasons:
             assert sorted(f["evidence"]["reasons"]) == sorted(reasons[f["subject"]])
+        if f["kind"] == "migrations/downgrade-will-fail":  # what fails, not only which step
+            assert f["evidence"]["reasons"] == spec["will_fail"][f["subject"]]

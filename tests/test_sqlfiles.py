@@ -186,6 +186,87 @@ def test_golang_migrate_versions_are_integers(tmp_path: Path) -> None:
         resolve(history, "11")
 
 
+def test_a_releases_head_is_read_from_the_file_names_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``check`` asks each release for its head: no statement is parsed for it (a history's
+    statements are read once, by the inspection)."""
+    from compatcheck.migrations import sqlstatic
+    from compatcheck.migrations.releases import release_head
+
+    folder = golang_migrate(
+        tmp_path,
+        {
+            "0009_a": ("CREATE TABLE a (x int);", "DROP TABLE a;"),
+            "0010_b": ("CREATE TABLE b (x int);", None),
+        },
+    )
+    assert SqlFilesSource("golang-migrate", folder).history().heads == ("10",)
+
+    def no_parse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a statement was parsed")
+
+    monkeypatch.setattr(sqlstatic.sqlglot, "parse", no_parse)
+    assert release_head(folder, "golang-migrate") == "10"
+    assert SqlFilesSource("golang-migrate", folder).heads() == ("10",)
+
+
+@pytest.mark.parametrize("unread", [False, True])
+def test_a_prediction_names_the_upgrades_it_could_not_read(tmp_path: Path, unread: bool) -> None:
+    """``downgrade-will-fail`` learns from every upgrade before it: where one ran a statement
+    not read (which may have re-created the index), the message says the prediction may be
+    wrong instead of stating it flat."""
+    from compatcheck.migrations import inspect_migrations
+
+    odd = " ALTER TABLE t FROBNICATE c;" if unread else ""
+    folder = golang_migrate(
+        tmp_path,
+        {
+            "1_t": ("CREATE TABLE t (id INT); CREATE INDEX ix ON t (id);", "DROP TABLE t;"),
+            "2_ix": (f"DROP INDEX ix;{odd}", "DROP INDEX ix;"),
+        },
+    )
+    result = inspect_migrations(folder, "1", "2", static=True, dialect="postgresql")
+    (finding,) = [f for f in result.findings if f.kind == "migrations/downgrade-will-fail"]
+    hedge = (
+        "; the upgrade of `2` ran statements not read, which may make it wrong" if unread else ""
+    )
+    assert (finding.subject, finding.evidence["reasons"]) == (
+        "2",
+        ["index `ix` does not exist (removed by the upgrade of `2`)"],
+    )
+    assert finding.message == (
+        "The downgrade of `2` will fail: index `ix` does not exist (removed by the upgrade of "
+        "`2`), at `.down.sql` (2_ix.down.sql:1): `DROP INDEX ix` (predicted from the code of the "
+        f"steps before it{hedge})."
+    )
+
+
+def test_same_named_indexes_on_two_mysql_tables_are_two(tmp_path: Path) -> None:
+    """MySQL names indexes per table: ``ix`` on ``a`` and ``ix`` on ``b`` are two objects, so
+    the second drop of the down (of an index the up already dropped) is predicted to fail."""
+    from compatcheck.migrations import inspect_migrations
+
+    folder = golang_migrate(
+        tmp_path,
+        {
+            "1_t": (
+                "CREATE TABLE a (x int); CREATE TABLE b (x int);\n"
+                "CREATE INDEX ix ON a (x); CREATE INDEX ix ON b (x);",
+                "DROP TABLE b; DROP TABLE a;",
+            ),
+            "2_ix": ("DROP INDEX ix ON b;", "DROP INDEX ix ON a;\nDROP INDEX ix ON b;"),
+        },
+    )
+    result = inspect_migrations(folder, "1", "2", static=True, dialect="mysql")
+    (finding,) = [f for f in result.findings if f.kind == "migrations/downgrade-will-fail"]
+    assert (finding.subject, finding.evidence["line"], finding.evidence["reasons"]) == (
+        "2",
+        2,
+        ["index `ix` does not exist (removed by the upgrade of `2`)"],
+    )
+
+
 def test_flyway_versions_undo_repeatable_and_placeholders(tmp_path: Path) -> None:
     folder = flyway(
         tmp_path,
@@ -397,7 +478,8 @@ def test_statements_the_reader_cannot_read_are_named_once(tmp_path: Path) -> Non
     assert finding.subject == "1"
     ev = finding.evidence
     assert (ev["file"], ev["line"], ev["statement"]) == ("1_a.up.sql", 2, "FROB a")
-    assert ev["static_reading"] == "partial" and ev["reason"]
+    assert ev["static_reading"] == "partial"
+    assert ev["reason"] == "FROB A statement the SQL parser does not read"
 
 
 @pytest.mark.postgres

@@ -384,8 +384,9 @@ def static_findings(history: History, path: DowngradePath, dialect: str) -> list
     # Walk in upgrade order so "existed in OLD" means: not created by an earlier revision here.
     for rev_id in reversed(path.revisions):
         step = history.steps[rev_id]
-        where: dict[str, Any] = {"file": step.path.name, "path": str(step.path)}
-        r = _Revision(rev_id, step.up or _NOTHING, step.down, history.wording, created, where)
+        r = _Revision(
+            rev_id, step.up or _NOTHING, step.down, history.wording, created, _file(step.path)
+        )
         for check in STEP_CHECKS:
             findings += check(r)
         created.record(r.up)
@@ -401,14 +402,24 @@ _NAMED = frozenset(
 def _once(ops: Iterable[s.Op]) -> list[s.Op]:
     """The ops of one direction, each operation on an object once: the same drop twice in one
     function is the two branches of a dialect test (``if dialect == "sqlite": batch ... else:
-    op.drop_index(...)``), which the source reads one after the other, not a double drop."""
+    op.drop_index(...)``), which the source reads one after the other, not a double drop.
+    A named object is the same when its table is, or when either op does not say its table
+    (``op.drop_index("ix")``); MySQL's ``ix`` on ``a`` and ``ix`` on ``b`` are two."""
     seen: set[tuple[str | None, ...]] = set()
+    tables: dict[tuple[str, str | None], set[str | None]] = {}
     out: list[s.Op] = []
     for o in ops:
-        key = (o.op, o.name) if o.op in _NAMED else (o.op, o.table, o.column, o.name)
-        if key not in seen:
+        if o.op in _NAMED:
+            known = tables.setdefault((o.op, o.name), set())
+            if known and (o.table is None or None in known or o.table in known):
+                continue
+            known.add(o.table)
+        else:
+            key = (o.op, o.table, o.column, o.name)
+            if key in seen:
+                continue
             seen.add(key)
-            out.append(o)
+        out.append(o)
     return out
 
 
@@ -418,11 +429,16 @@ def predicted_failures(history: History, path: DowngradePath, dialect: str) -> l
     with statements not read stops the replay (what it did is not known, so nothing after it
     is predicted); one that always raises is ``downgrade-not-implemented`` already. The
     finding is ``downgrade-will-fail``: a prediction, never worded as an observed failure; where
-    the round trip ran that downgrade, :func:`.willfail.reconcile` settles it."""
+    the round trip ran that downgrade, :func:`.willfail.reconcile` settles it. An upgrade with
+    statements not read still teaches what was read, but the message names it: what it did
+    unseen may have made the prediction wrong."""
     replay: list[tuple[str, str, list[s.Op]]] = []
+    unread: list[str] = []
     for rev_id in reversed(list(history.order.downgrade_order(path.new))):
         up = history.steps[rev_id].up
         replay.append((rev_id, "upgrade", _once(up.ops if up else ())))
+        if up is not None and up.unknown:
+            unread.append(rev_id)
     for rev_id in path.revisions:
         down = history.steps[rev_id].down
         if down is not None and (down.unknown or down.raises):
@@ -433,6 +449,13 @@ def predicted_failures(history: History, path: DowngradePath, dialect: str) -> l
         failing.setdefault(rev_id, []).append((op, reason))
     out: list[Finding] = []
     w = history.wording
+    basis = "predicted from the code of the steps before it"
+    if unread:
+        others = f" and {len(unread) - 3} more" if len(unread) > 3 else ""
+        basis += (
+            f"; the upgrade of {_ticks(unread[:3])}{others} ran statements not read, which may "
+            "make it wrong"
+        )
     for rev_id in path.revisions:
         if rev_id not in failing:
             continue
@@ -443,8 +466,7 @@ def predicted_failures(history: History, path: DowngradePath, dialect: str) -> l
         also = f" (and {len(more)} more)" if more else ""
         message = (
             f"The downgrade of `{rev_id}` will fail: {reason}, at {w.code('downgrade')} "
-            f"({where['file']}:{op.line}): `{op.source}`{also} (predicted from the code of the "
-            "steps before it)."
+            f"({where['file']}:{op.line}): `{op.source}`{also} ({basis})."
         )
         evidence = {
             **where,

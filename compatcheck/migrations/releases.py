@@ -16,6 +16,7 @@ from compatcheck.errors import CompatcheckError, UnavailableError
 from compatcheck.migrations.scratch import Scratch, engine_for, mask, one_line
 from compatcheck.migrations.sources import open_source
 from compatcheck.migrations.sources.alembic import AlembicProject
+from compatcheck.migrations.sources.sqlfiles import SqlFilesSource
 
 
 def framework_of(location: Path | AlembicProject, framework: str) -> str:
@@ -35,10 +36,12 @@ def release_head(location: Path | AlembicProject, framework: str = "auto") -> st
 
         return script_heads(location)
     try:
-        heads = open_source(location, framework).history().heads
+        source = open_source(location, framework)
     except CompatcheckError:
         return None
-    return ",".join(heads) or None
+    # Every framework but Alembic is a SQL-files source: its head needs no statement read.
+    assert isinstance(source, SqlFilesSource)
+    return ",".join(source.heads()) or None
 
 
 def migrate_release(
@@ -59,7 +62,8 @@ def migrate_release(
         source = open_source(location, framework, dialect)
     except CompatcheckError as exc:
         raise UnavailableError(str(exc)) from exc
-    head = source.history().heads[0]
+    assert isinstance(source, SqlFilesSource)  # every framework but Alembic
+    head = source.heads()[0]
     engine = engine_for(parsed)
     try:
         with engine.connect() as conn:

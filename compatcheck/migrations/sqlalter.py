@@ -87,11 +87,7 @@ def _rename_table(r: Reading, table: str | None, action: exp.Expr, where: Where)
             if r.reader.dialect == "mysql":
                 r.not_judged(where, "RENAME a TO b is no MySQL syntax")
             else:
-                renamed = exp.RenameColumn(
-                    this=exp.column(identifier(rest[0]) or rest[0]),
-                    to=exp.column(identifier(rest[2]) or rest[2]),
-                )
-                _rename_column(r, table, renamed, where)
+                _column_renamed(r, table, identifier(rest[0]), identifier(rest[2]), where)
             return
     new = name_of(action.this)
     if table and new:
@@ -99,7 +95,14 @@ def _rename_table(r: Reading, table: str | None, action: exp.Expr, where: Where)
 
 
 def _rename_column(r: Reading, table: str | None, action: exp.Expr, where: Where) -> None:
-    old, new = name_of(action.this), name_of(action.args.get("to"))
+    _column_renamed(r, table, name_of(action.this), name_of(action.args.get("to")), where)
+
+
+def _column_renamed(
+    r: Reading, table: str | None, old: str | None, new: str | None, where: Where
+) -> None:
+    """Column ``old`` of ``table`` is ``new`` now (an ``ALTER TABLE`` action, PostgreSQL's
+    ``RENAME a TO b``, MySQL's ``CHANGE old new ...``)."""
     r.add(where.op(s.RENAME_COLUMN, table=table, column=old, name=new))
     known = r.tables.get(table or "")
     if known is not None and old in known.columns and new:
@@ -143,9 +146,7 @@ def _modify_column(r: Reading, table: str | None, action: exp.Expr, where: Where
     old_name = name_of(action.args.get("rename_from")) or name
     known = r.tables.get(table or "")
     if old_name != name:
-        _rename_column(
-            r, table, exp.RenameColumn(this=exp.column(old_name), to=exp.column(name)), where
-        )
+        _column_renamed(r, table, old_name, name or None, where)
     r.type_change(table, name, column, where)
     old = known.columns.get(name) if known else None
     if column.not_null and (old is None or not old.not_null):

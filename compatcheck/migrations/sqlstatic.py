@@ -223,6 +223,11 @@ class Reading:
             handler = STATEMENT_HANDLERS.get(type(tree))
             if handler is not None:
                 handler(self, tree, where)
+            elif isinstance(tree, exp.Condition | exp.Alias):
+                # Only an expression (``CHECKPOINT`` a column, ``LISTEN chan`` an alias): a
+                # statement the parser does not know, judged by its words like a command.
+                words = text if len(trees) == 1 else tree.sql(self.reader.sqlglot_dialect)
+                by_words(self, words, where, "statement the SQL parser does not read")
             elif not isinstance(tree, NEUTRAL_STATEMENTS):
                 self.not_judged(where, f"{type(tree).__name__} statement not judged")
 

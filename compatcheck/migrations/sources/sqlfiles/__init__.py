@@ -101,7 +101,15 @@ class SqlFilesSource:
             steps[m.version] = Step(m.version, m.path, previous, up, down)
             previous = (m.version,)
         ids = [m.version for m in self.folder.migrations]
-        return History(self.location, steps, (ids[-1],), LinearOrder(ids), WORDING[self.framework])
+        return History(
+            self.location, steps, self.heads(), LinearOrder(ids), WORDING[self.framework]
+        )
+
+    def heads(self) -> tuple[str, ...]:
+        """``history().heads`` from the file names alone: the history is linear, its head the
+        tool's last step. Reading every statement to learn it (:meth:`history`) would parse the
+        whole history once more for each release a check only needs the head of."""
+        return (self.folder.migrations[-1].version,)
 
     def notes(self, revisions: Sequence[str]) -> list[Finding]:
         """What is about files rather than statements, for the steps on the path and the
