@@ -352,6 +352,50 @@ def test_identical_concurrent_cold_requests_share_one_evaluation(
     assert metric(client, "compatcheck_hook_check_duration_seconds_count") == 1
 
 
+def test_a_request_whose_twin_finished_after_its_lookup_is_not_evaluated_again(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bad moment on purpose: B looks up (a miss) while A evaluates; A ends and leaves the
+    running set before B asks to run. B must take A's cached verdict, not evaluate again."""
+    real_lookup, real_evaluate = Checker.lookup, Checker.evaluate
+    a_looked, b_looked, a_answered = threading.Event(), threading.Event(), threading.Event()
+    lookups: list[str] = []
+
+    def lookup(self: Checker, req: Any, deadline: float) -> Any:
+        found = real_lookup(self, req, deadline)
+        lookups.append("x")
+        a_looked.set()
+        if len(lookups) == 2:  # B's lookup missed: hold it until A has been answered
+            b_looked.set()
+            assert a_answered.wait(10)
+        return found
+
+    def evaluate(self: Checker, lookup: Any, deadline: float) -> Any:
+        assert b_looked.wait(10)  # A evaluates only once B has missed too
+        return real_evaluate(self, lookup, deadline)
+
+    monkeypatch.setattr(Checker, "lookup", lookup)
+    monkeypatch.setattr(Checker, "evaluate", evaluate)
+    client = make_client(max_concurrent=4)
+    answers: dict[str, httpx.Response] = {}
+
+    def call(name: str) -> None:
+        answers[name] = client.post("/v1/check", json=body("shop", "v3", "v4"), headers=AUTH)
+        if name == "a":
+            a_answered.set()
+
+    a = threading.Thread(target=call, args=("a",))
+    a.start()
+    b = threading.Thread(target=call, args=("b",))
+    assert a_looked.wait(10)  # A's lookup first, so that the held one is B's
+    b.start()
+    a.join(15)
+    b.join(15)
+    assert answers["a"].status_code == answers["b"].status_code == 200
+    assert metric(client, "compatcheck_hook_check_duration_seconds_count") == 1
+    assert metric(client, "compatcheck_hook_checks_shared_total") == 0  # not joined: cached
+
+
 # -- slow clients (a real server) --------------------------------------------------------------
 
 

@@ -444,6 +444,11 @@ class Checker:
         if lookup.key is not None and lookup.key in self._inflight:
             self.metrics.shared.inc()
             return self._inflight[lookup.key]
+        if lookup.key is not None and (cached := self._cache_get(lookup.key)) is not None:
+            # The identical evaluation ended between this lookup (a miss) and now: it cached its
+            # verdict before leaving ``_inflight``, so the verdict is here, not worth a second run.
+            self.metrics.cache_hits.inc()
+            return _done(replace(cached, cached=True))
         future = self._start(self._checks, "checks", self.evaluate, lookup, deadline)
         if lookup.key is not None:
             key = lookup.key
