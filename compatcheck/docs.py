@@ -27,13 +27,7 @@ from compatcheck.checks.availability import UNAVAILABLE_KINDS
 from compatcheck.config.declaration import CONFIG, PLACEHOLDERS, SOURCE_KEYS, Key
 from compatcheck.config.schema import render_schema
 from compatcheck.interrupts import EXITS
-from compatcheck.schemas import (
-    PRECOMPILED,
-    SCHEMA_FILES,
-    load_schema,
-    precompiled_digest,
-    render_precompiled,
-)
+from compatcheck.schemas import SCHEMA_FILES, load_schema
 
 REPO = Path(__file__).resolve().parent.parent
 #: Where the package is (``REPO`` is where generated files are written, which tests redirect).
@@ -338,16 +332,9 @@ def generated() -> dict[str, str]:
 
 
 def derived() -> dict[str, str]:
-    """The fast forms of inputs compatcheck reads on every run (the catalogue decoded, the
-    snapshot schema compiled), each stamped with the digest of what it was made from."""
-    package = Path(__file__).resolve().parent
-    out = {
-        str(DECODED_PATH.relative_to(REPO_ROOT)): render_decoded(rules_path().read_bytes()),
-    }
-    for name, filename in PRECOMPILED.items():
-        path = package / "schemas" / filename
-        out[str(path.relative_to(REPO_ROOT))] = render_precompiled(name)
-    return out
+    """The fast form of an input compatcheck reads on every run (the catalogue decoded), stamped
+    with the digest of what it was made from."""
+    return {str(DECODED_PATH.relative_to(REPO_ROOT)): render_decoded(rules_path().read_bytes())}
 
 
 def written() -> dict[str, str]:
@@ -355,20 +342,12 @@ def written() -> dict[str, str]:
     return {**generated(), **derived()}
 
 
-def _is_fresh(name: str, committed: str, text: str) -> bool:
-    """A compiled validator is fresh when it was made from the schema in use: its code is
-    fastjsonschema's, and may differ between its releases without being wrong."""
-    if name.endswith(tuple(PRECOMPILED.values())):
-        return precompiled_digest(committed) == precompiled_digest(text)
-    return committed == text
-
-
 def stale(root: Path | None = None) -> list[str]:
     """The generated files whose committed text differs from what the code generates."""
     out = []
     for name, text in written().items():
         path = (root or REPO) / name
-        if not path.is_file() or not _is_fresh(name, path.read_text(encoding="utf-8"), text):
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
             out.append(name)
     return out
 

@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from compatcheck.schemas import _compiled, load_schema, validate
+from compatcheck.schemas import _compiled, cache_path, load_schema, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = {
@@ -90,28 +90,100 @@ def test_a_rejected_document_gets_jsonschemas_one_line_message() -> None:
     assert validate(doc, "snapshot") == ("at schema: 'compatcheck.snapshot/v1' was expected")
 
 
-def test_the_written_validator_is_used_only_for_the_schema_it_was_made_from(
-    tmp_path, monkeypatch
+@pytest.fixture
+def validator_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty user cache, and the in-process validators forgotten before and after."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    load_schema.cache_clear()
+    _compiled.cache_clear()
+    yield tmp_path / "cache" / "compatcheck"
+    load_schema.cache_clear()
+    _compiled.cache_clear()
+
+
+def _no_compiling(monkeypatch: pytest.MonkeyPatch) -> None:
+    from compatcheck import schemas
+
+    def refuse(name: str) -> str:
+        raise AssertionError(f"compiled {name} again instead of using the cache")
+
+    monkeypatch.setattr(schemas, "render_validator", refuse)
+
+
+def test_the_compiled_validator_is_kept_and_used_by_the_next_run(
+    validator_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = json.loads(DOCUMENTS["snapshot"][0].read_text())
+    assert validate(doc, "snapshot") is None
+    path = cache_path("snapshot")
+    assert path is not None and path.parent == validator_cache and path.is_file()
+    _compiled.cache_clear()
+    _no_compiling(monkeypatch)
+    assert validate(doc, "snapshot") is None
+    doc["schema"] = "compatcheck.snapshot/v0"
+    assert not _compiled_accepts(doc, "snapshot")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped", "garbage"])
+def test_a_damaged_cached_validator_is_compiled_again_never_run(
+    validator_cache: Path, damage: str
+) -> None:
+    doc = json.loads(DOCUMENTS["snapshot"][0].read_text())
+    assert validate(doc, "snapshot") is None
+    path = cache_path("snapshot")
+    assert path is not None
+    data = path.read_bytes()
+    broken = {
+        "truncated": data[: len(data) // 2],
+        "flipped": data[:100] + bytes([data[100] ^ 0xFF]) + data[101:],
+        "garbage": b"\0" * 64,
+    }[damage]
+    path.write_bytes(broken)
+    _compiled.cache_clear()
+    assert validate(doc, "snapshot") is None
+    assert path.read_bytes() == data  # written anew, whole
+    doc["label"] = 5
+    assert validate(doc, "snapshot") == "at label: 5 is not of type 'string'"
+
+
+def test_a_changed_schema_never_uses_the_validator_of_the_old_one(
+    validator_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from compatcheck import schemas
-    from compatcheck.schemas import _snapshot_validator
 
     doc = json.loads(DOCUMENTS["snapshot"][0].read_text())
+    assert validate(doc, "snapshot") is None
+    before = cache_path("snapshot")
+    # The schema changes (labels of one character): the kept validator no longer applies.
+    changed = copy.deepcopy(load_schema("snapshot"))
+    changed["properties"]["label"]["maxLength"] = 1
+    assert len(doc["label"]) > 1
+    (tmp_path / "snapshot.schema.json").write_text(json.dumps(changed), encoding="utf-8")
+    monkeypatch.setattr(schemas, "SCHEMA_DIR", tmp_path)
+    load_schema.cache_clear()
+    _compiled.cache_clear()
+    assert cache_path("snapshot") != before
+    assert not _compiled_accepts(doc, "snapshot")
+    assert validate(doc, "snapshot") == f"at label: {doc['label']!r} is too long"
+    # Even under the old file's name, code made from another schema is refused (its digest).
+    assert before is not None
+    after = cache_path("snapshot")
+    assert after is not None
+    after.write_bytes(before.read_bytes())
+    _compiled.cache_clear()
+    assert not _compiled_accepts(doc, "snapshot")
+
+
+def test_an_unwritable_cache_still_validates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
     _compiled.cache_clear()
     try:
-        assert _compiled("snapshot") is _snapshot_validator.validate
-        # The schema changes (labels of one character): the written module no longer applies.
-        schema = load_schema("snapshot")
-        changed = copy.deepcopy(schema)
-        changed["properties"]["label"]["maxLength"] = 1
-        assert len(doc["label"]) > 1
-        (tmp_path / "snapshot.schema.json").write_text(json.dumps(changed), encoding="utf-8")
-        monkeypatch.setattr(schemas, "SCHEMA_DIR", tmp_path)
-        load_schema.cache_clear()
-        _compiled.cache_clear()
-        assert _compiled("snapshot") is not _snapshot_validator.validate
-        assert not _compiled_accepts(doc, "snapshot")
-        assert validate(doc, "snapshot") == f"at label: {doc['label']!r} is too long"
+        doc = json.loads(DOCUMENTS["snapshot"][0].read_text())
+        assert validate(doc, "snapshot") is None
+        doc["schema"] = "x"
+        assert validate(doc, "snapshot") == "at schema: 'compatcheck.snapshot/v1' was expected"
     finally:
-        load_schema.cache_clear()
         _compiled.cache_clear()
