@@ -146,9 +146,7 @@ def main() -> int:
         }
         with beside(args.beside):
             # Only the gate's verdict may be NO-GO (exit 1); a failing baseline or --help is a bug.
-            got = _measure(
-                commands, args.runs, {"gate": (0, 1), "first": (0, 1), "source": (0, 1)}
-            )
+            got = _measure(commands, args.runs, {"gate": (0, 1), "first": (0, 1), "source": (0, 1)})
     print(f"snapshots: 300 families each, {size:.2f} MB each (from {args.size_mb:g} MB)")
     print(describe(args.beside))
     print(f"{args.runs} runs, seconds{'':<27}{'min':>8}{'median':>9}{'max':>9}{'cpu med':>9}")
