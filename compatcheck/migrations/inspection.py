@@ -421,8 +421,9 @@ def _round_trip(
             trip = _again_unseeded(trip, history, say, rerun)
         failure = trip.failure
         if fresh is not None and failure is not None and failure.stage == "downgrade":
-            later = walk_on(source, history, path, failure.revision, fresh, start, say)
-            trip = replace(trip, later_failures=tuple(later))
+            passed: dict[str, str] = {}
+            later = walk_on(source, history, path, failure.revision, fresh, start, say, passed)
+            trip = replace(trip, later_failures=tuple(later), passed_over=passed)
         roundtrip_findings(found, history, path, trip, scratch.dialect)
     return replace(section, roundtrip=trip, offline_sql=sql, online_only=online)
 

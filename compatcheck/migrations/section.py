@@ -91,6 +91,9 @@ class RoundTrip:
     #: Failures after the first: once a downgrade fails, the walk goes on from a fresh scratch
     #: database upgraded to the revisions below it, so every broken downgrade is named.
     later_failures: tuple[StepFailure, ...] = ()
+    #: Downgrades the walk passed over without running them, and why (a revision that
+    #: certainly defines none: running it could only fail): not claimed as run.
+    passed_over: Mapping[str, str] = field(default_factory=dict)
     #: NEW-era rows or values that could not be written, per table (not part of OLD's coverage).
     new_seed_errors: Mapping[str, str] = field(default_factory=dict)
     #: Why the round trip ran without any generated rows (no data check), or None.
@@ -117,6 +120,8 @@ class RoundTrip:
             )
             if self.later_failures:
                 out["later_failures"] = [f.to_json() for f in self.later_failures]
+            if self.passed_over:
+                out["passed_over"] = dict(self.passed_over)
             if self.new_seed_errors:
                 out["new_seed_errors"] = dict(self.new_seed_errors)
             _put(out, "unseeded", self.unseeded)
@@ -142,6 +147,7 @@ class RoundTrip:
             seed_errors=dict(data.get("seed_errors", {})),
             timings=dict(data.get("timings", {})),
             later_failures=tuple(StepFailure.from_json(f) for f in data.get("later_failures", ())),
+            passed_over=dict(data.get("passed_over", {})),
             new_seed_errors=dict(data.get("new_seed_errors", {})),
             unseeded=data.get("unseeded"),
         )

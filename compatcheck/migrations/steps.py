@@ -135,6 +135,10 @@ class Step:
     depends_on: tuple[str, ...] = ()
     #: Names the framework lets users address a line of steps by (Alembic's branch labels).
     labels: tuple[str, ...] = ()
+    #: Certainly no down at all: the source cannot bind one (the name is nowhere in it, nor
+    #: anything that could bind a name it does not spell), so running it can only fail; a
+    #: walk past broken downgrades need not build a database to watch it fail.
+    down_absent: bool = False
 
 
 @dataclass(frozen=True)

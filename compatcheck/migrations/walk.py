@@ -13,6 +13,19 @@ from compatcheck.migrations.sources import Source
 from compatcheck.migrations.starting import StartingSchema, make_base
 from compatcheck.migrations.template import FreshDatabases
 
+#: Why a downgrade was passed over: running it can only fail.
+NO_DOWNGRADE = "not run: the revision defines no downgrade(), so Alembic can only fail there"
+
+
+def _certainly_failing(history: History, rest: Sequence[str]) -> list[str]:
+    """The revisions at the start of ``rest`` whose downgrade certainly does not exist."""
+    out = []
+    for rev in rest:
+        if not history.steps[rev].down_absent:
+            break
+        out.append(rev)
+    return out
+
 
 def heads_after(history: History, path: DowngradePath, undone: Sequence[str]) -> tuple[str, ...]:
     """The heads a database has once ``undone`` (the start of the path) is downgraded."""
@@ -30,16 +43,25 @@ def walk_on(
     fresh: FreshDatabases,
     start: StartingSchema,
     say: Callable[[str], None],
+    passed_over: dict[str, str],
 ) -> list[StepFailure]:
     """After a downgrade fails, go on: a fresh scratch database upgraded to the revisions below
     the broken one, then the rest of the path, until it ends; so one run names every broken
     downgrade of the window (``alembic downgrade`` and pytest-alembic stop at the first). A
-    fresh database that is a copy at OLD has its starting schema already."""
+    fresh database that is a copy at OLD has its starting schema already.
+
+    Revisions next in line that certainly define no downgrade are passed over, not run (each
+    would fail at once and cost a fresh database): they go into ``passed_over`` with why."""
     failures: list[StepFailure] = []
     rest = list(path.revisions)
     while failed is not None and failed in rest:
         done = path.revisions[: path.revisions.index(failed) + 1]
         rest = list(path.revisions[len(done) :])
+        absent = _certainly_failing(history, rest)
+        if absent:
+            passed_over.update(dict.fromkeys(absent, NO_DOWNGRADE))
+            say(f"passing over {', '.join(f'`{r}`' for r in absent)}: {NO_DOWNGRADE}")
+            done, rest = (*done, *absent), rest[len(absent) :]
         if not rest:
             break
         heads = heads_after(history, path, done)

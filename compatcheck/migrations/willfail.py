@@ -20,6 +20,11 @@ def ran_downgrades(trip: RoundTrip | None, path: DowngradePath, *, walked: bool 
     ``--use-existing-empty``); without it nothing after the first failure is claimed."""
     if trip is None or not trip.ran:
         return set()
+    return _reached(trip, path, walked=walked) - set(trip.passed_over)
+
+
+def _reached(trip: RoundTrip, path: DowngradePath, *, walked: bool) -> set[str]:
+    """The revisions of the path the round trip and its walk got past (run or passed over)."""
     revs = list(path.revisions)
     if trip.status in ("completed", "reupgrade-failed"):
         return set(revs)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +64,24 @@ def _with_names(value: ast.expr, values: dict[str, Any]) -> Any:
     return literal(value)
 
 
+#: What could bind ``downgrade`` without spelling it: a star import, a module ``__getattr__``
+#: (Alembic reads the function with ``getattr``), names made at run time.
+_BINDS_UNSPELLED = re.compile(
+    r"import\s*\*|__getattr__|__dict__|sys\.modules|\b(?:globals|locals|vars|setattr|exec)\s*\("
+)
+
+
+def cannot_define(source: str, name: str) -> bool:
+    """Whether the module's ``source`` certainly leaves ``name`` unbound: it is spelled nowhere
+    (code, comments or strings) and nothing in it could bind a name it does not spell."""
+    return name not in source and _BINDS_UNSPELLED.search(source) is None
+
+
 def read_revision_file(path: Path) -> Step | None:
     """Parse one revision file; None when it is not a revision (no ``revision`` assignment)."""
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        source = path.read_text(encoding="utf-8")
+        tree = ast.parse(source, filename=str(path))
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read: {exc}") from exc
     except SyntaxError as exc:
@@ -97,6 +112,7 @@ def read_revision_file(path: Path) -> Step | None:
         depends_on=_as_tuple(values.get("depends_on"), path, "depends_on"),
         up=analyser.function("upgrade"),
         down=analyser.function("downgrade"),
+        down_absent=cannot_define(source, "downgrade"),
     )
 
 
