@@ -172,6 +172,9 @@ def test_ran_downgrades_are_those_the_round_trip_and_its_walk_reached(tmp_path: 
     trip = RoundTrip("downgrade-failed", failure=first, later_failures=later)
     assert ran_downgrades(trip, path) == {"4", "3", "2"}
     assert ran_downgrades(RoundTrip("skipped", why="--static"), path) == set()
+    # The walk passed over 2 (it defines no downgrade): reached, never claimed as run.
+    passed = RoundTrip("downgrade-failed", failure=first, passed_over={"2": "not run"})
+    assert ran_downgrades(passed, path) == {"4", "3"}
     # A failure no step names (the helper died, env.py raised before any step): no walk went
     # on after it, and nothing from it on is claimed.
     unnamed = StepFailure("downgrade", None, "the Alembic helper exited")
