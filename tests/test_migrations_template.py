@@ -1,7 +1,8 @@
 """The copy of a scratch database at OLD (compatcheck/migrations/template.py) on MariaDB, which
 has no copy of its own: a database filled from another's CREATE statements and rows must be
 the same database (schema as compatcheck inspects it, rows, the next AUTO_INCREMENT value), and
-one holding what cannot be copied faithfully (a view names its database) is refused. And on
+one holding what cannot be copied faithfully (a view names its database) is refused; triggers
+are made again on the copy. And on
 PostgreSQL, a database another session holds is not copied, and progress says why."""
 
 from __future__ import annotations
@@ -80,6 +81,36 @@ def test_a_database_with_a_view_is_not_copied(mysql_url: str) -> None:
         pytest.raises(UnavailableError, match="VIEW names cannot be copied"),
     ):
         mysql_copy(target.url, str(source.url.database))
+
+
+@pytest.mark.mysql
+def test_triggers_are_copied_after_the_rows_and_fire_on_the_copy(mysql_url: str) -> None:
+    """mlflow's ``prevent_secrets_aad_mutation`` kind: the copy gets the triggers, in firing
+    order, bound to its own tables; copying the rows fires none of them."""
+    statements = [
+        *SCHEMA[:2],
+        "CREATE TABLE audit (id INTEGER PRIMARY KEY AUTO_INCREMENT, what VARCHAR(40))",
+        "CREATE TRIGGER no_rename BEFORE UPDATE ON parent FOR EACH ROW BEGIN "
+        "IF NEW.name <> OLD.name THEN SIGNAL SQLSTATE '45000' "
+        "SET MESSAGE_TEXT = 'names are forever'; END IF; END",
+        "CREATE TRIGGER log_first AFTER INSERT ON parent FOR EACH ROW "
+        "INSERT INTO audit (what) VALUES (CONCAT('first ', NEW.name))",
+        "CREATE TRIGGER log_second AFTER INSERT ON parent FOR EACH ROW FOLLOWS log_first "
+        "INSERT INTO audit (what) VALUES (CONCAT('second ', NEW.name))",
+        "INSERT INTO parent (name) VALUES ('a')",
+    ]
+    with source_and_target(mysql_url, statements) as (source, target):
+        mysql_copy(target.url, str(source.url.database))
+        with target.engine.connect() as conn:
+            # The rows came over once: copying them fired no trigger.
+            assert [r[1] for r in rows(conn, "audit")] == ["first a", "second a"]
+            conn.exec_driver_sql("INSERT INTO parent (name) VALUES ('b')")
+            assert [r[1] for r in rows(conn, "audit")][2:] == ["first b", "second b"]
+            with pytest.raises(sa.exc.OperationalError, match="names are forever"):
+                conn.exec_driver_sql("UPDATE parent SET name = 'z' WHERE name = 'a'")
+            conn.rollback()
+        with source.engine.connect() as conn:  # the source's tables saw none of that
+            assert [r[1] for r in rows(conn, "audit")] == ["first a", "second a"]
 
 
 @pytest.mark.postgres

@@ -29,6 +29,7 @@ database is built from nothing, as the first was.
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -214,35 +215,69 @@ def mysql_copy(target: URL, source: str) -> None:
     """Fill the empty database ``target`` names with the tables of ``source`` (same server):
     each table's own ``SHOW CREATE TABLE`` (indexes, foreign keys, ``AUTO_INCREMENT``
     counters), then its rows (generated columns left to compute themselves), foreign key checks
-    off meanwhile. A database holding anything else (a view, a trigger, a routine, an event, a
-    sequence) is not copied (:class:`~compatcheck.errors.UnavailableError`): their text names
-    the source database."""
+    off meanwhile, then its triggers (after the rows, which must not fire them), each made
+    again from its own ``SHOW CREATE TRIGGER`` under its own ``sql_mode``, in the order they
+    fire. A database holding anything else (a view, a routine, an event, a sequence), or a
+    trigger whose text names the source database, is not copied
+    (:class:`~compatcheck.errors.UnavailableError`): its text names the source database."""
     engine = engine_for(target)
     try:
         with engine.connect() as conn:
             found = inventory_of(conn, source)
-            others = sorted(f"{k} {n}" for k, n, _cols in found if k != "BASE TABLE")
+            others = sorted(f"{k} {n}" for k, n, _c in found if k not in ("BASE TABLE", "trigger"))
             if others:
                 raise UnavailableError(f"MariaDB: {', '.join(others[:3])} cannot be copied")
+            triggers = _triggers(conn, source)
             raw: Any = conn.connection.dbapi_connection
             cur = raw.cursor()
             try:
                 # The raw cursor: no parameters, so no `%` in a statement is read as one.
                 cur.execute("SET SESSION FOREIGN_KEY_CHECKS = 0")
-                for _kind, table, _cols in found:
+                tables = [(t, cols) for kind, t, cols in found if kind == "BASE TABLE"]
+                for table, _cols in tables:
                     cur.execute(f"SHOW CREATE TABLE {_ident(source)}.{_ident(table)}")
                     cur.execute(cur.fetchone()[1])
-                for _kind, table, cols in found:
+                for table, cols in tables:
                     names = ", ".join(_ident(c) for c in cols)
                     cur.execute(
                         f"INSERT INTO {_ident(table)} ({names}) "
                         f"SELECT {names} FROM {_ident(source)}.{_ident(table)}"
                     )
+                for mode, statement in triggers:
+                    cur.execute(f"SET SESSION sql_mode = '{mode}'")
+                    cur.execute(statement)
                 raw.commit()
             finally:
                 cur.close()
     finally:
         engine.dispose()
+
+
+#: ``DEFINER=user@host`` in a ``CREATE TRIGGER``: dropped, so that the copy is made by the user
+#: compatcheck connects as (naming another definer needs a privilege it may not have).
+_DEFINER = re.compile(
+    r"^\s*CREATE\s+DEFINER\s*=\s*(?:`[^`]*`|'[^']*'|[^@\s]+)@(?:`[^`]*`|'[^']*'|\S+)\s+", re.I
+)
+
+
+def _triggers(conn: Connection, source: str) -> list[tuple[str, str]]:
+    """(sql_mode, CREATE TRIGGER without its definer) of each trigger of ``source``, in the order
+    they were made to fire (table, timing, event, action order)."""
+    query = (
+        "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = :s "
+        "ORDER BY EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER"
+    )
+    names = [str(n) for (n,) in conn.execute(sa.text(query), {"s": source})]
+    out = []
+    for name in names:
+        row = conn.exec_driver_sql(f"SHOW CREATE TRIGGER {_ident(source)}.{_ident(name)}").one()
+        mode, statement = str(row[1]), str(row[2])
+        if source in statement or not re.fullmatch(r"[A-Z_,]*", mode):
+            raise UnavailableError(f"MariaDB: trigger {name} cannot be copied")
+        out.append((mode, _DEFINER.sub("CREATE ", statement, count=1)))
+    if conn.in_transaction():
+        conn.commit()
+    return out
 
 
 def inventory_of(conn: Connection, schema: str) -> list[tuple[str, str, list[str]]]:
