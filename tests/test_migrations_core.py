@@ -1,8 +1,9 @@
 """The core judges and runs steps of any framework; the one Alembic runner never overlaps itself.
 
-The first tests feed the core a history that is not Alembic's: plain SQL steps with a linear
-order and a runner (written here, as a source for such files would be) that applies them on a
-real SQLite database and keeps its own version table. Expected values are worked out from the
+The first tests feed the core a history that is not Alembic's: plain SQL steps in the SQL
+tools' linear order (:class:`LinearOrder`, the one the sources use) and a runner written here, as
+a source for such files would be, that applies them on a real SQLite database and keeps its own
+version table. Expected values are worked out from the
 SQL: step 002 adds ``users.nickname`` and its down drops it again, so a downgrade loses NEW's
 nicknames (3 filled in OLD's rows), nothing of OLD's.
 """
@@ -14,7 +15,7 @@ import textwrap
 import threading
 import time
 import types
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,7 @@ from compatcheck.migrations.scratch import one_line, scratch_database
 from compatcheck.migrations.section import OnlineOnly
 from compatcheck.migrations.sources import open_source
 from compatcheck.migrations.sources.alembic.runner import migrate_to_head, read_alembic_head
+from compatcheck.migrations.sources.sqlfiles import LinearOrder
 from compatcheck.migrations.sql import split_sql
 from compatcheck.migrations.sqlstatic import parse_sql
 from compatcheck.migrations.steps import Code, Step, Wording
@@ -50,23 +52,6 @@ SQL_STEPS = {
     ),
     "003": ("CREATE INDEX ix_users_name ON users (name);", None),
 }
-
-
-class Linear:
-    """The ordering of a framework whose versions simply follow one another."""
-
-    def __init__(self, order: Sequence[str]) -> None:
-        self.order = list(order)
-
-    def downgrade_order(self, new: str) -> Sequence[str]:
-        return list(reversed(self.order[: self.order.index(new) + 1]))
-
-    def plain_downgrade(self, new: str, old: str | None) -> Collection[str] | None:
-        start = self.order.index(old) + 1 if old else 0
-        return set(self.order[start : self.order.index(new) + 1])
-
-    def find(self, ref: str) -> str:
-        raise UnknownRevision(ref)
 
 
 def _code(sql: str | None, transaction: str = "") -> Code | None:
@@ -93,7 +78,7 @@ def sql_history(tmp: Path, steps: dict[str, tuple[str, str | None]] = SQL_STEPS)
             for i, (v, (up, down)) in enumerate(steps.items())
         },
         heads=(order[-1],),
-        order=Linear(order),
+        order=LinearOrder(order),
         wording=WORDING,
     )
 
@@ -181,7 +166,7 @@ def test_a_step_the_framework_runs_outside_a_transaction_is_named(tmp_path: Path
         up=_code(SQL_STEPS["003"][0], "-- +goose NO TRANSACTION"),
         down=_code("DROP INDEX ix_users_name;"),
     )
-    history = History(tmp_path, steps, ("003",), Linear(list(steps)), WORDING)
+    history = History(tmp_path, steps, ("003",), LinearOrder(list(steps)), WORDING)
     path = downgrade_path(history, "003", "002")
     assert path is not None
     (finding,) = [

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from compatcheck.migrations.checks import static_findings
 from compatcheck.migrations.graph import History, downgrade_path
+from compatcheck.migrations.sources.sqlfiles import LinearOrder
 from compatcheck.migrations.sqlstatic import Reader
 from compatcheck.migrations.steps import Step
-from tests.test_migrations_core import WORDING, Linear
+from tests.test_migrations_core import WORDING
 
 UP = "ALTER TABLE users ADD COLUMN nick text"
 DO_BLOCK = "DO $$ BEGIN ALTER TABLE users DROP COLUMN nick; END $$"
@@ -28,7 +29,7 @@ def _history(tmp: Path, down: str) -> History:
         "001": Step("001", tmp / "001.sql", (), up=first, down=first_down),
         "002": Step("002", tmp / "002.sql", ("001",), up=up, down=down_code),
     }
-    return History(tmp, steps, ("002",), Linear(["001", "002"]), WORDING)
+    return History(tmp, steps, ("002",), LinearOrder(["001", "002"]), WORDING)
 
 
 def _found(history: History) -> dict[str, dict[str, object]]:

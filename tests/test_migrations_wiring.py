@@ -14,11 +14,11 @@ from compatcheck.migrations.findings import FindingSet, roundtrip_findings
 from compatcheck.migrations.graph import History, downgrade_path
 from compatcheck.migrations.section import RoundTrip, StepFailure
 from compatcheck.migrations.sources.alembic.analyser import Analyser
-from compatcheck.migrations.sources.sqlfiles import SqlFilesSource
+from compatcheck.migrations.sources.sqlfiles import LinearOrder, SqlFilesSource
 from compatcheck.migrations.steps import Code, Op, Step
 from compatcheck.migrations.willfail import ran_downgrades, reconcile
 from compatcheck.model import Finding
-from tests.test_migrations_core import WORDING, Linear
+from tests.test_migrations_core import WORDING
 
 FAILED = "migrations/downgrade-failed"
 WILL = "migrations/downgrade-will-fail"
@@ -43,7 +43,7 @@ def _history(tmp: Path, ups: list[list[Op]], downs: list[list[Op]]) -> History:
         )
         for i, sid in enumerate(ids)
     }
-    return History(tmp, steps, (ids[-1],), Linear(ids), WORDING)
+    return History(tmp, steps, (ids[-1],), LinearOrder(ids), WORDING)
 
 
 def _found(
