@@ -29,13 +29,15 @@ def endpoint_of(path: str) -> str:
 
 
 class HookMetrics:
+    """The hook's metrics, all registered in the one private :attr:`registry`."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
+        self.requests = self._counter(
             "compatcheck_hook_requests",
             "HTTP requests answered by the policy hook, by endpoint and status code.",
-            ["endpoint", "code"],
-            registry=self.registry,
+            "endpoint",
+            "code",
         )
         self.check_duration = Histogram(
             "compatcheck_hook_check_duration_seconds",
@@ -43,32 +45,29 @@ class HookMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=self.registry,
         )
-        self.verdicts = Counter(
+        self.verdicts = self._counter(
             "compatcheck_hook_verdicts",
             "Verdicts answered, cached or not: go, no-go, or unavailable (cannot tell).",
-            ["verdict"],
-            registry=self.registry,
+            "verdict",
         )
-        self.cache_hits = Counter(
-            "compatcheck_hook_cache_hits",
-            "Checks answered from the verdict cache.",
-            registry=self.registry,
+        self.cache_hits = self._counter(
+            "compatcheck_hook_cache_hits", "Checks answered from the verdict cache."
         )
-        self.shared = Counter(
+        self.shared = self._counter(
             "compatcheck_hook_checks_shared",
             "Checks answered by joining an identical evaluation already running.",
-            registry=self.registry,
         )
-        self.timeouts = Counter(
-            "compatcheck_hook_check_timeouts",
-            "Checks that ran past --check-timeout.",
-            registry=self.registry,
+        self.timeouts = self._counter(
+            "compatcheck_hook_check_timeouts", "Checks that ran past --check-timeout."
         )
         self.in_progress = Gauge(
             "compatcheck_hook_checks_in_progress",
             "Evaluations holding a check slot right now (bounded by --max-concurrent).",
             registry=self.registry,
         )
+
+    def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
+        return Counter(name, documentation, labels, registry=self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
