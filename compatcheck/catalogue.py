@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from compatcheck.errors import UsageError
+from compatcheck.records import record_json
 
 SEVERITIES = ("off", "info", "warning", "error")
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
@@ -40,18 +41,19 @@ def normalize_severity(value: Any) -> Any:
     return "off" if value is False else value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Rule:
-    """One catalogue entry."""
+    """One catalogue entry; its JSON (``compatcheck rules --format json``) is its fields in this
+    order."""
 
     kind: str
     severity: str
+    #: Severity when consumer files were given and none uses the finding's object; None = same.
+    without_consumers: str | None = None
     summary: str
     why: str
     example: str
     fix: str
-    #: Severity when consumer files were given and none uses the finding's object; None = same.
-    without_consumers: str | None = None
     #: Every key the finding's ``evidence`` may carry, with its meaning, in the catalogue's order
     #: (a finding carries a subset: a contract violation about a status has no JSON pointer).
     evidence: tuple[tuple[str, str], ...] = ()
@@ -61,16 +63,7 @@ class Rule:
         return self.kind.split("/", 1)[0]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "severity": self.severity,
-            "without_consumers": self.without_consumers,
-            "summary": self.summary,
-            "why": self.why,
-            "example": self.example,
-            "fix": self.fix,
-            "evidence": dict(self.evidence),
-        }
+        return record_json(self, evidence=dict)
 
 
 def rules_path() -> Path:
@@ -98,9 +91,9 @@ def _parse(data: Any, name: str) -> dict[str, Rule]:
         missing = [k for k in _DOC_KEYS if not entry.get(k)]
         if missing:
             raise UsageError(f"{name}: {kind}: missing {', '.join(missing)}")
-        summary, why, example, fix = (str(entry[k]) for k in _DOC_KEYS)
+        docs = {k: str(entry[k]) for k in _DOC_KEYS}
         evidence = _evidence(entry.get("evidence"), f"{name}: {kind}")
-        out[kind] = Rule(kind, sev, summary, why, example, fix, wo, evidence)
+        out[kind] = Rule(kind=kind, severity=sev, without_consumers=wo, evidence=evidence, **docs)
     return out
 
 

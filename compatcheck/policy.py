@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from compatcheck.catalogue import SEVERITIES, load_catalogue, normalize_severity, suggest_kind
 from compatcheck.model import Finding
+from compatcheck.records import record_json
 
 if TYPE_CHECKING:
     # Imported where a policy file is read: PyYAML's import is most of a snapshot gate's budget,
@@ -38,16 +39,17 @@ _SEVERITY_KEYS = ("severity", "without_consumers")
 _WAIVER_KEYS = ("kind", "subject", "fingerprint", "reason", "expires")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Waiver:
-    """Accept one known finding (kind + subject glob, or fingerprint) until ``expires``."""
+    """Accept one known finding (kind + subject glob, or fingerprint) until ``expires``; its JSON
+    is its fields in this order."""
 
     kind: str
+    subject: str | None = None
+    fingerprint: str | None = None
     reason: str
     expires: dt.date
     source: str
-    subject: str | None = None
-    fingerprint: str | None = None
 
     def matches(self, finding: Finding) -> bool:
         if finding.kind != self.kind:
@@ -57,14 +59,7 @@ class Waiver:
         return self.subject is None or fnmatch.fnmatchcase(finding.subject, self.subject)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "subject": self.subject,
-            "fingerprint": self.fingerprint,
-            "reason": self.reason,
-            "expires": self.expires.isoformat(),
-            "source": self.source,
-        }
+        return record_json(self, expires=dt.date.isoformat)
 
 
 @dataclass(frozen=True)

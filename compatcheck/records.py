@@ -47,14 +47,18 @@ def record_json(record: Any, **convert: Callable[[Any], Any]) -> dict[str, Any]:
     return out
 
 
-def record_from_json(cls: type[T], data: Mapping[str, Any]) -> T:
+def record_from_json(cls: type[T], data: Mapping[str, Any], **convert: Callable[[Any], Any]) -> T:
     """An instance of the dataclass ``cls`` from its :func:`record_json` form, each value as it
-    is: a field without a default must be in ``data`` (``KeyError`` otherwise), one with a
-    default takes it when its key is absent."""
+    is but where ``convert[name]`` reads the field ``name`` (a list of records, a string); a
+    null stays None, unconverted. A field without a default must be in ``data`` (``KeyError``
+    otherwise), one with a default takes it when its key is absent."""
     given: dict[str, Any] = {}
     for f in _fields(cls):
         if f.name in data:
-            given[f.name] = data[f.name]
+            value = data[f.name]
+            given[f.name] = (
+                convert[f.name](value) if f.name in convert and value is not None else value
+            )
         elif f.default is not MISSING:
             given[f.name] = f.default
         elif f.default_factory is not MISSING:

@@ -11,11 +11,13 @@ way back out: an optional field left at None is not written.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from compatcheck.records import record_from_json, record_json
+
+R = TypeVar("R")
 
 #: ``RoundTrip.status`` values that mean nothing was executed.
 SKIPPED = "skipped"
@@ -32,6 +34,11 @@ def _put(out: dict[str, Any], key: str, value: Any) -> None:
 
 def _strings(value: Any) -> tuple[str, ...] | None:
     return None if value is None else tuple(str(v) for v in value)
+
+
+def _records(read: Callable[[Any], R]) -> Callable[[Iterable[Any]], tuple[R, ...]]:
+    """Reads a JSON list of records back as a tuple, ``read`` reading each."""
+    return lambda items: tuple(read(item) for item in items)
 
 
 class Record:
@@ -129,27 +136,14 @@ class RoundTrip:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RoundTrip:
-        failure = data.get("failure")
-        return cls(
-            status=str(data["status"]),
-            why=data.get("why"),
-            error=data.get("error"),
-            failure=None if failure is None else StepFailure.from_json(failure),
-            schema_differences=tuple(
-                SchemaDifference.from_json(d) for d in data.get("schema_differences", ())
-            ),
-            reupgrade_differences=tuple(
-                SchemaDifference.from_json(d) for d in data.get("reupgrade_differences", ())
-            ),
-            old_data_lost=dict(data.get("old_data_lost", {})),
-            new_data_removed=dict(data.get("new_data_removed", {})),
-            seeded=dict(data.get("seeded", {})),
-            seed_errors=dict(data.get("seed_errors", {})),
-            timings=dict(data.get("timings", {})),
-            later_failures=tuple(StepFailure.from_json(f) for f in data.get("later_failures", ())),
-            passed_over=dict(data.get("passed_over", {})),
-            new_seed_errors=dict(data.get("new_seed_errors", {})),
-            unseeded=data.get("unseeded"),
+        return record_from_json(
+            cls,
+            data,
+            status=str,
+            failure=StepFailure.from_json,
+            schema_differences=_records(SchemaDifference.from_json),
+            reupgrade_differences=_records(SchemaDifference.from_json),
+            later_failures=_records(StepFailure.from_json),
         )
 
 
@@ -205,18 +199,14 @@ class Plan:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Plan:
-        return cls(
-            name=str(data["name"]),
-            safe=bool(data["safe"]),
-            reasons=tuple(str(r) for r in data.get("reasons", ())),
-            verified=data.get("verified"),
-            verification=data.get("verification"),
-            basis=data.get("basis"),
-            basis_reason=data.get("basis_reason"),
-            removes_new_data=tuple(Removal.from_json(r) for r in data.get("removes_new_data", ())),
-            live_data_at_risk=tuple(data.get("live_data_at_risk", ())),
-            status=data.get("status"),
-            applies_to=data.get("applies_to"),
+        return record_from_json(
+            cls,
+            data,
+            name=str,
+            safe=bool,
+            reasons=_strings,
+            removes_new_data=_records(Removal.from_json),
+            live_data_at_risk=tuple,
         )
 
 
@@ -291,7 +281,7 @@ class TrialSetup:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TrialSetup:
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+        return record_from_json(cls, data)
 
 
 @dataclass(frozen=True)
@@ -328,7 +318,7 @@ class TrialRecord:
             note=data.get("note"),
             failures=_strings(data.get("failures")),
             setup=TrialSetup.from_json(data),
-            requests=None if requests is None else tuple(Exchange.from_json(r) for r in requests),
+            requests=None if requests is None else _records(Exchange.from_json)(requests),
         )
 
 
