@@ -19,6 +19,7 @@ from compatcheck.errors import InputError
 from compatcheck.jsondoc import MAX_DEPTH, JsonError, check_depth, parse_json
 from compatcheck.masking import mask_secrets
 from compatcheck.model import MetricsSchema
+from compatcheck.records import record_json
 
 SNAPSHOT_SCHEMA = "compatcheck.snapshot/v1"
 _SNAPSHOT_FAMILY = "compatcheck.snapshot/"
@@ -89,17 +90,13 @@ class ProbeRecord:
     expect: ReadinessExpectation | None = None
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "role": self.role,
-            "status": self.status,
-            "error": self.error,
-            "json": self.json,
-            "volatile": list(self.volatile),
-        }
-        if self.ready is not None:
-            out.update(ready=self.ready, time_to_ready=self.time_to_ready, waited=self.waited)
-        if self.expect is not None:
-            out["expect"] = self.expect.to_json()
+        out = record_json(self, expect=lambda e: None if e is None else e.to_json())
+        # The readiness role's three keys, and an expectation, are written only when recorded.
+        if self.ready is None:
+            for key in ("ready", "time_to_ready", "waited"):
+                del out[key]
+        if self.expect is None:
+            del out["expect"]
         return out
 
     @classmethod
