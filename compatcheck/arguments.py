@@ -11,7 +11,7 @@ import argparse
 from typing import Any, NoReturn
 
 from compatcheck import __version__
-from compatcheck.reportargs import add_report_options
+from compatcheck.reportargs import add_contract_sources, add_report_options
 from compatcheck.serve import add_serve_parser
 from compatcheck.verify.cli import add_verify_parser
 
@@ -56,16 +56,11 @@ def _add_diff(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--old-label", default="", help="label shown for OLD")
     p.add_argument("--new-label", default="", help="label shown for NEW")
     p.add_argument("--timeout", type=seconds, default=10.0, help="scrape timeout in seconds")
-    p.add_argument(
-        "--snapshot-dir",
-        metavar="DIR|URL",
-        help="stored release contracts: OLD/NEW may then be versions of --service",
-    )
-    p.add_argument("--service", metavar="NAME", help="service whose stored versions OLD/NEW name")
-    p.add_argument(
-        "--registry-config",
-        metavar="FILE",
-        help="docker config.json with registry credentials for oci: sources",
+    add_contract_sources(
+        p,
+        store_help="stored release contracts: OLD/NEW may then be versions of --service",
+        service_help="service whose stored versions OLD/NEW name",
+        registry_help="docker config.json with registry credentials for oci: sources",
     )
     add_report_options(p)
 

@@ -1,5 +1,6 @@
 """The report options every judging command shares (``diff``, ``check``, ``migrations``,
-``verify``): one definition, so a format or flag added here reaches all of them.
+``verify``), and the contract sources ``diff`` and ``verify`` share: one definition, so a format
+or flag added here reaches all of them.
 
 Its own module, not :mod:`compatcheck.arguments`, because ``arguments`` imports the ``verify`` and
 ``serve`` parsers, which need these options too: defined there, each would import the other.
@@ -57,3 +58,14 @@ def add_report_options(
                 metavar="FILE",
                 help="write a Prometheus rule file that bridges renamed metrics",
             )
+
+
+def add_contract_sources(
+    p: argparse.ArgumentParser, *, store_help: str, service_help: str, registry_help: str
+) -> None:
+    """Where a command reads contracts from besides files and URLs: the snapshot store
+    (``--snapshot-dir``, versions of ``--service``) and the registry credentials for ``oci:``
+    references; the help says what each is for in that command."""
+    p.add_argument("--snapshot-dir", metavar="DIR|URL", help=store_help)
+    p.add_argument("--service", metavar="NAME", help=service_help)
+    p.add_argument("--registry-config", metavar="FILE", help=registry_help)

@@ -15,7 +15,7 @@ from typing import IO, Any
 
 from compatcheck.argtypes import duration, ratio
 from compatcheck.errors import UsageError
-from compatcheck.reportargs import add_report_options
+from compatcheck.reportargs import add_contract_sources, add_report_options
 
 
 def _promql_duration(text: str) -> str:
@@ -70,12 +70,11 @@ def add_verify_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--build-info", metavar="FAMILY", help="the family carrying the build (version/revision)"
     )
-    p.add_argument("--snapshot-dir", metavar="DIR|URL", help="store of release contracts")
-    p.add_argument("--service", metavar="NAME", help="service of stored:VERSION and build info")
-    p.add_argument(
-        "--registry-config",
-        metavar="FILE",
-        help="docker config.json with registry credentials for an oci: --expect",
+    add_contract_sources(
+        p,
+        store_help="store of release contracts",
+        service_help="service of stored:VERSION and build info",
+        registry_help="docker config.json with registry credentials for an oci: --expect",
     )
     p.add_argument("--timeout", type=duration, default=10.0, help="per request to Prometheus")
     add_report_options(
