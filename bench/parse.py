@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import os
 import random
 import resource
@@ -50,6 +51,7 @@ from _load import beside, describe
 from prometheus_client.parser import text_string_to_metric_families
 
 from compatcheck.exposition import parse_stream, parse_text
+from tests.exposition_text import Labels, series_lines
 
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
 STATUSES = ("200", "201", "204", "301", "400", "401", "403", "404", "429", "500", "502", "503")
@@ -89,6 +91,13 @@ def _series_labels(domains: list[tuple[str, tuple[str, ...]]], index: int) -> st
         parts.append(f'{key}="{values[index % len(values)]}"')
         index //= len(values)
     return ",".join(parts)
+
+
+def _with(labels: str) -> Labels:
+    """The label set ``labels`` as written, with one more label or none."""
+    return lambda extra: (
+        f"{{{labels}}}" if extra is None else f'{{{labels},{extra[0]}="{extra[1]}"}}'
+    )
 
 
 def generate_exposition(size_mb: float, seed: int = 42) -> str:
@@ -151,17 +160,14 @@ def generate_exposition(size_mb: float, seed: int = 42) -> str:
                 ts = f" {1700000000000 + s}" if rng.random() < 0.02 else ""
                 block.append(f"{name}{{{labels}}} {v}{ts}")
             elif kind == "histogram":
-                acc = 0
-                for le in BUCKETS:
-                    acc += rng.randrange(200)
-                    block.append(f'{name}_bucket{{{labels},le="{le}"}} {acc}')
-                block.append(f"{name}_sum{{{labels}}} {rng.random() * acc:.6g}")
-                block.append(f"{name}_count{{{labels}}} {acc}")
+                counts = list(itertools.accumulate(rng.randrange(200) for _ in BUCKETS))
+                buckets = zip(BUCKETS, map(str, counts), strict=True)
+                total = (f"{rng.random() * counts[-1]:.6g}", str(counts[-1]))
+                block += series_lines(name, kind, _with(labels), buckets, total)
             else:
-                for q in QUANTILES:
-                    block.append(f'{name}{{{labels},quantile="{q}"}} {rng.random():.6e}')
-                block.append(f"{name}_sum{{{labels}}} {rng.random() * 1e4:.6g}")
-                block.append(f"{name}_count{{{labels}}} {rng.randrange(10**6)}")
+                quantiles = [(q, f"{rng.random():.6e}") for q in QUANTILES]
+                total = (f"{rng.random() * 1e4:.6g}", str(rng.randrange(10**6)))
+                block += series_lines(name, kind, _with(labels), quantiles, total)
         text = "\n".join(block) + "\n"
         out.append(text)
     return "".join(out)

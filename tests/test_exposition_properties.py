@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Iterable
@@ -23,6 +24,7 @@ from compatcheck.errors import ExpositionError
 from compatcheck.exposition import parse_stream, parse_text, stream
 from compatcheck.exposition.grammar import parse_comment, tokenize_comment
 from compatcheck.model import LABEL_VALUE_CAP, MetricFamily, MetricsSchema
+from tests.exposition_text import series_lines
 
 OM = "application/openmetrics-text; version=1.0.0"
 LABEL_KEYS = ("method", "path", "status", "instance", "pod", "a", "b_c")
@@ -121,19 +123,15 @@ def expositions(draw: st.DrawFn) -> Generated:
             spelled = [draw(st.sampled_from(BOUND_SPELLINGS[b])) for b in bounds] + ["+Inf"]
             totals = draw(st.integers(0, 3)) > 0  # without them, labels come from buckets only
             for labels in series:
-                for le in spelled:
-                    lines.append(f"{name}_bucket{_labels_text(draw, labels, ('le', le))} 1")
-                if totals:
-                    lines.append(f"{name}_sum{_labels_text(draw, labels, None)} {_value(draw)}")
-                    lines.append(f"{name}_count{_labels_text(draw, labels, None)} 1")
+                written = functools.partial(_labels_text, draw, labels)
+                total = (_value(draw), "1") if totals else None
+                lines += series_lines(name, kind, written, [(le, "1") for le in spelled], total)
         elif kind == "summary":
             qs = sorted(draw(st.sets(st.sampled_from(QUANTILES), max_size=3)))
             for labels in series:
-                for q in qs:
-                    text = _labels_text(draw, labels, ("quantile", q))
-                    lines.append(f"{name}{text} {_value(draw)}")
-                lines.append(f"{name}_sum{_labels_text(draw, labels, None)} {_value(draw)}")
-                lines.append(f"{name}_count{_labels_text(draw, labels, None)} 3")
+                written = functools.partial(_labels_text, draw, labels)
+                values = [(q, _value(draw)) for q in qs]
+                lines += series_lines(name, kind, written, values, (_value(draw), "3"))
         else:
             for labels in series:
                 lines.append(f"{name}{_labels_text(draw, labels, None)} {_value(draw)}")
