@@ -49,16 +49,18 @@ def record_json(record: Any, **convert: Callable[[Any], Any]) -> dict[str, Any]:
 
 def record_from_json(cls: type[T], data: Mapping[str, Any], **convert: Callable[[Any], Any]) -> T:
     """An instance of the dataclass ``cls`` from its :func:`record_json` form, each value as it
-    is but where ``convert[name]`` reads the field ``name`` (a list of records, a string); a
-    null stays None, unconverted. A field without a default must be in ``data`` (``KeyError``
+    is but a list as a tuple; ``convert[name]`` reads the field ``name`` instead (a list of
+    records), a null staying None. A field without a default must be in ``data`` (``KeyError``
     otherwise), one with a default takes it when its key is absent."""
     given: dict[str, Any] = {}
     for f in _fields(cls):
         if f.name in data:
             value = data[f.name]
-            given[f.name] = (
-                convert[f.name](value) if f.name in convert and value is not None else value
-            )
+            if value is not None and f.name in convert:
+                value = convert[f.name](value)
+            elif type(value) is list:
+                value = tuple(value)
+            given[f.name] = value
         elif f.default is not MISSING:
             given[f.name] = f.default
         elif f.default_factory is not MISSING:

@@ -41,9 +41,13 @@ def test_from_json_takes_defaults_and_requires_the_rest() -> None:
         record_from_json(_Sample, {"zeta": "z"})
 
 
-def test_from_json_reads_a_named_field_through_its_conversion_but_not_a_null() -> None:
-    got = record_from_json(_Sample, {"zeta": 5, "alpha": ["a", "b"]}, zeta=str, alpha=tuple)
-    assert got == _Sample("5", ("a", "b"))
+def test_from_json_reads_a_list_as_a_tuple_and_a_named_field_through_its_conversion() -> None:
+    got = record_from_json(_Sample, {"zeta": "z", "alpha": ["a", "b"]})
+    assert got == _Sample("z", ("a", "b")) and type(got.alpha) is tuple
+    got = record_from_json(
+        _Sample, {"zeta": 5, "alpha": ["a", "b"]}, zeta=str, alpha=lambda v: tuple(v[::-1])
+    )
+    assert got == _Sample("5", ("b", "a"))
     got = record_from_json(_Sample, {"zeta": "z", "alpha": (), "middle": None}, middle=int)
     assert got.middle is None  # int(None) would raise: a null is read as None
 

@@ -139,7 +139,6 @@ class RoundTrip:
         return record_from_json(
             cls,
             data,
-            status=str,
             failure=StepFailure.from_json,
             schema_differences=_records(SchemaDifference.from_json),
             reupgrade_differences=_records(SchemaDifference.from_json),
@@ -199,15 +198,7 @@ class Plan:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Plan:
-        return record_from_json(
-            cls,
-            data,
-            name=str,
-            safe=bool,
-            reasons=_strings,
-            removes_new_data=_records(Removal.from_json),
-            live_data_at_risk=tuple,
-        )
+        return record_from_json(cls, data, removes_new_data=_records(Removal.from_json))
 
 
 @dataclass(frozen=True)
