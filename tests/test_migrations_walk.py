@@ -3,10 +3,14 @@ running one could only fail, so it costs no fresh database and is not claimed as
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+
+import pytest
 
 from compatcheck.migrations import inspect_migrations
 from compatcheck.migrations.sources.alembic.revisions import cannot_define
@@ -78,3 +82,36 @@ def test_the_walk_passes_over_revisions_without_a_downgrade(tmp_path: Path) -> N
     path: Any = SimpleNamespace(revisions=result.section.downgrade_path)
     assert path.revisions == ("r4", "r3", "r2", "r1")
     assert ran_downgrades(trip, path) == {"r4", "r3", "r1"}
+
+
+def test_a_walk_that_cannot_go_on_keeps_what_the_round_trip_saw(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No fresh database for the walk (the server refused one, the helper died): the round
+    trip's own observations and the first failure stand, the walk's stop is check/unavailable
+    naming it, and nothing after the first failure is claimed as run."""
+    from compatcheck.migrations.roundtrip import RunnerUnavailable
+    from compatcheck.migrations.template import FreshDatabases
+
+    @contextlib.contextmanager
+    def refusing(self: FreshDatabases, source: Any) -> Iterator[Any]:
+        raise RunnerUnavailable("the helper could not start", "helper exited (code 1)")
+        yield
+
+    monkeypatch.setattr(FreshDatabases, "open", refusing)
+    result = inspect_migrations(_project(tmp_path / "m"), "r0", "r4")
+    trip = result.section.roundtrip
+    assert trip is not None and trip.status == "downgrade-failed"
+    assert trip.failure is not None and trip.failure.revision == "r4"
+    (stop,) = trip.later_failures
+    assert (stop.stage, stop.revision) == ("walk", None)
+    assert stop.error == "could not go on after `r4`: the helper could not start"
+    found = {(f.kind, f.subject): f for f in result.findings}
+    assert ("migrations/downgrade-failed", "r4") in found or (
+        "migrations/downgrade-not-implemented",
+        "r4",
+    ) in found
+    unavailable = found[("check/unavailable", "migrations")]
+    assert unavailable.message.startswith("The walk past the failed downgrade stopped on sqlite")
+    path: Any = SimpleNamespace(revisions=result.section.downgrade_path)
+    assert ran_downgrades(trip, path) == {"r4"}

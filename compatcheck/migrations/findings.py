@@ -112,6 +112,14 @@ def _one_failure(found: FindingSet, failure: StepFailure, engine: str) -> None:
             message,
             {"reupgrade_error": err, "engine": engine},
         )
+    elif stage == "walk":
+        message = (
+            f"The walk past the failed downgrade stopped on {engine}: {err}; the downgrades "
+            "after it were not run"
+        )
+        found.add(
+            UNAVAILABLE, "migrations", message, {"stage": stage, "error": err, "engine": engine}
+        )
     else:
         at = f" at `{rev}`" if rev else ""
         message = f"The migration round trip could not run on {engine}: {stage} failed{at}: {err}"

@@ -7,12 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import sqlalchemy as sa
+
+from compatcheck.errors import UnavailableError
 from compatcheck.migrations.graph import DowngradePath, History, ancestors
+from compatcheck.migrations.roundtrip import RunnerUnavailable
+from compatcheck.migrations.scratch import ScratchUnavailable, one_line
 from compatcheck.migrations.section import StepFailure
 from compatcheck.migrations.sources import Source
 from compatcheck.migrations.starting import StartingSchema, make_base
 from compatcheck.migrations.template import FreshDatabases
 
+#: The stage of a walk that could not go on (no fresh database, no runner for it).
+WALK = "walk"
 #: Why a downgrade was passed over: running it can only fail.
 NO_DOWNGRADE = "not run: the revision defines no downgrade(), so Alembic can only fail there"
 
@@ -66,21 +73,45 @@ def walk_on(
             break
         heads = heads_after(history, path, done)
         say(f"continuing after `{failed}` on a fresh database at {', '.join(heads)}")
-        with fresh.open(source) as db:
-            runner = db.runner
-            if start and not db.at_old:
-                error = make_base(start, db.scratch, db.conn, runner)()
-                if error is not None:
-                    failures.append(StepFailure("starting schema", None, error))
-                    break
-            target = heads[0] if len(heads) == 1 else ",".join(heads)
-            up = runner.upgrade(target)
-            if up is not None:
-                failures.append(StepFailure("upgrade to continue", up.revision, up.error))
-                break
-            down = runner.downgrade(rest)
-        if down is None:
+        try:
+            step = _go_on(source, fresh, start, heads, rest)
+        except (
+            ScratchUnavailable,
+            RunnerUnavailable,
+            UnavailableError,
+            sa.exc.SQLAlchemyError,
+        ) as exc:
+            # What the round trip saw stands; only the rest of the path goes unchecked.
+            why = str(exc) if isinstance(exc, RunnerUnavailable) else one_line(exc)
+            failures.append(StepFailure(WALK, None, f"could not go on after `{failed}`: {why}"))
             break
-        failures.append(StepFailure("downgrade", down.revision, down.error))
-        failed = down.revision
+        if step is None:
+            break
+        failures.append(step)
+        if step.stage != "downgrade":
+            break
+        failed = step.revision
     return failures
+
+
+def _go_on(
+    source: Source,
+    fresh: FreshDatabases,
+    start: StartingSchema,
+    heads: Sequence[str],
+    rest: Sequence[str],
+) -> StepFailure | None:
+    """On a fresh database at ``heads``, the downgrades of ``rest``: the failure that stopped
+    them (a downgrade's, or the way there), or None when they all ran."""
+    with fresh.open(source) as db:
+        runner = db.runner
+        if start and not db.at_old:
+            error = make_base(start, db.scratch, db.conn, runner)()
+            if error is not None:
+                return StepFailure("starting schema", None, error)
+        target = heads[0] if len(heads) == 1 else ",".join(heads)
+        up = runner.upgrade(target)
+        if up is not None:
+            return StepFailure("upgrade to continue", up.revision, up.error)
+        down = runner.downgrade(rest)
+    return None if down is None else StepFailure("downgrade", down.revision, down.error)
