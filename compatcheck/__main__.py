@@ -1,5 +1,5 @@
 """``python -m compatcheck`` is the same as the ``compatcheck`` console script."""
 
-from compatcheck.cli import main
+from compatcheck.entry import entry
 
-raise SystemExit(main())
+entry()
