@@ -18,6 +18,7 @@ from sqlalchemy.pool import NullPool
 from compatcheck.errors import UnavailableError
 from compatcheck.migrations.schema import diff_schema, inspect_schema
 from compatcheck.migrations.scratch import Scratch, scratch_database
+from compatcheck.migrations.sources.alembic import AlembicSource
 from compatcheck.migrations.sources.alembic.runner import AlembicRunner
 from compatcheck.migrations.template import FreshDatabases, mysql_copy
 from compatcheck.targets import Workspace
@@ -136,3 +137,26 @@ def test_no_copy_while_another_session_is_on_the_database(postgres_url: str) -> 
         "no copy of the database at OLD (1 session(s) other than compatcheck's are on it "
         "(env.py's own connections?)): fresh ones are built"
     ]
+
+
+@pytest.mark.postgres
+def test_scratch_databases_and_their_copies_commit_without_waiting_for_the_disk(
+    postgres_url: str,
+) -> None:
+    """Every session on a scratch database (compatcheck's, the helper's, the starting-schema
+    command's) gets ``synchronous_commit = off`` from the database itself; so does a copy."""
+    clean = Path(__file__).parent.parent / "fixtures" / "alembic" / "clean_reversible"
+    with (
+        Workspace() as ws,
+        scratch_database(postgres_url, workspace=ws) as scratch,
+        scratch.engine.connect() as conn,
+    ):
+        runner = AlembicRunner(clean, scratch.url.render_as_string(hide_password=False), conn)
+        assert runner.upgrade("0001_users") is None
+        fresh = FreshDatabases(postgres_url, ws, "0001_users", lambda _: None)
+        fresh.snapshot(scratch, conn, runner)
+        runner.close()
+        with sa.create_engine(scratch.url, poolclass=NullPool).connect() as other:
+            assert other.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
+        with fresh.open(AlembicSource(clean)) as copy:
+            assert copy.conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"

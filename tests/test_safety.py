@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 from compatcheck.config import parse_config
 from compatcheck.errors import InputError, UsageError
 from compatcheck.migrations import inspect_migrations
-from compatcheck.migrations.scratch import inventory
+from compatcheck.migrations.existing import inventory
 from compatcheck.schemas import validate
 
 from .conftest import RUN_TAG, scratch_databases
