@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from compatcheck.cli import main
+from compatcheck.migrations import inspect_migrations
 
 from .conftest import scratch_databases
 
@@ -229,6 +230,28 @@ def test_seeded_rows_are_blamed_only_when_the_upgrade_passes_without_them(tmp_pa
     assert trip["status"] == "upgrade-failed"
     assert "unseeded" not in trip
     assert not any("upgrade fail" in why for why in trip["seed_errors"].values())
+
+
+def test_a_rerun_on_a_copy_at_old_does_not_upgrade_to_old_again(tmp_path: Path) -> None:
+    """The copy was checked at OLD when it was opened: the rerun starts from there."""
+    folder = tmp_path / "seeded"
+    folder.mkdir()
+    (folder / "001_items.sql").write_text(
+        "-- +goose Up\nCREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(40) NOT NULL);\n"
+        "-- +goose Down\nDROP TABLE items;\n"
+    )
+    (folder / "002_first.sql").write_text(
+        "-- +goose Up\nINSERT INTO items (id, name) VALUES (1, 'first');\n"
+        "-- +goose Down\nDELETE FROM items WHERE id = 1;\n"
+    )
+    said: list[str] = []
+    result = inspect_migrations(folder, "1", "2", progress=said.append)
+    trip = result.section.roundtrip
+    assert trip is not None and trip.status == "completed" and trip.unseeded
+    again = next(i for i, line in enumerate(said) if "again on a fresh database" in line)
+    assert any("upgrading to OLD's head" in line for line in said[:again])
+    assert not any("upgrading to OLD's head" in line for line in said[again:]), said[again:]
+    assert any(line.startswith("upgrading to NEW's head") for line in said[again:])
 
 
 def test_dialect_must_match_the_scratch_database(

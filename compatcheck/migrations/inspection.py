@@ -496,10 +496,11 @@ def _rerun(
     unseeded_tables: Mapping[str, str] | None,
 ) -> RoundTrip:
     with fresh.open(source) as again:
+        # A copy is at OLD already (checked when it was opened): no upgrade to OLD again.
         return _run_trip(
             again.runner,
             history,
-            path,
+            replace(path, old=None) if again.at_old else path,
             again.scratch,
             again.conn,
             None,
