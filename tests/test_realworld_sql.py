@@ -27,10 +27,6 @@ DIALECT = {"sqlite": "sqlite", "postgres": "postgresql", "mysql": "mysql"}
 
 #: (project, window, dialect, mode) → why our result differs from expected.yaml today.
 KNOWN: dict[tuple[str, str, str, str], str] = {}
-KNOWN[("sematic", "release", "postgres", "roundtrip")] = (
-    "core: the schema comparison does not compare primary-key index names "
-    "(notes_tmp_pkey1 vs notes_pkey at 20230223020405)"
-)
 for _w in ("v0.6.0-to-v0.8.0", "v0.8.0-to-v0.11.0"):
     KNOWN[("goiardi", _w, "postgres", "roundtrip")] = (
         "core: the round trip inspects and seeds only the default schema, and goiardi's tables "

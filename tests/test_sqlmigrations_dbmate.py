@@ -23,7 +23,8 @@ import yaml
 from sqlalchemy.engine import URL
 
 from compatcheck.migrations.schema import inspect_schema
-from compatcheck.migrations.scratch import Scratch, inventory, scratch_database
+from compatcheck.migrations.existing import inventory
+from compatcheck.migrations.scratch import Scratch, scratch_database
 from compatcheck.migrations.sources.sqlfiles import SqlFilesSource
 
 from .conftest import skip_or_fail

@@ -74,6 +74,9 @@ def inspect_schema(conn: Connection, ignore: Collection[str] = ()) -> Schema:
         schema.tables[name] = {
             "columns": described,
             "primary_key": list(pk),
+            # PostgreSQL names the key's index after the table it was made on and keeps the
+            # name when the table is renamed: a rebuild undone by rename leaves `x_tmp_pkey`.
+            "primary_key_name": pk_info.get("name"),
             "foreign_keys": sorted(
                 f"({','.join(f['constrained_columns'])}) -> {f['referred_table']}"
                 f"({','.join(f['referred_columns'])})"
@@ -133,6 +136,9 @@ def diff_schema(before: Schema, after: Schema) -> list[SchemaDifference]:
                     or f"{a[key]} -> {b[key]}"
                 )
                 out.append(SchemaDifference(f"{table} {key.replace('_', ' ')}", change))
+        named = a.get("primary_key_name"), b.get("primary_key_name")
+        if all(named) and named[0] != named[1]:  # SQLite often names none: not a difference
+            out.append(SchemaDifference(f"{table} primary key", f"named {named[0]} -> {named[1]}"))
     for enum in sorted(set(before.enums) | set(after.enums)):
         ea, eb = before.enums.get(enum), after.enums.get(enum)
         if ea is None:
