@@ -204,10 +204,8 @@ def test_bad_folders_are_one_line_and_exit_2(
     assert "OLD's head `7` is not a revision" in capsys.readouterr().err
 
 
-def test_seeded_rows_are_blamed_only_when_the_upgrade_passes_without_them(tmp_path: Path) -> None:
-    """An upgrade that fails on compatcheck's own rows runs again without rows in the tables
-    that step touches, or without any when it names none (and says so); a step that fails
-    either way (a Go migration) is not blamed on the rows."""
+def _seeded_folder(tmp_path: Path) -> Path:
+    """goose steps whose second inserts the row id 1: compatcheck's own rows make it fail."""
     folder = tmp_path / "seeded"
     folder.mkdir()
     (folder / "001_items.sql").write_text(
@@ -218,6 +216,14 @@ def test_seeded_rows_are_blamed_only_when_the_upgrade_passes_without_them(tmp_pa
         "-- +goose Up\nINSERT INTO items (id, name) VALUES (1, 'first');\n"
         "-- +goose Down\nDELETE FROM items WHERE id = 1;\n"
     )
+    return folder
+
+
+def test_seeded_rows_are_blamed_only_when_the_upgrade_passes_without_them(tmp_path: Path) -> None:
+    """An upgrade that fails on compatcheck's own rows runs again without rows in the tables
+    that step touches, or without any when it names none (and says so); a step that fails
+    either way (a Go migration) is not blamed on the rows."""
+    folder = _seeded_folder(tmp_path)
     out = tmp_path / "r.json"
     argv = ["migrations", "--old", "1", "--new", "2", "-q", "--format", "json", "-o", str(out)]
     main([*argv, "--script-location", str(folder)])
@@ -234,16 +240,7 @@ def test_seeded_rows_are_blamed_only_when_the_upgrade_passes_without_them(tmp_pa
 
 def test_a_rerun_on_a_copy_at_old_does_not_upgrade_to_old_again(tmp_path: Path) -> None:
     """The copy was checked at OLD when it was opened: the rerun starts from there."""
-    folder = tmp_path / "seeded"
-    folder.mkdir()
-    (folder / "001_items.sql").write_text(
-        "-- +goose Up\nCREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(40) NOT NULL);\n"
-        "-- +goose Down\nDROP TABLE items;\n"
-    )
-    (folder / "002_first.sql").write_text(
-        "-- +goose Up\nINSERT INTO items (id, name) VALUES (1, 'first');\n"
-        "-- +goose Down\nDELETE FROM items WHERE id = 1;\n"
-    )
+    folder = _seeded_folder(tmp_path)
     said: list[str] = []
     result = inspect_migrations(folder, "1", "2", progress=said.append)
     trip = result.section.roundtrip

@@ -57,7 +57,7 @@ from compatcheck.migrations.sources import Source, open_source
 from compatcheck.migrations.sources.alembic.project import AlembicProject
 from compatcheck.migrations.starting import NO_STARTING_SCHEMA, make_base
 from compatcheck.migrations.starting import StartingSchema as StartingSchema  # re-exported
-from compatcheck.migrations.template import FreshDatabases
+from compatcheck.migrations.template import FRESH_FAILURES, FreshDatabases
 from compatcheck.migrations.walk import walk_on
 from compatcheck.migrations.willfail import reconcile
 from compatcheck.model import Finding, sort_findings
@@ -459,12 +459,7 @@ def _again_unseeded(
         )
         try:
             retry = rerun(unseeded_tables)
-        except (
-            ScratchUnavailable,
-            RunnerUnavailable,
-            UnavailableError,
-            sa.exc.SQLAlchemyError,
-        ) as exc:
+        except FRESH_FAILURES as exc:
             why_not = (
                 f"not rerun without compatcheck's rows: no fresh scratch database: {one_line(exc)}"
             )

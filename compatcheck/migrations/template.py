@@ -43,9 +43,10 @@ from sqlalchemy.engine import URL, Connection, make_url
 
 from compatcheck.errors import UnavailableError
 from compatcheck.interrupts import pause_point
-from compatcheck.migrations.roundtrip import Runner
+from compatcheck.migrations.roundtrip import Runner, RunnerUnavailable
 from compatcheck.migrations.scratch import (
     Scratch,
+    ScratchUnavailable,
     create_server_database,
     engine_for,
     mask,
@@ -139,6 +140,10 @@ class FreshDatabases:
         self.template = None
         self.say(f"no more copies of the database at OLD ({why}): fresh ones are built")
 
+
+#: What stops a fresh database from being made or served (no right or room on the server, the
+#: framework's runner not starting there, the connection lost): the caller keeps what it had.
+FRESH_FAILURES = (ScratchUnavailable, RunnerUnavailable, UnavailableError, sa.exc.SQLAlchemyError)
 
 #: What makes a copy fail (and the database be built instead).
 _FAILURES = (UnavailableError, sa.exc.SQLAlchemyError, sqlite3.Error, OSError)

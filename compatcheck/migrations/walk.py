@@ -7,16 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import sqlalchemy as sa
-
-from compatcheck.errors import UnavailableError
 from compatcheck.migrations.graph import DowngradePath, History, ancestors
 from compatcheck.migrations.roundtrip import RunnerUnavailable
-from compatcheck.migrations.scratch import ScratchUnavailable, one_line
+from compatcheck.migrations.scratch import one_line
 from compatcheck.migrations.section import StepFailure
 from compatcheck.migrations.sources import Source
 from compatcheck.migrations.starting import StartingSchema, make_base
-from compatcheck.migrations.template import FreshDatabases
+from compatcheck.migrations.template import FRESH_FAILURES, FreshDatabases
 
 #: The stage of a walk that could not go on (no fresh database, no runner for it).
 WALK = "walk"
@@ -75,12 +72,7 @@ def walk_on(
         say(f"continuing after `{failed}` on a fresh database at {', '.join(heads)}")
         try:
             step = _go_on(source, fresh, start, heads, rest)
-        except (
-            ScratchUnavailable,
-            RunnerUnavailable,
-            UnavailableError,
-            sa.exc.SQLAlchemyError,
-        ) as exc:
+        except FRESH_FAILURES as exc:
             # What the round trip saw stands; only the rest of the path goes unchecked.
             why = str(exc) if isinstance(exc, RunnerUnavailable) else one_line(exc)
             failures.append(StepFailure(WALK, None, f"could not go on after `{failed}`: {why}"))
