@@ -41,15 +41,6 @@ INI = APP / "alembic.ini"
 POINTS = ["early-helper:started", "early-helper:after"]
 
 
-@pytest.fixture(scope="module")
-def app_python(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """An interpreter where the application is installed (and only there)."""
-    path = tmp_path_factory.mktemp("appenv") / "python"
-    path.write_text(f'#!/bin/sh\nPYTHONPATH={APP / "app"} exec {sys.executable} "$@"\n')
-    path.chmod(0o755)
-    return str(path)
-
-
 def argv_for(python: str, tmp: Path, *more: str) -> list[str]:
     return ["migrations", "--config", str(INI), "-x", "tenant=t1", "--python", python,
             "--base-sql", str(APP / "base.sql"), "--old", "a1", "--new", "c3",
