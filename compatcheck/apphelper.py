@@ -82,6 +82,7 @@ class Started:
     #: Its stderr, for the last line when it dies (a file: a pipe nobody reads could fill up).
     stderr: IO[bytes]
     ahead: list[dict[str, Any]] = field(default_factory=list)
+    stopped: bool = False
 
     def send(self, message: dict[str, Any]) -> None:
         """One request line; ``BrokenPipeError``/``ValueError`` when the helper is gone."""
@@ -90,10 +91,12 @@ class Started:
         stdin.flush()
 
     def stop(self) -> None:
-        """Stop its process group (unless it was reaped already: its pid may name another
-        process now) and close its streams."""
-        if self.process.returncode is None:
-            stop_groups([self.process], QUIT_GRACE)
+        """Stop its process group (its leader may be gone already, the application's children
+        not) and close its streams; once: after that the group's id may name another group."""
+        if self.stopped:
+            return
+        self.stopped = True
+        stop_groups([self.process], QUIT_GRACE)
         for stream in (self.process.stdin, self.process.stdout, self.stderr):
             with contextlib.suppress(OSError, ValueError):  # unsent bytes to a dead helper
                 if stream is not None:
