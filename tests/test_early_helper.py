@@ -47,14 +47,23 @@ def argv_for(python: str, tmp: Path, *more: str) -> list[str]:
             "--format", "json", "-o", str(tmp / "report.json"), "-q", *more]  # fmt: skip
 
 
+class Spawned(list[subprocess.Popen[Any]]):
+    """The helper children started, in order, and each one's environment at its start."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.environ: dict[int, bytes] = {}
+
+
 @pytest.fixture
-def spawned(monkeypatch: pytest.MonkeyPatch) -> list[subprocess.Popen[Any]]:
+def spawned(monkeypatch: pytest.MonkeyPatch) -> Spawned:
     """Every helper child started from here on (the real spawn, recorded)."""
-    started: list[subprocess.Popen[Any]] = []
+    started = Spawned()
     real = apphelper.spawn
 
     def recording(argv: list[str], **popen: Any) -> subprocess.Popen[Any]:
-        process = real(argv, **popen)
+        process = real(argv, **popen)  # returns once the child runs the interpreter
+        started.environ[process.pid] = Path(f"/proc/{process.pid}/environ").read_bytes()
         started.append(process)
         return process
 
@@ -107,7 +116,7 @@ def test_one_helper_started_before_the_heavy_imports_runs_the_whole_round_trip(
 def test_sigterm_right_after_the_early_spawn_stops_the_helper(
     tmp_path: Path,
     app_python: str,
-    spawned: list[subprocess.Popen[Any]],
+    spawned: Spawned,
     monkeypatch: pytest.MonkeyPatch,
     point: str,
 ) -> None:
@@ -150,7 +159,7 @@ def test_the_cli_interrupted_right_after_the_early_spawn_exits_with_the_signal(
 
 
 def test_a_usage_error_after_the_early_spawn_stops_the_helper(
-    tmp_path: Path, app_python: str, spawned: list[subprocess.Popen[Any]]
+    tmp_path: Path, app_python: str, spawned: Spawned
 ) -> None:
     """A flag refused only after the helper started (here: a starting schema with --static):
     exit 2, and the child started for it is gone."""
@@ -159,8 +168,20 @@ def test_a_usage_error_after_the_early_spawn_stops_the_helper(
     assert_stopped(spawned)
 
 
+def test_a_url_from_the_environment_never_reaches_the_early_helper(
+    tmp_path: Path, app_python: str, spawned: Spawned, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--live-db-url env:VAR`` takes the variable out of compatcheck's environment before any
+    migration code could read it; the helper, started before everything else, never had it."""
+    monkeypatch.setenv("CC_EARLY_LIVE_URL", f"sqlite:///{tmp_path / 'live.db'}")
+    main(argv_for(app_python, tmp_path, "--live-db-url", "env:CC_EARLY_LIVE_URL"))
+    assert "CC_EARLY_LIVE_URL" not in os.environ
+    assert [b"CC_EARLY_LIVE_URL=" in env for env in spawned.environ.values()] == [False]
+    assert_stopped(spawned)
+
+
 def test_static_with_an_ini_asks_the_early_helper_and_stops_it(
-    tmp_path: Path, app_python: str, spawned: list[subprocess.Popen[Any]]
+    tmp_path: Path, app_python: str, spawned: Spawned
 ) -> None:
     """``--static`` still needs Alembic to read the ini (in the application's interpreter): the
     early helper answers that, and is the only child."""
@@ -174,7 +195,7 @@ def test_static_with_an_ini_asks_the_early_helper_and_stops_it(
 
 
 def test_nothing_is_started_early_when_nothing_will_be_asked(
-    tmp_path: Path, app_python: str, spawned: list[subprocess.Popen[Any]]
+    tmp_path: Path, app_python: str, spawned: Spawned
 ) -> None:
     """``--static`` on a bare script location: no ini to read, no round trip, no child."""
     bare = APP.parent.parent / "alembic" / "clean_reversible"
@@ -186,7 +207,7 @@ def test_nothing_is_started_early_when_nothing_will_be_asked(
 
 
 def test_a_pool_of_another_project_stops_the_early_helper(
-    app_python: str, spawned: list[subprocess.Popen[Any]]
+    app_python: str, spawned: Spawned
 ) -> None:
     """The early child was given its project at its start: a pool of another section (or
     interpreter) cannot use it, so it is stopped at once, and the pool starts its own."""
@@ -205,7 +226,7 @@ def test_a_pool_of_another_project_stops_the_early_helper(
 
 
 def test_a_claimed_helper_nobody_stopped_is_stopped_when_the_block_ends(
-    app_python: str, spawned: list[subprocess.Popen[Any]]
+    app_python: str, spawned: Spawned
 ) -> None:
     """The pool takes the child and its pending ``locations`` reply; a pool never closed (a
     path that forgot it) does not outlive the command: the block stops the child anyway."""
