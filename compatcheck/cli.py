@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -49,8 +48,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from compatcheck.apphelper import AlembicProject
     from compatcheck.migrations.inspection import StartingSchema
-    from compatcheck.migrations.sources.alembic import AlembicProject
 
 # -- commands ---------------------------------------------------------------------------------
 
@@ -158,17 +157,34 @@ def _cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
 
 
 def _cmd_migrations(args: argparse.Namespace, out: IO[str]) -> int:
+    from compatcheck.apphelper import early_helper, project_of
+
+    # The URLs first: an ``env:VAR`` leaves the environment before any child inherits it.
+    urls = (
+        _url_argument(args.db_url, "--db-url"),
+        _url_argument(args.live_db_url, "--live-db-url", literal=False),
+    )
+    project = project_of(args)
+    # --python's helper starts now, so that its start overlaps the heavy imports that follow.
+    with early_helper(project, static=args.static):
+        return _migrations(args, out, project, *urls)
+
+
+def _migrations(
+    args: argparse.Namespace,
+    out: IO[str],
+    project: AlembicProject,
+    db_url: str | None,
+    live_db_url: str | None,
+) -> int:
     from compatcheck.engine import evaluate
     from compatcheck.migrations import inspect_migrations
     from compatcheck.progress import Progress
     from compatcheck.snapshot import Snapshot
 
     options = _options(args)
-    db_url = _url_argument(args.db_url, "--db-url")
-    live_db_url = _url_argument(args.live_db_url, "--live-db-url", literal=False)
     if args.use_existing_empty_database and db_url is None:
         raise UsageError("--use-existing-empty-database needs --db-url naming that database")
-    project = _alembic_project(args)
     start = _starting_schema(args)
     progress = Progress(quiet=args.quiet)
     if not args.static:
@@ -205,27 +221,6 @@ def _cmd_migrations(args: argparse.Namespace, out: IO[str]) -> int:
         dataclasses.replace(options, extra_findings=result.findings, migrations=section),
     )
     return write_report(args, report, out)
-
-
-def _alembic_project(args: argparse.Namespace) -> AlembicProject:
-    """What ``alembic`` would be given: ``--config`` (+ ``--name``, ``-x``) or
-    ``--script-location``, and the interpreter the revisions run in."""
-    from compatcheck.migrations.sources.alembic import AlembicProject
-
-    python = None
-    if args.python is not None:
-        python = shutil.which(args.python)
-        if python is None:
-            raise UsageError(f"--python {args.python}: no such executable")
-    if args.config is None and (args.name != "alembic" or args.x):
-        raise UsageError("--name and -x need --config (the alembic.ini they apply to)")
-    return AlembicProject(
-        script_location=None if args.script_location is None else Path(args.script_location),
-        config_file=None if args.config is None else Path(args.config),
-        name=args.name,
-        x=tuple(args.x),
-        python=python,
-    )
 
 
 def _starting_schema(args: argparse.Namespace) -> StartingSchema:

@@ -13,8 +13,8 @@
 - :func:`shielded` ignores them while cleaning up, so a second Ctrl-C cannot stop a cleanup
   half-way;
 - :func:`pause_point` lets the timing tests and ``bench/interrupts.py`` stop a run at a named
-  moment (right before or after ``CREATE DATABASE``) and signal it there, on purpose rather than
-  by luck;
+  moment (right before or after ``CREATE DATABASE``, right after the ``--python`` helper's early
+  start) and signal it there, on purpose rather than by luck;
 - :func:`default_signals_in_child` gives every child the default dispositions back.
 
 Signal handlers only run in the main thread, so all of this is a no-op in worker threads: a worker

@@ -45,11 +45,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from compatcheck import leftovers
-from compatcheck.config import CommandTarget
 from compatcheck.errors import UnavailableError
 from compatcheck.interrupts import default_signals_in_child, shielded, sigterm_as_interrupt
 
 if TYPE_CHECKING:
+    # Only annotations: compatcheck.config pulls the artifact client (httpx, ~0.15 s), and
+    # ``compatcheck migrations --python`` imports this module to start its helper before that.
+    from compatcheck.config import CommandTarget
     from compatcheck.migrations.scratch import ScratchDatabase
 
 
@@ -109,7 +111,7 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-def stop_groups(processes: list[subprocess.Popen[bytes]], grace: float) -> None:
+def stop_groups(processes: list[subprocess.Popen[Any]], grace: float) -> None:
     """SIGTERM every group at once, wait up to ``grace`` in total, SIGKILL whatever remains.
 
     Trap: a leader that exits still leaves a zombie in its group until reaped, and a
@@ -141,7 +143,7 @@ def stop_groups(processes: list[subprocess.Popen[bytes]], grace: float) -> None:
         time.sleep(0.01)
 
 
-def _await_leaders(processes: list[subprocess.Popen[bytes]], deadline: float) -> None:
+def _await_leaders(processes: list[subprocess.Popen[Any]], deadline: float) -> None:
     """Block until every leader has exited (not reaped: ``poll()`` does that) or ``deadline``.
 
     Each leader's pidfd becomes readable when it exits, so a release that dies at once on

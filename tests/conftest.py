@@ -6,6 +6,7 @@ import os
 import re
 import secrets
 import socket
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -97,6 +98,17 @@ def mysql_url() -> str:
     """SQLAlchemy URL of a MariaDB/MySQL server (scratch DBs are made from it)."""
     _server_or_skip("MariaDB", "127.0.0.1", 3306)
     return MYSQL_URL
+
+
+@pytest.fixture(scope="session")
+def app_python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An interpreter where the ``alembic_projects/ini_app`` application is installed (and only
+    there): this Python behind a real script that puts the app's folder on ``PYTHONPATH``."""
+    path = tmp_path_factory.mktemp("appenv") / "python"
+    app = FIXTURES / "alembic_projects" / "ini_app" / "app"
+    path.write_text(f'#!/bin/sh\nPYTHONPATH={app} exec {sys.executable} "$@"\n')
+    path.chmod(0o755)
+    return str(path)
 
 
 @pytest.fixture

@@ -39,15 +39,6 @@ def got(result: MigrationsResult) -> set[tuple[str, str]]:
     return {(f.kind, f.subject) for f in result.findings}
 
 
-@pytest.fixture(scope="module")
-def app_python(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """An interpreter where the application is installed (and only there)."""
-    path = tmp_path_factory.mktemp("appenv") / "python"
-    path.write_text(f'#!/bin/sh\nPYTHONPATH={APP / "app"} exec {sys.executable} "$@"\n')
-    path.chmod(0o755)
-    return str(path)
-
-
 def project(python: str | None, **kw: Any) -> AlembicProject:
     return AlembicProject(
         **{"config_file": INI, "x": ("tenant=t1",), "python": python, **kw}  # type: ignore[arg-type]

@@ -50,12 +50,14 @@ class AlembicSource:
         if project.config_file is not None:
             try:
                 self.locations = resolve_locations(project, self.pool)
-            except BaseException:
+                self.location = self.locations.script_location
+                if not (self.location / "env.py").is_file():
+                    raise InputError(
+                        f"{project.shown}: script_location {self.location} has no env.py"
+                    )
+            except BaseException:  # nobody gets the source, so nobody would stop its helper
                 self.close()
                 raise
-            self.location = self.locations.script_location
-            if not (self.location / "env.py").is_file():
-                raise InputError(f"{project.shown}: script_location {self.location} has no env.py")
             return
         loc = project.script_location
         assert loc is not None

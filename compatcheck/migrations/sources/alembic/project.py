@@ -12,46 +12,16 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+# The project lives in the light module that starts the ``--python`` helper before the heavy
+# imports (the CLI builds it there); it is this module's as much as before.
+from compatcheck.apphelper import AlembicProject as AlembicProject
 from compatcheck.errors import InputError, UnavailableError
 
 if TYPE_CHECKING:
     from compatcheck.config import Config, Target
     from compatcheck.migrations.sources.alembic.remote import HelperPool
-
-
-@dataclass(frozen=True)
-class AlembicProject:
-    """What ``alembic`` would be given: an ini (and section, ``-x``) or a script location."""
-
-    script_location: Path | None = None
-    config_file: Path | None = None
-    name: str = "alembic"
-    x: tuple[str, ...] = ()
-    #: The application's interpreter; None: compatcheck's own.
-    python: str | None = None
-
-    def __post_init__(self) -> None:
-        if (self.script_location is None) == (self.config_file is None):
-            raise InputError("give either --script-location or --config, not both or neither")
-
-    def spec(self) -> dict[str, Any]:
-        """The project as :mod:`.helper` takes it (JSON for the ``--python`` subprocess)."""
-        return {
-            "config_file": None if self.config_file is None else str(self.config_file.absolute()),
-            "name": self.name,
-            "script_location": None if self.script_location is None else str(self.script_location),
-            "x": list(self.x),
-        }
-
-    @property
-    def shown(self) -> str:
-        """How messages name the project."""
-        if self.config_file is not None:
-            section = f" [{self.name}]" if self.name != "alembic" else ""
-            return f"{self.config_file}{section}"
-        return str(self.script_location)
 
 
 def as_project(location: Path | str | AlembicProject) -> AlembicProject:

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import IO, Any, cast
 
 from sqlalchemy.engine import Connection
 
+from compatcheck.apphelper import HELPER, QUIT_GRACE, Started, claim, start_helper
 from compatcheck.errors import UnavailableError
 from compatcheck.interrupts import Cancelled
 from compatcheck.masking import mask_secrets
@@ -30,10 +29,7 @@ from compatcheck.migrations.roundtrip import Failed
 from compatcheck.migrations.section import OnlineOnly
 from compatcheck.migrations.sources.alembic.project import AlembicProject
 
-#: The helper, run by path with the application's interpreter.
-HELPER = Path(__file__).with_name("helper.py")
-#: Seconds the helper gets to leave after ``quit`` before its group is killed.
-QUIT_GRACE = 5.0
+__all__ = ["HELPER", "QUIT_GRACE", "HelperDied", "HelperPool", "HelperProcess", "RemoteRunner"]
 
 
 class HelperDied(UnavailableError):
@@ -43,29 +39,17 @@ class HelperDied(UnavailableError):
 class HelperProcess:
     """One helper child for the length of a round trip (or one question)."""
 
-    def __init__(self, project: AlembicProject, url: str | None) -> None:
-        from compatcheck.targets import spawn
-
+    def __init__(
+        self, project: AlembicProject, url: str | None, started: Started | None = None
+    ) -> None:
+        """Start the helper, or take ``started`` (the CLI's, started before its heavy imports:
+        :mod:`compatcheck.apphelper`)."""
         assert project.python is not None
         self.python = project.python
-        self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
-        try:
-            self.process = spawn(
-                [project.python, str(HELPER)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=self._stderr,
-                text=True,
-                encoding="utf-8",
-            )
-        except OSError as exc:
-            self._stderr.close()
-            raise UnavailableError(
-                f"--python {project.python}: cannot start it: {exc.strerror or exc}"
-            ) from None
-        self._send({"project": project.spec(), "url": url})
+        self.started = started or start_helper(project, url)
+        self.process = self.started.process
         #: Requests sent ahead whose replies were not read yet (:meth:`send_ahead`).
-        self._unread = 0
+        self._ahead = self.started.ahead
         #: False from a :meth:`request` until its reply is read (see :attr:`in_step`).
         self._answered = True
 
@@ -76,10 +60,8 @@ class HelperProcess:
         self.close()
 
     def _send(self, message: dict[str, Any]) -> None:
-        stdin = cast(IO[str], self.process.stdin)
         try:
-            stdin.write(json.dumps(message) + "\n")
-            stdin.flush()
+            self.started.send(message)
         except (BrokenPipeError, ValueError):
             raise self._died() from None
 
@@ -87,27 +69,30 @@ class HelperProcess:
         """Send a request whose reply nobody waits for: the helper works on it while compatcheck
         does something else; the next :meth:`request` reads (and drops) its reply first."""
         self._send(message)
-        self._unread += 1
+        self._ahead.append(message)
 
     @property
     def in_step(self) -> bool:
         """Every request answered and read: an interrupt between a request and its reply, or a
         ``load`` sent ahead and not read yet, leaves the helper busy and a reply behind (maybe
         still migrating or importing), so it is stopped, never reused or asked to quit."""
-        return self._answered and not self._unread
+        return self._answered and not self._ahead
 
     def request(self, message: dict[str, Any]) -> dict[str, Any]:
-        """Send one request and wait for its one-line reply."""
+        """Send one request and wait for its one-line reply; the replies to requests sent ahead
+        are read and dropped first. The very request sent last ahead is not sent again: its
+        reply is this one's (the CLI's early helper was sent ``locations`` at its start)."""
         self._answered = False
-        self._send(message)
+        if self._ahead[-1:] != [message]:
+            self._send(message)
+            self._ahead.append(message)
         stdout = cast(IO[str], self.process.stdout)
-        while self._unread:
-            if not stdout.readline():
+        line = ""
+        while self._ahead:
+            line = stdout.readline()
+            if not line:
                 raise self._died()
-            self._unread -= 1
-        line = stdout.readline()
-        if not line:
-            raise self._died()
+            del self._ahead[0]
         reply = json.loads(line)
         assert isinstance(reply, dict)
         self._answered = True
@@ -115,10 +100,10 @@ class HelperProcess:
 
     def _died(self) -> HelperDied:
         self.process.wait(timeout=QUIT_GRACE)
-        self._stderr.seek(0)
+        self.started.stderr.seek(0)
         lines = [
             ln.strip()
-            for ln in self._stderr.read()[-8192:].decode("utf-8", "replace").splitlines()
+            for ln in self.started.stderr.read()[-8192:].decode("utf-8", "replace").splitlines()
             if ln.strip()
         ]
         last = mask_secrets(lines[-1]) if lines else "no output"
@@ -128,19 +113,13 @@ class HelperProcess:
         )
 
     def close(self) -> None:
-        from compatcheck.targets import stop_groups
-
         if self.process.poll() is None and self.in_step:
             try:
                 self._send({"op": "quit"})
                 self.process.wait(timeout=QUIT_GRACE)
             except (UnavailableError, subprocess.TimeoutExpired):
                 pass
-        stop_groups([self.process], QUIT_GRACE)
-        for stream in (self.process.stdin, self.process.stdout):
-            if stream is not None:
-                stream.close()
-        self._stderr.close()
+        self.started.stop()
 
 
 class HelperPool:
@@ -151,7 +130,8 @@ class HelperPool:
 
     def __init__(self, project: AlembicProject) -> None:
         self.project = project
-        self.idle: HelperProcess | None = None
+        started = claim(project)  # the CLI's, started before its heavy imports
+        self.idle = None if started is None else HelperProcess(project, None, started)
 
     def _get(self) -> HelperProcess:
         helper, self.idle = self.idle, None
