@@ -22,8 +22,8 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import URL
 
-from compatcheck.migrations.schema import inspect_schema
 from compatcheck.migrations.existing import inventory
+from compatcheck.migrations.schema import inspect_schema
 from compatcheck.migrations.scratch import Scratch, scratch_database
 from compatcheck.migrations.sources.sqlfiles import SqlFilesSource
 
