@@ -33,7 +33,12 @@ def exit_code(code: object) -> int:
 
 
 def leave(code: int) -> NoReturn:
-    """End the process with ``code`` as the interpreter's exit would, minus freeing memory."""
+    """End the process with ``code`` as the interpreter's exit would, minus freeing memory.
+
+    Under a profiler or a tracer (``python -m cProfile -o``, a debugger) the interpreter's own
+    exit is kept: the tool writes its results after the program returns."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        raise SystemExit(code)
     try:
         # What the interpreter does first: the threads' exit hooks (executors stop their
         # workers), then every thread that is not a daemon is waited for.

@@ -95,3 +95,18 @@ def test_an_idle_executor_does_not_hold_the_exit() -> None:
         entry()
     """
     assert _python(code, timeout=20).returncode == 0
+
+
+def test_a_profiler_still_gets_to_write_its_results(tmp_path: Path) -> None:
+    """``python -m cProfile -o FILE -m compatcheck``: cProfile writes after the program
+    returns, so under a profiler the interpreter's own exit is kept."""
+    out = tmp_path / "run.prof"
+    proc = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "compatcheck", "--version"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert out.stat().st_size > 0
