@@ -29,6 +29,19 @@ class Schema:
     fks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     #: CHECK constraints' SQL as the database gives it (case kept: the values they allow).
     checks: dict[str, list[str]] = field(default_factory=dict)
+    #: SQLAlchemy tables built from ``raw`` for statements, one per table (see :meth:`table`).
+    built: dict[str, sa.Table] = field(default_factory=dict, repr=False, compare=False)
+
+    def table(self, name: str) -> sa.Table:
+        """``name`` as a SQLAlchemy table of its stored columns (computed ones left out), built
+        once: seeding and the data checks ask for it hundreds of times a run."""
+        found = self.built.get(name)
+        if found is None:
+            columns = [
+                sa.Column(c["name"], c["type"]) for c in self.raw[name] if not c.get("computed")
+            ]
+            found = self.built[name] = sa.Table(name, sa.MetaData(), *columns)
+        return found
 
 
 def _text(value: Any) -> str | None:

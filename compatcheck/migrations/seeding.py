@@ -118,19 +118,6 @@ def _fk_order(schema: Schema, tables: Iterable[str]) -> list[str]:
     return done
 
 
-def _table(schema: Schema, name: str, columns: Iterable[str] | None = None) -> sa.Table:
-    keep = set(columns) if columns is not None else None
-    return sa.Table(
-        name,
-        sa.MetaData(),
-        *[
-            sa.Column(c["name"], c["type"])
-            for c in schema.raw[name]
-            if (keep is None or c["name"] in keep) and not c.get("computed")
-        ],
-    )
-
-
 def _unique_columns(schema: Schema, table: str) -> set[str]:
     """Columns of the primary key, of a unique constraint or of a unique index."""
     described = schema.tables[table]
@@ -208,7 +195,7 @@ class Seeder:
         ]
         if not ints:
             return {}
-        t = _table(schema, table, ints)
+        t = schema.table(table)
         try:
             top = self.conn.execute(sa.select(*[sa.func.max(t.c[c]) for c in ints])).one()
             self.conn.commit()
@@ -230,7 +217,7 @@ class Seeder:
                 for i in range(start, start + count)
             ]
             try:
-                self.conn.execute(_table(schema, table).insert(), rows)
+                self.conn.execute(schema.table(table).insert(), rows)
                 self.conn.commit()
             except sa.exc.SQLAlchemyError as exc:
                 self.conn.rollback()
@@ -247,7 +234,7 @@ class Seeder:
         pk = schema.pks.get(table) or ()
         if not pk or not keys:
             return 0
-        t = _table(schema, table, [*pk, *columns])
+        t = schema.table(table)
         choices = _check_choices(schema, table)
         done = 0
         for n, key in enumerate(keys):
@@ -271,7 +258,7 @@ def read_rows(conn: Connection, schema: Schema, table: str, columns: list[str]) 
         # Trap: without a primary key the whole row is the key; selecting only ``columns``
         # (none, to list the keys) would be an empty SELECT.
         pk = [c["name"] for c in schema.raw[table] if not c.get("computed")]
-    t = _table(schema, table, set(columns) | set(pk))
+    t = schema.table(table)
     cols = [t.c[c] for c in columns if c in t.c]
     rows = conn.execute(sa.select(*[t.c[k] for k in pk], *cols)).all()
     conn.commit()
