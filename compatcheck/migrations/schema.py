@@ -29,6 +29,9 @@ class Schema:
     fks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     #: CHECK constraints' SQL as the database gives it (case kept: the values they allow).
     checks: dict[str, list[str]] = field(default_factory=dict)
+    #: Tables the comparison and the seeding do not cover (``schema.table``: PostgreSQL tables
+    #: outside the connection's default schema), so that coverage says so instead of nothing.
+    elsewhere: tuple[str, ...] = ()
     #: SQLAlchemy tables built from ``raw`` for statements, one per table (see :meth:`table`).
     built: dict[str, sa.Table] = field(default_factory=dict, repr=False, compare=False)
 
@@ -48,13 +51,27 @@ def _text(value: Any) -> str | None:
     return None if value is None else " ".join(str(value).split()).strip("()").lower()
 
 
+#: PostgreSQL's user tables outside the connection's default schema.
+_PG_ELSEWHERE = sa.text(
+    "SELECT table_schema, table_name FROM information_schema.tables "
+    "WHERE table_type = 'BASE TABLE' AND table_schema <> current_schema() "
+    "AND table_schema <> 'information_schema' AND table_schema NOT LIKE 'pg\\_%' "
+    "ORDER BY 1, 2"
+)
+
+
 def inspect_schema(conn: Connection, ignore: Collection[str] = ()) -> Schema:
-    """Every user table (but the framework's own ``ignore``-d version table) and enum type."""
+    """Every user table of the default schema (but the framework's own ``ignore``-d version
+    table) and enum type; the tables of other schemas are named in ``elsewhere``."""
     insp = sa.inspect(conn)
     names = [t for t in insp.get_table_names() if t not in ignore]
+    elsewhere: tuple[str, ...] = ()
+    if conn.dialect.name == "postgresql":
+        found = conn.execute(_PG_ELSEWHERE).all()
+        elsewhere = tuple(f"{s}.{t}" for s, t in found if t not in ignore)
     if not names:
         conn.commit()
-        return Schema({}, {})
+        return Schema({}, {}, elsewhere=elsewhere)
     cols = insp.get_multi_columns(filter_names=names)
     pks = insp.get_multi_pk_constraint(filter_names=names)
     fks = insp.get_multi_foreign_keys(filter_names=names)
@@ -68,7 +85,7 @@ def inspect_schema(conn: Connection, ignore: Collection[str] = ()) -> Schema:
     enums: dict[str, tuple[str, ...]] = {}
     if conn.dialect.name == "postgresql":
         enums = {e["name"]: tuple(e["labels"]) for e in insp.get_enums()}  # type: ignore[attr-defined]
-    schema = Schema({}, enums)
+    schema = Schema({}, enums, elsewhere=elsewhere)
     for (_, name), columns in cols.items():
         key = (None, name)
         described = {}
