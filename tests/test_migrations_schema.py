@@ -11,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 
 from compatcheck.migrations import inspect_migrations
-from compatcheck.migrations.roundtrip import ELSEWHERE
 from compatcheck.migrations.schema import diff_schema, inspect_schema
 from compatcheck.migrations.scratch import scratch_database
 
@@ -46,31 +45,40 @@ def test_sqlite_keys_without_names_are_not_told_apart() -> None:
 
 
 @pytest.mark.postgres
-def test_tables_of_another_schema_are_named_not_silently_skipped(
+def test_tables_of_another_schema_are_compared_seeded_and_blamed(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    """goiardi keeps every table in schema `goiardi`: the round trip compares and seeds the
-    default schema only, so the coverage must say those tables were not checked (it said
-    nothing, and a round trip that compared no table looked complete)."""
+    """goiardi keeps every table in schema `goiardi`: the round trip reflects, seeds and checks
+    them as `schema.table` (before, it compared no table at all and looked complete), and what
+    it sees there is blamed on the step that names the table bare or qualified."""
     folder = tmp_path / "m"
     folder.mkdir()
     (folder / "0001_schema.up.sql").write_text(
         "CREATE SCHEMA app;\nCREATE TABLE app.items (id INTEGER PRIMARY KEY, name TEXT);\n"
+        "CREATE TABLE app.tags (id INTEGER PRIMARY KEY, item_id INTEGER REFERENCES app.items);\n"
     )
     (folder / "0001_schema.down.sql").write_text("DROP SCHEMA app CASCADE;\n")
     (folder / "0002_note.up.sql").write_text("ALTER TABLE app.items ADD COLUMN note TEXT;\n")
-    (folder / "0002_note.down.sql").write_text("ALTER TABLE app.items DROP COLUMN note;\n")
+    (folder / "0002_note.down.sql").write_text(
+        "ALTER TABLE app.items DROP COLUMN note;\nUPDATE app.items SET name = NULL;\n"
+    )
+    # A later step elsewhere: what nothing names falls to NEW's head (3), so the blame is seen.
+    (folder / "0003_other.up.sql").write_text("CREATE TABLE other (id INTEGER PRIMARY KEY);\n")
+    (folder / "0003_other.down.sql").write_text("DROP TABLE other;\n")
     with scratch_database(postgres_url) as scratch, scratch.engine.connect() as conn:
         conn.exec_driver_sql("CREATE SCHEMA app")
         conn.exec_driver_sql("CREATE TABLE app.items (id INTEGER PRIMARY KEY)")
         conn.exec_driver_sql("CREATE TABLE plain (id INTEGER PRIMARY KEY)")
         conn.commit()
         schema = inspect_schema(conn)
-    assert set(schema.tables) == {"plain"}
-    assert schema.elsewhere == ("app.items",)
-    result = inspect_migrations(folder, "1", "2", db_url=postgres_url)
+    assert set(schema.tables) == {"plain", "app.items"}
+    assert schema.homes == {"app.items": ("app", "items")}
+    result = inspect_migrations(folder, "1", "3", db_url=postgres_url)
     trip = result.section.roundtrip
     assert trip is not None and trip.status == "completed"
-    assert trip.seed_errors == {"app.items": ELSEWHERE}
-    (plan,) = [p for p in result.section.plans if p.name == "downgrade"]
-    assert "data check partial: seeded 0/1 tables; not seeded: `app.items`" in plan.status
+    assert dict(trip.seeded) == {"app.items": 3, "app.tags": 3}  # the key's order kept
+    assert trip.seed_errors == {}
+    assert dict(trip.old_data_lost) == {"app.items.name": 3}
+    assert dict(trip.new_data_removed) == {"app.items.note": 3, "other": 2}
+    lost = [f for f in result.findings if f.kind == "migrations/data-lost"]
+    assert [f.subject for f in lost] == ["2"]

@@ -66,13 +66,20 @@ class FindingSet:
         return [self.items[k] for k in self.order]
 
 
-def attributor(history: History, path: DowngradePath) -> Callable[[str, str], str]:
+def attributor(
+    history: History, path: DowngradePath, schemas: frozenset[str] = frozenset()
+) -> Callable[[str, str], str]:
     """``attribute(obj, extra)``: the revision on the path whose code touches ``obj`` (downgrade
-    first), else NEW's head. What each revision touches is computed once per round trip."""
+    first), else NEW's head. What each revision touches is computed once per round trip.
+    ``schemas``: database schemas whose tables the round trip keys ``schema.table``; the steps
+    name them bare (``ALTER TABLE goiardi.nodes`` touches ``nodes``), so the prefix goes."""
     touches = path_touches(history, path.revisions)
 
     def attribute(obj: str, extra: str = "") -> str:
-        words = [obj.split(" ")[0].lower(), *re.findall(r"[A-Za-z_][\w.]*", extra.lower())]
+        head = obj.split(" ")[0].lower()
+        if head.split(".")[0] in schemas and head.count(".") >= 1:
+            head = head.split(".", 1)[1]
+        words = [head, *re.findall(r"[A-Za-z_][\w.]*", extra.lower())]
         table = words[0].split(".")[0]
         for candidates in (words, [table]):
             for side in ("down", "up"):
@@ -136,7 +143,9 @@ def roundtrip_findings(
 ) -> None:
     """Add what the round trip observed on ``engine``, each attributed to a revision."""
     _failure(found, trip, engine)
-    attribute = attributor(history, path)
+    # Tables outside the default schema are keyed ``schema.table`` (see schema.inspect_schema).
+    schemas = frozenset(t.split(".")[0] for t in (*trip.seeded, *trip.seed_errors) if "." in t)
+    attribute = attributor(history, path, schemas)
     # Before the downgrade vs after it (OLD's schema), then NEW's vs after upgrading again.
     compared = (
         (trip.schema_differences, "differences", f"After the downgrade the schema differs from "

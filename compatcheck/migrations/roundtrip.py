@@ -277,10 +277,6 @@ def _failed(
     return trip.record(status, StepFailure(stage, failed.revision, failed.error), checked)
 
 
-#: Why a table of another schema is not seeded (nor compared).
-ELSEWHERE = "in another schema: the round trip compares and seeds the default schema only"
-
-
 def _seed_old(trip: _Trip, seed_sql: Path | None, skip: Mapping[str, str]) -> Schema:
     """OLD's schema (A), the user's seed file, then generated rows in every table of it (but
     ``skip``'s, whose reasons become seeding errors)."""
@@ -290,8 +286,6 @@ def _seed_old(trip: _Trip, seed_sql: Path | None, skip: Mapping[str, str]) -> Sc
     trip.skip = frozenset(skip)
     tables = [t for t in schema_a.tables if t not in skip]
     trip.seeder.errors.update({t: why for t, why in skip.items() if t in schema_a.tables})
-    # Said, never silently left out: the comparison and the seeding cover the default schema.
-    trip.seeder.errors.update(dict.fromkeys(schema_a.elsewhere, ELSEWHERE))
     trip.seeded = trip.seeder.insert(schema_a, tables, 0, OLD_ROWS)
     trip.old_rows = {
         t: read_rows(trip.conn, schema_a, t, list(schema_a.tables[t]["columns"]))

@@ -7,6 +7,7 @@ per aspect on PostgreSQL, not one per table) and compares A with A' and B with B
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,9 +30,8 @@ class Schema:
     fks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     #: CHECK constraints' SQL as the database gives it (case kept: the values they allow).
     checks: dict[str, list[str]] = field(default_factory=dict)
-    #: Tables the comparison and the seeding do not cover (``schema.table``: PostgreSQL tables
-    #: outside the connection's default schema), so that coverage says so instead of nothing.
-    elsewhere: tuple[str, ...] = ()
+    #: ``schema.table`` keys → (database schema, table name): tables outside the default schema.
+    homes: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: SQLAlchemy tables built from ``raw`` for statements, one per table (see :meth:`table`).
     built: dict[str, sa.Table] = field(default_factory=dict, repr=False, compare=False)
 
@@ -40,10 +40,10 @@ class Schema:
         once: seeding and the data checks ask for it hundreds of times a run."""
         found = self.built.get(name)
         if found is None:
-            columns = [
-                sa.Column(c["name"], c["type"]) for c in self.raw[name] if not c.get("computed")
-            ]
-            found = self.built[name] = sa.Table(name, sa.MetaData(), *columns)
+            stored = [c for c in self.raw[name] if not c.get("computed")]
+            columns = [sa.Column(c["name"], c["type"]) for c in stored]
+            home, table = self.homes.get(name, (None, name))
+            found = self.built[name] = sa.Table(table, sa.MetaData(), *columns, schema=home)
         return found
 
 
@@ -51,81 +51,132 @@ def _text(value: Any) -> str | None:
     return None if value is None else " ".join(str(value).split()).strip("()").lower()
 
 
-#: PostgreSQL's user tables outside the connection's default schema.
-_PG_ELSEWHERE = sa.text(
-    "SELECT table_schema, table_name FROM information_schema.tables "
+# A column of a type SQLAlchemy does not know (an extension's: ltree, citext) is reflected as
+# NullType with a warning on stderr, once per table and run: noise in a report's terminal output.
+warnings.filterwarnings("ignore", message="Did not recognize type", category=sa.exc.SAWarning)
+
+#: PostgreSQL's schemas holding user tables, but the connection's default one.
+_PG_OTHER_SCHEMAS = sa.text(
+    "SELECT DISTINCT table_schema FROM information_schema.tables "
     "WHERE table_type = 'BASE TABLE' AND table_schema <> current_schema() "
     "AND table_schema <> 'information_schema' AND table_schema NOT LIKE 'pg\\_%' "
-    "ORDER BY 1, 2"
+    "ORDER BY 1"
 )
 
 
 def inspect_schema(conn: Connection, ignore: Collection[str] = ()) -> Schema:
-    """Every user table of the default schema (but the framework's own ``ignore``-d version
-    table) and enum type; the tables of other schemas are named in ``elsewhere``."""
+    """Every user table (but the framework's own ``ignore``-d version table) and enum type. On
+    PostgreSQL the tables of other schemas too, keyed ``schema.table`` (goiardi keeps every
+    table in schema ``goiardi``); the default schema's are keyed by their bare name."""
     insp = sa.inspect(conn)
-    names = [t for t in insp.get_table_names() if t not in ignore]
-    elsewhere: tuple[str, ...] = ()
+    schema = Schema({}, {})
+    others: list[str] = []
     if conn.dialect.name == "postgresql":
-        found = conn.execute(_PG_ELSEWHERE).all()
-        elsewhere = tuple(f"{s}.{t}" for s, t in found if t not in ignore)
-    if not names:
-        conn.commit()
-        return Schema({}, {}, elsewhere=elsewhere)
-    cols = insp.get_multi_columns(filter_names=names)
-    pks = insp.get_multi_pk_constraint(filter_names=names)
-    fks = insp.get_multi_foreign_keys(filter_names=names)
-    idx = insp.get_multi_indexes(filter_names=names)
-    uqs = insp.get_multi_unique_constraints(filter_names=names)
-    cks: dict[Any, Any]
-    try:
-        cks = dict(insp.get_multi_check_constraints(filter_names=names))
-    except NotImplementedError:
-        cks = {}
-    enums: dict[str, tuple[str, ...]] = {}
-    if conn.dialect.name == "postgresql":
-        enums = {e["name"]: tuple(e["labels"]) for e in insp.get_enums()}  # type: ignore[attr-defined]
-    schema = Schema({}, enums, elsewhere=elsewhere)
-    for (_, name), columns in cols.items():
-        key = (None, name)
-        described = {}
-        for c in columns:
-            try:
-                type_ = str(c["type"].compile(dialect=conn.dialect))
-            except Exception:
-                type_ = repr(c["type"])
-            described[c["name"]] = {
-                "type": type_.upper().replace(" ", ""),
-                "nullable": bool(c["nullable"]),
-                "default": _text(c.get("default")),
-            }
-        pk_info: dict[str, Any] = dict(pks.get(key) or {})
-        pk = tuple(pk_info.get("constrained_columns") or ())
-        schema.tables[name] = {
-            "columns": described,
-            "primary_key": list(pk),
-            # PostgreSQL names the key's index after the table it was made on and keeps the
-            # name when the table is renamed: a rebuild undone by rename leaves `x_tmp_pkey`.
-            "primary_key_name": pk_info.get("name"),
-            "foreign_keys": sorted(
-                f"({','.join(f['constrained_columns'])}) -> {f['referred_table']}"
-                f"({','.join(f['referred_columns'])})"
-                for f in fks.get(key, [])
-            ),
-            "indexes": sorted(
-                f"{i['name']}({','.join(str(x) for x in i['column_names'])})"
-                + (" unique" if i.get("unique") else "")
-                for i in idx.get(key, [])
-            ),
-            "unique": sorted(f"({','.join(u['column_names'])})" for u in uqs.get(key, [])),
-            "checks": sorted(str(_text(ck["sqltext"])) for ck in cks.get(key, [])),
-        }
-        schema.raw[name] = [dict(c) for c in columns]
-        schema.pks[name] = pk
-        schema.fks[name] = [dict(f) for f in fks.get(key, [])]
-        schema.checks[name] = [" ".join(str(ck["sqltext"]).split()) for ck in cks.get(key, [])]
+        others = [str(n) for (n,) in conn.execute(_PG_OTHER_SCHEMAS)]
+    for name in (None, *others):
+        _reflect(conn, insp, schema, name, ignore)
     conn.commit()
     return schema
+
+
+def _key(schema: str | None, table: str) -> str:
+    return table if schema is None else f"{schema}.{table}"
+
+
+def _reflect(
+    conn: Connection, insp: Any, schema: Schema, home: str | None, ignore: Collection[str]
+) -> None:
+    """Add the tables (and enum types) of the database schema ``home`` (None: the default)."""
+    names = [t for t in insp.get_table_names(schema=home) if t not in ignore]
+    if conn.dialect.name == "postgresql":
+        for e in insp.get_enums(schema=home):
+            schema.enums[_key(home, e["name"])] = tuple(e["labels"])
+    if not names:
+        return
+    cols = insp.get_multi_columns(schema=home, filter_names=names)
+    pks = insp.get_multi_pk_constraint(schema=home, filter_names=names)
+    fks = insp.get_multi_foreign_keys(schema=home, filter_names=names)
+    idx = insp.get_multi_indexes(schema=home, filter_names=names)
+    uqs = insp.get_multi_unique_constraints(schema=home, filter_names=names)
+    cks: dict[Any, Any]
+    try:
+        cks = dict(insp.get_multi_check_constraints(schema=home, filter_names=names))
+    except NotImplementedError:
+        cks = {}
+    default = insp.default_schema_name
+    for key, columns in cols.items():
+        name = _key(home, key[1])
+        if home is not None:
+            schema.homes[name] = (home, key[1])
+        # A key's referred table as this Schema names it (the default schema's: bare).
+        refs = [
+            {
+                **f,
+                "referred_table": _key(
+                    _other(f.get("referred_schema"), default), f["referred_table"]
+                ),
+            }
+            for f in fks.get(key, [])
+        ]
+        parts = (
+            dict(pks.get(key) or {}),
+            refs,
+            idx.get(key, []),
+            uqs.get(key, []),
+            cks.get(key, []),
+        )
+        schema.tables[name] = _describe(conn, columns, *parts)
+        schema.raw[name] = [dict(c) for c in columns]
+        schema.pks[name] = tuple(schema.tables[name]["primary_key"])
+        schema.fks[name] = refs
+        schema.checks[name] = [" ".join(str(ck["sqltext"]).split()) for ck in cks.get(key, [])]
+
+
+def _other(schema: str | None, default: str | None) -> str | None:
+    """``schema``, or None for the default one (its tables are keyed by their bare name)."""
+    return None if schema in (None, default) else schema
+
+
+def _describe(
+    conn: Connection,
+    columns: list[dict[str, Any]],
+    pk_info: dict[str, Any],
+    fks: list[dict[str, Any]],
+    indexes: list[dict[str, Any]],
+    uniques: list[dict[str, Any]],
+    checks: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """One table as the comparison sees it."""
+    described = {}
+    for c in columns:
+        try:
+            type_ = str(c["type"].compile(dialect=conn.dialect))
+        except Exception:
+            type_ = repr(c["type"])
+        described[c["name"]] = {
+            "type": type_.upper().replace(" ", ""),
+            "nullable": bool(c["nullable"]),
+            "default": _text(c.get("default")),
+        }
+    return {
+        "columns": described,
+        "primary_key": list(pk_info.get("constrained_columns") or ()),
+        # PostgreSQL names the key's index after the table it was made on and keeps the
+        # name when the table is renamed: a rebuild undone by rename leaves `x_tmp_pkey`.
+        "primary_key_name": pk_info.get("name"),
+        "foreign_keys": sorted(
+            f"({','.join(f['constrained_columns'])}) -> {f['referred_table']}"
+            f"({','.join(f['referred_columns'])})"
+            for f in fks
+        ),
+        "indexes": sorted(
+            f"{i['name']}({','.join(str(x) for x in i['column_names'])})"
+            + (" unique" if i.get("unique") else "")
+            for i in indexes
+        ),
+        "unique": sorted(f"({','.join(u['column_names'])})" for u in uniques),
+        "checks": sorted(str(_text(ck["sqltext"])) for ck in checks),
+    }
 
 
 def diff_schema(before: Schema, after: Schema) -> list[SchemaDifference]:
