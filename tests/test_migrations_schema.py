@@ -82,3 +82,21 @@ def test_tables_of_another_schema_are_compared_seeded_and_blamed(
     assert dict(trip.new_data_removed) == {"app.items.note": 3, "other": 2}
     lost = [f for f in result.findings if f.kind == "migrations/data-lost"]
     assert [f.subject for f in lost] == ["2"]
+
+
+@pytest.mark.postgres
+def test_a_schema_holding_only_an_extensions_tables_is_left_alone(postgres_url: str) -> None:
+    """pg_cron's `cron.job`, PostGIS's `topology`: the extension's own rows, not the
+    application's: not seeded (rows in `cron.job` would be jobs), not compared."""
+    with scratch_database(postgres_url) as scratch, scratch.engine.connect() as conn:
+        conn.exec_driver_sql("CREATE SCHEMA ext")
+        conn.exec_driver_sql("CREATE EXTENSION hstore SCHEMA ext")
+        conn.exec_driver_sql("CREATE TABLE ext.jobs (id INTEGER PRIMARY KEY)")
+        conn.exec_driver_sql("ALTER EXTENSION hstore ADD TABLE ext.jobs")  # as an extension's
+        conn.exec_driver_sql("CREATE SCHEMA app")
+        conn.exec_driver_sql("CREATE TABLE app.items (id INTEGER PRIMARY KEY)")
+        conn.commit()
+        assert set(inspect_schema(conn).tables) == {"app.items"}
+        conn.exec_driver_sql("ALTER EXTENSION hstore DROP TABLE ext.jobs")  # now the app's
+        conn.commit()
+        assert set(inspect_schema(conn).tables) == {"app.items", "ext.jobs"}

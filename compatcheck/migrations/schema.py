@@ -55,12 +55,14 @@ def _text(value: Any) -> str | None:
 # NullType with a warning on stderr, once per table and run: noise in a report's terminal output.
 warnings.filterwarnings("ignore", message="Did not recognize type", category=sa.exc.SAWarning)
 
-#: PostgreSQL's schemas holding user tables, but the connection's default one.
+#: PostgreSQL's schemas holding user tables, but the connection's default one and those
+#: holding only an extension's own tables (pg_cron's `cron.job`, PostGIS's `topology`).
 _PG_OTHER_SCHEMAS = sa.text(
-    "SELECT DISTINCT table_schema FROM information_schema.tables "
-    "WHERE table_type = 'BASE TABLE' AND table_schema <> current_schema() "
-    "AND table_schema <> 'information_schema' AND table_schema NOT LIKE 'pg\\_%' "
-    "ORDER BY 1"
+    "SELECT DISTINCT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind IN ('r', 'p') AND n.nspname <> current_schema() "
+    "AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%' "
+    "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
+    "AND d.objid = c.oid AND d.deptype = 'e') ORDER BY 1"
 )
 
 
