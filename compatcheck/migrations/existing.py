@@ -76,14 +76,6 @@ def inventory(conn: Connection) -> set[tuple[str, str]]:
     return rows
 
 
-def _mysql_ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def _sqlite_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 #: Drop order per kind (dependents first; CASCADE where the engine has it).
 _PG_DROP = {
     "extension": "DROP EXTENSION IF EXISTS {} CASCADE",
@@ -126,12 +118,10 @@ def _restore(engine: Engine, before: set[tuple[str, str]]) -> None:
                 conn.exec_driver_sql(f"SET lock_timeout = '{DROP_LOCK_TIMEOUT}s'")
             conn.commit()
             created = inventory(conn) - before
-            quoting: dict[str, tuple[dict[str, str], Callable[[str], str]]] = {
-                "postgresql": (_PG_DROP, str),  # the query quote_ident-ed them already
-                "mysql": (_MYSQL_DROP, _mysql_ident),
-                "sqlite": (_SQLITE_DROP, _sqlite_ident),
-            }
-            plan, quote = quoting[dialect]
+            plan = {"postgresql": _PG_DROP, "mysql": _MYSQL_DROP, "sqlite": _SQLITE_DROP}[dialect]
+            quote: Callable[[str], str] = conn.dialect.identifier_preparer.quote_identifier
+            if dialect == "postgresql":
+                quote = str  # the inventory query quote_ident-ed them already
             for kind, statement in plan.items():
                 for k, name in sorted(created):
                     if k != kind:

@@ -13,8 +13,8 @@ one copy of its database right after the upgrade to OLD, before any row is seede
   the runner's and compatcheck's connections are closed for it (they reopen at their next use);
   when another session is there (an ``env.py`` keeping a pool of its own) no template is taken
   (progress says so), rather than wait PostgreSQL's five seconds for it to leave;
-- MariaDB has no copy of its own: each table's ``SHOW CREATE TABLE`` and rows
-  (:func:`mysql_copy`); a database holding a view, trigger, routine, event or sequence is not
+- MariaDB has no copy of its own: each table's ``SHOW CREATE TABLE`` and rows, then its
+  triggers (:func:`mysql_copy`); a database holding a view, routine, event or sequence is not
   copied, and fresh databases are built as before.
 
 Every copy is a scratch database like the others (made and registered for dropping by
@@ -46,7 +46,6 @@ from compatcheck.interrupts import pause_point
 from compatcheck.migrations.roundtrip import Runner, RunnerUnavailable
 from compatcheck.migrations.scratch import (
     Scratch,
-    ScratchUnavailable,
     create_server_database,
     engine_for,
     mask,
@@ -143,7 +142,8 @@ class FreshDatabases:
 
 #: What stops a fresh database from being made or served (no right or room on the server, the
 #: framework's runner not starting there, the connection lost): the caller keeps what it had.
-FRESH_FAILURES = (ScratchUnavailable, RunnerUnavailable, UnavailableError, sa.exc.SQLAlchemyError)
+#: (:class:`~compatcheck.migrations.scratch.ScratchUnavailable` is an ``UnavailableError``.)
+FRESH_FAILURES = (RunnerUnavailable, UnavailableError, sa.exc.SQLAlchemyError)
 
 #: What makes a copy fail (and the database be built instead).
 _FAILURES = (UnavailableError, sa.exc.SQLAlchemyError, sqlite3.Error, OSError)
@@ -232,7 +232,9 @@ def mysql_copy(target: URL, source: str) -> None:
             others = sorted(f"{k} {n}" for k, n, _c in found if k not in ("BASE TABLE", "trigger"))
             if others:
                 raise UnavailableError(f"MariaDB: {', '.join(others[:3])} cannot be copied")
-            triggers = _triggers(conn, source)
+            has_triggers = any(kind == "trigger" for kind, _n, _c in found)
+            triggers = _triggers(conn, source) if has_triggers else []
+            quote = conn.dialect.identifier_preparer.quote_identifier
             raw: Any = conn.connection.dbapi_connection
             cur = raw.cursor()
             try:
@@ -240,13 +242,13 @@ def mysql_copy(target: URL, source: str) -> None:
                 cur.execute("SET SESSION FOREIGN_KEY_CHECKS = 0")
                 tables = [(t, cols) for kind, t, cols in found if kind == "BASE TABLE"]
                 for table, _cols in tables:
-                    cur.execute(f"SHOW CREATE TABLE {_ident(source)}.{_ident(table)}")
+                    cur.execute(f"SHOW CREATE TABLE {quote(source)}.{quote(table)}")
                     cur.execute(cur.fetchone()[1])
                 for table, cols in tables:
-                    names = ", ".join(_ident(c) for c in cols)
+                    names = ", ".join(quote(c) for c in cols)
                     cur.execute(
-                        f"INSERT INTO {_ident(table)} ({names}) "
-                        f"SELECT {names} FROM {_ident(source)}.{_ident(table)}"
+                        f"INSERT INTO {quote(table)} ({names}) "
+                        f"SELECT {names} FROM {quote(source)}.{quote(table)}"
                     )
                 for mode, statement in triggers:
                     cur.execute(f"SET SESSION sql_mode = '{mode}'")
@@ -273,9 +275,10 @@ def _triggers(conn: Connection, source: str) -> list[tuple[str, str]]:
         "ORDER BY EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER"
     )
     names = [str(n) for (n,) in conn.execute(sa.text(query), {"s": source})]
+    quote = conn.dialect.identifier_preparer.quote_identifier
     out = []
     for name in names:
-        row = conn.exec_driver_sql(f"SHOW CREATE TRIGGER {_ident(source)}.{_ident(name)}").one()
+        row = conn.exec_driver_sql(f"SHOW CREATE TRIGGER {quote(source)}.{quote(name)}").one()
         mode, statement = str(row[1]), str(row[2])
         if source in statement or not re.fullmatch(r"[A-Z_,]*", mode):
             raise UnavailableError(f"MariaDB: trigger {name} cannot be copied")
@@ -309,7 +312,3 @@ def inventory_of(conn: Connection, schema: str) -> list[tuple[str, str, list[str
     if conn.in_transaction():
         conn.commit()
     return [(str(k), str(n), columns.get(str(n), [])) for k, n in sorted(rows)]
-
-
-def _ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
