@@ -110,3 +110,42 @@ def test_a_profiler_still_gets_to_write_its_results(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert out.stat().st_size > 0
+
+
+def test_ctrl_c_during_the_exit_cleanups_does_not_cut_them_short(tmp_path: Path) -> None:
+    """The bad moment on purpose: SIGINT while an atexit cleanup runs (a scratch database's
+    drop, a helper's stop). The cleanup finishes, the exit code is the command's, no traceback."""
+    import signal
+    import time
+
+    code = """
+        import atexit, signal, sys, time
+        from pathlib import Path
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # whatever pytest inherited
+        out = Path(sys.argv[1])
+        def cleanup():
+            (out / "started").write_text("")
+            time.sleep(1.0)
+            (out / "done").write_text("")
+        atexit.register(cleanup)
+        sys.argv = ["compatcheck", "--version"]
+        from compatcheck.entry import entry
+        entry()
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), str(tmp_path)],
+        cwd=ROOT,
+        env=BUFFERED,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    limit = time.monotonic() + 30
+    while not (tmp_path / "started").exists():
+        assert proc.poll() is None and time.monotonic() < limit
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert (tmp_path / "done").exists()
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert out.strip()  # the version line reached stdout
