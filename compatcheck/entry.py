@@ -39,18 +39,12 @@ def leave(code: int) -> NoReturn:
     exit is kept: the tool writes its results after the program returns."""
     if sys.getprofile() is not None or sys.gettrace() is not None:
         raise SystemExit(code)
-    try:
-        # What the interpreter does first: the threads' exit hooks (executors stop their
-        # workers), then every thread that is not a daemon is waited for.
-        shutdown = getattr(threading, "_shutdown", None)
-        if shutdown is not None:
-            shutdown()
-        else:
-            for thread in threading.enumerate():
-                if thread is not threading.main_thread() and not thread.daemon:
-                    thread.join()
-    except KeyboardInterrupt:
-        pass  # as in the interpreter's exit: Ctrl-C there stops the wait, not the cleanups
+    # What the interpreter does first, with the very function it calls (in the stdlib's
+    # threading.py, so on PyPy too): the threads' exit hooks (executors stop their workers),
+    # then every thread that is not a daemon is waited for. As in the interpreter's exit, a
+    # Ctrl-C there stops the wait, not the cleanups.
+    with contextlib.suppress(KeyboardInterrupt):
+        threading._shutdown()  # type: ignore[attr-defined]
     with shielded():  # a Ctrl-C now cannot cut the cleanups short
         atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):

@@ -122,6 +122,7 @@ def test_a_helper_interrupted_mid_request_is_stopped_not_kept(
     import shutil
     import signal
 
+    from compatcheck import apphelper
     from compatcheck.migrations.sources.alembic import remote
 
     scripts = tmp_path / "scripts"
@@ -132,7 +133,9 @@ def test_a_helper_interrupted_mid_request_is_stopped_not_kept(
         'import time\nrevision = "0001"\ndown_revision = None\n'
         "def upgrade():\n    time.sleep(6)\n\ndef downgrade():\n    pass\n"
     )
+    # Both names: the group is stopped with apphelper's (Started.stop), remote's waits for a quit.
     monkeypatch.setattr(remote, "QUIT_GRACE", 1.0)
+    monkeypatch.setattr(apphelper, "QUIT_GRACE", 1.0)
     project = AlembicProject(script_location=scripts, python=sys.executable)
     pool = remote.HelperPool(project)
 

@@ -58,6 +58,12 @@ def _schema_bytes(name: str) -> bytes:
     return (SCHEMA_DIR / SCHEMA_FILES[name]).read_bytes()
 
 
+def _digest(name: str) -> str:
+    """The digest of schema ``name`` as it is now: what its compiled code records and its cache
+    file is named by (not cached: a changed schema file must get a new one)."""
+    return hashlib.sha256(_schema_bytes(name)).hexdigest()
+
+
 @cache
 def load_schema(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(_schema_bytes(name))
@@ -74,22 +80,23 @@ def render_validator(name: str) -> str:
         # Replaced only as we know it: a fastjsonschema that imports otherwise fails here, loudly.
         assert code.count(line) == 1, f"fastjsonschema's code no longer says {line!r}"
         code = code.replace(line, standin)
-    digest = hashlib.sha256(_schema_bytes(name)).hexdigest()
+    digest = _digest(name)
     # fastjsonschema defines the schema's own function first, then one per $defs entry.
     root = re.search(r"^def (validate\w*)\(", code, re.MULTILINE)
     assert root is not None, "fastjsonschema's code defines no validate function"
     return f'SCHEMA_SHA256 = "{digest}"\n{code}\n\nvalidate = {root[1]}\n'
 
 
-def cache_path(name: str) -> Path | None:
-    """Where the compiled validator of schema ``name`` is kept (None: no home to keep it in)."""
+def cache_path(name: str, digest: str | None = None) -> Path | None:
+    """Where the compiled validator of schema ``name`` (whose digest is ``digest``, when the
+    caller has it already) is kept (None: no home to keep it in)."""
     base = os.environ.get("XDG_CACHE_HOME")
     if not base:
         try:
             base = str(Path.home() / ".cache")
         except RuntimeError:  # no HOME and no passwd entry (a bare container user)
             return None
-    digest = hashlib.sha256(_schema_bytes(name)).hexdigest()
+    digest = digest or _digest(name)
     tag = sys.implementation.cache_tag or "python"
     return Path(base) / "compatcheck" / f"{name}-validator-{digest[:24]}.{tag}.bin"
 
@@ -136,8 +143,8 @@ def _store(path: Path, code: Any) -> None:
 
 @cache
 def _compiled(name: str) -> Any:
-    digest = hashlib.sha256(_schema_bytes(name)).hexdigest()
-    path = cache_path(name)
+    digest = _digest(name)  # read and hashed once on a cache hit (the snapshot gate)
+    path = cache_path(name, digest)
     if path is not None and (kept := _load(path, digest)) is not None:
         return kept
     code = compile(render_validator(name), f"<compatcheck {name} schema validator>", "exec")
@@ -152,7 +159,7 @@ def accepts(document: Any, name: str) -> bool:
     try:
         _compiled(name)(document)
         return True
-    except ValueError:  # fastjsonschema's rejections, and the written module's
+    except ValueError:  # fastjsonschema's rejections, and the cached code's
         return False
 
 

@@ -98,6 +98,10 @@ class HelperProcess:
         self._answered = True
         return reply
 
+    def refused(self, reply: dict[str, Any]) -> UnavailableError:
+        """The error for a request the helper answered with an error instead."""
+        return UnavailableError(f"--python {self.python}: {reply.get('error')}")
+
     def _died(self) -> HelperDied:
         self.process.wait(timeout=QUIT_GRACE)
         self.started.stderr.seek(0)
@@ -157,7 +161,7 @@ class HelperPool:
             raise
         if "ok" not in reply:
             helper.close()
-            raise UnavailableError(f"--python {helper.python}: {reply.get('error')}")
+            raise helper.refused(reply)
         return helper
 
     def give_back(self, helper: HelperProcess) -> None:
@@ -214,7 +218,7 @@ class RemoteRunner:
         opens it again."""
         reply = self._ask({"op": "release"})
         if "ok" not in reply:
-            raise UnavailableError(f"--python {self.helper.python}: {reply.get('error')}")
+            raise self.helper.refused(reply)
 
     def _ask(self, message: dict[str, Any]) -> dict[str, Any]:
         if self.cancelled():
@@ -240,7 +244,7 @@ class RemoteRunner:
         back from compatcheck's driver to one installed there): for ``--base-command``."""
         reply = self._ask({"op": "url"})
         if "url" not in reply:
-            raise UnavailableError(f"--python {self.helper.python}: {reply.get('error')}")
+            raise self.helper.refused(reply)
         return str(reply["url"])
 
     def load_ahead(self) -> None:
