@@ -5,7 +5,9 @@ Freeing what SQLAlchemy, Alembic and a report made took 0.1 s after a migrations
 written, time a person waits for the prompt and a CI step for the exit code. Nothing the
 teardown would do for compatcheck is skipped: threads that are not daemons are waited for, the
 cleanups registered with :mod:`atexit` run (logging's flush among them), and stdout and stderr
-are flushed, before ``os._exit``. In-process callers (tests, other tools) call ``main`` instead,
+are flushed, before ``os._exit``. One difference, on purpose: stdout that cannot be flushed
+(a reader that went away) keeps the command's exit code, as a broken pipe during the command
+does (:func:`compatcheck.cli.run`), where the interpreter would exit 120. In-process callers (tests, other tools) call ``main`` instead,
 which returns.
 """
 
