@@ -7,8 +7,8 @@ teardown would do for compatcheck is skipped: threads that are not daemons are w
 cleanups registered with :mod:`atexit` run (logging's flush among them), and stdout and stderr
 are flushed, before ``os._exit``. One difference, on purpose: stdout that cannot be flushed
 (a reader that went away) keeps the command's exit code, as a broken pipe during the command
-does (:func:`compatcheck.cli.run`), where the interpreter would exit 120. In-process callers (tests, other tools) call ``main`` instead,
-which returns.
+does (:func:`compatcheck.cli.run`), where the interpreter would exit 120. In-process callers
+(tests, other tools) call ``main`` instead, which returns.
 """
 
 from __future__ import annotations
