@@ -61,10 +61,7 @@ def record_from_json(cls: type[T], data: Mapping[str, Any], **convert: Callable[
             elif type(value) is list:
                 value = tuple(value)
             given[f.name] = value
-        elif f.default is not MISSING:
-            given[f.name] = f.default
-        elif f.default_factory is not MISSING:
-            given[f.name] = f.default_factory()
-        else:
+        elif f.default is MISSING and f.default_factory is MISSING:
             raise KeyError(f.name)
+        # Absent with a default: the constructor supplies it (a fresh one from a factory).
     return cls(**given)

@@ -394,6 +394,7 @@ def test_a_request_whose_twin_finished_after_its_lookup_is_not_evaluated_again(
     assert answers["a"].status_code == answers["b"].status_code == 200
     assert metric(client, "compatcheck_hook_check_duration_seconds_count") == 1
     assert metric(client, "compatcheck_hook_checks_shared_total") == 0  # not joined: cached
+    assert metric(client, "compatcheck_hook_cache_hits_total") == 1  # B, from A's verdict
 
 
 # -- slow clients (a real server) --------------------------------------------------------------

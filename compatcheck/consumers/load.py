@@ -121,14 +121,13 @@ def load_consumers(paths: Sequence[str | Path]) -> ConsumerSet:
         if isinstance(p, str):
             check_live(p)
     collector = Collector()
-    for p in plan:
-        if isinstance(p, str):
-            read_live_rules(collector, p)
-            continue
-        with gc_paused():
+    with gc_paused():
+        for p in plan:
+            if isinstance(p, str):
+                read_live_rules(collector, p)
+                continue
             for f in p:
                 _read_file(Source(str(f.path), f.rel, collector), f.path, f.explicit, None)
-    with gc_paused():
         return _finish(collector)
 
 

@@ -197,6 +197,11 @@ class Checker:
                 self._cache.move_to_end(key)
             return hit
 
+    def _cache_hit(self, outcome: Outcome) -> Outcome:
+        """``outcome``, found in a cache, as the answer: marked cached and counted as a hit."""
+        self.metrics.cache_hits.inc()
+        return replace(outcome, cached=True)
+
     def _cache_put(self, key: str, outcome: Outcome) -> None:
         if self.settings.cache_size == 0:
             return
@@ -289,8 +294,7 @@ class Checker:
             if cached is not None:
                 self._cache_put(key, cached)
         if cached is not None:
-            self.metrics.cache_hits.inc()
-            cached = replace(cached, cached=True)
+            cached = self._cache_hit(cached)
         return Lookup(req, raw, inputs, key, cached, contracts, digests)
 
     # -- phase 2: evaluation (worker thread, check slot) -----------------------------------
@@ -447,8 +451,7 @@ class Checker:
         if lookup.key is not None and (cached := self._cache_get(lookup.key)) is not None:
             # The identical evaluation ended between this lookup (a miss) and now: it cached its
             # verdict before leaving ``_inflight``, so the verdict is here, not worth a second run.
-            self.metrics.cache_hits.inc()
-            return _done(replace(cached, cached=True))
+            return _done(self._cache_hit(cached))
         future = self._start(self._checks, "checks", self.evaluate, lookup, deadline)
         if lookup.key is not None:
             key = lookup.key

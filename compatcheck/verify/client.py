@@ -129,7 +129,7 @@ class PrometheusClient:
             metric, value = item.get("metric"), item.get("value")
             if not isinstance(metric, dict) or not isinstance(value, list) or len(value) != 2:
                 continue
-            out.append(Sample({str(k): str(v) for k, v in metric.items()}, _number(value[1])))
+            out.append(Sample(_strings(metric), _number(value[1])))
         return out
 
     def alerts(self) -> list[Alert]:
