@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, Field, fields
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 T = TypeVar("T")
 
@@ -65,3 +65,15 @@ def record_from_json(cls: type[T], data: Mapping[str, Any], **convert: Callable[
             raise KeyError(f.name)
         # Absent with a default: the constructor supplies it (a fresh one from a factory).
     return cls(**given)
+
+
+class Record:
+    """A dataclass whose JSON is its fields in order, each a JSON value as it is: subclass it
+    instead of writing ``to_json``/``from_json``; override only what is written otherwise."""
+
+    def to_json(self) -> dict[str, Any]:
+        return record_json(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return record_from_json(cls, data)

@@ -16,7 +16,7 @@ from typing import Any
 
 from compatcheck.artifact.oci import ImageInfo
 from compatcheck.artifact.rollback import KubernetesTarget
-from compatcheck.records import record_from_json, record_json
+from compatcheck.records import Record, record_json
 
 #: The image keys every section with an image writes (null when not known).
 _IMAGE_KEYS = ("reference", "canonical", "tag", "pinned", "digest", "source")
@@ -59,7 +59,7 @@ class ImageRecord:
 
 
 @dataclass(frozen=True)
-class ReleaseRecord:
+class ReleaseRecord(Record):
     """A bare-metal release binary: where it is, what it hashes to, where ``current`` points."""
 
     path: str
@@ -82,10 +82,6 @@ class ReleaseRecord:
             if out[key] is None:
                 del out[key]
         return out
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ReleaseRecord:
-        return record_from_json(cls, data)
 
 
 @dataclass(frozen=True)

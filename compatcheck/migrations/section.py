@@ -13,9 +13,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
-from compatcheck.records import record_from_json, record_json
+from compatcheck.records import Record, record_from_json
 
 R = TypeVar("R")
 
@@ -39,17 +39,6 @@ def _strings(value: Any) -> tuple[str, ...] | None:
 def _records(read: Callable[[Any], R]) -> Callable[[Iterable[Any]], tuple[R, ...]]:
     """Reads a JSON list of records back as a tuple, ``read`` reading each."""
     return lambda items: tuple(read(item) for item in items)
-
-
-class Record:
-    """A dataclass whose JSON is its fields in order, each a JSON value as it is."""
-
-    def to_json(self) -> dict[str, Any]:
-        return record_json(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Self:
-        return record_from_json(cls, data)
 
 
 @dataclass(frozen=True)
