@@ -152,7 +152,7 @@ def main() -> int:
     print(f"{args.runs} runs, seconds{'':<27}{'min':>8}{'median':>9}{'max':>9}{'cpu med':>9}")
     print(_row("baseline: python reads both with json.load", got["base"]))
     print(_row("compatcheck diff OLD.json NEW.json", got["gate"]))
-    print(_row("  the same, validator cache emptied first", got["first"]))
+    print(_row("  the same, cache emptied first (+ sh, rm)", got["first"]))
     print(_row("  the same without any bytecode (stdlib too)", got["source"]))
     print(_row("baseline: python -c pass", got["bare"]))
     print(_row("compatcheck --help", got["help"]))
